@@ -1,0 +1,277 @@
+/**
+ * Where the relay learns its hosts: either the seed's environment variables for one host (HOST,
+ * SSH_PORT, SSH_USERNAME, SSH_PASSWORD or SSH_KEY, SSH_STRICT_HOST_KEY_CHECKING, from the
+ * environment or a .env file), or a JSON config file listing several. Parsed once, here, with
+ * messages that say what to set and where. Secrets are resolved to values here and never logged.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { utils as sshUtils } from 'ssh2';
+import { z } from 'zod';
+
+export const DEFAULT_SSH_PORT = 22;
+/** OpenSSH's default MaxSessions: channels one connection may have open at once. */
+export const DEFAULT_MAX_SESSIONS = 10;
+export const DEFAULT_MAX_CONNECTIONS = 4;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type SshAuth =
+  | { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string }
+  | { kind: 'password'; password: string };
+
+export interface HostConfig {
+  name: string;
+  address: string;
+  port: number;
+  username: string;
+  auth: SshAuth;
+  strictHostKeyChecking: boolean;
+  hostKeyFingerprints: string[];
+  labels: Record<string, string>;
+  maxSessions: number;
+  maxConnections: number;
+  connectTimeoutMs: number;
+}
+
+export interface RelayHostsConfig {
+  relayId: string;
+  hosts: HostConfig[];
+  /** known_hosts files read when verifying host keys, in order. */
+  knownHostsFiles: string[];
+  /** Where accept-new (SSH_STRICT_HOST_KEY_CHECKING=false) records newly seen keys. */
+  recordKnownHostsFile: string;
+  /** Describes where the hosts came from, for the startup log. */
+  source: string;
+}
+
+const hostName = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
+
+const hostEntry = z
+  .object({
+    name: hostName,
+    address: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(DEFAULT_SSH_PORT),
+    user: z.string().min(1),
+    key_path: z.string().min(1).optional(),
+    key_passphrase_env: z.string().min(1).optional(),
+    password_env: z.string().min(1).optional(),
+    password_file: z.string().min(1).optional(),
+    strict_host_key_checking: z.boolean().default(true),
+    host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints')).default([]),
+    labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+    max_sessions: z.number().int().min(2).max(100).default(DEFAULT_MAX_SESSIONS),
+    max_connections: z.number().int().min(1).max(32).default(DEFAULT_MAX_CONNECTIONS),
+    connect_timeout_seconds: z.number().positive().max(120).default(DEFAULT_CONNECT_TIMEOUT_MS / 1000),
+  })
+  .strict();
+
+const configFile = z
+  .object({
+    relay_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+    known_hosts: z.array(z.string()).optional(),
+    hosts: z.array(hostEntry),
+  })
+  .strict();
+
+export function expandHome(path: string): string {
+  if (path === '~') return homedir();
+  if (path.startsWith('~/')) return join(homedir(), path.slice(2));
+  return path;
+}
+
+/** The relay's own state (recorded host keys). */
+export function stateDir(env: NodeJS.ProcessEnv): string {
+  const explicit = env.MCP_REMOTE_EXEC_STATE_DIR;
+  if (explicit) return resolve(expandHome(explicit));
+  const xdg = env.XDG_STATE_HOME;
+  return join(xdg ? xdg : join(homedir(), '.local', 'state'), 'mcp-remote-exec');
+}
+
+/**
+ * Merge a .env file under the process environment (real environment variables win, as with
+ * dotenv). A missing file is fine; the seed treated .env as optional too.
+ */
+export function loadEnvironment(env: NodeJS.ProcessEnv, envFile: string): NodeJS.ProcessEnv {
+  if (!existsSync(envFile)) return env;
+  const fromFile = parseEnv(readFileSync(envFile, 'utf8'));
+  return { ...fromFile, ...env };
+}
+
+function readKey(path: string, where: string): Buffer {
+  const full = resolve(expandHome(path));
+  if (!existsSync(full)) {
+    throw new ConfigError(`SSH key file not found: ${full} (${where}). Point it at an existing private key file (absolute path, or relative to ${process.cwd()}).`);
+  }
+  try {
+    return readFileSync(full);
+  } catch (error) {
+    throw new ConfigError(`SSH key file ${full} cannot be read (${where}): ${error instanceof Error ? error.message : String(error)}. Check its permissions (typically 600, owned by the relay's user).`);
+  }
+}
+
+/** PEM marks encryption in its header; OpenSSH's format names its KDF ("bcrypt") inside the base64 body. */
+function looksEncrypted(key: Buffer): boolean {
+  const text = key.toString('latin1');
+  if (/ENCRYPTED/.test(text)) return true;
+  const body = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END/.exec(text)?.[1];
+  return body !== undefined && Buffer.from(body.replace(/\s+/g, ''), 'base64').subarray(0, 64).includes('bcrypt');
+}
+
+/**
+ * Load the key now, so a wrong format or a missing passphrase is a startup error that names the
+ * file, not a failure on the first command.
+ */
+function checkKey(key: Buffer, passphrase: string | undefined, path: string, where: string): void {
+  const parsed = sshUtils.parseKey(key, passphrase);
+  if (parsed instanceof Error) {
+    const hint = looksEncrypted(key) && !passphrase
+      ? 'The key is protected by a passphrase: give it in SSH_KEY_PASSPHRASE (or key_passphrase_env in the config file).'
+      : 'Supported: OpenSSH ("BEGIN OPENSSH PRIVATE KEY") and PEM private keys of type Ed25519, ECDSA (P-256/384/521) and RSA. Check it with: ssh-keygen -y -f ' + path;
+    throw new ConfigError(`SSH key ${path} (${where}) could not be loaded: ${parsed.message}. ${hint}`);
+  }
+}
+
+function parseBoolean(value: string | undefined, name: string, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  const lowered = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(lowered)) return true;
+  if (['false', '0', 'no', 'off'].includes(lowered)) return false;
+  throw new ConfigError(`${name} must be true or false, not "${value}".`);
+}
+
+function parsePort(value: string | undefined): number {
+  if (value === undefined || value === '') return DEFAULT_SSH_PORT;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`SSH_PORT must be a port number (1-65535), not "${value}".`);
+  return port;
+}
+
+function knownHostsDefaults(env: NodeJS.ProcessEnv, extra: string[] = []): { read: string[]; record: string } {
+  const record = join(stateDir(env), 'known_hosts');
+  const fromEnv = env.SSH_KNOWN_HOSTS ? env.SSH_KNOWN_HOSTS.split(':').filter(Boolean) : [join(homedir(), '.ssh', 'known_hosts')];
+  const read = [...fromEnv, ...extra].map((path) => resolve(expandHome(path)));
+  return { read: [...read, record], record };
+}
+
+/** One host from the seed's variables. Returns null when HOST is not set. */
+function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
+  const address = env.HOST?.trim();
+  if (!address) return null;
+  const username = env.SSH_USERNAME?.trim();
+  if (!username) throw new ConfigError('HOST is set but SSH_USERNAME is not. Set SSH_USERNAME to the user to log in as.');
+  let auth: SshAuth;
+  if (env.SSH_KEY) {
+    const passphrase = env.SSH_KEY_PASSPHRASE || undefined;
+    const privateKey = readKey(env.SSH_KEY, 'SSH_KEY');
+    checkKey(privateKey, passphrase, env.SSH_KEY, 'SSH_KEY');
+    auth = { kind: 'key', privateKey, keyPath: env.SSH_KEY, ...(passphrase ? { passphrase } : {}) };
+  } else if (env.SSH_PASSWORD) {
+    auth = { kind: 'password', password: env.SSH_PASSWORD };
+  } else {
+    throw new ConfigError('HOST is set but neither SSH_KEY (path to a private key) nor SSH_PASSWORD is. Set one of them.');
+  }
+  return {
+    name: env.HOST_NAME?.trim() || address,
+    address,
+    port: parsePort(env.SSH_PORT),
+    username,
+    auth,
+    strictHostKeyChecking: parseBoolean(env.SSH_STRICT_HOST_KEY_CHECKING, 'SSH_STRICT_HOST_KEY_CHECKING', true),
+    hostKeyFingerprints: env.SSH_HOST_KEY_FINGERPRINT ? [env.SSH_HOST_KEY_FINGERPRINT.trim()] : [],
+    labels: {},
+    maxSessions: DEFAULT_MAX_SESSIONS,
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+  };
+}
+
+function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv, file: string): HostConfig {
+  const where = `host "${entry.name}" in ${file}`;
+  const sources = [entry.key_path, entry.password_env, entry.password_file].filter((value) => value !== undefined);
+  if (sources.length !== 1) {
+    throw new ConfigError(`${where}: give exactly one of key_path, password_env or password_file.`);
+  }
+  let auth: SshAuth;
+  if (entry.key_path !== undefined) {
+    const passphrase = entry.key_passphrase_env ? env[entry.key_passphrase_env] : undefined;
+    if (entry.key_passphrase_env && !passphrase) throw new ConfigError(`${where}: key_passphrase_env names ${entry.key_passphrase_env}, which is not set.`);
+    const keyPath = isAbsolute(expandHome(entry.key_path)) ? entry.key_path : resolve(file, '..', entry.key_path);
+    const privateKey = readKey(keyPath, where);
+    checkKey(privateKey, passphrase, keyPath, where);
+    auth = { kind: 'key', privateKey, keyPath, ...(passphrase ? { passphrase } : {}) };
+  } else if (entry.password_env !== undefined) {
+    const password = env[entry.password_env];
+    if (!password) throw new ConfigError(`${where}: password_env names ${entry.password_env}, which is not set.`);
+    auth = { kind: 'password', password };
+  } else {
+    const path = resolve(expandHome(entry.password_file ?? ''));
+    if (!existsSync(path)) throw new ConfigError(`${where}: password_file ${path} does not exist.`);
+    auth = { kind: 'password', password: readFileSync(path, 'utf8').replace(/\r?\n$/, '') };
+  }
+  return {
+    name: entry.name,
+    address: entry.address,
+    port: entry.port,
+    username: entry.user,
+    auth,
+    strictHostKeyChecking: entry.strict_host_key_checking,
+    hostKeyFingerprints: entry.host_key_fingerprints,
+    labels: entry.labels,
+    maxSessions: entry.max_sessions,
+    maxConnections: entry.max_connections,
+    connectTimeoutMs: entry.connect_timeout_seconds * 1000,
+  };
+}
+
+/**
+ * Load hosts from `configPath` when given (or MCP_REMOTE_EXEC_CONFIG), else from the seed's
+ * variables. No host at all is not an error: the relay starts and says how to add one.
+ */
+export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): RelayHostsConfig {
+  const defaultRelayId = env.RELAY_ID?.trim() || hostname().split('.')[0] || 'relay';
+  const path = configPath ?? env.MCP_REMOTE_EXEC_CONFIG;
+  if (path) {
+    const full = resolve(expandHome(path));
+    if (!existsSync(full)) throw new ConfigError(`Relay config file not found: ${full}.`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(full, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`Relay config file ${full} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const parsed = configFile.safeParse(raw);
+    if (!parsed.success) throw new ConfigError(`Relay config file ${full} is invalid:\n${z.prettifyError(parsed.error)}`);
+    const names = new Set<string>();
+    for (const entry of parsed.data.hosts) {
+      if (names.has(entry.name)) throw new ConfigError(`Relay config file ${full}: host name "${entry.name}" appears twice.`);
+      names.add(entry.name);
+    }
+    const known = knownHostsDefaults(env, parsed.data.known_hosts ?? []);
+    return {
+      relayId: parsed.data.relay_id ?? defaultRelayId,
+      hosts: parsed.data.hosts.map((entry) => hostFromEntry(entry, env, full)),
+      knownHostsFiles: known.read,
+      recordKnownHostsFile: known.record,
+      source: full,
+    };
+  }
+  const host = hostFromSeedVariables(env);
+  const known = knownHostsDefaults(env);
+  return {
+    relayId: defaultRelayId,
+    hosts: host ? [host] : [],
+    knownHostsFiles: known.read,
+    recordKnownHostsFile: known.record,
+    source: 'environment (HOST, SSH_USERNAME, …)',
+  };
+}
+
+export const NO_HOSTS_HINT =
+  'No SSH host is configured. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD) in the environment or in .env, ' +
+  'or pass --config relay.config.json listing hosts (see relay.config.example.json), then restart.';

@@ -1,0 +1,16 @@
+/**
+ * One-line JSON logs on stderr. stdout is reserved (the stdio mode speaks MCP on it). Callers pass
+ * identifiers and outcomes only: never command text, file contents, passwords or tokens.
+ */
+type Level = 'debug' | 'info' | 'warn' | 'error';
+const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function threshold(): number {
+  const wanted = process.env.LOG_LEVEL;
+  return wanted === 'debug' || wanted === 'info' || wanted === 'warn' || wanted === 'error' ? order[wanted] : order.info;
+}
+
+export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
+  if (order[level] < threshold()) return;
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
+}

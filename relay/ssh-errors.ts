@@ -1,0 +1,77 @@
+/**
+ * The one place where ssh2 and socket failures become error codes. Classification uses ssh2's
+ * machine-readable fields (`level`, `code`, `reason`), never message text.
+ */
+import type { ToolError } from '../shared/errors.ts';
+import type { HostConfig } from './config.ts';
+import { trustCommand, type HostKeyDecision } from './host-keys.ts';
+
+const UNREACHABLE_SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
+
+function field(error: unknown, name: string): unknown {
+  return typeof error === 'object' && error !== null && name in error ? (error as Record<string, unknown>)[name] : undefined;
+}
+
+export function describeTarget(host: HostConfig): string {
+  return `${host.username}@${host.address}:${host.port}`;
+}
+
+/** A refused host key, with its fingerprint and the exact way to trust it. */
+export function hostKeyError(host: HostConfig, decision: Extract<HostKeyDecision, { ok: false }>, recordFile: string): ToolError {
+  const where = `host "${host.name}" (${host.address}:${host.port})`;
+  const trust = trustCommand(host.address, host.port, decision.keyType, recordFile);
+  const pin = `or pin it: set host_key_fingerprints ["${decision.fingerprint}"] for this host in the relay config (SSH_HOST_KEY_FINGERPRINT=${decision.fingerprint} with the .env setup)`;
+  switch (decision.reason) {
+    case 'unknown':
+      return {
+        code: 'host_key_unknown',
+        message: `The ${decision.keyType} host key of ${where} is not known to the relay. Its fingerprint is ${decision.fingerprint}. If that matches the host (compare with the output of: for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "\$k"; done, run on the host), trust it on the relay machine with: ${trust} ${pin}.`,
+      };
+    case 'changed':
+      return {
+        code: 'host_key_changed',
+        message: `The host key of ${where} has CHANGED. It now presents ${decision.keyType} ${decision.fingerprint}; the trusted key${decision.knownFingerprints.length > 1 ? 's are' : ' is'} ${decision.knownFingerprints.join(', ')}. The connection was refused. If the host was really reinstalled, remove the old entry (ssh-keygen -R '[${host.address}]:${host.port}' -f <known_hosts file>) and trust the new key with: ${trust}`,
+      };
+    case 'revoked':
+      return {
+        code: 'host_key_changed',
+        message: `The host key ${decision.fingerprint} presented by ${where} is marked @revoked in known_hosts. The connection was refused.`,
+      };
+  }
+}
+
+/** Classify a failure to connect or authenticate. */
+export function connectError(error: unknown, host: HostConfig): ToolError {
+  const level = field(error, 'level');
+  const code = field(error, 'code');
+  const target = describeTarget(host);
+  if (level === 'client-authentication') {
+    const method = host.auth.kind === 'key' ? `the key ${host.auth.keyPath}` : 'the configured password';
+    return { code: 'auth_failed', message: `Authentication as "${host.username}" on host "${host.name}" (${target}) failed with ${method}.` };
+  }
+  if (level === 'client-timeout') {
+    return { code: 'host_unreachable', message: `Host "${host.name}" (${target}) did not complete the SSH handshake within ${host.connectTimeoutMs / 1000} s.` };
+  }
+  if (level === 'client-dns' || (typeof code === 'string' && UNREACHABLE_SOCKET_CODES.has(code))) {
+    return { code: 'host_unreachable', message: `Cannot reach host "${host.name}" at ${host.address}:${host.port}${typeof code === 'string' ? ` (${code})` : ''}.` };
+  }
+  if (level === 'client-socket') {
+    return { code: 'host_unreachable', message: `The connection to host "${host.name}" (${target}) failed at the socket level.` };
+  }
+  return { code: 'ssh_error', message: `SSH connection to host "${host.name}" (${target}) failed: ${error instanceof Error ? error.message : String(error)}` };
+}
+
+/** ssh2 reports a refused channel open with a numeric `reason` (RFC 4254 §5.1). */
+export function isChannelOpenFailure(error: unknown): boolean {
+  return typeof field(error, 'reason') === 'number';
+}

@@ -1,0 +1,298 @@
+/**
+ * SSH connections per host, reused across calls. Each host gets up to `maxConnections`
+ * connections, opened on demand, each carrying up to `maxSessions - 2` channels at once: OpenSSH
+ * refuses channels beyond MaxSessions (default 10), it frees a slot slightly after the client sees
+ * a channel close, and a timed-out command needs one spare channel to kill its process group.
+ * Callers beyond capacity wait in FIFO order, bounded by their deadline and abort signal.
+ */
+import { Client } from 'ssh2';
+import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
+import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
+import type { HostConfig } from './config.ts';
+import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision } from './host-keys.ts';
+import { log } from './log.ts';
+import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
+
+/** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+export const KEEPALIVE_INTERVAL_MS = 15_000;
+const KEEPALIVE_COUNT_MAX = 3;
+/** Connections with no channel for this long are closed; the next call reconnects. */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
+/** sshd may refuse a channel for a moment after another closed; retry this often, this many times. */
+const CHANNEL_RETRY_DELAY_MS = 15;
+const CHANNEL_RETRY_LIMIT = 40;
+
+export interface KnownHostsSettings {
+  files: string[];
+  recordFile: string;
+}
+
+interface Connection {
+  id: number;
+  client: Client;
+  state: 'connecting' | 'ready' | 'closed';
+  active: number;
+  idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+interface Waiter {
+  resolve(outcome: Outcome<Lease>): void;
+}
+
+export interface Lease {
+  client: Client;
+  /** Give the channel slot back. Safe to call more than once. */
+  release(): void;
+}
+
+let nextConnectionId = 1;
+
+function isHostKeyAlgorithm(name: string): name is ServerHostKeyAlgorithm {
+  return (HOST_KEY_ALGORITHMS as string[]).includes(name);
+}
+
+export class HostPool {
+  readonly host: HostConfig;
+  private readonly knownHosts: KnownHostsSettings;
+  private readonly connections: Connection[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly perConnection: number;
+  private closed = false;
+
+  constructor(host: HostConfig, knownHosts: KnownHostsSettings) {
+    this.host = host;
+    this.knownHosts = knownHosts;
+    this.perConnection = Math.max(1, host.maxSessions - 2);
+  }
+
+  /** Connections currently open or opening (for tests and the status view). */
+  get connectionCount(): number {
+    return this.connections.length;
+  }
+
+  /** Wait for a channel slot on a ready connection, opening one if the pool has room. */
+  acquire(signal: AbortSignal): Promise<Outcome<Lease>> {
+    if (this.closed) return Promise.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
+    if (signal.aborted) return Promise.resolve(failure('cancelled', 'Cancelled before an SSH channel was available.'));
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        resolve: (outcome) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(outcome);
+        },
+      };
+      const onAbort = (): void => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        waiter.resolve(failure('cancelled', 'Cancelled while waiting for an SSH channel.'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Open an exec channel, retrying while sshd refuses it for lack of sessions. The lease is
+   * released when the channel closes.
+   */
+  async exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease }>> {
+    for (let attempt = 0; ; attempt += 1) {
+      const acquired = await this.acquire(signal);
+      if (!acquired.ok) return acquired;
+      const lease = acquired.value;
+      const opened = await new Promise<Outcome<ClientChannel>>((resolve) => {
+        try {
+          lease.client.exec(command, (error, channel) => {
+            if (error) resolve(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
+            else resolve(success(channel));
+          });
+        } catch (error) {
+          // ssh2 throws synchronously when the connection is no longer writable.
+          resolve(failure('host_unreachable', error instanceof Error ? error.message : String(error)));
+        }
+      });
+      if (opened.ok) {
+        opened.value.once('close', () => lease.release());
+        return success({ channel: opened.value, lease });
+      }
+      lease.release();
+      const retryable = opened.error.code === 'ssh_error' && attempt < CHANNEL_RETRY_LIMIT;
+      if (!retryable || signal.aborted) {
+        return failure(opened.error.code, `Could not open an SSH channel on host "${this.host.name}": ${opened.error.message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const waiter of this.waiters.splice(0)) waiter.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
+    for (const connection of this.connections.splice(0)) this.end(connection);
+  }
+
+  private dispatch(): void {
+    while (this.waiters.length > 0) {
+      const connection = this.connections.find((c) => c.state === 'ready' && c.active < this.perConnection);
+      if (!connection) break;
+      const waiter = this.waiters.shift();
+      if (waiter) waiter.resolve(success(this.lease(connection)));
+    }
+    if (this.waiters.length === 0 || this.closed) return;
+    const connecting = this.connections.filter((c) => c.state === 'connecting').length;
+    if (this.waiters.length > connecting * this.perConnection && this.connections.length < this.host.maxConnections) {
+      this.open();
+    }
+  }
+
+  private lease(connection: Connection): Lease {
+    connection.active += 1;
+    if (connection.idleTimer) clearTimeout(connection.idleTimer);
+    connection.idleTimer = undefined;
+    let released = false;
+    return {
+      client: connection.client,
+      release: () => {
+        if (released) return;
+        released = true;
+        connection.active -= 1;
+        if (connection.active === 0 && connection.state === 'ready') {
+          connection.idleTimer = setTimeout(() => this.retire(connection), IDLE_TIMEOUT_MS);
+          connection.idleTimer.unref();
+        }
+        this.dispatch();
+      },
+    };
+  }
+
+  private open(): void {
+    const host = this.host;
+    const client = new Client();
+    const connection: Connection = { id: nextConnectionId++, client, state: 'connecting', active: 0 };
+    this.connections.push(connection);
+    let decision: HostKeyDecision | undefined;
+    const pinned = host.hostKeyFingerprints;
+    const known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
+    const config: ConnectConfig = {
+      host: host.address,
+      port: host.port,
+      username: host.username,
+      readyTimeout: host.connectTimeoutMs,
+      keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      // Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust.
+      algorithms: { serverHostKey: preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm) },
+      hostVerifier: (key: Buffer): boolean => {
+        decision = decideHostKey(
+          {
+            host: host.address,
+            port: host.port,
+            strict: host.strictHostKeyChecking,
+            knownHostsFiles: this.knownHosts.files,
+            recordFile: this.knownHosts.recordFile,
+            pinnedFingerprints: pinned,
+          },
+          key,
+        );
+        if (decision.ok && decision.recorded) {
+          log('warn', 'recorded a new host key (SSH_STRICT_HOST_KEY_CHECKING=false)', { host: host.name, file: this.knownHosts.recordFile });
+        }
+        return decision.ok;
+      },
+      ...(host.auth.kind === 'key'
+        ? { privateKey: host.auth.privateKey, ...(host.auth.passphrase ? { passphrase: host.auth.passphrase } : {}) }
+        : { password: host.auth.password }),
+    };
+
+    const fail = (error: ToolError): void => {
+      this.remove(connection);
+      // Only give up on waiters when nothing else could serve them; otherwise they keep waiting.
+      const alive = this.connections.some((c) => c.state !== 'closed');
+      if (!alive) for (const waiter of this.waiters.splice(0)) waiter.resolve({ ok: false, error });
+      else this.dispatch();
+    };
+
+    client.on('connect', () => {
+      // ssh2 never sets TCP_NODELAY; without it every small exchange waits out Nagle + delayed ACK (~40 ms).
+      client.setNoDelay(true);
+    });
+    client.on('ready', () => {
+      connection.state = 'ready';
+      log('debug', 'ssh connection ready', { host: host.name, connection: connection.id });
+      this.dispatch();
+    });
+    client.on('error', (error: Error) => {
+      if (connection.state === 'connecting') {
+        const refused = decision !== undefined && !decision.ok ? decision : undefined;
+        const toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : connectError(error, host);
+        log('warn', 'ssh connect failed', { host: host.name, code: toolError.code });
+        fail(toolError);
+      } else {
+        log('warn', 'ssh connection error', { host: host.name, connection: connection.id, error: error.message });
+      }
+    });
+    client.on('close', () => {
+      if (connection.state === 'connecting') {
+        fail({ code: 'host_unreachable', message: `Host "${host.name}" closed the connection during the SSH handshake.` });
+        return;
+      }
+      log('debug', 'ssh connection closed', { host: host.name, connection: connection.id });
+      this.remove(connection);
+      this.dispatch();
+    });
+    try {
+      client.connect(config);
+    } catch (error) {
+      // ssh2 throws synchronously for unusable options such as a key it cannot parse.
+      fail({ code: 'auth_failed', message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}` });
+    }
+  }
+
+  private retire(connection: Connection): void {
+    if (connection.active > 0) return;
+    this.remove(connection);
+    this.end(connection);
+  }
+
+  private remove(connection: Connection): void {
+    connection.state = 'closed';
+    if (connection.idleTimer) clearTimeout(connection.idleTimer);
+    const index = this.connections.indexOf(connection);
+    if (index >= 0) this.connections.splice(index, 1);
+  }
+
+  private end(connection: Connection): void {
+    connection.state = 'closed';
+    if (connection.idleTimer) clearTimeout(connection.idleTimer);
+    connection.client.end();
+  }
+}
+
+export class SshPools {
+  private readonly pools = new Map<string, HostPool>();
+
+  constructor(hosts: HostConfig[], knownHosts: KnownHostsSettings) {
+    for (const host of hosts) this.pools.set(host.name, new HostPool(host, knownHosts));
+  }
+
+  get(name: string): HostPool | undefined {
+    return this.pools.get(name);
+  }
+
+  names(): string[] {
+    return [...this.pools.keys()];
+  }
+
+  closeAll(): void {
+    for (const pool of this.pools.values()) pool.close();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The one list of error codes. The relay maps ssh2/SFTP failures to these in one place
+ * (relay/ssh-errors.ts); the Worker and the stdio mode turn them into tool results in one place
+ * (describeError below). Codes double as wire strings in the protocol.
+ */
+export const ERROR_CODES = [
+  'invalid_argument',
+  'relay_not_connected',
+  'relay_disconnected',
+  'relay_timeout',
+  'relay_shutting_down',
+  'host_not_configured',
+  'host_ambiguous',
+  'host_unreachable',
+  'auth_failed',
+  'host_key_unknown',
+  'host_key_changed',
+  'ssh_error',
+  'cancelled',
+  'protocol_error',
+  'version_mismatch',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** A failure as it travels between relay, Worker and tool result. Never carries a secret. */
+export interface ToolError {
+  code: ErrorCode;
+  /** What happened, specific to this call (e.g. which host, which fingerprint). */
+  message: string;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ToolError };
+
+export function failure(code: ErrorCode, message: string): { ok: false; error: ToolError } {
+  return { ok: false, error: { code, message } };
+}
+
+export function success<T>(value: T): { ok: true; value: T } {
+  return { ok: true, value };
+}
+
+/**
+ * What the person should do about each code. Exhaustive: adding a code fails to compile until
+ * it has advice here.
+ */
+export function adviceFor(code: ErrorCode): string {
+  switch (code) {
+    case 'invalid_argument':
+      return 'Correct the argument named above and call the tool again.';
+    case 'relay_not_connected':
+      return 'No relay is connected to this server. Start the relay on a machine that can reach your hosts (see the README, "Running the relay"), then retry.';
+    case 'relay_disconnected':
+      return 'The relay disconnected while the request was in flight, so its outcome is unknown. Check on the host whether it took effect before running it again; it was not retried automatically.';
+    case 'relay_timeout':
+      return 'The relay did not answer in time; the outcome is unknown. Check the relay logs and the host before retrying.';
+    case 'relay_shutting_down':
+      return 'The relay is shutting down and accepts no new work. Retry once it has restarted.';
+    case 'host_not_configured':
+      return 'Call ssh_list_hosts to see the host names you can use, or add the host to the relay configuration.';
+    case 'host_ambiguous':
+      return 'Several hosts are configured: pass the host argument (ssh_list_hosts lists them).';
+    case 'host_unreachable':
+      return 'Check that the host is up, that its SSH port is open from the relay machine, and the address and port in the relay configuration.';
+    case 'auth_failed':
+      return 'Check the user name and the key or password for this host in the relay configuration, and that the key is authorised on the host.';
+    case 'host_key_unknown':
+      return 'The host key is not trusted yet. Verify the fingerprint above out of band, then trust it as shown, or pin it in the relay configuration.';
+    case 'host_key_changed':
+      return 'The host key differs from the trusted one: this may be an attack or a reinstalled host. Verify the new fingerprint out of band before replacing the old key in known_hosts.';
+    case 'ssh_error':
+      return 'The SSH session failed; retry, and check the relay logs if it persists.';
+    case 'cancelled':
+      return 'The request was cancelled; the remote process was stopped.';
+    case 'protocol_error':
+      return 'The relay and the server disagreed on a message; check that both run the same release.';
+    case 'version_mismatch':
+      return 'Upgrade the relay and the server to the same release.';
+    case 'internal':
+      return 'An unexpected error occurred; the operator can find details in the server logs.';
+    default: {
+      const unhandled: never = code;
+      return unhandled;
+    }
+  }
+}
+
+/** The text a person reads: code, what happened, what to do. */
+export function describeError(error: ToolError): string {
+  return `Error [${error.code}]: ${error.message}\n${adviceFor(error.code)}`;
+}

@@ -1,0 +1,24 @@
+/**
+ * Defaults and hard limits carried over from the Python original (its README is our compatibility
+ * baseline). Every one of them can be configured; these are what applies when nothing is set.
+ */
+
+/** Characters of command output returned to the model before truncation (seed: CHARACTER_LIMIT). */
+export const DEFAULT_CHARACTER_LIMIT = 25_000;
+/** Largest file moved by a transfer tool, in bytes (seed: MAX_FILE_SIZE, 10 MiB). */
+export const DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024;
+/** Command timeout in seconds when the caller gives none (seed: TIMEOUT). */
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+/** Longest timeout a caller may ask for, in seconds (seed: 300). */
+export const MAX_TIMEOUT_SECONDS = 300;
+/** Shortest timeout a caller may ask for, in seconds. */
+export const MIN_TIMEOUT_SECONDS = 1;
+/** Longest command accepted, in characters (seed: 10,000). */
+export const MAX_COMMAND_LENGTH = 10_000;
+/** Longest host name accepted in a tool argument. */
+export const MAX_HOST_NAME_LENGTH = 128;
+/**
+ * Extra time the Worker waits for the relay's answer beyond the command timeout. The relay
+ * enforces the timeout itself and needs a moment to kill the process group and report.
+ */
+export const RELAY_REPLY_GRACE_MS = 5_000;

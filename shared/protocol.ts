@@ -1,0 +1,186 @@
+/**
+ * The Worker ⇄ relay wire protocol: one zod discriminated union per direction. Every frame
+ * received on either side goes through parseRelayFrame / parseHubFrame (safeParse), never a cast.
+ *
+ * Frames are JSON text. Requests carry an id and a relative deadline (clocks on the relay and in
+ * the Worker are not assumed to agree, so deadlines travel as durations and each side measures
+ * them from when it saw the frame). Output streams back as `output` frames; the `result` or
+ * `error` frame with the same id ends the request. Nothing is ever re-sent: if the socket drops,
+ * outstanding requests fail with `relay_disconnected` (outcome unknown).
+ */
+import { z } from 'zod';
+import { ERROR_CODES } from './errors.ts';
+import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS } from './limits.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Well under the 32 MiB a Durable Object accepts per WebSocket message and the 1 MiB we send. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Output frames carry at most this many characters each, so no frame comes near the limits. */
+export const MAX_OUTPUT_CHUNK_CHARS = 64 * 1024;
+/** The heartbeat frames are fixed strings so the hub can answer them without waking (auto-response). */
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+export const HEARTBEAT_INTERVAL_MS = 15_000;
+
+const requestId = z.string().min(1).max(64);
+const hostName = z.string().min(1).max(MAX_HOST_NAME_LENGTH);
+const errorCode = z.enum(ERROR_CODES);
+
+export const hostInventoryEntry = z.object({
+  name: hostName,
+  /** `user@address:port`: where the relay connects. Not a secret; helps a person tell hosts apart. */
+  target: z.string().max(512),
+  labels: z.record(z.string().max(64), z.string().max(256)),
+  capabilities: z.array(z.string().max(32)).max(32),
+});
+export type HostInventoryEntry = z.infer<typeof hostInventoryEntry>;
+
+export const hostStatus = z.object({
+  name: hostName,
+  reachable: z.boolean(),
+  code: errorCode.optional(),
+  message: z.string().max(4096).optional(),
+  latencyMs: z.number().nonnegative().optional(),
+});
+export type HostStatus = z.infer<typeof hostStatus>;
+
+// ---- operations: what a request asks the relay to do ----
+
+export const execOperation = z.object({
+  op: z.literal('exec'),
+  host: hostName,
+  command: z.string().min(1).max(MAX_COMMAND_LENGTH),
+  timeoutMs: z.number().int().positive().max(MAX_TIMEOUT_SECONDS * 1000),
+  /** Characters of each stream to keep; the rest is counted, not kept. */
+  maxChars: z.number().int().positive().max(10_000_000),
+});
+export type ExecOperation = z.infer<typeof execOperation>;
+
+export const probeOperation = z.object({
+  op: z.literal('probe'),
+  /** Empty means every configured host. */
+  hosts: z.array(hostName).max(1000),
+  timeoutMs: z.number().int().positive().max(60_000),
+});
+export type ProbeOperation = z.infer<typeof probeOperation>;
+
+export const pingOperation = z.object({ op: z.literal('ping') });
+export type PingOperation = z.infer<typeof pingOperation>;
+
+export const operation = z.discriminatedUnion('op', [execOperation, probeOperation, pingOperation]);
+export type Operation = z.infer<typeof operation>;
+
+// ---- results ----
+
+export const execResult = z.object({
+  op: z.literal('exec'),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(32).nullable(),
+  timedOut: z.boolean(),
+  cancelled: z.boolean(),
+  stdoutBytes: z.number().int().nonnegative(),
+  stderrBytes: z.number().int().nonnegative(),
+  /** True when the relay kept less of the stream than the command wrote (it keeps maxChars). */
+  stdoutTruncated: z.boolean(),
+  stderrTruncated: z.boolean(),
+  durationMs: z.number().nonnegative(),
+});
+export type ExecResultFrame = z.infer<typeof execResult>;
+
+export const probeResult = z.object({ op: z.literal('probe'), hosts: z.array(hostStatus) });
+export type ProbeResult = z.infer<typeof probeResult>;
+
+export const pingResult = z.object({ op: z.literal('ping'), relayVersion: z.string().max(64) });
+export type PingResult = z.infer<typeof pingResult>;
+
+export const operationResult = z.discriminatedUnion('op', [execResult, probeResult, pingResult]);
+export type OperationResult = z.infer<typeof operationResult>;
+
+// ---- frames the relay sends ----
+
+export const helloFrame = z.object({
+  type: z.literal('hello'),
+  protocol: z.number().int(),
+  relayId: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/),
+  version: z.string().max(64),
+  hosts: z.array(hostInventoryEntry).max(1000),
+});
+export type HelloFrame = z.infer<typeof helloFrame>;
+
+export const outputFrame = z.object({
+  type: z.literal('output'),
+  id: requestId,
+  stream: z.enum(['stdout', 'stderr']),
+  data: z.string().max(MAX_OUTPUT_CHUNK_CHARS),
+});
+export type OutputFrame = z.infer<typeof outputFrame>;
+
+export const resultFrame = z.object({ type: z.literal('result'), id: requestId, result: operationResult });
+export type ResultFrame = z.infer<typeof resultFrame>;
+
+export const errorFrame = z.object({
+  type: z.literal('error'),
+  /** Absent when the error is about the connection rather than one request. */
+  id: requestId.optional(),
+  code: errorCode,
+  message: z.string().max(4096),
+});
+export type ErrorFrame = z.infer<typeof errorFrame>;
+
+export const pingFrame = z.object({ type: z.literal('ping') });
+
+export const relayFrame = z.discriminatedUnion('type', [helloFrame, outputFrame, resultFrame, errorFrame, pingFrame]);
+export type RelayFrame = z.infer<typeof relayFrame>;
+
+// ---- frames the hub sends ----
+
+export const welcomeFrame = z.object({
+  type: z.literal('welcome'),
+  protocol: z.number().int(),
+  /** Maximum characters per output frame the hub accepts (lets the hub lower it later). */
+  maxOutputChunkChars: z.number().int().positive(),
+});
+export type WelcomeFrame = z.infer<typeof welcomeFrame>;
+
+export const requestFrame = z.object({
+  type: z.literal('request'),
+  id: requestId,
+  /** Milliseconds, from receipt, after which the hub stops waiting for an answer. */
+  deadlineMs: z.number().int().positive().max(3_600_000),
+  operation,
+});
+export type RequestFrame = z.infer<typeof requestFrame>;
+
+export const cancelFrame = z.object({ type: z.literal('cancel'), id: requestId });
+export type CancelFrame = z.infer<typeof cancelFrame>;
+
+export const pongFrame = z.object({ type: z.literal('pong') });
+
+export const hubFrame = z.discriminatedUnion('type', [welcomeFrame, requestFrame, cancelFrame, errorFrame, pongFrame]);
+export type HubFrame = z.infer<typeof hubFrame>;
+
+export type FrameParse<T> = { ok: true; frame: T } | { ok: false; reason: string };
+
+function parseWith<T>(schema: z.ZodType<T>, text: string): FrameParse<T> {
+  if (text.length > MAX_FRAME_BYTES) return { ok: false, reason: `frame of ${text.length} characters exceeds ${MAX_FRAME_BYTES}` };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'frame is not valid JSON' };
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) return { ok: false, reason: z.prettifyError(parsed.error).slice(0, 1000) };
+  return { ok: true, frame: parsed.data };
+}
+
+/** Validate a frame the relay sent (used by the hub). */
+export function parseRelayFrame(text: string): FrameParse<RelayFrame> {
+  return parseWith(relayFrame, text);
+}
+
+/** Validate a frame the hub sent (used by the relay). */
+export function parseHubFrame(text: string): FrameParse<HubFrame> {
+  return parseWith(hubFrame, text);
+}

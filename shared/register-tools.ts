@@ -1,0 +1,127 @@
+/**
+ * Binds the tool catalog to an MCP server with a given executor. Both the Worker's session
+ * Durable Object and the stdio mode call this, so the tools look and behave the same everywhere.
+ */
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { describeError, type ToolError } from './errors.ts';
+import { formatExecResult } from './exec-output.ts';
+import {
+  execCommandInput,
+  execStructuredOutput,
+  listHostsInput,
+  listHostsOutput,
+  relayPingInput,
+  relayPingOutput,
+  TOOL_DESCRIPTIONS,
+  type ListHostsOutput,
+  type ToolSettings,
+} from './tool-catalog.ts';
+import type { HostListing, ToolExecutor } from './tool-executor.ts';
+
+export function errorResult(error: ToolError): CallToolResult {
+  return { content: [{ type: 'text', text: describeError(error) }], isError: true };
+}
+
+function hostListingOutput(listing: HostListing): ListHostsOutput {
+  return {
+    relays: listing.relays.map((relay) => ({
+      id: relay.id,
+      connected: relay.connected,
+      ...(relay.version !== undefined ? { version: relay.version } : {}),
+      ...(relay.connectedSince !== undefined ? { connected_since: relay.connectedSince } : {}),
+    })),
+    hosts: listing.hosts.map((host) => ({
+      name: host.name,
+      relay: host.relay,
+      target: host.target,
+      labels: host.labels,
+      capabilities: host.capabilities,
+      reachable: host.reachable,
+      ...(host.detail !== undefined ? { detail: host.detail } : {}),
+      ...(host.latencyMs !== undefined ? { latency_ms: Math.round(host.latencyMs) } : {}),
+    })),
+  };
+}
+
+export function formatHostListing(listing: HostListing): string {
+  const lines: string[] = [];
+  for (const relay of listing.relays) {
+    lines.push(`Relay "${relay.id}": ${relay.connected ? `connected${relay.version ? ` (version ${relay.version})` : ''}` : 'NOT connected: hosts behind it cannot be reached until it reconnects'}`);
+  }
+  if (listing.relays.length === 0) lines.push('No relay has connected yet. Start one (see the README, "Running the relay").');
+  if (listing.hosts.length === 0) {
+    lines.push('No hosts are configured. Add HOST=… to the relay\'s .env, or hosts to its config file, and restart it.');
+    return lines.join('\n');
+  }
+  lines.push('');
+  for (const host of listing.hosts) {
+    const state =
+      host.reachable === null ? 'unknown' : host.reachable ? `reachable${host.latencyMs !== undefined ? ` (${Math.round(host.latencyMs)} ms)` : ''}` : 'UNREACHABLE';
+    const labels = Object.entries(host.labels).map(([key, value]) => `${key}=${value}`).join(', ');
+    lines.push(`- ${host.name} [${host.target}] via relay "${host.relay}": ${state}${labels ? `; labels: ${labels}` : ''}`);
+    if (host.detail) lines.push(`    ${host.detail}`);
+  }
+  return lines.join('\n');
+}
+
+export function registerTools(server: McpServer, executor: ToolExecutor, settings: ToolSettings): void {
+  server.registerTool(
+    'ssh_list_hosts',
+    {
+      title: 'List SSH hosts',
+      description: TOOL_DESCRIPTIONS.ssh_list_hosts,
+      inputSchema: listHostsInput,
+      outputSchema: listHostsOutput,
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    async (args, extra): Promise<CallToolResult> => {
+      const outcome = await executor.listHosts({ probe: args.check }, extra.signal);
+      if (!outcome.ok) return errorResult(outcome.error);
+      const structured = hostListingOutput(outcome.value);
+      const text = args.response_format === 'json' ? JSON.stringify(structured, null, 2) : formatHostListing(outcome.value);
+      return { content: [{ type: 'text', text }], structuredContent: structured };
+    },
+  );
+
+  server.registerTool(
+    'ssh_exec_command',
+    {
+      title: 'Run a command over SSH',
+      description: TOOL_DESCRIPTIONS.ssh_exec_command(settings),
+      inputSchema: execCommandInput(settings),
+      outputSchema: execStructuredOutput,
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    async (args, extra): Promise<CallToolResult> => {
+      const timeoutMs = args.timeout * 1000;
+      const outcome = await executor.exec(
+        { ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit },
+        extra.signal,
+      );
+      if (!outcome.ok) return errorResult(outcome.error);
+      const formatted = formatExecResult(outcome.value, args.response_format, settings.characterLimit);
+      return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
+    },
+  );
+
+  server.registerTool(
+    'relay_ping',
+    {
+      title: 'Check the relay',
+      description: TOOL_DESCRIPTIONS.relay_ping,
+      inputSchema: relayPingInput,
+      outputSchema: relayPingOutput,
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    async (_args, extra): Promise<CallToolResult> => {
+      const outcome = await executor.ping(extra.signal);
+      if (!outcome.ok) return errorResult(outcome.error);
+      const { relayId, relayVersion, roundTripMs } = outcome.value;
+      return {
+        content: [{ type: 'text', text: `Relay "${relayId}" (version ${relayVersion}) answered in ${roundTripMs.toFixed(1)} ms.` }],
+        structuredContent: { relay_id: relayId, relay_version: relayVersion, round_trip_ms: roundTripMs },
+      };
+    },
+  );
+}

@@ -1,0 +1,109 @@
+/**
+ * Tool definitions, written once and served by both the Worker and the stdio mode: names,
+ * descriptions, input and output schemas, annotations. Input schemas are strict: unknown fields are
+ * refused, so a misspelt argument is an error rather than silently ignored.
+ */
+import { z } from 'zod';
+import { execStructuredOutput } from './exec-output.ts';
+import {
+  MAX_COMMAND_LENGTH,
+  MAX_HOST_NAME_LENGTH,
+  MAX_TIMEOUT_SECONDS,
+  MIN_TIMEOUT_SECONDS,
+} from './limits.ts';
+
+export interface ToolSettings {
+  /** CHARACTER_LIMIT: characters of output returned per call. */
+  characterLimit: number;
+  /** TIMEOUT: seconds a command may run when the call gives no timeout. */
+  defaultTimeoutSeconds: number;
+}
+
+const hostArgument = z
+  .string({ error: 'host must be a string (a name from ssh_list_hosts)' })
+  .min(1, 'host must not be empty; omit it to use the only configured host')
+  .max(MAX_HOST_NAME_LENGTH, `host must be at most ${MAX_HOST_NAME_LENGTH} characters`)
+  .optional()
+  .describe('Host name from ssh_list_hosts. Required when more than one host is configured.');
+
+const responseFormat = z
+  .enum(['text', 'json'], { error: 'response_format must be "text" or "json"' })
+  .default('text')
+  .describe('"text": readable sections for stdout, stderr and exit code. "json": one JSON object (also returned as structured content).');
+
+export function execCommandInput(settings: ToolSettings) {
+  return z
+    .object({
+      command: z
+        .string({ error: 'command must be a string' })
+        .min(1, 'command must not be empty')
+        .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
+        .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
+        .describe('Shell command to run with the login shell of the SSH user on the host.'),
+      host: hostArgument,
+      timeout: z
+        .number({ error: `timeout must be a number of seconds between ${MIN_TIMEOUT_SECONDS} and ${MAX_TIMEOUT_SECONDS}` })
+        .int('timeout must be a whole number of seconds')
+        .min(MIN_TIMEOUT_SECONDS, `timeout must be at least ${MIN_TIMEOUT_SECONDS} second`)
+        .max(MAX_TIMEOUT_SECONDS, `timeout must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
+        .default(settings.defaultTimeoutSeconds)
+        .describe(`Seconds before the command is stopped (its whole process group is killed). Default ${settings.defaultTimeoutSeconds}.`),
+      response_format: responseFormat,
+    })
+    .strict();
+}
+
+export const listHostsInput = z
+  .object({
+    check: z
+      .boolean({ error: 'check must be true or false' })
+      .default(true)
+      .describe('Check each host is reachable (opens or reuses an SSH connection). false returns the inventory only.'),
+    response_format: responseFormat,
+  })
+  .strict();
+
+export const relayPingInput = z.object({}).strict();
+
+export const listHostsOutput = z.object({
+  relays: z.array(
+    z.object({
+      id: z.string(),
+      connected: z.boolean(),
+      version: z.string().optional(),
+      connected_since: z.string().optional(),
+    }),
+  ),
+  hosts: z.array(
+    z.object({
+      name: z.string(),
+      relay: z.string(),
+      target: z.string(),
+      labels: z.record(z.string(), z.string()),
+      capabilities: z.array(z.string()),
+      reachable: z.boolean().nullable(),
+      detail: z.string().optional(),
+      latency_ms: z.number().optional(),
+    }),
+  ),
+});
+export type ListHostsOutput = z.infer<typeof listHostsOutput>;
+
+export const relayPingOutput = z.object({
+  relay_id: z.string(),
+  relay_version: z.string(),
+  round_trip_ms: z.number(),
+});
+
+export const TOOL_DESCRIPTIONS = {
+  ssh_list_hosts:
+    'List the SSH hosts you can use, the relay each is reached through, their labels, and whether each is reachable right now. Call this first to learn host names.',
+  ssh_exec_command: (settings: ToolSettings): string =>
+    `Run a shell command on a host over SSH and return its stdout, stderr and exit code. ` +
+    `A non-zero exit code is a normal result. Output beyond ${settings.characterLimit.toLocaleString('en-US')} characters is truncated (the result says how much was cut); ` +
+    `the command is stopped when the timeout (default ${settings.defaultTimeoutSeconds} s, at most ${MAX_TIMEOUT_SECONDS} s) passes. ` +
+    'There is no terminal and no stdin: interactive commands will wait until the timeout.',
+  relay_ping: 'Check that the relay is connected and answering, and how long a round trip to it takes.',
+} as const;
+
+export { execStructuredOutput };
