@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
-import { utils as sshUtils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { z } from 'zod';
 
 export const DEFAULT_SSH_PORT = 22;
@@ -128,7 +128,7 @@ function looksEncrypted(key: Buffer): boolean {
  * file, not a failure on the first command.
  */
 function checkKey(key: Buffer, passphrase: string | undefined, path: string, where: string): void {
-  const parsed = sshUtils.parseKey(key, passphrase);
+  const parsed = ssh2.utils.parseKey(key, passphrase);
   if (parsed instanceof Error) {
     const hint = looksEncrypted(key) && !passphrase
       ? 'The key is protected by a passphrase: give it in SSH_KEY_PASSPHRASE (or key_passphrase_env in the config file).'

@@ -1,0 +1,83 @@
+/**
+ * The real relay daemon (`node relay/main.ts`) as a child process, pointed at a test Worker and a
+ * test sshd. It runs in an empty temp directory so no developer .env leaks in.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestSshd } from './sshd.ts';
+import { startManaged, type Managed } from './processes.ts';
+import { PROJECT_ROOT, type TestWorker } from './worker.ts';
+
+export interface TestRelay {
+  process: Managed;
+  dir: string;
+  /** Resolves when the relay has (re)connected and been welcomed `count` times in total. */
+  connected(count?: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface RelayOptions {
+  /** Extra or overriding environment variables. */
+  env?: Record<string, string>;
+  /** A relay config file's content (JSON); written to the temp dir and passed with --config. */
+  configFile?: unknown;
+  /** Start without waiting for the hub's welcome. */
+  noWait?: boolean;
+}
+
+/** The seed's single-host variables for the test sshd. */
+export function seedHostEnv(sshd: TestSshd): Record<string, string> {
+  return {
+    HOST: '127.0.0.1',
+    HOST_NAME: 'testhost',
+    SSH_PORT: String(sshd.port),
+    SSH_USERNAME: sshd.user,
+    SSH_KEY: sshd.privateKeyPath,
+    SSH_KNOWN_HOSTS: sshd.knownHostsPath,
+  };
+}
+
+export async function startRelay(worker: TestWorker, sshd: TestSshd | null, options: RelayOptions = {}): Promise<TestRelay> {
+  const dir = mkdtempSync(join(tmpdir(), 'mre-relay-'));
+  const args = [join(PROJECT_ROOT, 'relay', 'main.ts')];
+  if (options.configFile !== undefined) {
+    const path = join(dir, 'relay.config.json');
+    writeFileSync(path, JSON.stringify(options.configFile, null, 2));
+    args.push('--config', path);
+  }
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: dir,
+    I_ACCEPT_RISKS: 'true',
+    RELAY_URL: worker.url,
+    RELAY_TOKEN: worker.relayToken,
+    RELAY_ID: 'test-relay',
+    MCP_REMOTE_EXEC_STATE_DIR: join(dir, 'state'),
+    LOG_LEVEL: 'info',
+    ...(sshd ? seedHostEnv(sshd) : {}),
+    ...options.env,
+  };
+  const managed = startManaged(process.execPath, args, { cwd: dir, env });
+  const relay: TestRelay = {
+    process: managed,
+    dir,
+    async connected(count = 1, timeoutMs = 20_000) {
+      const pattern = new RegExp(`(?:"msg":"connected to hub"[\\s\\S]*){${count}}`);
+      await managed.waitFor(pattern, timeoutMs);
+    },
+    async stop() {
+      await managed.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (!options.noWait) {
+    try {
+      await relay.connected();
+    } catch (error) {
+      await relay.stop();
+      throw error;
+    }
+  }
+  return relay;
+}

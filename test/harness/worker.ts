@@ -1,0 +1,120 @@
+/**
+ * The Worker under `wrangler dev` (real workerd), on a free loopback port, with its own persisted
+ * state, a fresh admin password and relay token. Secrets reach wrangler through an env file in
+ * the temp dir, never on the command line.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { hashPassword, sha256Hex } from '../../shared/password-hash.ts';
+import { freePort } from './ports.ts';
+import { startManaged, type Managed } from './processes.ts';
+
+export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..');
+const require = createRequire(import.meta.url);
+
+export interface TestWorker {
+  url: string;
+  mcpUrl: string;
+  port: number;
+  adminUser: string;
+  adminPassword: string;
+  relayToken: string;
+  process: Managed;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  vars?: Record<string, string>;
+  /** Keep an existing state directory (to test restarts). */
+  stateDir?: string;
+}
+
+export function offlineWranglerEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    WRANGLER_SEND_METRICS: 'false',
+    WRANGLER_SEND_ERROR_REPORTS: 'false',
+    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    NO_COLOR: '1',
+    FORCE_COLOR: '0',
+  };
+}
+
+export function randomSecret(bytes = 24): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('base64url');
+}
+
+export async function startWorker(options: WorkerOptions = {}): Promise<TestWorker> {
+  const dir = mkdtempSync(join(tmpdir(), 'mre-worker-'));
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const adminPassword = randomSecret();
+  const relayToken = randomSecret(32);
+  const envFile = join(dir, 'secrets.env');
+  writeFileSync(envFile, `ADMIN_PASSWORD_HASH=${await hashPassword(adminPassword)}\nRELAY_TOKEN_HASH=${await sha256Hex(relayToken)}\n`);
+  chmodSync(envFile, 0o600);
+  const vars = { PUBLIC_URL: url, ...options.vars };
+  // The package's exports hide bin/; resolve it next to package.json.
+  const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+  const args = [
+    wrangler,
+    'dev',
+    '--config',
+    join(PROJECT_ROOT, 'wrangler.toml'),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--inspector-port',
+    String(inspectorPort),
+    '--persist-to',
+    options.stateDir ?? join(dir, 'state'),
+    '--env-file',
+    envFile,
+    '--show-interactive-dev-session=false',
+    ...Object.entries(vars).flatMap(([key, value]) => ['--var', `${key}:${value}`]),
+  ];
+  const managed = startManaged(process.execPath, args, { cwd: PROJECT_ROOT, env: offlineWranglerEnv() });
+  try {
+    await managed.waitFor(/Ready on http/, 90_000);
+    await waitForHttp(`${url}/healthz`, 30_000);
+  } catch (error) {
+    await managed.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    url,
+    mcpUrl: `${url}/mcp`,
+    port,
+    adminUser: 'admin',
+    adminPassword,
+    relayToken,
+    process: managed,
+    dir,
+    async stop() {
+      await managed.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < until) {
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+      lastError = `HTTP ${response.status}`;
+    } catch (error) {
+      lastError = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms (${lastError})`);
+}

@@ -1,0 +1,65 @@
+/**
+ * The Worker entry. OAuthProvider wraps everything: /mcp requires a valid access token bound to
+ * PUBLIC_URL/mcp; /authorize is our sign-in page; /token, /register and the well-known metadata
+ * belong to the provider; /relay is the relay's WebSocket (its own token, checked before upgrade).
+ */
+import { OAuthProvider } from '@cloudflare/workers-oauth-provider';
+import { handleAuthorize } from './auth/authorize.ts';
+import { logEvent } from './log.ts';
+import { mcpApiHandler } from './mcp/transport.ts';
+import { handleRelayConnect } from './relay/relay-route.ts';
+import { readSettings, SettingsError } from './settings.ts';
+
+export { McpSessionAgent } from './mcp/session-agent.ts';
+export { RelayHub } from './relay/relay-hub.ts';
+
+const defaultHandler = {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const url = new URL(request.url);
+    switch (url.pathname) {
+      case '/authorize':
+        return handleAuthorize(request, env);
+      case '/relay':
+        return handleRelayConnect(request, env);
+      case '/':
+        return new Response(`mcp-remote-exec\n\nMCP endpoint: ${readSettings(env).resource}\n`, { headers: { 'Content-Type': 'text/plain; charset=utf-8' } });
+      case '/healthz':
+        return new Response('ok\n');
+      default:
+        return new Response('Not found\n', { status: 404 });
+    }
+  },
+};
+
+function createProvider(env: Env): OAuthProvider<Env> {
+  const settings = readSettings(env);
+  return new OAuthProvider<Env>({
+    apiRoute: '/mcp',
+    apiHandler: mcpApiHandler,
+    defaultHandler,
+    authorizeEndpoint: '/authorize',
+    tokenEndpoint: '/token',
+    clientRegistrationEndpoint: '/register',
+    scopesSupported: ['mcp'],
+    accessTokenTTL: 3600,
+    resourceMetadata: { resource: settings.resource, resource_name: 'mcp-remote-exec' },
+  });
+}
+
+// Built once per isolate: the resource URL comes from env, which module scope cannot see.
+let provider: OAuthProvider<Env> | undefined;
+
+export default {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    try {
+      provider ??= createProvider(env);
+    } catch (error) {
+      if (error instanceof SettingsError) {
+        logEvent('error', 'configuration error', { error: error.message });
+        return new Response(`Configuration error: ${error.message}\n`, { status: 500 });
+      }
+      throw error;
+    }
+    return provider.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,65 @@
+/**
+ * The edge/local executor: each tool call becomes one request to the relay hub Durable Object.
+ * An aborted MCP request (notifications/cancelled) sends a cancel to the relay, which stops the
+ * remote process; the relay's answer, marked cancelled, still ends the call.
+ */
+import { failure, success, type Outcome } from '../../shared/errors.ts';
+import type { ExecOutcome } from '../../shared/exec-output.ts';
+import type { ExecRequest, HostListing, RelayPing, ToolExecutor } from '../../shared/tool-executor.ts';
+import { relayHub } from '../relay/hub-stub.ts';
+
+const PING_DEADLINE_MS = 5_000;
+
+export class HubExecutor implements ToolExecutor {
+  private readonly env: Env;
+
+  constructor(env: Env) {
+    this.env = env;
+  }
+
+  async listHosts(options: { probe: boolean }, _signal: AbortSignal): Promise<Outcome<HostListing>> {
+    return relayHub(this.env).listHosts(options.probe, crypto.randomUUID());
+  }
+
+  async exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>> {
+    const hub = relayHub(this.env);
+    const id = crypto.randomUUID();
+    const onAbort = (): void => {
+      void hub.cancel(id);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const reply = await hub.execCommand(id, request);
+      if (!reply.ok) return reply;
+      const { result, stdout, stderr, host } = reply.value;
+      if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
+      return success({
+        host,
+        exitCode: result.exitCode,
+        signal: result.signal,
+        timedOut: result.timedOut,
+        cancelled: result.cancelled,
+        stdout,
+        stderr,
+        stdoutBytes: result.stdoutBytes,
+        stderrBytes: result.stderrBytes,
+        stdoutTruncated: result.stdoutTruncated,
+        stderrTruncated: result.stderrTruncated,
+        durationMs: result.durationMs,
+        timeoutMs: request.timeoutMs,
+      });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async ping(_signal: AbortSignal): Promise<Outcome<RelayPing>> {
+    const hub = relayHub(this.env);
+    const started = Date.now();
+    const reply = await hub.execute(crypto.randomUUID(), { op: 'ping' }, PING_DEADLINE_MS);
+    if (!reply.ok) return reply;
+    if (reply.value.result.op !== 'ping') return failure('protocol_error', 'The relay answered a ping with something else.');
+    const inventory = await hub.inventory();
+    return success({ relayId: inventory?.relayId ?? 'unknown', relayVersion: reply.value.result.relayVersion, roundTripMs: Date.now() - started });
+  }
+}

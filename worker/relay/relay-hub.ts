@@ -1,0 +1,342 @@
+/**
+ * The relay hub: a Durable Object holding the relay's WebSocket (hibernation API), its host
+ * inventory, and the requests in flight. Session Durable Objects reach it over RPC; it turns
+ * each call into one request frame and resolves it when the matching result or error frame
+ * arrives. At most once: if the socket closes, every pending request fails at once with
+ * `relay_disconnected`, and nothing is re-sent when the relay comes back.
+ *
+ * The WebSocket arrives here already authenticated (worker/relay/relay-route.ts checks the token
+ * before the upgrade).
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { failure, success, type Outcome } from '../../shared/errors.ts';
+import { RELAY_REPLY_GRACE_MS } from '../../shared/limits.ts';
+import {
+  HEARTBEAT_INTERVAL_MS,
+  MAX_OUTPUT_CHUNK_CHARS,
+  PING_FRAME,
+  PONG_FRAME,
+  PROTOCOL_VERSION,
+  parseRelayFrame,
+  type HelloFrame,
+  type HostInventoryEntry,
+  type HubFrame,
+  type Operation,
+  type OperationResult,
+} from '../../shared/protocol.ts';
+import { selectHost } from '../../shared/host-selection.ts';
+import type { ExecRequest, HostListing } from '../../shared/tool-executor.ts';
+import { logEvent } from '../log.ts';
+
+/** What the hub remembers about its relay across restarts (Durable Object storage key `relay`). */
+interface RelayRecord {
+  relayId: string;
+  version: string;
+  hosts: HostInventoryEntry[];
+  connectedAt: string;
+  disconnectedAt?: string;
+}
+
+/** Per-socket state that survives hibernation (serializeAttachment, ≤ 16 KiB). */
+interface SocketAttachment {
+  welcomed: boolean;
+  relayId?: string;
+  welcomedAt?: number;
+}
+
+export interface OperationReply {
+  result: OperationResult;
+  stdout: string;
+  stderr: string;
+}
+
+interface Pending {
+  operation: Operation;
+  socket: WebSocket;
+  stdout: string;
+  stderr: string;
+  maxChars: number;
+  timer: ReturnType<typeof setTimeout>;
+  resolve(outcome: Outcome<OperationReply>): void;
+}
+
+const RELAY_TAG = 'relay';
+/** A relay that has not pinged for this long is treated as gone (half-open socket). */
+const STALE_AFTER_MS = HEARTBEAT_INTERVAL_MS * 3;
+const PROBE_TIMEOUT_MS = 6_000;
+const RELAY_RECORD_KEY = 'relay';
+
+function attachment(socket: WebSocket): SocketAttachment {
+  const value: unknown = socket.deserializeAttachment();
+  if (typeof value === 'object' && value !== null && 'welcomed' in value) return value as SocketAttachment;
+  return { welcomed: false };
+}
+
+function send(socket: WebSocket, frame: HubFrame): void {
+  socket.send(JSON.stringify(frame));
+}
+
+export class RelayHub extends DurableObject<Env> {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Heartbeats are answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
+      return new Response('Expected a WebSocket upgrade.', { status: 426 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [RELAY_TAG]);
+    server.serializeAttachment({ welcomed: false } satisfies SocketAttachment);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (typeof message !== 'string') {
+      logEvent('warn', 'relay sent a binary frame; rejected');
+      send(socket, { type: 'error', code: 'protocol_error', message: 'Binary frames are not part of this protocol version.' });
+      return;
+    }
+    const parsed = parseRelayFrame(message);
+    if (!parsed.ok) {
+      logEvent('warn', 'rejected an invalid frame from the relay', { reason: parsed.reason });
+      send(socket, { type: 'error', code: 'protocol_error', message: `Invalid frame: ${parsed.reason}` });
+      return;
+    }
+    const frame = parsed.frame;
+    if (frame.type !== 'hello' && frame.type !== 'ping' && !attachment(socket).welcomed) {
+      send(socket, { type: 'error', code: 'protocol_error', message: 'Say hello first.' });
+      socket.close(4003, 'hello expected');
+      return;
+    }
+    switch (frame.type) {
+      case 'hello':
+        await this.onHello(socket, frame);
+        return;
+      case 'ping':
+        socket.send(PONG_FRAME);
+        return;
+      case 'output': {
+        const request = this.pending.get(frame.id);
+        if (!request || request.socket !== socket) return;
+        // The relay already keeps at most maxChars per stream; enforce it here too rather than trust it.
+        const room = request.maxChars - request[frame.stream].length;
+        if (room > 0) request[frame.stream] += frame.data.slice(0, Math.min(room, MAX_OUTPUT_CHUNK_CHARS));
+        return;
+      }
+      case 'result': {
+        const request = this.take(frame.id, socket);
+        if (!request) return;
+        if (frame.result.op !== request.operation.op) {
+          request.resolve(failure('protocol_error', `The relay answered a ${request.operation.op} request with a ${frame.result.op} result.`));
+          return;
+        }
+        request.resolve(success({ result: frame.result, stdout: request.stdout, stderr: request.stderr }));
+        return;
+      }
+      case 'error': {
+        if (frame.id === undefined) {
+          logEvent('warn', 'relay reported an error', { code: frame.code, message: frame.message });
+          return;
+        }
+        this.take(frame.id, socket)?.resolve(failure(frame.code, frame.message));
+        return;
+      }
+      default: {
+        const unhandled: never = frame;
+        logEvent('error', 'unhandled relay frame', { frame: unhandled });
+      }
+    }
+  }
+
+  override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+    await this.onSocketGone(socket, `closed (${code}${reason ? `: ${reason}` : ''})`);
+    try {
+      socket.close(code === 1005 || code === 1006 ? 1000 : code, 'closing');
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
+    await this.onSocketGone(socket, `error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  /** Run one operation on the relay. Never throws; failures keep their error code. */
+  async execute(id: string, operation: Operation, deadlineMs: number, maxChars = 0): Promise<Outcome<OperationReply>> {
+    const socket = this.liveSocket();
+    if (!socket.ok) return socket;
+    if (this.pending.has(id)) return failure('internal', `Request id ${id} is already in flight.`);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        if (!this.pending.has(id)) return;
+        this.pending.delete(id);
+        this.trySend(socket.value, { type: 'cancel', id });
+        resolve(failure('relay_timeout', `The relay did not answer within ${Math.round((deadlineMs + RELAY_REPLY_GRACE_MS) / 1000)} s.`));
+      }, deadlineMs + RELAY_REPLY_GRACE_MS);
+      this.pending.set(id, { operation, socket: socket.value, stdout: '', stderr: '', maxChars, timer, resolve });
+      if (!this.trySend(socket.value, { type: 'request', id, deadlineMs, operation })) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve(failure('relay_disconnected', 'The relay connection failed while sending the request; it was not delivered.'));
+      }
+    });
+  }
+
+  /**
+   * Run a command on the host the caller named (or the only host), resolved against the relay's
+   * inventory here, so a tool call costs one RPC.
+   */
+  async execCommand(id: string, request: ExecRequest): Promise<Outcome<OperationReply & { host: string }>> {
+    const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
+    if (!record) return failure('relay_not_connected', 'No relay has connected to this server yet.');
+    const host = selectHost(record.hosts.map((entry) => entry.name), request.host);
+    if (!host.ok) return host;
+    const reply = await this.execute(
+      id,
+      { op: 'exec', host: host.value, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars },
+      request.timeoutMs,
+      request.maxChars,
+    );
+    return reply.ok ? success({ ...reply.value, host: host.value }) : reply;
+  }
+
+  /** Ask the relay to stop a request; its answer (marked cancelled) still resolves the call. */
+  async cancel(id: string): Promise<void> {
+    const request = this.pending.get(id);
+    if (request) this.trySend(request.socket, { type: 'cancel', id });
+  }
+
+  async listHosts(probe: boolean, id: string): Promise<Outcome<HostListing>> {
+    const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
+    if (!record) return success({ relays: [], hosts: [] });
+    const live = this.liveSocket();
+    const relay = {
+      id: record.relayId,
+      connected: live.ok,
+      version: record.version,
+      ...(live.ok ? { connectedSince: record.connectedAt } : {}),
+    };
+    const hosts = record.hosts.map((host) => ({
+      name: host.name,
+      relay: record.relayId,
+      target: host.target,
+      labels: host.labels,
+      capabilities: host.capabilities,
+      reachable: null as boolean | null,
+      ...(live.ok ? {} : { detail: 'The relay is not connected, so this host cannot be reached now.' }),
+    }));
+    if (!live.ok || !probe || hosts.length === 0) return success({ relays: [relay], hosts });
+    const probed = await this.execute(id, { op: 'probe', hosts: [], timeoutMs: PROBE_TIMEOUT_MS }, PROBE_TIMEOUT_MS);
+    if (!probed.ok) return probed;
+    if (probed.value.result.op !== 'probe') return failure('protocol_error', 'The relay answered a probe with something else.');
+    const statuses = new Map(probed.value.result.hosts.map((status) => [status.name, status]));
+    return success({
+      relays: [relay],
+      hosts: hosts.map((host) => {
+        const status = statuses.get(host.name);
+        if (!status) return host;
+        return {
+          ...host,
+          reachable: status.reachable,
+          ...(status.message !== undefined ? { detail: `${status.code ? `[${status.code}] ` : ''}${status.message}` } : {}),
+          ...(status.latencyMs !== undefined ? { latencyMs: status.latencyMs } : {}),
+        };
+      }),
+    });
+  }
+
+  /** The inventory the relay last reported, or null before any relay connected. */
+  async inventory(): Promise<{ relayId: string; connected: boolean; hosts: string[] } | null> {
+    const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
+    if (!record) return null;
+    return { relayId: record.relayId, connected: this.liveSocket().ok, hosts: record.hosts.map((host) => host.name) };
+  }
+
+  private async onHello(socket: WebSocket, hello: HelloFrame): Promise<void> {
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      logEvent('warn', 'relay speaks another protocol version', { relay: hello.protocol, hub: PROTOCOL_VERSION, relayVersion: hello.version });
+      send(socket, {
+        type: 'error',
+        code: 'version_mismatch',
+        message: `This server speaks relay protocol ${PROTOCOL_VERSION}; the relay (version ${hello.version}) speaks ${hello.protocol}. Upgrade the older side.`,
+      });
+      socket.close(4000, 'protocol version mismatch');
+      return;
+    }
+    // One relay per hub for now: a new connection replaces the old one (the old socket is
+    // usually a half-open leftover of a relay restart). Its requests fail as disconnected.
+    for (const other of this.ctx.getWebSockets(RELAY_TAG)) {
+      if (other !== socket && attachment(other).welcomed) {
+        logEvent('warn', 'a new relay connection replaces the previous one', { relayId: hello.relayId });
+        this.failPending(other, 'The relay reconnected while this request was in flight; its outcome is unknown.');
+        other.close(4001, 'replaced by a newer connection');
+      }
+    }
+    const record: RelayRecord = { relayId: hello.relayId, version: hello.version, hosts: hello.hosts, connectedAt: new Date().toISOString() };
+    await this.ctx.storage.put(RELAY_RECORD_KEY, record);
+    socket.serializeAttachment({ welcomed: true, relayId: hello.relayId, welcomedAt: Date.now() } satisfies SocketAttachment);
+    send(socket, { type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: MAX_OUTPUT_CHUNK_CHARS });
+    logEvent('info', 'relay connected', { relayId: hello.relayId, version: hello.version, hosts: hello.hosts.length });
+  }
+
+  private async onSocketGone(socket: WebSocket, why: string): Promise<void> {
+    const state = attachment(socket);
+    this.failPending(socket, 'The relay disconnected while this request was in flight; its outcome is unknown.');
+    if (!state.welcomed) return;
+    const stillConnected = this.ctx.getWebSockets(RELAY_TAG).some((other) => other !== socket && attachment(other).welcomed);
+    if (stillConnected) return;
+    logEvent('warn', 'relay disconnected', { relayId: state.relayId, why });
+    const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
+    if (record) await this.ctx.storage.put(RELAY_RECORD_KEY, { ...record, disconnectedAt: new Date().toISOString() });
+  }
+
+  private failPending(socket: WebSocket, message: string): void {
+    for (const [id, request] of this.pending) {
+      if (request.socket !== socket) continue;
+      this.pending.delete(id);
+      clearTimeout(request.timer);
+      request.resolve(failure('relay_disconnected', message));
+    }
+  }
+
+  private take(id: string, socket: WebSocket): Pending | undefined {
+    const request = this.pending.get(id);
+    if (!request || request.socket !== socket) return undefined;
+    this.pending.delete(id);
+    clearTimeout(request.timer);
+    return request;
+  }
+
+  private trySend(socket: WebSocket, frame: HubFrame): boolean {
+    try {
+      send(socket, frame);
+      return true;
+    } catch (error) {
+      logEvent('warn', 'could not send to the relay', { error: error instanceof Error ? error.message : String(error) });
+      return false;
+    }
+  }
+
+  /** The welcomed relay socket, unless it has gone quiet (a half-open TCP connection looks open). */
+  private liveSocket(): Outcome<WebSocket> {
+    const socket = this.ctx.getWebSockets(RELAY_TAG).find((candidate) => attachment(candidate).welcomed);
+    if (!socket) {
+      return failure('relay_not_connected', 'No relay is connected to this server.');
+    }
+    const lastPing = this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? attachment(socket).welcomedAt ?? 0;
+    if (Date.now() - lastPing > STALE_AFTER_MS) {
+      logEvent('warn', 'relay stopped sending heartbeats; closing its socket', { silentForMs: Date.now() - lastPing });
+      this.failPending(socket, 'The relay stopped answering; the outcome of this request is unknown.');
+      socket.close(4002, 'heartbeat timeout');
+      return failure('relay_not_connected', 'The relay stopped sending heartbeats and was disconnected.');
+    }
+    return success(socket);
+  }
+}
+

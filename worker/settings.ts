@@ -1,0 +1,66 @@
+/**
+ * The Worker's configuration, read from vars and secrets once per isolate and validated with
+ * messages that say what to set and where.
+ */
+import { z } from 'zod';
+import { DEFAULT_CHARACTER_LIMIT, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
+import type { ToolSettings } from '../shared/tool-catalog.ts';
+
+export interface WorkerSettings {
+  /** Origin clients use, e.g. https://mcp.example.com (no trailing slash). */
+  publicUrl: string;
+  /** The protected resource: publicUrl + "/mcp". Tokens are bound to exactly this. */
+  resource: string;
+  tools: ToolSettings;
+}
+
+const numberVar = (name: string, min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      if (value === undefined || value.trim() === '') return fallback;
+      const parsed = Number(value);
+      if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+        context.addIssue({ code: 'custom', message: `${name} must be a whole number from ${min} to ${max} (wrangler.toml [vars] or .dev.vars), not "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const settingsSchema = z.object({
+  PUBLIC_URL: z
+    .string({ error: 'PUBLIC_URL is not set: set it in wrangler.toml [vars] to the URL clients use, e.g. https://mcp.example.com' })
+    .transform((value, context) => {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        context.addIssue({ code: 'custom', message: `PUBLIC_URL "${value}" is not a URL; use e.g. https://mcp.example.com` });
+        return z.NEVER;
+      }
+      const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+        context.addIssue({ code: 'custom', message: `PUBLIC_URL must use https (plain http only on a loopback address), not "${value}"` });
+        return z.NEVER;
+      }
+      return url.origin;
+    }),
+  CHARACTER_LIMIT: numberVar('CHARACTER_LIMIT', 100, 1_000_000, DEFAULT_CHARACTER_LIMIT),
+  TIMEOUT: numberVar('TIMEOUT', MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),
+});
+
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+export function readSettings(env: Env): WorkerSettings {
+  const parsed = settingsSchema.safeParse({ PUBLIC_URL: env.PUBLIC_URL, CHARACTER_LIMIT: env.CHARACTER_LIMIT, TIMEOUT: env.TIMEOUT });
+  if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
+  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT } = parsed.data;
+  return {
+    publicUrl: PUBLIC_URL,
+    resource: `${PUBLIC_URL}/mcp`,
+    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT },
+  };
+}
