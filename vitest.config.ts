@@ -1,0 +1,50 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+// Fixed test secrets for the Workers pool only (the e2e harness makes fresh ones per run).
+// RELAY_TOKEN_HASH is sha256("test-relay-token-0123456789abcdef").
+const TEST_RELAY_TOKEN_HASH = 'd0640f9ee2879b50e5ef6dc4fda2963c57fcd3b93ded28042acda901dc64e887';
+
+export default defineConfig({
+  test: {
+    // Logs of passing tests are noise; a failing test still shows everything it printed.
+    silent: 'passed-only',
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                PUBLIC_URL: 'http://127.0.0.1:8787',
+                RELAY_TOKEN_HASH: TEST_RELAY_TOKEN_HASH,
+              },
+            },
+          }),
+        ],
+        test: {
+          name: 'workers',
+          include: ['test/workers/**/*.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          // Each file starts sshd + wrangler dev + relay; two at a time suits a 2-core machine.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
