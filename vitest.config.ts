@@ -1,9 +1,12 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { hashPassword } from './shared/password-hash.ts';
 
 // Fixed test secrets for the Workers pool only (the e2e harness makes fresh ones per run).
 // RELAY_TOKEN_HASH is sha256("test-relay-token-0123456789abcdef").
 const TEST_RELAY_TOKEN_HASH = 'd0640f9ee2879b50e5ef6dc4fda2963c57fcd3b93ded28042acda901dc64e887';
+// The admin password is test/workers/oauth-flow.ts TEST_ADMIN_PASSWORD; only its hash reaches the Worker.
+const TEST_ADMIN_PASSWORD_HASH = await hashPassword('pool-admin-password-41f7', 20_000);
 
 export default defineConfig({
   test: {
@@ -25,6 +28,7 @@ export default defineConfig({
               bindings: {
                 PUBLIC_URL: 'http://127.0.0.1:8787',
                 RELAY_TOKEN_HASH: TEST_RELAY_TOKEN_HASH,
+                ADMIN_PASSWORD_HASH: TEST_ADMIN_PASSWORD_HASH,
               },
             },
           }),

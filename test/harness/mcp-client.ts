@@ -9,49 +9,9 @@ import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotoc
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { VERSION } from '../../shared/version.ts';
+import { signInThroughForm, type Credentials } from './sign-in-form.ts';
 
 export const TEST_REDIRECT_URL = 'http://127.0.0.1:33418/callback';
-
-export interface Credentials {
-  username: string;
-  password: string;
-}
-
-/** Extract `name="…" value="…"` of a hidden input from our sign-in page. */
-export function hiddenField(html: string, name: string): string | null {
-  const match = new RegExp(`<input type="hidden" name="${name}" value="([^"]*)"`).exec(html);
-  return match?.[1] ?? null;
-}
-
-export function cookiesFrom(response: Response): string {
-  return response.headers
-    .getSetCookie()
-    .map((cookie) => cookie.split(';')[0])
-    .join('; ');
-}
-
-export interface SignInResult {
-  status: number;
-  location: string | null;
-  body: string;
-}
-
-/** Play the browser: open the authorization URL, submit the form, return where it redirects. */
-export async function signInThroughForm(authorizationUrl: URL, credentials: Credentials, action: 'approve' | 'deny' = 'approve'): Promise<SignInResult> {
-  const formPage = await fetch(authorizationUrl, { redirect: 'manual' });
-  const html = await formPage.text();
-  if (formPage.status !== 200) return { status: formPage.status, location: formPage.headers.get('location'), body: html };
-  const csrf = hiddenField(html, 'csrf');
-  if (!csrf) throw new Error(`sign-in page has no CSRF field:\n${html.slice(0, 2000)}`);
-  const form = new URLSearchParams({ csrf, username: credentials.username, password: credentials.password, action });
-  const posted = await fetch(authorizationUrl, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookiesFrom(formPage) },
-    body: form,
-  });
-  return { status: posted.status, location: posted.headers.get('location'), body: await posted.text() };
-}
 
 /** An OAuthClientProvider whose "browser" is signInThroughForm. State lives in memory. */
 export class FormDrivingAuthProvider implements OAuthClientProvider {
@@ -106,7 +66,7 @@ export class FormDrivingAuthProvider implements OAuthClientProvider {
 
   async redirectToAuthorization(url: URL): Promise<void> {
     this.lastAuthorizationUrl = url;
-    const result = await signInThroughForm(url, this.credentials);
+    const result = await signInThroughForm(fetch, url, this.credentials);
     if (result.status !== 302 || !result.location) throw new Error(`sign-in did not redirect (HTTP ${result.status}):\n${result.body.slice(0, 1000)}`);
     const code = new URL(result.location).searchParams.get('code');
     if (!code) throw new Error(`redirect carries no code: ${result.location}`);

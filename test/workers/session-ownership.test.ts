@@ -1,0 +1,47 @@
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { mcpApiHandler } from '../../worker/mcp/transport.ts';
+import { INITIALIZE, RESOURCE } from './oauth-flow.ts';
+
+/** The OAuth provider hands the API handler ctx.props; here we hand it two different users. */
+async function asUser(userId: string, body: unknown, sessionId?: string): Promise<Response> {
+  const base = createExecutionContext();
+  const ctx = Object.assign(Object.create(Object.getPrototypeOf(base)), base, { props: { userId, username: userId } });
+  const request = new Request(RESOURCE, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream',
+      ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+  const response = await mcpApiHandler.fetch(request, env, ctx);
+  await waitOnExecutionContext(base);
+  return response;
+}
+
+describe('session ownership', () => {
+  it('refuses a session to a user other than the one who opened it, as if it did not exist', async () => {
+    const opened = await asUser('alice', INITIALIZE);
+    const sessionId = opened.headers.get('mcp-session-id') ?? '';
+    await opened.body?.cancel();
+    expect(sessionId).not.toBe('');
+
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    const intruder = await asUser('mallory', list, sessionId);
+    expect(intruder.status).toBe(404);
+    expect(await intruder.text()).toContain('Session not found');
+
+    const owner = await asUser('alice', list, sessionId);
+    expect(owner.status).toBe(200);
+    await owner.body?.cancel();
+  });
+
+  it('refuses a request whose token carries no user', async () => {
+    const base = createExecutionContext();
+    const ctx = Object.assign(Object.create(Object.getPrototypeOf(base)), base, { props: {} });
+    const response = await mcpApiHandler.fetch(new Request(RESOURCE, { method: 'POST', body: '{}' }), env, ctx);
+    expect(response.status).toBe(403);
+  });
+});
