@@ -64,6 +64,8 @@ const RELAY_TAG = 'relay';
 /** A relay that has not pinged for this long is treated as gone (half-open socket). */
 const STALE_AFTER_MS = HEARTBEAT_INTERVAL_MS * 3;
 const PROBE_TIMEOUT_MS = 6_000;
+/** Allowance for the relay's answer to reach the hub after the relay's own deadline. */
+const REPLY_TRANSIT_MS = 1_000;
 const RELAY_RECORD_KEY = 'relay';
 
 function attachment(socket: WebSocket): SocketAttachment {
@@ -172,15 +174,18 @@ export class RelayHub extends DurableObject<Env> {
     const socket = this.liveSocket();
     if (!socket.ok) return socket;
     if (this.pending.has(id)) return failure('internal', `Request id ${id} is already in flight.`);
+    // The relay gets the whole budget (its own timeout handling must finish inside it); the hub
+    // waits a little longer for the answer to travel back.
+    const relayDeadlineMs = deadlineMs + RELAY_REPLY_GRACE_MS;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         if (!this.pending.has(id)) return;
         this.pending.delete(id);
         this.trySend(socket.value, { type: 'cancel', id });
-        resolve(failure('relay_timeout', `The relay did not answer within ${Math.round((deadlineMs + RELAY_REPLY_GRACE_MS) / 1000)} s.`));
-      }, deadlineMs + RELAY_REPLY_GRACE_MS);
+        resolve(failure('relay_timeout', `The relay did not answer within ${Math.round(relayDeadlineMs / 1000)} s.`));
+      }, relayDeadlineMs + REPLY_TRANSIT_MS);
       this.pending.set(id, { operation, socket: socket.value, stdout: '', stderr: '', maxChars, timer, resolve });
-      if (!this.trySend(socket.value, { type: 'request', id, deadlineMs, operation })) {
+      if (!this.trySend(socket.value, { type: 'request', id, deadlineMs: relayDeadlineMs, operation })) {
         clearTimeout(timer);
         this.pending.delete(id);
         resolve(failure('relay_disconnected', 'The relay connection failed while sending the request; it was not delivered.'));

@@ -1,0 +1,74 @@
+/**
+ * The whole local stack for end-to-end tests: a real sshd, the Worker under wrangler dev, the
+ * real relay, and an SDK client signed in through OAuth. Tools are called the way an assistant
+ * would; helpers read the text and structured results.
+ */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectMcpClient, type ConnectedClient } from './mcp-client.ts';
+import { startRelay, type RelayOptions, type TestRelay } from './relay.ts';
+import { startSshd, type SshdOptions, type TestSshd } from './sshd.ts';
+import { startWorker, type TestWorker } from './worker.ts';
+
+export interface Stack {
+  sshd: TestSshd;
+  worker: TestWorker;
+  relay: TestRelay;
+  mcp: ConnectedClient;
+  call(name: string, args: Record<string, unknown>, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<CallToolResult>;
+  /** Replace the relay (after a test stopped or killed it). */
+  restartRelay(options?: RelayOptions): Promise<TestRelay>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  sshd?: SshdOptions;
+  relay?: RelayOptions | ((sshd: TestSshd) => RelayOptions);
+}
+
+export function textOf(result: CallToolResult): string {
+  return result.content.map((item) => (item.type === 'text' ? item.text : '')).join('\n');
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const sshd = await startSshd(options.sshd);
+  let worker: TestWorker | undefined;
+  let relay: TestRelay | undefined;
+  try {
+    worker = await startWorker();
+    const relayOptions = typeof options.relay === 'function' ? options.relay(sshd) : options.relay;
+    relay = await startRelay(worker, sshd, relayOptions);
+    const mcp = await connectMcpClient(worker.mcpUrl, { username: worker.adminUser, password: worker.adminPassword });
+    const started: TestWorker = worker;
+    const stack: Stack = {
+      sshd,
+      worker: started,
+      relay,
+      mcp,
+      async call(name, args, callOptions = {}) {
+        const result = await mcp.client.callTool({ name, arguments: args }, CallToolResultSchema, {
+          ...(callOptions.signal ? { signal: callOptions.signal } : {}),
+          timeout: callOptions.timeoutMs ?? 120_000,
+        });
+        return CallToolResultSchema.parse(result);
+      },
+      async restartRelay(restartOptions) {
+        await stack.relay.stop();
+        stack.relay = await startRelay(started, sshd, restartOptions ?? relayOptions);
+        return stack.relay;
+      },
+      async stop() {
+        await mcp.close().catch(() => undefined);
+        await stack.relay.stop();
+        await started.stop();
+        await sshd.stop();
+      },
+    };
+    return stack;
+  } catch (error) {
+    await relay?.stop();
+    await worker?.stop();
+    await sshd.stop();
+    throw error;
+  }
+}
