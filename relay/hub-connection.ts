@@ -30,6 +30,7 @@ export interface BackoffSettings {
 
 export const DEFAULT_BACKOFF: BackoffSettings = { baseMs: 500, capMs: 30_000, healthyAfterMs: 60_000 };
 const WELCOME_TIMEOUT_MS = 10_000;
+const CLOSE_HANDSHAKE_MS = 3_000;
 /** Output is sent when this much is pending, or after OUTPUT_FLUSH_MS, whichever comes first. */
 const OUTPUT_FLUSH_CHARS = 16 * 1024;
 const OUTPUT_FLUSH_MS = 20;
@@ -143,7 +144,14 @@ export class HubConnection {
       await Promise.all([...this.inFlight.values()].map((request) => request.done));
     }
     this.stopHeartbeat();
-    this.socket?.close(1001, 'relay shutting down');
+    const socket = this.socket;
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      // Wait for the close handshake: it guarantees the last results were flushed before the
+      // process exits (exiting right after send() loses them).
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.close(1001, 'relay shutting down');
+      await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, CLOSE_HANDSHAKE_MS).unref())]);
+    }
     this.options.operations.close();
   }
 

@@ -1,0 +1,113 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadEnvironment, loadHostsConfig } from '../../../relay/config.ts';
+
+let dir: string;
+let key: string;
+let encryptedKey: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mre-config-'));
+  key = join(dir, 'id_ed25519');
+  encryptedKey = join(dir, 'id_encrypted');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'sesame', '-f', encryptedKey]);
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const seed = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ HOST: '192.0.2.10', SSH_USERNAME: 'deploy', SSH_KEY: key, MCP_REMOTE_EXEC_STATE_DIR: dir, ...extra });
+
+function configError(env: NodeJS.ProcessEnv, path?: string): string {
+  try {
+    loadHostsConfig(env, path);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('hosts from the seed variables', () => {
+  it('builds one host with the seed defaults', () => {
+    const config = loadHostsConfig(seed());
+    expect(config.hosts).toHaveLength(1);
+    expect(config.hosts[0]).toMatchObject({ name: '192.0.2.10', address: '192.0.2.10', port: 22, username: 'deploy', strictHostKeyChecking: true, maxSessions: 10 });
+    expect(config.recordKnownHostsFile).toBe(join(dir, 'known_hosts'));
+  });
+
+  it('starts with no host when HOST is unset', () => {
+    expect(loadHostsConfig({ MCP_REMOTE_EXEC_STATE_DIR: dir }).hosts).toEqual([]);
+  });
+
+  it('reads SSH_PORT and SSH_STRICT_HOST_KEY_CHECKING', () => {
+    const [host] = loadHostsConfig(seed({ SSH_PORT: '2222', SSH_STRICT_HOST_KEY_CHECKING: 'false' })).hosts;
+    expect(host).toMatchObject({ port: 2222, strictHostKeyChecking: false });
+  });
+
+  it.each([
+    ['SSH_USERNAME missing', { SSH_USERNAME: '' }, 'SSH_USERNAME'],
+    ['no key or password', { SSH_KEY: '' }, 'neither SSH_KEY'],
+    ['a bad port', { SSH_PORT: '70000' }, 'SSH_PORT must be a port number'],
+    ['a bad boolean', { SSH_STRICT_HOST_KEY_CHECKING: 'maybe' }, 'SSH_STRICT_HOST_KEY_CHECKING must be true or false'],
+    ['a missing key file', { SSH_KEY: '/nonexistent/key' }, 'SSH key file not found: /nonexistent/key'],
+  ])('explains %s', (_label, extra, message) => {
+    expect(configError(seed(extra))).toContain(message);
+  });
+
+  it('says a key needs its passphrase, and loads it when given one', () => {
+    expect(configError(seed({ SSH_KEY: encryptedKey }))).toContain('give it in SSH_KEY_PASSPHRASE');
+    expect(loadHostsConfig(seed({ SSH_KEY: encryptedKey, SSH_KEY_PASSPHRASE: 'sesame' })).hosts[0]?.auth).toMatchObject({ kind: 'key', passphrase: 'sesame' });
+  });
+
+  it('lists the supported formats for a file that is not a key', () => {
+    const notKey = join(dir, 'not-a-key');
+    writeFileSync(notKey, 'hello\n');
+    expect(configError(seed({ SSH_KEY: notKey }))).toContain('Supported: OpenSSH');
+  });
+});
+
+describe('.env files', () => {
+  it('fills in variables the environment does not set, and the environment wins', () => {
+    const file = join(dir, '.env');
+    writeFileSync(file, 'HOST=from-file\nSSH_PORT=2200\n');
+    expect(loadEnvironment({ HOST: 'from-env' }, file)).toMatchObject({ HOST: 'from-env', SSH_PORT: '2200' });
+  });
+});
+
+describe('hosts from a config file', () => {
+  function writeConfig(content: unknown): string {
+    const path = join(dir, `relay-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+    return path;
+  }
+
+  it('reads several hosts with labels and per-host settings', () => {
+    const path = writeConfig({
+      relay_id: 'lan-1',
+      hosts: [
+        { name: 'web1', address: '192.0.2.1', user: 'deploy', key_path: key, labels: { env: 'prod' } },
+        { name: 'db1', address: '192.0.2.2', port: 2222, user: 'dba', password_env: 'DB1_PASSWORD', strict_host_key_checking: false },
+      ],
+    });
+    const config = loadHostsConfig({ DB1_PASSWORD: 'pw', MCP_REMOTE_EXEC_STATE_DIR: dir }, path);
+    expect(config.relayId).toBe('lan-1');
+    expect(config.hosts.map((host) => host.name)).toEqual(['web1', 'db1']);
+    expect(config.hosts[0]?.labels).toEqual({ env: 'prod' });
+    expect(config.hosts[1]).toMatchObject({ port: 2222, strictHostKeyChecking: false, auth: { kind: 'password', password: 'pw' } });
+  });
+
+  it.each([
+    ['invalid JSON', '{', 'is not valid JSON'],
+    ['an unknown field', { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', colour: 'red' }] }, 'colour'],
+    ['two credential sources', { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', password_env: 'P' }] }, 'exactly one of key_path, password_env or password_file'],
+    ['a duplicate name', { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'P' }, { name: 'a', address: 'y', user: 'u', password_env: 'P' }] }, 'appears twice'],
+    ['an unset password variable', { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'NOT_SET_ANYWHERE' }] }, 'NOT_SET_ANYWHERE, which is not set'],
+    ['a malformed fingerprint', { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'P', host_key_fingerprints: ['MD5:aa'] }] }, 'SHA256:<43 base64 characters>'],
+  ])('explains %s', (_label, content, message) => {
+    expect(configError({ P: 'x', MCP_REMOTE_EXEC_STATE_DIR: dir }, writeConfig(content))).toContain(message);
+  });
+});

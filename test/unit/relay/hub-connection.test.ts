@@ -1,0 +1,187 @@
+import { createServer } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { PROTOCOL_VERSION, type RelayFrame } from '../../../shared/protocol.ts';
+import { backoffDelay, HubConnection, relayEndpoint } from '../../../relay/hub-connection.ts';
+import { RelayOperations } from '../../../relay/operations.ts';
+
+process.env.LOG_LEVEL = 'error';
+
+interface Hub {
+  server: WebSocketServer;
+  url: string;
+  sockets: WebSocket[];
+  frames: RelayFrame[];
+  headers: string[];
+}
+
+let hub: Hub;
+let connection: HubConnection | undefined;
+
+async function startHub(onFrame: (socket: WebSocket, frame: RelayFrame) => void = welcomeOnHello): Promise<Hub> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const address = server.address();
+  const port = typeof address === 'object' ? address.port : 0;
+  const state: Hub = { server, url: `http://127.0.0.1:${port}`, sockets: [], frames: [], headers: [] };
+  server.on('connection', (socket, request) => {
+    state.sockets.push(socket);
+    state.headers.push(request.headers.authorization ?? '');
+    socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as RelayFrame;
+      state.frames.push(frame);
+      onFrame(socket, frame);
+    });
+  });
+  return state;
+}
+
+function welcomeOnHello(socket: WebSocket, frame: RelayFrame): void {
+  if (frame.type === 'hello') socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: 65536 }));
+  if (frame.type === 'ping') socket.send('{"type":"pong"}');
+}
+
+function startRelay(options: { heartbeatMs?: number } = {}): HubConnection {
+  const operations = new RelayOperations({ relayId: 'unit', hosts: [], knownHostsFiles: [], recordKnownHostsFile: '/nonexistent', source: 'test' });
+  connection = new HubConnection({
+    url: hub.url,
+    token: 'secret-token',
+    relayId: 'unit',
+    operations,
+    backoff: { baseMs: 20, capMs: 100, healthyAfterMs: 60_000 },
+    ...options,
+  });
+  connection.start();
+  return connection;
+}
+
+async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const hellos = (): number => hub.frames.filter((frame) => frame.type === 'hello').length;
+
+beforeEach(async () => {
+  hub = await startHub();
+});
+
+afterEach(async () => {
+  await connection?.shutdown(0);
+  connection = undefined;
+  for (const socket of hub.sockets) socket.terminate();
+  await new Promise<void>((resolve) => hub.server.close(() => resolve()));
+});
+
+describe('backoffDelay', () => {
+  const settings = { baseMs: 500, capMs: 30_000, healthyAfterMs: 60_000 };
+  it('draws uniformly between zero and the exponential ceiling (full jitter)', () => {
+    expect(backoffDelay(0, settings, () => 0)).toBe(0);
+    expect(backoffDelay(0, settings, () => 0.999)).toBe(499);
+    expect(backoffDelay(3, settings, () => 0.5)).toBe(2000);
+  });
+  it('never exceeds the cap, however many attempts failed', () => {
+    expect(backoffDelay(50, settings, () => 0.999_999)).toBeLessThan(30_000);
+  });
+});
+
+describe('relayEndpoint', () => {
+  it('turns the Worker URL into its /relay WebSocket URL', () => {
+    expect(relayEndpoint('https://mcp.example.com')).toBe('wss://mcp.example.com/relay');
+    expect(relayEndpoint('http://127.0.0.1:8787/')).toBe('ws://127.0.0.1:8787/relay');
+    expect(relayEndpoint('wss://mcp.example.com/custom')).toBe('wss://mcp.example.com/custom');
+  });
+  it('refuses other schemes', () => {
+    expect(() => relayEndpoint('ftp://example.com')).toThrow(/RELAY_URL must start with/);
+  });
+});
+
+describe('HubConnection', () => {
+  it('sends its token in the upgrade and says hello with its inventory', async () => {
+    const relay = startRelay();
+    await relay.whenWelcomed();
+    expect(hub.headers[0]).toBe('Bearer secret-token');
+    expect(hub.frames[0]).toMatchObject({ type: 'hello', protocol: PROTOCOL_VERSION, relayId: 'unit', hosts: [] });
+  });
+
+  it('answers a request with a result carrying the same id', async () => {
+    const relay = startRelay();
+    await relay.whenWelcomed();
+    hub.sockets[0]?.send(JSON.stringify({ type: 'request', id: 'p1', deadlineMs: 1000, operation: { op: 'ping' } }));
+    await until(() => hub.frames.some((frame) => frame.type === 'result'));
+    expect(hub.frames.find((frame) => frame.type === 'result')).toMatchObject({ id: 'p1', result: { op: 'ping' } });
+  });
+
+  it('reconnects after the hub drops the connection', async () => {
+    const relay = startRelay();
+    await relay.whenWelcomed();
+    hub.sockets[0]?.terminate();
+    await until(() => hellos() >= 2);
+    expect(hub.sockets).toHaveLength(2);
+  });
+
+  it('drops a half-open connection whose heartbeats go unanswered, then reconnects', async () => {
+    await new Promise<void>((resolve) => hub.server.close(() => resolve()));
+    hub = await startHub((socket, frame) => {
+      if (frame.type === 'hello') socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: 65536 }));
+      // Never answers pings: the socket looks open but nobody is there.
+    });
+    startRelay({ heartbeatMs: 40 });
+    await until(() => hellos() >= 2, 3000);
+  });
+
+  it('ignores an invalid frame and keeps working', async () => {
+    const relay = startRelay();
+    await relay.whenWelcomed();
+    hub.sockets[0]?.send('{"type":"request","id":"x"}');
+    hub.sockets[0]?.send(JSON.stringify({ type: 'request', id: 'p2', deadlineMs: 1000, operation: { op: 'ping' } }));
+    await until(() => hub.frames.some((frame) => frame.type === 'result'));
+    expect(hub.frames.filter((frame) => frame.type === 'result' || frame.type === 'error').map((frame) => ('id' in frame ? frame.id : null))).toEqual(['p2']);
+  });
+
+  it('closes when the hub speaks another protocol version', async () => {
+    await new Promise<void>((resolve) => hub.server.close(() => resolve()));
+    const closes: number[] = [];
+    hub = await startHub((socket, frame) => {
+      if (frame.type === 'hello') socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION + 1, maxOutputChunkChars: 65536 }));
+    });
+    hub.server.on('connection', (socket) => socket.on('close', (code) => closes.push(code)));
+    startRelay();
+    await until(() => closes.length > 0);
+    expect(closes[0]).toBe(4000);
+  });
+
+  it('finishes requests in flight on shutdown but refuses new ones', async () => {
+    // A TCP server that accepts and never speaks SSH keeps a probe busy until its timeout.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const address = silent.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const operations = new RelayOperations({
+      relayId: 'unit',
+      hosts: [{ name: 'silent', address: '127.0.0.1', port, username: 'u', auth: { kind: 'password', password: 'p' }, strictHostKeyChecking: true, hostKeyFingerprints: [], labels: {}, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
+      knownHostsFiles: [],
+      recordKnownHostsFile: '/nonexistent',
+      source: 'test',
+    });
+    const relay = new HubConnection({ url: hub.url, token: 'secret-token', relayId: 'unit', operations });
+    relay.start();
+    await relay.whenWelcomed();
+    const socket = hub.sockets[0];
+    socket?.send(JSON.stringify({ type: 'request', id: 'busy', deadlineMs: 5000, operation: { op: 'probe', hosts: [], timeoutMs: 400 } }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const stopping = relay.shutdown(5000);
+    socket?.send(JSON.stringify({ type: 'request', id: 'late', deadlineMs: 1000, operation: { op: 'ping' } }));
+    await stopping;
+    silent.close();
+    const answers = hub.frames.filter((frame) => frame.type === 'error' || frame.type === 'result');
+    expect(answers.find((frame) => 'id' in frame && frame.id === 'late')).toMatchObject({ type: 'error', code: 'relay_shutting_down' });
+    expect(answers.find((frame) => 'id' in frame && frame.id === 'busy')).toMatchObject({
+      type: 'result',
+      result: { op: 'probe', hosts: [{ name: 'silent', reachable: false, code: 'host_unreachable' }] },
+    });
+  });
+});
