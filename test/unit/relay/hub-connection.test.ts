@@ -22,7 +22,7 @@ async function startHub(onFrame: (socket: WebSocket, frame: RelayFrame) => void 
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const address = server.address();
-  const port = typeof address === 'object' ? address.port : 0;
+  const port = typeof address === 'object' && address ? address.port : 0;
   const state: Hub = { server, url: `http://127.0.0.1:${port}`, sockets: [], frames: [], headers: [] };
   server.on('connection', (socket, request) => {
     state.sockets.push(socket);
