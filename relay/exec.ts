@@ -155,22 +155,14 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
     }
     return opened;
   }
-  const { channel } = opened.value;
+  const { channel, exit } = opened.value;
   const stdout = new StreamCapture(op.maxChars, (text) => onOutput('stdout', text));
   const stderr = new StreamCapture(op.maxChars, (text) => onOutput('stderr', text));
   const marker = new MarkerFilter((chunk) => stdout.push(chunk));
-  let exitCode: number | null = null;
-  let exitSignal: string | null = null;
-  let exited = false;
   let stopping: 'timeout' | 'cancel' | null = null;
 
   channel.on('data', (chunk: Buffer) => marker.push(chunk));
   channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  channel.on('exit', (code: number | null, signalName?: string) => {
-    exited = true;
-    exitCode = typeof code === 'number' ? code : null;
-    exitSignal = typeof signalName === 'string' ? signalName : null;
-  });
   // No stdin: a command that reads it sees end-of-file at once, as with `ssh host cmd </dev/null`.
   channel.end();
 
@@ -191,7 +183,7 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   stdout.finish();
   stderr.finish();
 
-  if (stopping === null && !exited) {
+  if (stopping === null && !exit.exited) {
     return failure(
       'host_unreachable',
       `The connection to host "${pool.host.name}" was lost while the command was running; whether it finished is unknown.`,
@@ -199,8 +191,8 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   }
   return success({
     op: 'exec',
-    exitCode: stopping === null ? exitCode : null,
-    signal: stopping === null ? exitSignal : null,
+    exitCode: stopping === null ? exit.code : null,
+    signal: stopping === null ? exit.signal : null,
     timedOut: stopping === 'timeout',
     cancelled: stopping === 'cancel',
     stdoutBytes: stdout.bytes,

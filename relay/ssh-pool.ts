@@ -48,6 +48,13 @@ interface Waiter {
   resolve(outcome: Outcome<Lease>): void;
 }
 
+/** Filled in by the channel's 'exit' event, which may fire before the caller gets the channel. */
+export interface ChannelExit {
+  exited: boolean;
+  code: number | null;
+  signal: string | null;
+}
+
 export interface Lease {
   client: Client;
   /** Give the channel slot back. Safe to call more than once. */
@@ -105,16 +112,27 @@ export class HostPool {
    * Open an exec channel, retrying while sshd refuses it for lack of sessions. The lease is
    * released when the channel closes.
    */
-  async exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease }>> {
+  async exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
     for (let attempt = 0; ; attempt += 1) {
       const acquired = await this.acquire(signal);
       if (!acquired.ok) return acquired;
       const lease = acquired.value;
+      const exit: ChannelExit = { exited: false, code: null, signal: null };
       const opened = await new Promise<Outcome<ClientChannel>>((resolve) => {
         try {
           lease.client.exec(command, (error, channel) => {
-            if (error) resolve(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
-            else resolve(success(channel));
+            if (error) {
+              resolve(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
+              return;
+            }
+            // Attach now: a short command's exit status can arrive in the same read as the
+            // channel confirmation, and ssh2 emits 'exit' only once, before the caller resumes.
+            channel.once('exit', (code: number | null, signalName?: string) => {
+              exit.exited = true;
+              exit.code = typeof code === 'number' ? code : null;
+              exit.signal = typeof signalName === 'string' ? signalName.replace(/^SIG/, '') : null;
+            });
+            resolve(success(channel));
           });
         } catch (error) {
           // ssh2 throws synchronously when the connection is no longer writable.
@@ -123,7 +141,7 @@ export class HostPool {
       });
       if (opened.ok) {
         opened.value.once('close', () => lease.release());
-        return success({ channel: opened.value, lease });
+        return success({ channel: opened.value, lease, exit });
       }
       lease.release();
       const retryable = opened.error.code === 'ssh_error' && attempt < CHANNEL_RETRY_LIMIT;

@@ -1,0 +1,105 @@
+/**
+ * Foundation benchmark: what the Worker, session Durable Object, relay hub and relay add on top
+ * of SSH itself. Everything runs in one process against one loopback sshd, measured in the same
+ * run:
+ *   (a) raw ssh2 exec of `true` on an already-open connection (the floor)
+ *   (b) a fresh ssh2 connection per call
+ *   (c) a no-op tool call through the full local stack (relay_ping: client → Worker → session
+ *       DO → relay hub → relay and back)
+ *   (d) ssh_exec_command("true") through the full local stack
+ * Targets: (d) − (c) within 1.5 × (a); (d) well under (b). Also: relay peak RSS while a command
+ * writes 200 MB to stdout, and wall time of 50 concurrent `sleep 0.2` calls on one host.
+ *
+ * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
+ */
+import { readFileSync } from 'node:fs';
+import { Client, type ConnectConfig } from 'ssh2';
+import { startStack } from '../test/harness/stack.ts';
+import { row, summarize, timeSequential } from './stats.ts';
+
+const CALLS = Number(process.env.CALLS ?? 300);
+
+function sshConfig(stack: Awaited<ReturnType<typeof startStack>>): ConnectConfig {
+  return { host: '127.0.0.1', port: stack.sshd.port, username: stack.sshd.user, privateKey: stack.sshd.privateKey };
+}
+
+function connect(config: ConnectConfig): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client.on('connect', () => client.setNoDelay(true));
+    client.once('ready', () => resolve(client));
+    client.once('error', reject);
+    client.connect(config);
+  });
+}
+
+function execTrue(client: Client): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.exec('true', (error, channel) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      channel.resume();
+      channel.stderr.resume();
+      channel.once('close', () => resolve());
+    });
+  });
+}
+
+function peakRssMb(pid: number): number {
+  return Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'NaN') / 1024;
+}
+
+const stack = await startStack();
+try {
+  const config = sshConfig(stack);
+  const open = await connect(config);
+  for (let index = 0; index < 20; index += 1) await execTrue(open); // warm-up
+  const floor = summarize(await timeSequential(CALLS, () => execTrue(open)));
+  open.end();
+
+  const fresh = summarize(
+    await timeSequential(CALLS, async () => {
+      const client = await connect(config);
+      await execTrue(client);
+      client.end();
+    }),
+  );
+
+  const call = (name: string, args: Record<string, unknown>) => stack.mcp.client.callTool({ name, arguments: args });
+  for (let index = 0; index < 20; index += 1) {
+    await call('relay_ping', {});
+    await call('ssh_exec_command', { command: 'true' });
+  }
+  const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
+  const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
+
+  const rssBefore = peakRssMb(stack.relay.process.pid);
+  const bigStarted = performance.now();
+  await call('ssh_exec_command', { command: 'head -c 200000000 /dev/zero', timeout: 120 });
+  const bigMs = performance.now() - bigStarted;
+  const rssAfter = peakRssMb(stack.relay.process.pid);
+
+  const concurrentStarted = performance.now();
+  await Promise.all(Array.from({ length: 50 }, () => call('ssh_exec_command', { command: 'sleep 0.2' })));
+  const concurrentMs = performance.now() - concurrentStarted;
+
+  const added = exec.median - noop.median;
+  const lines = [
+    `mcp-remote-exec foundation benchmark: ${CALLS} sequential calls each, loopback sshd, Node ${process.version}`,
+    '',
+    row('(a) raw ssh2 exec `true`, open connection (floor)', floor),
+    row('(b) fresh ssh2 connection per call', fresh),
+    row('(c) no-op tool call through the full stack (relay_ping)', noop),
+    row('(d) ssh_exec_command("true") through the full stack', exec),
+    '',
+    `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+    `(d) / (b) medians: ${(exec.median / fresh.median).toFixed(2)}   [target well under 1]`,
+    `relay peak RSS: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after 200 MB of stdout (${(bigMs / 1000).toFixed(2)} s for that call)`,
+    `50 concurrent ssh_exec_command("sleep 0.2") on one host: ${concurrentMs.toFixed(0)} ms wall`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+} finally {
+  await stack.stop();
+}

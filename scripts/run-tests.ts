@@ -1,0 +1,72 @@
+/**
+ * `npm test`: type-check, then the fast tests (unit + Workers pool), then the end-to-end tests
+ * (real sshd, wrangler dev, relay) in their own run so they do not compete for the CPU. Ends with
+ * one summary line, "tests: N passed, N failed", and a non-zero exit if anything failed.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const require = createRequire(import.meta.url);
+const vitest = join(dirname(require.resolve('vitest/package.json')), 'vitest.mjs');
+const tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+const reports = mkdtempSync(join(tmpdir(), 'mre-test-reports-'));
+const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_SEND_ERROR_REPORTS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' };
+
+function run(label: string, args: string[]): number {
+  process.stdout.write(`\n=== ${label}\n`);
+  const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env });
+  return result.status ?? 1;
+}
+
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+function counts(file: string): Counts {
+  try {
+    const report: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    const number = (key: string): number =>
+      typeof report === 'object' && report !== null && key in report && typeof (report as Record<string, unknown>)[key] === 'number' ? ((report as Record<string, number>)[key] ?? 0) : 0;
+    return { passed: number('numPassedTests'), failed: number('numFailedTests') + number('numRuntimeErrorTestSuites'), skipped: number('numPendingTests') + number('numTodoTests') };
+  } catch {
+    return { passed: 0, failed: 1, skipped: 0 };
+  }
+}
+
+const failures: string[] = [];
+const only = process.argv.slice(2);
+for (const project of ['tsconfig.json', 'worker/tsconfig.json', 'test/workers/tsconfig.json']) {
+  if (run(`type-check ${project}`, [tsc, '-p', project]) !== 0) failures.push(`type-check ${project}`);
+}
+const suites: Array<{ name: string; projects: string[] }> = [
+  { name: 'unit + workers', projects: ['unit', 'workers'] },
+  { name: 'e2e', projects: ['e2e'] },
+];
+const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+for (const suite of suites) {
+  if (only.length > 0 && !suite.projects.some((project) => only.includes(project))) continue;
+  const report = join(reports, `${suite.name.replace(/\W+/g, '-')}.json`);
+  const code = run(`vitest: ${suite.name}`, [
+    vitest,
+    'run',
+    ...suite.projects.flatMap((project) => ['--project', project]),
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${report}`,
+  ]);
+  const found = counts(report);
+  total.passed += found.passed;
+  total.failed += found.failed;
+  total.skipped += found.skipped;
+  if (code !== 0) failures.push(`vitest ${suite.name} (exit ${code})`);
+}
+rmSync(reports, { recursive: true, force: true });
+if (failures.length > 0) process.stdout.write(`\nFailed: ${failures.join('; ')}\n`);
+process.stdout.write(`\ntests: ${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`);
+process.exit(failures.length > 0 ? 1 : 0);
