@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execStructuredOutput } from '../../shared/exec-output.ts';
-import { remoteProcesses } from '../harness/sshd.ts';
+import { processIds, remoteProcesses } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 let stack: Stack;
@@ -125,6 +125,17 @@ describe('tools over the full local stack', () => {
     expect(await gone('sleep 37.301')).toBe(true);
   });
 
+  it('reconnects to the host when its SSH connection drops', async () => {
+    expect((await stack.call('ssh_exec_command', { command: 'echo before' })).structuredContent).toMatchObject({ stdout: 'before\n' });
+    // Each SSH connection is served by a child of the listening sshd; ending them drops the pool's connections.
+    const served = childrenOf(stack.sshd.pid);
+    expect(served.length).toBeGreaterThan(0);
+    for (const pid of served) process.kill(pid, 'SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = await stack.call('ssh_exec_command', { command: 'echo after' });
+    expect(after.structuredContent).toMatchObject({ stdout: 'after\n', exit_code: 0 });
+  });
+
   it('answers relay_ping', async () => {
     const result = await stack.call('relay_ping', {});
     expect(result.structuredContent).toMatchObject({ relay_id: 'test-relay', relay_version: '0.1.0' });
@@ -160,6 +171,13 @@ describe('argument validation', () => {
     expect(textOf(result)).toContain('Error [host_not_configured]: Host "nope" is not configured. Known hosts: testhost.');
   });
 });
+
+function childrenOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => processIds(pid)?.ppid === parent);
+}
 
 function relayRequestCount(): number {
   return (stack.relay.process.output().match(/"msg":"request done"/g) ?? []).length;
