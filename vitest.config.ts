@@ -42,6 +42,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // The stdio tests run the built command, as users do; build it from the current sources.
+          globalSetup: ['test/e2e/build-cli.ts'],
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 180_000,

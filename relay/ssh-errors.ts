@@ -35,7 +35,7 @@ export function hostKeyError(host: HostConfig, decision: Extract<HostKeyDecision
     case 'unknown':
       return {
         code: 'host_key_unknown',
-        message: `The ${decision.keyType} host key of ${where} is not known to the relay. Its fingerprint is ${decision.fingerprint}. If that matches the host (compare with the output of: for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "\$k"; done, run on the host), trust it on the relay machine with: ${trust} ${pin}.`,
+        message: `The ${decision.keyType} host key of ${where} is not trusted yet (not in known_hosts). Its fingerprint is ${decision.fingerprint}. If that matches the host (compare with the output of: for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "\$k"; done, run on the host), trust it on the machine running mcp-remote-exec with: ${trust} ${pin}. On a network you trust, SSH_STRICT_HOST_KEY_CHECKING=false (strict_host_key_checking: false) accepts and records a new key instead.`,
       };
     case 'changed':
       return {

@@ -41,6 +41,7 @@ function counts(file: string): Counts {
 
 const failures: string[] = [];
 const only = process.argv.slice(2);
+
 for (const project of ['tsconfig.json', 'worker/tsconfig.json', 'test/workers/tsconfig.json']) {
   if (run(`type-check ${project}`, [tsc, '-p', project]) !== 0) failures.push(`type-check ${project}`);
 }

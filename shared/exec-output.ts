@@ -5,6 +5,7 @@
  * streams only, and the status lines are written after them.
  */
 import { z } from 'zod';
+import type { ExecResultFrame } from './protocol.ts';
 
 export interface ExecOutcome {
   host: string;
@@ -21,6 +22,25 @@ export interface ExecOutcome {
   stderrTruncated: boolean;
   durationMs: number;
   timeoutMs: number;
+}
+
+/** Combine the relay's exec result with the output it streamed. */
+export function execOutcomeFrom(host: string, frame: ExecResultFrame, stdout: string, stderr: string, timeoutMs: number): ExecOutcome {
+  return {
+    host,
+    exitCode: frame.exitCode,
+    signal: frame.signal,
+    timedOut: frame.timedOut,
+    cancelled: frame.cancelled,
+    stdout,
+    stderr,
+    stdoutBytes: frame.stdoutBytes,
+    stderrBytes: frame.stderrBytes,
+    stdoutTruncated: frame.stdoutTruncated,
+    stderrTruncated: frame.stderrTruncated,
+    durationMs: frame.durationMs,
+    timeoutMs,
+  };
 }
 
 export const execStructuredOutput = z.object({

@@ -105,6 +105,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
     },
   );
 
+  const ping = executor.ping?.bind(executor);
+  if (!ping) return;
   server.registerTool(
     'relay_ping',
     {
@@ -115,7 +117,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async (_args, extra): Promise<CallToolResult> => {
-      const outcome = await executor.ping(extra.signal);
+      const outcome = await ping(extra.signal);
       if (!outcome.ok) return errorResult(outcome.error);
       const { relayId, relayVersion, roundTripMs } = outcome.value;
       return {

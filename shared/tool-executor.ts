@@ -49,5 +49,6 @@ export interface RelayPing {
 export interface ToolExecutor {
   listHosts(options: { probe: boolean }, signal: AbortSignal): Promise<Outcome<HostListing>>;
   exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>>;
-  ping(signal: AbortSignal): Promise<Outcome<RelayPing>>;
+  /** Only where there is a relay to ping; the relay_ping tool is offered when this exists. */
+  ping?(signal: AbortSignal): Promise<Outcome<RelayPing>>;
 }

@@ -4,7 +4,7 @@
  * remote process; the relay's answer, marked cancelled, still ends the call.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import type { ExecOutcome } from '../../shared/exec-output.ts';
+import { execOutcomeFrom, type ExecOutcome } from '../../shared/exec-output.ts';
 import type { ExecRequest, HostListing, RelayPing, ToolExecutor } from '../../shared/tool-executor.ts';
 import { relayHub } from '../relay/hub-stub.ts';
 
@@ -33,21 +33,7 @@ export class HubExecutor implements ToolExecutor {
       if (!reply.ok) return reply;
       const { result, stdout, stderr, host } = reply.value;
       if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
-      return success({
-        host,
-        exitCode: result.exitCode,
-        signal: result.signal,
-        timedOut: result.timedOut,
-        cancelled: result.cancelled,
-        stdout,
-        stderr,
-        stdoutBytes: result.stdoutBytes,
-        stderrBytes: result.stderrBytes,
-        stdoutTruncated: result.stdoutTruncated,
-        stderrTruncated: result.stderrTruncated,
-        durationMs: result.durationMs,
-        timeoutMs: request.timeoutMs,
-      });
+      return success(execOutcomeFrom(host, result, stdout, stderr, request.timeoutMs));
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

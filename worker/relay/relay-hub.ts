@@ -25,6 +25,7 @@ import {
   type OperationResult,
 } from '../../shared/protocol.ts';
 import { selectHost } from '../../shared/host-selection.ts';
+import { hostViews } from '../../shared/host-views.ts';
 import type { ExecRequest, HostListing } from '../../shared/tool-executor.ts';
 import { logEvent } from '../log.ts';
 
@@ -227,33 +228,12 @@ export class RelayHub extends DurableObject<Env> {
       version: record.version,
       ...(live.ok ? { connectedSince: record.connectedAt } : {}),
     };
-    const hosts = record.hosts.map((host) => ({
-      name: host.name,
-      relay: record.relayId,
-      target: host.target,
-      labels: host.labels,
-      capabilities: host.capabilities,
-      reachable: null as boolean | null,
-      ...(live.ok ? {} : { detail: 'The relay is not connected, so this host cannot be reached now.' }),
-    }));
-    if (!live.ok || !probe || hosts.length === 0) return success({ relays: [relay], hosts });
+    const offline = live.ok ? undefined : 'The relay is not connected, so this host cannot be reached now.';
+    if (!live.ok || !probe || record.hosts.length === 0) return success({ relays: [relay], hosts: hostViews(record.relayId, record.hosts, null, offline) });
     const probed = await this.execute(id, { op: 'probe', hosts: [], timeoutMs: PROBE_TIMEOUT_MS }, PROBE_TIMEOUT_MS);
     if (!probed.ok) return probed;
     if (probed.value.result.op !== 'probe') return failure('protocol_error', 'The relay answered a probe with something else.');
-    const statuses = new Map(probed.value.result.hosts.map((status) => [status.name, status]));
-    return success({
-      relays: [relay],
-      hosts: hosts.map((host) => {
-        const status = statuses.get(host.name);
-        if (!status) return host;
-        return {
-          ...host,
-          reachable: status.reachable,
-          ...(status.message !== undefined ? { detail: `${status.code ? `[${status.code}] ` : ''}${status.message}` } : {}),
-          ...(status.latencyMs !== undefined ? { latencyMs: status.latencyMs } : {}),
-        };
-      }),
-    });
+    return success({ relays: [relay], hosts: hostViews(record.relayId, record.hosts, probed.value.result.hosts) });
   }
 
   /** The inventory the relay last reported, or null before any relay connected. */

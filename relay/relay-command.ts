@@ -1,0 +1,98 @@
+/**
+ * `mcp-remote-exec relay`: the relay daemon. It connects out to the Worker and listens on no
+ * port. Settings come from the environment or ./.env:
+ *   I_ACCEPT_RISKS=true      required
+ *   RELAY_URL                the Worker's URL, e.g. https://mcp.example.com (or --url)
+ *   RELAY_TOKEN / RELAY_TOKEN_FILE   the relay's secret (never pass it on the command line)
+ *   RELAY_ID                 name shown to users (default: this machine's host name)
+ *   hosts: HOST, SSH_* like the seed, or MCP_REMOTE_EXEC_CONFIG / --config FILE
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadEnvironment, loadHostsConfig, NO_HOSTS_HINT } from './config.ts';
+import { HubConnection } from './hub-connection.ts';
+import { log } from './log.ts';
+import { RelayOperations } from './operations.ts';
+import { RISK_NOTICE, risksAccepted } from './risk.ts';
+import { VERSION } from '../shared/version.ts';
+
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+export const RELAY_USAGE = `Usage: mcp-remote-exec relay [--config FILE] [--url URL] [--env-file FILE]
+
+Connects out to the mcp-remote-exec Worker and runs SSH work for it.
+  --config FILE    JSON file listing hosts (default: HOST, SSH_* variables, as the seed)
+  --url URL        the Worker's URL (default: RELAY_URL)
+  --env-file FILE  read variables from FILE (default: ./.env)
+Environment: I_ACCEPT_RISKS=true (required), RELAY_TOKEN or RELAY_TOKEN_FILE, RELAY_ID,
+RELAY_SHUTDOWN_GRACE_SECONDS, LOG_LEVEL.`;
+
+function readToken(env: NodeJS.ProcessEnv): string {
+  if (env.RELAY_TOKEN_FILE) {
+    const path = resolve(env.RELAY_TOKEN_FILE);
+    if (!existsSync(path)) throw new ConfigError(`RELAY_TOKEN_FILE ${path} does not exist.`);
+    return readFileSync(path, 'utf8').trim();
+  }
+  const token = env.RELAY_TOKEN?.trim();
+  if (!token) throw new ConfigError('No relay token: set RELAY_TOKEN or RELAY_TOKEN_FILE (the token the Worker\'s RELAY_TOKEN_HASH was made from).');
+  return token;
+}
+
+/** Starts the daemon; returns an exit code only when it cannot start (it otherwise runs until signalled). */
+export function runRelay(args: string[]): number | 'running' {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      url: { type: 'string' },
+      'env-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${RELAY_USAGE}\n`);
+    return 0;
+  }
+  const env = loadEnvironment(process.env, resolve(values['env-file'] ?? '.env'));
+  if (!risksAccepted(env)) {
+    process.stderr.write(`Refusing to start: ${RISK_NOTICE}\n`);
+    return 2;
+  }
+  const url = values.url ?? env.RELAY_URL;
+  if (!url) throw new ConfigError('No Worker URL: set RELAY_URL (e.g. https://mcp.example.com) or pass --url.');
+  const token = readToken(env);
+  const config = loadHostsConfig(env, values.config);
+  if (config.hosts.length === 0) log('warn', NO_HOSTS_HINT);
+  log('info', 'relay starting', { version: VERSION, relayId: config.relayId, hosts: config.hosts.map((h) => h.name), source: config.source });
+
+  const operations = new RelayOperations(config);
+  const connection = new HubConnection({
+    url,
+    token,
+    relayId: config.relayId,
+    operations,
+    ...(env.RELAY_HEARTBEAT_MS ? { heartbeatMs: Number(env.RELAY_HEARTBEAT_MS) } : {}),
+  });
+  connection.start();
+
+  const graceSeconds = Number(env.RELAY_SHUTDOWN_GRACE_SECONDS);
+  const graceMs = env.RELAY_SHUTDOWN_GRACE_SECONDS && Number.isFinite(graceSeconds) && graceSeconds >= 0 ? graceSeconds * 1000 : DEFAULT_SHUTDOWN_GRACE_MS;
+  let shuttingDown = false;
+  const stop = (signal: string): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log('info', 'shutting down', { signal, graceMs });
+    connection.shutdown(graceMs).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log('error', 'shutdown failed', { error: String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return 'running';
+}

@@ -1,0 +1,93 @@
+/**
+ * `mcp-remote-exec` with no arguments: an MCP server over stdio, configured like the seed
+ * (I_ACCEPT_RISKS, HOST, SSH_* … from the environment or ./.env, or a relay config file). SSH
+ * runs in this process; stdout carries only MCP messages, everything else goes to stderr.
+ *
+ * Like the seed it checks its hosts before serving, so a wrong key, password or host key is a
+ * startup error with the fix in it rather than a failure on the first tool call.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { describeError } from '../shared/errors.ts';
+import { registerTools } from '../shared/register-tools.ts';
+import { VERSION } from '../shared/version.ts';
+import { ConfigError, loadEnvironment, loadHostsConfig, type RelayHostsConfig } from './config.ts';
+import { LocalExecutor } from './local-executor.ts';
+import { log } from './log.ts';
+import { RelayOperations } from './operations.ts';
+import { RISK_NOTICE, risksAccepted } from './risk.ts';
+import { readStdioSettings } from './tool-settings.ts';
+
+/** Variables of the seed's plugins that this release does not act on yet. */
+const NOT_YET_SUPPORTED = ['ENABLE_PROXMOX', 'ENABLE_IMAGEKIT'];
+const STARTUP_CHECK_TIMEOUT_MS = 15_000;
+
+export const SERVER_INSTRUCTIONS =
+  'Runs commands on the SSH hosts configured for this server. Call ssh_list_hosts to learn their names. ' +
+  'Commands run non-interactively (no terminal, no stdin) with a timeout; prefer commands that finish on their own.';
+
+export const NO_HOST_MESSAGE =
+  'No SSH host configuration found. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD) in the environment or in .env ' +
+  '(in the directory the server starts in), or pass --config FILE listing hosts.';
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** Connect to every host once. Wrong credentials and untrusted keys stop the start; so does an unreachable single host. */
+async function checkHosts(operations: RelayOperations, config: RelayHostsConfig): Promise<void> {
+  const probe = await operations.run({ op: 'probe', hosts: [], timeoutMs: STARTUP_CHECK_TIMEOUT_MS }, () => undefined, AbortSignal.timeout(STARTUP_CHECK_TIMEOUT_MS + 1000));
+  if (!probe.ok || probe.value.op !== 'probe') throw new StartupError('The startup check of the SSH hosts failed unexpectedly.');
+  const problems: string[] = [];
+  for (const status of probe.value.hosts) {
+    if (status.reachable) continue;
+    const error = { code: status.code ?? 'ssh_error', message: status.message ?? 'unknown failure' } as const;
+    const fatal = config.hosts.length === 1 || error.code !== 'host_unreachable';
+    if (fatal) problems.push(describeError(error));
+    else log('warn', 'host unreachable at startup; its tools will fail until it is back', { host: status.name, code: error.code });
+  }
+  if (problems.length > 0) throw new StartupError(problems.join('\n\n'));
+}
+
+export async function runStdio(args: string[]): Promise<number | 'running'> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'env-file': { type: 'string' } }, strict: true });
+  const env = loadEnvironment(process.env, resolve(values['env-file'] ?? '.env'));
+  if (!risksAccepted(env)) throw new StartupError(`Risks not accepted. ${RISK_NOTICE}`);
+  const settings = readStdioSettings(env);
+  const config = loadHostsConfig({ RELAY_ID: 'stdio', ...env }, values.config);
+  if (config.hosts.length === 0) throw new StartupError(NO_HOST_MESSAGE);
+  for (const name of NOT_YET_SUPPORTED) {
+    if (env[name]?.trim().toLowerCase() === 'true') log('warn', `${name}=true is accepted but this release does not have that plugin yet; its tools are not offered`);
+  }
+
+  const operations = new RelayOperations(config);
+  try {
+    await checkHosts(operations, config);
+  } catch (error) {
+    operations.close();
+    throw error;
+  }
+
+  const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: SERVER_INSTRUCTIONS });
+  registerTools(server, new LocalExecutor(operations), settings);
+  const transport = new StdioServerTransport();
+  let closing = false;
+  const close = (reason: string): void => {
+    if (closing) return;
+    closing = true;
+    log('info', 'stdio server stopping', { reason });
+    operations.close();
+    void server.close().finally(() => process.exit(0));
+  };
+  transport.onclose = () => close('client closed the connection');
+  process.stdin.once('end', () => close('stdin ended'));
+  process.on('SIGTERM', () => close('SIGTERM'));
+  process.on('SIGINT', () => close('SIGINT'));
+  await server.connect(transport);
+  log('info', 'stdio server ready', { version: VERSION, hosts: config.hosts.map((host) => host.name), source: config.source });
+  return 'running';
+}
+
+

@@ -1,0 +1,60 @@
+/**
+ * The stdio mode as Claude Desktop runs it: the built `mcp-remote-exec` command, spawned with the
+ * seed's environment variables, spoken to by the SDK client over stdin/stdout.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { VERSION } from '../../shared/version.ts';
+import type { TestSshd } from './sshd.ts';
+import { PROJECT_ROOT } from './worker.ts';
+
+export const CLI = join(PROJECT_ROOT, 'dist', 'mcp-remote-exec.mjs');
+
+/** The seed's variables for the test sshd, in a fresh working directory with no .env. */
+export function stdioEnv(sshd: TestSshd, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: mkdtempSync(join(tmpdir(), 'mre-stdio-home-')),
+    I_ACCEPT_RISKS: 'true',
+    HOST: '127.0.0.1',
+    SSH_PORT: String(sshd.port),
+    SSH_USERNAME: sshd.user,
+    SSH_KEY: sshd.privateKeyPath,
+    SSH_KNOWN_HOSTS: sshd.knownHostsPath,
+    ...extra,
+  };
+}
+
+export function runCliOnce(args: string[], env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+  const cwd = mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-'));
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd, env, encoding: 'utf8', timeout: 30_000, input: '' });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+export interface StdioSession {
+  client: Client;
+  transport: StdioClientTransport;
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+export async function connectStdio(env: Record<string, string>, args: string[] = []): Promise<StdioSession> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [CLI, ...args],
+    env,
+    cwd: mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-')),
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-65536);
+  });
+  const client = new Client({ name: 'mcp-remote-exec-stdio-test', version: VERSION });
+  await client.connect(transport);
+  return { client, transport, stderr: () => stderr, close: () => client.close() };
+}
