@@ -10,12 +10,21 @@
  * Targets: (d) − (c) within 1.5 × (a); (d) well under (b). Also: relay peak RSS while a command
  * writes 200 MB to stdout, and wall time of 50 concurrent `sleep 0.2` calls on one host.
  *
+ * Stdio mode, same sshd, same floor: (e) our `mcp-remote-exec` over stdio, ssh_exec_command("true"),
+ * and the peers `ssh-mcp` and `mcp-ssh-manager` from npm driven the same way (SDK client over
+ * stdio, their run-a-command tool). Targets: (e) within 1.5 × (a), at least 10× faster than both.
+ * PEERS=0 skips the peers (their first run installs them into bench/.peers).
+ *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */
 import { readFileSync } from 'node:fs';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Client, type ConnectConfig } from 'ssh2';
 import { startStack } from '../test/harness/stack.ts';
-import { row, summarize, timeSequential } from './stats.ts';
+import { connectStdio, stdioEnv } from '../test/harness/stdio.ts';
+import { preparePeers } from './peers.ts';
+import { row, summarize, timeSequential, type Summary } from './stats.ts';
 
 const CALLS = Number(process.env.CALLS ?? 300);
 
@@ -85,6 +94,25 @@ try {
   await Promise.all(Array.from({ length: 50 }, () => call('ssh_exec_command', { command: 'sleep 0.2' })));
   const concurrentMs = performance.now() - concurrentStarted;
 
+  // Stdio mode: ours, then the peers, each over stdio with the SDK client.
+  const ours = await connectStdio(stdioEnv(stack.sshd));
+  const runTrue = () => ours.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+  for (let index = 0; index < 20; index += 1) await runTrue();
+  const stdio = summarize(await timeSequential(CALLS, runTrue));
+  await ours.close();
+
+  const peers: Array<{ label: string; summary: Summary }> = [];
+  if (process.env.PEERS !== '0') {
+    for (const peer of await preparePeers(stack.sshd)) {
+      const client = new McpClient({ name: 'bench', version: '1' });
+      await client.connect(new StdioClientTransport({ command: peer.command, args: peer.args, env: peer.env, stderr: 'ignore' }));
+      const run = () => client.callTool({ name: peer.execTool, arguments: peer.execArgs('true') });
+      for (let index = 0; index < 5; index += 1) await run();
+      peers.push({ label: `${peer.name}@${peer.version} ${peer.execTool}("true") over stdio`, summary: summarize(await timeSequential(CALLS, run)) });
+      await client.close();
+    }
+  }
+
   const added = exec.median - noop.median;
   const lines = [
     `mcp-remote-exec foundation benchmark: ${CALLS} sequential calls each, loopback sshd, Node ${process.version}`,
@@ -98,6 +126,12 @@ try {
     `(d) / (b) medians: ${(exec.median / fresh.median).toFixed(2)}   [target well under 1]`,
     `relay peak RSS: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after 200 MB of stdout (${(bigMs / 1000).toFixed(2)} s for that call)`,
     `50 concurrent ssh_exec_command("sleep 0.2") on one host: ${concurrentMs.toFixed(0)} ms wall`,
+    '',
+    row('(e) mcp-remote-exec stdio ssh_exec_command("true")', stdio),
+    ...peers.map((peer) => row(`    ${peer.label}`, peer.summary)),
+    '',
+    `(e) / (a) medians: ${(stdio.median / floor.median).toFixed(2)}   [target ≤ 1.5]`,
+    ...peers.map((peer) => `${peer.label.split(' ')[0]} / (e) medians: ${(peer.summary.median / stdio.median).toFixed(1)} ×   [target ≥ 10 ×]`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
