@@ -42,6 +42,8 @@ export interface HubConnectionOptions {
   operations: RelayOperations;
   heartbeatMs?: number;
   backoff?: BackoffSettings;
+  /** Told each time a reconnect is scheduled (attempt counts consecutive unhealthy connections). */
+  onReconnectScheduled?: (attempt: number, delayMs: number) => void;
 }
 
 /** Full jitter (AWS architecture blog): uniform in [0, min(cap, base·2^attempt)]. */
@@ -293,7 +295,8 @@ export class HubConnection {
     this.attempt = healthy ? 0 : this.attempt + 1;
     this.welcomedAt = 0;
     const delay = backoffDelay(this.attempt, this.backoff);
-    log('warn', 'hub connection closed; reconnecting', { code, reason, inDelayMs: delay });
+    log('warn', 'hub connection closed; reconnecting', { code, reason, attempt: this.attempt, inDelayMs: delay });
+    this.options.onReconnectScheduled?.(this.attempt, delay);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 

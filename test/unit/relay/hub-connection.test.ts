@@ -41,15 +41,16 @@ function welcomeOnHello(socket: WebSocket, frame: RelayFrame): void {
   if (frame.type === 'ping') socket.send('{"type":"pong"}');
 }
 
-function startRelay(options: { heartbeatMs?: number } = {}): HubConnection {
+function startRelay(options: { heartbeatMs?: number; healthyAfterMs?: number; onReconnectScheduled?: (attempt: number, delayMs: number) => void } = {}): HubConnection {
   const operations = new RelayOperations({ relayId: 'unit', hosts: [], knownHostsFiles: [], recordKnownHostsFile: '/nonexistent', source: 'test' });
   connection = new HubConnection({
     url: hub.url,
     token: 'secret-token',
     relayId: 'unit',
     operations,
-    backoff: { baseMs: 20, capMs: 100, healthyAfterMs: 60_000 },
-    ...options,
+    backoff: { baseMs: 20, capMs: 100, healthyAfterMs: options.healthyAfterMs ?? 60_000 },
+    ...(options.heartbeatMs !== undefined ? { heartbeatMs: options.heartbeatMs } : {}),
+    ...(options.onReconnectScheduled ? { onReconnectScheduled: options.onReconnectScheduled } : {}),
   });
   connection.start();
   return connection;
@@ -121,6 +122,24 @@ describe('HubConnection', () => {
     hub.sockets[0]?.terminate();
     await until(() => hellos() >= 2);
     expect(hub.sockets).toHaveLength(2);
+  });
+
+  it('backs off further after each connection that dies young, and starts over after a healthy one', async () => {
+    const dropAfterWelcome = async (healthyAfterMs: number): Promise<number[]> => {
+      const attempts: number[] = [];
+      const relay = startRelay({ healthyAfterMs, onReconnectScheduled: (attempt) => attempts.push(attempt) });
+      for (let drop = 0; drop < 3; drop += 1) {
+        await relay.whenWelcomed();
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        hub.sockets.at(-1)?.terminate();
+        await until(() => attempts.length > drop);
+      }
+      await relay.shutdown(0);
+      connection = undefined;
+      return attempts;
+    };
+    expect(await dropAfterWelcome(60_000)).toEqual([1, 2, 3]);
+    expect(await dropAfterWelcome(10)).toEqual([0, 0, 0]);
   });
 
   it('drops a half-open connection whose heartbeats go unanswered, then reconnects', async () => {
