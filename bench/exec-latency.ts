@@ -76,7 +76,11 @@ try {
     }),
   );
 
-  const call = (name: string, args: Record<string, unknown>) => stack.mcp.client.callTool({ name, arguments: args });
+  // Timing an error path would flatter the figures: every call must succeed.
+  const call = async (name: string, args: Record<string, unknown>): Promise<void> => {
+    const result = await stack.mcp.client.callTool({ name, arguments: args });
+    if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
+  };
   for (let index = 0; index < 20; index += 1) {
     await call('relay_ping', {});
     await call('ssh_exec_command', { command: 'true' });
@@ -96,7 +100,10 @@ try {
 
   // Stdio mode: ours, then the peers, each over stdio with the SDK client.
   const ours = await connectStdio(stdioEnv(stack.sshd));
-  const runTrue = () => ours.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+  const runTrue = async (): Promise<void> => {
+    const result = await ours.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+    if (result.isError) throw new Error(`stdio ssh_exec_command failed: ${JSON.stringify(result.content)}`);
+  };
   for (let index = 0; index < 20; index += 1) await runTrue();
   const stdio = summarize(await timeSequential(CALLS, runTrue));
   await ours.close();
@@ -106,7 +113,10 @@ try {
     for (const peer of await preparePeers(stack.sshd)) {
       const client = new McpClient({ name: 'bench', version: '1' });
       await client.connect(new StdioClientTransport({ command: peer.command, args: peer.args, env: peer.env, stderr: 'ignore' }));
-      const run = () => client.callTool({ name: peer.execTool, arguments: peer.execArgs('true') });
+      const run = async (): Promise<void> => {
+        const result = await client.callTool({ name: peer.execTool, arguments: peer.execArgs('true') });
+        if (result.isError) throw new Error(`${peer.name} failed: ${JSON.stringify(result.content)}`);
+      };
       for (let index = 0; index < 5; index += 1) await run();
       peers.push({ label: `${peer.name}@${peer.version} ${peer.execTool}("true") over stdio`, summary: summarize(await timeSequential(CALLS, run)) });
       await client.close();

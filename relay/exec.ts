@@ -1,15 +1,17 @@
 /**
  * Running one command on a host with a timeout that really stops it.
  *
- * Without a pty, closing an SSH channel does not stop the remote command, and ssh2's signal()
- * is ignored by OpenSSH. So the command runs under a small wrapper: the login shell that sshd
- * starts for the channel is a session and process-group leader (sshd calls setsid() for every
- * session), and the wrapper first prints that shell's PID, i.e. the process-group id, between
- * marker bytes on stdout. On timeout or cancel the relay opens a second channel and signals the
- * whole group (TERM, then KILL after a grace period). The user's command itself is passed to
- * `eval` as one single-quoted word, so the login shell parses it exactly as `ssh host 'cmd'` would.
+ * Without a pty, closing an SSH channel does not stop the remote command. Two levers reach it:
+ * OpenSSH (7.9 and later) turns a channel `signal` request into a signal to the session's whole
+ * process group, and, for servers that ignore such requests, the relay opens a second channel
+ * and signals the group itself. For that second lever the command runs under a small wrapper:
+ * the login shell sshd starts for the channel is a session and process-group leader (sshd calls
+ * setsid() for every session), and the wrapper first prints that shell's PID, i.e. the group id,
+ * between marker bytes on stdout. The user's command is passed to `eval` as one single-quoted
+ * word, so the login shell parses it exactly as `ssh host 'cmd'` would; its stdin is /dev/null.
+ * The login shell must be POSIX-like (sh, bash, dash, ash, ksh, zsh).
  */
-import type { ClientChannel } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { cutAt } from '../shared/exec-output.ts';
 import type { ExecOperation, ExecResultFrame } from '../shared/protocol.ts';
@@ -22,13 +24,16 @@ const MARKER = '\x1emre-pgid=';
 const MARKER_END = '\x1e\n';
 /** Where the PID marker must appear; a chatty shell startup file may print before it. */
 const MARKER_SEARCH_BYTES = 4096;
-/** Seconds the process group gets between TERM and KILL. */
-const KILL_GRACE_STEPS = 20; // × 0.1 s
-/** How long to wait for the channel to close once the group was signalled. */
-const CLOSE_WAIT_MS = 4_000;
+/** The process group gets this long between TERM and KILL (in steps of 0.1 s on the host). */
+const KILL_GRACE_STEPS = 20;
+const KILL_GRACE_MS = KILL_GRACE_STEPS * 100;
+/** Bound on opening the second channel used to signal the group. */
+const KILL_CHANNEL_TIMEOUT_MS = 2_000;
+/** After KILL, how long to wait for the channel to close before giving up on confirming. */
+const CLOSE_AFTER_KILL_MS = 1_000;
 
 export function wrapCommand(command: string): string {
-  return `printf '${MARKER.replace('\x1e', '\\036')}%s${MARKER_END.replace('\x1e', '\\036').replace('\n', '\\n')}' "$$"; eval ${quoteShellWord(command)}`;
+  return `printf '${MARKER.replace('\x1e', '\\036')}%s${MARKER_END.replace('\x1e', '\\036').replace('\n', '\\n')}' "$$"; eval ${quoteShellWord(command)} </dev/null`;
 }
 
 export function killGroupCommand(pgid: number): string {
@@ -110,7 +115,8 @@ class MarkerFilter {
       }
     }
     if (buffered.length > MARKER_SEARCH_BYTES) {
-      // No marker: the login shell is not POSIX-like. Output still flows; only killing is weaker.
+      // No marker (a startup file printed too much first): output still flows, and stopping
+      // relies on the channel signal alone.
       this.pending = null;
       this.forward(buffered);
       return;
@@ -125,23 +131,25 @@ class MarkerFilter {
 }
 
 /**
- * Signal the command's process group from a second channel. Returns once the signal is on its way;
- * the escalation to KILL runs on the host, so the caller does not wait out the grace period.
+ * Stop a running command: TERM to its process group through both levers, KILL after the grace
+ * period if the channel is still open. Resolves true when the channel closed, i.e. the login
+ * shell (the group leader) is gone; false when that could not be confirmed.
  */
-async function killProcessGroup(pool: HostPool, pgid: number | null, channel: ClientChannel): Promise<void> {
+async function stopProcessGroup(pool: HostPool, client: Client, pgid: number | null, channel: ClientChannel, closed: Promise<void>): Promise<boolean> {
+  const waitClosed = (ms: number): Promise<boolean> =>
+    Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
+  channel.signal('TERM');
   if (pgid !== null) {
-    const killer = await pool.exec(killGroupCommand(pgid), AbortSignal.timeout(CLOSE_WAIT_MS));
-    if (killer.ok) {
-      const { channel: killChannel } = killer.value;
-      // Drain it so it can close (ssh2 emits close only once its streams are consumed).
-      killChannel.resume();
-      killChannel.stderr.resume();
-      killChannel.end();
-      return;
-    }
+    // The script escalates to KILL on the host by itself; its channel just needs draining to close.
+    void pool.execNow(client, killGroupCommand(pgid), AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS)).then((killer) => {
+      if (!killer.ok) return;
+      killer.value.channel.resume();
+      killer.value.channel.stderr.resume();
+    });
   }
-  // The only lever left when no PID was seen; harmless otherwise.
+  if (await waitClosed(KILL_GRACE_MS + 500)) return true;
   channel.signal('KILL');
+  return waitClosed(CLOSE_AFTER_KILL_MS);
 }
 
 export async function runExec(pool: HostPool, op: ExecOperation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
@@ -151,33 +159,38 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   const opened = await pool.exec(wrapCommand(op.command), stopSignal);
   if (!opened.ok) {
     if (deadline.aborted) {
-      return failure('host_unreachable', `No SSH channel to host "${pool.host.name}" became available within the ${op.timeoutMs / 1000} s timeout.`);
+      return failure('host_busy', `No SSH channel to host "${pool.host.name}" became free within the ${op.timeoutMs / 1000} s timeout; the command did not start.`);
     }
     return opened;
   }
-  const { channel, exit } = opened.value;
+  const { channel, exit, lease } = opened.value;
   const stdout = new StreamCapture(op.maxChars, (text) => onOutput('stdout', text));
   const stderr = new StreamCapture(op.maxChars, (text) => onOutput('stderr', text));
   const marker = new MarkerFilter((chunk) => stdout.push(chunk));
-  let stopping: 'timeout' | 'cancel' | null = null;
-
   channel.on('data', (chunk: Buffer) => marker.push(chunk));
   channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  // No stdin: a command that reads it sees end-of-file at once, as with `ssh host cmd </dev/null`.
-  channel.end();
+  // stdin stays open (the wrapper gives the command /dev/null): ssh2 drops signal requests on a
+  // channel whose input has been ended.
 
-  const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-  const stopped = new Promise<'timeout' | 'cancel'>((resolve) => {
-    if (stopSignal.aborted) resolve(deadline.aborted ? 'timeout' : 'cancel');
-    else stopSignal.addEventListener('abort', () => resolve(deadline.aborted ? 'timeout' : 'cancel'), { once: true });
+  let channelClosed = false;
+  const closed = new Promise<void>((resolve) =>
+    channel.once('close', () => {
+      channelClosed = true;
+      resolve();
+    }),
+  );
+  const stopRequested = new Promise<void>((resolve) => {
+    if (stopSignal.aborted) resolve();
+    else stopSignal.addEventListener('abort', () => resolve(), { once: true });
   });
-  const first = await Promise.race([closed.then(() => null), stopped]);
-  if (first !== null) {
-    stopping = first;
-    await killProcessGroup(pool, marker.pgid, channel);
-    const timer = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref());
-    await Promise.race([closed, timer]);
-    channel.close();
+  await Promise.race([closed, stopRequested]);
+  let stopping: 'timeout' | 'cancel' | null = null;
+  let stopConfirmed = true;
+  // A command that finished in the same instant as its deadline has finished: report its exit.
+  if (!channelClosed) {
+    stopping = deadline.aborted ? 'timeout' : 'cancel';
+    stopConfirmed = await stopProcessGroup(pool, lease.client, marker.pgid, channel, closed);
+    if (!channelClosed) channel.close();
   }
   marker.flush();
   stdout.finish();
@@ -195,6 +208,7 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
     signal: stopping === null ? exit.signal : null,
     timedOut: stopping === 'timeout',
     cancelled: stopping === 'cancel',
+    stopConfirmed,
     stdoutBytes: stdout.bytes,
     stderrBytes: stderr.bytes,
     stdoutTruncated: stdout.truncated,

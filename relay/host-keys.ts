@@ -5,6 +5,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { quoteShellWord } from '../shared/shell-quote.ts';
 
 export interface KnownHostKey {
   keyType: string;
@@ -313,17 +314,13 @@ function keyscanType(keyType: string): string {
   return type;
 }
 
-function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 function shellWord(word: string): string {
-  return /^[A-Za-z0-9_.:@%+=,/-]+$/.test(word) ? word : shellQuote(word);
+  return /^[A-Za-z0-9_.:@%+=,/-]+$/.test(word) ? word : quoteShellWord(word);
 }
 
 export function trustCommand(host: string, port: number, keyType: string, knownHostsFile: string): string {
   const portArg = port === DEFAULT_PORT || port === 0 ? '' : `-p ${port} `;
   // Without `--`, a host starting with '-' would be parsed as an option.
   const hostArg = host.startsWith('-') ? `-- ${shellWord(host)}` : shellWord(host);
-  return `ssh-keyscan ${portArg}-t ${shellWord(keyscanType(keyType))} ${hostArg} >> ${shellQuote(knownHostsFile)}`;
+  return `ssh-keyscan ${portArg}-t ${shellWord(keyscanType(keyType))} ${hostArg} >> ${quoteShellWord(knownHostsFile)}`;
 }

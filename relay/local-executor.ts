@@ -7,12 +7,12 @@ import { failure, success, type Outcome } from '../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../shared/exec-output.ts';
 import { selectHost } from '../shared/host-selection.ts';
 import { hostViews } from '../shared/host-views.ts';
+import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
 import type { HostStatus } from '../shared/protocol.ts';
 import type { ExecRequest, HostListing, ToolExecutor } from '../shared/tool-executor.ts';
 import { VERSION } from '../shared/version.ts';
 import type { RelayOperations } from './operations.ts';
 
-const PROBE_TIMEOUT_MS = 6_000;
 
 export class LocalExecutor implements ToolExecutor {
   private readonly operations: RelayOperations;

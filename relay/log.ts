@@ -10,6 +10,11 @@ function threshold(): number {
   return wanted === 'debug' || wanted === 'info' || wanted === 'warn' || wanted === 'error' ? order[wanted] : order.info;
 }
 
+/** LOG_LEVEL may come from .env, which is merged after the process starts. */
+export function applyLogLevel(env: NodeJS.ProcessEnv): void {
+  if (env.LOG_LEVEL) process.env.LOG_LEVEL = env.LOG_LEVEL;
+}
+
 export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
   if (order[level] < threshold()) return;
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadEnvironment, loadHostsConfig, NO_HOSTS_HINT } from './config.ts';
 import { HubConnection } from './hub-connection.ts';
-import { log } from './log.ts';
+import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
 import { VERSION } from '../shared/version.ts';
@@ -56,6 +56,7 @@ export function runRelay(args: string[]): number | 'running' {
     return 0;
   }
   const env = loadEnvironment(process.env, resolve(values['env-file'] ?? '.env'));
+  applyLogLevel(env);
   if (!risksAccepted(env)) {
     process.stderr.write(`Refusing to start: ${RISK_NOTICE}\n`);
     return 2;
@@ -73,7 +74,6 @@ export function runRelay(args: string[]): number | 'running' {
     token,
     relayId: config.relayId,
     operations,
-    ...(env.RELAY_HEARTBEAT_MS ? { heartbeatMs: Number(env.RELAY_HEARTBEAT_MS) } : {}),
   });
   connection.start();
 

@@ -4,7 +4,8 @@
  */
 import type { ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
-import { trustCommand, type HostKeyDecision } from './host-keys.ts';
+import { quoteShellWord } from '../shared/shell-quote.ts';
+import { knownHostsName, trustCommand, type HostKeyDecision } from './host-keys.ts';
 
 const UNREACHABLE_SOCKET_CODES = new Set([
   'ECONNREFUSED',
@@ -40,7 +41,7 @@ export function hostKeyError(host: HostConfig, decision: Extract<HostKeyDecision
     case 'changed':
       return {
         code: 'host_key_changed',
-        message: `The host key of ${where} has CHANGED. It now presents ${decision.keyType} ${decision.fingerprint}; the trusted key${decision.knownFingerprints.length > 1 ? 's are' : ' is'} ${decision.knownFingerprints.join(', ')}. The connection was refused. If the host was really reinstalled, remove the old entry (ssh-keygen -R '[${host.address}]:${host.port}' -f <known_hosts file>) and trust the new key with: ${trust}`,
+        message: `The host key of ${where} has CHANGED. It now presents ${decision.keyType} ${decision.fingerprint}; the trusted key${decision.knownFingerprints.length > 1 ? 's are' : ' is'} ${decision.knownFingerprints.join(', ')}. The connection was refused. If the host was really reinstalled, remove the old entry (ssh-keygen -R ${quoteShellWord(knownHostsName(host.address, host.port))} -f <known_hosts file>) and trust the new key with: ${trust}`,
       };
     case 'revoked':
       return {

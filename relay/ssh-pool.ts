@@ -9,7 +9,7 @@ import { Client } from 'ssh2';
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
-import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision } from './host-keys.ts';
+import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
 import { log } from './log.ts';
 import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
 
@@ -30,6 +30,8 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** sshd may refuse a channel for a moment after another closed; retry this often, this many times. */
 const CHANNEL_RETRY_DELAY_MS = 15;
 const CHANNEL_RETRY_LIMIT = 40;
+/** After a failed connection attempt, wait this long before opening another while others work. */
+const REOPEN_HOLD_OFF_MS = 1_000;
 
 export interface KnownHostsSettings {
   files: string[];
@@ -63,6 +65,52 @@ export interface Lease {
 
 let nextConnectionId = 1;
 
+/**
+ * One exec channel on `client`. The exit listener is attached in the callback itself: a short
+ * command's exit status can arrive in the same read as the channel confirmation, and ssh2 emits
+ * 'exit' once, before an awaiting caller resumes. A channel that opens after `signal` aborted is
+ * closed at once.
+ */
+function openExecChannel(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
+  const exit: ChannelExit = { exited: false, code: null, signal: null };
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (outcome: Outcome<{ channel: ClientChannel; exit: ChannelExit }>): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      resolve(outcome);
+    };
+    const onAbort = (): void => settle(failure('cancelled', 'Stopped while the SSH channel was opening.'));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      client.exec(command, (error, channel) => {
+        if (error) {
+          settle(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
+          return;
+        }
+        channel.once('exit', (code: number | null, signalName?: string) => {
+          exit.exited = true;
+          exit.code = typeof code === 'number' ? code : null;
+          exit.signal = typeof signalName === 'string' ? signalName.replace(/^SIG/, '') : null;
+        });
+        if (settled) {
+          channel.close();
+          return;
+        }
+        settle(success({ channel, exit }));
+      });
+    } catch (error) {
+      // ssh2 throws synchronously when the connection is no longer writable.
+      settle(failure('host_unreachable', error instanceof Error ? error.message : String(error)));
+    }
+  });
+}
+
 function isHostKeyAlgorithm(name: string): name is ServerHostKeyAlgorithm {
   return (HOST_KEY_ALGORITHMS as string[]).includes(name);
 }
@@ -74,16 +122,13 @@ export class HostPool {
   private readonly waiters: Waiter[] = [];
   private readonly perConnection: number;
   private closed = false;
+  private lastFailureAt = 0;
+  private reopenTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(host: HostConfig, knownHosts: KnownHostsSettings) {
     this.host = host;
     this.knownHosts = knownHosts;
     this.perConnection = Math.max(1, host.maxSessions - 2);
-  }
-
-  /** Connections currently open or opening (for tests and the status view). */
-  get connectionCount(): number {
-    return this.connections.length;
   }
 
   /** Wait for a channel slot on a ready connection, opening one if the pool has room. */
@@ -110,38 +155,18 @@ export class HostPool {
 
   /**
    * Open an exec channel, retrying while sshd refuses it for lack of sessions. The lease is
-   * released when the channel closes.
+   * released when the channel closes. Waiting for a slot and for the channel both end when
+   * `signal` aborts.
    */
   async exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
     for (let attempt = 0; ; attempt += 1) {
       const acquired = await this.acquire(signal);
       if (!acquired.ok) return acquired;
       const lease = acquired.value;
-      const exit: ChannelExit = { exited: false, code: null, signal: null };
-      const opened = await new Promise<Outcome<ClientChannel>>((resolve) => {
-        try {
-          lease.client.exec(command, (error, channel) => {
-            if (error) {
-              resolve(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
-              return;
-            }
-            // Attach now: a short command's exit status can arrive in the same read as the
-            // channel confirmation, and ssh2 emits 'exit' only once, before the caller resumes.
-            channel.once('exit', (code: number | null, signalName?: string) => {
-              exit.exited = true;
-              exit.code = typeof code === 'number' ? code : null;
-              exit.signal = typeof signalName === 'string' ? signalName.replace(/^SIG/, '') : null;
-            });
-            resolve(success(channel));
-          });
-        } catch (error) {
-          // ssh2 throws synchronously when the connection is no longer writable.
-          resolve(failure('host_unreachable', error instanceof Error ? error.message : String(error)));
-        }
-      });
+      const opened = await openExecChannel(lease.client, command, signal);
       if (opened.ok) {
-        opened.value.once('close', () => lease.release());
-        return success({ channel: opened.value, lease, exit });
+        opened.value.channel.once('close', () => lease.release());
+        return success({ ...opened.value, lease });
       }
       lease.release();
       const retryable = opened.error.code === 'ssh_error' && attempt < CHANNEL_RETRY_LIMIT;
@@ -152,8 +177,22 @@ export class HostPool {
     }
   }
 
+  /**
+   * Open a channel on a given connection without queueing: used to stop a command, which must
+   * not wait behind the very work it is freeing room for. It uses the headroom the pool keeps
+   * below MaxSessions, and retries briefly if sshd has not yet freed a slot.
+   */
+  async execNow(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
+    for (let attempt = 0; ; attempt += 1) {
+      const opened = await openExecChannel(client, command, signal);
+      if (opened.ok || opened.error.code !== 'ssh_error' || signal.aborted || attempt >= CHANNEL_RETRY_LIMIT) return opened;
+      await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS));
+    }
+  }
+
   close(): void {
     this.closed = true;
+    if (this.reopenTimer) clearTimeout(this.reopenTimer);
     for (const waiter of this.waiters.splice(0)) waiter.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
     for (const connection of this.connections.splice(0)) this.end(connection);
   }
@@ -167,9 +206,18 @@ export class HostPool {
     }
     if (this.waiters.length === 0 || this.closed) return;
     const connecting = this.connections.filter((c) => c.state === 'connecting').length;
-    if (this.waiters.length > connecting * this.perConnection && this.connections.length < this.host.maxConnections) {
-      this.open();
+    if (this.waiters.length <= connecting * this.perConnection || this.connections.length >= this.host.maxConnections) return;
+    // After a failed open, do not hammer a host that still has working connections: queued
+    // callers wait for their slots, and more connections are tried again a moment later.
+    const sinceFailure = Date.now() - this.lastFailureAt;
+    if (this.connections.length > 0 && sinceFailure < REOPEN_HOLD_OFF_MS) {
+      this.reopenTimer ??= setTimeout(() => {
+        this.reopenTimer = undefined;
+        this.dispatch();
+      }, REOPEN_HOLD_OFF_MS - sinceFailure);
+      return;
     }
+    this.open();
   }
 
   private lease(connection: Connection): Lease {
@@ -183,10 +231,7 @@ export class HostPool {
         if (released) return;
         released = true;
         connection.active -= 1;
-        if (connection.active === 0 && connection.state === 'ready') {
-          connection.idleTimer = setTimeout(() => this.retire(connection), IDLE_TIMEOUT_MS);
-          connection.idleTimer.unref();
-        }
+        if (connection.active === 0 && connection.state === 'ready') this.startIdleTimer(connection);
         this.dispatch();
       },
     };
@@ -199,7 +244,21 @@ export class HostPool {
     this.connections.push(connection);
     let decision: HostKeyDecision | undefined;
     const pinned = host.hostKeyFingerprints;
-    const known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
+    const fail = (error: ToolError): void => {
+      this.lastFailureAt = Date.now();
+      this.remove(connection);
+      // Only give up on waiters when nothing else could serve them; otherwise they keep waiting.
+      const alive = this.connections.some((c) => c.state !== 'closed');
+      if (!alive) for (const waiter of this.waiters.splice(0)) waiter.resolve({ ok: false, error });
+      else this.dispatch();
+    };
+    let known: KnownHostKey[] = [];
+    try {
+      known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
+    } catch (error) {
+      fail({ code: 'ssh_error', message: `Cannot read the known_hosts files (${this.knownHosts.files.join(', ')}): ${error instanceof Error ? error.message : String(error)}` });
+      return;
+    }
     const config: ConnectConfig = {
       host: host.address,
       port: host.port,
@@ -231,14 +290,6 @@ export class HostPool {
         : { password: host.auth.password }),
     };
 
-    const fail = (error: ToolError): void => {
-      this.remove(connection);
-      // Only give up on waiters when nothing else could serve them; otherwise they keep waiting.
-      const alive = this.connections.some((c) => c.state !== 'closed');
-      if (!alive) for (const waiter of this.waiters.splice(0)) waiter.resolve({ ok: false, error });
-      else this.dispatch();
-    };
-
     client.on('connect', () => {
       // ssh2 never sets TCP_NODELAY; without it every small exchange waits out Nagle + delayed ACK (~40 ms).
       client.setNoDelay(true);
@@ -247,6 +298,8 @@ export class HostPool {
       connection.state = 'ready';
       log('debug', 'ssh connection ready', { host: host.name, connection: connection.id });
       this.dispatch();
+      // Opened for waiters that have since given up: let it idle out like any other.
+      if (connection.active === 0) this.startIdleTimer(connection);
     });
     client.on('error', (error: Error) => {
       if (connection.state === 'connecting') {
@@ -273,6 +326,12 @@ export class HostPool {
       // ssh2 throws synchronously for unusable options such as a key it cannot parse.
       fail({ code: 'auth_failed', message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}` });
     }
+  }
+
+  private startIdleTimer(connection: Connection): void {
+    if (connection.idleTimer) clearTimeout(connection.idleTimer);
+    connection.idleTimer = setTimeout(() => this.retire(connection), IDLE_TIMEOUT_MS);
+    connection.idleTimer.unref();
   }
 
   private retire(connection: Connection): void {

@@ -15,7 +15,7 @@ import { registerTools } from '../shared/register-tools.ts';
 import { VERSION } from '../shared/version.ts';
 import { ConfigError, loadEnvironment, loadHostsConfig, type RelayHostsConfig } from './config.ts';
 import { LocalExecutor } from './local-executor.ts';
-import { log } from './log.ts';
+import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
 import { readStdioSettings } from './tool-settings.ts';
@@ -54,6 +54,7 @@ async function checkHosts(operations: RelayOperations, config: RelayHostsConfig)
 export async function runStdio(args: string[]): Promise<number | 'running'> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'env-file': { type: 'string' } }, strict: true });
   const env = loadEnvironment(process.env, resolve(values['env-file'] ?? '.env'));
+  applyLogLevel(env);
   if (!risksAccepted(env)) throw new StartupError(`Risks not accepted. ${RISK_NOTICE}`);
   const settings = readStdioSettings(env);
   const config = loadHostsConfig({ RELAY_ID: 'stdio', ...env }, values.config);

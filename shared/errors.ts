@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   'host_not_configured',
   'host_ambiguous',
   'host_unreachable',
+  'host_busy',
+  'relay_busy',
   'auth_failed',
   'host_key_unknown',
   'host_key_changed',
@@ -63,6 +65,10 @@ export function adviceFor(code: ErrorCode): string {
       return 'Several hosts are configured: pass the host argument (ssh_list_hosts lists them).';
     case 'host_unreachable':
       return 'Check that the host is up, that its SSH port is open from the relay machine, and the address and port in the relay configuration.';
+    case 'host_busy':
+      return 'Too many commands are running on this host at once. Wait for some to finish and retry, or raise max_connections for the host in the relay configuration.';
+    case 'relay_busy':
+      return 'Too many requests are in flight on this relay. Wait for some to finish and retry.';
     case 'auth_failed':
       return 'Check the user name and the key or password for this host in the relay configuration, and that the key is authorised on the host.';
     case 'host_key_unknown':

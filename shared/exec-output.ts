@@ -13,6 +13,8 @@ export interface ExecOutcome {
   signal: string | null;
   timedOut: boolean;
   cancelled: boolean;
+  /** For a stopped command: whether it was seen to end after being signalled. */
+  stopConfirmed: boolean;
   /** The part of each stream the relay kept (at most the character limit), decoded as UTF-8. */
   stdout: string;
   stderr: string;
@@ -32,6 +34,7 @@ export function execOutcomeFrom(host: string, frame: ExecResultFrame, stdout: st
     signal: frame.signal,
     timedOut: frame.timedOut,
     cancelled: frame.cancelled,
+    stopConfirmed: frame.stopConfirmed,
     stdout,
     stderr,
     stdoutBytes: frame.stdoutBytes,
@@ -94,12 +97,13 @@ function truncationNote(stream: string, shown: number, totalBytes: number): stri
 
 function statusLines(outcome: ExecOutcome): string[] {
   const lines: string[] = [];
+  const how = outcome.stopConfirmed
+    ? 'was stopped (its process group was sent TERM, then KILL)'
+    : 'was signalled to stop (TERM, then KILL) but could not be confirmed to have ended: check the host, e.g. with ps';
   if (outcome.timedOut) {
-    lines.push(
-      `TIMED OUT: the command was still running after ${outcome.timeoutMs / 1000} s and was stopped (its process group was killed). Output up to that point is shown above.`,
-    );
+    lines.push(`TIMED OUT: the command was still running after ${outcome.timeoutMs / 1000} s and ${how}. Output up to that point is shown above.`);
   }
-  if (outcome.cancelled) lines.push('CANCELLED: the command was stopped at the caller\'s request.');
+  if (outcome.cancelled) lines.push(`CANCELLED: at the caller's request the command ${how}.`);
   if (outcome.exitCode !== null) lines.push(`EXIT CODE: ${outcome.exitCode}`);
   else if (outcome.signal) lines.push(`EXIT CODE: none (terminated by signal ${outcome.signal})`);
   else lines.push('EXIT CODE: none (the command did not finish)');

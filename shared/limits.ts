@@ -21,4 +21,6 @@ export const MAX_HOST_NAME_LENGTH = 128;
  * Extra time the Worker waits for the relay's answer beyond the command timeout. The relay
  * enforces the timeout itself and needs a moment to kill the process group and report.
  */
-export const RELAY_REPLY_GRACE_MS = 5_000;
+export const RELAY_REPLY_GRACE_MS = 10_000;
+/** How long a reachability check of the hosts may take. */
+export const PROBE_TIMEOUT_MS = 6_000;

@@ -14,8 +14,8 @@ import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS } from '.
 
 export const PROTOCOL_VERSION = 1;
 
-/** Well under the 32 MiB a Durable Object accepts per WebSocket message and the 1 MiB we send. */
-export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Frames above this many characters are refused unread; far below the 32 MiB a Durable Object accepts. */
+export const MAX_FRAME_CHARS = 1024 * 1024;
 /** Output frames carry at most this many characters each, so no frame comes near the limits. */
 export const MAX_OUTPUT_CHUNK_CHARS = 64 * 1024;
 /** The heartbeat frames are fixed strings so the hub can answer them without waking (auto-response). */
@@ -79,6 +79,8 @@ export const execResult = z.object({
   signal: z.string().max(32).nullable(),
   timedOut: z.boolean(),
   cancelled: z.boolean(),
+  /** For a timed-out or cancelled command: whether it was seen to end after being signalled. */
+  stopConfirmed: z.boolean(),
   stdoutBytes: z.number().int().nonnegative(),
   stderrBytes: z.number().int().nonnegative(),
   /** True when the relay kept less of the stream than the command wrote (it keeps maxChars). */
@@ -163,7 +165,7 @@ export type HubFrame = z.infer<typeof hubFrame>;
 export type FrameParse<T> = { ok: true; frame: T } | { ok: false; reason: string };
 
 function parseWith<T>(schema: z.ZodType<T>, text: string): FrameParse<T> {
-  if (text.length > MAX_FRAME_BYTES) return { ok: false, reason: `frame of ${text.length} characters exceeds ${MAX_FRAME_BYTES}` };
+  if (text.length > MAX_FRAME_CHARS) return { ok: false, reason: `frame of ${text.length} characters exceeds ${MAX_FRAME_CHARS}` };
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -7,8 +7,3 @@ export function quoteShellWord(word: string): string {
   if (word.includes('\0')) throw new Error('a shell word cannot contain a NUL byte');
   return `'${word.replaceAll("'", "'\\''")}'`;
 }
-
-/** Quote each word and join them with spaces: a command line whose words arrive literally. */
-export function quoteShellCommand(words: readonly string[]): string {
-  return words.map(quoteShellWord).join(' ');
-}

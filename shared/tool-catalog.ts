@@ -39,6 +39,7 @@ export function execCommandInput(settings: ToolSettings) {
         .min(1, 'command must not be empty')
         .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
         .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
+        .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
         .describe('Shell command to run with the login shell of the SSH user on the host.'),
       host: hostArgument,
       timeout: z

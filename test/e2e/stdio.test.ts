@@ -8,7 +8,7 @@ import { execStructuredOutput } from '../../shared/exec-output.ts';
 import { VERSION } from '../../shared/version.ts';
 import { remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
-import { connectStdio, runCliOnce, stdioEnv, type StdioSession } from '../harness/stdio.ts';
+import { connectStdio, rawStdioExchange, runCliOnce, stdioEnv, type StdioSession } from '../harness/stdio.ts';
 
 let sshd: TestSshd;
 let session: StdioSession;
@@ -179,9 +179,15 @@ describe('serving MCP over stdio', () => {
     expect(await gone('sleep 37.402')).toBe(true);
   });
 
-  it('logs to stderr only: stdout carries nothing but MCP messages', () => {
-    // The client would have failed to parse any non-JSON-RPC line on stdout; the logs are on stderr.
-    expect(session.stderr()).toContain('"msg":"stdio server ready"');
+  it('logs to stderr only: stdout carries nothing but MCP messages', async () => {
+    const lines = await rawStdioExchange(stdioEnv(sshd), [
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'ssh_exec_command', arguments: { command: 'echo to-stdout; echo to-stderr >&2' } } },
+    ]);
+    expect(lines.stdout.length).toBeGreaterThanOrEqual(2);
+    for (const line of lines.stdout) expect(JSON.parse(line)).toMatchObject({ jsonrpc: '2.0' });
+    expect(lines.stderr).toContain('"msg":"stdio server ready"');
   });
 
   it('works with a passphrase-protected key when SSH_KEY_PASSPHRASE is given', async () => {

@@ -2,7 +2,7 @@
  * The stdio mode as Claude Desktop runs it: the built `mcp-remote-exec` command, spawned with the
  * seed's environment variables, spoken to by the SDK client over stdin/stdout.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,4 +57,43 @@ export async function connectStdio(env: Record<string, string>, args: string[] =
   const client = new Client({ name: 'mcp-remote-exec-stdio-test', version: VERSION });
   await client.connect(transport);
   return { client, transport, stderr: () => stderr, close: () => client.close() };
+}
+
+/**
+ * Speak to the command over stdio without an SDK: write JSON-RPC lines, collect every stdout line
+ * until the last request's answer arrives, so a test can check that nothing else is on stdout.
+ */
+export async function rawStdioExchange(env: Record<string, string>, messages: Array<Record<string, unknown>>, timeoutMs = 20_000): Promise<{ stdout: string[]; stderr: string }> {
+  const child = spawn(process.execPath, [CLI], { cwd: mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-')), env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const lastId = [...messages].reverse().find((message) => 'id' in message)?.id;
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to request ${String(lastId)} within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`)), timeoutMs);
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+        const lines = stdout.split('\n').filter((line) => line.trim() !== '');
+        const answered = lines.some((line) => {
+          try {
+            const parsed: unknown = JSON.parse(line);
+            return typeof parsed === 'object' && parsed !== null && 'id' in parsed && parsed.id === lastId;
+          } catch {
+            return false;
+          }
+        });
+        if (answered) {
+          clearTimeout(timer);
+          resolve({ stdout: lines, stderr });
+        }
+      });
+      for (const message of messages) child.stdin.write(`${JSON.stringify(message)}\n`);
+    });
+  } finally {
+    child.stdin.end();
+    child.kill('SIGTERM');
+  }
 }

@@ -83,7 +83,7 @@ describe('sign-in and token exchange', () => {
     expect(result.body).toContain('Invalid redirect URI');
   });
 
-  it('refuses a token for another resource', async () => {
+  it('refuses to issue a token for another resource', async () => {
     const { result } = await authorize({ resource: `${BASE_URL}/other` });
     expect(new URL(result.location ?? '').searchParams.get('error')).toBe('invalid_target');
   });

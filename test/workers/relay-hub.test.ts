@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ExecResultFrame } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
 import { connectFakeRelay, openRelaySocket, type FakeRelay } from './relay-socket.ts';
 
@@ -11,6 +12,23 @@ afterEach(async () => {
 });
 
 const execRequest = { command: 'uptime', timeoutMs: 5000, maxChars: 100 };
+
+function execResult(overrides: Partial<ExecResultFrame>): ExecResultFrame {
+  return {
+    op: 'exec',
+    exitCode: 0,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    stopConfirmed: true,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    durationMs: 1,
+    ...overrides,
+  };
+}
 
 describe('relay authentication', () => {
   it('refuses a missing token before upgrading', async () => {
@@ -50,7 +68,7 @@ describe('relay hub', () => {
     relay.send({
       type: 'result',
       id: 'req-1',
-      result: { op: 'exec', exitCode: 0, signal: null, timedOut: false, cancelled: false, stdoutBytes: 10, stderrBytes: 5, stdoutTruncated: false, stderrTruncated: false, durationMs: 3 },
+      result: execResult({ exitCode: 0, cancelled: false, stdoutBytes: 10, stderrBytes: 5, stdoutTruncated: false }),
     });
     const outcome = await pending;
     expect(outcome.ok).toBe(true);
@@ -65,7 +83,7 @@ describe('relay hub', () => {
     relay.send({
       type: 'result',
       id: 'req-cap',
-      result: { op: 'exec', exitCode: 0, signal: null, timedOut: false, cancelled: false, stdoutBytes: 10, stderrBytes: 0, stdoutTruncated: true, stderrTruncated: false, durationMs: 1 },
+      result: execResult({ exitCode: 0, cancelled: false, stdoutBytes: 10, stderrBytes: 0, stdoutTruncated: true }),
     });
     const outcome = await pending;
     expect(outcome.ok && outcome.value.stdout).toBe('01234');
@@ -103,7 +121,7 @@ describe('relay hub', () => {
     relay.send({
       type: 'result',
       id: 'req-4',
-      result: { op: 'exec', exitCode: null, signal: null, timedOut: false, cancelled: true, stdoutBytes: 0, stderrBytes: 0, stdoutTruncated: false, stderrTruncated: false, durationMs: 1 },
+      result: execResult({ exitCode: null, cancelled: true, stdoutBytes: 0, stderrBytes: 0, stdoutTruncated: false }),
     });
     const outcome = await pending;
     expect(outcome.ok && outcome.value.result.op === 'exec' && outcome.value.result.cancelled).toBe(true);
@@ -139,6 +157,27 @@ describe('relay hub', () => {
     relay = await connectFakeRelay({ hello: false });
     relay.send({ type: 'output', id: 'a', stream: 'stdout', data: 'x' });
     expect((await relay.closed).code).toBe(4003);
+  });
+
+  it('sends work to the newest relay connection when a relay reconnects', async () => {
+    const old = await connectFakeRelay();
+    relay = await connectFakeRelay();
+    expect((await old.closed).code).toBe(4001);
+    const pending = relayHub(env).execCommand('req-new', execRequest);
+    await relay.next((frame) => frame.type === 'request');
+    relay.send({ type: 'result', id: 'req-new', result: execResult({}) });
+    expect((await pending).ok).toBe(true);
+    expect(old.received.filter((frame) => frame.type === 'request')).toEqual([]);
+  });
+
+  it('honours a cancel that arrives before its request, and sends nothing to the relay', async () => {
+    relay = await connectFakeRelay();
+    const hub = relayHub(env);
+    await hub.cancel('req-early');
+    const outcome = await hub.execCommand('req-early', execRequest);
+    expect(outcome.ok === false && outcome.error.code).toBe('cancelled');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(relay.received.filter((frame) => frame.type === 'request')).toEqual([]);
   });
 
   it('answers heartbeats', async () => {

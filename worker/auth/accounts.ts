@@ -13,7 +13,7 @@ export interface Identity {
 
 export type SignInResult = { ok: true; identity: Identity } | { ok: false; reason: 'invalid_credentials' | 'not_configured' };
 
-/** Derived from a fixed string so that unknown user names cost the same PBKDF2 work. */
+/** A hash nothing matches (all zeros), so an unknown user name or a missing hash costs the same PBKDF2 work. */
 const DUMMY_HASH: ParsedPasswordHash = { iterations: 100_000, salt: new Uint8Array(16), hash: new Uint8Array(32) };
 
 async function digest(text: string): Promise<Uint8Array> {

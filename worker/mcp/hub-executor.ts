@@ -22,6 +22,7 @@ export class HubExecutor implements ToolExecutor {
   }
 
   async exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>> {
+    if (signal.aborted) return failure('cancelled', 'The request was cancelled before it started; nothing ran.');
     const hub = relayHub(this.env);
     const id = crypto.randomUUID();
     const onAbort = (): void => {

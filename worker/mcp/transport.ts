@@ -25,7 +25,8 @@ export const mcpApiHandler = {
     if (sessionId) {
       const session = await getAgentByName(env.MCP_SESSION, `streamable-http:${sessionId}`);
       const owner = await session.sessionOwner();
-      if (owner !== null && owner !== props.data.userId) return sessionNotFound();
+      // Fail closed: a session without a recorded owner is nobody's.
+      if (owner !== props.data.userId) return sessionNotFound();
     }
     return served.fetch(request, env, ctx);
   },

@@ -10,7 +10,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { RELAY_REPLY_GRACE_MS } from '../../shared/limits.ts';
+import { PROBE_TIMEOUT_MS, RELAY_REPLY_GRACE_MS } from '../../shared/limits.ts';
 import {
   HEARTBEAT_INTERVAL_MS,
   MAX_OUTPUT_CHUNK_CHARS,
@@ -64,10 +64,12 @@ interface Pending {
 const RELAY_TAG = 'relay';
 /** A relay that has not pinged for this long is treated as gone (half-open socket). */
 const STALE_AFTER_MS = HEARTBEAT_INTERVAL_MS * 3;
-const PROBE_TIMEOUT_MS = 6_000;
 /** Allowance for the relay's answer to reach the hub after the relay's own deadline. */
 const REPLY_TRANSIT_MS = 1_000;
 const RELAY_RECORD_KEY = 'relay';
+/** Requests in flight per relay; beyond this, calls are refused rather than queued without bound. */
+const MAX_PENDING = 256;
+const EARLY_CANCEL_MEMORY_MS = 60_000;
 
 function attachment(socket: WebSocket): SocketAttachment {
   const value: unknown = socket.deserializeAttachment();
@@ -81,6 +83,7 @@ function send(socket: WebSocket, frame: HubFrame): void {
 
 export class RelayHub extends DurableObject<Env> {
   private readonly pending = new Map<string, Pending>();
+  private readonly cancelledEarly = new Set<string>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -172,9 +175,11 @@ export class RelayHub extends DurableObject<Env> {
 
   /** Run one operation on the relay. Never throws; failures keep their error code. */
   async execute(id: string, operation: Operation, deadlineMs: number, maxChars = 0): Promise<Outcome<OperationReply>> {
+    if (this.cancelledEarly.delete(id)) return failure('cancelled', 'The request was cancelled before it reached the relay; nothing ran.');
     const socket = this.liveSocket();
     if (!socket.ok) return socket;
     if (this.pending.has(id)) return failure('internal', `Request id ${id} is already in flight.`);
+    if (this.pending.size >= MAX_PENDING) return failure('relay_busy', `${MAX_PENDING} requests are already in flight on this relay.`);
     // The relay gets the whole budget (its own timeout handling must finish inside it); the hub
     // waits a little longer for the answer to travel back.
     const relayDeadlineMs = deadlineMs + RELAY_REPLY_GRACE_MS;
@@ -186,6 +191,7 @@ export class RelayHub extends DurableObject<Env> {
         resolve(failure('relay_timeout', `The relay did not answer within ${Math.round(relayDeadlineMs / 1000)} s.`));
       }, relayDeadlineMs + REPLY_TRANSIT_MS);
       this.pending.set(id, { operation, socket: socket.value, stdout: '', stderr: '', maxChars, timer, resolve });
+      void this.watchHeartbeats().catch((error: unknown) => logEvent('warn', 'could not schedule the heartbeat check', { error: String(error) }));
       if (!this.trySend(socket.value, { type: 'request', id, deadlineMs: relayDeadlineMs, operation })) {
         clearTimeout(timer);
         this.pending.delete(id);
@@ -215,7 +221,24 @@ export class RelayHub extends DurableObject<Env> {
   /** Ask the relay to stop a request; its answer (marked cancelled) still resolves the call. */
   async cancel(id: string): Promise<void> {
     const request = this.pending.get(id);
-    if (request) this.trySend(request.socket, { type: 'cancel', id });
+    if (request) {
+      this.trySend(request.socket, { type: 'cancel', id });
+      return;
+    }
+    // The cancel overtook its request (it was still being prepared): remember it briefly.
+    this.cancelledEarly.add(id);
+    setTimeout(() => this.cancelledEarly.delete(id), EARLY_CANCEL_MEMORY_MS);
+  }
+
+  /** While requests are in flight, check every heartbeat interval that the relay is still there. */
+  override async alarm(): Promise<void> {
+    if (this.pending.size === 0) return;
+    this.liveSocket();
+    if (this.pending.size > 0) await this.ctx.storage.setAlarm(Date.now() + HEARTBEAT_INTERVAL_MS);
+  }
+
+  private async watchHeartbeats(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + HEARTBEAT_INTERVAL_MS);
   }
 
   async listHosts(probe: boolean, id: string): Promise<Outcome<HostListing>> {
@@ -259,8 +282,7 @@ export class RelayHub extends DurableObject<Env> {
     for (const other of this.ctx.getWebSockets(RELAY_TAG)) {
       if (other !== socket && attachment(other).welcomed) {
         logEvent('warn', 'a new relay connection replaces the previous one', { relayId: hello.relayId });
-        this.failPending(other, 'The relay reconnected while this request was in flight; its outcome is unknown.');
-        other.close(4001, 'replaced by a newer connection');
+        this.retire(other, 4001, 'replaced by a newer connection', 'The relay reconnected while this request was in flight; its outcome is unknown.');
       }
     }
     const record: RelayRecord = { relayId: hello.relayId, version: hello.version, hosts: hello.hosts, connectedAt: new Date().toISOString() };
@@ -310,18 +332,30 @@ export class RelayHub extends DurableObject<Env> {
 
   /** The welcomed relay socket, unless it has gone quiet (a half-open TCP connection looks open). */
   private liveSocket(): Outcome<WebSocket> {
-    const socket = this.ctx.getWebSockets(RELAY_TAG).find((candidate) => attachment(candidate).welcomed);
+    // A socket being closed is still listed for a while; the newest welcomed one is the relay.
+    const welcomed = this.ctx.getWebSockets(RELAY_TAG).filter((candidate) => attachment(candidate).welcomed);
+    const socket = welcomed.sort((a, b) => (attachment(b).welcomedAt ?? 0) - (attachment(a).welcomedAt ?? 0))[0];
     if (!socket) {
       return failure('relay_not_connected', 'No relay is connected to this server.');
     }
-    const lastPing = this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? attachment(socket).welcomedAt ?? 0;
+    const lastPing = Math.max(this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0, attachment(socket).welcomedAt ?? 0);
     if (Date.now() - lastPing > STALE_AFTER_MS) {
       logEvent('warn', 'relay stopped sending heartbeats; closing its socket', { silentForMs: Date.now() - lastPing });
-      this.failPending(socket, 'The relay stopped answering; the outcome of this request is unknown.');
-      socket.close(4002, 'heartbeat timeout');
+      this.retire(socket, 4002, 'heartbeat timeout', 'The relay stopped answering; the outcome of this request is unknown.');
       return failure('relay_not_connected', 'The relay stopped sending heartbeats and was disconnected.');
     }
     return success(socket);
+  }
+
+  /** Stop using a socket: it no longer counts as the relay, its requests fail, and it is closed. */
+  private retire(socket: WebSocket, code: number, reason: string, pendingMessage: string): void {
+    socket.serializeAttachment({ ...attachment(socket), welcomed: false } satisfies SocketAttachment);
+    this.failPending(socket, pendingMessage);
+    try {
+      socket.close(code, reason);
+    } catch {
+      // Already closing.
+    }
   }
 }
 

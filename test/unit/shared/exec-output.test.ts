@@ -8,6 +8,7 @@ function outcome(overrides: Partial<ExecOutcome> = {}): ExecOutcome {
     signal: null,
     timedOut: false,
     cancelled: false,
+    stopConfirmed: true,
     stdout: '',
     stderr: '',
     stdoutBytes: 0,
@@ -50,9 +51,14 @@ describe('formatExecResult', () => {
     const { text, isError, structured } = formatExecResult(outcome({ stdout: 'partial', exitCode: null, timedOut: true, timeoutMs: 5000 }), 'text', 100);
     expect(isError).toBe(true);
     expect(text).toContain('partial');
-    expect(text).toContain('TIMED OUT: the command was still running after 5 s');
+    expect(text).toContain('TIMED OUT: the command was still running after 5 s and was stopped (its process group was sent TERM, then KILL)');
     expect(text).toContain('EXIT CODE: none');
     expect(structured.timed_out).toBe(true);
+  });
+
+  it('says so when a stopped command could not be confirmed to have ended', () => {
+    const { text } = formatExecResult(outcome({ exitCode: null, timedOut: true, stopConfirmed: false, timeoutMs: 2000 }), 'text', 100);
+    expect(text).toContain('could not be confirmed to have ended: check the host');
   });
 
   it('treats a non-zero exit as a normal result', () => {

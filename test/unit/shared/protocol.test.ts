@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_FRAME_BYTES, PING_FRAME, PONG_FRAME, parseHubFrame, parseRelayFrame } from '../../../shared/protocol.ts';
+import { MAX_FRAME_CHARS, PING_FRAME, PONG_FRAME, parseHubFrame, parseRelayFrame } from '../../../shared/protocol.ts';
 
 const hello = { type: 'hello', protocol: 1, relayId: 'lan-1', version: '0.1.0', hosts: [{ name: 'web1', target: 'u@h:22', labels: { env: 'prod' }, capabilities: ['exec'] }] };
 
@@ -28,7 +28,7 @@ describe('relay frames', () => {
   });
 
   it('rejects oversized frames before parsing them', () => {
-    const parsed = parseRelayFrame(' '.repeat(MAX_FRAME_BYTES + 1));
+    const parsed = parseRelayFrame(' '.repeat(MAX_FRAME_CHARS + 1));
     expect(parsed.ok).toBe(false);
   });
 

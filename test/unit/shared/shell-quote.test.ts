@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { quoteShellCommand, quoteShellWord } from '../../../shared/shell-quote.ts';
+import { quoteShellWord } from '../../../shared/shell-quote.ts';
 
 const awkward = ["plain", "with space", "it's", '"double"', '$(id)', '`id`', 'a;b', 'new\nline', '-rf', '*', '', "'", "\\'", '$HOME', '!!'];
 
@@ -11,7 +11,7 @@ describe('quoteShellWord', () => {
   });
 
   it('keeps words apart in a command line', () => {
-    const printed = execFileSync('/bin/sh', ['-c', `printf '<%s>' ${quoteShellCommand(['a b', "c'd", '$(e)'])}`]).toString();
+    const printed = execFileSync('/bin/sh', ['-c', `printf '<%s>' ${['a b', "c'd", '$(e)'].map(quoteShellWord).join(' ')}`]).toString();
     expect(printed).toBe("<a b><c'd><$(e)>");
   });
 

@@ -24,6 +24,7 @@ describe('ssh_exec_command arguments', () => {
     [{ command: '' }, 'command must not be empty'],
     [{ command: '   ' }, 'command must contain something other than whitespace'],
     [{ command: 'x'.repeat(10_001) }, 'command must be at most 10,000 characters'],
+    [{ command: 'echo a\0b' }, 'command must not contain NUL bytes'],
     [{ command: 'ls', timeout: 0 }, 'timeout must be at least 1 second'],
     [{ command: 'ls', timeout: 301 }, 'timeout must be at most 300 seconds'],
     [{ command: 'ls', timeout: 1.5 }, 'timeout must be a whole number of seconds'],
