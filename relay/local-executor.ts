@@ -9,9 +9,13 @@ import { selectHost } from '../shared/host-selection.ts';
 import { hostViews } from '../shared/host-views.ts';
 import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
 import type { HostStatus } from '../shared/protocol.ts';
-import type { ExecRequest, HostListing, ToolExecutor } from '../shared/tool-executor.ts';
+import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from '../shared/file-types.ts';
+import type { DownloadFileRequest, ExecRequest, HostListing, ReadFileRequest, ToolExecutor, UploadFileRequest, WriteFileRequest } from '../shared/tool-executor.ts';
 import { VERSION } from '../shared/version.ts';
+import { listDirectory, readFile, writeFileAtomic } from './file-ops.ts';
+import { downloadToLocal, uploadFromLocal } from './local-files.ts';
 import type { RelayOperations } from './operations.ts';
+import type { HostPool } from './ssh-pool.ts';
 
 
 export class LocalExecutor implements ToolExecutor {
@@ -57,4 +61,58 @@ export class LocalExecutor implements ToolExecutor {
     return success(execOutcomeFrom(host.value, result.value, output.stdout, output.stderr, request.timeoutMs));
   }
 
+
+  async readFile(request: ReadFileRequest, signal: AbortSignal): Promise<Outcome<FileReadResult & { host: string }>> {
+    const target = this.pool(request.host);
+    if (!target.ok) return target;
+    const read = await readFile(target.value.pool, request, signal);
+    if (!read.ok) return read;
+    return success({ host: target.value.host, info: read.value.info, dataBase64: read.value.data.toString('base64'), offset: read.value.offset, eof: read.value.eof });
+  }
+
+  async writeFile(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<FileWriteResult & { host: string }>> {
+    const target = this.pool(request.host);
+    if (!target.ok) return target;
+    const written = await writeFileAtomic(
+      target.value.pool,
+      {
+        path: request.path,
+        source: request.content,
+        maxBytes: request.maxBytes,
+        ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
+        overwrite: request.overwrite,
+        createDirs: request.createDirs,
+      },
+      signal,
+    );
+    return written.ok ? success({ ...written.value, host: target.value.host }) : written;
+  }
+
+  async listDirectory(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<DirectoryListing & { host: string }>> {
+    const target = this.pool(request.host);
+    if (!target.ok) return target;
+    const listed = await listDirectory(target.value.pool, request.path, signal);
+    return listed.ok ? success({ ...listed.value, host: target.value.host }) : listed;
+  }
+
+  async uploadFile(request: UploadFileRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult & { host: string }>> {
+    const target = this.pool(request.host);
+    if (!target.ok) return target;
+    const uploaded = await uploadFromLocal(target.value.pool, request, signal);
+    return uploaded.ok ? success({ ...uploaded.value, host: target.value.host }) : uploaded;
+  }
+
+  async downloadFile(request: DownloadFileRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult & { host: string }>> {
+    const target = this.pool(request.host);
+    if (!target.ok) return target;
+    const downloaded = await downloadToLocal(target.value.pool, request, signal);
+    return downloaded.ok ? success({ ...downloaded.value, host: target.value.host }) : downloaded;
+  }
+
+  private pool(requested: string | undefined): Outcome<{ host: string; pool: HostPool }> {
+    const host = selectHost(this.operations.inventory().map((entry) => entry.name), requested);
+    if (!host.ok) return host;
+    const pool = this.operations.pool(host.value);
+    return pool ? success({ host: host.value, pool }) : failure('host_not_configured', `Host "${host.value}" is not configured.`);
+  }
 }

@@ -8,7 +8,7 @@ import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
 import { describeTarget } from './ssh-errors.ts';
-import { SshPools } from './ssh-pool.ts';
+import { SshPools, type HostPool } from './ssh-pool.ts';
 
 export class RelayOperations {
   readonly config: RelayHostsConfig;
@@ -26,6 +26,10 @@ export class RelayOperations {
       labels: host.labels,
       capabilities: ['exec'],
     }));
+  }
+
+  pool(name: string): HostPool | undefined {
+    return this.pools.get(name);
   }
 
   async run(operation: Operation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<OperationResult>> {

@@ -76,3 +76,16 @@ export function connectError(error: unknown, host: HostConfig): ToolError {
 export function isChannelOpenFailure(error: unknown): boolean {
   return typeof field(error, 'reason') === 'number';
 }
+
+/** SFTP status codes (draft-ietf-secsh-filexfer-02 §7), as ssh2 reports them in `err.code`. */
+const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
+
+/** Classify an SFTP failure on `path` while doing `action` (e.g. "open", "rename"). */
+export function sftpError(error: unknown, path: string, action: string): ToolError {
+  const code = field(error, 'code');
+  if (code === SFTP_NO_SUCH_FILE) return { code: 'path_not_found', message: `${path} does not exist (${action}).` };
+  if (code === SFTP_PERMISSION_DENIED) return { code: 'permission_denied', message: `Permission denied for ${path} (${action}).` };
+  const detail = error instanceof Error ? error.message : String(error);
+  return { code: 'ssh_error', message: `SFTP ${action} of ${path} failed: ${detail}` };
+}

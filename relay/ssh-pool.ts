@@ -6,7 +6,7 @@
  * Callers beyond capacity wait in FIFO order, bounded by their deadline and abort signal.
  */
 import { Client } from 'ssh2';
-import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
+import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
@@ -172,6 +172,38 @@ export class HostPool {
       const retryable = opened.error.code === 'ssh_error' && attempt < CHANNEL_RETRY_LIMIT;
       if (!retryable || signal.aborted) {
         return failure(opened.error.code, `Could not open an SSH channel on host "${this.host.name}": ${opened.error.message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
+    }
+  }
+
+  /**
+   * An SFTP session on a pooled connection (it takes one channel slot until `end()`), retrying
+   * while sshd refuses the channel for lack of sessions. No shell is involved in file work.
+   */
+  async sftp(signal: AbortSignal): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>> {
+    for (let attempt = 0; ; attempt += 1) {
+      const acquired = await this.acquire(signal);
+      if (!acquired.ok) return acquired;
+      const lease = acquired.value;
+      const opened = await new Promise<Outcome<SFTPWrapper>>((resolve) => {
+        try {
+          lease.client.sftp((error, sftp) => {
+            if (error) resolve(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
+            else resolve(success(sftp));
+          });
+        } catch (error) {
+          resolve(failure('host_unreachable', error instanceof Error ? error.message : String(error)));
+        }
+      });
+      if (opened.ok) {
+        const sftp = opened.value;
+        sftp.once('close', () => lease.release());
+        return success({ sftp, end: () => sftp.end() });
+      }
+      lease.release();
+      if (opened.error.code !== 'ssh_error' || signal.aborted || attempt >= CHANNEL_RETRY_LIMIT) {
+        return failure(opened.error.code, `Could not open an SFTP session on host "${this.host.name}": ${opened.error.message}`);
       }
       await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
     }

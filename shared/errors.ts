@@ -18,6 +18,12 @@ export const ERROR_CODES = [
   'host_key_unknown',
   'host_key_changed',
   'ssh_error',
+  'path_not_found',
+  'path_is_directory',
+  'not_a_directory',
+  'permission_denied',
+  'already_exists',
+  'file_too_large',
   'cancelled',
   'protocol_error',
   'version_mismatch',
@@ -77,6 +83,18 @@ export function adviceFor(code: ErrorCode): string {
       return 'The host key differs from the trusted one: this may be an attack or a reinstalled host. Verify the new fingerprint out of band before replacing the old key in known_hosts.';
     case 'ssh_error':
       return 'The SSH session failed; retry, and check the relay logs if it persists.';
+    case 'path_not_found':
+      return 'Check the path (absolute, or relative to the SSH user\'s home directory); ssh_list_directory shows what is there.';
+    case 'path_is_directory':
+      return 'The path is a directory; give the path of a file (ssh_list_directory lists the directory).';
+    case 'not_a_directory':
+      return 'A part of the path that should be a directory is a file; check the path.';
+    case 'permission_denied':
+      return 'The SSH user may not do this at that path; use a path it can access, or change the permissions on the host.';
+    case 'already_exists':
+      return 'Nothing was changed. Pass overwrite=true to replace it, or choose another path.';
+    case 'file_too_large':
+      return 'Nothing was written. The limit is MAX_FILE_SIZE; move larger files another way, or raise the limit.';
     case 'cancelled':
       return 'The request was cancelled; the remote process was stopped.';
     case 'protocol_error':

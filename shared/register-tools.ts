@@ -4,8 +4,8 @@
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { describeError, type ToolError } from './errors.ts';
 import { formatExecResult } from './exec-output.ts';
+import { registerFileTools, type FileToolSettings } from './file-tools.ts';
 import {
   execCommandInput,
   execStructuredOutput,
@@ -18,10 +18,7 @@ import {
   type ToolSettings,
 } from './tool-catalog.ts';
 import type { HostListing, ToolExecutor } from './tool-executor.ts';
-
-export function errorResult(error: ToolError): CallToolResult {
-  return { content: [{ type: 'text', text: describeError(error) }], isError: true };
-}
+import { errorResult } from './tool-results.ts';
 
 function hostListingOutput(listing: HostListing): ListHostsOutput {
   return {
@@ -65,7 +62,7 @@ export function formatHostListing(listing: HostListing): string {
   return lines.join('\n');
 }
 
-export function registerTools(server: McpServer, executor: ToolExecutor, settings: ToolSettings): void {
+export function registerTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
   server.registerTool(
     'ssh_list_hosts',
     {
@@ -104,6 +101,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
     },
   );
+
+  registerFileTools(server, executor, settings);
 
   const ping = executor.ping?.bind(executor);
   if (!ping) return;

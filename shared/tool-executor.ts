@@ -6,6 +6,7 @@
  */
 import type { Outcome } from './errors.ts';
 import type { ExecOutcome } from './exec-output.ts';
+import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
 
 export interface ExecRequest {
   /** Omitted when the caller sees exactly one host. */
@@ -46,7 +47,52 @@ export interface RelayPing {
   roundTripMs: number;
 }
 
+type OnHost<T> = T & { host: string };
+
+export interface ReadFileRequest {
+  host?: string;
+  path: string;
+  offset: number;
+  length: number;
+  maxBytes: number;
+}
+
+export interface WriteFileRequest {
+  host?: string;
+  path: string;
+  content: Uint8Array;
+  permissions?: number;
+  overwrite: boolean;
+  createDirs: boolean;
+  maxBytes: number;
+}
+
+export interface UploadFileRequest {
+  host?: string;
+  localPath: string;
+  remotePath: string;
+  permissions?: number;
+  overwrite: boolean;
+  maxBytes: number;
+}
+
+export interface DownloadFileRequest {
+  host?: string;
+  remotePath: string;
+  localPath: string;
+  overwrite: boolean;
+  maxBytes: number;
+}
+
 export interface ToolExecutor {
+  // File tools are offered only where the executor has the method.
+  readFile?(request: ReadFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<FileReadResult>>>;
+  writeFile?(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<FileWriteResult>>>;
+  listDirectory?(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<OnHost<DirectoryListing>>>;
+  /** Stdio mode only: "local" is the machine running the server. */
+  uploadFile?(request: UploadFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<LocalTransferResult>>>;
+  downloadFile?(request: DownloadFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<LocalTransferResult>>>;
+
   listHosts(options: { probe: boolean }, signal: AbortSignal): Promise<Outcome<HostListing>>;
   exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>>;
   /** Only where there is a relay to ping; the relay_ping tool is offered when this exists. */

@@ -3,15 +3,15 @@
  * messages that say what to set and where.
  */
 import { z } from 'zod';
-import { DEFAULT_CHARACTER_LIMIT, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
-import type { ToolSettings } from '../shared/tool-catalog.ts';
+import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
+import type { FileToolSettings } from '../shared/file-tools.ts';
 
 export interface WorkerSettings {
   /** Origin clients use, e.g. https://mcp.example.com (no trailing slash). */
   publicUrl: string;
   /** The protected resource: publicUrl + "/mcp". Tokens are bound to exactly this. */
   resource: string;
-  tools: ToolSettings;
+  tools: FileToolSettings;
 }
 
 const numberVar = (name: string, min: number, max: number, fallback: number) =>
@@ -48,6 +48,7 @@ const settingsSchema = z.object({
     }),
   CHARACTER_LIMIT: numberVar('CHARACTER_LIMIT', 100, 1_000_000, DEFAULT_CHARACTER_LIMIT),
   TIMEOUT: numberVar('TIMEOUT', MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),
+  MAX_FILE_SIZE: numberVar('MAX_FILE_SIZE', 1, 1024 * 1024 * 1024, DEFAULT_MAX_FILE_SIZE),
 });
 
 export class SettingsError extends Error {
@@ -55,12 +56,12 @@ export class SettingsError extends Error {
 }
 
 export function readSettings(env: Env): WorkerSettings {
-  const parsed = settingsSchema.safeParse({ PUBLIC_URL: env.PUBLIC_URL, CHARACTER_LIMIT: env.CHARACTER_LIMIT, TIMEOUT: env.TIMEOUT });
+  const parsed = settingsSchema.safeParse({ PUBLIC_URL: env.PUBLIC_URL, CHARACTER_LIMIT: env.CHARACTER_LIMIT, TIMEOUT: env.TIMEOUT, MAX_FILE_SIZE: env.MAX_FILE_SIZE });
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
-  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT } = parsed.data;
+  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE } = parsed.data;
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
-    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT },
+    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE },
   };
 }

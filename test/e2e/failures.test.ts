@@ -134,6 +134,7 @@ describe('relay failures', () => {
     await stack.restartRelay();
     await new Promise((resolve) => setTimeout(resolve, 5000));
     expect(readIfExists(marker)).toBe('run\n');
+    rmSync(marker, { force: true });
   });
 
   it('says no relay is connected when it is stopped', async () => {

@@ -138,9 +138,17 @@ describe('startup errors', () => {
 });
 
 describe('serving MCP over stdio', () => {
-  it('offers the same tools as the Worker, less the relay check', async () => {
+  it('offers the Worker\'s host tools (less the relay check) and the seed\'s file tools', async () => {
     const { tools } = await session.client.listTools();
-    expect(tools.map((tool) => tool.name).sort()).toEqual(['ssh_exec_command', 'ssh_list_hosts']);
+    expect(tools.map((tool) => tool.name).sort()).toEqual([
+      'ssh_download_file',
+      'ssh_exec_command',
+      'ssh_list_directory',
+      'ssh_list_hosts',
+      'ssh_read_file',
+      'ssh_upload_file',
+      'ssh_write_file',
+    ]);
   });
 
   it('lists the host as reachable', async () => {

@@ -1,0 +1,245 @@
+/**
+ * File work on a host over SFTP only: no shell is involved, so no path is ever interpreted by
+ * one. Writes are atomic: bytes go to a temporary file beside the target (created exclusively,
+ * mode 0600), are checked (size) and hashed (SHA-256), given their permissions, and only then
+ * renamed into place. Without overwrite the rename is OpenSSH's plain SFTP rename, which is
+ * link()-based and fails if the target exists, so of two concurrent writers exactly one wins;
+ * with overwrite it is posix-rename@openssh.com, which replaces the target atomically. On any
+ * failure the temporary file is removed and the target is left as it was.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
+import type { SFTPWrapper, Stats } from 'ssh2';
+import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
+import type { FileInfo } from '../shared/file-types.ts';
+import { sftpError } from './ssh-errors.ts';
+import type { HostPool } from './ssh-pool.ts';
+
+/** Bytes per SFTP read; OpenSSH's sftp-server answers reads of up to 256 KiB. */
+const READ_CHUNK = 64 * 1024;
+/** Entries returned by a directory listing at most. */
+export const MAX_DIRECTORY_ENTRIES = 1000;
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+
+function call<T>(run: (done: (error: Error | null | undefined, value: T) => void) => void): Promise<{ error: Error | null; value: T | undefined }> {
+  return new Promise((resolve) => run((error, value) => resolve({ error: error ?? null, value: error ? undefined : value })));
+}
+
+function typeOf(mode: number): FileInfo['type'] {
+  const kind = mode & S_IFMT;
+  if (kind === S_IFDIR) return 'directory';
+  if (kind === S_IFREG) return 'file';
+  if (kind === S_IFLNK) return 'symlink';
+  return 'other';
+}
+
+export function octalMode(mode: number): string {
+  return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
+}
+
+function info(path: string, stats: Stats): FileInfo {
+  return { path, type: typeOf(stats.mode), size: stats.size, mode: octalMode(stats.mode), mtime: new Date(stats.mtime * 1000).toISOString() };
+}
+
+async function stat(sftp: SFTPWrapper, path: string): Promise<Outcome<Stats>> {
+  const result = await call<Stats>((done) => sftp.stat(path, done));
+  if (result.error || !result.value) return { ok: false, error: sftpError(result.error, path, 'stat') };
+  return success(result.value);
+}
+
+async function withSftp<T>(pool: HostPool, signal: AbortSignal, work: (sftp: SFTPWrapper) => Promise<Outcome<T>>): Promise<Outcome<T>> {
+  const session = await pool.sftp(signal);
+  if (!session.ok) return session;
+  try {
+    return await work(session.value.sftp);
+  } finally {
+    session.value.end();
+  }
+}
+
+export async function listDirectory(pool: HostPool, path: string, signal: AbortSignal): Promise<Outcome<{ path: string; entries: FileInfo[]; truncated: boolean }>> {
+  return withSftp(pool, signal, async (sftp) => {
+    const target = await stat(sftp, path);
+    if (!target.ok) return target;
+    if (typeOf(target.value.mode) !== 'directory') return failure('not_a_directory', `${path} is not a directory.`);
+    const listed = await call<Array<{ filename: string; attrs: Stats }>>((done) => sftp.readdir(path, done));
+    if (listed.error || !listed.value) return { ok: false, error: sftpError(listed.error, path, 'list') };
+    const entries = listed.value
+      .filter((entry) => entry.filename !== '.' && entry.filename !== '..')
+      .sort((a, b) => a.filename.localeCompare(b.filename))
+      .map((entry) => info(entry.filename, entry.attrs));
+    return success({ path, entries: entries.slice(0, MAX_DIRECTORY_ENTRIES), truncated: entries.length > MAX_DIRECTORY_ENTRIES });
+  });
+}
+
+export interface ReadRequest {
+  path: string;
+  offset: number;
+  /** Bytes wanted; at most maxBytes are read. */
+  length: number;
+  maxBytes: number;
+}
+
+export async function readFile(pool: HostPool, request: ReadRequest, signal: AbortSignal): Promise<Outcome<{ info: FileInfo; data: Buffer; offset: number; eof: boolean }>> {
+  return withSftp(pool, signal, async (sftp) => {
+    const opened = await call<Buffer>((done) => sftp.open(request.path, 'r', done));
+    if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, request.path, 'open') };
+    const handle = opened.value;
+    try {
+      const stats = await call<Stats>((done) => sftp.fstat(handle, done));
+      if (stats.error || !stats.value) return { ok: false, error: sftpError(stats.error, request.path, 'stat') };
+      const fileInfo = info(request.path, stats.value);
+      if (fileInfo.type === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
+      const wanted = Math.max(0, Math.min(request.length, request.maxBytes, fileInfo.size - request.offset));
+      const data = Buffer.alloc(wanted);
+      let filled = 0;
+      while (filled < wanted) {
+        if (signal.aborted) return failure('cancelled', 'The read was cancelled.');
+        const length = Math.min(READ_CHUNK, wanted - filled);
+        const read = await call<number>((done) => sftp.read(handle, data, filled, length, request.offset + filled, (error, bytesRead) => done(error, bytesRead)));
+        if (read.error) return { ok: false, error: sftpError(read.error, request.path, 'read') };
+        if (!read.value) break;
+        filled += read.value;
+      }
+      return success({ info: fileInfo, data: data.subarray(0, filled), offset: request.offset, eof: request.offset + filled >= fileInfo.size });
+    } finally {
+      sftp.close(handle, () => undefined);
+    }
+  });
+}
+
+export interface WriteRequest {
+  path: string;
+  /** The bytes, in chunks: a Buffer for content given in a call, a stream for uploads. */
+  source: AsyncIterable<Uint8Array> | Uint8Array;
+  maxBytes: number;
+  /** e.g. 0o644; when absent a new file gets 0644 and a replaced one keeps its mode. */
+  permissions?: number;
+  overwrite: boolean;
+  createDirs: boolean;
+}
+
+export interface WriteResult {
+  path: string;
+  size: number;
+  sha256: string;
+  mode: string;
+  replaced: boolean;
+}
+
+async function* chunksOf(source: AsyncIterable<Uint8Array> | Uint8Array): AsyncIterable<Uint8Array> {
+  if (source instanceof Uint8Array) yield source;
+  else yield* source;
+}
+
+/** Make each missing directory of `dir`, like mkdir -p. */
+async function makeDirectories(sftp: SFTPWrapper, dir: string): Promise<Outcome<void>> {
+  const parts = dir.split('/');
+  let current = dir.startsWith('/') ? '/' : '';
+  for (const part of parts) {
+    if (part === '') continue;
+    current = current === '' ? part : posix.join(current, part);
+    const existing = await call<Stats>((done) => sftp.stat(current, done));
+    if (existing.value) {
+      if (typeOf(existing.value.mode) !== 'directory') return failure('not_a_directory', `${current} exists and is not a directory.`);
+      continue;
+    }
+    const made = await call<undefined>((done) => sftp.mkdir(current, { mode: 0o755 }, (error) => done(error, undefined)));
+    if (made.error) return { ok: false, error: sftpError(made.error, current, 'mkdir') };
+  }
+  return success(undefined);
+}
+
+/** Check the target and its directory before any byte is written. */
+async function prepareTarget(sftp: SFTPWrapper, request: WriteRequest): Promise<Outcome<{ existingMode: number | null }>> {
+  const target = await call<Stats>((done) => sftp.stat(request.path, done));
+  if (target.value) {
+    if (typeOf(target.value.mode) === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
+    if (!request.overwrite) return failure('already_exists', `${request.path} already exists.`);
+    return success({ existingMode: target.value.mode & 0o7777 });
+  }
+  const missing = sftpError(target.error, request.path, 'stat');
+  if (missing.code !== 'path_not_found') return { ok: false, error: missing };
+  const dir = posix.dirname(request.path);
+  const parent = await call<Stats>((done) => sftp.stat(dir, done));
+  if (parent.value) {
+    return typeOf(parent.value.mode) === 'directory' ? success({ existingMode: null }) : failure('not_a_directory', `${dir} is not a directory.`);
+  }
+  const parentError = sftpError(parent.error, dir, 'stat');
+  if (parentError.code !== 'path_not_found') return { ok: false, error: parentError };
+  if (!request.createDirs) return failure('path_not_found', `The directory ${dir} does not exist. Pass create_dirs=true to create it.`);
+  const made = await makeDirectories(sftp, dir);
+  return made.ok ? success({ existingMode: null }) : made;
+}
+
+export async function writeFileAtomic(pool: HostPool, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {
+  return withSftp(pool, signal, async (sftp) => {
+    const prepared = await prepareTarget(sftp, request);
+    if (!prepared.ok) return prepared;
+    const dir = posix.dirname(request.path);
+    const temp = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}.tmp`);
+    const opened = await call<Buffer>((done) => sftp.open(temp, 'wx', { mode: 0o600 }, done));
+    if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, temp, 'create a temporary file for') };
+    const handle = opened.value;
+    let closed = false;
+    const close = async (): Promise<Error | null> => {
+      if (closed) return null;
+      closed = true;
+      return (await call<undefined>((done) => sftp.close(handle, (error) => done(error, undefined)))).error;
+    };
+    const abandon = async (error: ToolError): Promise<Outcome<WriteResult>> => {
+      await close();
+      await call<undefined>((done) => sftp.unlink(temp, (unlinkError) => done(unlinkError, undefined)));
+      return { ok: false, error };
+    };
+    const hash = createHash('sha256');
+    let written = 0;
+    try {
+      for await (const chunk of chunksOf(request.source)) {
+        if (signal.aborted) return await abandon({ code: 'cancelled', message: 'The write was cancelled; the target was not changed.' });
+        if (written + chunk.length > request.maxBytes) {
+          return await abandon({ code: 'file_too_large', message: `The content is larger than ${request.maxBytes.toLocaleString('en-US')} bytes (MAX_FILE_SIZE); ${request.path} was not changed.` });
+        }
+        const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        const result = await call<undefined>((done) => sftp.write(handle, buffer, 0, buffer.length, written, (error) => done(error, undefined)));
+        if (result.error) return await abandon(sftpError(result.error, temp, 'write'));
+        hash.update(buffer);
+        written += buffer.length;
+      }
+    } catch (error) {
+      // The source itself failed (e.g. a local file became unreadable mid-upload).
+      return abandon({ code: 'ssh_error', message: `Reading the content failed: ${error instanceof Error ? error.message : String(error)}; ${request.path} was not changed.` });
+    }
+    const stats = await call<Stats>((done) => sftp.fstat(handle, done));
+    if (stats.error || !stats.value) return abandon(sftpError(stats.error, temp, 'verify'));
+    if (stats.value.size !== written) {
+      return abandon({ code: 'ssh_error', message: `The host stored ${stats.value.size} bytes instead of ${written}; ${request.path} was not changed.` });
+    }
+    const mode = request.permissions ?? prepared.value.existingMode ?? 0o644;
+    const chmod = await call<undefined>((done) => sftp.fchmod(handle, mode, (error) => done(error, undefined)));
+    if (chmod.error) return abandon({ ...sftpError(chmod.error, request.path, `chmod ${octalMode(mode)}`), message: `Setting permissions ${octalMode(mode)} failed; ${request.path} was not changed.` });
+    const closeError = await close();
+    if (closeError) return abandon(sftpError(closeError, temp, 'close'));
+    const renamed = await call<undefined>((done) =>
+      request.overwrite ? sftp.ext_openssh_rename(temp, request.path, (error) => done(error, undefined)) : sftp.rename(temp, request.path, (error) => done(error, undefined)),
+    );
+    if (renamed.error) {
+      const exists = await call<Stats>((done) => sftp.stat(request.path, done));
+      if (!request.overwrite && exists.value) return abandon({ code: 'already_exists', message: `${request.path} already exists (another writer created it first).` });
+      return abandon(sftpError(renamed.error, request.path, 'rename into place'));
+    }
+    return success({ path: request.path, size: written, sha256: hash.digest('hex'), mode: octalMode(mode), replaced: prepared.value.existingMode !== null });
+  });
+}
+
+/** Type, size, mode and mtime of a path (following symlinks). */
+export async function statFile(pool: HostPool, path: string, signal: AbortSignal): Promise<Outcome<FileInfo>> {
+  return withSftp(pool, signal, async (sftp) => {
+    const stats = await stat(sftp, path);
+    return stats.ok ? success(info(path, stats.value)) : stats;
+  });
+}

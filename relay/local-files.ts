@@ -1,0 +1,123 @@
+/**
+ * The stdio mode's transfers between the machine running the server ("local", as in the seed)
+ * and a host. Uploads stream a local file into the host's atomic write. Downloads land in a
+ * temporary file beside the local target and are linked into place (link() fails if the target
+ * exists, so overwrite=false cannot clobber a file created meanwhile) or renamed over it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { failure, success, type Outcome } from '../shared/errors.ts';
+import type { LocalTransferResult } from '../shared/file-types.ts';
+import { readFile, statFile, writeFileAtomic } from './file-ops.ts';
+import type { HostPool } from './ssh-pool.ts';
+
+function nodeCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
+function localError(error: unknown, path: string, action: string): Outcome<never> {
+  switch (nodeCode(error)) {
+    case 'ENOENT':
+      return failure('path_not_found', `Local path ${path} does not exist (${action}).`);
+    case 'EACCES':
+    case 'EPERM':
+      return failure('permission_denied', `Permission denied for local path ${path} (${action}).`);
+    case 'EISDIR':
+      return failure('path_is_directory', `Local path ${path} is a directory.`);
+    case 'ENOTDIR':
+      return failure('not_a_directory', `A part of local path ${path} is not a directory.`);
+    case 'EEXIST':
+      return failure('already_exists', `Local file ${path} already exists. Pass overwrite=true to replace it.`);
+    default:
+      return failure('internal', `Local ${action} of ${path} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+export interface UploadRequest {
+  localPath: string;
+  remotePath: string;
+  permissions?: number;
+  overwrite: boolean;
+  maxBytes: number;
+}
+
+export async function uploadFromLocal(pool: HostPool, request: UploadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
+  const from = resolve(request.localPath);
+  let size: number;
+  try {
+    const stats = await stat(from);
+    if (stats.isDirectory()) return failure('path_is_directory', `Local path ${from} is a directory; give a file.`);
+    size = stats.size;
+  } catch (error) {
+    return localError(error, from, 'read');
+  }
+  if (size > request.maxBytes) {
+    return failure('file_too_large', `${from} is ${size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`);
+  }
+  const written = await writeFileAtomic(
+    pool,
+    {
+      path: request.remotePath,
+      source: createReadStream(from, { highWaterMark: 64 * 1024 }),
+      maxBytes: request.maxBytes,
+      ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
+      overwrite: request.overwrite,
+      createDirs: false,
+    },
+    signal,
+  );
+  if (!written.ok) return written;
+  return success({ from, to: written.value.path, size: written.value.size, sha256: written.value.sha256, mode: written.value.mode, replaced: written.value.replaced });
+}
+
+export interface DownloadRequest {
+  remotePath: string;
+  localPath: string;
+  overwrite: boolean;
+  maxBytes: number;
+}
+
+export async function downloadToLocal(pool: HostPool, request: DownloadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
+  const to = resolve(request.localPath);
+  let replaced = false;
+  try {
+    const existing = await stat(to);
+    if (existing.isDirectory()) return failure('path_is_directory', `Local path ${to} is a directory; give a file name.`);
+    if (!request.overwrite) return failure('already_exists', `Local file ${to} already exists. Pass overwrite=true to replace it.`);
+    replaced = true;
+  } catch (error) {
+    if (nodeCode(error) !== 'ENOENT') return localError(error, to, 'check');
+  }
+  const remote = await statFile(pool, request.remotePath, signal);
+  if (!remote.ok) return remote;
+  if (remote.value.type === 'directory') return failure('path_is_directory', `${request.remotePath} is a directory on the host.`);
+  if (remote.value.size > request.maxBytes) {
+    return failure('file_too_large', `${request.remotePath} is ${remote.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`);
+  }
+  // One byte more than the limit is requested so that a file that grew meanwhile is noticed.
+  const read = await readFile(pool, { path: request.remotePath, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, signal);
+  if (!read.ok) return read;
+  if (read.value.data.length > request.maxBytes) return failure('file_too_large', `${request.remotePath} grew past MAX_FILE_SIZE while it was read; nothing was written.`);
+  const temp = join(dirname(to), `.${basename(to)}.mre-${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(read.value.data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (request.overwrite) await rename(temp, to);
+    else {
+      await link(temp, to);
+      await unlink(temp);
+    }
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    return localError(error, nodeCode(error) === 'EEXIST' ? to : dirname(to), 'write');
+  }
+  const sha256 = createHash('sha256').update(read.value.data).digest('hex');
+  return success({ from: request.remotePath, to, size: read.value.data.length, sha256, replaced });
+}

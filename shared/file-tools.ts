@@ -1,0 +1,338 @@
+/**
+ * The file tools: schemas, descriptions and formatting, written once. A tool is offered only when
+ * the executor can do it (the stdio mode does all of them; the Worker gains them when the relay
+ * protocol carries file bytes).
+ */
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { cutAt } from './exec-output.ts';
+import type { ToolSettings } from './tool-catalog.ts';
+import type { ToolExecutor } from './tool-executor.ts';
+import { errorResult } from './tool-results.ts';
+
+export const MAX_PATH_LENGTH = 4096;
+
+function pathArgument(name: string, what: string) {
+  return z
+    .string({ error: `${name} must be a string` })
+    .min(1, `${name} must not be empty`)
+    .max(MAX_PATH_LENGTH, `${name} must be at most ${MAX_PATH_LENGTH} characters`)
+    .refine((value) => !value.includes('\0'), `${name} must not contain NUL bytes`)
+    .describe(what);
+}
+
+const remotePath = (name: string) => pathArgument(name, 'Path on the host: absolute, or relative to the SSH user\'s home directory.');
+const localPath = (name: string) => pathArgument(name, 'Path on the machine running this server (stdio mode).');
+
+const hostArgument = z
+  .string({ error: 'host must be a string (a name from ssh_list_hosts)' })
+  .min(1, 'host must not be empty; omit it to use the only configured host')
+  .max(128)
+  .optional()
+  .describe('Host name from ssh_list_hosts. Required when more than one host is configured.');
+
+/** Octal digits as in the seed (644, 0600, 755), given as a number or a string. */
+export const permissionsArgument = z
+  .union([z.number(), z.string()], { error: 'permissions must be octal digits such as 644, 0600 or 755' })
+  .transform((value, context) => {
+    const digits = typeof value === 'number' ? (Number.isInteger(value) && value >= 0 ? String(value) : '') : value.trim();
+    if (!/^[0-7]{3,4}$/.test(digits)) {
+      context.addIssue({ code: 'custom', message: `permissions must be octal digits such as 644, 0600 or 755, not ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return Number.parseInt(digits, 8);
+  })
+  .optional()
+  .describe('Octal permissions such as 644 (rw-r--r--), 600 or 755. New files default to 644; a replaced file keeps its mode.');
+
+const overwriteArgument = z.boolean({ error: 'overwrite must be true or false' }).default(false).describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
+
+export function readFileInput() {
+  return z
+    .object({
+      path: remotePath('path'),
+      host: hostArgument,
+      encoding: z
+        .enum(['auto', 'utf8', 'base64'], { error: 'encoding must be "auto", "utf8" or "base64"' })
+        .default('auto')
+        .describe('"auto": text when the bytes are valid UTF-8, else base64. "utf8": always text. "base64": always base64.'),
+      offset: z.number({ error: 'offset must be a number of bytes' }).int('offset must be a whole number').min(0, 'offset must not be negative').default(0),
+      length: z.number({ error: 'length must be a number of bytes' }).int('length must be a whole number').min(1, 'length must be at least 1').optional(),
+    })
+    .strict();
+}
+
+export const readFileOutput = z.object({
+  host: z.string(),
+  path: z.string(),
+  size: z.number(),
+  mode: z.string(),
+  mtime: z.string(),
+  offset: z.number(),
+  bytes: z.number(),
+  encoding: z.enum(['utf8', 'base64']),
+  content: z.string(),
+  truncated: z.boolean(),
+  next_offset: z.number().nullable(),
+});
+
+export function writeFileInput(settings: FileToolSettings) {
+  return z
+    .object({
+      path: remotePath('path'),
+      content: z
+        .string({ error: 'content must be a string' })
+        .max(Math.ceil((settings.maxFileSize * 4) / 3) + 4, `content is larger than MAX_FILE_SIZE (${settings.maxFileSize.toLocaleString('en-US')} bytes)`),
+      host: hostArgument,
+      encoding: z.enum(['utf8', 'base64'], { error: 'encoding must be "utf8" or "base64"' }).default('utf8'),
+      permissions: permissionsArgument,
+      overwrite: overwriteArgument,
+      create_dirs: z.boolean({ error: 'create_dirs must be true or false' }).default(false).describe('Create missing parent directories.'),
+    })
+    .strict();
+}
+
+export const writeFileOutput = z.object({ host: z.string(), path: z.string(), size: z.number(), sha256: z.string(), mode: z.string(), replaced: z.boolean() });
+
+export const listDirectoryInput = z
+  .object({
+    path: remotePath('path').default('.'),
+    host: hostArgument,
+    response_format: z.enum(['text', 'json'], { error: 'response_format must be "text" or "json"' }).default('text'),
+  })
+  .strict();
+
+export const listDirectoryOutput = z.object({
+  host: z.string(),
+  path: z.string(),
+  entries: z.array(z.object({ name: z.string(), type: z.string(), size: z.number(), mode: z.string(), mtime: z.string() })),
+  truncated: z.boolean(),
+});
+
+export const uploadFileInput = z
+  .object({ local_path: localPath('local_path'), remote_path: remotePath('remote_path'), host: hostArgument, permissions: permissionsArgument, overwrite: overwriteArgument })
+  .strict();
+
+export const downloadFileInput = z
+  .object({ remote_path: remotePath('remote_path'), local_path: localPath('local_path'), host: hostArgument, overwrite: overwriteArgument })
+  .strict();
+
+export const transferOutput = z.object({ host: z.string(), from: z.string(), to: z.string(), size: z.number(), sha256: z.string(), replaced: z.boolean(), mode: z.string().optional() });
+
+export interface FileToolSettings extends ToolSettings {
+  /** MAX_FILE_SIZE: the largest file any file tool moves, in bytes. */
+  maxFileSize: number;
+}
+
+/** Base64 without relying on Node's Buffer (this folder runs in workerd too). */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = '';
+  for (let index = 0; index < bytes.length; index += 0x8000) binary += String.fromCharCode(...bytes.subarray(index, index + 0x8000));
+  return btoa(binary);
+}
+
+export function fromBase64(text: string): Uint8Array | null {
+  const clean = text.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4 === 1) return null;
+  try {
+    return Uint8Array.from(atob(clean), (char) => char.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Decode bytes as UTF-8 text if they are valid, allowing an incomplete character at the very end
+ * (a ranged read may stop inside one). Returns the text and how many bytes it covers, or null.
+ */
+export function decodeUtf8Prefix(bytes: Uint8Array): { text: string; bytes: number } | null {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes, { stream: true });
+    return { text, bytes: new TextEncoder().encode(text).length };
+  } catch {
+    return null;
+  }
+}
+
+const count = (n: number): string => n.toLocaleString('en-US');
+
+export function registerFileTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
+  const { readFile, writeFile, listDirectory, uploadFile, downloadFile } = executor;
+
+  if (readFile) {
+    server.registerTool(
+      'ssh_read_file',
+      {
+        title: 'Read a file',
+        description:
+          `Read a file on a host and return its content in the result: text when it is UTF-8, base64 when asked or when it is binary. ` +
+          `At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes) per call; text is cut at ${count(settings.characterLimit)} characters and the result says which offset to read next. Reports size, mode and modification time.`,
+        inputSchema: readFileInput(),
+        outputSchema: readFileOutput,
+        annotations: { readOnlyHint: true, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const length = Math.min(args.length ?? settings.maxFileSize, settings.maxFileSize);
+        const outcome = await readFile.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path, offset: args.offset, length, maxBytes: settings.maxFileSize }, extra.signal);
+        if (!outcome.ok) return errorResult(outcome.error);
+        const { info, offset, eof, host } = outcome.value;
+        const data = fromBase64(outcome.value.dataBase64) ?? new Uint8Array();
+        let encoding: 'utf8' | 'base64' = 'base64';
+        let content = '';
+        let covered = data.length;
+        if (args.encoding !== 'base64') {
+          const decoded = args.encoding === 'utf8' ? { text: new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(data), bytes: data.length } : decodeUtf8Prefix(data);
+          if (decoded) {
+            encoding = 'utf8';
+            content = cutAt(decoded.text, settings.characterLimit);
+            covered = content.length === decoded.text.length ? decoded.bytes : new TextEncoder().encode(content).length;
+          }
+        }
+        if (encoding === 'base64') content = toBase64(data);
+        const end = offset + covered;
+        const truncated = end < info.size;
+        const structured = {
+          host,
+          path: info.path,
+          size: info.size,
+          mode: info.mode,
+          mtime: info.mtime,
+          offset,
+          bytes: covered,
+          encoding,
+          content,
+          truncated,
+          next_offset: truncated ? end : null,
+        };
+        const header = `FILE ${info.path} on ${host}: ${count(info.size)} bytes, mode ${info.mode}, modified ${info.mtime}\nBytes ${count(offset)}–${count(Math.max(offset, end - 1))} as ${encoding === 'utf8' ? 'UTF-8 text' : 'base64'}${eof && !truncated ? ' (to the end of the file)' : ''}:`;
+        const note = truncated ? `\n[cut: ${count(info.size - end)} more bytes. Read the rest with offset=${end}.]` : '';
+        return { content: [{ type: 'text', text: `${header}\n${content}${note}` }], structuredContent: structured };
+      },
+    );
+  }
+
+  if (writeFile) {
+    server.registerTool(
+      'ssh_write_file',
+      {
+        title: 'Write a file',
+        description:
+          'Write content given in the call to a file on a host, atomically: the bytes go to a temporary file beside it and are renamed into place only when complete. ' +
+          `Fails if the file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes). Returns size and SHA-256.`,
+        inputSchema: writeFileInput(settings),
+        outputSchema: writeFileOutput,
+        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const bytes = args.encoding === 'base64' ? fromBase64(args.content) : new TextEncoder().encode(args.content);
+        if (!bytes) return errorResult({ code: 'invalid_argument', message: 'content is not valid base64 (encoding="base64").' });
+        if (bytes.length > settings.maxFileSize) {
+          return errorResult({ code: 'file_too_large', message: `The content is ${count(bytes.length)} bytes, more than MAX_FILE_SIZE (${count(settings.maxFileSize)}).` });
+        }
+        const outcome = await writeFile.call(
+          executor,
+          {
+            ...(args.host !== undefined ? { host: args.host } : {}),
+            path: args.path,
+            content: bytes,
+            ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
+            overwrite: args.overwrite,
+            createDirs: args.create_dirs,
+            maxBytes: settings.maxFileSize,
+          },
+          extra.signal,
+        );
+        if (!outcome.ok) return errorResult(outcome.error);
+        const { host, path, size, sha256, mode, replaced } = outcome.value;
+        return {
+          content: [{ type: 'text', text: `${replaced ? 'Replaced' : 'Created'} ${path} on ${host}: ${count(size)} bytes, mode ${mode}, SHA-256 ${sha256}.` }],
+          structuredContent: { host, path, size, sha256, mode, replaced },
+        };
+      },
+    );
+  }
+
+  if (listDirectory) {
+    server.registerTool(
+      'ssh_list_directory',
+      {
+        title: 'List a directory',
+        description: 'List a directory on a host: names, types, sizes, modes and modification times (at most 1,000 entries).',
+        inputSchema: listDirectoryInput,
+        outputSchema: listDirectoryOutput,
+        annotations: { readOnlyHint: true, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const outcome = await listDirectory.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path }, extra.signal);
+        if (!outcome.ok) return errorResult(outcome.error);
+        const { host, path, entries, truncated } = outcome.value;
+        const structured = { host, path, entries: entries.map((entry) => ({ name: entry.path, type: entry.type, size: entry.size, mode: entry.mode, mtime: entry.mtime })), truncated };
+        if (args.response_format === 'json') return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
+        const mark: Record<string, string> = { directory: 'd', file: '-', symlink: 'l', other: '?' };
+        const lines = entries.map((entry) => `${mark[entry.type] ?? '?'} ${entry.mode} ${String(entry.size).padStart(12)} ${entry.mtime} ${entry.path}${entry.type === 'directory' ? '/' : ''}`);
+        const text = `${path} on ${host}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}${truncated ? ' (only the first 1,000 are shown)' : ''}\n${lines.join('\n')}`;
+        return { content: [{ type: 'text', text }], structuredContent: structured };
+      },
+    );
+  }
+
+  if (uploadFile) {
+    server.registerTool(
+      'ssh_upload_file',
+      {
+        title: 'Upload a local file',
+        description: `Copy a file from the machine running this server to a host over SFTP, atomically. Fails if the remote file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        inputSchema: uploadFileInput,
+        outputSchema: transferOutput,
+        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const outcome = await uploadFile.call(
+          executor,
+          {
+            ...(args.host !== undefined ? { host: args.host } : {}),
+            localPath: args.local_path,
+            remotePath: args.remote_path,
+            ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
+            overwrite: args.overwrite,
+            maxBytes: settings.maxFileSize,
+          },
+          extra.signal,
+        );
+        if (!outcome.ok) return errorResult(outcome.error);
+        const result = outcome.value;
+        return {
+          content: [{ type: 'text', text: `Uploaded ${result.from} to ${result.to} on ${result.host}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.` }],
+          structuredContent: { ...result },
+        };
+      },
+    );
+  }
+
+  if (downloadFile) {
+    server.registerTool(
+      'ssh_download_file',
+      {
+        title: 'Download a file to the local machine',
+        description: `Copy a file from a host to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        inputSchema: downloadFileInput,
+        outputSchema: transferOutput,
+        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const outcome = await downloadFile.call(
+          executor,
+          { ...(args.host !== undefined ? { host: args.host } : {}), remotePath: args.remote_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize },
+          extra.signal,
+        );
+        if (!outcome.ok) return errorResult(outcome.error);
+        const result = outcome.value;
+        return {
+          content: [{ type: 'text', text: `Downloaded ${result.from} from ${result.host} to ${result.to}: ${count(result.size)} bytes, SHA-256 ${result.sha256}.` }],
+          structuredContent: { ...result },
+        };
+      },
+    );
+  }
+}

@@ -1,0 +1,7 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { describeError, type ToolError } from './errors.ts';
+
+/** The one way a failure becomes a tool result: isError, with code, what happened and what to do. */
+export function errorResult(error: ToolError): CallToolResult {
+  return { content: [{ type: 'text', text: describeError(error) }], isError: true };
+}
