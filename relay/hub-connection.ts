@@ -19,7 +19,9 @@ import {
 } from '../shared/protocol.ts';
 import { VERSION } from '../shared/version.ts';
 import { log } from './log.ts';
-import type { RelayOperations } from './operations.ts';
+import type { ByteStreams, RelayOperations } from './operations.ts';
+import { decodeChunk } from '../shared/binary-frames.ts';
+import { ByteReceiver, ByteSender } from '../shared/byte-streams.ts';
 
 export interface BackoffSettings {
   baseMs: number;
@@ -65,6 +67,8 @@ export function relayEndpoint(url: string): string {
 interface InFlight {
   controller: AbortController;
   done: Promise<void>;
+  sender: ByteSender;
+  receiver?: ByteReceiver;
 }
 
 /** Batches a request's output into frames of bounded size. */
@@ -193,7 +197,7 @@ export class HubConnection {
     });
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
-        log('warn', 'rejected a binary frame from the hub (none are expected)');
+        this.onChunk(Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]));
         return;
       }
       this.onFrame(socket, data.toString());
@@ -236,10 +240,31 @@ export class HubConnection {
       case 'error':
         log('error', 'hub reported an error', { code: frame.code, message: frame.message });
         return;
+      case 'credit':
+        this.inFlight.get(frame.id)?.sender.grant(frame.bytes);
+        return;
       default: {
         const unhandled: never = frame;
         log('error', 'unhandled hub frame', { frame: unhandled });
       }
+    }
+  }
+
+  private onChunk(data: Buffer): void {
+    const parsed = decodeChunk(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    if (!parsed.ok) {
+      log('warn', 'rejected an invalid binary frame from the hub', { reason: parsed.reason });
+      return;
+    }
+    const request = this.inFlight.get(parsed.chunk.id);
+    if (!request?.receiver) {
+      log('warn', 'rejected file bytes for a request that expects none', { id: parsed.chunk.id });
+      return;
+    }
+    const problem = request.receiver.push(parsed.chunk);
+    if (problem) {
+      log('warn', 'file byte stream broken; stopping the request', { id: parsed.chunk.id, reason: problem });
+      request.controller.abort();
     }
   }
 
@@ -260,8 +285,26 @@ export class HubConnection {
     const batcher = new OutputBatcher(frame.id, send);
     const started = performance.now();
     const operation = frame.operation;
+    const sender = new ByteSender(frame.id, (bytes) => {
+      if (socket.readyState !== WebSocket.OPEN) return false;
+      socket.send(bytes, { binary: true });
+      return true;
+    });
+    // Registered before the operation starts: it may ask for its byte stream synchronously.
+    const entry: InFlight = { controller, sender, done: Promise.resolve() };
+    this.inFlight.set(frame.id, entry);
+    const streams: ByteStreams = {
+      send: (data) => sender.send(data, controller.signal),
+      receive: (expected) => {
+        const receiver = new ByteReceiver(expected, (bytes) => send({ type: 'credit', id: frame.id, bytes }));
+        entry.receiver = receiver;
+        controller.signal.addEventListener('abort', () => receiver.fail('the request was stopped'), { once: true });
+        receiver.start();
+        return receiver;
+      },
+    };
     const done = this.options.operations
-      .run(operation, (stream, text) => batcher.add(stream, text), controller.signal)
+      .run(operation, (stream, text) => batcher.add(stream, text), controller.signal, streams)
       .catch((error: unknown): Outcome<OperationResult> => {
         log('error', 'operation failed unexpectedly', { id: frame.id, op: operation.op, error: error instanceof Error ? error.stack : String(error) });
         return failure('internal', 'The relay hit an unexpected error; see its log.');
@@ -281,7 +324,7 @@ export class HubConnection {
         });
       })
       .finally(() => this.inFlight.delete(frame.id));
-    this.inFlight.set(frame.id, { controller, done });
+    entry.done = done;
   }
 
   private onClose(socket: WebSocket, code: number, reason: string): void {

@@ -7,8 +7,15 @@ import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeO
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
+import { listDirectory, readFile, writeFileAtomic } from './file-ops.ts';
 import { describeTarget } from './ssh-errors.ts';
 import { SshPools, type HostPool } from './ssh-pool.ts';
+
+/** How file operations move bytes to and from whoever asked (the hub, over the WebSocket). */
+export interface ByteStreams {
+  send(data: Uint8Array): Promise<boolean>;
+  receive(expected: number): AsyncIterable<Uint8Array>;
+}
 
 export class RelayOperations {
   readonly config: RelayHostsConfig;
@@ -32,8 +39,44 @@ export class RelayOperations {
     return this.pools.get(name);
   }
 
-  async run(operation: Operation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+  async run(operation: Operation, onOutput: OutputSink, signal: AbortSignal, streams?: ByteStreams): Promise<Outcome<OperationResult>> {
     switch (operation.op) {
+      case 'read_file': {
+        const pool = this.pools.get(operation.host);
+        if (!pool) return this.unknownHost(operation.host);
+        if (!streams) return failure('protocol_error', 'read_file needs a byte stream to the hub.');
+        const read = await readFile(pool, operation, signal);
+        if (!read.ok) return read;
+        if (!(await streams.send(read.value.data))) return failure('relay_disconnected', 'The hub connection failed while the file was being sent.');
+        return success({ op: 'read_file', info: read.value.info, offset: read.value.offset, bytes: read.value.data.length, eof: read.value.eof });
+      }
+      case 'write_file': {
+        const pool = this.pools.get(operation.host);
+        if (!pool) return this.unknownHost(operation.host);
+        if (!streams) return failure('protocol_error', 'write_file needs a byte stream from the hub.');
+        if (operation.size > operation.maxBytes) {
+          return failure('file_too_large', `The content is ${operation.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${operation.maxBytes.toLocaleString('en-US')}); ${operation.path} was not changed.`);
+        }
+        const written = await writeFileAtomic(
+          pool,
+          {
+            path: operation.path,
+            source: streams.receive(operation.size),
+            maxBytes: operation.maxBytes,
+            ...(operation.permissions !== undefined ? { permissions: operation.permissions } : {}),
+            overwrite: operation.overwrite,
+            createDirs: operation.createDirs,
+          },
+          signal,
+        );
+        return written.ok ? success({ op: 'write_file', ...written.value }) : written;
+      }
+      case 'list_directory': {
+        const pool = this.pools.get(operation.host);
+        if (!pool) return this.unknownHost(operation.host);
+        const listed = await listDirectory(pool, operation.path, signal);
+        return listed.ok ? success({ op: 'list_directory', ...listed.value }) : listed;
+      }
       case 'exec': {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);

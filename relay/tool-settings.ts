@@ -1,11 +1,9 @@
 /** The seed's output and time limits, read from the environment for the stdio mode. */
 import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
-import type { ToolSettings } from '../shared/tool-catalog.ts';
+import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ConfigError } from './config.ts';
 
-export interface StdioSettings extends ToolSettings {
-  maxFileSize: number;
-}
+export type StdioSettings = FileToolSettings;
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, min: number, max: number, fallback: number): number {
   const raw = env[name];
@@ -18,9 +16,12 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, min: number, max: num
 }
 
 export function readStdioSettings(env: NodeJS.ProcessEnv): StdioSettings {
+  const maxFileSize = wholeNumber(env, 'MAX_FILE_SIZE', 1, 1024 * 1024 * 1024, DEFAULT_MAX_FILE_SIZE);
   return {
     characterLimit: wholeNumber(env, 'CHARACTER_LIMIT', 100, 1_000_000, DEFAULT_CHARACTER_LIMIT),
     defaultTimeoutSeconds: wholeNumber(env, 'TIMEOUT', MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),
-    maxFileSize: wholeNumber(env, 'MAX_FILE_SIZE', 1, 1024 * 1024 * 1024, DEFAULT_MAX_FILE_SIZE),
+    maxFileSize,
+    // Over stdio a whole file fits in one result.
+    readBytesPerCall: maxFileSize,
   };
 }

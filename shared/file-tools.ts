@@ -123,6 +123,12 @@ export const transferOutput = z.object({ host: z.string(), from: z.string(), to:
 export interface FileToolSettings extends ToolSettings {
   /** MAX_FILE_SIZE: the largest file any file tool moves, in bytes. */
   maxFileSize: number;
+  /**
+   * Bytes one ssh_read_file call returns at most. Where results travel through a transport with
+   * a message limit (the Worker's session Durable Object), this is lower than MAX_FILE_SIZE and
+   * larger files are read in parts with offset.
+   */
+  readBytesPerCall: number;
 }
 
 /** Base64 without relying on Node's Buffer (this folder runs in workerd too). */
@@ -167,14 +173,15 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         title: 'Read a file',
         description:
           `Read a file on a host and return its content in the result: text when it is UTF-8, base64 when asked or when it is binary. ` +
-          `At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes) per call; text is cut at ${count(settings.characterLimit)} characters and the result says which offset to read next. Reports size, mode and modification time.`,
+          `At most ${count(Math.min(settings.readBytesPerCall, settings.maxFileSize))} bytes per call; text is cut at ${count(settings.characterLimit)} characters; the result says which offset to read next. Reports size, mode and modification time.`,
         inputSchema: readFileInput(),
         outputSchema: readFileOutput,
         annotations: { readOnlyHint: true, openWorldHint: true },
       },
       async (args, extra): Promise<CallToolResult> => {
-        const length = Math.min(args.length ?? settings.maxFileSize, settings.maxFileSize);
-        const outcome = await readFile.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path, offset: args.offset, length, maxBytes: settings.maxFileSize }, extra.signal);
+        const perCall = Math.min(settings.readBytesPerCall, settings.maxFileSize);
+        const length = Math.min(args.length ?? perCall, perCall);
+        const outcome = await readFile.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path, offset: args.offset, length, maxBytes: perCall }, extra.signal);
         if (!outcome.ok) return errorResult(outcome.error);
         const { info, offset, eof, host } = outcome.value;
         const data = fromBase64(outcome.value.dataBase64) ?? new Uint8Array();

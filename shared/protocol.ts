@@ -68,7 +68,34 @@ export type ProbeOperation = z.infer<typeof probeOperation>;
 export const pingOperation = z.object({ op: z.literal('ping') });
 export type PingOperation = z.infer<typeof pingOperation>;
 
-export const operation = z.discriminatedUnion('op', [execOperation, probeOperation, pingOperation]);
+const remotePath = z.string().min(1).max(4096).refine((value) => !value.includes('\0'), 'path must not contain NUL');
+const maxBytes = z.number().int().min(0).max(1024 * 1024 * 1024);
+
+/** The relay streams the bytes back as binary chunks, as the hub grants credit. */
+export const readFileOperation = z.object({
+  op: z.literal('read_file'),
+  host: hostName,
+  path: remotePath,
+  offset: z.number().int().min(0),
+  length: maxBytes,
+  maxBytes,
+});
+
+/** The hub streams exactly `size` bytes as binary chunks, as the relay grants credit. */
+export const writeFileOperation = z.object({
+  op: z.literal('write_file'),
+  host: hostName,
+  path: remotePath,
+  size: maxBytes,
+  permissions: z.number().int().min(0).max(0o7777).optional(),
+  overwrite: z.boolean(),
+  createDirs: z.boolean(),
+  maxBytes,
+});
+
+export const listDirectoryOperation = z.object({ op: z.literal('list_directory'), host: hostName, path: remotePath });
+
+export const operation = z.discriminatedUnion('op', [execOperation, probeOperation, pingOperation, readFileOperation, writeFileOperation, listDirectoryOperation]);
 export type Operation = z.infer<typeof operation>;
 
 // ---- results ----
@@ -96,7 +123,26 @@ export type ProbeResult = z.infer<typeof probeResult>;
 export const pingResult = z.object({ op: z.literal('ping'), relayVersion: z.string().max(64) });
 export type PingResult = z.infer<typeof pingResult>;
 
-export const operationResult = z.discriminatedUnion('op', [execResult, probeResult, pingResult]);
+const fileInfo = z.object({
+  path: z.string(),
+  type: z.enum(['file', 'directory', 'symlink', 'other']),
+  size: z.number().int().min(0),
+  mode: z.string().max(8),
+  mtime: z.string().max(40),
+});
+
+export const readFileResult = z.object({ op: z.literal('read_file'), info: fileInfo, offset: z.number().int().min(0), bytes: z.number().int().min(0), eof: z.boolean() });
+export const writeFileResult = z.object({
+  op: z.literal('write_file'),
+  path: z.string(),
+  size: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  mode: z.string().max(8),
+  replaced: z.boolean(),
+});
+export const listDirectoryResult = z.object({ op: z.literal('list_directory'), path: z.string(), entries: z.array(fileInfo).max(1000), truncated: z.boolean() });
+
+export const operationResult = z.discriminatedUnion('op', [execResult, probeResult, pingResult, readFileResult, writeFileResult, listDirectoryResult]);
 export type OperationResult = z.infer<typeof operationResult>;
 
 // ---- frames the relay sends ----
@@ -132,7 +178,11 @@ export type ErrorFrame = z.infer<typeof errorFrame>;
 
 export const pingFrame = z.object({ type: z.literal('ping') });
 
-export const relayFrame = z.discriminatedUnion('type', [helloFrame, outputFrame, resultFrame, errorFrame, pingFrame]);
+/** Either direction: the receiver of a byte stream lets the sender send this many more bytes. */
+export const creditFrame = z.object({ type: z.literal('credit'), id: requestId, bytes: z.number().int().positive().max(64 * 1024 * 1024) });
+export type CreditFrame = z.infer<typeof creditFrame>;
+
+export const relayFrame = z.discriminatedUnion('type', [helloFrame, outputFrame, resultFrame, errorFrame, pingFrame, creditFrame]);
 export type RelayFrame = z.infer<typeof relayFrame>;
 
 // ---- frames the hub sends ----
@@ -159,7 +209,7 @@ export type CancelFrame = z.infer<typeof cancelFrame>;
 
 export const pongFrame = z.object({ type: z.literal('pong') });
 
-export const hubFrame = z.discriminatedUnion('type', [welcomeFrame, requestFrame, cancelFrame, errorFrame, pongFrame]);
+export const hubFrame = z.discriminatedUnion('type', [welcomeFrame, requestFrame, cancelFrame, errorFrame, pongFrame, creditFrame]);
 export type HubFrame = z.infer<typeof hubFrame>;
 
 export type FrameParse<T> = { ok: true; frame: T } | { ok: false; reason: string };

@@ -6,6 +6,13 @@ import { z } from 'zod';
 import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
 
+/**
+ * A tool result leaves the session Durable Object as one message: the content as text and again
+ * as structured content. Results of a few MB do not get through, so reads return at most 1 MiB
+ * per call (1.4 MB of base64, twice) and larger files are read in parts.
+ */
+export const WORKER_READ_BYTES_PER_CALL = 1024 * 1024;
+
 export interface WorkerSettings {
   /** Origin clients use, e.g. https://mcp.example.com (no trailing slash). */
   publicUrl: string;
@@ -62,6 +69,6 @@ export function readSettings(env: Env): WorkerSettings {
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
-    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE },
+    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL },
   };
 }

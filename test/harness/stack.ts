@@ -23,6 +23,8 @@ export interface Stack {
 
 export interface StackOptions {
   sshd?: SshdOptions;
+  /** Worker vars (wrangler --var), e.g. MAX_FILE_SIZE. */
+  workerVars?: Record<string, string>;
   relay?: RelayOptions | ((sshd: TestSshd) => RelayOptions);
 }
 
@@ -35,7 +37,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let worker: TestWorker | undefined;
   let relay: TestRelay | undefined;
   try {
-    worker = await startWorker();
+    worker = await startWorker(options.workerVars ? { vars: options.workerVars } : {});
     const relayOptions = typeof options.relay === 'function' ? options.relay(sshd) : options.relay;
     relay = await startRelay(worker, sshd, relayOptions);
     const mcp = await connectMcpClient(worker.mcpUrl, { username: worker.adminUser, password: worker.adminPassword });

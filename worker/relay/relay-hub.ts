@@ -26,7 +26,9 @@ import {
 } from '../../shared/protocol.ts';
 import { selectHost } from '../../shared/host-selection.ts';
 import { hostViews } from '../../shared/host-views.ts';
-import type { ExecRequest, HostListing } from '../../shared/tool-executor.ts';
+import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
+import { ByteSender } from '../../shared/byte-streams.ts';
+import type { ExecRequest, HostListing, ReadFileRequest, WriteFileRequest } from '../../shared/tool-executor.ts';
 import { logEvent } from '../log.ts';
 
 /** What the hub remembers about its relay across restarts (Durable Object storage key `relay`). */
@@ -49,6 +51,16 @@ export interface OperationReply {
   result: OperationResult;
   stdout: string;
   stderr: string;
+  /** The file bytes the relay streamed back (read_file). */
+  data?: Uint8Array;
+}
+
+/** Bytes arriving from the relay for one request, kept up to a limit. */
+interface IncomingBytes {
+  chunks: Uint8Array[];
+  bytes: number;
+  nextSequence: number;
+  limit: number;
 }
 
 interface Pending {
@@ -58,7 +70,29 @@ interface Pending {
   stderr: string;
   maxChars: number;
   timer: ReturnType<typeof setTimeout>;
+  incoming?: IncomingBytes;
+  sender?: ByteSender;
+  /** Stops an outgoing byte stream when the request ends. */
+  streamAbort: AbortController;
   resolve(outcome: Outcome<OperationReply>): void;
+}
+
+export interface ExecuteOptions {
+  maxChars?: number;
+  /** Accept up to this many bytes streamed back by the relay. */
+  receiveBytes?: number;
+  /** Stream these bytes to the relay once it grants credit. */
+  sendBytes?: Uint8Array;
+}
+
+function concatenate(chunks: Uint8Array[], total: number): Uint8Array {
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return joined;
 }
 
 const RELAY_TAG = 'relay';
@@ -70,6 +104,8 @@ const RELAY_RECORD_KEY = 'relay';
 /** Requests in flight per relay; beyond this, calls are refused rather than queued without bound. */
 const MAX_PENDING = 256;
 const EARLY_CANCEL_MEMORY_MS = 60_000;
+/** File operations hold at most MAX_FILE_SIZE in memory; they get this long end to end. */
+const FILE_DEADLINE_MS = 120_000;
 
 function attachment(socket: WebSocket): SocketAttachment {
   const value: unknown = socket.deserializeAttachment();
@@ -104,8 +140,7 @@ export class RelayHub extends DurableObject<Env> {
 
   override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
     if (typeof message !== 'string') {
-      logEvent('warn', 'relay sent a binary frame; rejected');
-      send(socket, { type: 'error', code: 'protocol_error', message: 'Binary frames are not part of this protocol version.' });
+      this.onChunk(socket, new Uint8Array(message));
       return;
     }
     const parsed = parseRelayFrame(message);
@@ -142,9 +177,13 @@ export class RelayHub extends DurableObject<Env> {
           request.resolve(failure('protocol_error', `The relay answered a ${request.operation.op} request with a ${frame.result.op} result.`));
           return;
         }
-        request.resolve(success({ result: frame.result, stdout: request.stdout, stderr: request.stderr }));
+        const data = request.incoming ? concatenate(request.incoming.chunks, request.incoming.bytes) : undefined;
+        request.resolve(success({ result: frame.result, stdout: request.stdout, stderr: request.stderr, ...(data ? { data } : {}) }));
         return;
       }
+      case 'credit':
+        this.pending.get(frame.id)?.sender?.grant(frame.bytes);
+        return;
       case 'error': {
         if (frame.id === undefined) {
           logEvent('warn', 'relay reported an error', { code: frame.code, message: frame.message });
@@ -174,7 +213,7 @@ export class RelayHub extends DurableObject<Env> {
   }
 
   /** Run one operation on the relay. Never throws; failures keep their error code. */
-  async execute(id: string, operation: Operation, deadlineMs: number, maxChars = 0): Promise<Outcome<OperationReply>> {
+  async execute(id: string, operation: Operation, deadlineMs: number, options: ExecuteOptions = {}): Promise<Outcome<OperationReply>> {
     if (this.cancelledEarly.delete(id)) return failure('cancelled', 'The request was cancelled before it reached the relay; nothing ran.');
     const socket = this.liveSocket();
     if (!socket.ok) return socket;
@@ -185,18 +224,47 @@ export class RelayHub extends DurableObject<Env> {
     const relayDeadlineMs = deadlineMs + RELAY_REPLY_GRACE_MS;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        if (!this.pending.has(id)) return;
+        const expired = this.pending.get(id);
+        if (!expired) return;
         this.pending.delete(id);
+        expired.streamAbort.abort();
         this.trySend(socket.value, { type: 'cancel', id });
         resolve(failure('relay_timeout', `The relay did not answer within ${Math.round(relayDeadlineMs / 1000)} s.`));
       }, relayDeadlineMs + REPLY_TRANSIT_MS);
-      this.pending.set(id, { operation, socket: socket.value, stdout: '', stderr: '', maxChars, timer, resolve });
+      const relaySocket = socket.value;
+      const pending: Pending = {
+        operation,
+        socket: relaySocket,
+        stdout: '',
+        stderr: '',
+        maxChars: options.maxChars ?? 0,
+        timer,
+        streamAbort: new AbortController(),
+        resolve,
+        ...(options.receiveBytes !== undefined ? { incoming: { chunks: [], bytes: 0, nextSequence: 0, limit: options.receiveBytes } } : {}),
+        ...(options.sendBytes
+          ? {
+              sender: new ByteSender(id, (frame) => {
+                try {
+                  relaySocket.send(frame);
+                  return true;
+                } catch {
+                  return false;
+                }
+              }),
+            }
+          : {}),
+      };
+      this.pending.set(id, pending);
       void this.watchHeartbeats().catch((error: unknown) => logEvent('warn', 'could not schedule the heartbeat check', { error: String(error) }));
-      if (!this.trySend(socket.value, { type: 'request', id, deadlineMs: relayDeadlineMs, operation })) {
+      if (!this.trySend(relaySocket, { type: 'request', id, deadlineMs: relayDeadlineMs, operation })) {
         clearTimeout(timer);
         this.pending.delete(id);
         resolve(failure('relay_disconnected', 'The relay connection failed while sending the request; it was not delivered.'));
+        return;
       }
+      if (pending.incoming) this.trySend(relaySocket, { type: 'credit', id, bytes: STREAM_WINDOW_BYTES });
+      if (pending.sender && options.sendBytes) void pending.sender.send(options.sendBytes, pending.streamAbort.signal);
     });
   }
 
@@ -205,16 +273,51 @@ export class RelayHub extends DurableObject<Env> {
    * inventory here, so a tool call costs one RPC.
    */
   async execCommand(id: string, request: ExecRequest): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) =>
+      this.execute(id, { op: 'exec', host, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars }, request.timeoutMs, { maxChars: request.maxChars }),
+    );
+  }
+
+  /** Read (part of) a file on a host; the bytes come back in the reply. */
+  async readFile(id: string, request: ReadFileRequest): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) =>
+      this.execute(id, { op: 'read_file', host, path: request.path, offset: request.offset, length: request.length, maxBytes: request.maxBytes }, FILE_DEADLINE_MS, {
+        receiveBytes: request.maxBytes,
+      }),
+    );
+  }
+
+  /** Write a file on a host atomically; the content streams to the relay as it grants credit. */
+  async writeFile(id: string, request: WriteFileRequest): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) =>
+      this.execute(
+        id,
+        {
+          op: 'write_file',
+          host,
+          path: request.path,
+          size: request.content.length,
+          ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
+          overwrite: request.overwrite,
+          createDirs: request.createDirs,
+          maxBytes: request.maxBytes,
+        },
+        FILE_DEADLINE_MS,
+        { sendBytes: request.content },
+      ),
+    );
+  }
+
+  async listDirectory(id: string, request: { host?: string; path: string }): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) => this.execute(id, { op: 'list_directory', host, path: request.path }, FILE_DEADLINE_MS));
+  }
+
+  private async onHost(requested: string | undefined, run: (host: string) => Promise<Outcome<OperationReply>>): Promise<Outcome<OperationReply & { host: string }>> {
     const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
     if (!record) return failure('relay_not_connected', 'No relay has connected to this server yet.');
-    const host = selectHost(record.hosts.map((entry) => entry.name), request.host);
+    const host = selectHost(record.hosts.map((entry) => entry.name), requested);
     if (!host.ok) return host;
-    const reply = await this.execute(
-      id,
-      { op: 'exec', host: host.value, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars },
-      request.timeoutMs,
-      request.maxChars,
-    );
+    const reply = await run(host.value);
     return reply.ok ? success({ ...reply.value, host: host.value }) : reply;
   }
 
@@ -308,6 +411,7 @@ export class RelayHub extends DurableObject<Env> {
       if (request.socket !== socket) continue;
       this.pending.delete(id);
       clearTimeout(request.timer);
+      request.streamAbort.abort();
       request.resolve(failure('relay_disconnected', message));
     }
   }
@@ -317,7 +421,37 @@ export class RelayHub extends DurableObject<Env> {
     if (!request || request.socket !== socket) return undefined;
     this.pending.delete(id);
     clearTimeout(request.timer);
+    request.streamAbort.abort();
     return request;
+  }
+
+  /** File bytes from the relay: in order, within the request's limit, credit granted back. */
+  private onChunk(socket: WebSocket, frame: Uint8Array): void {
+    const parsed = decodeChunk(frame);
+    if (!parsed.ok) {
+      logEvent('warn', 'rejected an invalid binary frame from the relay', { reason: parsed.reason });
+      send(socket, { type: 'error', code: 'protocol_error', message: `Invalid binary frame: ${parsed.reason}` });
+      return;
+    }
+    const { id, sequence, payload } = parsed.chunk;
+    const request = this.pending.get(id);
+    const incoming = request?.socket === socket ? request.incoming : undefined;
+    if (!request || !incoming) return;
+    const problem =
+      sequence !== incoming.nextSequence
+        ? `chunk ${sequence} arrived where ${incoming.nextSequence} was expected`
+        : incoming.bytes + payload.length > incoming.limit
+          ? `more than the ${incoming.limit} bytes asked for arrived`
+          : null;
+    if (problem) {
+      this.take(id, socket)?.resolve(failure('protocol_error', `The relay's file stream broke: ${problem}.`));
+      this.trySend(socket, { type: 'cancel', id });
+      return;
+    }
+    incoming.nextSequence += 1;
+    incoming.bytes += payload.length;
+    incoming.chunks.push(payload.slice());
+    if (payload.length > 0) this.trySend(socket, { type: 'credit', id, bytes: payload.length });
   }
 
   private trySend(socket: WebSocket, frame: HubFrame): boolean {

@@ -1,0 +1,111 @@
+/**
+ * Credit-based byte streams over the relay WebSocket, used by both ends. A sender sends chunks
+ * only within the credit its receiver granted; a receiver grants a window up front and more as
+ * it consumes, so memory on either side stays within one window however large the file.
+ */
+import { encodeChunk, MAX_CHUNK_BYTES, STREAM_WINDOW_BYTES, type Chunk } from './binary-frames.ts';
+
+export class ByteSender {
+  private readonly id: string;
+  private readonly sendFrame: (frame: Uint8Array) => boolean;
+  private credit = 0;
+  private sequence = 0;
+  private wake: (() => void) | undefined;
+
+  constructor(id: string, sendFrame: (frame: Uint8Array) => boolean) {
+    this.id = id;
+    this.sendFrame = sendFrame;
+  }
+
+  grant(bytes: number): void {
+    this.credit += bytes;
+    this.wake?.();
+  }
+
+  /** Send all of `data`; false when the connection failed or `signal` aborted first. */
+  async send(data: Uint8Array, signal: AbortSignal): Promise<boolean> {
+    let offset = 0;
+    while (offset < data.length) {
+      if (signal.aborted) return false;
+      if (this.credit <= 0) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const length = Math.min(MAX_CHUNK_BYTES, this.credit, data.length - offset);
+      if (!this.sendFrame(encodeChunk({ id: this.id, sequence: this.sequence, payload: data.subarray(offset, offset + length) }))) return false;
+      this.sequence += 1;
+      this.credit -= length;
+      offset += length;
+    }
+    return true;
+  }
+}
+
+/**
+ * Receives exactly `expected` bytes. Iterate it to consume them; credit is granted as chunks are
+ * consumed. A chunk out of order or beyond `expected` fails the stream.
+ */
+export class ByteReceiver implements AsyncIterable<Uint8Array> {
+  private readonly expected: number;
+  private readonly grant: (bytes: number) => void;
+  private readonly queue: Uint8Array[] = [];
+  private received = 0;
+  private nextSequence = 0;
+  private error: string | null = null;
+  private wake: (() => void) | undefined;
+
+  constructor(expected: number, grant: (bytes: number) => void) {
+    this.expected = expected;
+    this.grant = grant;
+  }
+
+  start(): void {
+    if (this.expected > 0) this.grant(Math.min(STREAM_WINDOW_BYTES, this.expected));
+  }
+
+  /** Returns a reason when the chunk breaks the stream's rules. */
+  push(chunk: Chunk): string | null {
+    if (this.error) return this.error;
+    if (chunk.sequence !== this.nextSequence) return this.fail(`chunk ${chunk.sequence} arrived where ${this.nextSequence} was expected`);
+    if (this.received + chunk.payload.length > this.expected) return this.fail(`more than the announced ${this.expected} bytes arrived`);
+    this.nextSequence += 1;
+    this.received += chunk.payload.length;
+    this.queue.push(chunk.payload.slice());
+    this.wake?.();
+    return null;
+  }
+
+  fail(reason: string): string {
+    this.error ??= reason;
+    this.wake?.();
+    return this.error;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    let consumed = 0;
+    let granted = Math.min(STREAM_WINDOW_BYTES, this.expected);
+    while (consumed < this.expected) {
+      const next = this.queue.shift();
+      if (next) {
+        consumed += next.length;
+        // Keep one window ahead of what has been consumed.
+        const wanted = Math.min(this.expected, consumed + STREAM_WINDOW_BYTES) - granted;
+        if (wanted >= MAX_CHUNK_BYTES || (wanted > 0 && granted + wanted === this.expected)) {
+          this.grant(wanted);
+          granted += wanted;
+        }
+        yield next;
+        continue;
+      }
+      if (this.error) throw new Error(this.error);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
+}
