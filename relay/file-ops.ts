@@ -84,7 +84,16 @@ export interface ReadRequest {
   maxBytes: number;
 }
 
-export async function readFile(pool: HostPool, request: ReadRequest, signal: AbortSignal): Promise<Outcome<{ info: FileInfo; data: Buffer; offset: number; eof: boolean }>> {
+/**
+ * Read a range of a file chunk by chunk, handing each chunk on before reading the next, so
+ * memory stays at one chunk however large the file. `onChunk` returns false to stop.
+ */
+export async function streamFile(
+  pool: HostPool,
+  request: ReadRequest,
+  onChunk: (chunk: Buffer) => Promise<boolean>,
+  signal: AbortSignal,
+): Promise<Outcome<{ info: FileInfo; bytes: number; offset: number; eof: boolean }>> {
   return withSftp(pool, signal, async (sftp) => {
     const opened = await call<Buffer>((done) => sftp.open(request.path, 'r', done));
     if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, request.path, 'open') };
@@ -95,21 +104,37 @@ export async function readFile(pool: HostPool, request: ReadRequest, signal: Abo
       const fileInfo = info(request.path, stats.value);
       if (fileInfo.type === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
       const wanted = Math.max(0, Math.min(request.length, request.maxBytes, fileInfo.size - request.offset));
-      const data = Buffer.alloc(wanted);
-      let filled = 0;
-      while (filled < wanted) {
+      let done = 0;
+      while (done < wanted) {
         if (signal.aborted) return failure('cancelled', 'The read was cancelled.');
-        const length = Math.min(READ_CHUNK, wanted - filled);
-        const read = await call<number>((done) => sftp.read(handle, data, filled, length, request.offset + filled, (error, bytesRead) => done(error, bytesRead)));
+        const buffer = Buffer.alloc(Math.min(READ_CHUNK, wanted - done));
+        const read = await call<number>((finish) => sftp.read(handle, buffer, 0, buffer.length, request.offset + done, (error, bytesRead) => finish(error, bytesRead)));
         if (read.error) return { ok: false, error: sftpError(read.error, request.path, 'read') };
         if (!read.value) break;
-        filled += read.value;
+        done += read.value;
+        if (!(await onChunk(buffer.subarray(0, read.value)))) return failure('cancelled', 'The reader stopped before the end.');
       }
-      return success({ info: fileInfo, data: data.subarray(0, filled), offset: request.offset, eof: request.offset + filled >= fileInfo.size });
+      return success({ info: fileInfo, bytes: done, offset: request.offset, eof: request.offset + done >= fileInfo.size });
     } finally {
       sftp.close(handle, () => undefined);
     }
   });
+}
+
+/** Read a range of a file into memory (for results returned in a call, at most maxBytes). */
+export async function readFile(pool: HostPool, request: ReadRequest, signal: AbortSignal): Promise<Outcome<{ info: FileInfo; data: Buffer; offset: number; eof: boolean }>> {
+  const chunks: Buffer[] = [];
+  const streamed = await streamFile(
+    pool,
+    request,
+    async (chunk) => {
+      chunks.push(chunk);
+      return true;
+    },
+    signal,
+  );
+  if (!streamed.ok) return streamed;
+  return success({ info: streamed.value.info, data: Buffer.concat(chunks), offset: streamed.value.offset, eof: streamed.value.eof });
 }
 
 export interface WriteRequest {

@@ -7,7 +7,7 @@ import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeO
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
-import { listDirectory, readFile, writeFileAtomic } from './file-ops.ts';
+import { listDirectory, streamFile, writeFileAtomic } from './file-ops.ts';
 import { describeTarget } from './ssh-errors.ts';
 import { SshPools, type HostPool } from './ssh-pool.ts';
 
@@ -45,10 +45,10 @@ export class RelayOperations {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);
         if (!streams) return failure('protocol_error', 'read_file needs a byte stream to the hub.');
-        const read = await readFile(pool, operation, signal);
+        // Chunk by chunk, each sent within the hub's credit before the next is read.
+        const read = await streamFile(pool, operation, (chunk) => streams.send(chunk), signal);
         if (!read.ok) return read;
-        if (!(await streams.send(read.value.data))) return failure('relay_disconnected', 'The hub connection failed while the file was being sent.');
-        return success({ op: 'read_file', info: read.value.info, offset: read.value.offset, bytes: read.value.data.length, eof: read.value.eof });
+        return success({ op: 'read_file', info: read.value.info, offset: read.value.offset, bytes: read.value.bytes, eof: read.value.eof });
       }
       case 'write_file': {
         const pool = this.pools.get(operation.host);

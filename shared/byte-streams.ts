@@ -45,6 +45,33 @@ export class ByteSender {
   }
 }
 
+export type StreamSendOutcome = 'ok' | 'short' | 'long' | 'aborted' | 'failed';
+
+/**
+ * Send a whole ReadableStream that should hold exactly `expected` bytes (an HTTP body with its
+ * Content-Length), in chunks within credit. 'short' and 'long' report a body whose length was
+ * not what it claimed; sending stops at the first byte past `expected`.
+ */
+export async function sendStream(sender: ByteSender, stream: ReadableStream<Uint8Array>, expected: number, signal: AbortSignal): Promise<StreamSendOutcome> {
+  const reader = stream.getReader();
+  let sent = 0;
+  try {
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) return sent === expected ? 'ok' : 'short';
+      if (sent + next.value.length > expected) return 'long';
+      for (let offset = 0; offset < next.value.length; offset += MAX_CHUNK_BYTES) {
+        if (!(await sender.send(next.value.subarray(offset, offset + MAX_CHUNK_BYTES), signal))) return 'aborted';
+      }
+      sent += next.value.length;
+    }
+  } catch {
+    return signal.aborted ? 'aborted' : 'failed';
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+}
+
 /**
  * Receives exactly `expected` bytes. Iterate it to consume them; credit is granted as chunks are
  * consumed. A chunk out of order or beyond `expected` fails the stream.

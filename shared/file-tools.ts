@@ -8,7 +8,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { cutAt } from './exec-output.ts';
 import type { ToolSettings } from './tool-catalog.ts';
-import type { ToolExecutor } from './tool-executor.ts';
+import type { LinkOffer, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 
 export const MAX_PATH_LENGTH = 4096;
@@ -118,6 +118,24 @@ export const downloadFileInput = z
   .object({ remote_path: remotePath('remote_path'), local_path: localPath('local_path'), host: hostArgument, overwrite: overwriteArgument })
   .strict();
 
+export const requestUploadInput = z
+  .object({ path: remotePath('path'), host: hostArgument, permissions: permissionsArgument, overwrite: overwriteArgument })
+  .strict();
+
+export const requestDownloadInput = z.object({ path: remotePath('path'), host: hostArgument }).strict();
+
+export const linkOutput = z.object({
+  host: z.string(),
+  path: z.string(),
+  transfer_id: z.string(),
+  method: z.enum(['PUT', 'GET']),
+  url: z.string(),
+  curl: z.string(),
+  expires_at: z.string(),
+  expires_in_seconds: z.number(),
+  max_bytes: z.number(),
+});
+
 export const transferOutput = z.object({ host: z.string(), from: z.string(), to: z.string(), size: z.number(), sha256: z.string(), replaced: z.boolean(), mode: z.string().optional() });
 
 export interface FileToolSettings extends ToolSettings {
@@ -163,8 +181,83 @@ export function decodeUtf8Prefix(bytes: Uint8Array): { text: string; bytes: numb
 
 const count = (n: number): string => n.toLocaleString('en-US');
 
+/** A URL inside single quotes for a shell command line (a quote in it is escaped, not trusted). */
+function quotedUrl(url: string): string {
+  return `'${url.replaceAll("'", "'\\''")}'`;
+}
+
+function linkResult(offer: LinkOffer): CallToolResult {
+  const upload = offer.method === 'PUT';
+  const curl = upload ? `curl --fail-with-body -T ./LOCAL_FILE ${quotedUrl(offer.url)}` : `curl --fail -o ./${offer.path.split('/').pop() || 'download'} ${quotedUrl(offer.url)}`;
+  const minutes = Math.round(offer.expiresInSeconds / 60);
+  const text = [
+    `${upload ? 'Upload' : 'Download'} link for ${offer.path} on ${offer.host}. It works once and expires at ${offer.expiresAt} (in ${minutes >= 1 ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${offer.expiresInSeconds} seconds`}); at most ${count(offer.maxBytes)} bytes.`,
+    upload ? `Send the file with an HTTP PUT (replace ./LOCAL_FILE):` : 'Fetch the file with an HTTP GET:',
+    `  ${curl}`,
+    upload ? 'The file is written atomically; the response reports its size and SHA-256.' : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
+  return {
+    content: [{ type: 'text', text }],
+    structuredContent: {
+      host: offer.host,
+      path: offer.path,
+      transfer_id: offer.transferId,
+      method: offer.method,
+      url: offer.url,
+      curl,
+      expires_at: offer.expiresAt,
+      expires_in_seconds: offer.expiresInSeconds,
+      max_bytes: offer.maxBytes,
+    },
+  };
+}
+
 export function registerFileTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
-  const { readFile, writeFile, listDirectory, uploadFile, downloadFile } = executor;
+  const { readFile, writeFile, listDirectory, uploadFile, downloadFile, requestUpload, requestDownload } = executor;
+
+  if (requestUpload) {
+    server.registerTool(
+      'ssh_request_upload',
+      {
+        title: 'Make a one-time upload link',
+        description:
+          'Make a one-time HTTPS link that writes the bytes PUT to it to a file on a host (atomically; no third party involved). Returns the link and a ready curl command. ' +
+          `The link works once, expires (the result says when), and accepts at most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes). Fails now if the file exists and overwrite is false.`,
+        inputSchema: requestUploadInput,
+        outputSchema: linkOutput,
+        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const outcome = await requestUpload.call(
+          executor,
+          { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path, ...(args.permissions !== undefined ? { permissions: args.permissions } : {}), overwrite: args.overwrite },
+          extra.signal,
+        );
+        return outcome.ok ? linkResult(outcome.value) : errorResult(outcome.error);
+      },
+    );
+  }
+
+  if (requestDownload) {
+    server.registerTool(
+      'ssh_request_download',
+      {
+        title: 'Make a one-time download link',
+        description:
+          'Make a one-time HTTPS link that serves a file from a host (streamed, no third party involved). Returns the link and a ready curl command. ' +
+          `The link works once and expires (the result says when); files up to MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        inputSchema: requestDownloadInput,
+        outputSchema: linkOutput,
+        annotations: { readOnlyHint: true, openWorldHint: true },
+      },
+      async (args, extra): Promise<CallToolResult> => {
+        const outcome = await requestDownload.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path }, extra.signal);
+        return outcome.ok ? linkResult(outcome.value) : errorResult(outcome.error);
+      },
+    );
+  }
 
   if (readFile) {
     server.registerTool(

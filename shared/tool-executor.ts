@@ -84,7 +84,21 @@ export interface DownloadFileRequest {
   maxBytes: number;
 }
 
+export interface LinkOffer {
+  host: string;
+  path: string;
+  transferId: string;
+  method: 'PUT' | 'GET';
+  url: string;
+  expiresAt: string;
+  expiresInSeconds: number;
+  maxBytes: number;
+}
+
 export interface ToolExecutor {
+  /** Edge and local modes: one-time HTTPS links in place of the local-path tools. */
+  requestUpload?(request: { host?: string; path: string; permissions?: number; overwrite: boolean }, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
+  requestDownload?(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
   // File tools are offered only where the executor has the method.
   readFile?(request: ReadFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<FileReadResult>>>;
   writeFile?(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<FileWriteResult>>>;

@@ -8,14 +8,18 @@ import { handleAuthorize } from './auth/authorize.ts';
 import { logEvent } from './log.ts';
 import { mcpApiHandler } from './mcp/transport.ts';
 import { handleRelayConnect } from './relay/relay-route.ts';
+import { handleTransfer, TRANSFER_PATH } from './transfers/transfer-route.ts';
 import { readSettings, SettingsError } from './settings.ts';
 
 export { McpSessionAgent } from './mcp/session-agent.ts';
 export { RelayHub } from './relay/relay-hub.ts';
+export { TransferLink } from './transfers/transfer-link.ts';
 
 const defaultHandler = {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
+    const transfer = TRANSFER_PATH.exec(url.pathname);
+    if (transfer?.[1] && transfer[2]) return handleTransfer(request, env, transfer[1], transfer[2]);
     switch (url.pathname) {
       case '/authorize':
         return handleAuthorize(request, env);

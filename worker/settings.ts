@@ -12,6 +12,8 @@ import type { FileToolSettings } from '../shared/file-tools.ts';
  * per call (1.4 MB of base64, twice) and larger files are read in parts.
  */
 export const WORKER_READ_BYTES_PER_CALL = 1024 * 1024;
+/** Transfer links last 15 minutes unless TRANSFER_LINK_TTL_SECONDS says otherwise. */
+export const DEFAULT_LINK_TTL_SECONDS = 15 * 60;
 
 export interface WorkerSettings {
   /** Origin clients use, e.g. https://mcp.example.com (no trailing slash). */
@@ -19,6 +21,8 @@ export interface WorkerSettings {
   /** The protected resource: publicUrl + "/mcp". Tokens are bound to exactly this. */
   resource: string;
   tools: FileToolSettings;
+  /** TRANSFER_LINK_TTL_SECONDS: how long a one-time transfer link stays valid. */
+  linkTtlSeconds: number;
 }
 
 const numberVar = (name: string, min: number, max: number, fallback: number) =>
@@ -56,6 +60,7 @@ const settingsSchema = z.object({
   CHARACTER_LIMIT: numberVar('CHARACTER_LIMIT', 100, 1_000_000, DEFAULT_CHARACTER_LIMIT),
   TIMEOUT: numberVar('TIMEOUT', MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),
   MAX_FILE_SIZE: numberVar('MAX_FILE_SIZE', 1, 1024 * 1024 * 1024, DEFAULT_MAX_FILE_SIZE),
+  TRANSFER_LINK_TTL_SECONDS: numberVar('TRANSFER_LINK_TTL_SECONDS', 1, 7 * 24 * 3600, DEFAULT_LINK_TTL_SECONDS),
 });
 
 export class SettingsError extends Error {
@@ -63,12 +68,13 @@ export class SettingsError extends Error {
 }
 
 export function readSettings(env: Env): WorkerSettings {
-  const parsed = settingsSchema.safeParse({ PUBLIC_URL: env.PUBLIC_URL, CHARACTER_LIMIT: env.CHARACTER_LIMIT, TIMEOUT: env.TIMEOUT, MAX_FILE_SIZE: env.MAX_FILE_SIZE });
+  const parsed = settingsSchema.safeParse({ PUBLIC_URL: env.PUBLIC_URL, CHARACTER_LIMIT: env.CHARACTER_LIMIT, TIMEOUT: env.TIMEOUT, MAX_FILE_SIZE: env.MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS: env.TRANSFER_LINK_TTL_SECONDS });
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
-  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE } = parsed.data;
+  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS } = parsed.data;
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
     tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL },
+    linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
   };
 }

@@ -33,10 +33,19 @@ async function appeared(pattern: string, withinMs = 5000): Promise<void> {
 }
 
 describe('tools over the full local stack', () => {
-  it('offers the host, command and in-call file tools with honest annotations', async () => {
+  it('offers the host, command, file and link tools (not the local-path ones) with honest annotations', async () => {
     const { tools } = await stack.mcp.client.listTools();
     const byName = new Map(tools.map((tool) => [tool.name, tool]));
-    expect([...byName.keys()].sort()).toEqual(['relay_ping', 'ssh_exec_command', 'ssh_list_directory', 'ssh_list_hosts', 'ssh_read_file', 'ssh_write_file']);
+    expect([...byName.keys()].sort()).toEqual([
+      'relay_ping',
+      'ssh_exec_command',
+      'ssh_list_directory',
+      'ssh_list_hosts',
+      'ssh_read_file',
+      'ssh_request_download',
+      'ssh_request_upload',
+      'ssh_write_file',
+    ]);
     expect(byName.get('ssh_exec_command')?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
     expect(byName.get('ssh_list_hosts')?.annotations).toMatchObject({ readOnlyHint: true });
     expect(byName.get('ssh_exec_command')?.outputSchema).toBeDefined();

@@ -25,7 +25,8 @@ export class McpSessionAgent extends McpAgent<Env, unknown, SessionProps> {
     if (userId && (await this.ctx.storage.get<string>(OWNER_KEY)) === undefined) {
       await this.ctx.storage.put(OWNER_KEY, userId);
     }
-    registerTools(this.server, new HubExecutor(this.env), readSettings(this.env).tools);
+    const settings = readSettings(this.env);
+    registerTools(this.server, new HubExecutor(this.env, userId ?? '', settings), settings.tools);
   }
 
   /** The user who opened this session, or null for a session that was never initialized. */

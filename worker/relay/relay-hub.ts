@@ -27,7 +27,7 @@ import {
 import { selectHost } from '../../shared/host-selection.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
-import { ByteSender } from '../../shared/byte-streams.ts';
+import { ByteSender, sendStream } from '../../shared/byte-streams.ts';
 import type { ExecRequest, HostListing, ReadFileRequest, WriteFileRequest } from '../../shared/tool-executor.ts';
 import { logEvent } from '../log.ts';
 
@@ -63,9 +63,21 @@ interface IncomingBytes {
   limit: number;
 }
 
+/** Bytes from the relay passed on to a ReadableStream, with credit granted as it is read. */
+interface StreamSink {
+  controller: ReadableStreamDefaultController<Uint8Array>;
+  nextSequence: number;
+  bytes: number;
+  limit: number;
+  /** Credit owed to the relay, granted when the reader wants more. */
+  owed: number;
+  onFirstBytes(): void;
+}
+
 interface Pending {
   operation: Operation;
   socket: WebSocket;
+  sink?: StreamSink;
   stdout: string;
   stderr: string;
   maxChars: number;
@@ -79,6 +91,10 @@ interface Pending {
 
 export interface ExecuteOptions {
   maxChars?: number;
+  /** Pass the relay's bytes on through this sink instead of collecting them. */
+  sink?: StreamSink;
+  /** Stream this body (exactly `size` bytes) to the relay. */
+  sendBody?: { body: ReadableStream<Uint8Array>; size: number };
   /** Accept up to this many bytes streamed back by the relay. */
   receiveBytes?: number;
   /** Stream these bytes to the relay once it grants credit. */
@@ -106,6 +122,8 @@ const MAX_PENDING = 256;
 const EARLY_CANCEL_MEMORY_MS = 60_000;
 /** File operations hold at most MAX_FILE_SIZE in memory; they get this long end to end. */
 const FILE_DEADLINE_MS = 120_000;
+/** Link transfers stream; they may take longer than in-call file work. */
+const LINK_DEADLINE_MS = 30 * 60_000;
 
 function attachment(socket: WebSocket): SocketAttachment {
   const value: unknown = socket.deserializeAttachment();
@@ -242,7 +260,8 @@ export class RelayHub extends DurableObject<Env> {
         streamAbort: new AbortController(),
         resolve,
         ...(options.receiveBytes !== undefined ? { incoming: { chunks: [], bytes: 0, nextSequence: 0, limit: options.receiveBytes } } : {}),
-        ...(options.sendBytes
+        ...(options.sink ? { sink: options.sink } : {}),
+        ...(options.sendBytes || options.sendBody
           ? {
               sender: new ByteSender(id, (frame) => {
                 try {
@@ -263,8 +282,22 @@ export class RelayHub extends DurableObject<Env> {
         resolve(failure('relay_disconnected', 'The relay connection failed while sending the request; it was not delivered.'));
         return;
       }
-      if (pending.incoming) this.trySend(relaySocket, { type: 'credit', id, bytes: STREAM_WINDOW_BYTES });
+      if (pending.incoming || pending.sink) this.trySend(relaySocket, { type: 'credit', id, bytes: STREAM_WINDOW_BYTES });
       if (pending.sender && options.sendBytes) void pending.sender.send(options.sendBytes, pending.streamAbort.signal);
+      if (pending.sender && options.sendBody) {
+        const { body, size } = options.sendBody;
+        void sendStream(pending.sender, body, size, pending.streamAbort.signal).then((sent) => {
+          if (sent === 'ok' || sent === 'aborted') return;
+          const why =
+            sent === 'short'
+              ? `The upload ended before the ${size.toLocaleString('en-US')} bytes its Content-Length announced`
+              : sent === 'long'
+                ? `The upload sent more than the ${size.toLocaleString('en-US')} bytes its Content-Length announced`
+                : 'Reading the upload failed';
+          this.take(id, relaySocket)?.resolve(failure('invalid_argument', `${why}; nothing was written and the target is unchanged.`));
+          this.trySend(relaySocket, { type: 'cancel', id });
+        });
+      }
     });
   }
 
@@ -310,6 +343,81 @@ export class RelayHub extends DurableObject<Env> {
 
   async listDirectory(id: string, request: { host?: string; path: string }): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) => this.execute(id, { op: 'list_directory', host, path: request.path }, FILE_DEADLINE_MS));
+  }
+
+  /**
+   * Write a file from an HTTP body (a transfer link's PUT), streamed to the relay within its
+   * credit: memory stays at one window whatever the size.
+   */
+  async writeFromBody(
+    id: string,
+    request: { host: string; path: string; permissions?: number; overwrite: boolean; maxBytes: number },
+    body: ReadableStream<Uint8Array>,
+    size: number,
+  ): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) =>
+      this.execute(
+        id,
+        {
+          op: 'write_file',
+          host,
+          path: request.path,
+          size,
+          ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
+          overwrite: request.overwrite,
+          createDirs: false,
+          maxBytes: request.maxBytes,
+        },
+        LINK_DEADLINE_MS,
+        { sendBody: { body, size } },
+      ),
+    );
+  }
+
+  /**
+   * Read a whole file as a stream (a transfer link's GET). Resolves once the relay has sent the
+   * first bytes or finished, so an error such as a missing file becomes a proper HTTP status.
+   */
+  async readAsStream(id: string, request: { host: string; path: string; maxBytes: number }): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
+    let firstBytes: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      firstBytes = resolve;
+    });
+    let sink: StreamSink | undefined;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          sink = { controller, nextSequence: 0, bytes: 0, limit: request.maxBytes, owed: 0, onFirstBytes: () => firstBytes() };
+        },
+        pull: () => {
+          const pending = this.pending.get(id);
+          if (pending?.sink && pending.sink.owed > 0) {
+            this.trySend(pending.socket, { type: 'credit', id, bytes: pending.sink.owed });
+            pending.sink.owed = 0;
+          }
+        },
+        cancel: () => {
+          const pending = this.pending.get(id);
+          if (pending) {
+            this.trySend(pending.socket, { type: 'cancel', id });
+            this.take(id, pending.socket)?.resolve(failure('cancelled', 'The download was abandoned by the client.'));
+          }
+        },
+      },
+      { highWaterMark: STREAM_WINDOW_BYTES, size: (chunk) => chunk.byteLength },
+    );
+    if (!sink) return failure('internal', 'Could not set up the download stream.');
+    const streamSink = sink;
+    const done = this.onHost(request.host, (host) =>
+      this.execute(id, { op: 'read_file', host, path: request.path, offset: 0, length: request.maxBytes, maxBytes: request.maxBytes }, LINK_DEADLINE_MS, { sink: streamSink }),
+    );
+    void done.then((outcome) => {
+      if (outcome.ok) streamSink.controller.close();
+      else streamSink.controller.error(new Error(outcome.error.message));
+    });
+    const first = await Promise.race([started.then(() => null), done]);
+    if (first && !first.ok) return first;
+    return success({ stream });
   }
 
   private async onHost(requested: string | undefined, run: (host: string) => Promise<Outcome<OperationReply>>): Promise<Outcome<OperationReply & { host: string }>> {
@@ -425,6 +533,22 @@ export class RelayHub extends DurableObject<Env> {
     return request;
   }
 
+  private onSinkChunk(id: string, socket: WebSocket, sink: StreamSink, sequence: number, payload: Uint8Array): void {
+    if (sequence !== sink.nextSequence || sink.bytes + payload.length > sink.limit) {
+      const request = this.take(id, socket);
+      request?.resolve(failure('protocol_error', "The relay's file stream broke (order or size)."));
+      this.trySend(socket, { type: 'cancel', id });
+      return;
+    }
+    sink.nextSequence += 1;
+    sink.bytes += payload.length;
+    sink.onFirstBytes();
+    sink.controller.enqueue(payload.slice());
+    // Grant more only while the reader keeps up; otherwise owe it until pull() asks.
+    if ((sink.controller.desiredSize ?? 0) > 0) this.trySend(socket, { type: 'credit', id, bytes: payload.length });
+    else sink.owed += payload.length;
+  }
+
   /** File bytes from the relay: in order, within the request's limit, credit granted back. */
   private onChunk(socket: WebSocket, frame: Uint8Array): void {
     const parsed = decodeChunk(frame);
@@ -435,6 +559,10 @@ export class RelayHub extends DurableObject<Env> {
     }
     const { id, sequence, payload } = parsed.chunk;
     const request = this.pending.get(id);
+    if (request?.socket === socket && request.sink) {
+      this.onSinkChunk(id, socket, request.sink, sequence, payload);
+      return;
+    }
     const incoming = request?.socket === socket ? request.incoming : undefined;
     if (!request || !incoming) return;
     const problem =

@@ -1,0 +1,92 @@
+/**
+ * /transfer/<id>/<token>: the one-time links made by ssh_request_upload (PUT the bytes) and
+ * ssh_request_download (GET them). The bytes stream between the HTTP client and the relay with
+ * flow control; nothing is buffered whole. An unknown, used, expired or foreign link all get the
+ * same 404, and the token is never logged.
+ */
+import type { ErrorCode, ToolError } from '../../shared/errors.ts';
+import { adviceFor } from '../../shared/errors.ts';
+import { sha256Hex } from '../../shared/password-hash.ts';
+import { logEvent } from '../log.ts';
+import { relayHub } from '../relay/hub-stub.ts';
+import type { TransferRecord } from './transfer-link.ts';
+
+export const TRANSFER_PATH = /^\/transfer\/([0-9a-f]{32})\/([A-Za-z0-9_-]{43})$/;
+
+function statusFor(code: ErrorCode): number {
+  switch (code) {
+    case 'invalid_argument':
+      return 400;
+    case 'permission_denied':
+      return 403;
+    case 'path_not_found':
+    case 'host_not_configured':
+      return 404;
+    case 'already_exists':
+    case 'path_is_directory':
+    case 'not_a_directory':
+      return 409;
+    case 'file_too_large':
+      return 413;
+    case 'relay_not_connected':
+    case 'relay_busy':
+    case 'host_busy':
+    case 'relay_shutting_down':
+      return 503;
+    default:
+      return 502;
+  }
+}
+
+function problem(error: ToolError): Response {
+  return Response.json({ error: error.code, message: error.message, advice: adviceFor(error.code) }, { status: statusFor(error.code) });
+}
+
+const unknownLink = (): Response =>
+  Response.json({ error: 'not_found', message: 'This transfer link is unknown, already used, or expired. Ask the assistant for a new one.' }, { status: 404 });
+
+export async function handleTransfer(request: Request, env: Env, id: string, token: string): Promise<Response> {
+  const kind: TransferRecord['kind'] | null = request.method === 'PUT' ? 'upload' : request.method === 'GET' ? 'download' : null;
+  if (!kind) return new Response('Use PUT to upload or GET to download.', { status: 405, headers: { Allow: 'GET, PUT' } });
+  const link = env.TRANSFER_LINK.get(env.TRANSFER_LINK.idFromName(id));
+  const tokenHash = await sha256Hex(token);
+  const record = await link.inspect(tokenHash, kind);
+  if (!record) return unknownLink();
+
+  if (kind === 'upload') {
+    const declared = request.headers.get('Content-Length');
+    if (declared === null || !/^\d+$/.test(declared)) {
+      return Response.json({ error: 'length_required', message: 'Send the file with a Content-Length (curl -T does).' }, { status: 411 });
+    }
+    const size = Number(declared);
+    if (size > record.maxBytes) {
+      return problem({ code: 'file_too_large', message: `The upload is ${size.toLocaleString('en-US')} bytes, more than the ${record.maxBytes.toLocaleString('en-US')} this link accepts; nothing was written.` });
+    }
+    if (!(await link.claim(tokenHash, kind))) return unknownLink();
+    const body = request.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+    const outcome = await relayHub(env).writeFromBody(
+      crypto.randomUUID(),
+      { host: record.host, path: record.path, ...(record.permissions !== undefined ? { permissions: record.permissions } : {}), overwrite: record.overwrite, maxBytes: record.maxBytes },
+      body,
+      size,
+    );
+    logEvent('info', 'transfer upload finished', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
+    if (!outcome.ok) return problem(outcome.error);
+    const result = outcome.value.result;
+    if (result.op !== 'write_file') return problem({ code: 'protocol_error', message: 'The relay answered an upload with another kind of result.' });
+    return Response.json({ path: result.path, host: record.host, size: result.size, sha256: result.sha256, mode: result.mode, replaced: result.replaced }, { status: 201 });
+  }
+
+  if (!(await link.claim(tokenHash, kind))) return unknownLink();
+  const outcome = await relayHub(env).readAsStream(crypto.randomUUID(), { host: record.host, path: record.path, maxBytes: record.maxBytes });
+  logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
+  if (!outcome.ok) return problem(outcome.error);
+  const name = record.path.split('/').pop() || 'download';
+  return new Response(outcome.value.stream, {
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      'Content-Disposition': `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+      'Cache-Control': 'no-store',
+    },
+  });
+}
