@@ -17,6 +17,11 @@ import type { HostPool } from './ssh-pool.ts';
 
 /** Bytes per SFTP read; OpenSSH's sftp-server answers reads of up to 256 KiB. */
 const READ_CHUNK = 64 * 1024;
+/** SFTP reads kept in flight. */
+const READ_AHEAD = 8;
+/** Bytes per SFTP write, and writes kept in flight. */
+const WRITE_BLOCK = 128 * 1024;
+const WRITES_IN_FLIGHT = 8;
 /** Entries returned by a directory listing at most. */
 export const MAX_DIRECTORY_ENTRIES = 1000;
 
@@ -104,15 +109,38 @@ export async function streamFile(
       const fileInfo = info(request.path, stats.value);
       if (fileInfo.type === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
       const wanted = Math.max(0, Math.min(request.length, request.maxBytes, fileInfo.size - request.offset));
+      const end = request.offset + wanted;
+      // Several reads in flight (as ssh2's fastGet does), delivered in order: one round trip per
+      // chunk would cap throughput at chunk size / latency.
+      const ahead: Array<Promise<{ error: Error | null; buffer: Buffer; bytes: number }>> = [];
+      let next = request.offset;
+      const readAhead = (): void => {
+        while (ahead.length < READ_AHEAD && next < end) {
+          const position = next;
+          const buffer = Buffer.alloc(Math.min(READ_CHUNK, end - position));
+          next += buffer.length;
+          ahead.push(
+            call<number>((finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then((read) => ({
+              error: read.error,
+              buffer,
+              bytes: read.value ?? 0,
+            })),
+          );
+        }
+      };
       let done = 0;
-      while (done < wanted) {
+      readAhead();
+      for (let read = ahead.shift(); read; read = ahead.shift()) {
+        const result = await read;
         if (signal.aborted) return failure('cancelled', 'The read was cancelled.');
-        const buffer = Buffer.alloc(Math.min(READ_CHUNK, wanted - done));
-        const read = await call<number>((finish) => sftp.read(handle, buffer, 0, buffer.length, request.offset + done, (error, bytesRead) => finish(error, bytesRead)));
-        if (read.error) return { ok: false, error: sftpError(read.error, request.path, 'read') };
-        if (!read.value) break;
-        done += read.value;
-        if (!(await onChunk(buffer.subarray(0, read.value)))) return failure('cancelled', 'The reader stopped before the end.');
+        if (result.error) return { ok: false, error: sftpError(result.error, request.path, 'read') };
+        if (result.bytes > 0) {
+          done += result.bytes;
+          if (!(await onChunk(result.buffer.subarray(0, result.bytes)))) return failure('cancelled', 'The reader stopped before the end.');
+        }
+        // A short read means the file ended early (it shrank): stop there.
+        if (result.bytes < result.buffer.length) break;
+        readAhead();
       }
       return success({ info: fileInfo, bytes: done, offset: request.offset, eof: request.offset + done >= fileInfo.size });
     } finally {
@@ -223,20 +251,47 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     };
     const hash = createHash('sha256');
     let written = 0;
+    // Incoming chunks are gathered into blocks and several block writes are kept in flight, so
+    // throughput is not one round trip per chunk.
+    const inFlight = new Set<Promise<void>>();
+    let writeError: ToolError | null = null;
+    let gathered: Buffer[] = [];
+    let gatheredBytes = 0;
+    let position = 0;
+    const writeBlock = async (): Promise<void> => {
+      if (gatheredBytes === 0) return;
+      while (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+      const block = gathered.length === 1 && gathered[0] ? gathered[0] : Buffer.concat(gathered, gatheredBytes);
+      const at = position;
+      position += block.length;
+      gathered = [];
+      gatheredBytes = 0;
+      const pending: Promise<void> = call<undefined>((done) => sftp.write(handle, block, 0, block.length, at, (error) => done(error, undefined))).then((result) => {
+        if (result.error) writeError ??= sftpError(result.error, temp, 'write');
+      });
+      inFlight.add(pending);
+      void pending.finally(() => inFlight.delete(pending));
+    };
     try {
       for await (const chunk of chunksOf(request.source)) {
         if (signal.aborted) return await abandon({ code: 'cancelled', message: 'The write was cancelled; the target was not changed.' });
+        if (writeError) return await abandon(writeError);
         if (written + chunk.length > request.maxBytes) {
           return await abandon({ code: 'file_too_large', message: `The content is larger than ${request.maxBytes.toLocaleString('en-US')} bytes (MAX_FILE_SIZE); ${request.path} was not changed.` });
         }
         const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        const result = await call<undefined>((done) => sftp.write(handle, buffer, 0, buffer.length, written, (error) => done(error, undefined)));
-        if (result.error) return await abandon(sftpError(result.error, temp, 'write'));
         hash.update(buffer);
         written += buffer.length;
+        gathered.push(buffer);
+        gatheredBytes += buffer.length;
+        if (gatheredBytes >= WRITE_BLOCK) await writeBlock();
       }
+      await writeBlock();
+      await Promise.all(inFlight);
+      if (writeError) return await abandon(writeError);
     } catch (error) {
-      // The source itself failed (e.g. a local file became unreadable mid-upload).
+      await Promise.allSettled(inFlight);
+      // The source itself failed (e.g. a local file became unreadable, or an upload broke off).
       return abandon({ code: 'ssh_error', message: `Reading the content failed: ${error instanceof Error ? error.message : String(error)}; ${request.path} was not changed.` });
     }
     const stats = await call<Stats>((done) => sftp.fstat(handle, done));

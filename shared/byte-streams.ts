@@ -54,16 +54,31 @@ export type StreamSendOutcome = 'ok' | 'short' | 'long' | 'aborted' | 'failed';
  */
 export async function sendStream(sender: ByteSender, stream: ReadableStream<Uint8Array>, expected: number, signal: AbortSignal): Promise<StreamSendOutcome> {
   const reader = stream.getReader();
-  let sent = 0;
+  let received = 0;
+  // HTTP bodies arrive in pieces of a few KiB; gather them into full chunks so each frame (and
+  // each write on the host) carries as much as it can.
+  const gathered = new Uint8Array(MAX_CHUNK_BYTES);
+  let fill = 0;
   try {
     for (;;) {
       const next = await reader.read();
-      if (next.done) return sent === expected ? 'ok' : 'short';
-      if (sent + next.value.length > expected) return 'long';
-      for (let offset = 0; offset < next.value.length; offset += MAX_CHUNK_BYTES) {
-        if (!(await sender.send(next.value.subarray(offset, offset + MAX_CHUNK_BYTES), signal))) return 'aborted';
+      if (next.done) {
+        if (fill > 0 && !(await sender.send(gathered.slice(0, fill), signal))) return 'aborted';
+        return received === expected ? 'ok' : 'short';
       }
-      sent += next.value.length;
+      if (received + next.value.length > expected) return 'long';
+      received += next.value.length;
+      let offset = 0;
+      while (offset < next.value.length) {
+        const take = Math.min(MAX_CHUNK_BYTES - fill, next.value.length - offset);
+        gathered.set(next.value.subarray(offset, offset + take), fill);
+        fill += take;
+        offset += take;
+        if (fill === MAX_CHUNK_BYTES) {
+          if (!(await sender.send(gathered.slice(0, fill), signal))) return 'aborted';
+          fill = 0;
+        }
+      }
     }
   } catch {
     return signal.aborted ? 'aborted' : 'failed';
