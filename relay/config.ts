@@ -46,6 +46,8 @@ export interface RelayHostsConfig {
   knownHostsFiles: string[];
   /** Where accept-new (SSH_STRICT_HOST_KEY_CHECKING=false) records newly seen keys. */
   recordKnownHostsFile: string;
+  /** The relay's own state: recorded host keys, unfinished writes. */
+  stateDir: string;
   /** Describes where the hosts came from, for the startup log. */
   source: string;
 }
@@ -258,6 +260,7 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
       hosts: parsed.data.hosts.map((entry) => hostFromEntry(entry, env, full)),
       knownHostsFiles: known.read,
       recordKnownHostsFile: known.record,
+      stateDir: stateDir(env),
       source: full,
     };
   }
@@ -268,6 +271,7 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
     hosts: host ? [host] : [],
     knownHostsFiles: known.read,
     recordKnownHostsFile: known.record,
+    stateDir: stateDir(env),
     source: 'environment (HOST, SSH_USERNAME, …)',
   };
 }

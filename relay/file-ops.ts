@@ -22,6 +22,10 @@ const READ_AHEAD = 8;
 /** Bytes per SFTP write, and writes kept in flight. */
 const WRITE_BLOCK = 128 * 1024;
 const WRITES_IN_FLIGHT = 8;
+/** Bound on each clean-up step of an abandoned write. */
+const ABANDON_STEP_MS = 3_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Entries returned by a directory listing at most. */
 export const MAX_DIRECTORY_ENTRIES = 1000;
 
@@ -174,6 +178,8 @@ export interface WriteRequest {
   permissions?: number;
   overwrite: boolean;
   createDirs: boolean;
+  /** Records the temporary file until it is renamed into place or deleted. */
+  journal?: { add(path: string): void; remove(path: string): void; deleteLater(path: string): void };
 }
 
 export interface WriteResult {
@@ -235,8 +241,12 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     if (!prepared.ok) return prepared;
     const dir = posix.dirname(request.path);
     const temp = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}.tmp`);
+    request.journal?.add(temp);
     const opened = await call<Buffer>((done) => sftp.open(temp, 'wx', { mode: 0o600 }, done));
-    if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, temp, 'create a temporary file for') };
+    if (opened.error || !opened.value) {
+      request.journal?.remove(temp);
+      return { ok: false, error: sftpError(opened.error, temp, 'create a temporary file for') };
+    }
     const handle = opened.value;
     let closed = false;
     const close = async (): Promise<Error | null> => {
@@ -245,8 +255,15 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
       return (await call<undefined>((done) => sftp.close(handle, (error) => done(error, undefined)))).error;
     };
     const abandon = async (error: ToolError): Promise<Outcome<WriteResult>> => {
-      await close();
-      await call<undefined>((done) => sftp.unlink(temp, (unlinkError) => done(unlinkError, undefined)));
+      // On a dead connection these may never answer; do not hang on them.
+      await Promise.race([close(), sleep(ABANDON_STEP_MS)]);
+      const removed = await Promise.race([
+        call<undefined>((done) => sftp.unlink(temp, (unlinkError) => done(unlinkError, undefined))),
+        sleep(ABANDON_STEP_MS).then(() => ({ error: new Error('no answer'), value: undefined })),
+      ]);
+      if (!removed.error || sftpError(removed.error, temp, 'delete').code === 'path_not_found') request.journal?.remove(temp);
+      // The connection may be gone: delete it over a new one shortly.
+      else request.journal?.deleteLater(temp);
       return { ok: false, error };
     };
     const hash = createHash('sha256');
@@ -267,13 +284,27 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
       gathered = [];
       gatheredBytes = 0;
       const pending: Promise<void> = call<undefined>((done) => sftp.write(handle, block, 0, block.length, at, (error) => done(error, undefined))).then((result) => {
-        if (result.error) writeError ??= sftpError(result.error, temp, 'write');
+        if (result.error) {
+          writeError ??= sftpError(result.error, temp, 'write');
+          writeFailed.abort();
+        }
       });
       inFlight.add(pending);
       void pending.finally(() => inFlight.delete(pending));
     };
+    // A failed write stops the wait for more input at once (the sender may never send more).
+    const writeFailed = new AbortController();
+    const failedWrite = new Promise<'failed'>((resolve) => writeFailed.signal.addEventListener('abort', () => resolve('failed'), { once: true }));
+    const iterator = chunksOf(request.source)[Symbol.asyncIterator]();
     try {
-      for await (const chunk of chunksOf(request.source)) {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), failedWrite]);
+        if (next === 'failed') {
+          void iterator.return?.();
+          return await abandon(writeError ?? { code: 'ssh_error', message: 'A write failed.' });
+        }
+        if (next.done) break;
+        const chunk = next.value;
         if (signal.aborted) return await abandon({ code: 'cancelled', message: 'The write was cancelled; the target was not changed.' });
         if (writeError) return await abandon(writeError);
         if (written + chunk.length > request.maxBytes) {
@@ -312,8 +343,20 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
       if (!request.overwrite && exists.value) return abandon({ code: 'already_exists', message: `${request.path} already exists (another writer created it first).` });
       return abandon(sftpError(renamed.error, request.path, 'rename into place'));
     }
+    request.journal?.remove(temp);
     return success({ path: request.path, size: written, sha256: hash.digest('hex'), mode: octalMode(mode), replaced: prepared.value.existingMode !== null });
   });
+}
+
+/** Delete a leftover temporary file; true when it is gone (or was never there). */
+export async function deleteLeftover(pool: HostPool, path: string, signal: AbortSignal): Promise<boolean> {
+  const outcome = await withSftp(pool, signal, async (sftp) => {
+    const removed = await call<undefined>((done) => sftp.unlink(path, (error) => done(error, undefined)));
+    if (!removed.error) return success(true);
+    const error = sftpError(removed.error, path, 'delete');
+    return error.code === 'path_not_found' ? success(true) : { ok: false as const, error };
+  });
+  return outcome.ok;
 }
 
 /** Type, size, mode and mtime of a path (following symlinks). */

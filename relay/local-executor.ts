@@ -78,6 +78,7 @@ export class LocalExecutor implements ToolExecutor {
       {
         path: request.path,
         source: request.content,
+        journal: this.operations.journal(target.value.host),
         maxBytes: request.maxBytes,
         ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
         overwrite: request.overwrite,
@@ -98,7 +99,7 @@ export class LocalExecutor implements ToolExecutor {
   async uploadFile(request: UploadFileRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult & { host: string }>> {
     const target = this.pool(request.host);
     if (!target.ok) return target;
-    const uploaded = await uploadFromLocal(target.value.pool, request, signal);
+    const uploaded = await uploadFromLocal(target.value.pool, { ...request, journal: this.operations.journal(target.value.host) }, signal);
     return uploaded.ok ? success({ ...uploaded.value, host: target.value.host }) : uploaded;
   }
 

@@ -10,7 +10,7 @@ import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import type { LocalTransferResult } from '../shared/file-types.ts';
-import { readFile, statFile, writeFileAtomic } from './file-ops.ts';
+import { readFile, statFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
 import type { HostPool } from './ssh-pool.ts';
 
 function nodeCode(error: unknown): string | undefined {
@@ -36,6 +36,7 @@ function localError(error: unknown, path: string, action: string): Outcome<never
 }
 
 export interface UploadRequest {
+  journal?: WriteRequest['journal'];
   localPath: string;
   remotePath: string;
   permissions?: number;
@@ -61,6 +62,7 @@ export async function uploadFromLocal(pool: HostPool, request: UploadRequest, si
     {
       path: request.remotePath,
       source: createReadStream(from, { highWaterMark: 64 * 1024 }),
+      ...(request.journal ? { journal: request.journal } : {}),
       maxBytes: request.maxBytes,
       ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
       overwrite: request.overwrite,

@@ -7,9 +7,15 @@ import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeO
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
-import { listDirectory, streamFile, writeFileAtomic } from './file-ops.ts';
+import { deleteLeftover, listDirectory, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
+import { log } from './log.ts';
+import { UnfinishedWrites } from './unfinished-writes.ts';
+import { join } from 'node:path';
 import { describeTarget } from './ssh-errors.ts';
 import { SshPools, type HostPool } from './ssh-pool.ts';
+
+const SWEEP_RETRY_MS = 5_000;
+const SWEEP_TIMEOUT_MS = 10_000;
 
 /** How file operations move bytes to and from whoever asked (the hub, over the WebSocket). */
 export interface ByteStreams {
@@ -21,9 +27,49 @@ export class RelayOperations {
   readonly config: RelayHostsConfig;
   private readonly pools: SshPools;
 
+  private readonly unfinished: UnfinishedWrites;
+  private sweepTimer: ReturnType<typeof setTimeout> | undefined;
+
   constructor(config: RelayHostsConfig) {
     this.config = config;
     this.pools = new SshPools(config.hosts, { files: config.knownHostsFiles, recordFile: config.recordKnownHostsFile });
+    this.unfinished = new UnfinishedWrites(join(config.stateDir, 'unfinished-writes.json'));
+    // Temporary files left by a relay that was killed mid-write.
+    if (this.unfinished.all().length > 0) this.scheduleSweep(0);
+  }
+
+  /** The journal a write on `host` records its temporary file in. */
+  journal(host: string): NonNullable<WriteRequest['journal']> {
+    return {
+      add: (path) => this.unfinished.add(host, path),
+      remove: (path) => this.unfinished.remove(host, path),
+      deleteLater: () => this.scheduleSweep(SWEEP_RETRY_MS),
+    };
+  }
+
+  /** Delete every recorded leftover that can be reached now; retry later for the rest. */
+  async sweepUnfinishedWrites(): Promise<void> {
+    for (const entry of this.unfinished.all()) {
+      const pool = this.pools.get(entry.host);
+      if (!pool) {
+        this.unfinished.remove(entry.host, entry.path);
+        continue;
+      }
+      if (await deleteLeftover(pool, entry.path, AbortSignal.timeout(SWEEP_TIMEOUT_MS))) {
+        this.unfinished.remove(entry.host, entry.path);
+        log('info', 'deleted the temporary file of an unfinished write', { host: entry.host });
+      }
+    }
+    if (this.unfinished.all().length > 0) this.scheduleSweep(SWEEP_RETRY_MS);
+  }
+
+  private scheduleSweep(delayMs: number): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      void this.sweepUnfinishedWrites();
+    }, delayMs);
+    this.sweepTimer.unref();
   }
 
   inventory(): HostInventoryEntry[] {
@@ -62,6 +108,7 @@ export class RelayOperations {
           {
             path: operation.path,
             source: streams.receive(operation.size),
+            journal: this.journal(operation.host),
             maxBytes: operation.maxBytes,
             ...(operation.permissions !== undefined ? { permissions: operation.permissions } : {}),
             overwrite: operation.overwrite,
@@ -94,6 +141,7 @@ export class RelayOperations {
   }
 
   close(): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.pools.closeAll();
   }
 

@@ -1,9 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processIds } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 const MAX = 8 * 1024 * 1024;
@@ -35,6 +37,13 @@ const linkOf = (result: CallToolResult): Link => {
   expect(result.isError, textOf(result)).toBeFalsy();
   return result.structuredContent as unknown as Link;
 };
+function childrenOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => processIds(pid)?.ppid === parent);
+}
+
 const tempFiles = (): string[] => readdirSync(onHost(dir)).filter((name) => name.endsWith('.tmp'));
 
 describe('one-time transfer links', () => {
@@ -104,6 +113,51 @@ describe('one-time transfer links', () => {
     while (tempFiles().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(tempFiles()).toEqual([]);
     expect(readFileSync(onHost(`${dir}/victim.txt`), 'utf8')).toBe('precious');
+  });
+
+  it('deletes the temporary file of a write cut off by the relay dying, once the relay is back', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'mre-relay-state-'));
+    try {
+      await stack.restartRelay({ env: { MCP_REMOTE_EXEC_STATE_DIR: stateDir } });
+      const link = linkOf(await stack.call('ssh_request_upload', { path: `${dir}/cut-off.bin` }));
+      const upload = httpRequest(link.url, { method: 'PUT', headers: { 'Content-Length': String(4 * 1024 * 1024) } });
+      upload.on('error', () => undefined);
+      upload.write(Buffer.alloc(512 * 1024, 7));
+      const until = Date.now() + 10_000;
+      while (tempFiles().length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(tempFiles()).toHaveLength(1);
+      stack.relay.process.signal('SIGKILL');
+      await stack.relay.process.exited;
+      upload.destroy();
+      // The relay died before it could delete its temporary file.
+      expect(tempFiles()).toHaveLength(1);
+      await stack.restartRelay({ env: { MCP_REMOTE_EXEC_STATE_DIR: stateDir } });
+      const deadline = Date.now() + 10_000;
+      while (tempFiles().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(tempFiles()).toEqual([]);
+      expect(existsSync(onHost(`${dir}/cut-off.bin`))).toBe(false);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('deletes the temporary file of a write whose SSH connection dropped, and keeps the target', async () => {
+    const put = linkOf(await stack.call('ssh_request_upload', { path: `${dir}/dropped.txt` }));
+    expect((await fetch(put.url, { method: 'PUT', body: 'kept' })).status).toBe(201);
+    const link = linkOf(await stack.call('ssh_request_upload', { path: `${dir}/dropped.txt`, overwrite: true }));
+    const upload = httpRequest(link.url, { method: 'PUT', headers: { 'Content-Length': String(4 * 1024 * 1024) } });
+    upload.on('error', () => undefined);
+    upload.write(Buffer.alloc(512 * 1024, 7));
+    const until = Date.now() + 10_000;
+    while (tempFiles().length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tempFiles()).toHaveLength(1);
+    // End the sshd processes serving the relay's connections: the write fails mid-stream.
+    for (const pid of childrenOf(stack.sshd.pid)) process.kill(pid, 'SIGTERM');
+    upload.destroy();
+    const deadline = Date.now() + 15_000;
+    while (tempFiles().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(tempFiles(), stack.relay.process.output().slice(-3000)).toEqual([]);
+    expect(readFileSync(onHost(`${dir}/dropped.txt`), 'utf8')).toBe('kept');
   });
 
   it('refuses at request time what would fail later', async () => {
