@@ -178,6 +178,9 @@ export interface WriteRequest {
   permissions?: number;
   overwrite: boolean;
   createDirs: boolean;
+  /** Told the bytes written so far and the expected total, when it is known. */
+  onProgress?: (done: number, total: number) => void;
+  expectedSize?: number;
   /** Records the temporary file until it is renamed into place or deleted. */
   journal?: { add(path: string): void; remove(path: string): void; deleteLater(path: string): void };
 }
@@ -316,6 +319,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
         gathered.push(buffer);
         gatheredBytes += buffer.length;
         if (gatheredBytes >= WRITE_BLOCK) await writeBlock();
+        if (request.expectedSize !== undefined) request.onProgress?.(written, request.expectedSize);
       }
       await writeBlock();
       await Promise.all(inFlight);

@@ -10,7 +10,7 @@ import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import type { LocalTransferResult } from '../shared/file-types.ts';
-import { readFile, statFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
+import { statFile, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
 import type { HostPool } from './ssh-pool.ts';
 
 function nodeCode(error: unknown): string | undefined {
@@ -37,6 +37,7 @@ function localError(error: unknown, path: string, action: string): Outcome<never
 
 export interface UploadRequest {
   journal?: WriteRequest['journal'];
+  onProgress?: (done: number, total: number) => void;
   localPath: string;
   remotePath: string;
   permissions?: number;
@@ -63,6 +64,7 @@ export async function uploadFromLocal(pool: HostPool, request: UploadRequest, si
       path: request.remotePath,
       source: createReadStream(from, { highWaterMark: 64 * 1024 }),
       ...(request.journal ? { journal: request.journal } : {}),
+      ...(request.onProgress ? { onProgress: request.onProgress, expectedSize: size } : {}),
       maxBytes: request.maxBytes,
       ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
       overwrite: request.overwrite,
@@ -74,7 +76,18 @@ export async function uploadFromLocal(pool: HostPool, request: UploadRequest, si
   return success({ from, to: written.value.path, size: written.value.size, sha256: written.value.sha256, mode: written.value.mode, replaced: written.value.replaced });
 }
 
+class GrewError extends Error {}
+
+class RemoteError extends Error {
+  readonly outcome: Outcome<never>;
+  constructor(outcome: Outcome<never>) {
+    super('remote read failed');
+    this.outcome = outcome;
+  }
+}
+
 export interface DownloadRequest {
+  onProgress?: (done: number, total: number) => void;
   remotePath: string;
   localPath: string;
   overwrite: boolean;
@@ -98,15 +111,29 @@ export async function downloadToLocal(pool: HostPool, request: DownloadRequest, 
   if (remote.value.size > request.maxBytes) {
     return failure('file_too_large', `${request.remotePath} is ${remote.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`);
   }
-  // One byte more than the limit is requested so that a file that grew meanwhile is noticed.
-  const read = await readFile(pool, { path: request.remotePath, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, signal);
-  if (!read.ok) return read;
-  if (read.value.data.length > request.maxBytes) return failure('file_too_large', `${request.remotePath} grew past MAX_FILE_SIZE while it was read; nothing was written.`);
+  // Streamed straight into a temporary file beside the target: memory stays at a few chunks.
   const temp = join(dirname(to), `.${basename(to)}.mre-${randomBytes(6).toString('hex')}.tmp`);
+  const hash = createHash('sha256');
+  let size = 0;
   try {
     const handle = await open(temp, 'wx', 0o600);
     try {
-      await handle.writeFile(read.value.data);
+      // One byte more than the limit is asked for, so a file that grew meanwhile is noticed.
+      const read = await streamFile(
+        pool,
+        { path: request.remotePath, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 },
+        async (chunk) => {
+          size += chunk.length;
+          if (size > request.maxBytes) return false;
+          hash.update(chunk);
+          await handle.write(chunk);
+          request.onProgress?.(size, remote.value.size);
+          return true;
+        },
+        signal,
+      );
+      if (size > request.maxBytes) throw new GrewError();
+      if (!read.ok) throw new RemoteError(read);
       await handle.sync();
     } finally {
       await handle.close();
@@ -118,8 +145,9 @@ export async function downloadToLocal(pool: HostPool, request: DownloadRequest, 
     }
   } catch (error) {
     await unlink(temp).catch(() => undefined);
+    if (error instanceof GrewError) return failure('file_too_large', `${request.remotePath} grew past MAX_FILE_SIZE while it was read; nothing was written.`);
+    if (error instanceof RemoteError) return error.outcome;
     return localError(error, nodeCode(error) === 'EEXIST' ? to : dirname(to), 'write');
   }
-  const sha256 = createHash('sha256').update(read.value.data).digest('hex');
-  return success({ from: request.remotePath, to, size: read.value.data.length, sha256, replaced });
+  return success({ from: request.remotePath, to, size, sha256: hash.digest('hex'), replaced });
 }

@@ -8,7 +8,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { cutAt } from './exec-output.ts';
 import type { ToolSettings } from './tool-catalog.ts';
-import type { LinkOffer, ToolExecutor } from './tool-executor.ts';
+import type { LinkOffer, ProgressReporter, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 
 export const MAX_PATH_LENGTH = 4096;
@@ -214,6 +214,33 @@ function linkResult(offer: LinkOffer): CallToolResult {
   };
 }
 
+function withProgress(extra: ProgressContext): { onProgress?: ProgressReporter } {
+  const reporter = progressReporter(extra);
+  return reporter ? { onProgress: reporter } : {};
+}
+
+/** The subset of the SDK's request context a progress reporter needs. */
+interface ProgressContext {
+  _meta?: { progressToken?: string | number };
+  sendNotification(notification: { method: 'notifications/progress'; params: { progressToken: string | number; progress: number; total?: number; message?: string } }): Promise<void>;
+}
+
+/**
+ * MCP progress notifications for a transfer, when the client asked for them (it sent a
+ * progressToken): at most every 250 ms, and always at the end.
+ */
+export function progressReporter(extra: ProgressContext): ProgressReporter | undefined {
+  const token = extra._meta?.progressToken;
+  if (token === undefined) return undefined;
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < 250) return;
+    last = now;
+    void extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` } }).catch(() => undefined);
+  };
+}
+
 export function registerFileTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
   const { readFile, writeFile, listDirectory, uploadFile, downloadFile, requestUpload, requestDownload } = executor;
 
@@ -397,6 +424,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
             ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
             overwrite: args.overwrite,
             maxBytes: settings.maxFileSize,
+            ...withProgress(extra),
           },
           extra.signal,
         );
@@ -423,7 +451,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       async (args, extra): Promise<CallToolResult> => {
         const outcome = await downloadFile.call(
           executor,
-          { ...(args.host !== undefined ? { host: args.host } : {}), remotePath: args.remote_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize },
+          { ...(args.host !== undefined ? { host: args.host } : {}), remotePath: args.remote_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize, ...withProgress(extra) },
           extra.signal,
         );
         if (!outcome.ok) return errorResult(outcome.error);

@@ -67,7 +67,11 @@ export interface WriteFileRequest {
   maxBytes: number;
 }
 
+/** Told how far a transfer has got (bytes done of total), when the client asked for progress. */
+export type ProgressReporter = (done: number, total: number) => void;
+
 export interface UploadFileRequest {
+  onProgress?: ProgressReporter;
   host?: string;
   localPath: string;
   remotePath: string;
@@ -77,6 +81,7 @@ export interface UploadFileRequest {
 }
 
 export interface DownloadFileRequest {
+  onProgress?: ProgressReporter;
   host?: string;
   remotePath: string;
   localPath: string;

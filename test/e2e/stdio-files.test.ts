@@ -215,6 +215,31 @@ describe('reading and listing', () => {
   });
 });
 
+describe('progress', () => {
+  it('reports progress of an upload and a download when the client asks for it', async () => {
+    const bytes = randomBytes(MAX);
+    const source = join(local, 'progress.bin');
+    writeFileSync(source, bytes);
+    const seen: Array<{ progress: number; total?: number }> = [];
+    const up = CallToolResultSchema.parse(
+      await session.client.callTool({ name: 'ssh_upload_file', arguments: { local_path: source, remote_path: `${dir}/progress.bin` } }, CallToolResultSchema, {
+        onprogress: (update) => seen.push(update),
+      }),
+    );
+    expect(up.isError, textOf(up)).toBeFalsy();
+    expect(seen.at(-1)).toMatchObject({ progress: MAX, total: MAX });
+    seen.length = 0;
+    const down = CallToolResultSchema.parse(
+      await session.client.callTool({ name: 'ssh_download_file', arguments: { remote_path: `${dir}/progress.bin`, local_path: join(local, 'progress-back.bin') } }, CallToolResultSchema, {
+        onprogress: (update) => seen.push(update),
+      }),
+    );
+    expect(down.isError, textOf(down)).toBeFalsy();
+    expect(seen.at(-1)).toMatchObject({ progress: MAX, total: MAX });
+    expect(readFileSync(join(local, 'progress-back.bin')).equals(bytes)).toBe(true);
+  });
+});
+
 describe('downloads to the local machine', () => {
   it('never overwrites a local file unless asked', async () => {
     const target = join(local, 'existing.txt');
