@@ -1,7 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execStructuredOutput } from '../../shared/exec-output.ts';
-import { processIds, remoteProcesses } from '../harness/sshd.ts';
+import { childrenOf, remoteProcesses } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 let stack: Stack;
@@ -189,13 +189,6 @@ describe('argument validation', () => {
     expect(textOf(result)).toContain('Error [host_not_configured]: Host "nope" is not configured. Known hosts: testhost.');
   });
 });
-
-function childrenOf(parent: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .map(Number)
-    .filter((pid) => processIds(pid)?.ppid === parent);
-}
 
 function relayRequestCount(): number {
   return (stack.relay.process.output().match(/"msg":"request done"/g) ?? []).length;

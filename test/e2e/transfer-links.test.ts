@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { processIds } from '../harness/sshd.ts';
+import { childrenOf } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 const MAX = 8 * 1024 * 1024;
@@ -37,13 +37,6 @@ const linkOf = (result: CallToolResult): Link => {
   expect(result.isError, textOf(result)).toBeFalsy();
   return result.structuredContent as unknown as Link;
 };
-function childrenOf(parent: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .map(Number)
-    .filter((pid) => processIds(pid)?.ppid === parent);
-}
-
 const tempFiles = (): string[] => readdirSync(onHost(dir)).filter((name) => name.endsWith('.tmp'));
 
 describe('one-time transfer links', () => {

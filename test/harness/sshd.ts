@@ -297,8 +297,8 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-/** PIDs whose parent is `ppid` (from /proc/PID/stat). */
-function childrenOf(ppid: number): number[] {
+/** PIDs whose parent is `ppid` (from /proc/PID/stat): for the listening sshd, one per SSH connection. */
+export function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -551,3 +551,4 @@ export function processIds(pid: number): { ppid: number; pgid: number; sid: numb
     return undefined;
   }
 }
+

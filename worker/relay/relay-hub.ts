@@ -101,6 +101,24 @@ export interface ExecuteOptions {
   sendBytes?: Uint8Array;
 }
 
+/** The write_file request for `size` bytes to `path` on `host`. */
+function writeOperation(
+  host: string,
+  request: { path: string; permissions?: number; overwrite: boolean; createDirs: boolean; maxBytes: number },
+  size: number,
+): Operation {
+  return {
+    op: 'write_file',
+    host,
+    path: request.path,
+    size,
+    ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
+    overwrite: request.overwrite,
+    createDirs: request.createDirs,
+    maxBytes: request.maxBytes,
+  };
+}
+
 function concatenate(chunks: Uint8Array[], total: number): Uint8Array {
   const joined = new Uint8Array(total);
   let offset = 0;
@@ -323,21 +341,7 @@ export class RelayHub extends DurableObject<Env> {
   /** Write a file on a host atomically; the content streams to the relay as it grants credit. */
   async writeFile(id: string, request: WriteFileRequest): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(
-        id,
-        {
-          op: 'write_file',
-          host,
-          path: request.path,
-          size: request.content.length,
-          ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
-          overwrite: request.overwrite,
-          createDirs: request.createDirs,
-          maxBytes: request.maxBytes,
-        },
-        FILE_DEADLINE_MS,
-        { sendBytes: request.content },
-      ),
+      this.execute(id, writeOperation(host, request, request.content.length), FILE_DEADLINE_MS, { sendBytes: request.content }),
     );
   }
 
@@ -356,21 +360,7 @@ export class RelayHub extends DurableObject<Env> {
     size: number,
   ): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(
-        id,
-        {
-          op: 'write_file',
-          host,
-          path: request.path,
-          size,
-          ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
-          overwrite: request.overwrite,
-          createDirs: false,
-          maxBytes: request.maxBytes,
-        },
-        LINK_DEADLINE_MS,
-        { sendBody: { body, size } },
-      ),
+      this.execute(id, writeOperation(host, { ...request, createDirs: false }, size), LINK_DEADLINE_MS, { sendBody: { body, size } }),
     );
   }
 
