@@ -214,11 +214,6 @@ function linkResult(offer: LinkOffer): CallToolResult {
   };
 }
 
-function withProgress(extra: ProgressContext): { onProgress?: ProgressReporter } {
-  const reporter = progressReporter(extra);
-  return reporter ? { onProgress: reporter } : {};
-}
-
 /** The subset of the SDK's request context a progress reporter needs. */
 interface ProgressContext {
   _meta?: { progressToken?: string | number };
@@ -227,17 +222,24 @@ interface ProgressContext {
 
 /**
  * MCP progress notifications for a transfer, when the client asked for them (it sent a
- * progressToken): at most every 250 ms, and always at the end.
+ * progressToken): at most every 250 ms, and always at the end. `settled` resolves once the last
+ * notification is written, so the result never overtakes it (a client ignores progress that
+ * arrives after the result).
  */
-export function progressReporter(extra: ProgressContext): ProgressReporter | undefined {
+export function progressReporter(extra: ProgressContext): { report: ProgressReporter; settled(): Promise<void> } | undefined {
   const token = extra._meta?.progressToken;
   if (token === undefined) return undefined;
   let last = 0;
-  return (done, total) => {
-    const now = Date.now();
-    if (done < total && now - last < 250) return;
-    last = now;
-    void extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` } }).catch(() => undefined);
+  let sending: Promise<void> = Promise.resolve();
+  return {
+    report: (done, total) => {
+      const now = Date.now();
+      if (done < total && now - last < 250) return;
+      last = now;
+      const notification = { method: 'notifications/progress' as const, params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` } };
+      sending = sending.then(() => extra.sendNotification(notification)).catch(() => undefined);
+    },
+    settled: () => sending,
   };
 }
 
@@ -415,6 +417,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
       async (args, extra): Promise<CallToolResult> => {
+        const progress = progressReporter(extra);
         const outcome = await uploadFile.call(
           executor,
           {
@@ -424,10 +427,11 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
             ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
             overwrite: args.overwrite,
             maxBytes: settings.maxFileSize,
-            ...withProgress(extra),
+            ...(progress ? { onProgress: progress.report } : {}),
           },
           extra.signal,
         );
+        await progress?.settled();
         if (!outcome.ok) return errorResult(outcome.error);
         const result = outcome.value;
         return {
@@ -449,11 +453,20 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
       async (args, extra): Promise<CallToolResult> => {
+        const progress = progressReporter(extra);
         const outcome = await downloadFile.call(
           executor,
-          { ...(args.host !== undefined ? { host: args.host } : {}), remotePath: args.remote_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize, ...withProgress(extra) },
+          {
+            ...(args.host !== undefined ? { host: args.host } : {}),
+            remotePath: args.remote_path,
+            localPath: args.local_path,
+            overwrite: args.overwrite,
+            maxBytes: settings.maxFileSize,
+            ...(progress ? { onProgress: progress.report } : {}),
+          },
           extra.signal,
         );
+        await progress?.settled();
         if (!outcome.ok) return errorResult(outcome.error);
         const result = outcome.value;
         return {
