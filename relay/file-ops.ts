@@ -23,7 +23,7 @@ const READ_AHEAD = 8;
 const WRITE_BLOCK = 128 * 1024;
 const WRITES_IN_FLIGHT = 8;
 /** Bound on each clean-up step of an abandoned write. */
-const ABANDON_STEP_MS = 3_000;
+const ABANDON_STEP_MS = 2_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Entries returned by a directory listing at most. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { describeTarget } from './ssh-errors.ts';
 import { SshPools, type HostPool } from './ssh-pool.ts';
 
-const SWEEP_RETRY_MS = 5_000;
+const SWEEP_RETRY_MS = 2_000;
 const SWEEP_TIMEOUT_MS = 10_000;
 
 /** How file operations move bytes to and from whoever asked (the hub, over the WebSocket). */

@@ -147,7 +147,8 @@ describe('one-time transfer links', () => {
     // End the sshd processes serving the relay's connections: the write fails mid-stream.
     for (const pid of childrenOf(stack.sshd.pid)) process.kill(pid, 'SIGTERM');
     upload.destroy();
-    const deadline = Date.now() + 15_000;
+    // Clean-up waits out the dead connection (bounded) and deletes the file over a new one.
+    const deadline = Date.now() + 30_000;
     while (tempFiles().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(tempFiles(), stack.relay.process.output().slice(-3000)).toEqual([]);
     expect(readFileSync(onHost(`${dir}/dropped.txt`), 'utf8')).toBe('kept');
