@@ -25,6 +25,13 @@ const WRITES_IN_FLIGHT = 8;
 /** Bound on each clean-up step of an abandoned write. */
 const ABANDON_STEP_MS = 2_000;
 
+/** SFTP status code for end of file / end of directory. */
+const SFTP_EOF = 1;
+
+function field(error: unknown, name: string): unknown {
+  return typeof error === 'object' && error !== null && name in error ? (error as Record<string, unknown>)[name] : undefined;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Entries returned by a directory listing at most. */
 export const MAX_DIRECTORY_ENTRIES = 1000;
@@ -34,8 +41,35 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
-function call<T>(run: (done: (error: Error | null | undefined, value: T) => void) => void): Promise<{ error: Error | null; value: T | undefined }> {
-  return new Promise((resolve) => run((error, value) => resolve({ error: error ?? null, value: error ? undefined : value })));
+/** Settles when an SFTP session closes: ssh2 drops requests made after that without calling back. */
+const sessionClosed = new WeakMap<SFTPWrapper, Promise<Error>>();
+
+function closedOf(sftp: SFTPWrapper): Promise<Error> {
+  let closed = sessionClosed.get(sftp);
+  if (!closed) {
+    closed = new Promise<Error>((resolve) => {
+      sftp.once('close', () => resolve(new Error('the SFTP session closed')));
+      sftp.once('end', () => resolve(new Error('the SFTP session ended')));
+    });
+    sessionClosed.set(sftp, closed);
+  }
+  return closed;
+}
+
+/**
+ * One SFTP request as a promise that always settles: with the server's answer, with an error
+ * when the session closes first, or with the error ssh2 throws synchronously (e.g. an extension
+ * the server lacks).
+ */
+function call<T>(sftp: SFTPWrapper, run: (done: (error: Error | null | undefined, value: T) => void) => void): Promise<{ error: Error | null; value: T | undefined }> {
+  const answered = new Promise<{ error: Error | null; value: T | undefined }>((resolve) => {
+    try {
+      run((error, value) => resolve({ error: error ?? null, value: error ? undefined : value }));
+    } catch (error) {
+      resolve({ error: error instanceof Error ? error : new Error(String(error)), value: undefined });
+    }
+  });
+  return Promise.race([answered, closedOf(sftp).then((error) => ({ error, value: undefined }))]);
 }
 
 function typeOf(mode: number): FileInfo['type'] {
@@ -55,7 +89,7 @@ function info(path: string, stats: Stats): FileInfo {
 }
 
 async function stat(sftp: SFTPWrapper, path: string): Promise<Outcome<Stats>> {
-  const result = await call<Stats>((done) => sftp.stat(path, done));
+  const result = await call<Stats>(sftp, (done) => sftp.stat(path, done));
   if (result.error || !result.value) return { ok: false, error: sftpError(result.error, path, 'stat') };
   return success(result.value);
 }
@@ -75,12 +109,26 @@ export async function listDirectory(pool: HostPool, path: string, signal: AbortS
     const target = await stat(sftp, path);
     if (!target.ok) return target;
     if (typeOf(target.value.mode) !== 'directory') return failure('not_a_directory', `${path} is not a directory.`);
-    const listed = await call<Array<{ filename: string; attrs: Stats }>>((done) => sftp.readdir(path, done));
-    if (listed.error || !listed.value) return { ok: false, error: sftpError(listed.error, path, 'list') };
-    const entries = listed.value
-      .filter((entry) => entry.filename !== '.' && entry.filename !== '..')
-      .sort((a, b) => a.filename.localeCompare(b.filename))
-      .map((entry) => info(entry.filename, entry.attrs));
+    // Read in batches and stop past the cap: a directory of a million entries must not be
+    // loaded whole into the relay's memory.
+    const opened = await call<Buffer>(sftp, (done) => sftp.opendir(path, done));
+    if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, path, 'open directory') };
+    const handle = opened.value;
+    const collected: Array<{ filename: string; attrs: Stats }> = [];
+    try {
+      while (collected.length <= MAX_DIRECTORY_ENTRIES) {
+        const batch = await call<Array<{ filename: string; attrs: Stats }> | false>(sftp, (done) => sftp.readdir(handle, (error, list) => done(error, list)));
+        if (batch.error) {
+          if (field(batch.error, 'code') === SFTP_EOF) break;
+          return { ok: false, error: sftpError(batch.error, path, 'list') };
+        }
+        if (!batch.value || batch.value.length === 0) break;
+        collected.push(...batch.value.filter((entry) => entry.filename !== '.' && entry.filename !== '..'));
+      }
+    } finally {
+      sftp.close(handle, () => undefined);
+    }
+    const entries = collected.sort((a, b) => a.filename.localeCompare(b.filename)).map((entry) => info(entry.filename, entry.attrs));
     return success({ path, entries: entries.slice(0, MAX_DIRECTORY_ENTRIES), truncated: entries.length > MAX_DIRECTORY_ENTRIES });
   });
 }
@@ -104,11 +152,11 @@ export async function streamFile(
   signal: AbortSignal,
 ): Promise<Outcome<{ info: FileInfo; bytes: number; offset: number; eof: boolean }>> {
   return withSftp(pool, signal, async (sftp) => {
-    const opened = await call<Buffer>((done) => sftp.open(request.path, 'r', done));
+    const opened = await call<Buffer>(sftp, (done) => sftp.open(request.path, 'r', done));
     if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, request.path, 'open') };
     const handle = opened.value;
     try {
-      const stats = await call<Stats>((done) => sftp.fstat(handle, done));
+      const stats = await call<Stats>(sftp, (done) => sftp.fstat(handle, done));
       if (stats.error || !stats.value) return { ok: false, error: sftpError(stats.error, request.path, 'stat') };
       const fileInfo = info(request.path, stats.value);
       if (fileInfo.type === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
@@ -124,7 +172,7 @@ export async function streamFile(
           const buffer = Buffer.alloc(Math.min(READ_CHUNK, end - position));
           next += buffer.length;
           ahead.push(
-            call<number>((finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then((read) => ({
+            call<number>(sftp, (finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then((read) => ({
               error: read.error,
               buffer,
               bytes: read.value ?? 0,
@@ -205,20 +253,24 @@ async function makeDirectories(sftp: SFTPWrapper, dir: string): Promise<Outcome<
   for (const part of parts) {
     if (part === '') continue;
     current = current === '' ? part : posix.join(current, part);
-    const existing = await call<Stats>((done) => sftp.stat(current, done));
+    const existing = await call<Stats>(sftp, (done) => sftp.stat(current, done));
     if (existing.value) {
       if (typeOf(existing.value.mode) !== 'directory') return failure('not_a_directory', `${current} exists and is not a directory.`);
       continue;
     }
-    const made = await call<undefined>((done) => sftp.mkdir(current, { mode: 0o755 }, (error) => done(error, undefined)));
-    if (made.error) return { ok: false, error: sftpError(made.error, current, 'mkdir') };
+    const made = await call<undefined>(sftp, (done) => sftp.mkdir(current, { mode: 0o755 }, (error) => done(error, undefined)));
+    if (made.error) {
+      // Another writer may have created it in the meantime.
+      const again = await call<Stats>(sftp, (done) => sftp.stat(current, done));
+      if (!again.value || typeOf(again.value.mode) !== 'directory') return { ok: false, error: sftpError(made.error, current, 'mkdir') };
+    }
   }
   return success(undefined);
 }
 
 /** Check the target and its directory before any byte is written. */
 async function prepareTarget(sftp: SFTPWrapper, request: WriteRequest): Promise<Outcome<{ existingMode: number | null }>> {
-  const target = await call<Stats>((done) => sftp.stat(request.path, done));
+  const target = await call<Stats>(sftp, (done) => sftp.stat(request.path, done));
   if (target.value) {
     if (typeOf(target.value.mode) === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
     if (!request.overwrite) return failure('already_exists', `${request.path} already exists.`);
@@ -227,7 +279,7 @@ async function prepareTarget(sftp: SFTPWrapper, request: WriteRequest): Promise<
   const missing = sftpError(target.error, request.path, 'stat');
   if (missing.code !== 'path_not_found') return { ok: false, error: missing };
   const dir = posix.dirname(request.path);
-  const parent = await call<Stats>((done) => sftp.stat(dir, done));
+  const parent = await call<Stats>(sftp, (done) => sftp.stat(dir, done));
   if (parent.value) {
     return typeOf(parent.value.mode) === 'directory' ? success({ existingMode: null }) : failure('not_a_directory', `${dir} is not a directory.`);
   }
@@ -245,7 +297,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     const dir = posix.dirname(request.path);
     const temp = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}.tmp`);
     request.journal?.add(temp);
-    const opened = await call<Buffer>((done) => sftp.open(temp, 'wx', { mode: 0o600 }, done));
+    const opened = await call<Buffer>(sftp, (done) => sftp.open(temp, 'wx', { mode: 0o600 }, done));
     if (opened.error || !opened.value) {
       request.journal?.remove(temp);
       return { ok: false, error: sftpError(opened.error, temp, 'create a temporary file for') };
@@ -255,13 +307,13 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     const close = async (): Promise<Error | null> => {
       if (closed) return null;
       closed = true;
-      return (await call<undefined>((done) => sftp.close(handle, (error) => done(error, undefined)))).error;
+      return (await call<undefined>(sftp, (done) => sftp.close(handle, (error) => done(error, undefined)))).error;
     };
     const abandon = async (error: ToolError): Promise<Outcome<WriteResult>> => {
       // On a dead connection these may never answer; do not hang on them.
       await Promise.race([close(), sleep(ABANDON_STEP_MS)]);
       const removed = await Promise.race([
-        call<undefined>((done) => sftp.unlink(temp, (unlinkError) => done(unlinkError, undefined))),
+        call<undefined>(sftp, (done) => sftp.unlink(temp, (unlinkError) => done(unlinkError, undefined))),
         sleep(ABANDON_STEP_MS).then(() => ({ error: new Error('no answer'), value: undefined })),
       ]);
       if (!removed.error || sftpError(removed.error, temp, 'delete').code === 'path_not_found') request.journal?.remove(temp);
@@ -286,7 +338,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
       position += block.length;
       gathered = [];
       gatheredBytes = 0;
-      const pending: Promise<void> = call<undefined>((done) => sftp.write(handle, block, 0, block.length, at, (error) => done(error, undefined))).then((result) => {
+      const pending: Promise<void> = call<undefined>(sftp, (done) => sftp.write(handle, block, 0, block.length, at, (error) => done(error, undefined))).then((result) => {
         if (result.error) {
           writeError ??= sftpError(result.error, temp, 'write');
           writeFailed.abort();
@@ -299,6 +351,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     const writeFailed = new AbortController();
     const failedWrite = new Promise<'failed'>((resolve) => writeFailed.signal.addEventListener('abort', () => resolve('failed'), { once: true }));
     const iterator = chunksOf(request.source)[Symbol.asyncIterator]();
+    let drained = false;
     try {
       for (;;) {
         const next = await Promise.race([iterator.next(), failedWrite]);
@@ -306,7 +359,10 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
           void iterator.return?.();
           return await abandon(writeError ?? { code: 'ssh_error', message: 'A write failed.' });
         }
-        if (next.done) break;
+        if (next.done) {
+          drained = true;
+          break;
+        }
         const chunk = next.value;
         if (signal.aborted) return await abandon({ code: 'cancelled', message: 'The write was cancelled; the target was not changed.' });
         if (writeError) return await abandon(writeError);
@@ -328,22 +384,25 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
       await Promise.allSettled(inFlight);
       // The source itself failed (e.g. a local file became unreadable, or an upload broke off).
       return abandon({ code: 'ssh_error', message: `Reading the content failed: ${error instanceof Error ? error.message : String(error)}; ${request.path} was not changed.` });
+    } finally {
+      // Release the source (e.g. close a local file) when the write stopped early.
+      if (!drained) void iterator.return?.()?.catch(() => undefined);
     }
-    const stats = await call<Stats>((done) => sftp.fstat(handle, done));
+    const stats = await call<Stats>(sftp, (done) => sftp.fstat(handle, done));
     if (stats.error || !stats.value) return abandon(sftpError(stats.error, temp, 'verify'));
     if (stats.value.size !== written) {
       return abandon({ code: 'ssh_error', message: `The host stored ${stats.value.size} bytes instead of ${written}; ${request.path} was not changed.` });
     }
     const mode = request.permissions ?? prepared.value.existingMode ?? 0o644;
-    const chmod = await call<undefined>((done) => sftp.fchmod(handle, mode, (error) => done(error, undefined)));
+    const chmod = await call<undefined>(sftp, (done) => sftp.fchmod(handle, mode, (error) => done(error, undefined)));
     if (chmod.error) return abandon({ ...sftpError(chmod.error, request.path, `chmod ${octalMode(mode)}`), message: `Setting permissions ${octalMode(mode)} failed; ${request.path} was not changed.` });
     const closeError = await close();
     if (closeError) return abandon(sftpError(closeError, temp, 'close'));
-    const renamed = await call<undefined>((done) =>
+    const renamed = await call<undefined>(sftp, (done) =>
       request.overwrite ? sftp.ext_openssh_rename(temp, request.path, (error) => done(error, undefined)) : sftp.rename(temp, request.path, (error) => done(error, undefined)),
     );
     if (renamed.error) {
-      const exists = await call<Stats>((done) => sftp.stat(request.path, done));
+      const exists = await call<Stats>(sftp, (done) => sftp.stat(request.path, done));
       if (!request.overwrite && exists.value) return abandon({ code: 'already_exists', message: `${request.path} already exists (another writer created it first).` });
       return abandon(sftpError(renamed.error, request.path, 'rename into place'));
     }
@@ -355,7 +414,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
 /** Delete a leftover temporary file; true when it is gone (or was never there). */
 export async function deleteLeftover(pool: HostPool, path: string, signal: AbortSignal): Promise<boolean> {
   const outcome = await withSftp(pool, signal, async (sftp) => {
-    const removed = await call<undefined>((done) => sftp.unlink(path, (error) => done(error, undefined)));
+    const removed = await call<undefined>(sftp, (done) => sftp.unlink(path, (error) => done(error, undefined)));
     if (!removed.error) return success(true);
     const error = sftpError(removed.error, path, 'delete');
     return error.code === 'path_not_found' ? success(true) : { ok: false as const, error };

@@ -97,11 +97,14 @@ export interface DownloadRequest {
 export async function downloadToLocal(pool: HostPool, request: DownloadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
   const to = resolve(request.localPath);
   let replaced = false;
+  // A new file gets the usual mode for new files; a replaced one keeps its own.
+  let mode = 0o666 & ~process.umask();
   try {
     const existing = await stat(to);
     if (existing.isDirectory()) return failure('path_is_directory', `Local path ${to} is a directory; give a file name.`);
     if (!request.overwrite) return failure('already_exists', `Local file ${to} already exists. Pass overwrite=true to replace it.`);
     replaced = true;
+    mode = existing.mode & 0o7777;
   } catch (error) {
     if (nodeCode(error) !== 'ENOENT') return localError(error, to, 'check');
   }
@@ -134,6 +137,8 @@ export async function downloadToLocal(pool: HostPool, request: DownloadRequest, 
       );
       if (size > request.maxBytes) throw new GrewError();
       if (!read.ok) throw new RemoteError(read);
+      if (!read.value.eof) throw new RemoteError(failure('ssh_error', `${request.remotePath} changed while it was read; nothing was written.`));
+      await handle.chmod(mode);
       await handle.sync();
     } finally {
       await handle.close();

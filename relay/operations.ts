@@ -10,11 +10,11 @@ import { runExec, type OutputSink } from './exec.ts';
 import { deleteLeftover, listDirectory, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
 import { log } from './log.ts';
 import { UnfinishedWrites } from './unfinished-writes.ts';
-import { join } from 'node:path';
 import { describeTarget } from './ssh-errors.ts';
 import { SshPools, type HostPool } from './ssh-pool.ts';
 
 const SWEEP_RETRY_MS = 2_000;
+const SWEEP_MAX_DELAY_MS = 5 * 60_000;
 const SWEEP_TIMEOUT_MS = 10_000;
 
 /** How file operations move bytes to and from whoever asked (the hub, over the WebSocket). */
@@ -29,13 +29,14 @@ export class RelayOperations {
 
   private readonly unfinished: UnfinishedWrites;
   private sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  private sweepDelay = SWEEP_RETRY_MS;
 
   constructor(config: RelayHostsConfig) {
     this.config = config;
     this.pools = new SshPools(config.hosts, { files: config.knownHostsFiles, recordFile: config.recordKnownHostsFile });
-    this.unfinished = new UnfinishedWrites(join(config.stateDir, 'unfinished-writes.json'));
+    this.unfinished = new UnfinishedWrites(config.stateDir);
     // Temporary files left by a relay that was killed mid-write.
-    if (this.unfinished.all().length > 0) this.scheduleSweep(0);
+    if (this.unfinished.leftovers().length > 0) this.scheduleSweep(0);
   }
 
   /** The journal a write on `host` records its temporary file in. */
@@ -43,13 +44,16 @@ export class RelayOperations {
     return {
       add: (path) => this.unfinished.add(host, path),
       remove: (path) => this.unfinished.remove(host, path),
-      deleteLater: () => this.scheduleSweep(SWEEP_RETRY_MS),
+      deleteLater: (path) => {
+        this.unfinished.abandon(host, path);
+        this.scheduleSweep(SWEEP_RETRY_MS);
+      },
     };
   }
 
   /** Delete every recorded leftover that can be reached now; retry later for the rest. */
   async sweepUnfinishedWrites(): Promise<void> {
-    for (const entry of this.unfinished.all()) {
+    for (const entry of this.unfinished.leftovers()) {
       const pool = this.pools.get(entry.host);
       if (!pool) {
         this.unfinished.remove(entry.host, entry.path);
@@ -60,7 +64,13 @@ export class RelayOperations {
         log('info', 'deleted the temporary file of an unfinished write', { host: entry.host });
       }
     }
-    if (this.unfinished.all().length > 0) this.scheduleSweep(SWEEP_RETRY_MS);
+    if (this.unfinished.leftovers().length === 0) {
+      this.sweepDelay = SWEEP_RETRY_MS;
+      return;
+    }
+    // A host that stays unreachable is retried less and less often.
+    this.sweepDelay = Math.min(this.sweepDelay * 2, SWEEP_MAX_DELAY_MS);
+    this.scheduleSweep(this.sweepDelay);
   }
 
   private scheduleSweep(delayMs: number): void {

@@ -29,8 +29,12 @@ export class ByteSender {
       if (signal.aborted) return false;
       if (this.credit <= 0) {
         await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
+          const onAbort = (): void => resolve();
+          this.wake = () => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          signal.addEventListener('abort', onAbort, { once: true });
         });
         this.wake = undefined;
         continue;
@@ -74,7 +78,10 @@ export async function sendStream(sender: ByteSender, stream: ReadableStream<Uint
         gathered.set(next.value.subarray(offset, offset + take), fill);
         fill += take;
         offset += take;
-        if (fill === MAX_CHUNK_BYTES) {
+        // The chunk that completes the announced size waits until the body is seen to end: a
+        // body that turns out longer must not have been written in full first.
+        const completes = received === expected && offset === next.value.length;
+        if (fill === MAX_CHUNK_BYTES && !completes) {
           if (!(await sender.send(gathered.slice(0, fill), signal))) return 'aborted';
           fill = 0;
         }

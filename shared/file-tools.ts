@@ -181,6 +181,25 @@ export function decodeUtf8Prefix(bytes: Uint8Array): { text: string; bytes: numb
 
 const count = (n: number): string => n.toLocaleString('en-US');
 
+/**
+ * Text for bytes that are not valid UTF-8 (invalid sequences become U+FFFD), cut to at most
+ * `limit` characters at a byte boundary found by bisection, so the next read starts exactly
+ * where this one stopped.
+ */
+export function lossyTextPrefix(data: Uint8Array, limit: number): { text: string; bytes: number } {
+  const decode = (length: number): string => new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(data.subarray(0, length));
+  const whole = decode(data.length);
+  if (whole.length <= limit) return { text: whole, bytes: data.length };
+  let low = 0;
+  let high = data.length;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (decode(middle).length <= limit) low = middle;
+    else high = middle - 1;
+  }
+  return { text: decode(low), bytes: low };
+}
+
 /** A URL inside single quotes for a shell command line (a quote in it is escaped, not trusted). */
 function quotedUrl(url: string): string {
   return `'${url.replaceAll("'", "'\\''")}'`;
@@ -311,11 +330,15 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         let content = '';
         let covered = data.length;
         if (args.encoding !== 'base64') {
-          const decoded = args.encoding === 'utf8' ? { text: new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(data), bytes: data.length } : decodeUtf8Prefix(data);
-          if (decoded) {
+          const valid = decodeUtf8Prefix(data);
+          if (valid) {
             encoding = 'utf8';
-            content = cutAt(decoded.text, settings.characterLimit);
-            covered = content.length === decoded.text.length ? decoded.bytes : new TextEncoder().encode(content).length;
+            content = cutAt(valid.text, settings.characterLimit);
+            // Valid UTF-8 re-encodes to exactly the bytes it came from.
+            covered = content.length === valid.text.length ? valid.bytes : new TextEncoder().encode(content).length;
+          } else if (args.encoding === 'utf8') {
+            encoding = 'utf8';
+            ({ text: content, bytes: covered } = lossyTextPrefix(data, settings.characterLimit));
           }
         }
         if (encoding === 'base64') content = toBase64(data);

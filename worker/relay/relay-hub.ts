@@ -377,7 +377,8 @@ export class RelayHub extends DurableObject<Env> {
     const stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
-          sink = { controller, nextSequence: 0, bytes: 0, limit: request.maxBytes, owed: 0, onFirstBytes: () => firstBytes() };
+          // One byte over the limit is accepted so that a file that grew is noticed, not cut.
+          sink = { controller, nextSequence: 0, bytes: 0, limit: request.maxBytes + 1, owed: 0, onFirstBytes: () => firstBytes() };
         },
         pull: () => {
           const pending = this.pending.get(id);
@@ -399,11 +400,20 @@ export class RelayHub extends DurableObject<Env> {
     if (!sink) return failure('internal', 'Could not set up the download stream.');
     const streamSink = sink;
     const done = this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'read_file', host, path: request.path, offset: 0, length: request.maxBytes, maxBytes: request.maxBytes }, LINK_DEADLINE_MS, { sink: streamSink }),
+      this.execute(id, { op: 'read_file', host, path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, LINK_DEADLINE_MS, { sink: streamSink }),
     );
     void done.then((outcome) => {
-      if (outcome.ok) streamSink.controller.close();
-      else streamSink.controller.error(new Error(outcome.error.message));
+      if (!outcome.ok) {
+        streamSink.controller.error(new Error(outcome.error.message));
+        return;
+      }
+      const result = outcome.value.result;
+      // Never let a partial file look like a whole one: the client sees a broken download.
+      if (result.op !== 'read_file' || !result.eof || result.bytes > request.maxBytes || result.bytes !== result.info.size) {
+        streamSink.controller.error(new Error('The file changed or grew past MAX_FILE_SIZE while it was read.'));
+        return;
+      }
+      streamSink.controller.close();
     });
     const first = await Promise.race([started.then(() => null), done]);
     if (first && !first.ok) return first;

@@ -28,6 +28,10 @@ function statusFor(code: ErrorCode): number {
       return 409;
     case 'file_too_large':
       return 413;
+    case 'relay_timeout':
+      return 504;
+    case 'internal':
+      return 500;
     case 'relay_not_connected':
     case 'relay_busy':
     case 'host_busy':
