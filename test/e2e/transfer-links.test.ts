@@ -37,6 +37,21 @@ const linkOf = (result: CallToolResult): Link => {
   expect(result.isError, textOf(result)).toBeFalsy();
   return result.structuredContent as unknown as Link;
 };
+/** Start a PUT that announces 4 MiB, send 512 KiB and keep the connection open until the relay's temporary file exists. */
+async function uploadLeftOpen(url: string): Promise<ReturnType<typeof httpRequest>> {
+  const upload = httpRequest(url, { method: 'PUT', headers: { 'Content-Length': String(4 * 1024 * 1024) } });
+  upload.on('error', () => undefined);
+  upload.write(Buffer.alloc(512 * 1024, 7));
+  const until = Date.now() + 10_000;
+  while (tempFiles().length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  return upload;
+}
+
+async function untilNoTempFiles(withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (tempFiles().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 const tempFiles = (): string[] => readdirSync(onHost(dir)).filter((name) => name.endsWith('.tmp'));
 
 describe('one-time transfer links', () => {
@@ -113,11 +128,7 @@ describe('one-time transfer links', () => {
     try {
       await stack.restartRelay({ env: { MCP_REMOTE_EXEC_STATE_DIR: stateDir } });
       const link = linkOf(await stack.call('ssh_request_upload', { path: `${dir}/cut-off.bin` }));
-      const upload = httpRequest(link.url, { method: 'PUT', headers: { 'Content-Length': String(4 * 1024 * 1024) } });
-      upload.on('error', () => undefined);
-      upload.write(Buffer.alloc(512 * 1024, 7));
-      const until = Date.now() + 10_000;
-      while (tempFiles().length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+      const upload = await uploadLeftOpen(link.url);
       expect(tempFiles()).toHaveLength(1);
       stack.relay.process.signal('SIGKILL');
       await stack.relay.process.exited;
@@ -125,8 +136,7 @@ describe('one-time transfer links', () => {
       // The relay died before it could delete its temporary file.
       expect(tempFiles()).toHaveLength(1);
       await stack.restartRelay({ env: { MCP_REMOTE_EXEC_STATE_DIR: stateDir } });
-      const deadline = Date.now() + 10_000;
-      while (tempFiles().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      await untilNoTempFiles(10_000);
       expect(tempFiles()).toEqual([]);
       expect(existsSync(onHost(`${dir}/cut-off.bin`))).toBe(false);
     } finally {
@@ -138,18 +148,13 @@ describe('one-time transfer links', () => {
     const put = linkOf(await stack.call('ssh_request_upload', { path: `${dir}/dropped.txt` }));
     expect((await fetch(put.url, { method: 'PUT', body: 'kept' })).status).toBe(201);
     const link = linkOf(await stack.call('ssh_request_upload', { path: `${dir}/dropped.txt`, overwrite: true }));
-    const upload = httpRequest(link.url, { method: 'PUT', headers: { 'Content-Length': String(4 * 1024 * 1024) } });
-    upload.on('error', () => undefined);
-    upload.write(Buffer.alloc(512 * 1024, 7));
-    const until = Date.now() + 10_000;
-    while (tempFiles().length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    const upload = await uploadLeftOpen(link.url);
     expect(tempFiles()).toHaveLength(1);
     // End the sshd processes serving the relay's connections: the write fails mid-stream.
     for (const pid of childrenOf(stack.sshd.pid)) process.kill(pid, 'SIGTERM');
     upload.destroy();
     // Clean-up waits out the dead connection (bounded) and deletes the file over a new one.
-    const deadline = Date.now() + 30_000;
-    while (tempFiles().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await untilNoTempFiles(30_000);
     expect(tempFiles(), stack.relay.process.output().slice(-3000)).toEqual([]);
     expect(readFileSync(onHost(`${dir}/dropped.txt`), 'utf8')).toBe('kept');
   });
