@@ -5,9 +5,9 @@
  *   mcp-remote-exec --help | --version
  */
 import { VERSION } from '../shared/version.ts';
-import { ConfigError } from './config.ts';
-import { RELAY_USAGE, runRelay } from './relay-command.ts';
-import { runStdio, StartupError } from './stdio-command.ts';
+import { ConfigError } from './config-error.ts';
+import { RELAY_USAGE } from './relay-usage.ts';
+import { StartupError } from './startup-error.ts';
 
 export const USAGE = `mcp-remote-exec ${VERSION}: SSH access for AI assistants over MCP.
 
@@ -40,8 +40,11 @@ export async function runCli(argv: string[]): Promise<void> {
       process.stdout.write(`${VERSION}\n`);
       outcome = 0;
     } else if (first === 'relay') {
+      // Each mode loads only its own code: the relay daemon never holds the MCP server in memory.
+      const { runRelay } = await import('./relay-command.ts');
       outcome = runRelay(rest);
     } else if (first === undefined || first.startsWith('--')) {
+      const { runStdio } = await import('./stdio-command.ts');
       outcome = await runStdio(argv);
     } else {
       process.stderr.write(`mcp-remote-exec: unknown command "${first}". Run mcp-remote-exec --help for usage.\n`);

@@ -17,9 +17,9 @@ export const DEFAULT_MAX_SESSIONS = 10;
 export const DEFAULT_MAX_CONNECTIONS = 4;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+import { ConfigError } from './config-error.ts';
+
+export { ConfigError };
 
 export type SshAuth =
   | { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string }

@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
+import { ABORTED, unlessAborted } from '../shared/unless-aborted.ts';
 import type { FileInfo } from '../shared/file-types.ts';
 import { sftpError } from './ssh-errors.ts';
 import type { HostPool } from './ssh-pool.ts';
@@ -19,9 +20,12 @@ import type { HostPool } from './ssh-pool.ts';
 const READ_CHUNK = 64 * 1024;
 /** SFTP reads kept in flight. */
 const READ_AHEAD = 8;
-/** Bytes per SFTP write, and writes kept in flight. */
-const WRITE_BLOCK = 128 * 1024;
-const WRITES_IN_FLIGHT = 8;
+/**
+ * Bytes per SFTP write, and writes kept in flight. The size matches the relay's chunks and a local
+ * file stream's reads, so a chunk is written as it came, without gathering (copying) it first.
+ */
+const WRITE_BLOCK = 64 * 1024;
+const WRITES_IN_FLIGHT = 16;
 /** Bound on each clean-up step of an abandoned write. */
 const ABANDON_STEP_MS = 2_000;
 
@@ -41,19 +45,30 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
-/** Settles when an SFTP session closes: ssh2 drops requests made after that without calling back. */
-const sessionClosed = new WeakMap<SFTPWrapper, Promise<Error>>();
+/**
+ * Requests waiting for an answer, per SFTP session: ssh2 drops requests whose session closed
+ * without calling back, so one close listener per session fails them all. (Racing each request
+ * against a long-lived "closed" promise instead would attach a reaction per request that lives
+ * as long as the session, keeping every result, and every chunk of a large transfer, reachable.)
+ */
+const waiting = new WeakMap<SFTPWrapper, Set<(error: Error) => void>>();
+const closedSessions = new WeakSet<SFTPWrapper>();
 
-function closedOf(sftp: SFTPWrapper): Promise<Error> {
-  let closed = sessionClosed.get(sftp);
-  if (!closed) {
-    closed = new Promise<Error>((resolve) => {
-      sftp.once('close', () => resolve(new Error('the SFTP session closed')));
-      sftp.once('end', () => resolve(new Error('the SFTP session ended')));
-    });
-    sessionClosed.set(sftp, closed);
+function waitersOf(sftp: SFTPWrapper): Set<(error: Error) => void> {
+  let set = waiting.get(sftp);
+  if (!set) {
+    const waiters = new Set<(error: Error) => void>();
+    const failAll = (reason: string) => (): void => {
+      closedSessions.add(sftp);
+      for (const fail of [...waiters]) fail(new Error(reason));
+      waiters.clear();
+    };
+    sftp.once('close', failAll('the SFTP session closed'));
+    sftp.once('end', failAll('the SFTP session ended'));
+    waiting.set(sftp, waiters);
+    set = waiters;
   }
-  return closed;
+  return set;
 }
 
 /**
@@ -62,14 +77,24 @@ function closedOf(sftp: SFTPWrapper): Promise<Error> {
  * the server lacks).
  */
 function call<T>(sftp: SFTPWrapper, run: (done: (error: Error | null | undefined, value: T) => void) => void): Promise<{ error: Error | null; value: T | undefined }> {
-  const answered = new Promise<{ error: Error | null; value: T | undefined }>((resolve) => {
+  return new Promise((resolve) => {
+    if (closedSessions.has(sftp)) {
+      resolve({ error: new Error('the SFTP session closed'), value: undefined });
+      return;
+    }
+    const waiters = waitersOf(sftp);
+    const settle = (result: { error: Error | null; value: T | undefined }): void => {
+      waiters.delete(onClosed);
+      resolve(result);
+    };
+    const onClosed = (error: Error): void => settle({ error, value: undefined });
+    waiters.add(onClosed);
     try {
-      run((error, value) => resolve({ error: error ?? null, value: error ? undefined : value }));
+      run((error, value) => settle({ error: error ?? null, value: error ? undefined : value }));
     } catch (error) {
-      resolve({ error: error instanceof Error ? error : new Error(String(error)), value: undefined });
+      settle({ error: error instanceof Error ? error : new Error(String(error)), value: undefined });
     }
   });
-  return Promise.race([answered, closedOf(sftp).then((error) => ({ error, value: undefined }))]);
 }
 
 function typeOf(mode: number): FileInfo['type'] {
@@ -169,7 +194,8 @@ export async function streamFile(
       const readAhead = (): void => {
         while (ahead.length < READ_AHEAD && next < end) {
           const position = next;
-          const buffer = Buffer.alloc(Math.min(READ_CHUNK, end - position));
+          // Unzeroed: only the bytes the server returned are ever passed on.
+          const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - position));
           next += buffer.length;
           ahead.push(
             call<number>(sftp, (finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then((read) => ({
@@ -349,13 +375,12 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     };
     // A failed write stops the wait for more input at once (the sender may never send more).
     const writeFailed = new AbortController();
-    const failedWrite = new Promise<'failed'>((resolve) => writeFailed.signal.addEventListener('abort', () => resolve('failed'), { once: true }));
     const iterator = chunksOf(request.source)[Symbol.asyncIterator]();
     let drained = false;
     try {
       for (;;) {
-        const next = await Promise.race([iterator.next(), failedWrite]);
-        if (next === 'failed') {
+        const next = await unlessAborted(iterator.next(), writeFailed.signal);
+        if (next === ABORTED) {
           void iterator.return?.();
           return await abandon(writeError ?? { code: 'ssh_error', message: 'A write failed.' });
         }

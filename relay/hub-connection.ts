@@ -168,6 +168,9 @@ export class HubConnection {
       headers: { Authorization: `Bearer ${this.options.token}` },
       handshakeTimeout: WELCOME_TIMEOUT_MS,
       maxPayload: 8 * 1024 * 1024,
+      // File bytes are mostly incompressible, and deflating every frame on both ends capped
+      // transfers at ~25 MB/s; JSON frames are small, so compression buys nothing here.
+      perMessageDeflate: false,
     });
     this.socket = socket;
     socket.on('unexpected-response', (_request, response) => {

@@ -18,6 +18,7 @@ import { LocalExecutor } from './local-executor.ts';
 import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
+import { StartupError } from './startup-error.ts';
 import { readStdioSettings } from './tool-settings.ts';
 
 /** Variables of the seed's plugins that this release does not act on yet. */
@@ -32,9 +33,6 @@ export const NO_HOST_MESSAGE =
   'No SSH host configuration found. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD) in the environment or in .env ' +
   '(in the directory the server starts in), or pass --config FILE listing hosts.';
 
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
 
 /** Connect to every host once. Wrong credentials and untrusted keys stop the start; so does an unreachable single host. */
 async function checkHosts(operations: RelayOperations, config: RelayHostsConfig): Promise<void> {

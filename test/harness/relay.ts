@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestSshd } from './sshd.ts';
 import { startManaged, type Managed } from './processes.ts';
-import { PROJECT_ROOT, type TestWorker } from './worker.ts';
+import { CLI } from './stdio.ts';
+import type { TestWorker } from './worker.ts';
 
 export interface TestRelay {
   process: Managed;
@@ -40,7 +41,9 @@ export function seedHostEnv(sshd: TestSshd): Record<string, string> {
 
 export async function startRelay(worker: TestWorker, sshd: TestSshd | null, options: RelayOptions = {}): Promise<TestRelay> {
   const dir = mkdtempSync(join(tmpdir(), 'mre-relay-'));
-  const args = [join(PROJECT_ROOT, 'relay', 'main.ts')];
+  // The built CLI, as users run it (`mcp-remote-exec relay`): tests and benchmarks see the shipped
+  // bundle, and its memory figures are not inflated by TypeScript stripping at load.
+  const args = [CLI, 'relay'];
   if (options.configFile !== undefined) {
     const path = join(dir, 'relay.config.json');
     writeFileSync(path, JSON.stringify(options.configFile, null, 2));

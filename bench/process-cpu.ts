@@ -1,0 +1,43 @@
+/**
+ * CPU time of a process and its descendants, from /proc (Linux). The file benchmark uses it to
+ * show where a transfer's CPU goes: on a small machine every process on the path shares the
+ * same cores, so a part's CPU per MB bounds the throughput of the whole.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+const TICKS_PER_SECOND = 100;
+
+function stat(pid: number): { ppid: number; cpuMs: number } | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at "state".
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return { ppid, cpuMs: (ticks * 1000) / TICKS_PER_SECOND };
+  } catch {
+    return null;
+  }
+}
+
+/** Milliseconds of CPU used so far by `root` and every live descendant of it. */
+export function treeCpuMs(root: number): number {
+  const children = new Map<number, number[]>();
+  const cpu = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const info = stat(pid);
+    if (!info) continue;
+    cpu.set(pid, info.cpuMs);
+    children.set(info.ppid, [...(children.get(info.ppid) ?? []), pid]);
+  }
+  let total = 0;
+  const queue = [root];
+  for (let index = 0; index < queue.length && index < 10_000; index += 1) {
+    const pid = queue[index] as number;
+    total += cpu.get(pid) ?? 0;
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
