@@ -168,7 +168,8 @@ export interface ReadRequest {
 
 /**
  * Read a range of a file chunk by chunk, handing each chunk on before reading the next, so
- * memory stays at one chunk however large the file. `onChunk` returns false to stop.
+ * memory stays at a few chunks however large the file. `onChunk` returns false to stop. The
+ * chunk's buffer is reused once `onChunk` settles: keep a copy, not the chunk, if it must last.
  */
 export async function streamFile(
   pool: HostPool,
@@ -189,17 +190,22 @@ export async function streamFile(
       const end = request.offset + wanted;
       // Several reads in flight (as ssh2's fastGet does), delivered in order: one round trip per
       // chunk would cap throughput at chunk size / latency.
-      const ahead: Array<Promise<{ error: Error | null; buffer: Buffer; bytes: number }>> = [];
+      const ahead: Array<Promise<{ error: Error | null; full: Buffer; buffer: Buffer; bytes: number }>> = [];
+      // Buffers handed back after their chunk was passed on: a large file is read into the same
+      // few buffers, instead of making garbage that costs the collector more than the read.
+      const spare: Buffer[] = [];
       let next = request.offset;
       const readAhead = (): void => {
         while (ahead.length < READ_AHEAD && next < end) {
           const position = next;
           // Unzeroed: only the bytes the server returned are ever passed on.
-          const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - position));
+          const full = spare.pop() ?? Buffer.allocUnsafe(READ_CHUNK);
+          const buffer = full.subarray(0, Math.min(READ_CHUNK, end - position));
           next += buffer.length;
           ahead.push(
             call<number>(sftp, (finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then((read) => ({
               error: read.error,
+              full,
               buffer,
               bytes: read.value ?? 0,
             })),
@@ -216,6 +222,7 @@ export async function streamFile(
           done += result.bytes;
           if (!(await onChunk(result.buffer.subarray(0, result.bytes)))) return failure('cancelled', 'The reader stopped before the end.');
         }
+        spare.push(result.full);
         // A short read means the file ended early (it shrank): stop there.
         if (result.bytes < result.buffer.length) break;
         readAhead();
@@ -234,7 +241,7 @@ export async function readFile(pool: HostPool, request: ReadRequest, signal: Abo
     pool,
     request,
     async (chunk) => {
-      chunks.push(chunk);
+      chunks.push(Buffer.from(chunk));
       return true;
     },
     signal,
