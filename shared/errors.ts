@@ -5,6 +5,7 @@
  */
 export const ERROR_CODES = [
   'invalid_argument',
+  'access_denied',
   'relay_not_connected',
   'relay_disconnected',
   'relay_timeout',
@@ -57,6 +58,8 @@ export function adviceFor(code: ErrorCode): string {
   switch (code) {
     case 'invalid_argument':
       return 'Correct the argument named above and call the tool again.';
+    case 'access_denied':
+      return "Your team's policy does not allow this. Ask an admin of this deployment for a grant; ssh_list_hosts shows what you may do on each host.";
     case 'relay_not_connected':
       return 'No relay is connected to this server. Start the relay on a machine that can reach your hosts (see the README, "Running the relay"), then retry.';
     case 'relay_disconnected':

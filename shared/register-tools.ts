@@ -37,6 +37,7 @@ function hostListingOutput(listing: HostListing): ListHostsOutput {
       reachable: host.reachable,
       ...(host.detail !== undefined ? { detail: host.detail } : {}),
       ...(host.latencyMs !== undefined ? { latency_ms: Math.round(host.latencyMs) } : {}),
+      ...(host.role !== undefined ? { role: host.role } : {}),
     })),
   };
 }
@@ -47,6 +48,10 @@ export function formatHostListing(listing: HostListing): string {
     lines.push(`Relay "${relay.id}": ${relay.connected ? `connected${relay.version ? ` (version ${relay.version})` : ''}` : 'NOT connected: hosts behind it cannot be reached until it reconnects'}`);
   }
   if (listing.relays.length === 0) lines.push('No relay has connected yet. Start one (see the README, "Running the relay").');
+  if (listing.hosts.length === 0 && (listing.hiddenHosts ?? 0) > 0) {
+    lines.push("You have no access to any host yet: ask an admin of this deployment to grant you a role.");
+    return lines.join('\n');
+  }
   if (listing.hosts.length === 0) {
     lines.push('No hosts are configured. Add HOST=… to the relay\'s .env, or hosts to its config file, and restart it.');
     return lines.join('\n');
@@ -56,7 +61,8 @@ export function formatHostListing(listing: HostListing): string {
     const state =
       host.reachable === null ? 'unknown' : host.reachable ? `reachable${host.latencyMs !== undefined ? ` (${Math.round(host.latencyMs)} ms)` : ''}` : 'UNREACHABLE';
     const labels = Object.entries(host.labels).map(([key, value]) => `${key}=${value}`).join(', ');
-    lines.push(`- ${host.name} [${host.target}] via relay "${host.relay}": ${state}${labels ? `; labels: ${labels}` : ''}`);
+    const role = host.role !== undefined ? `; your role: ${host.role}` : '';
+    lines.push(`- ${host.name} [${host.target}] via relay "${host.relay}": ${state}${labels ? `; labels: ${labels}` : ''}${role}`);
     if (host.detail) lines.push(`    ${host.detail}`);
   }
   return lines.join('\n');

@@ -85,6 +85,7 @@ export const listHostsOutput = z.object({
       reachable: z.boolean().nullable(),
       detail: z.string().optional(),
       latency_ms: z.number().optional(),
+      role: z.enum(['viewer', 'operator', 'admin']).optional().describe('What you may do here: viewer reads, operator also runs commands and writes, admin also manages the deployment.'),
     }),
   ),
 });

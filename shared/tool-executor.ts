@@ -26,6 +26,8 @@ export interface HostView {
   reachable: boolean | null;
   detail?: string;
   latencyMs?: number;
+  /** Edge and local modes: the caller's role on this host under the team's policy. */
+  role?: 'viewer' | 'operator' | 'admin';
 }
 
 export interface RelayView {
@@ -39,6 +41,8 @@ export interface RelayView {
 export interface HostListing {
   relays: RelayView[];
   hosts: HostView[];
+  /** Edge and local modes: hosts that exist but the caller has no access to (not named). */
+  hiddenHosts?: number;
 }
 
 export interface RelayPing {

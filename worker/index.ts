@@ -4,6 +4,7 @@
  * belong to the provider; /relay is the relay's WebSocket (its own token, checked before upgrade).
  */
 import { OAuthProvider } from '@cloudflare/workers-oauth-provider';
+import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
 import { handleAuthorize } from './auth/authorize.ts';
 import { logEvent } from './log.ts';
 import { mcpApiHandler } from './mcp/transport.ts';
@@ -14,12 +15,15 @@ import { readSettings, SettingsError } from './settings.ts';
 export { McpSessionAgent } from './mcp/session-agent.ts';
 export { RelayHub } from './relay/relay-hub.ts';
 export { TransferLink } from './transfers/transfer-link.ts';
+export { TeamDirectory } from './team/team-directory.ts';
+export { AuditLog } from './audit/audit-log.ts';
 
 const defaultHandler = {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     const transfer = TRANSFER_PATH.exec(url.pathname);
     if (transfer?.[1] && transfer[2]) return handleTransfer(request, env, transfer[1], transfer[2]);
+    if (url.pathname.startsWith(ADMIN_API_PREFIX)) return handleAdminApi(request, env);
     switch (url.pathname) {
       case '/authorize':
         return handleAuthorize(request, env);

@@ -36,7 +36,9 @@ describe('tools over the full local stack', () => {
   it('offers the host, command, file and link tools (not the local-path ones) with honest annotations', async () => {
     const { tools } = await stack.mcp.client.listTools();
     const byName = new Map(tools.map((tool) => [tool.name, tool]));
+    // The stack signs in as the deployment's admin, who also gets audit_log.
     expect([...byName.keys()].sort()).toEqual([
+      'audit_log',
       'relay_ping',
       'ssh_exec_command',
       'ssh_list_directory',

@@ -1,9 +1,11 @@
 /**
- * Who may sign in. For now one built-in account: ADMIN_USERNAME (var) with ADMIN_PASSWORD_HASH
- * (secret; `npm start` creates it locally, `node scripts/hash-password.ts` for a deployment).
- * Later identity sources (more users, OIDC, GitHub) return the same Identity.
+ * Who may sign in: the deployment's own admin account (ADMIN_USERNAME with the
+ * ADMIN_PASSWORD_HASH secret) and the built-in users admins create (worker/team). Failures are
+ * rate-limited per account and per address. Later identity sources (OIDC, GitHub) return the
+ * same Identity.
  */
-import { equalBytes, parsePasswordHash, verifyPassword, type ParsedPasswordHash } from '../../shared/password-hash.ts';
+import { parsePasswordHash, verifyPassword, type ParsedPasswordHash } from '../../shared/password-hash.ts';
+import { teamDirectory } from '../team/team-directory.ts';
 
 export interface Identity {
   /** Stable id stored with grants; never contains ':' (the OAuth provider forbids it). */
@@ -11,29 +13,35 @@ export interface Identity {
   username: string;
 }
 
-export type SignInResult = { ok: true; identity: Identity } | { ok: false; reason: 'invalid_credentials' | 'not_configured' };
+export type SignInResult =
+  | { ok: true; identity: Identity }
+  | { ok: false; reason: 'invalid_credentials' | 'not_configured' }
+  | { ok: false; reason: 'rate_limited'; retryAfterSeconds: number };
 
 /** A hash nothing matches (all zeros), so an unknown user name or a missing hash costs the same PBKDF2 work. */
 const DUMMY_HASH: ParsedPasswordHash = { iterations: 100_000, salt: new Uint8Array(16), hash: new Uint8Array(32) };
 
-async function digest(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
-}
-
 export function builtInUserId(username: string): string {
-  return `builtin/${encodeURIComponent(username)}`;
+  return `builtin/${encodeURIComponent(username.toLowerCase())}`;
 }
 
-export async function signInBuiltIn(env: Env, username: string, password: string): Promise<SignInResult> {
-  const stored = env.ADMIN_PASSWORD_HASH ? parsePasswordHash(env.ADMIN_PASSWORD_HASH) : null;
-  const adminName = env.ADMIN_USERNAME || 'admin';
-  if (!stored) {
-    await verifyPassword(password, DUMMY_HASH);
-    return { ok: false, reason: 'not_configured' };
+/** The address a request came from, for rate limits (Cloudflare sets CF-Connecting-IP). */
+export function clientAddress(request: Request): string {
+  return request.headers.get('CF-Connecting-IP') ?? 'unknown';
+}
+
+export async function signIn(env: Env, username: string, password: string, address: string): Promise<SignInResult> {
+  const directory = teamDirectory(env);
+  const gate = await directory.beginSignIn(username, address);
+  if (gate.locked) return { ok: false, reason: 'rate_limited', retryAfterSeconds: gate.retryAfterSeconds };
+  const stored = gate.passwordHash ? parsePasswordHash(gate.passwordHash) : null;
+  // Always do the PBKDF2 work, so timing says nothing about which user names exist.
+  const matches = await verifyPassword(password, stored ?? DUMMY_HASH);
+  const succeeded = matches && stored !== null && !gate.disabled;
+  await directory.finishSignIn(username, address, succeeded);
+  if (!succeeded) {
+    if (gate.bootstrap && !stored) return { ok: false, reason: 'not_configured' };
+    return { ok: false, reason: 'invalid_credentials' };
   }
-  // Compare digests so the comparison takes the same time whatever the lengths.
-  const nameMatches = equalBytes(await digest(username), await digest(adminName));
-  const passwordMatches = await verifyPassword(password, nameMatches ? stored : DUMMY_HASH);
-  if (!nameMatches || !passwordMatches) return { ok: false, reason: 'invalid_credentials' };
-  return { ok: true, identity: { userId: builtInUserId(adminName), username: adminName } };
+  return { ok: true, identity: { userId: builtInUserId(gate.username), username: gate.username } };
 }

@@ -6,7 +6,7 @@
  */
 import { AuthorizationError, authorizationErrorRedirect, type AuthRequest, type ClientInfo } from '@cloudflare/workers-oauth-provider';
 import { logEvent } from '../log.ts';
-import { signInBuiltIn } from './accounts.ts';
+import { clientAddress, signIn } from './accounts.ts';
 import { csrfCookie, csrfMatches, newCsrfToken } from './csrf.ts';
 import { escapeHtml, page, pageHeaders } from './html.ts';
 
@@ -100,22 +100,27 @@ export async function handleAuthorize(request: Request, env: Env): Promise<Respo
   }
   const username = field(form, 'username') ?? '';
   const password = field(form, 'password') ?? '';
-  const signIn = await signInBuiltIn(env, username.trim(), password);
-  if (!signIn.ok) {
-    if (signIn.reason === 'not_configured') {
+  const signedIn = await signIn(env, username.trim(), password, clientAddress(request));
+  if (!signedIn.ok) {
+    if (signedIn.reason === 'rate_limited') {
+      logEvent('warn', 'sign-in refused: too many failures', { clientId: oauthRequest.clientId });
+      const minutes = Math.ceil(signedIn.retryAfterSeconds / 60);
+      return render(429, { username, error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` });
+    }
+    if (signedIn.reason === 'not_configured') {
       logEvent('error', 'sign-in attempted but ADMIN_PASSWORD_HASH is not set');
       return errorPage(503, 'Sign-in is not set up', 'The administrator has not set ADMIN_PASSWORD_HASH for this deployment (see the README).');
     }
     logEvent('warn', 'sign-in failed', { clientId: oauthRequest.clientId });
     return render(401, { username, error: 'Wrong user name or password.' });
   }
-  const { identity } = signIn;
+  const { identity } = signedIn;
   const { redirectTo } = await env.OAUTH_PROVIDER.completeAuthorization({
     request: oauthRequest,
     userId: identity.userId,
     metadata: { username: identity.username, clientName: client?.clientName ?? null },
     scope: oauthRequest.scope,
-    props: { userId: identity.userId, username: identity.username },
+    props: { userId: identity.userId, username: identity.username, client: (client?.clientName?.trim() || oauthRequest.clientId).slice(0, 256) },
   });
   logEvent('info', 'authorization granted', { userId: identity.userId, clientId: oauthRequest.clientId });
   return Response.redirect(redirectTo, 302);

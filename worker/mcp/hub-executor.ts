@@ -94,7 +94,7 @@ export class HubExecutor implements ToolExecutor {
       host = probe.value.host;
     } else if (probe.error.code === 'path_not_found') {
       const listed = await relayHub(this.env).inventory();
-      const resolved = selectHost(listed?.hosts ?? [], request.host);
+      const resolved = selectHost((listed?.hosts ?? []).map((entry) => entry.name), request.host);
       if (!resolved.ok) return resolved;
       host = resolved.value;
     } else {

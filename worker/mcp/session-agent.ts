@@ -8,7 +8,11 @@ import { McpAgent } from 'agents/mcp';
 import { registerTools } from '../../shared/register-tools.ts';
 import { VERSION } from '../../shared/version.ts';
 import { readSettings } from '../settings.ts';
+import { isDeploymentAdmin } from '../../shared/policy.ts';
+import { teamDirectory } from '../team/team-directory.ts';
+import { registerAuditTool } from './audit-tool.ts';
 import { HubExecutor } from './hub-executor.ts';
+import { PolicedExecutor, type Caller } from './policed-executor.ts';
 import type { SessionProps } from './session-props.ts';
 
 const OWNER_KEY = 'owner';
@@ -26,7 +30,11 @@ export class McpSessionAgent extends McpAgent<Env, unknown, SessionProps> {
       await this.ctx.storage.put(OWNER_KEY, userId);
     }
     const settings = readSettings(this.env);
-    registerTools(this.server, new HubExecutor(this.env, userId ?? '', settings), settings.tools);
+    const caller: Caller = { userId: userId ?? '', username: this.props?.username ?? '', client: this.props?.client ?? null };
+    // Every tool goes through policy and audit; the hub executor only runs what was allowed.
+    registerTools(this.server, new PolicedExecutor(new HubExecutor(this.env, caller.userId, settings), this.env, caller), settings.tools);
+    const access = await teamDirectory(this.env).access(caller.username);
+    if (access.active && isDeploymentAdmin(access.policy, access.subject)) registerAuditTool(this.server, this.env, caller);
   }
 
   /** The user who opened this session, or null for a session that was never initialized. */

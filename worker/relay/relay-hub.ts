@@ -471,10 +471,10 @@ export class RelayHub extends DurableObject<Env> {
   }
 
   /** The inventory the relay last reported, or null before any relay connected. */
-  async inventory(): Promise<{ relayId: string; connected: boolean; hosts: string[] } | null> {
+  async inventory(): Promise<{ relayId: string; connected: boolean; hosts: HostInventoryEntry[] } | null> {
     const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
     if (!record) return null;
-    return { relayId: record.relayId, connected: this.liveSocket().ok, hosts: record.hosts.map((host) => host.name) };
+    return { relayId: record.relayId, connected: this.liveSocket().ok, hosts: record.hosts };
   }
 
   private async onHello(socket: WebSocket, hello: HelloFrame): Promise<void> {

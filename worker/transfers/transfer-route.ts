@@ -18,6 +18,7 @@ function statusFor(code: ErrorCode): number {
     case 'invalid_argument':
       return 400;
     case 'permission_denied':
+    case 'access_denied':
       return 403;
     case 'path_not_found':
     case 'host_not_configured':

@@ -1,0 +1,120 @@
+/**
+ * The audit log: one row per tool call, allowed or denied, in a SQLite-backed Durable Object.
+ * A row says who (user, MCP client), where (relay, host), what (tool, command or path), how it
+ * ended (outcome, error code, exit code), bytes moved and how long it took. Never file contents,
+ * never output, never secrets.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { z } from 'zod';
+
+export const AUDIT_OUTCOMES = ['ok', 'error', 'denied'] as const;
+
+export interface AuditEntry {
+  time: string;
+  user: string;
+  client: string | null;
+  relay: string | null;
+  host: string | null;
+  tool: string;
+  /** The command, or the path, the call was about. */
+  target: string | null;
+  outcome: (typeof AUDIT_OUTCOMES)[number];
+  code: string | null;
+  exitCode: number | null;
+  bytes: number | null;
+  durationMs: number;
+}
+
+export const auditQuerySchema = z
+  .object({
+    user: z.string().max(128).optional(),
+    host: z.string().max(256).optional(),
+    tool: z.string().max(64).optional(),
+    outcome: z.enum(AUDIT_OUTCOMES, { error: `outcome must be one of ${AUDIT_OUTCOMES.join(', ')}` }).optional(),
+    since: z.iso.datetime({ offset: true, error: 'since must be an ISO 8601 time, e.g. 2026-11-23T00:00:00Z' }).optional(),
+    until: z.iso.datetime({ offset: true, error: 'until must be an ISO 8601 time' }).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  })
+  .strict();
+export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+/** Commands are stored up to this length; the rest is marked as cut. */
+const MAX_TARGET_CHARS = 2000;
+
+export class AuditLog extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS audit (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      time TEXT NOT NULL,
+      user TEXT NOT NULL,
+      client TEXT,
+      relay TEXT,
+      host TEXT,
+      tool TEXT NOT NULL,
+      target TEXT,
+      outcome TEXT NOT NULL,
+      code TEXT,
+      exit_code INTEGER,
+      bytes INTEGER,
+      duration_ms INTEGER NOT NULL
+    )`);
+    ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS audit_time ON audit (time)');
+  }
+
+  async record(entry: AuditEntry): Promise<void> {
+    const target = entry.target !== null && entry.target.length > MAX_TARGET_CHARS ? `${entry.target.slice(0, MAX_TARGET_CHARS)}… [cut]` : entry.target;
+    this.ctx.storage.sql.exec(
+      'INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      entry.time,
+      entry.user,
+      entry.client,
+      entry.relay,
+      entry.host,
+      entry.tool,
+      target,
+      entry.outcome,
+      entry.code,
+      entry.exitCode,
+      entry.bytes,
+      Math.round(entry.durationMs),
+    );
+  }
+
+  /** Newest first. */
+  async query(query: AuditQuery): Promise<AuditEntry[]> {
+    const conditions: string[] = [];
+    const values: (string | number)[] = [];
+    const where = (clause: string, value: string | number | undefined): void => {
+      if (value === undefined) return;
+      conditions.push(clause);
+      values.push(value);
+    };
+    where('user = ?', query.user);
+    where('host = ?', query.host);
+    where('tool = ?', query.tool);
+    where('outcome = ?', query.outcome);
+    where('time >= ?', query.since === undefined ? undefined : new Date(query.since).toISOString());
+    where('time <= ?', query.until === undefined ? undefined : new Date(query.until).toISOString());
+    const sql = `SELECT * FROM audit ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const rows = this.ctx.storage.sql.exec<Record<string, string | number | null>>(sql, ...values, query.limit).toArray();
+    return rows.map((row) => ({
+      time: String(row.time),
+      user: String(row.user),
+      client: row.client === null ? null : String(row.client),
+      relay: row.relay === null ? null : String(row.relay),
+      host: row.host === null ? null : String(row.host),
+      tool: String(row.tool),
+      target: row.target === null ? null : String(row.target),
+      outcome: String(row.outcome) as AuditEntry['outcome'],
+      code: row.code === null ? null : String(row.code),
+      exitCode: row.exit_code === null ? null : Number(row.exit_code),
+      bytes: row.bytes === null ? null : Number(row.bytes),
+      durationMs: Number(row.duration_ms),
+    }));
+  }
+}
+
+export function auditLog(env: Env): DurableObjectStub<AuditLog> {
+  return env.AUDIT_LOG.get(env.AUDIT_LOG.idFromName('audit'));
+}
