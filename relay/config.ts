@@ -34,6 +34,8 @@ export interface HostConfig {
   strictHostKeyChecking: boolean;
   hostKeyFingerprints: string[];
   labels: Record<string, string>;
+  /** Narrowed here, whatever the Worker's policy says: no commands, no writes. */
+  readOnly: boolean;
   maxSessions: number;
   maxConnections: number;
   connectTimeoutMs: number;
@@ -67,6 +69,7 @@ const hostEntry = z
     strict_host_key_checking: z.boolean().default(true),
     host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints')).default([]),
     labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+    read_only: z.boolean().default(false),
     max_sessions: z.number().int().min(2).max(100).default(DEFAULT_MAX_SESSIONS),
     max_connections: z.number().int().min(1).max(32).default(DEFAULT_MAX_CONNECTIONS),
     connect_timeout_seconds: z.number().positive().max(120).default(DEFAULT_CONNECT_TIMEOUT_MS / 1000),
@@ -187,6 +190,7 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     strictHostKeyChecking: parseBoolean(env.SSH_STRICT_HOST_KEY_CHECKING, 'SSH_STRICT_HOST_KEY_CHECKING', true),
     hostKeyFingerprints: env.SSH_HOST_KEY_FINGERPRINT ? [env.SSH_HOST_KEY_FINGERPRINT.trim()] : [],
     labels: {},
+    readOnly: false,
     maxSessions: DEFAULT_MAX_SESSIONS,
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
@@ -225,6 +229,7 @@ function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv,
     strictHostKeyChecking: entry.strict_host_key_checking,
     hostKeyFingerprints: entry.host_key_fingerprints,
     labels: entry.labels,
+    readOnly: entry.read_only,
     maxSessions: entry.max_sessions,
     maxConnections: entry.max_connections,
     connectTimeoutMs: entry.connect_timeout_seconds * 1000,

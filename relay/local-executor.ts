@@ -73,6 +73,8 @@ export class LocalExecutor implements ToolExecutor {
   async writeFile(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<FileWriteResult & { host: string }>> {
     const target = this.pool(request.host);
     if (!target.ok) return target;
+    const refusal = this.operations.readOnlyRefusal(target.value.host, 'write files');
+    if (refusal) return refusal;
     const written = await writeFileAtomic(
       target.value.pool,
       {
@@ -99,6 +101,8 @@ export class LocalExecutor implements ToolExecutor {
   async uploadFile(request: UploadFileRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult & { host: string }>> {
     const target = this.pool(request.host);
     if (!target.ok) return target;
+    const refusal = this.operations.readOnlyRefusal(target.value.host, 'write files');
+    if (refusal) return refusal;
     const uploaded = await uploadFromLocal(target.value.pool, { ...request, journal: this.operations.journal(target.value.host) }, signal);
     return uploaded.ok ? success({ ...uploaded.value, host: target.value.host }) : uploaded;
   }

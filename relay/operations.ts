@@ -2,8 +2,9 @@
  * The relay-side operations, independent of how requests arrive: the relay daemon feeds them
  * protocol requests from the hub, the stdio mode calls them in-process.
  */
-import { failure, success, type Outcome } from '../shared/errors.ts';
+import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeOperation } from '../shared/protocol.ts';
+import { READ_ONLY_CAPABILITY } from '../shared/policy.ts';
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
@@ -87,8 +88,17 @@ export class RelayOperations {
       name: host.name,
       target: describeTarget(host),
       labels: host.labels,
-      capabilities: ['exec'],
+      capabilities: host.readOnly ? [READ_ONLY_CAPABILITY] : ['exec'],
     }));
+  }
+
+  /**
+   * Defense in depth: the relay's own config may make a host read-only, narrowing what any caller
+   * may do there. The refusal for a command or a write on such a host, else null.
+   */
+  readOnlyRefusal(name: string, what: 'run commands' | 'write files'): { ok: false; error: ToolError } | null {
+    if (!this.config.hosts.some((host) => host.name === name && host.readOnly)) return null;
+    return failure('access_denied', `The relay's configuration makes ${name} read-only: it does not ${what} there, whatever the server's policy allows.`);
   }
 
   pool(name: string): HostPool | undefined {
@@ -110,6 +120,8 @@ export class RelayOperations {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);
         if (!streams) return failure('protocol_error', 'write_file needs a byte stream from the hub.');
+        const refusal = this.readOnlyRefusal(operation.host, 'write files');
+        if (refusal) return refusal;
         if (operation.size > operation.maxBytes) {
           return failure('file_too_large', `The content is ${operation.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${operation.maxBytes.toLocaleString('en-US')}); ${operation.path} was not changed.`);
         }
@@ -137,6 +149,8 @@ export class RelayOperations {
       case 'exec': {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);
+        const refusal = this.readOnlyRefusal(operation.host, 'run commands');
+        if (refusal) return refusal;
         return runExec(pool, operation, onOutput, signal);
       }
       case 'probe':

@@ -10,6 +10,10 @@ export interface Managed {
   child: ChildProcess;
   pid: number;
   output(): string;
+  /** How much has been printed so far; pass it to outputSince. */
+  mark(): number;
+  /** What was printed after `mark` (throws if the bounded buffer no longer holds all of it). */
+  outputSince(mark: number): string;
   /** Resolves when a line matching `pattern` has been printed, rejects after `timeoutMs` or on exit. */
   waitFor(pattern: RegExp, timeoutMs: number): Promise<string>;
   /** Signal the whole process group. */
@@ -24,9 +28,12 @@ export function startManaged(command: string, args: string[], options: SpawnOpti
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   const pid = child.pid;
   let output = '';
+  let printed = 0;
   const listeners = new Set<() => void>();
   const append = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-KEEP_OUTPUT_CHARS);
+    const text = chunk.toString('utf8');
+    printed += text.length;
+    output = (output + text).slice(-KEEP_OUTPUT_CHARS);
     for (const listener of listeners) listener();
   };
   child.stdout?.on('data', append);
@@ -50,6 +57,12 @@ export function startManaged(command: string, args: string[], options: SpawnOpti
     child,
     pid,
     output: () => output,
+    mark: () => printed,
+    outputSince(mark) {
+      const wanted = printed - mark;
+      if (wanted > output.length) throw new Error(`only the last ${output.length} characters of output are kept; ${wanted} were asked for`);
+      return wanted === 0 ? '' : output.slice(-wanted);
+    },
     exited,
     signal: signalGroup,
     waitFor(pattern, timeoutMs) {

@@ -181,7 +181,8 @@ describe('HubConnection', () => {
     const port = typeof address === 'object' && address ? address.port : 0;
     const operations = new RelayOperations({
       relayId: 'unit',
-      hosts: [{ name: 'silent', address: '127.0.0.1', port, username: 'u', auth: { kind: 'password', password: 'p' }, strictHostKeyChecking: true, hostKeyFingerprints: [], labels: {}, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
+      hosts: [{ name: 'silent', address: '127.0.0.1', port, username: 'u', auth: { kind: 'password', password: 'p' }, strictHostKeyChecking: true, hostKeyFingerprints: [], labels: {},
+              readOnly: false, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
       knownHostsFiles: [],
       recordKnownHostsFile: '/nonexistent',
       stateDir: '/nonexistent-state',
