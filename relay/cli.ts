@@ -16,6 +16,8 @@ Usage:
       Serve MCP over stdio (for Claude Desktop and other local clients). SSH runs in this process.
   mcp-remote-exec relay [--config FILE] [--url URL] [--env-file FILE]
       Run the relay daemon that connects out to the mcp-remote-exec Worker.
+  mcp-remote-exec admin [--url URL] COMMAND
+      Manage users, policy and the audit log of a Worker (mcp-remote-exec admin --help).
   mcp-remote-exec --help | -h      Show this help.
   mcp-remote-exec --version | -v   Print the version.
 
@@ -43,6 +45,9 @@ export async function runCli(argv: string[]): Promise<void> {
       // Each mode loads only its own code: the relay daemon never holds the MCP server in memory.
       const { runRelay } = await import('./relay-command.ts');
       outcome = runRelay(rest);
+    } else if (first === 'admin') {
+      const { runAdmin } = await import('./admin-command.ts');
+      outcome = await runAdmin(rest);
     } else if (first === undefined || first.startsWith('--')) {
       const { runStdio } = await import('./stdio-command.ts');
       outcome = await runStdio(argv);

@@ -4,13 +4,16 @@
  * call never reaches the relay; every call, allowed or denied, lands in the audit log; disabling
  * a user ends their access at once.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
 import type { TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
+import { CLI } from '../harness/stdio.ts';
 
 let stack: Stack;
 const sessions: ConnectedClient[] = [];
@@ -223,5 +226,53 @@ describe('revoking a user', () => {
     // The token is revoked, so the client must sign in again, and that is refused.
     await expect(alice.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'lab', command: 'true' } })).rejects.toThrow();
     await expect(signIn('alice')).rejects.toThrow(/Wrong user name or password|401/);
+  });
+});
+
+describe('the admin command', () => {
+  function admin(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
+    const result = spawnSync(process.execPath, [CLI, 'admin', ...args], {
+      env: { PATH: process.env.PATH, MCP_REMOTE_EXEC_URL: stack.worker.url, MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser, MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword },
+      encoding: 'utf8',
+      timeout: 30_000,
+      ...(input !== undefined ? { input } : {}),
+    });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  it('adds a user who can then sign in, and round-trips the policy through a file', async () => {
+    const added = admin(['users', 'add', 'dave', '--group', 'ops']);
+    expect(added.code, added.stderr).toBe(0);
+    const password = added.stdout.trim().split('\n').pop() ?? '';
+    expect(password).toMatch(/^[A-Za-z0-9]{24}$/);
+    passwords.set('dave', password);
+    const dave = await signIn('dave');
+    expect((await call(dave, 'ssh_exec_command', { host: 'lab', command: 'echo dave' })).text).toContain('dave');
+
+    const exported = admin(['policy', 'get']);
+    expect(exported.code).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'mre-policy-'));
+    const file = join(dir, 'policy.json');
+    writeFileSync(file, exported.stdout);
+    const reimported = admin(['policy', 'set', file]);
+    expect(reimported.code, reimported.stderr).toBe(0);
+    expect(reimported.stdout).toContain(`${POLICY.grants.length} grant(s)`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says what was wrong, and exits non-zero, for a refused change', () => {
+    const bad = admin(['policy', 'set', '-'], JSON.stringify({ version: 1, grants: [{ subjects: ['*'], role: 'god', hosts: ['*'] }] }));
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/400 invalid_argument: The policy was not changed: .*role/);
+    const unknown = admin(['users', 'disable', 'nobody']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('There is no user "nobody"');
+  });
+
+  it('exports the audit log as JSONL', () => {
+    const exported = admin(['audit', '--user', 'dave', '--jsonl']);
+    expect(exported.code, exported.stderr).toBe(0);
+    const entries = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { user: string; tool: string });
+    expect(entries.some((entry) => entry.user === 'dave' && entry.tool === 'ssh_exec_command')).toBe(true);
   });
 });

@@ -1,0 +1,163 @@
+/**
+ * `mcp-remote-exec admin`: the Worker's admin API from a terminal (users, policy, audit). It
+ * signs in with an admin's own user name and password, read from the environment or a file,
+ * never from the command line (which other users of the machine can see).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError } from './config-error.ts';
+
+export const ADMIN_USAGE = `Usage: mcp-remote-exec admin [--url URL] COMMAND
+
+Users:
+  users                              list users
+  users add NAME [--group G]...      create a user; prints their one-time password
+  users disable NAME                 disable (their tokens are revoked at once)
+  users enable NAME
+  users reset-password NAME          prints a new one-time password; revokes their tokens
+  users groups NAME [--group G]...   set the user's groups
+  users delete NAME
+Policy (keep it in version control):
+  policy get                         print the policy as JSON
+  policy set FILE                    replace the policy with FILE (- for stdin); checked first
+Audit:
+  audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied]
+        [--since TIME] [--until TIME] [--limit N] [--jsonl]
+
+Environment: MCP_REMOTE_EXEC_URL (or RELAY_URL, or --url), MCP_REMOTE_EXEC_ADMIN_USER (default
+admin), MCP_REMOTE_EXEC_ADMIN_PASSWORD or MCP_REMOTE_EXEC_ADMIN_PASSWORD_FILE.`;
+
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  text: string;
+}
+
+function settings(values: { url?: string | undefined }, env: NodeJS.ProcessEnv): { url: string; authorization: string } {
+  const url = (values.url ?? env.MCP_REMOTE_EXEC_URL ?? env.RELAY_URL ?? '').replace(/\/+$/, '');
+  if (!url) throw new ConfigError('No Worker URL: pass --url or set MCP_REMOTE_EXEC_URL (e.g. https://mcp.example.com).');
+  const user = env.MCP_REMOTE_EXEC_ADMIN_USER || 'admin';
+  const password = env.MCP_REMOTE_EXEC_ADMIN_PASSWORD_FILE
+    ? readFileSync(env.MCP_REMOTE_EXEC_ADMIN_PASSWORD_FILE, 'utf8').replace(/\r?\n$/, '')
+    : env.MCP_REMOTE_EXEC_ADMIN_PASSWORD;
+  if (!password) throw new ConfigError('No admin password: set MCP_REMOTE_EXEC_ADMIN_PASSWORD or MCP_REMOTE_EXEC_ADMIN_PASSWORD_FILE.');
+  return { url, authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
+}
+
+async function request(target: { url: string; authorization: string }, method: string, path: string, body?: unknown): Promise<Reply> {
+  const response = await fetch(`${target.url}/admin/api/${path}`, {
+    method,
+    headers: { Authorization: target.authorization, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null) parsed = value as Record<string, unknown>;
+  } catch {
+    // JSONL: printed as it came.
+  }
+  return { status: response.status, body: parsed, text };
+}
+
+function usageError(message: string): never {
+  throw new ConfigError(`${message}\n\n${ADMIN_USAGE}`);
+}
+
+/** Runs one admin command; returns the exit code (0 done, 1 refused by the Worker). */
+export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      group: { type: 'string', multiple: true },
+      user: { type: 'string' },
+      host: { type: 'string' },
+      tool: { type: 'string' },
+      outcome: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      jsonl: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${ADMIN_USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const [area, action, name, extra] = positionals;
+  const target = settings(values, env);
+  const show = (reply: Reply, okStatus: number[], print: (body: Record<string, unknown>) => string): number => {
+    if (!okStatus.includes(reply.status)) {
+      process.stderr.write(`mcp-remote-exec admin: ${reply.status} ${String(reply.body.error ?? '')}: ${String(reply.body.message ?? reply.text)}\n`);
+      return 1;
+    }
+    process.stdout.write(`${print(reply.body)}\n`);
+    return 0;
+  };
+  const json = (body: unknown): string => JSON.stringify(body, null, 2);
+  const user = (): string => name ?? usageError(`users ${action ?? ''} needs a user name.`);
+
+  if (area === 'users') {
+    switch (action) {
+      case undefined:
+        return show(await request(target, 'GET', 'users'), [200], (body) =>
+          (body.users as Array<{ username: string; groups: string[]; disabled: boolean; bootstrap?: boolean }>)
+            .map((entry) => `${entry.username}${entry.bootstrap ? ' (deployment admin account)' : ''}${entry.disabled ? ' [disabled]' : ''}${entry.groups.length > 0 ? `  groups: ${entry.groups.join(', ')}` : ''}`)
+            .join('\n'),
+        );
+      case 'add':
+        return show(await request(target, 'POST', 'users', { username: user(), groups: values.group ?? [] }), [201], (body) => `Created ${user()}. One-time password (give it over a private channel; it is not shown again):\n${String(body.password)}`);
+      case 'disable':
+      case 'enable':
+        return show(await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { disabled: action === 'disable' }), [200], (body) =>
+          action === 'disable' ? `Disabled ${user()}; ${String(body.grantsRevoked)} authorization(s) revoked.` : `Enabled ${user()}.`,
+        );
+      case 'reset-password':
+        return show(await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { resetPassword: true }), [200], (body) => `New one-time password for ${user()} (their old sessions were revoked):\n${String(body.password)}`);
+      case 'groups':
+        return show(await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { groups: values.group ?? [] }), [200], () => `Groups of ${user()}: ${(values.group ?? []).join(', ') || '(none)'}.`);
+      case 'delete':
+        return show(await request(target, 'DELETE', `users/${encodeURIComponent(user())}`), [200], () => `Deleted ${user()}.`);
+      default:
+        return usageError(`Unknown users command "${action}".`);
+    }
+  }
+  if (area === 'policy') {
+    if (action === 'get') return show(await request(target, 'GET', 'policy'), [200], json);
+    if (action === 'set') {
+      const file = name ?? usageError('policy set needs a FILE (or - for stdin).');
+      const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      try {
+        JSON.parse(text);
+      } catch (error) {
+        throw new ConfigError(`${file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return show(await request(target, 'PUT', 'policy', text), [200], (body) => `Policy replaced: ${(body.grants as unknown[]).length} grant(s).`);
+    }
+    return usageError(`Unknown policy command "${action ?? ''}".`);
+  }
+  if (area === 'audit') {
+    if (action !== undefined || extra !== undefined) usageError('audit takes options only.');
+    const query = new URLSearchParams();
+    for (const key of ['user', 'host', 'tool', 'outcome', 'since', 'until', 'limit'] as const) {
+      const value = values[key];
+      if (value !== undefined) query.set(key, value);
+    }
+    if (values.jsonl) query.set('format', 'jsonl');
+    const reply = await request(target, 'GET', `audit?${query.toString()}`);
+    if (values.jsonl && reply.status === 200) {
+      process.stdout.write(reply.text);
+      return 0;
+    }
+    return show(reply, [200], (body) =>
+      (body.entries as Array<Record<string, unknown>>)
+        .map((entry) => `${String(entry.time)} ${String(entry.user)} ${String(entry.tool)}${entry.host ? ` on ${String(entry.host)}` : ''}${entry.target ? `: ${String(entry.target)}` : ''} → ${String(entry.outcome)}${entry.code ? ` (${String(entry.code)})` : ''}${entry.exitCode !== null && entry.exitCode !== undefined ? `, exit ${String(entry.exitCode)}` : ''}`)
+        .join('\n') || 'No audit entries match.',
+    );
+  }
+  return usageError(`Unknown admin command "${area}".`);
+}
