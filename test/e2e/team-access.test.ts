@@ -220,12 +220,20 @@ describe('revoking a user', () => {
   it('ends their access at once: the next call fails and a new sign-in is refused', async () => {
     const alice = await signIn('alice');
     expect((await call(alice, 'ssh_exec_command', { host: 'lab', command: 'true' })).isError).toBe(false);
+    const link = await call(alice, 'ssh_request_download', { host: 'lab', path: '.profile' });
+    expect(link.isError, link.text).toBe(false);
     const disabled = await adminApi(stack.worker).patch('users/alice', { disabled: true });
     expect(disabled.status).toBe(200);
     expect(disabled.body.grantsRevoked).toBeGreaterThanOrEqual(1);
     // The token is revoked, so the client must sign in again, and that is refused.
     await expect(alice.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'lab', command: 'true' } })).rejects.toThrow();
     await expect(signIn('alice')).rejects.toThrow(/Wrong user name or password|401/);
+    // A link she asked for before dies with her access.
+    const download = await fetch((link.structured as { url: string }).url);
+    expect(download.status).toBe(403);
+    expect(await download.json()).toMatchObject({ error: 'access_denied' });
+    const audited = await adminApi(stack.worker).get('audit?user=alice&tool=transfer_link_download');
+    expect(audited.body.entries).toEqual([expect.objectContaining({ outcome: 'denied', code: 'access_denied', host: 'lab' })]);
   });
 });
 

@@ -2,7 +2,7 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { auditLog, auditQuerySchema, type AuditEntry } from '../../worker/audit/audit-log.ts';
-import { ACCOUNT_FAILURES_ALLOWED, ADDRESS_FAILURES_ALLOWED, FAILURE_WINDOW_MS, teamDirectory } from '../../worker/team/team-directory.ts';
+import { ACCOUNT_FAILURES_ALLOWED, ADDRESS_FAILURES_ALLOWED, FAILURE_WINDOW_MS, teamDirectory, type UserSummary } from '../../worker/team/team-directory.ts';
 
 /** A TeamDirectory of its own, so counts and users from other tests never leak in. */
 function freshTeam() {
@@ -156,7 +156,8 @@ describe('TeamDirectory users', () => {
       expect(result.ok).toBe(false);
       expect(result.ok === false && result.message).toMatch(/ADMIN_USERNAME/);
     }
-    const names = (await team.listUsers()).map((user) => user.username);
+    const listed: UserSummary[] = await team.listUsers();
+    const names = listed.map((user) => user.username);
     expect(names).toEqual([BOOTSTRAP_NAME]);
   });
 
@@ -165,7 +166,7 @@ describe('TeamDirectory users', () => {
     await team.addUser('zed', 'secret-hash-zed', ['ops']);
     await team.addUser('amy', 'secret-hash-amy', []);
     await team.updateUser('amy', { passwordHash: 'secret-hash-amy-2' });
-    const users = await team.listUsers();
+    const users: UserSummary[] = await team.listUsers();
     expect(users.map((user) => user.username)).toEqual([BOOTSTRAP_NAME, 'amy', 'zed']);
     for (const user of users) expect(user).not.toHaveProperty('passwordHash');
     expect(JSON.stringify(users)).not.toMatch(/secret-hash/);
@@ -345,7 +346,8 @@ describe('AuditLog', () => {
 
   it('filters by outcome', async () => {
     const log = await seeded();
-    expect((await log.query(q({ outcome: 'denied' }))).map((found) => found.user)).toEqual(['bob']);
+    const denied: AuditEntry[] = await log.query(q({ outcome: 'denied' }));
+    expect(denied.map((found) => found.user)).toEqual(['bob']);
     expect(times(await log.query(q({ outcome: 'error' })))).toEqual(['2026-11-20T12:00:00.000Z']);
     expect(await log.query(q({ outcome: 'ok' }))).toHaveLength(3);
   });

@@ -6,6 +6,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
+import { logEvent } from '../log.ts';
 
 export const AUDIT_OUTCOMES = ['ok', 'error', 'denied'] as const;
 
@@ -117,4 +118,13 @@ export class AuditLog extends DurableObject<Env> {
 
 export function auditLog(env: Env): DurableObjectStub<AuditLog> {
   return env.AUDIT_LOG.get(env.AUDIT_LOG.idFromName('audit'));
+}
+
+/** Write one row; the call it records already happened, so a failure here is logged loudly, not thrown. */
+export async function writeAudit(env: Env, entry: AuditEntry): Promise<void> {
+  try {
+    await auditLog(env).record(entry);
+  } catch (error) {
+    logEvent('error', 'could not write the audit log', { tool: entry.tool, user: entry.user, error: String(error) });
+  }
 }

@@ -19,12 +19,12 @@ const PING_DEADLINE_MS = 5_000;
 export class HubExecutor implements ToolExecutor {
   private readonly env: Env;
   /** Who the session belongs to; transfer links are bound to them. */
-  private readonly userId: string;
+  private readonly caller: { userId: string; username: string; client: string | null };
   private readonly settings: WorkerSettings;
 
-  constructor(env: Env, userId: string, settings: WorkerSettings) {
+  constructor(env: Env, caller: { userId: string; username: string; client: string | null }, settings: WorkerSettings) {
     this.env = env;
-    this.userId = userId;
+    this.caller = caller;
     this.settings = settings;
   }
 
@@ -124,7 +124,9 @@ export class HubExecutor implements ToolExecutor {
     const record: TransferRecord = {
       id,
       kind,
-      userId: this.userId,
+      userId: this.caller.userId,
+      username: this.caller.username,
+      client: this.caller.client,
       host,
       path,
       ...(options.permissions !== undefined ? { permissions: options.permissions } : {}),

@@ -7,14 +7,12 @@
 import { failure, success, type Outcome } from '../../shared/errors.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
-import { selectHost } from '../../shared/host-selection.ts';
-import { roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
-import type { HostInventoryEntry } from '../../shared/protocol.ts';
+import { roleOn, type Role } from '../../shared/policy.ts';
 import type { ExecRequest, HostListing, LinkOffer, ReadFileRequest, RelayPing, ToolExecutor, WriteFileRequest } from '../../shared/tool-executor.ts';
-import { auditLog, type AuditEntry } from '../audit/audit-log.ts';
-import { logEvent } from '../log.ts';
+import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { relayHub } from '../relay/hub-stub.ts';
-import { teamDirectory, type Access } from '../team/team-directory.ts';
+import { gateCall, standingOf, type CallGate } from '../team/gate-call.ts';
+import type { Access } from '../team/team-directory.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
 export interface Caller {
@@ -22,11 +20,6 @@ export interface Caller {
   username: string;
   /** The MCP client the token was issued to, when known. */
   client: string | null;
-}
-
-interface Gate {
-  host: string;
-  relay: string | null;
 }
 
 type Details = Pick<AuditEntry, 'exitCode' | 'bytes'>;
@@ -44,46 +37,15 @@ export class PolicedExecutor implements ToolExecutor {
   }
 
   private async standing(): Promise<Outcome<Access>> {
-    const access = await teamDirectory(this.env).access(this.caller.username);
-    if (!access.active) return failure('access_denied', `The account "${this.caller.username}" is disabled or no longer exists.`);
-    return success(access);
+    return standingOf(this.env, this.caller.username);
   }
 
-  /** Resolve the host among those the caller may see, and check their role there. */
-  private async gate(tool: string, requestedHost: string | undefined, needed: Role): Promise<{ outcome: Outcome<Gate>; denied: boolean }> {
-    const standing = await this.standing();
-    if (!standing.ok) return { outcome: standing, denied: true };
-    const { policy, subject } = standing.value;
-    const inventory = await relayHub(this.env).inventory();
-    if (!inventory) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
-    const visible = inventory.hosts.filter((host) => roleOn(policy, subject, host) !== null);
-    const selected = selectHost(
-      visible.map((host) => host.name),
-      requestedHost,
-    );
-    if (!selected.ok) {
-      // A host that exists but is hidden from the caller is reported exactly like a missing one.
-      const hidden = requestedHost !== undefined && inventory.hosts.some((host) => host.name === requestedHost);
-      return { outcome: selected, denied: hidden };
-    }
-    const host = inventory.hosts.find((entry) => entry.name === selected.value) as HostInventoryEntry;
-    const role = roleOn(policy, subject, host);
-    if (!roleAtLeast(role, needed)) {
-      return {
-        outcome: failure('access_denied', `Your role on ${host.name} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
-        denied: true,
-      };
-    }
-    return { outcome: success({ host: host.name, relay: inventory.relayId }), denied: false };
+  private gate(tool: string, requestedHost: string | undefined, needed: Role): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
+    return gateCall(this.env, this.caller.username, tool, requestedHost, needed);
   }
 
   private async record(entry: Omit<AuditEntry, 'time' | 'user' | 'client' | 'durationMs'>, started: number): Promise<void> {
-    try {
-      await auditLog(this.env).record({ ...entry, time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, durationMs: Date.now() - started });
-    } catch (error) {
-      // The call already happened; losing its audit row must at least be loud.
-      logEvent('error', 'could not write the audit log', { tool: entry.tool, user: this.caller.username, error: String(error) });
-    }
+    await writeAudit(this.env, { ...entry, time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, durationMs: Date.now() - started });
   }
 
   /** Check, run on the resolved host, and audit, for a tool that works on one host. */

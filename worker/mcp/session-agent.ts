@@ -32,7 +32,7 @@ export class McpSessionAgent extends McpAgent<Env, unknown, SessionProps> {
     const settings = readSettings(this.env);
     const caller: Caller = { userId: userId ?? '', username: this.props?.username ?? '', client: this.props?.client ?? null };
     // Every tool goes through policy and audit; the hub executor only runs what was allowed.
-    registerTools(this.server, new PolicedExecutor(new HubExecutor(this.env, caller.userId, settings), this.env, caller), settings.tools);
+    registerTools(this.server, new PolicedExecutor(new HubExecutor(this.env, caller, settings), this.env, caller), settings.tools);
     const access = await teamDirectory(this.env).access(caller.username);
     if (access.active && isDeploymentAdmin(access.policy, access.subject)) registerAuditTool(this.server, this.env, caller);
   }

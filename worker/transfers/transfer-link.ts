@@ -10,6 +10,9 @@ export interface TransferRecord {
   id: string;
   kind: 'upload' | 'download';
   userId: string;
+  /** Who asked, for the policy check and the audit row when the link is used. */
+  username: string;
+  client: string | null;
   host: string;
   path: string;
   permissions?: number;

@@ -7,7 +7,9 @@
 import type { ErrorCode, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
 import { sha256Hex } from '../../shared/password-hash.ts';
+import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
+import { gateCall } from '../team/gate-call.ts';
 import { relayHub } from '../relay/hub-stub.ts';
 import type { TransferRecord } from './transfer-link.ts';
 
@@ -57,6 +59,17 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   const tokenHash = await sha256Hex(token);
   const record = await link.inspect(tokenHash, kind);
   if (!record) return unknownLink();
+  // The link works only while its owner may still do this there: a disabled user's links die with them.
+  const started = Date.now();
+  const tool = kind === 'upload' ? 'transfer_link_upload' : 'transfer_link_download';
+  const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null, bytes: number | null): Promise<void> =>
+    writeAudit(env, { time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.path, outcome, code, exitCode: null, bytes, durationMs: Date.now() - started });
+  const gate = await gateCall(env, record.username, tool, record.host, kind === 'upload' ? 'operator' : 'viewer');
+  if (!gate.outcome.ok) {
+    await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null, null);
+    return problem(gate.outcome.error);
+  }
+  const relay = gate.outcome.value.relay;
 
   if (kind === 'upload') {
     const declared = request.headers.get('Content-Length');
@@ -76,6 +89,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       size,
     );
     logEvent('info', 'transfer upload finished', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
+    await audit(outcome.ok ? 'ok' : 'error', outcome.ok ? null : outcome.error.code, relay, outcome.ok ? size : null);
     if (!outcome.ok) return problem(outcome.error);
     const result = outcome.value.result;
     if (result.op !== 'write_file') return problem({ code: 'protocol_error', message: 'The relay answered an upload with another kind of result.' });
@@ -85,6 +99,8 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
   const outcome = await relayHub(env).readAsStream(crypto.randomUUID(), { host: record.host, path: record.path, maxBytes: record.maxBytes });
   logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
+  // Recorded when the bytes start to flow; a download the client abandons still shows here.
+  await audit(outcome.ok ? 'ok' : 'error', outcome.ok ? null : outcome.error.code, relay, null);
   if (!outcome.ok) return problem(outcome.error);
   const name = record.path.split('/').pop() || 'download';
   return new Response(outcome.value.stream, {
