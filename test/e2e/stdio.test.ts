@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -230,6 +230,30 @@ describe('serving MCP over stdio', () => {
       expect((await call(multi, 'ssh_exec_command', { command: 'echo b', host: 'beta' })).structuredContent).toMatchObject({ stdout: 'b\n' });
     } finally {
       await multi.close();
+    }
+  });
+
+  it('refuses commands and writes on a host the config makes read-only, and still reads there', async () => {
+    const config = join(keys, 'read-only.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        known_hosts: [sshd.knownHostsPath],
+        hosts: [{ name: 'vault', address: '127.0.0.1', port: sshd.port, user: sshd.user, key_path: sshd.privateKeyPath, read_only: true }],
+      }),
+    );
+    const marker = `read-only-marker-${Date.now()}`;
+    const session = await connectStdio(stdioEnv(sshd, { HOST: '' }), ['--config', config]);
+    try {
+      const ran = await call(session, 'ssh_exec_command', { command: `touch ${marker}` });
+      expect(textOf(ran)).toContain('Error [access_denied]');
+      expect(textOf(ran)).toContain('read-only');
+      const wrote = await call(session, 'ssh_write_file', { path: marker, content: 'x' });
+      expect(textOf(wrote)).toContain('Error [access_denied]');
+      expect(existsSync(join(sshd.home, marker))).toBe(false);
+      expect((await call(session, 'ssh_list_directory', { path: '.' })).isError).toBeFalsy();
+    } finally {
+      await session.close();
     }
   });
 });
