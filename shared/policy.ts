@@ -68,10 +68,14 @@ export interface PolicyHost {
 
 export const READ_ONLY_CAPABILITY = 'read-only';
 
+/** User and group names are matched without regard to case, as accounts are looked up. */
 function matchesSubject(grant: Grant, who: Subject): boolean {
-  return grant.subjects.some(
-    (entry) => entry === '*' || entry === `user:${who.username}` || (entry.startsWith('group:') && who.groups.includes(entry.slice('group:'.length))),
-  );
+  const user = `user:${who.username.toLowerCase()}`;
+  const groups = who.groups.map((group) => `group:${group.toLowerCase()}`);
+  return grant.subjects.some((entry) => {
+    const subject = entry.toLowerCase();
+    return subject === '*' || subject === user || groups.includes(subject);
+  });
 }
 
 function matchesHost(selector: string, host: PolicyHost): boolean {

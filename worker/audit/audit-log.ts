@@ -67,7 +67,8 @@ export class AuditLog extends DurableObject<Env> {
     const target = entry.target !== null && entry.target.length > MAX_TARGET_CHARS ? `${entry.target.slice(0, MAX_TARGET_CHARS)}… [cut]` : entry.target;
     this.ctx.storage.sql.exec(
       'INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      entry.time,
+      // One format for every row, so the time filters can compare them as text.
+      new Date(entry.time).toISOString(),
       entry.user,
       entry.client,
       entry.relay,

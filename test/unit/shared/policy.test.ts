@@ -361,3 +361,19 @@ describe('policySchema', () => {
     refuses({ version: 1 }, 'grants');
   });
 });
+
+describe('names in grants', () => {
+  it('match user and group names without regard to case, as accounts are looked up', () => {
+    const policy = policySchema.parse({
+      version: 1,
+      grants: [
+        { subjects: ['user:alice'], role: 'operator', hosts: ['*'] },
+        { subjects: ['group:Ops'], role: 'viewer', hosts: ['*'] },
+      ],
+    });
+    const host = { name: 'web', labels: {} };
+    expect(roleOn(policy, { username: 'Alice', groups: [] }, host)).toBe('operator');
+    expect(roleOn(policy, { username: 'bob', groups: ['ops'] }, host)).toBe('viewer');
+    expect(roleOn(policy, { username: 'alicia', groups: [] }, host)).toBeNull();
+  });
+});
