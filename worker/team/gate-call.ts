@@ -24,10 +24,10 @@ export async function standingOf(env: Env, username: string): Promise<Outcome<Ac
  * policy refusal (audited as denied) from a plain failure such as no relay.
  */
 export async function gateCall(env: Env, username: string, tool: string, requestedHost: string | undefined, needed: Role): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
-  const standing = await standingOf(env, username);
+  // Both lookups at once: each is a Durable Object round trip on the path of every call.
+  const [standing, inventory] = await Promise.all([standingOf(env, username), relayHub(env).inventory()]);
   if (!standing.ok) return { outcome: standing, denied: true };
   const { policy, subject } = standing.value;
-  const inventory = await relayHub(env).inventory();
   if (!inventory) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
   const visible = inventory.hosts.filter((host) => roleOn(policy, subject, host) !== null);
   const selected = selectHost(
