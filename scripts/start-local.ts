@@ -111,6 +111,8 @@ async function main(): Promise<void> {
       `  MCP URL:      ${publicUrl}/mcp\n` +
       `  ${signIn}\n` +
       `  Claude Code:  claude mcp add --transport http mcp-remote-exec ${publicUrl}/mcp\n` +
+      `  Team members: MCP_REMOTE_EXEC_ADMIN_PASSWORD=… npx mcp-remote-exec admin --url ${publicUrl} users add NAME\n` +
+      `                (then grant them a role: README, "Team access")\n` +
       `  ${relayNote}\n\nPress Ctrl+C to stop.\n\n`,
   );
 }
