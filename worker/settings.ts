@@ -12,6 +12,8 @@ import type { FileToolSettings } from '../shared/file-tools.ts';
  * per call (1.4 MB of base64, twice) and larger files are read in parts.
  */
 export const WORKER_READ_BYTES_PER_CALL = 1024 * 1024;
+/** Audit rows are kept a year unless AUDIT_RETENTION_DAYS says otherwise. */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 365;
 /** Transfer links last 15 minutes unless TRANSFER_LINK_TTL_SECONDS says otherwise. */
 export const DEFAULT_LINK_TTL_SECONDS = 15 * 60;
 
@@ -23,6 +25,8 @@ export interface WorkerSettings {
   tools: FileToolSettings;
   /** TRANSFER_LINK_TTL_SECONDS: how long a one-time transfer link stays valid. */
   linkTtlSeconds: number;
+  /** AUDIT_RETENTION_DAYS: audit rows older than this are deleted. */
+  auditRetentionDays: number;
 }
 
 const numberVar = (name: string, min: number, max: number, fallback: number) =>
@@ -61,6 +65,7 @@ const settingsSchema = z.object({
   TIMEOUT: numberVar('TIMEOUT', MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS),
   MAX_FILE_SIZE: numberVar('MAX_FILE_SIZE', 1, 1024 * 1024 * 1024, DEFAULT_MAX_FILE_SIZE),
   TRANSFER_LINK_TTL_SECONDS: numberVar('TRANSFER_LINK_TTL_SECONDS', 1, 7 * 24 * 3600, DEFAULT_LINK_TTL_SECONDS),
+  AUDIT_RETENTION_DAYS: numberVar('AUDIT_RETENTION_DAYS', 1, 100 * 365, DEFAULT_AUDIT_RETENTION_DAYS),
 });
 
 export class SettingsError extends Error {
@@ -68,13 +73,21 @@ export class SettingsError extends Error {
 }
 
 export function readSettings(env: Env): WorkerSettings {
-  const parsed = settingsSchema.safeParse({ PUBLIC_URL: env.PUBLIC_URL, CHARACTER_LIMIT: env.CHARACTER_LIMIT, TIMEOUT: env.TIMEOUT, MAX_FILE_SIZE: env.MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS: env.TRANSFER_LINK_TTL_SECONDS });
+  const parsed = settingsSchema.safeParse({
+    PUBLIC_URL: env.PUBLIC_URL,
+    CHARACTER_LIMIT: env.CHARACTER_LIMIT,
+    TIMEOUT: env.TIMEOUT,
+    MAX_FILE_SIZE: env.MAX_FILE_SIZE,
+    TRANSFER_LINK_TTL_SECONDS: env.TRANSFER_LINK_TTL_SECONDS,
+    AUDIT_RETENTION_DAYS: env.AUDIT_RETENTION_DAYS,
+  });
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
-  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS } = parsed.data;
+  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS, AUDIT_RETENTION_DAYS } = parsed.data;
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
     tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL },
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
+    auditRetentionDays: AUDIT_RETENTION_DAYS,
   };
 }

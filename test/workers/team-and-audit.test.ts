@@ -5,6 +5,9 @@ import { auditLog, auditQuerySchema, type AuditEntry } from '../../worker/audit/
 import { ACCOUNT_FAILURES_ALLOWED, ADDRESS_FAILURES_ALLOWED, FAILURE_WINDOW_MS, teamDirectory, type UserSummary } from '../../worker/team/team-directory.ts';
 
 /** A TeamDirectory of its own, so counts and users from other tests never leak in. */
+/** A day a few days back: recent enough that audit retention keeps rows from it. */
+const DAY = new Date(Date.now() - 3 * 24 * 3600 * 1000).toISOString().slice(0, 10);
+
 function freshTeam() {
   return env.TEAM_DIRECTORY.get(env.TEAM_DIRECTORY.idFromName(`test-${crypto.randomUUID()}`));
 }
@@ -281,7 +284,7 @@ describe('teamDirectory(env) and auditLog(env)', () => {
 
 function entry(overrides: Partial<AuditEntry>): AuditEntry {
   return {
-    time: '2026-11-20T10:00:00.000Z',
+    time: `${DAY}T10:00:00.000Z`,
     user: 'alice',
     client: 'client-1',
     relay: 'relay-1',
@@ -299,11 +302,11 @@ function entry(overrides: Partial<AuditEntry>): AuditEntry {
 
 describe('AuditLog', () => {
   const rows: AuditEntry[] = [
-    entry({ time: '2026-11-20T10:00:00.000Z', user: 'alice', host: 'web1', tool: 'ssh_exec', target: 'uptime', outcome: 'ok' }),
-    entry({ time: '2026-11-20T11:00:00.000Z', user: 'bob', host: 'db1', tool: 'ssh_read_file', target: '/etc/hosts', outcome: 'denied', code: 'access_denied', exitCode: null, bytes: null }),
-    entry({ time: '2026-11-20T12:00:00.000Z', user: 'alice', host: 'db1', tool: 'ssh_exec', target: 'false', outcome: 'error', code: 'exit_nonzero', exitCode: 1 }),
-    entry({ time: '2026-11-20T13:00:00.000Z', user: 'carol', host: null, relay: null, client: null, tool: 'ssh_list_hosts', target: null, outcome: 'ok', exitCode: null, bytes: null }),
-    entry({ time: '2026-11-20T14:00:00.000Z', user: 'alice', host: 'web1', tool: 'ssh_upload', target: '/tmp/x', outcome: 'ok', bytes: 4096, durationMs: 12.6 }),
+    entry({ time: `${DAY}T10:00:00.000Z`, user: 'alice', host: 'web1', tool: 'ssh_exec', target: 'uptime', outcome: 'ok' }),
+    entry({ time: `${DAY}T11:00:00.000Z`, user: 'bob', host: 'db1', tool: 'ssh_read_file', target: '/etc/hosts', outcome: 'denied', code: 'access_denied', exitCode: null, bytes: null }),
+    entry({ time: `${DAY}T12:00:00.000Z`, user: 'alice', host: 'db1', tool: 'ssh_exec', target: 'false', outcome: 'error', code: 'exit_nonzero', exitCode: 1 }),
+    entry({ time: `${DAY}T13:00:00.000Z`, user: 'carol', host: null, relay: null, client: null, tool: 'ssh_list_hosts', target: null, outcome: 'ok', exitCode: null, bytes: null }),
+    entry({ time: `${DAY}T14:00:00.000Z`, user: 'alice', host: 'web1', tool: 'ssh_upload', target: '/tmp/x', outcome: 'ok', bytes: 4096, durationMs: 12.6 }),
   ];
 
   async function seeded() {
@@ -328,61 +331,61 @@ describe('AuditLog', () => {
   it('filters by user', async () => {
     const log = await seeded();
     const found = await log.query(q({ user: 'alice' }));
-    expect(times(found)).toEqual(['2026-11-20T14:00:00.000Z', '2026-11-20T12:00:00.000Z', '2026-11-20T10:00:00.000Z']);
+    expect(times(found)).toEqual([`${DAY}T14:00:00.000Z`, `${DAY}T12:00:00.000Z`, `${DAY}T10:00:00.000Z`]);
     expect(await log.query(q({ user: 'nobody' }))).toEqual([]);
   });
 
   it('filters by host', async () => {
     const log = await seeded();
     const found = await log.query(q({ host: 'db1' }));
-    expect(times(found)).toEqual(['2026-11-20T12:00:00.000Z', '2026-11-20T11:00:00.000Z']);
+    expect(times(found)).toEqual([`${DAY}T12:00:00.000Z`, `${DAY}T11:00:00.000Z`]);
   });
 
   it('filters by tool', async () => {
     const log = await seeded();
-    expect(times(await log.query(q({ tool: 'ssh_exec' })))).toEqual(['2026-11-20T12:00:00.000Z', '2026-11-20T10:00:00.000Z']);
-    expect(times(await log.query(q({ tool: 'ssh_list_hosts' })))).toEqual(['2026-11-20T13:00:00.000Z']);
+    expect(times(await log.query(q({ tool: 'ssh_exec' })))).toEqual([`${DAY}T12:00:00.000Z`, `${DAY}T10:00:00.000Z`]);
+    expect(times(await log.query(q({ tool: 'ssh_list_hosts' })))).toEqual([`${DAY}T13:00:00.000Z`]);
   });
 
   it('filters by outcome', async () => {
     const log = await seeded();
     const denied: AuditEntry[] = await log.query(q({ outcome: 'denied' }));
     expect(denied.map((found) => found.user)).toEqual(['bob']);
-    expect(times(await log.query(q({ outcome: 'error' })))).toEqual(['2026-11-20T12:00:00.000Z']);
+    expect(times(await log.query(q({ outcome: 'error' })))).toEqual([`${DAY}T12:00:00.000Z`]);
     expect(await log.query(q({ outcome: 'ok' }))).toHaveLength(3);
   });
 
   it('filters by since and until, both inclusive, in any time zone notation', async () => {
     const log = await seeded();
-    expect(times(await log.query(q({ since: '2026-11-20T12:00:00Z' })))).toEqual(['2026-11-20T14:00:00.000Z', '2026-11-20T13:00:00.000Z', '2026-11-20T12:00:00.000Z']);
-    expect(times(await log.query(q({ until: '2026-11-20T11:00:00Z' })))).toEqual(['2026-11-20T11:00:00.000Z', '2026-11-20T10:00:00.000Z']);
-    expect(times(await log.query(q({ since: '2026-11-20T10:30:00Z', until: '2026-11-20T13:30:00Z' })))).toEqual([
-      '2026-11-20T13:00:00.000Z',
-      '2026-11-20T12:00:00.000Z',
-      '2026-11-20T11:00:00.000Z',
+    expect(times(await log.query(q({ since: `${DAY}T12:00:00Z` })))).toEqual([`${DAY}T14:00:00.000Z`, `${DAY}T13:00:00.000Z`, `${DAY}T12:00:00.000Z`]);
+    expect(times(await log.query(q({ until: `${DAY}T11:00:00Z` })))).toEqual([`${DAY}T11:00:00.000Z`, `${DAY}T10:00:00.000Z`]);
+    expect(times(await log.query(q({ since: `${DAY}T10:30:00Z`, until: `${DAY}T13:30:00Z` })))).toEqual([
+      `${DAY}T13:00:00.000Z`,
+      `${DAY}T12:00:00.000Z`,
+      `${DAY}T11:00:00.000Z`,
     ]);
     // 13:00+02:00 is 11:00Z.
-    expect(times(await log.query(q({ until: '2026-11-20T13:00:00+02:00' })))).toEqual(['2026-11-20T11:00:00.000Z', '2026-11-20T10:00:00.000Z']);
+    expect(times(await log.query(q({ until: `${DAY}T13:00:00+02:00` })))).toEqual([`${DAY}T11:00:00.000Z`, `${DAY}T10:00:00.000Z`]);
   });
 
   it('combines filters', async () => {
     const log = await seeded();
-    expect(times(await log.query(q({ user: 'alice', host: 'web1', since: '2026-11-20T11:00:00Z' })))).toEqual(['2026-11-20T14:00:00.000Z']);
+    expect(times(await log.query(q({ user: 'alice', host: 'web1', since: `${DAY}T11:00:00Z` })))).toEqual([`${DAY}T14:00:00.000Z`]);
     expect(await log.query(q({ user: 'bob', outcome: 'ok' }))).toEqual([]);
   });
 
   it('returns at most limit entries, the newest ones', async () => {
     const log = await seeded();
-    expect(times(await log.query(q({ limit: 2 })))).toEqual(['2026-11-20T14:00:00.000Z', '2026-11-20T13:00:00.000Z']);
-    expect(times(await log.query(q({ user: 'alice', limit: 1 })))).toEqual(['2026-11-20T14:00:00.000Z']);
+    expect(times(await log.query(q({ limit: 2 })))).toEqual([`${DAY}T14:00:00.000Z`, `${DAY}T13:00:00.000Z`]);
+    expect(times(await log.query(q({ user: 'alice', limit: 1 })))).toEqual([`${DAY}T14:00:00.000Z`]);
   });
 
   it('defaults to 100 entries', async () => {
     const log = freshAudit();
-    for (let i = 0; i < 105; i += 1) await log.record(entry({ time: new Date(Date.UTC(2026, 10, 20, 0, 0, i)).toISOString() }));
+    for (let i = 0; i < 105; i += 1) await log.record(entry({ time: new Date(Date.parse(`${DAY}T00:00:00Z`) + i * 1000).toISOString() }));
     const found = await log.query(q({}));
     expect(found).toHaveLength(100);
-    expect(found[0]?.time).toBe('2026-11-20T00:01:44.000Z');
+    expect(found[0]?.time).toBe(`${DAY}T00:01:44.000Z`);
   });
 
   it('cuts a target longer than 2000 characters and marks the cut', async () => {
@@ -400,5 +403,19 @@ describe('AuditLog', () => {
     await log.record(entry({ user: 'exact', target: exact }));
     const [found] = await log.query(q({ user: 'exact' }));
     expect(found?.target).toBe(exact);
+  });
+});
+
+describe('AuditLog retention', () => {
+  it('deletes rows older than AUDIT_RETENTION_DAYS when it next writes, and keeps newer ones', async () => {
+    const log = freshAudit();
+    const days = Number(env.AUDIT_RETENTION_DAYS);
+    const old = new Date(Date.now() - (days + 1) * 24 * 3600 * 1000).toISOString();
+    const recent = new Date(Date.now() - (days - 1) * 24 * 3600 * 1000).toISOString();
+    // The first write of a fresh log prunes, so the old row goes as soon as it is written.
+    await log.record(entry({ time: old, user: 'ancient' }));
+    await log.record(entry({ time: recent, user: 'recent' }));
+    const users = (await log.query(auditQuerySchema.parse({}))).map((found: AuditEntry) => found.user);
+    expect(users).toEqual(['recent']);
   });
 });

@@ -7,6 +7,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { logEvent } from '../log.ts';
+import { readSettings } from '../settings.ts';
 
 export const AUDIT_OUTCOMES = ['ok', 'error', 'denied'] as const;
 
@@ -41,8 +42,12 @@ export type AuditQuery = z.infer<typeof auditQuerySchema>;
 
 /** Commands are stored up to this length; the rest is marked as cut. */
 const MAX_TARGET_CHARS = 2000;
+/** Old rows are deleted at most this often, on a write. */
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 export class AuditLog extends DurableObject<Env> {
+  private lastPruned = 0;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS audit (
@@ -81,6 +86,16 @@ export class AuditLog extends DurableObject<Env> {
       entry.bytes,
       Math.round(entry.durationMs),
     );
+    this.prune();
+  }
+
+  /** Delete rows older than AUDIT_RETENTION_DAYS, at most once an hour. */
+  private prune(): void {
+    const now = Date.now();
+    if (now - this.lastPruned < PRUNE_INTERVAL_MS) return;
+    this.lastPruned = now;
+    const cutoff = new Date(now - readSettings(this.env).auditRetentionDays * 24 * 3600 * 1000).toISOString();
+    this.ctx.storage.sql.exec('DELETE FROM audit WHERE time < ?', cutoff);
   }
 
   /** Newest first. */
