@@ -14,6 +14,7 @@
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
 import { z } from 'zod';
+import { describeIssues } from '../../shared/describe-issues.ts';
 import { hashPassword } from '../../shared/password-hash.ts';
 import { isDeploymentAdmin } from '../../shared/policy.ts';
 import { auditLog, auditQuerySchema, type AuditEntry } from '../audit/audit-log.ts';
@@ -53,10 +54,6 @@ async function jsonBody(request: Request): Promise<unknown> {
   const text = await request.text();
   if (text.length > MAX_BODY_BYTES) throw new SyntaxError(`the body is over ${MAX_BODY_BYTES} bytes`);
   return JSON.parse(text);
-}
-
-function issues(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
 }
 
 /** A random password of 24 characters from a 62-letter alphabet (~143 bits), shown once. */
@@ -112,7 +109,7 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
     if (path === 'users' && request.method === 'GET') return ok({ users: await directory.listUsers() });
     if (path === 'users' && request.method === 'POST') {
       const parsed = newUserSchema.safeParse(await jsonBody(request));
-      if (!parsed.success) return problem(400, 'invalid_argument', issues(parsed.error));
+      if (!parsed.success) return problem(400, 'invalid_argument', describeIssues(parsed.error, 'body'));
       const password = newPassword();
       const added = await directory.addUser(parsed.data.username, await hashPassword(password), parsed.data.groups);
       if (!added.ok) return problem(409, 'conflict', added.message);
@@ -123,7 +120,7 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
       const username = decodeURIComponent(userPath[1]);
       if (request.method === 'PATCH') {
         const parsed = userChangeSchema.safeParse(await jsonBody(request));
-        if (!parsed.success) return problem(400, 'invalid_argument', issues(parsed.error));
+        if (!parsed.success) return problem(400, 'invalid_argument', describeIssues(parsed.error, 'body'));
         const password = parsed.data.resetPassword ? newPassword() : undefined;
         const updated = await directory.updateUser(username, {
           ...(parsed.data.disabled !== undefined ? { disabled: parsed.data.disabled } : {}),
@@ -154,7 +151,7 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
       const params = Object.fromEntries(new URL(request.url).searchParams);
       const { format, ...filters } = params;
       const parsed = auditQuerySchema.safeParse(filters);
-      if (!parsed.success) return problem(400, 'invalid_argument', issues(parsed.error));
+      if (!parsed.success) return problem(400, 'invalid_argument', describeIssues(parsed.error, 'body'));
       const entries: AuditEntry[] = await auditLog(env).query(parsed.data);
       if (format === 'jsonl') {
         return new Response(entries.map((entry) => JSON.stringify(entry)).join('\n') + (entries.length > 0 ? '\n' : ''), {

@@ -7,7 +7,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { isDeploymentAdmin } from '../../shared/policy.ts';
 import { errorResult } from '../../shared/tool-results.ts';
-import { AUDIT_OUTCOMES, auditLog, type AuditEntry } from '../audit/audit-log.ts';
+import { AUDIT_OUTCOMES, auditLog, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import type { Caller } from './policed-executor.ts';
 
@@ -63,10 +63,9 @@ export function registerAuditTool(server: McpServer, env: Env, caller: Caller): 
       const started = Date.now();
       const access = await teamDirectory(env).access(caller.username);
       const allowed = access.active && isDeploymentAdmin(access.policy, access.subject);
-      const log = auditLog(env);
-      await log.record({ time: new Date(started).toISOString(), user: caller.username, client: caller.client, relay: null, host: null, tool: 'audit_log', target: null, outcome: allowed ? 'ok' : 'denied', code: allowed ? null : 'access_denied', exitCode: null, bytes: null, durationMs: 0 });
+      await writeAudit(env, { time: new Date(started).toISOString(), user: caller.username, client: caller.client, relay: null, host: null, tool: 'audit_log', target: null, outcome: allowed ? 'ok' : 'denied', code: allowed ? null : 'access_denied', exitCode: null, bytes: null, durationMs: 0 });
       if (!allowed) return errorResult({ code: 'access_denied', message: 'Only admins of this deployment may read the audit log.' });
-      const entries = await log.query(args);
+      const entries = await auditLog(env).query(args);
       const structured = {
         entries: entries.map((entry) => ({
           time: entry.time,

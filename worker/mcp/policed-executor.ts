@@ -4,15 +4,14 @@
  * to the audit log (worker/audit). The caller's standing is read afresh on each call, so disabling
  * a user or changing a grant takes effect on the very next request.
  */
-import { failure, success, type Outcome } from '../../shared/errors.ts';
+import { success, type Outcome } from '../../shared/errors.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { roleOn, type Role } from '../../shared/policy.ts';
 import type { ExecRequest, HostListing, LinkOffer, ReadFileRequest, RelayPing, ToolExecutor, WriteFileRequest } from '../../shared/tool-executor.ts';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { relayHub } from '../relay/hub-stub.ts';
-import { gateCall, standingOf, type CallGate } from '../team/gate-call.ts';
-import type { Access } from '../team/team-directory.ts';
+import { gateCall, standingOf } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
 export interface Caller {
@@ -36,14 +35,6 @@ export class PolicedExecutor implements ToolExecutor {
     this.caller = caller;
   }
 
-  private async standing(): Promise<Outcome<Access>> {
-    return standingOf(this.env, this.caller.username);
-  }
-
-  private gate(tool: string, requestedHost: string | undefined, needed: Role): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
-    return gateCall(this.env, this.caller.username, tool, requestedHost, needed);
-  }
-
   private async record(entry: Omit<AuditEntry, 'time' | 'user' | 'client' | 'durationMs'>, started: number): Promise<void> {
     await writeAudit(this.env, { ...entry, time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, durationMs: Date.now() - started });
   }
@@ -58,7 +49,7 @@ export class PolicedExecutor implements ToolExecutor {
     details: (value: T) => Details = () => NO_DETAILS,
   ): Promise<Outcome<T>> {
     const started = Date.now();
-    const { outcome: gate, denied } = await this.gate(tool, requestedHost, needed);
+    const { outcome: gate, denied } = await gateCall(this.env, this.caller.username, tool, requestedHost, needed);
     if (!gate.ok) {
       await this.record({ relay: null, host: requestedHost ?? null, tool, target, outcome: denied ? 'denied' : 'error', code: gate.error.code, ...NO_DETAILS }, started);
       return gate;
@@ -81,13 +72,12 @@ export class PolicedExecutor implements ToolExecutor {
 
   async listHosts(options: { probe: boolean }, signal: AbortSignal): Promise<Outcome<HostListing>> {
     const started = Date.now();
-    const standing = await this.standing();
+    const [standing, inventory] = await Promise.all([standingOf(this.env, this.caller.username), relayHub(this.env).inventory()]);
     if (!standing.ok) {
       await this.record({ relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'denied', code: standing.error.code, ...NO_DETAILS }, started);
       return standing;
     }
     const { policy, subject } = standing.value;
-    const inventory = await relayHub(this.env).inventory();
     const listing = await this.inner.listHosts(options, signal);
     if (!listing.ok) {
       await this.record({ relay: inventory?.relayId ?? null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'error', code: listing.error.code, ...NO_DETAILS }, started);
@@ -150,7 +140,7 @@ export class PolicedExecutor implements ToolExecutor {
 
   async ping(signal: AbortSignal): Promise<Outcome<RelayPing>> {
     const started = Date.now();
-    const standing = await this.standing();
+    const standing = await standingOf(this.env, this.caller.username);
     const result = standing.ok ? await this.inner.ping(signal) : standing;
     await this.record(
       { relay: result.ok ? result.value.relayId : null, host: null, tool: 'relay_ping', target: null, outcome: result.ok ? 'ok' : standing.ok ? 'error' : 'denied', code: result.ok ? null : result.error.code, ...NO_DETAILS },

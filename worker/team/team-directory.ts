@@ -5,6 +5,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
+import { describeIssues } from '../../shared/describe-issues.ts';
 import { EMPTY_POLICY, policySchema, type Policy, type Subject } from '../../shared/policy.ts';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -69,7 +70,7 @@ export class TeamDirectory extends DurableObject<Env> {
 
   async setPolicy(document: unknown): Promise<{ ok: true; policy: Policy } | { ok: false; message: string }> {
     const parsed = policySchema.safeParse(document);
-    if (!parsed.success) return { ok: false, message: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'policy'}: ${issue.message}`).join('; ') };
+    if (!parsed.success) return { ok: false, message: describeIssues(parsed.error, 'policy') };
     await this.ctx.storage.put('policy', parsed.data);
     return { ok: true, policy: parsed.data };
   }
