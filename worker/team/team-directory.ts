@@ -64,6 +64,18 @@ export class TeamDirectory extends DurableObject<Env> {
     return username.toLowerCase() === this.bootstrapName().toLowerCase();
   }
 
+  /**
+   * The deployment's key for signing browser cookies (sign-in sessions, remembered consent):
+   * 32 random bytes made on first use and kept only here, so no one has to configure a secret.
+   */
+  async cookieSecret(): Promise<string> {
+    const stored = await this.ctx.storage.get<string>('cookie-secret');
+    if (stored) return stored;
+    const secret = [...crypto.getRandomValues(new Uint8Array(32))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+    await this.ctx.storage.put('cookie-secret', secret);
+    return secret;
+  }
+
   async policy(): Promise<Policy> {
     return (await this.ctx.storage.get<Policy>('policy')) ?? EMPTY_POLICY;
   }
