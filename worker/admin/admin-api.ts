@@ -13,20 +13,13 @@
  *
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
-import { z } from 'zod';
-import { describeIssues } from '../../shared/describe-issues.ts';
-import { hashPassword } from '../../shared/password-hash.ts';
 import { isDeploymentAdmin } from '../../shared/policy.ts';
-import { auditLog, auditQuerySchema, type AuditEntry } from '../audit/audit-log.ts';
-import { builtInUserId, clientAddress, signIn } from '../auth/accounts.ts';
-import { logEvent } from '../log.ts';
-import { groupsSchema, teamDirectory, usernameSchema } from '../team/team-directory.ts';
+import { clientAddress, signIn } from '../auth/accounts.ts';
+import { teamDirectory } from '../team/team-directory.ts';
+import { addUser, auditJsonl, changeUser, deleteUser, listUsers, queryAudit, readPolicy, replacePolicy, type ActionFailure } from './admin-actions.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/';
 const MAX_BODY_BYTES = 256 * 1024;
-
-const newUserSchema = z.object({ username: usernameSchema, groups: groupsSchema.default([]) }).strict();
-const userChangeSchema = z.object({ disabled: z.boolean().optional(), groups: groupsSchema.optional(), resetPassword: z.literal(true).optional() }).strict();
 
 function problem(status: number, error: string, message: string, headers: HeadersInit = {}): Response {
   return Response.json({ error, message }, { status, headers: { 'Cache-Control': 'no-store', ...headers } });
@@ -56,33 +49,20 @@ async function jsonBody(request: Request): Promise<unknown> {
   return JSON.parse(text);
 }
 
-/** A random password of 24 characters from a 62-letter alphabet (~143 bits), shown once. */
-function newPassword(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const out: string[] = [];
-  while (out.length < 24) {
-    for (const byte of crypto.getRandomValues(new Uint8Array(32))) {
-      // 248 = 4 × 62: reject the rest so every letter is equally likely.
-      if (byte < 248 && out.length < 24) out.push(alphabet[byte % 62] as string);
+/** The HTTP answer to a refused action; an exhaustive switch, so a new reason must be mapped here. */
+function failed(failure: ActionFailure): Response {
+  switch (failure.reason) {
+    case 'invalid_argument':
+      return problem(400, 'invalid_argument', failure.message);
+    case 'conflict':
+      return problem(409, 'conflict', failure.message);
+    case 'not_found':
+      return problem(404, 'not_found', failure.message);
+    default: {
+      const unhandled: never = failure.reason;
+      throw new Error(`unhandled action failure ${String(unhandled)}`);
     }
   }
-  return out.join('');
-}
-
-async function revokeGrants(env: Env, username: string): Promise<number> {
-  const userId = builtInUserId(username);
-  let revoked = 0;
-  let cursor: string | undefined;
-  for (let page = 0; page < 100; page += 1) {
-    const listed = await env.OAUTH_PROVIDER.listUserGrants(userId, cursor ? { cursor } : {});
-    for (const grant of listed.items) {
-      await env.OAUTH_PROVIDER.revokeGrant(grant.id, userId);
-      revoked += 1;
-    }
-    if (!listed.cursor) break;
-    cursor = listed.cursor;
-  }
-  return revoked;
 }
 
 export async function handleAdminApi(request: Request, env: Env): Promise<Response> {
@@ -106,59 +86,39 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
   const userPath = /^users\/([^/]{1,64})$/.exec(path);
 
   try {
-    if (path === 'users' && request.method === 'GET') return ok({ users: await directory.listUsers() });
+    if (path === 'users' && request.method === 'GET') return ok({ users: await listUsers(env) });
     if (path === 'users' && request.method === 'POST') {
-      const parsed = newUserSchema.safeParse(await jsonBody(request));
-      if (!parsed.success) return problem(400, 'invalid_argument', describeIssues(parsed.error, 'body'));
-      const password = newPassword();
-      const added = await directory.addUser(parsed.data.username, await hashPassword(password), parsed.data.groups);
-      if (!added.ok) return problem(409, 'conflict', added.message);
-      logEvent('info', 'user added', { admin, username: parsed.data.username });
-      return ok({ user: added.user, password, note: 'Give this password to the user over a private channel; it is not shown again.' }, 201);
+      const added = await addUser(env, admin, await jsonBody(request));
+      if (!added.ok) return failed(added);
+      return ok({ user: added.user, password: added.password, note: added.note }, 201);
     }
     if (userPath?.[1]) {
       const username = decodeURIComponent(userPath[1]);
       if (request.method === 'PATCH') {
-        const parsed = userChangeSchema.safeParse(await jsonBody(request));
-        if (!parsed.success) return problem(400, 'invalid_argument', describeIssues(parsed.error, 'body'));
-        const password = parsed.data.resetPassword ? newPassword() : undefined;
-        const updated = await directory.updateUser(username, {
-          ...(parsed.data.disabled !== undefined ? { disabled: parsed.data.disabled } : {}),
-          ...(parsed.data.groups !== undefined ? { groups: parsed.data.groups } : {}),
-          ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}),
-        });
-        if (!updated.ok) return problem(404, 'not_found', updated.message);
-        // A disabled user or a reset password ends every session and token the user had.
-        const revoked = parsed.data.disabled || password !== undefined ? await revokeGrants(env, updated.user.username) : 0;
-        logEvent('info', 'user changed', { admin, username, disabled: parsed.data.disabled, groups: parsed.data.groups?.length, passwordReset: password !== undefined, grantsRevoked: revoked });
-        return ok({ user: updated.user, grantsRevoked: revoked, ...(password !== undefined ? { password } : {}) });
+        const changed = await changeUser(env, admin, username, await jsonBody(request));
+        if (!changed.ok) return failed(changed);
+        return ok({ user: changed.user, grantsRevoked: changed.grantsRevoked, ...(changed.password !== undefined ? { password: changed.password } : {}) });
       }
       if (request.method === 'DELETE') {
-        if (!(await directory.deleteUser(username))) return problem(404, 'not_found', `There is no user "${username}" that can be deleted.`);
-        const revoked = await revokeGrants(env, username);
-        logEvent('info', 'user deleted', { admin, username, grantsRevoked: revoked });
-        return ok({ deleted: username, grantsRevoked: revoked });
+        const deleted = await deleteUser(env, admin, username);
+        if (!deleted.ok) return failed(deleted);
+        return ok({ deleted: deleted.deleted, grantsRevoked: deleted.grantsRevoked });
       }
     }
-    if (path === 'policy' && request.method === 'GET') return ok(await directory.policy());
+    if (path === 'policy' && request.method === 'GET') return ok(await readPolicy(env));
     if (path === 'policy' && request.method === 'PUT') {
-      const saved = await directory.setPolicy(await jsonBody(request));
-      if (!saved.ok) return problem(400, 'invalid_argument', `The policy was not changed: ${saved.message}`);
-      logEvent('info', 'policy replaced', { admin, grants: saved.policy.grants.length });
+      const saved = await replacePolicy(env, admin, await jsonBody(request));
+      if (!saved.ok) return failed(saved);
       return ok(saved.policy);
     }
     if (path === 'audit' && request.method === 'GET') {
-      const params = Object.fromEntries(new URL(request.url).searchParams);
-      const { format, ...filters } = params;
-      const parsed = auditQuerySchema.safeParse(filters);
-      if (!parsed.success) return problem(400, 'invalid_argument', describeIssues(parsed.error, 'body'));
-      const entries: AuditEntry[] = await auditLog(env).query(parsed.data);
+      const { format, ...filters } = Object.fromEntries(new URL(request.url).searchParams);
+      const result = await queryAudit(env, filters);
+      if (!result.ok) return failed(result);
       if (format === 'jsonl') {
-        return new Response(entries.map((entry) => JSON.stringify(entry)).join('\n') + (entries.length > 0 ? '\n' : ''), {
-          headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' },
-        });
+        return new Response(auditJsonl(result.entries), { headers: { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' } });
       }
-      return ok({ entries });
+      return ok({ entries: result.entries });
     }
   } catch (error) {
     if (error instanceof SyntaxError) return problem(400, 'invalid_argument', `The body is not valid JSON: ${error.message}`);
