@@ -43,6 +43,8 @@ export interface HostConfig {
 
 export interface RelayHostsConfig {
   relayId: string;
+  /** Whether relayId was set (RELAY_ID or relay_id) rather than taken from the machine's name. */
+  relayIdExplicit: boolean;
   hosts: HostConfig[];
   /** known_hosts files read when verifying host keys, in order. */
   knownHostsFiles: string[];
@@ -241,7 +243,8 @@ function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv,
  * variables. No host at all is not an error: the relay starts and says how to add one.
  */
 export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): RelayHostsConfig {
-  const defaultRelayId = env.RELAY_ID?.trim() || hostname().split('.')[0] || 'relay';
+  const explicitRelayId = env.RELAY_ID?.trim() || undefined;
+  const defaultRelayId = explicitRelayId ?? (hostname().split('.')[0] || 'relay');
   const path = configPath ?? env.MCP_REMOTE_EXEC_CONFIG;
   if (path) {
     const full = resolve(expandHome(path));
@@ -262,6 +265,7 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
     const known = knownHostsDefaults(env, parsed.data.known_hosts ?? []);
     return {
       relayId: parsed.data.relay_id ?? defaultRelayId,
+      relayIdExplicit: parsed.data.relay_id !== undefined || explicitRelayId !== undefined,
       hosts: parsed.data.hosts.map((entry) => hostFromEntry(entry, env, full)),
       knownHostsFiles: known.read,
       recordKnownHostsFile: known.record,
@@ -273,6 +277,7 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
   const known = knownHostsDefaults(env);
   return {
     relayId: defaultRelayId,
+    relayIdExplicit: explicitRelayId !== undefined,
     hosts: host ? [host] : [],
     knownHostsFiles: known.read,
     recordKnownHostsFile: known.record,

@@ -19,6 +19,7 @@ import {
 } from '../shared/protocol.ts';
 import { VERSION } from '../shared/version.ts';
 import { log } from './log.ts';
+import { RELAY_ID_HEADER } from '../shared/relay-credential.ts';
 import type { ByteStreams, RelayOperations } from './operations.ts';
 import { decodeChunk } from '../shared/binary-frames.ts';
 import { ByteReceiver, ByteSender } from '../shared/byte-streams.ts';
@@ -165,7 +166,7 @@ export class HubConnection {
     if (this.stopping) return;
     log('info', 'connecting to hub', { endpoint: this.endpoint, attempt: this.attempt });
     const socket = new WebSocket(this.endpoint, {
-      headers: { Authorization: `Bearer ${this.options.token}` },
+      headers: { Authorization: `Bearer ${this.options.token}`, [RELAY_ID_HEADER]: this.options.relayId },
       handshakeTimeout: WELCOME_TIMEOUT_MS,
       maxPayload: 8 * 1024 * 1024,
       // File bytes are mostly incompressible, and deflating every frame on both ends capped
@@ -177,11 +178,26 @@ export class HubConnection {
       const status = response.statusCode ?? 0;
       const hint =
         status === 401 || status === 403
-          ? 'the relay token was refused: check RELAY_TOKEN against the RELAY_TOKEN_HASH the Worker was given'
-          : 'check RELAY_URL points at the Worker';
-      log('error', 'hub refused the WebSocket upgrade', { status, hint });
-      response.resume();
-      socket.terminate();
+          ? 'the relay token was refused: check RELAY_TOKEN (a token from "admin relays add", or the one RELAY_TOKEN_HASH was made from)'
+          : status === 409
+            ? 'a relay with this name is already connected: stop the other one (or have an admin revoke this credential if it was copied); retrying'
+            : 'check RELAY_URL points at the Worker';
+      // The Worker's own words say which of these it is; they are short and never secret.
+      let said = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (said.length < 500) said += chunk;
+      });
+      let reported = false;
+      const report = (): void => {
+        if (reported) return;
+        reported = true;
+        log('error', 'hub refused the WebSocket upgrade', { status, hint, ...(said ? { message: said.slice(0, 500) } : {}) });
+        socket.terminate();
+      };
+      response.once('end', report);
+      response.once('close', report);
+      response.once('error', report);
     });
     socket.on('open', () => {
       socket.send(

@@ -4,13 +4,15 @@
  *   I_ACCEPT_RISKS=true      required
  *   RELAY_URL                the Worker's URL, e.g. https://mcp.example.com (or --url)
  *   RELAY_TOKEN / RELAY_TOKEN_FILE   the relay's secret (never pass it on the command line)
- *   RELAY_ID                 name shown to users (default: this machine's host name)
+ *   RELAY_ID                 name shown to users (default: the name in its issued token, else
+ *                            this machine's host name)
  *   hosts: HOST, SSH_* like the seed, or MCP_REMOTE_EXEC_CONFIG / --config FILE
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadEnvironment, loadHostsConfig, NO_HOSTS_HINT } from './config.ts';
+import { ConfigError, loadEnvironment, loadHostsConfig, NO_HOSTS_HINT, type RelayHostsConfig } from './config.ts';
+import { relayNameInToken } from '../shared/relay-credential.ts';
 import { HubConnection } from './hub-connection.ts';
 import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
@@ -28,8 +30,18 @@ function readToken(env: NodeJS.ProcessEnv): string {
     return readFileSync(path, 'utf8').trim();
   }
   const token = env.RELAY_TOKEN?.trim();
-  if (!token) throw new ConfigError('No relay token: set RELAY_TOKEN or RELAY_TOKEN_FILE (the token the Worker\'s RELAY_TOKEN_HASH was made from).');
+  if (!token) throw new ConfigError('No relay token: set RELAY_TOKEN or RELAY_TOKEN_FILE (a token from "mcp-remote-exec admin relays add NAME", or the one the Worker\'s RELAY_TOKEN_HASH was made from).');
   return token;
+}
+
+/** A token issued to one relay names it: the relay goes by that name, and a different RELAY_ID is a mistake to say now. */
+function relayIdFor(config: RelayHostsConfig, token: string): string {
+  const issuedTo = relayNameInToken(token);
+  if (!issuedTo) return config.relayId;
+  if (config.relayIdExplicit && config.relayId !== issuedTo) {
+    throw new ConfigError(`The relay token was issued to relay "${issuedTo}", but RELAY_ID / relay_id says "${config.relayId}". Use the same name, or leave RELAY_ID unset.`);
+  }
+  return issuedTo;
 }
 
 /** Starts the daemon; returns an exit code only when it cannot start (it otherwise runs until signalled). */
@@ -57,7 +69,8 @@ export function runRelay(args: string[]): number | 'running' {
   const url = values.url ?? env.RELAY_URL;
   if (!url) throw new ConfigError('No Worker URL: set RELAY_URL (e.g. https://mcp.example.com) or pass --url.');
   const token = readToken(env);
-  const config = loadHostsConfig(env, values.config);
+  const loaded = loadHostsConfig(env, values.config);
+  const config = { ...loaded, relayId: relayIdFor(loaded, token) };
   if (config.hosts.length === 0) log('warn', NO_HOSTS_HINT);
   log('info', 'relay starting', { version: VERSION, relayId: config.relayId, hosts: config.hosts.map((h) => h.name), source: config.source });
 

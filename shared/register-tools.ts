@@ -121,8 +121,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       outputSchema: relayPingOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    async (_args, extra): Promise<CallToolResult> => {
-      const outcome = await ping(extra.signal);
+    async (args, extra): Promise<CallToolResult> => {
+      const outcome = await ping(args.relay !== undefined ? { relay: args.relay } : {}, extra.signal);
       if (!outcome.ok) return errorResult(outcome.error);
       const { relayId, relayVersion, roundTripMs } = outcome.value;
       return {

@@ -4,6 +4,7 @@
  * refused, so a misspelt argument is an error rather than silently ignored.
  */
 import { z } from 'zod';
+import { RELAY_NAME_PATTERN, RELAY_NAME_RULE } from './relay-credential.ts';
 import { execStructuredOutput } from './exec-output.ts';
 import {
   MAX_COMMAND_LENGTH,
@@ -64,7 +65,11 @@ export const listHostsInput = z
   })
   .strict();
 
-export const relayPingInput = z.object({}).strict();
+export const relayPingInput = z
+  .object({
+    relay: z.string().regex(RELAY_NAME_PATTERN, RELAY_NAME_RULE).optional().describe('Which relay to ping, when several serve you (ssh_list_hosts names them).'),
+  })
+  .strict();
 
 export const listHostsOutput = z.object({
   relays: z.array(

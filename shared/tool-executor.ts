@@ -119,5 +119,5 @@ export interface ToolExecutor {
   listHosts(options: { probe: boolean }, signal: AbortSignal): Promise<Outcome<HostListing>>;
   exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>>;
   /** Only where there is a relay to ping; the relay_ping tool is offered when this exists. */
-  ping?(signal: AbortSignal): Promise<Outcome<RelayPing>>;
+  ping?(request: { relay?: string }, signal: AbortSignal): Promise<Outcome<RelayPing>>;
 }

@@ -2,7 +2,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecResultFrame } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
-import { connectFakeRelay, openRelaySocket, type FakeRelay } from './relay-socket.ts';
+import { connectFakeRelay, FAKE_RELAY_ID, openRelaySocket, type FakeRelay } from './relay-socket.ts';
 
 let relay: FakeRelay | undefined;
 
@@ -60,7 +60,7 @@ describe('relay hub', () => {
 
   it('correlates a request with its streamed output and result', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env).execCommand('req-1', execRequest);
+    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-1', execRequest);
     const request = await relay.next((frame) => frame.type === 'request');
     expect(request).toMatchObject({ type: 'request', id: 'req-1', operation: { op: 'exec', host: 'web1', command: 'uptime' } });
     relay.send({ type: 'output', id: 'req-1', stream: 'stdout', data: 'up 3 days\n' });
@@ -77,7 +77,7 @@ describe('relay hub', () => {
 
   it('keeps no more output than the caller asked for, whatever the relay sends', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env).execCommand('req-cap', { ...execRequest, maxChars: 5 });
+    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-cap', { ...execRequest, maxChars: 5 });
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'output', id: 'req-cap', stream: 'stdout', data: '0123456789' });
     relay.send({
@@ -91,7 +91,7 @@ describe('relay hub', () => {
 
   it('passes a relay error through with its code', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env).execCommand('req-2', execRequest);
+    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-2', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'error', id: 'req-2', code: 'auth_failed', message: 'Authentication as "root" failed.' });
     const outcome = await pending;
@@ -100,7 +100,7 @@ describe('relay hub', () => {
 
   it('fails requests in flight at once when the relay disconnects, and does not resend them', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env).execCommand('req-3', execRequest);
+    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-3', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.socket.close(1001, 'relay going away');
     const outcome = await pending;
@@ -113,7 +113,7 @@ describe('relay hub', () => {
 
   it('forwards a cancel for a request in flight', async () => {
     relay = await connectFakeRelay();
-    const hub = relayHub(env);
+    const hub = relayHub(env, FAKE_RELAY_ID);
     const pending = hub.execCommand('req-4', execRequest);
     await relay.next((frame) => frame.type === 'request');
     await hub.cancel('req-4');
@@ -129,7 +129,7 @@ describe('relay hub', () => {
 
   it('resolves host names against the inventory before anything reaches the relay', async () => {
     relay = await connectFakeRelay({ hosts: ['web1', 'db1'] });
-    const hub = relayHub(env);
+    const hub = relayHub(env, FAKE_RELAY_ID);
     const ambiguous = await hub.execCommand('req-5', execRequest);
     expect(ambiguous.ok === false && ambiguous.error.code).toBe('host_ambiguous');
     const unknown = await hub.execCommand('req-6', { ...execRequest, host: 'mail1' });
@@ -159,20 +159,31 @@ describe('relay hub', () => {
     expect((await relay.closed).code).toBe(4003);
   });
 
-  it('sends work to the newest relay connection when a relay reconnects', async () => {
-    const old = await connectFakeRelay();
+  it('refuses a second connection with the same identity while the first is alive; the first keeps working', async () => {
     relay = await connectFakeRelay();
-    expect((await old.closed).code).toBe(4001);
-    const pending = relayHub(env).execCommand('req-new', execRequest);
+    const second = await openRelaySocket();
+    expect(second.status).toBe(409);
+    expect(await second.text()).toMatch(/already connected.*does not take over/s);
+    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-first', execRequest);
+    await relay.next((frame) => frame.type === 'request');
+    relay.send({ type: 'result', id: 'req-first', result: execResult({}) });
+    expect((await pending).ok).toBe(true);
+  });
+
+  it('lets a relay back in once its previous connection has closed', async () => {
+    const old = await connectFakeRelay();
+    old.socket.close(1001, 'restarting');
+    await old.closed;
+    relay = await connectFakeRelay();
+    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-new', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'result', id: 'req-new', result: execResult({}) });
     expect((await pending).ok).toBe(true);
-    expect(old.received.filter((frame) => frame.type === 'request')).toEqual([]);
   });
 
   it('honours a cancel that arrives before its request, and sends nothing to the relay', async () => {
     relay = await connectFakeRelay();
-    const hub = relayHub(env);
+    const hub = relayHub(env, FAKE_RELAY_ID);
     await hub.cancel('req-early');
     const outcome = await hub.execCommand('req-early', execRequest);
     expect(outcome.ok === false && outcome.error.code).toBe('cancelled');
@@ -188,7 +199,7 @@ describe('relay hub', () => {
 
   it('lists the inventory with the relay state', async () => {
     relay = await connectFakeRelay({ hosts: ['web1'] });
-    const listing = await relayHub(env).listHosts(false, 'list-1');
+    const listing = await relayHub(env, FAKE_RELAY_ID).listHosts(false, 'list-1');
     expect(listing.ok && listing.value).toMatchObject({
       relays: [{ id: 'fake-relay', connected: true, version: '0.0.0-test' }],
       hosts: [{ name: 'web1', relay: 'fake-relay', reachable: null, labels: { env: 'test' } }],

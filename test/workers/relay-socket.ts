@@ -16,14 +16,28 @@ export interface FakeRelay {
   next(predicate?: (frame: HubFrame) => boolean, timeoutMs?: number): Promise<HubFrame>;
 }
 
-export async function openRelaySocket(token: string | null = TEST_RELAY_TOKEN): Promise<Response> {
+export const FAKE_RELAY_ID = 'fake-relay';
+
+export async function openRelaySocket(token: string | null = TEST_RELAY_TOKEN, relayId: string | null = FAKE_RELAY_ID): Promise<Response> {
   const headers: Record<string, string> = { Upgrade: 'websocket' };
   if (token !== null) headers.Authorization = `Bearer ${token}`;
+  if (relayId !== null) headers['X-Relay-Id'] = relayId;
   return SELF.fetch(`${BASE_URL}/relay`, { headers });
 }
 
-export async function connectFakeRelay(options: { hello?: boolean; hosts?: string[]; protocol?: number } = {}): Promise<FakeRelay> {
-  const response = await openRelaySocket();
+export interface FakeRelayOptions {
+  hello?: boolean;
+  hosts?: string[];
+  protocol?: number;
+  /** The token to present (default: the deployment token) and the name to send in X-Relay-Id (null: none). */
+  token?: string;
+  relayId?: string | null;
+  /** The relay id its hello claims (default: relayId). */
+  helloRelayId?: string;
+}
+
+export async function connectFakeRelay(options: FakeRelayOptions = {}): Promise<FakeRelay> {
+  const response = await openRelaySocket(options.token ?? TEST_RELAY_TOKEN, options.relayId === undefined ? FAKE_RELAY_ID : options.relayId);
   const socket = response.webSocket;
   if (!socket) throw new Error(`no WebSocket (HTTP ${response.status})`);
   socket.accept();
@@ -60,7 +74,7 @@ export async function connectFakeRelay(options: { hello?: boolean; hosts?: strin
     relay.send({
       type: 'hello',
       protocol: options.protocol ?? PROTOCOL_VERSION,
-      relayId: 'fake-relay',
+      relayId: options.helloRelayId ?? options.relayId ?? FAKE_RELAY_ID,
       version: '0.0.0-test',
       hosts: (options.hosts ?? ['web1']).map((name) => ({ name, target: `root@${name}:22`, labels: { env: 'test' }, capabilities: ['exec'] })),
     });

@@ -1,20 +1,38 @@
 /**
- * The edge/local executor: each tool call becomes one request to the relay hub Durable Object.
- * An aborted MCP request (notifications/cancelled) sends a cancel to the relay, which stops the
- * remote process; the relay's answer, marked cancelled, still ends the call.
+ * The edge/local executor: each tool call becomes one request to the hub Durable Object of the
+ * relay that serves the host. Hosts arrive as `relay/host`, already resolved and checked by the
+ * policed executor in front of this one. An aborted MCP request (notifications/cancelled) sends a
+ * cancel to the relay, which stops the remote process; the relay's answer, marked cancelled,
+ * still ends the call.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../../shared/exec-output.ts';
 import { toBase64 } from '../../shared/file-tools.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
-import { selectHost } from '../../shared/host-selection.ts';
+import { hostViews } from '../../shared/host-views.ts';
 import { sha256Hex } from '../../shared/password-hash.ts';
 import type { ExecRequest, HostListing, LinkOffer, ReadFileRequest, RelayPing, ToolExecutor, WriteFileRequest } from '../../shared/tool-executor.ts';
+import { teamDirectory } from '../team/team-directory.ts';
 import type { WorkerSettings } from '../settings.ts';
 import type { TransferRecord } from '../transfers/transfer-link.ts';
 import { relayHub } from '../relay/hub-stub.ts';
+import type { RelayHub } from '../relay/relay-hub.ts';
 
 const PING_DEADLINE_MS = 5_000;
+
+interface OnRelay {
+  hub: DurableObjectStub<RelayHub>;
+  relay: string;
+  host: string;
+}
+
+/** `relay/host` → the relay's hub and the host's own name there. */
+function onRelay(env: Env, qualified: string | undefined): Outcome<OnRelay> {
+  const slash = qualified?.indexOf('/') ?? -1;
+  if (qualified === undefined || slash <= 0) return failure('internal', 'The host was not resolved to a relay before the call.');
+  const relay = qualified.slice(0, slash);
+  return success({ hub: relayHub(env, relay), relay, host: qualified.slice(slash + 1) });
+}
 
 export class HubExecutor implements ToolExecutor {
   private readonly env: Env;
@@ -29,19 +47,45 @@ export class HubExecutor implements ToolExecutor {
   }
 
   async listHosts(options: { probe: boolean }, _signal: AbortSignal): Promise<Outcome<HostListing>> {
-    return relayHub(this.env).listHosts(options.probe, crypto.randomUUID());
+    return this.listRelays(await teamDirectory(this.env).relayNames(), options.probe);
+  }
+
+  /** Every host of the given relays, asked of their hubs at once. A relay whose probe fails still shows its hosts, with why. */
+  async listRelays(relays: readonly string[], probe: boolean): Promise<Outcome<HostListing>> {
+    const listings = await Promise.all(
+      relays.map(async (relay) => {
+        const hub = relayHub(this.env, relay);
+        const listed = await hub.listHosts(probe, crypto.randomUUID());
+        if (listed.ok || !probe) return listed;
+        const state = await hub.inventory();
+        if (!state) return listed;
+        return success({
+          relays: [{ id: state.relayId, connected: state.connected, version: state.version }],
+          hosts: hostViews(state.relayId, state.hosts, null, `Checking the hosts failed: [${listed.error.code}] ${listed.error.message}`),
+        });
+      }),
+    );
+    const merged: HostListing = { relays: [], hosts: [] };
+    for (const listing of listings) {
+      if (!listing.ok) return listing;
+      merged.relays.push(...listing.value.relays);
+      merged.hosts.push(...listing.value.hosts);
+    }
+    return success(merged);
   }
 
   async exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>> {
     if (signal.aborted) return failure('cancelled', 'The request was cancelled before it started; nothing ran.');
-    const hub = relayHub(this.env);
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
+    const { hub } = target.value;
     const id = crypto.randomUUID();
     const onAbort = (): void => {
       void hub.cancel(id);
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const reply = await hub.execCommand(id, request);
+      const reply = await hub.execCommand(id, { ...request, host: target.value.host });
       if (!reply.ok) return reply;
       const { result, stdout, stderr, host } = reply.value;
       if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
@@ -51,18 +95,21 @@ export class HubExecutor implements ToolExecutor {
     }
   }
 
-  async ping(_signal: AbortSignal): Promise<Outcome<RelayPing>> {
-    const hub = relayHub(this.env);
+  /** Ping one relay (the policed executor picks which). */
+  async ping(request: { relay?: string }, _signal: AbortSignal): Promise<Outcome<RelayPing>> {
+    if (request.relay === undefined) return failure('internal', 'The relay to ping was not chosen before the call.');
+    const hub = relayHub(this.env, request.relay);
     const started = Date.now();
     const reply = await hub.execute(crypto.randomUUID(), { op: 'ping' }, PING_DEADLINE_MS);
     if (!reply.ok) return reply;
     if (reply.value.result.op !== 'ping') return failure('protocol_error', 'The relay answered a ping with something else.');
-    const inventory = await hub.inventory();
-    return success({ relayId: inventory?.relayId ?? 'unknown', relayVersion: reply.value.result.relayVersion, roundTripMs: Date.now() - started });
+    return success({ relayId: request.relay, relayVersion: reply.value.result.relayVersion, roundTripMs: Date.now() - started });
   }
 
   async readFile(request: ReadFileRequest, _signal: AbortSignal): Promise<Outcome<FileReadResult & { host: string }>> {
-    const reply = await relayHub(this.env).readFile(crypto.randomUUID(), request);
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
+    const reply = await target.value.hub.readFile(crypto.randomUUID(), { ...request, host: target.value.host });
     if (!reply.ok) return reply;
     const { result, data, host } = reply.value;
     if (result.op !== 'read_file') return failure('protocol_error', 'The relay answered a read with another kind of result.');
@@ -70,7 +117,9 @@ export class HubExecutor implements ToolExecutor {
   }
 
   async writeFile(request: WriteFileRequest, _signal: AbortSignal): Promise<Outcome<FileWriteResult & { host: string }>> {
-    const reply = await relayHub(this.env).writeFile(crypto.randomUUID(), request);
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
+    const reply = await target.value.hub.writeFile(crypto.randomUUID(), { ...request, host: target.value.host });
     if (!reply.ok) return reply;
     const { result, host } = reply.value;
     if (result.op !== 'write_file') return failure('protocol_error', 'The relay answered a write with another kind of result.');
@@ -78,7 +127,9 @@ export class HubExecutor implements ToolExecutor {
   }
 
   async listDirectory(request: { host?: string; path: string }, _signal: AbortSignal): Promise<Outcome<DirectoryListing & { host: string }>> {
-    const reply = await relayHub(this.env).listDirectory(crypto.randomUUID(), request);
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
+    const reply = await target.value.hub.listDirectory(crypto.randomUUID(), { ...request, host: target.value.host });
     if (!reply.ok) return reply;
     const { result, host } = reply.value;
     if (result.op !== 'list_directory') return failure('protocol_error', 'The relay answered a listing with another kind of result.');
@@ -86,36 +137,30 @@ export class HubExecutor implements ToolExecutor {
   }
 
   async requestUpload(request: { host?: string; path: string; permissions?: number; overwrite: boolean }, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
     // Check the target now, so a refusal comes back to the assistant rather than to curl later.
-    const probe = await relayHub(this.env).readFile(crypto.randomUUID(), { ...(request.host !== undefined ? { host: request.host } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
-    let host: string;
-    if (probe.ok) {
-      if (!request.overwrite) return failure('already_exists', `${request.path} already exists on ${probe.value.host}.`);
-      host = probe.value.host;
-    } else if (probe.error.code === 'path_not_found') {
-      const listed = await relayHub(this.env).inventory();
-      const resolved = selectHost((listed?.hosts ?? []).map((entry) => entry.name), request.host);
-      if (!resolved.ok) return resolved;
-      host = resolved.value;
-    } else {
-      return probe;
-    }
-    return this.makeLink('upload', host, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
+    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, path: request.path, offset: 0, length: 0, maxBytes: 0 });
+    if (probe.ok && !request.overwrite) return failure('already_exists', `${request.path} already exists on ${target.value.host}.`);
+    if (!probe.ok && probe.error.code !== 'path_not_found') return probe;
+    return this.makeLink('upload', target.value, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
   }
 
   async requestDownload(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
-    const probe = await relayHub(this.env).readFile(crypto.randomUUID(), { ...(request.host !== undefined ? { host: request.host } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
+    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, path: request.path, offset: 0, length: 0, maxBytes: 0 });
     if (!probe.ok) return probe;
-    const { result, host } = probe.value;
+    const { result } = probe.value;
     if (result.op !== 'read_file') return failure('protocol_error', 'The relay answered a check with another kind of result.');
     const limit = this.settings.tools.maxFileSize;
     if (result.info.size > limit) {
       return failure('file_too_large', `${request.path} is ${result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${limit.toLocaleString('en-US')}).`);
     }
-    return this.makeLink('download', host, request.path, { overwrite: false }, signal);
+    return this.makeLink('download', target.value, request.path, { overwrite: false }, signal);
   }
 
-  private async makeLink(kind: 'upload' | 'download', host: string, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+  private async makeLink(kind: 'upload' | 'download', target: OnRelay, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const id = toHex(crypto.getRandomValues(new Uint8Array(16)));
     // 256 bits; only its hash is stored and it is never logged.
     const token = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
@@ -127,7 +172,8 @@ export class HubExecutor implements ToolExecutor {
       userId: this.caller.userId,
       username: this.caller.username,
       client: this.caller.client,
-      host,
+      relay: target.relay,
+      host: target.host,
       path,
       ...(options.permissions !== undefined ? { permissions: options.permissions } : {}),
       overwrite: options.overwrite,
@@ -139,7 +185,7 @@ export class HubExecutor implements ToolExecutor {
     };
     await this.env.TRANSFER_LINK.get(this.env.TRANSFER_LINK.idFromName(id)).create(record);
     return success({
-      host,
+      host: target.host,
       path,
       transferId: id,
       method: kind === 'upload' ? 'PUT' : 'GET',

@@ -4,14 +4,14 @@
  * to the audit log (worker/audit). The caller's standing is read afresh on each call, so disabling
  * a user or changing a grant takes effect on the very next request.
  */
-import { success, type Outcome } from '../../shared/errors.ts';
+import { failure, success, type Outcome } from '../../shared/errors.ts';
+import { fleetHosts, qualifiedName } from '../../shared/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
-import { roleOn, type Role } from '../../shared/policy.ts';
+import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
 import type { ExecRequest, HostListing, LinkOffer, ReadFileRequest, RelayPing, ToolExecutor, WriteFileRequest } from '../../shared/tool-executor.ts';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
-import { relayHub } from '../relay/hub-stub.ts';
-import { gateCall, standingOf } from '../team/gate-call.ts';
+import { gateCall, standingAndFleet } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
 export interface Caller {
@@ -39,13 +39,16 @@ export class PolicedExecutor implements ToolExecutor {
     await writeAudit(this.env, { ...entry, time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, durationMs: Date.now() - started });
   }
 
-  /** Check, run on the resolved host, and audit, for a tool that works on one host. */
-  private async onHost<T>(
+  /**
+   * Check, run on the resolved host, and audit, for a tool that works on one host. The inner
+   * executor gets the host as relay/host; the caller sees it by the name they know it by.
+   */
+  private async onHost<T extends { host: string }>(
     tool: string,
     target: string,
     requestedHost: string | undefined,
     needed: Role,
-    run: (host: string) => Promise<Outcome<T>>,
+    run: (qualifiedHost: string) => Promise<Outcome<T>>,
     details: (value: T) => Details = () => NO_DETAILS,
   ): Promise<Outcome<T>> {
     const started = Date.now();
@@ -54,7 +57,7 @@ export class PolicedExecutor implements ToolExecutor {
       await this.record({ relay: null, host: requestedHost ?? null, tool, target, outcome: denied ? 'denied' : 'error', code: gate.error.code, ...NO_DETAILS }, started);
       return gate;
     }
-    const result = await run(gate.value.host);
+    const result = await run(gate.value.qualified);
     await this.record(
       {
         relay: gate.value.relay,
@@ -67,30 +70,33 @@ export class PolicedExecutor implements ToolExecutor {
       },
       started,
     );
-    return result;
+    return result.ok ? success({ ...result.value, host: gate.value.id }) : result;
   }
 
-  async listHosts(options: { probe: boolean }, signal: AbortSignal): Promise<Outcome<HostListing>> {
+  async listHosts(options: { probe: boolean }, _signal: AbortSignal): Promise<Outcome<HostListing>> {
     const started = Date.now();
-    const [standing, inventory] = await Promise.all([standingOf(this.env, this.caller.username), relayHub(this.env).inventory()]);
+    const { standing, relays } = await standingAndFleet(this.env, this.caller.username);
     if (!standing.ok) {
       await this.record({ relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'denied', code: standing.error.code, ...NO_DETAILS }, started);
       return standing;
     }
     const { policy, subject } = standing.value;
-    const listing = await this.inner.listHosts(options, signal);
+    const visible = new Map(fleetHosts(relays, (_relay, host) => roleOn(policy, subject, host) !== null).map((host) => [qualifiedName(host.relay, host.entry.name), host]));
+    // Only relays that serve the caller something are asked (and probed).
+    const serving = relays.filter((relay) => [...visible.values()].some((host) => host.relay === relay.relayId)).map((relay) => relay.relayId);
+    const listing = await this.inner.listRelays(serving, options.probe);
     if (!listing.ok) {
-      await this.record({ relay: inventory?.relayId ?? null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'error', code: listing.error.code, ...NO_DETAILS }, started);
+      await this.record({ relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'error', code: listing.error.code, ...NO_DETAILS }, started);
       return listing;
     }
-    const entries = new Map((inventory?.hosts ?? []).map((host) => [host.name, host]));
     const hosts = listing.value.hosts.flatMap((view) => {
-      const entry = entries.get(view.name);
-      const role = entry ? roleOn(policy, subject, entry) : null;
-      return role ? [{ ...view, role }] : [];
+      const host = visible.get(qualifiedName(view.relay, view.name));
+      const role = host ? roleOn(policy, subject, host.entry) : null;
+      return host && role ? [{ ...view, name: host.id, role }] : [];
     });
-    await this.record({ relay: inventory?.relayId ?? null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'ok', code: null, ...NO_DETAILS }, started);
-    return success({ relays: listing.value.relays, hosts, hiddenHosts: listing.value.hosts.length - hosts.length });
+    const total = relays.reduce((sum, relay) => sum + relay.hosts.length, 0);
+    await this.record({ relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'ok', code: null, ...NO_DETAILS }, started);
+    return success({ relays: listing.value.relays, hosts, hiddenHosts: total - hosts.length });
   }
 
   async exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>> {
@@ -138,14 +144,42 @@ export class PolicedExecutor implements ToolExecutor {
     return this.onHost('ssh_request_download', request.path, request.host, 'viewer', (host) => this.inner.requestDownload({ ...request, host }, signal));
   }
 
-  async ping(signal: AbortSignal): Promise<Outcome<RelayPing>> {
+  /** Ping a relay that serves the caller at least one host (any relay, for a deployment admin). */
+  async ping(request: { relay?: string }, signal: AbortSignal): Promise<Outcome<RelayPing>> {
     const started = Date.now();
-    const standing = await standingOf(this.env, this.caller.username);
-    const result = standing.ok ? await this.inner.ping(signal) : standing;
+    const { standing, relays } = await standingAndFleet(this.env, this.caller.username);
+    let result: Outcome<RelayPing>;
+    if (!standing.ok) {
+      result = standing;
+    } else {
+      const { policy, subject } = standing.value;
+      const admin = isDeploymentAdmin(policy, subject);
+      const mine = relays.filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, host) !== null)).map((relay) => relay.relayId);
+      const chosen = selectRelay(mine, request.relay);
+      result = chosen.ok ? await this.inner.ping({ relay: chosen.value }, signal) : chosen;
+    }
     await this.record(
-      { relay: result.ok ? result.value.relayId : null, host: null, tool: 'relay_ping', target: null, outcome: result.ok ? 'ok' : standing.ok ? 'error' : 'denied', code: result.ok ? null : result.error.code, ...NO_DETAILS },
+      {
+        relay: result.ok ? result.value.relayId : (request.relay ?? null),
+        host: null,
+        tool: 'relay_ping',
+        target: null,
+        outcome: result.ok ? 'ok' : standing.ok ? 'error' : 'denied',
+        code: result.ok ? null : result.error.code,
+        ...NO_DETAILS,
+      },
       started,
     );
     return result;
   }
+}
+
+function selectRelay(relays: readonly string[], requested: string | undefined): Outcome<string> {
+  if (requested !== undefined) {
+    const found = relays.find((relay) => relay.toLowerCase() === requested.toLowerCase());
+    return found ? success(found) : failure('relay_not_connected', `There is no relay "${requested}" serving you. ${relays.length > 0 ? `Relays: ${relays.join(', ')}.` : ''}`.trim());
+  }
+  if (relays.length === 1 && relays[0] !== undefined) return success(relays[0]);
+  if (relays.length === 0) return failure('relay_not_connected', 'No relay serving you has connected to this server yet.');
+  return failure('invalid_argument', `${relays.length} relays serve you (${relays.join(', ')}); say which one with the relay argument.`);
 }

@@ -1,8 +1,9 @@
 import type { RelayHub } from './relay-hub.ts';
 
-/** One hub per deployment for now; named so several relays can get their own hubs later. */
-export const DEFAULT_HUB_NAME = 'default';
+/** Set by the /relay route after it has checked the relay's credential; the hub reads its name from it. */
+export const AUTHENTICATED_RELAY_HEADER = 'X-Authenticated-Relay';
 
-export function relayHub(env: Env, name: string = DEFAULT_HUB_NAME): DurableObjectStub<RelayHub> {
-  return env.RELAY_HUB.get(env.RELAY_HUB.idFromName(name));
+/** Each relay has its own hub, so one site's traffic never waits on another's. */
+export function relayHub(env: Env, relay: string): DurableObjectStub<RelayHub> {
+  return env.RELAY_HUB.get(env.RELAY_HUB.idFromName(`relay:${relay.toLowerCase()}`));
 }

@@ -5,8 +5,8 @@
  * arrives. At most once: if the socket closes, every pending request fails at once with
  * `relay_disconnected`, and nothing is re-sent when the relay comes back.
  *
- * The WebSocket arrives here already authenticated (worker/relay/relay-route.ts checks the token
- * before the upgrade).
+ * There is one hub per relay. The WebSocket arrives here already authenticated: the /relay route
+ * (worker/relay/relay-route.ts) checks the credential before the upgrade and names the relay.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { failure, success, type Outcome } from '../../shared/errors.ts';
@@ -24,12 +24,14 @@ import {
   type Operation,
   type OperationResult,
 } from '../../shared/protocol.ts';
+import type { RelayInventory } from '../../shared/fleet.ts';
 import { selectHost } from '../../shared/host-selection.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
 import { ByteSender, sendStream } from '../../shared/byte-streams.ts';
 import type { ExecRequest, HostListing, ReadFileRequest, WriteFileRequest } from '../../shared/tool-executor.ts';
 import { logEvent } from '../log.ts';
+import { AUTHENTICATED_RELAY_HEADER } from './hub-stub.ts';
 
 /** What the hub remembers about its relay across restarts (Durable Object storage key `relay`). */
 interface RelayRecord {
@@ -40,9 +42,17 @@ interface RelayRecord {
   disconnectedAt?: string;
 }
 
+/** What the hub tells about its relay: the inventory it last reported and whether it is connected now. */
+export interface RelayState extends RelayInventory {
+  version: string;
+  connectedAt: string;
+  disconnectedAt?: string;
+}
+
 /** Per-socket state that survives hibernation (serializeAttachment, ≤ 16 KiB). */
 interface SocketAttachment {
   welcomed: boolean;
+  /** The name the /relay route admitted this connection under. */
   relayId?: string;
   welcomedAt?: number;
 }
@@ -167,11 +177,32 @@ export class RelayHub extends DurableObject<Env> {
     if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
       return new Response('Expected a WebSocket upgrade.', { status: 426 });
     }
+    const relayId = request.headers.get(AUTHENTICATED_RELAY_HEADER);
+    if (!relayId) return new Response('The relay was not authenticated.', { status: 401 });
+    // No silent takeover: while this relay's connection is alive, a second one presenting the same
+    // identity is refused (a copied credential, or the same relay started twice). A connection
+    // that stopped sending heartbeats is retired first, so a relay that restarts gets back in.
+    const live = this.liveSocket();
+    if (live.ok) {
+      const since = attachment(live.value).welcomedAt;
+      logEvent('warn', 'refused a second connection for a relay that is already connected', { relayId });
+      return new Response(
+        `Relay "${relayId}" is already connected${since ? ` (since ${new Date(since).toISOString()})` : ''}. A second connection with the same identity does not take over: stop the other relay, or have an admin revoke this credential if it was copied.`,
+        { status: 409 },
+      );
+    }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [RELAY_TAG]);
-    server.serializeAttachment({ welcomed: false } satisfies SocketAttachment);
+    server.serializeAttachment({ welcomed: false, relayId } satisfies SocketAttachment);
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Close this relay's connection (its credential was revoked); requests in flight fail at once. */
+  async disconnect(reason: string): Promise<void> {
+    for (const socket of this.ctx.getWebSockets(RELAY_TAG)) {
+      this.retire(socket, 4010, reason.slice(0, 120), `The relay was disconnected (${reason}); the outcome of this request is unknown.`);
+    }
   }
 
   override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -470,11 +501,18 @@ export class RelayHub extends DurableObject<Env> {
     return success({ relays: [relay], hosts: hostViews(record.relayId, record.hosts, probed.value.result.hosts) });
   }
 
-  /** The inventory the relay last reported, or null before any relay connected. */
-  async inventory(): Promise<{ relayId: string; connected: boolean; hosts: HostInventoryEntry[] } | null> {
+  /** The inventory the relay last reported, with its state, or null before it ever connected. */
+  async inventory(): Promise<RelayState | null> {
     const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
     if (!record) return null;
-    return { relayId: record.relayId, connected: this.liveSocket().ok, hosts: record.hosts };
+    return {
+      relayId: record.relayId,
+      connected: this.liveSocket().ok,
+      version: record.version,
+      connectedAt: record.connectedAt,
+      ...(record.disconnectedAt ? { disconnectedAt: record.disconnectedAt } : {}),
+      hosts: record.hosts,
+    };
   }
 
   private async onHello(socket: WebSocket, hello: HelloFrame): Promise<void> {
@@ -488,13 +526,15 @@ export class RelayHub extends DurableObject<Env> {
       socket.close(4000, 'protocol version mismatch');
       return;
     }
-    // One relay per hub for now: a new connection replaces the old one (the old socket is
-    // usually a half-open leftover of a relay restart). Its requests fail as disconnected.
-    for (const other of this.ctx.getWebSockets(RELAY_TAG)) {
-      if (other !== socket && attachment(other).welcomed) {
-        logEvent('warn', 'a new relay connection replaces the previous one', { relayId: hello.relayId });
-        this.retire(other, 4001, 'replaced by a newer connection', 'The relay reconnected while this request was in flight; its outcome is unknown.');
-      }
+    const authenticated = attachment(socket).relayId;
+    if (hello.relayId !== authenticated) {
+      send(socket, {
+        type: 'error',
+        code: 'protocol_error',
+        message: `This connection was admitted as relay "${authenticated}" but its hello says "${hello.relayId}". Set RELAY_ID=${authenticated ?? ''} (or relay_id in the relay config).`,
+      });
+      socket.close(4004, 'relay id does not match its credential');
+      return;
     }
     const record: RelayRecord = { relayId: hello.relayId, version: hello.version, hosts: hello.hosts, connectedAt: new Date().toISOString() };
     await this.ctx.storage.put(RELAY_RECORD_KEY, record);
@@ -507,6 +547,8 @@ export class RelayHub extends DurableObject<Env> {
     const state = attachment(socket);
     this.failPending(socket, 'The relay disconnected while this request was in flight; its outcome is unknown.');
     if (!state.welcomed) return;
+    // A closed socket can stay listed for a while; it must not count as the live relay.
+    socket.serializeAttachment({ ...state, welcomed: false } satisfies SocketAttachment);
     const stillConnected = this.ctx.getWebSockets(RELAY_TAG).some((other) => other !== socket && attachment(other).welcomed);
     if (stillConnected) return;
     logEvent('warn', 'relay disconnected', { relayId: state.relayId, why });

@@ -1,16 +1,22 @@
 /**
  * The one policy check every tool call and every transfer link goes through: is the caller's
- * account active, which hosts may they see, and is their role on the chosen host enough.
+ * account active, which hosts (across all relays) may they see, and is their role on the chosen
+ * host enough.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { selectHost } from '../../shared/host-selection.ts';
+import { fleetHosts, qualifiedName, selectFleetHost, type RelayInventory } from '../../shared/fleet.ts';
 import { roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
-import { relayHub } from '../relay/hub-stub.ts';
+import { relayStates } from '../relay/fleet.ts';
 import { teamDirectory, type Access } from './team-directory.ts';
 
 export interface CallGate {
+  relay: string;
+  /** The host's own name on its relay. */
   host: string;
-  relay: string | null;
+  /** What the caller calls it: the bare name, or relay/host when several relays have that name. */
+  id: string;
+  /** relay/host: names the host unambiguously whatever other relays appear later. */
+  qualified: string;
 }
 
 export async function standingOf(env: Env, username: string): Promise<Outcome<Access>> {
@@ -19,33 +25,36 @@ export async function standingOf(env: Env, username: string): Promise<Outcome<Ac
   return success(access);
 }
 
+/** The caller's standing and the inventories of the relays that count. */
+export async function standingAndFleet(env: Env, username: string): Promise<{ standing: Outcome<Access>; relays: RelayInventory[] }> {
+  const standing = await standingOf(env, username);
+  if (!standing.ok) return { standing, relays: [] };
+  return { standing, relays: await relayStates(env, standing.value.relays) };
+}
+
 /**
  * Resolve the host among those `username` may see, and check their role there. `denied` tells a
  * policy refusal (audited as denied) from a plain failure such as no relay.
  */
 export async function gateCall(env: Env, username: string, tool: string, requestedHost: string | undefined, needed: Role): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
-  // Both lookups at once: each is a Durable Object round trip on the path of every call.
-  const [standing, inventory] = await Promise.all([standingOf(env, username), relayHub(env).inventory()]);
+  const { standing, relays } = await standingAndFleet(env, username);
   if (!standing.ok) return { outcome: standing, denied: true };
   const { policy, subject } = standing.value;
-  if (!inventory) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
-  const visible = inventory.hosts.filter((host) => roleOn(policy, subject, host) !== null);
-  const selected = selectHost(
-    visible.map((host) => host.name),
-    requestedHost,
-  );
+  if (relays.length === 0) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
+  const visible = fleetHosts(relays, (_relay, host) => roleOn(policy, subject, host) !== null);
+  const selected = selectFleetHost(visible, requestedHost);
   if (!selected.ok) {
     // A host that exists but is hidden from the caller is reported exactly like a missing one.
-    const hidden = requestedHost !== undefined && inventory.hosts.some((host) => host.name === requestedHost);
+    const hidden = requestedHost !== undefined && fleetHosts(relays).some((host) => host.entry.name === requestedHost || qualifiedName(host.relay, host.entry.name) === requestedHost);
     return { outcome: selected, denied: hidden };
   }
-  const host = visible.find((entry) => entry.name === selected.value);
-  const role = host ? roleOn(policy, subject, host) : null;
-  if (!host || !roleAtLeast(role, needed)) {
+  const { relay, entry, id } = selected.value;
+  const role = roleOn(policy, subject, entry);
+  if (!roleAtLeast(role, needed)) {
     return {
-      outcome: failure('access_denied', `Your role on ${selected.value} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
+      outcome: failure('access_denied', `Your role on ${id} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
       denied: true,
     };
   }
-  return { outcome: success({ host: host.name, relay: inventory.relayId }), denied: false };
+  return { outcome: success({ relay, host: entry.name, id, qualified: qualifiedName(relay, entry.name) }), denied: false };
 }

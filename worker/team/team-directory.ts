@@ -1,11 +1,16 @@
 /**
- * The team: built-in user accounts, the policy, and sign-in rate limits, in one Durable Object per
+ * The team: user accounts, the policy, and sign-in rate limits, in one Durable Object per
  * deployment (so an edit is seen by the very next request). Password hashes never leave it except
  * to the sign-in check, and passwords are verified by the caller so a slow hash never blocks it.
+ *
+ * Accounts are built-in (an admin made them; they sign in with a password) or external (recorded
+ * on each successful sign-in through OpenID Connect or GitHub; no password). Both kinds share one
+ * name space, policy subjects, disable and delete.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
+import { equalBytes } from '../../shared/password-hash.ts';
 import { EMPTY_POLICY, policySchema, type Policy, type Subject } from '../../shared/policy.ts';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -17,13 +22,26 @@ export const ACCOUNT_FAILURES_ALLOWED = 5;
 export const ADDRESS_FAILURES_ALLOWED = 20;
 export const FAILURE_WINDOW_MS = 15 * 60 * 1000;
 
+/** Where an account's sign-in comes from. */
+export type UserSource = 'builtin' | 'oidc' | 'github';
+
 interface StoredUser {
   username: string;
+  /** Empty for external accounts: they never sign in with a password. */
   passwordHash: string;
+  /** Groups an admin gave (admin API); a sign-in never changes them. */
   groups: string[];
   disabled: boolean;
   createdAt: string;
   updatedAt: string;
+  /** Absent on records made before external sign-in existed: those are built-in. */
+  source?: UserSource;
+  /** The OAuth grant owner of an external account (oidc/…, github/…); built-in ones use builtInUserId. */
+  userId?: string;
+  /** Groups the identity provider reported at the latest sign-in (OIDC groups claim), replaced each time. */
+  idpGroups?: string[];
+  /** Browser sessions issued before this time (ms since the epoch) are no longer honoured. */
+  sessionsValidAfter?: number;
 }
 
 export interface UserSummary {
@@ -32,9 +50,16 @@ export interface UserSummary {
   disabled: boolean;
   createdAt: string;
   updatedAt: string;
+  /** builtin (password), oidc or github. */
+  source: UserSource;
+  /** Groups from the identity provider's latest sign-in; the effective groups are these plus `groups`. */
+  idpGroups?: string[];
   /** The deployment's own admin account (ADMIN_USERNAME): configured by secret, not here. */
   bootstrap?: boolean;
 }
+
+/** builtin_account: the name belongs to a password account; other_account: to another external identity. */
+export type ExternalSignInResult = { ok: true; username: string } | { ok: false; reason: 'builtin_account' | 'other_account' | 'disabled' };
 
 interface FailureWindow {
   count: number;
@@ -45,14 +70,45 @@ export type SignInGate =
   | { locked: true; retryAfterSeconds: number }
   | { locked: false; bootstrap: boolean; username: string; passwordHash: string | null; disabled: boolean };
 
-/** What a tool call needs to decide: the caller's standing and the current policy. */
+/** What a tool call needs to decide: the caller's standing, the current policy, and the relays to look at. */
 export interface Access {
   active: boolean;
   subject: Subject;
   policy: Policy;
+  /** The grant owner of an external account (absent for built-in ones). */
+  userId?: string;
+  /** Browser sessions issued before this (ms since the epoch) are void: set on creation, disable and password reset. */
+  sessionsValidAfter?: number;
+  /** Relays that may serve hosts: every known relay whose credential is not revoked. */
+  relays: string[];
 }
 
+/**
+ * A relay the deployment knows. `issued`: an admin issued it its own credential (only the token's
+ * SHA-256 is kept). `deployment`: it came in with the deployment-wide RELAY_TOKEN_HASH token and
+ * was recorded under the name it gave.
+ */
+export interface RelayRecordSummary {
+  name: string;
+  credential: 'issued' | 'deployment';
+  createdAt: string;
+  revokedAt?: string;
+  lastConnectedAt?: string;
+}
+
+interface StoredRelay extends RelayRecordSummary {
+  tokenHash: string | null;
+}
+
+export type RelayAdmission = { ok: true; name: string } | { ok: false; message: string };
+
 const userKey = (username: string): string => `user:${username.toLowerCase()}`;
+
+function summary(user: StoredUser): UserSummary {
+  const { passwordHash: _hash, userId: _userId, sessionsValidAfter: _after, ...rest } = user;
+  return { ...rest, source: user.source ?? 'builtin' };
+}
+const relayKey = (name: string): string => `relay:${name.toLowerCase()}`;
 const failureKey = (kind: 'account' | 'address', value: string): string => `fail:${kind}:${value.toLowerCase()}`;
 
 export class TeamDirectory extends DurableObject<Env> {
@@ -88,11 +144,74 @@ export class TeamDirectory extends DurableObject<Env> {
   }
 
   async access(username: string): Promise<Access> {
-    const policy = await this.policy();
-    if (this.isBootstrap(username)) return { active: Boolean(this.env.ADMIN_PASSWORD_HASH), subject: { username: this.bootstrapName(), groups: [], bootstrapAdmin: true }, policy };
+    const [policy, relays] = await Promise.all([this.policy(), this.relayNames()]);
+    if (this.isBootstrap(username)) return { active: Boolean(this.env.ADMIN_PASSWORD_HASH), subject: { username: this.bootstrapName(), groups: [], bootstrapAdmin: true }, policy, relays };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
-    if (!user) return { active: false, subject: { username, groups: [] }, policy };
-    return { active: !user.disabled, subject: { username: user.username, groups: user.groups }, policy };
+    if (!user) return { active: false, subject: { username, groups: [] }, policy, relays };
+    const groups = [...new Set([...user.groups, ...(user.idpGroups ?? [])])];
+    return {
+      active: !user.disabled,
+      subject: { username: user.username, groups },
+      policy,
+      relays,
+      ...(user.userId ? { userId: user.userId } : {}),
+      ...(user.sessionsValidAfter !== undefined ? { sessionsValidAfter: user.sessionsValidAfter } : {}),
+    };
+  }
+
+  /** Names of the relays whose hosts count: known and not revoked. */
+  async relayNames(): Promise<string[]> {
+    const stored = await this.ctx.storage.list<StoredRelay>({ prefix: 'relay:' });
+    return [...stored.values()].filter((relay) => !relay.revokedAt).map((relay) => relay.name);
+  }
+
+  async listRelays(): Promise<RelayRecordSummary[]> {
+    const stored = await this.ctx.storage.list<StoredRelay>({ prefix: 'relay:' });
+    return [...stored.values()].map(({ tokenHash: _hash, ...summary }) => summary).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * May this relay connect? `tokenHash` is the SHA-256 of an issued token naming `name`, or null
+   * when the relay came with the deployment-wide token (already checked by the caller). A name
+   * with its own credential accepts only that credential; a revoked name accepts nothing.
+   */
+  async admitRelay(name: string, tokenHash: string | null): Promise<RelayAdmission> {
+    const stored = await this.ctx.storage.get<StoredRelay>(relayKey(name));
+    const now = new Date().toISOString();
+    if (stored?.revokedAt) return { ok: false, message: `The credential of relay "${stored.name}" was revoked; ask an admin for a new one (mcp-remote-exec admin relays add ${stored.name}).` };
+    if (tokenHash === null) {
+      if (stored?.credential === 'issued') return { ok: false, message: `Relay "${stored.name}" has its own credential; the deployment token cannot stand in for it. Run it with the token issued for it.` };
+      await this.ctx.storage.put(relayKey(name), { ...(stored ?? { name, credential: 'deployment', tokenHash: null, createdAt: now }), lastConnectedAt: now } satisfies StoredRelay);
+      return { ok: true, name: stored?.name ?? name };
+    }
+    const encoder = new TextEncoder();
+    if (!stored?.tokenHash || !equalBytes(encoder.encode(stored.tokenHash), encoder.encode(tokenHash))) {
+      return { ok: false, message: 'The relay token was refused.' };
+    }
+    await this.ctx.storage.put(relayKey(name), { ...stored, lastConnectedAt: now } satisfies StoredRelay);
+    return { ok: true, name: stored.name };
+  }
+
+  /** Give relay `name` its own credential (its token's SHA-256). Refused while it has a live one: revoke first. */
+  async issueRelay(name: string, tokenHash: string): Promise<{ ok: true; relay: RelayRecordSummary } | { ok: false; message: string }> {
+    const stored = await this.ctx.storage.get<StoredRelay>(relayKey(name));
+    if (stored?.credential === 'issued' && !stored.revokedAt) {
+      return { ok: false, message: `Relay "${stored.name}" already has a credential. Revoke it first (relays revoke ${stored.name}), then issue a new one.` };
+    }
+    const relay: StoredRelay = { name: stored?.name ?? name, credential: 'issued', tokenHash, createdAt: new Date().toISOString() };
+    await this.ctx.storage.put(relayKey(name), relay);
+    const { tokenHash: _hash, ...summary } = relay;
+    return { ok: true, relay: summary };
+  }
+
+  /** Revoke relay `name`: it can no longer connect, and its hosts leave every listing. */
+  async revokeRelay(name: string): Promise<{ ok: true; relay: RelayRecordSummary } | { ok: false; message: string }> {
+    const stored = await this.ctx.storage.get<StoredRelay>(relayKey(name));
+    if (!stored) return { ok: false, message: `There is no relay "${name}".` };
+    const revoked: StoredRelay = { ...stored, tokenHash: null, revokedAt: stored.revokedAt ?? new Date().toISOString() };
+    await this.ctx.storage.put(relayKey(name), revoked);
+    const { tokenHash: _hash, ...summary } = revoked;
+    return { ok: true, relay: summary };
   }
 
   /** First half of a sign-in: refuses while rate-limited, else hands back what to verify against. */
@@ -107,7 +226,7 @@ export class TeamDirectory extends DurableObject<Env> {
     if (blockedUntil > now) return { locked: true, retryAfterSeconds: Math.ceil((blockedUntil - now) / 1000) };
     if (this.isBootstrap(username)) return { locked: false, bootstrap: true, username: this.bootstrapName(), passwordHash: this.env.ADMIN_PASSWORD_HASH ?? null, disabled: false };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
-    return { locked: false, bootstrap: false, username: user?.username ?? username, passwordHash: user?.passwordHash ?? null, disabled: user?.disabled ?? false };
+    return { locked: false, bootstrap: false, username: user?.username ?? username, passwordHash: user?.passwordHash || null, disabled: user?.disabled ?? false };
   }
 
   /** Second half: a failure counts against the account and the address; a success clears the account's count. */
@@ -131,8 +250,8 @@ export class TeamDirectory extends DurableObject<Env> {
 
   async listUsers(): Promise<UserSummary[]> {
     const stored = await this.ctx.storage.list<StoredUser>({ prefix: 'user:' });
-    const users = [...stored.values()].map(({ passwordHash: _hash, ...summary }) => summary);
-    const bootstrap: UserSummary = { username: this.bootstrapName(), groups: [], disabled: !this.env.ADMIN_PASSWORD_HASH, createdAt: '', updatedAt: '', bootstrap: true };
+    const users = [...stored.values()].map(summary);
+    const bootstrap: UserSummary = { username: this.bootstrapName(), groups: [], disabled: !this.env.ADMIN_PASSWORD_HASH, createdAt: '', updatedAt: '', source: 'builtin', bootstrap: true };
     return [bootstrap, ...users].sort((a, b) => a.username.localeCompare(b.username));
   }
 
@@ -140,36 +259,87 @@ export class TeamDirectory extends DurableObject<Env> {
     if (this.isBootstrap(username)) return { ok: false, message: `"${username}" is the deployment's own admin account (ADMIN_USERNAME); choose another name.` };
     if (await this.ctx.storage.get(userKey(username))) return { ok: false, message: `A user "${username}" already exists.` };
     const now = new Date().toISOString();
-    const user: StoredUser = { username, passwordHash, groups: [...new Set(groups)], disabled: false, createdAt: now, updatedAt: now };
+    // Browser sessions of an earlier account of the same name (deleted since) do not carry over.
+    const user: StoredUser = { username, passwordHash, groups: [...new Set(groups)], disabled: false, createdAt: now, updatedAt: now, source: 'builtin', sessionsValidAfter: Date.now() };
     await this.ctx.storage.put(userKey(username), user);
-    const { passwordHash: _hash, ...summary } = user;
-    return { ok: true, user: summary };
+    return { ok: true, user: summary(user) };
+  }
+
+  /** Whether anyone can sign in with a password: the bootstrap admin or any enabled built-in account. */
+  async passwordSignInUsable(): Promise<boolean> {
+    if (this.env.ADMIN_PASSWORD_HASH) return true;
+    const stored = await this.ctx.storage.list<StoredUser>({ prefix: 'user:' });
+    return [...stored.values()].some((user) => (user.source ?? 'builtin') === 'builtin' && !user.disabled);
+  }
+
+  /**
+   * Record a successful sign-in through an identity provider: make the account on first use,
+   * refresh the provider's groups after. Never takes over a built-in account or another external
+   * identity of the same name, and never re-enables an account an admin disabled.
+   */
+  async recordExternalSignIn(signIn: { username: string; userId: string; source: Exclude<UserSource, 'builtin'>; idpGroups: string[] }): Promise<ExternalSignInResult> {
+    if (this.isBootstrap(signIn.username)) return { ok: false, reason: 'builtin_account' };
+    const existing = await this.ctx.storage.get<StoredUser>(userKey(signIn.username));
+    const now = new Date().toISOString();
+    const idpGroups = [...new Set(signIn.idpGroups)];
+    if (existing) {
+      if ((existing.source ?? 'builtin') === 'builtin') return { ok: false, reason: 'builtin_account' };
+      if (existing.userId !== signIn.userId) return { ok: false, reason: 'other_account' };
+      if (existing.disabled) return { ok: false, reason: 'disabled' };
+      await this.ctx.storage.put(userKey(signIn.username), { ...existing, idpGroups, updatedAt: now } satisfies StoredUser);
+      return { ok: true, username: existing.username };
+    }
+    const user: StoredUser = {
+      username: signIn.username,
+      passwordHash: '',
+      groups: [],
+      disabled: false,
+      createdAt: now,
+      updatedAt: now,
+      source: signIn.source,
+      userId: signIn.userId,
+      idpGroups,
+      sessionsValidAfter: Date.now(),
+    };
+    await this.ctx.storage.put(userKey(signIn.username), user);
+    return { ok: true, username: user.username };
   }
 
   async updateUser(
     username: string,
     change: { disabled?: boolean; groups?: string[]; passwordHash?: string },
-  ): Promise<{ ok: true; user: UserSummary } | { ok: false; message: string }> {
+  ): Promise<{ ok: true; user: UserSummary; userId: string | null } | { ok: false; message: string }> {
     if (this.isBootstrap(username)) return { ok: false, message: `"${username}" is the deployment's own admin account; change it with the ADMIN_PASSWORD_HASH secret.` };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
     if (!user) return { ok: false, message: `There is no user "${username}".` };
+    const source = user.source ?? 'builtin';
+    if (change.passwordHash !== undefined && source !== 'builtin') {
+      return { ok: false, message: `"${user.username}" signs in through ${source === 'oidc' ? 'OpenID Connect' : 'GitHub'} and has no password to reset.` };
+    }
+    // Disabling or a new password ends every browser session the user has open.
+    const endSessions = change.disabled === true || change.passwordHash !== undefined;
     const updated: StoredUser = {
       ...user,
       ...(change.disabled !== undefined ? { disabled: change.disabled } : {}),
       ...(change.groups !== undefined ? { groups: [...new Set(change.groups)] } : {}),
       ...(change.passwordHash !== undefined ? { passwordHash: change.passwordHash } : {}),
+      ...(endSessions ? { sessionsValidAfter: Date.now() } : {}),
       updatedAt: new Date().toISOString(),
     };
     await this.ctx.storage.put(userKey(username), updated);
     // A reset password also lifts a lock-out from earlier failures.
     if (change.passwordHash !== undefined) await this.ctx.storage.delete(failureKey('account', username));
-    const { passwordHash: _hash, ...summary } = updated;
-    return { ok: true, user: summary };
+    return { ok: true, user: summary(updated), userId: updated.userId ?? null };
   }
 
   async deleteUser(username: string): Promise<boolean> {
     if (this.isBootstrap(username)) return false;
     return this.ctx.storage.delete(userKey(username));
+  }
+
+  /** What an external account's OAuth grants are filed under; null for built-in accounts (builtInUserId) and unknown names. */
+  async grantOwner(username: string): Promise<string | null> {
+    return (await this.ctx.storage.get<StoredUser>(userKey(username)))?.userId ?? null;
   }
 }
 

@@ -9,6 +9,7 @@ import { adviceFor } from '../../shared/errors.ts';
 import { sha256Hex } from '../../shared/password-hash.ts';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
+import { qualifiedName } from '../../shared/fleet.ts';
 import { gateCall } from '../team/gate-call.ts';
 import { relayHub } from '../relay/hub-stub.ts';
 import type { TransferRecord } from './transfer-link.ts';
@@ -64,12 +65,13 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   const tool = kind === 'upload' ? 'transfer_link_upload' : 'transfer_link_download';
   const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null, bytes: number | null): Promise<void> =>
     writeAudit(env, { time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.path, outcome, code, exitCode: null, bytes, durationMs: Date.now() - started });
-  const gate = await gateCall(env, record.username, tool, record.host, kind === 'upload' ? 'operator' : 'viewer');
+  const gate = await gateCall(env, record.username, tool, qualifiedName(record.relay, record.host), kind === 'upload' ? 'operator' : 'viewer');
   if (!gate.outcome.ok) {
     await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null, null);
     return problem(gate.outcome.error);
   }
   const relay = gate.outcome.value.relay;
+  const hub = relayHub(env, relay);
 
   if (kind === 'upload') {
     const declared = request.headers.get('Content-Length');
@@ -82,7 +84,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     }
     if (!(await link.claim(tokenHash, kind))) return unknownLink();
     const body = request.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
-    const outcome = await relayHub(env).writeFromBody(
+    const outcome = await hub.writeFromBody(
       crypto.randomUUID(),
       { host: record.host, path: record.path, ...(record.permissions !== undefined ? { permissions: record.permissions } : {}), overwrite: record.overwrite, maxBytes: record.maxBytes },
       body,
@@ -97,7 +99,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   }
 
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
-  const outcome = await relayHub(env).readAsStream(crypto.randomUUID(), { host: record.host, path: record.path, maxBytes: record.maxBytes });
+  const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, path: record.path, maxBytes: record.maxBytes });
   logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
   await audit(outcome.ok ? 'ok' : 'error', outcome.ok ? null : outcome.error.code, relay, null);

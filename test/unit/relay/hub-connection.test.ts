@@ -42,7 +42,7 @@ function welcomeOnHello(socket: WebSocket, frame: RelayFrame): void {
 }
 
 function startRelay(options: { heartbeatMs?: number; healthyAfterMs?: number; onReconnectScheduled?: (attempt: number, delayMs: number) => void } = {}): HubConnection {
-  const operations = new RelayOperations({ relayId: 'unit', hosts: [], knownHostsFiles: [], recordKnownHostsFile: '/nonexistent', stateDir: '/nonexistent-state', source: 'test' });
+  const operations = new RelayOperations({ relayId: 'unit', relayIdExplicit: true, hosts: [], knownHostsFiles: [], recordKnownHostsFile: '/nonexistent', stateDir: '/nonexistent-state', source: 'test' });
   connection = new HubConnection({
     url: hub.url,
     token: 'secret-token',
@@ -181,6 +181,7 @@ describe('HubConnection', () => {
     const port = typeof address === 'object' && address ? address.port : 0;
     const operations = new RelayOperations({
       relayId: 'unit',
+      relayIdExplicit: true,
       hosts: [{ name: 'silent', address: '127.0.0.1', port, username: 'u', auth: { kind: 'password', password: 'p' }, strictHostKeyChecking: true, hostKeyFingerprints: [], labels: {},
               readOnly: false, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
       knownHostsFiles: [],
