@@ -5,6 +5,7 @@
  */
 import { OAuthProvider } from '@cloudflare/workers-oauth-provider';
 import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
+import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
 import { logEvent } from './log.ts';
 import { mcpApiHandler } from './mcp/transport.ts';
@@ -24,6 +25,7 @@ const defaultHandler = {
     const transfer = TRANSFER_PATH.exec(url.pathname);
     if (transfer?.[1] && transfer[2]) return handleTransfer(request, env, transfer[1], transfer[2]);
     if (url.pathname.startsWith(ADMIN_API_PREFIX)) return handleAdminApi(request, env);
+    if (isAdminPagePath(url.pathname)) return handleAdminPage(request, env);
     switch (url.pathname) {
       case '/authorize':
         return handleAuthorize(request, env);
