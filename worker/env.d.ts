@@ -1,5 +1,6 @@
 /**
- * Bindings wrangler types cannot see: secrets (set with `wrangler secret put` or .dev.vars) and
+ * Bindings wrangler types cannot see: secrets (set with `wrangler secret put` or .dev.vars), vars
+ * that are off unless set (identity providers), and
  * the helpers the OAuth provider adds to env for the default handler.
  */
 import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
@@ -9,6 +10,26 @@ interface SecretsAndHelpers {
   ADMIN_PASSWORD_HASH?: string;
   /** Hex SHA-256 of the relay token; the Worker never holds the token itself. */
   RELAY_TOKEN_HASH?: string;
+  /** OpenID Connect sign-in (README "Signing in"): on when OIDC_CLIENT_ID is set. */
+  OIDC_ISSUER?: string;
+  OIDC_CLIENT_ID?: string;
+  /** Secret. */
+  OIDC_CLIENT_SECRET?: string;
+  OIDC_DISPLAY_NAME?: string;
+  OIDC_SCOPES?: string;
+  OIDC_ALLOWED_EMAILS?: string;
+  OIDC_ALLOWED_DOMAINS?: string;
+  OIDC_ALLOWED_GROUPS?: string;
+  OIDC_GROUPS_CLAIM?: string;
+  /** GitHub sign-in (a GitHub OAuth app): on when GITHUB_CLIENT_ID is set. */
+  GITHUB_CLIENT_ID?: string;
+  /** Secret. */
+  GITHUB_CLIENT_SECRET?: string;
+  GITHUB_ALLOWED_LOGINS?: string;
+  GITHUB_ALLOWED_ORGS?: string;
+  /** For tests only: where GitHub's OAuth pages and API are (default https://github.com, https://api.github.com). */
+  GITHUB_OAUTH_URL?: string;
+  GITHUB_API_URL?: string;
   /** Set by OAuthProvider on the env its default handler receives. */
   OAUTH_PROVIDER: OAuthHelpers;
 }

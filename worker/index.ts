@@ -7,6 +7,7 @@ import { OAuthProvider } from '@cloudflare/workers-oauth-provider';
 import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
 import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
+import { CALLBACK_PATH, handleUpstreamCallback } from './auth/upstream-sign-in.ts';
 import { logEvent } from './log.ts';
 import { mcpApiHandler } from './mcp/transport.ts';
 import { handleRelayConnect } from './relay/relay-route.ts';
@@ -29,6 +30,8 @@ const defaultHandler = {
     switch (url.pathname) {
       case '/authorize':
         return handleAuthorize(request, env);
+      case CALLBACK_PATH:
+        return handleUpstreamCallback(request, env);
       case '/relay':
         return handleRelayConnect(request, env);
       case '/':

@@ -45,9 +45,13 @@ export function newPassword(): string {
   return out.join('');
 }
 
-/** Revoke every OAuth grant of a built-in user, so their access and refresh tokens stop working now. */
-export async function revokeGrants(env: Env, username: string): Promise<number> {
-  const userId = builtInUserId(username);
+/**
+ * Revoke every OAuth grant of a user, so their access and refresh tokens stop working now. Grants
+ * are filed under the user id: `userId` for an external (OIDC, GitHub) account, which the team
+ * directory keeps; the built-in id otherwise.
+ */
+export async function revokeGrants(env: Env, username: string, externalUserId: string | null = null): Promise<number> {
+  const userId = externalUserId ?? builtInUserId(username);
   let revoked = 0;
   let cursor: string | undefined;
   for (let page = 0; page < 100; page += 1) {
@@ -97,15 +101,16 @@ export async function changeUser(
     ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}),
   });
   if (!updated.ok) return { ok: false, reason: 'not_found', message: updated.message };
-  const revoked = parsed.data.disabled || password !== undefined ? await revokeGrants(env, updated.user.username) : 0;
+  const revoked = parsed.data.disabled || password !== undefined ? await revokeGrants(env, updated.user.username, updated.userId) : 0;
   logEvent('info', 'user changed', { admin, username, disabled: parsed.data.disabled, groups: parsed.data.groups?.length, passwordReset: password !== undefined, grantsRevoked: revoked });
   return { ok: true, user: updated.user, grantsRevoked: revoked, ...(password !== undefined ? { password } : {}) };
 }
 
 /** Delete a user and revoke their grants. The deployment's own admin account cannot be deleted. */
 export async function deleteUser(env: Env, admin: string, username: string): Promise<ActionResult<{ deleted: string; grantsRevoked: number }>> {
+  const owner = await teamDirectory(env).grantOwner(username);
   if (!(await teamDirectory(env).deleteUser(username))) return { ok: false, reason: 'not_found', message: `There is no user "${username}" that can be deleted.` };
-  const revoked = await revokeGrants(env, username);
+  const revoked = await revokeGrants(env, username, owner);
   logEvent('info', 'user deleted', { admin, username, grantsRevoked: revoked });
   return { ok: true, deleted: username, grantsRevoked: revoked };
 }

@@ -2,7 +2,9 @@
  * The browser's sign-in session: who signed in on this browser, in a cookie signed with the
  * deployment's key (HMAC-SHA256). The sign-in page, the consent page and the admin page share it,
  * so a person signs in once. A session is only as good as the account behind it: every read asks
- * the team directory whether the account is still active, so disabling a user ends it at once.
+ * the team directory whether the account is still active, is still the same identity (an external
+ * account's user id), and has not had its sessions ended since (disable, password reset), so
+ * those end it at once.
  *
  * `__Host-` needs Secure, which plain-http loopback development cannot have, so the prefix is used
  * whenever the page is served over https (as for the CSRF cookie).
@@ -18,7 +20,7 @@ export interface BrowserSession {
   userId: string;
   username: string;
   source: IdentitySource;
-  /** Seconds since the epoch. */
+  /** Seconds since the epoch, with milliseconds (compared with the account's sessionsValidAfter). */
   issuedAt: number;
   expiresAt: number;
 }
@@ -81,8 +83,8 @@ function isSession(value: unknown): value is BrowserSession {
 
 /** The Set-Cookie value that signs `identity` in on this browser. */
 export async function sessionCookie(request: Request, env: Env, identity: { userId: string; username: string }, source: IdentitySource): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const session: BrowserSession = { userId: identity.userId, username: identity.username, source, issuedAt: now, expiresAt: now + SESSION_TTL_SECONDS };
+  const now = Date.now() / 1000;
+  const session: BrowserSession = { userId: identity.userId, username: identity.username, source, issuedAt: now, expiresAt: Math.floor(now) + SESSION_TTL_SECONDS };
   const payload = new TextEncoder().encode(JSON.stringify(session));
   const signature = new Uint8Array(await crypto.subtle.sign('HMAC', await signingKey(env), payload));
   const url = new URL(request.url);
@@ -115,5 +117,10 @@ export async function readSession(request: Request, env: Env): Promise<BrowserSe
   }
   if (!isSession(session) || session.expiresAt <= Date.now() / 1000) return null;
   const access = await teamDirectory(env).access(session.username);
-  return access.active ? session : null;
+  if (!access.active) return null;
+  // Built-in accounts have no stored user id; theirs is derived from the name (builtInUserId).
+  if (access.userId !== undefined && access.userId !== session.userId) return null;
+  if (access.userId === undefined && session.source !== 'builtin') return null;
+  if (access.sessionsValidAfter !== undefined && session.issuedAt * 1000 < access.sessionsValidAfter) return null;
+  return session;
 }

@@ -19,6 +19,12 @@ export function pageHeaders(formTargets: string[] = []): Headers {
   });
 }
 
+/** Copy the Set-Cookie headers of `sources` (e.g. the OAuth library's binding cookies) onto `target`, keeping target's security headers. */
+export function withCookies(target: Headers, ...sources: Headers[]): Headers {
+  for (const source of sources) for (const cookie of source.getSetCookie()) target.append('Set-Cookie', cookie);
+  return target;
+}
+
 export function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -31,5 +37,7 @@ input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.
 .buttons{display:flex;gap:.5rem;margin-top:1.25rem}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #1c1917;background:#1c1917;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#1c1917}.error{background:#fef2f2;border:1px solid #fecaca;padding:.5rem .75rem;border-radius:6px}
 .client{background:#fafaf9;border:1px solid #e7e5e4;padding:.5rem .75rem;border-radius:6px}small{color:#57534e}
+.providers{display:flex;flex-direction:column;gap:.5rem;margin-top:.75rem}button.provider{background:#fff;color:#1c1917;width:100%}
+.or{text-align:center;margin:1rem 0 0}.warn{color:#9a3412}button.link{background:none;border:none;color:#1d4ed8;padding:0;text-decoration:underline}
 </style></head><body><main>${body}</main></body></html>`;
 }
