@@ -1,5 +1,5 @@
 /**
- * `mcp-remote-exec admin`: the Worker's admin API from a terminal (users, policy, audit). It
+ * `mcp-remote-exec admin`: the Worker's admin API from a terminal (users, relays, policy, audit). It
  * signs in with an admin's own user name and password, read from the environment or a file,
  * never from the command line (which other users of the machine can see).
  */
@@ -17,6 +17,10 @@ Users:
   users reset-password NAME          prints a new one-time password; revokes their tokens
   users groups NAME [--group G]...   set the user's groups
   users delete NAME
+Relays:
+  relays                             list relays: credential, online, version, last seen, hosts
+  relays add NAME                    issue relay NAME its own token (printed once)
+  relays revoke NAME                 revoke it: its connection closes, its hosts disappear
 Policy (keep it in version control):
   policy get                         print the policy as JSON
   policy set FILE                    replace the policy with FILE (- for stdin); checked first
@@ -59,6 +63,28 @@ async function request(target: { url: string; authorization: string }, method: s
     // JSONL: printed as it came.
   }
   return { status: response.status, body: parsed, text };
+}
+
+interface RelayLine {
+  name: string;
+  credential: string;
+  online: boolean;
+  revokedAt?: string;
+  version: string | null;
+  lastConnectedAt?: string;
+  hosts: Array<{ name: string }>;
+}
+
+function formatRelays(relays: RelayLine[]): string {
+  if (relays.length === 0) return 'No relays yet. Issue one a credential with: relays add NAME';
+  return relays
+    .map((relay) => {
+      const state = relay.revokedAt ? `revoked ${relay.revokedAt}` : relay.online ? 'online' : 'offline';
+      const seen = relay.lastConnectedAt ? `, last connected ${relay.lastConnectedAt}` : ', never connected';
+      const hosts = relay.hosts.length > 0 ? `  hosts: ${relay.hosts.map((host) => host.name).join(', ')}` : '';
+      return `${relay.name} [${state}] ${relay.credential} credential${relay.version ? `, version ${relay.version}` : ''}${seen}${hosts}`;
+    })
+    .join('\n');
 }
 
 function usageError(message: string): never {
@@ -124,6 +150,21 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.
         return show(await request(target, 'DELETE', `users/${encodeURIComponent(user())}`), [200], () => `Deleted ${user()}.`);
       default:
         return usageError(`Unknown users command "${action}".`);
+    }
+  }
+  if (area === 'relays') {
+    const relay = (): string => name ?? usageError(`relays ${action ?? ''} needs a relay name.`);
+    switch (action) {
+      case undefined:
+      case 'list':
+        return show(await request(target, 'GET', 'relays'), [200], (body) => formatRelays(body.relays as RelayLine[]));
+      case 'add':
+        return show(await request(target, 'POST', 'relays', { name: relay() }), [201], (body) => `Issued a credential to relay ${relay()}. ${String(body.note)}
+RELAY_TOKEN=${String(body.token)}`);
+      case 'revoke':
+        return show(await request(target, 'DELETE', `relays/${encodeURIComponent(relay())}`), [200], () => `Revoked relay ${relay()}: its connection was closed and its hosts are no longer offered.`);
+      default:
+        return usageError(`Unknown relays command "${action}".`);
     }
   }
   if (area === 'policy') {

@@ -10,12 +10,16 @@
  *   GET    /admin/api/policy                    the policy document
  *   PUT    /admin/api/policy                    replace it (validated; the old one stays on error)
  *   GET    /admin/api/audit?user=&host=&tool=&outcome=&since=&until=&limit=&format=jsonl
+ *   GET    /admin/api/relays                    each relay: credential, online, version, last seen, hosts
+ *   POST   /admin/api/relays                    {name} → the relay's own token, shown once
+ *   DELETE /admin/api/relays/NAME               revoke its credential and close its connection
  *
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
 import { isDeploymentAdmin } from '../../shared/policy.ts';
 import { clientAddress, signIn } from '../auth/accounts.ts';
 import { teamDirectory } from '../team/team-directory.ts';
+import { issueRelayCredential, listRelayStatuses, revokeRelayCredential } from './relay-actions.ts';
 import { addUser, auditJsonl, changeUser, deleteUser, listUsers, queryAudit, readPolicy, replacePolicy, type ActionFailure } from './admin-actions.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/';
@@ -104,6 +108,18 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
         if (!deleted.ok) return failed(deleted);
         return ok({ deleted: deleted.deleted, grantsRevoked: deleted.grantsRevoked });
       }
+    }
+    if (path === 'relays' && request.method === 'GET') return ok({ relays: await listRelayStatuses(env) });
+    if (path === 'relays' && request.method === 'POST') {
+      const issued = await issueRelayCredential(env, admin, await jsonBody(request));
+      if (!issued.ok) return failed(issued);
+      return ok({ relay: issued.relay, token: issued.token, note: issued.note }, 201);
+    }
+    const relayPath = /^relays\/([^/]{1,64})$/.exec(path);
+    if (relayPath?.[1] && request.method === 'DELETE') {
+      const revoked = await revokeRelayCredential(env, admin, decodeURIComponent(relayPath[1]));
+      if (!revoked.ok) return failed(revoked);
+      return ok({ relay: revoked.relay });
     }
     if (path === 'policy' && request.method === 'GET') return ok(await readPolicy(env));
     if (path === 'policy' && request.method === 'PUT') {
