@@ -7,6 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, screenshot } from '../harness/browser.ts';
 import { startRelay, type TestRelay } from '../harness/relay.ts';
 import type { TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
@@ -154,5 +155,44 @@ describe('several relays', () => {
     expect(refused).toContain('was revoked');
     expect(siteB.process.outputSince(mark)).not.toContain('"msg":"connected to hub"');
     expect(admin(['relays']).stdout).toMatch(/^site-b \[revoked /m);
+  });
+});
+
+describe('the relays section of the admin page (chromium)', () => {
+  it('shows each relay state, issues a token once, and revokes with a confirmation', async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
+      await page.goto(`${stack.worker.url}/admin/relays`);
+      await page.fill('#username', stack.worker.adminUser);
+      await page.fill('#password', stack.worker.adminPassword);
+      await Promise.all([page.waitForNavigation(), page.click('main button[type=submit]')]);
+      await page.goto(`${stack.worker.url}/admin/relays`);
+      const rowOf = (name: string) => page.locator('tbody tr', { hasText: name }).first();
+      expect(await rowOf('site-a').textContent()).toMatch(/online[\s\S]*web, lab[\s\S]*deployment token/);
+      expect(await rowOf('site-b').textContent()).toMatch(/revoked[\s\S]*its own token/);
+      await screenshot(page, 'relays-01-states');
+
+      await page.fill('#relay-name', 'site-c');
+      await Promise.all([page.waitForNavigation(), page.click('form[action="/admin/relays"] button[type=submit]')]);
+      const token = ((await page.locator('#relay-token').textContent()) ?? '').trim();
+      expect(token).toMatch(/^site-c:[A-Za-z0-9_-]{43}$/);
+      await screenshot(page, 'relays-02-token-issued');
+      await page.goto(`${stack.worker.url}/admin/relays`);
+      expect(await page.content()).not.toContain(token);
+      expect(await rowOf('site-c').textContent()).toMatch(/offline[\s\S]*never connected/);
+
+      await page.click('a[href="/admin/relays/revoke?relay=site-c"]');
+      await page.waitForURL(/revoke\?relay=site-c/);
+      await screenshot(page, 'relays-03-confirm-revoke');
+      await Promise.all([page.waitForNavigation(), page.click('button.danger')]);
+      expect(await rowOf('site-c').textContent()).toContain('revoked');
+      expect(spawnSync(process.execPath, [CLI, 'admin', 'relays'], {
+        env: { PATH: process.env.PATH, MCP_REMOTE_EXEC_URL: stack.worker.url, MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser, MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword },
+        encoding: 'utf8',
+      }).stdout).toMatch(/^site-c \[revoked /m);
+    } finally {
+      await browser.close();
+    }
   });
 });

@@ -20,10 +20,11 @@ import { csrfTokenFor, field, htmlResponse, readForm, MAX_FORM_BYTES, type Admin
 import { adminLayout, errorBox } from './page/layout.ts';
 import { policySection } from './page/policy.ts';
 import { handleSignIn, handleSignOut, notAnAdminPage, signInPage } from './page/sign-in.ts';
+import { relaysSection } from './page/relays.ts';
 import { usersSection } from './page/users.ts';
 
 /** Asked in order; the first to answer wins. A new section adds itself here and to ADMIN_NAV (page/layout.ts). */
-const SECTIONS: readonly AdminSection[] = [usersSection, policySection, auditSection];
+const SECTIONS: readonly AdminSection[] = [usersSection, relaysSection, policySection, auditSection];
 
 /** Whether `pathname` belongs to the admin page (and not to the admin API). */
 export function isAdminPagePath(pathname: string): boolean {

@@ -12,6 +12,7 @@ import { escapeHtml } from '../../auth/html.ts';
  */
 export const ADMIN_NAV: readonly { path: string; label: string }[] = [
   { path: '/admin', label: 'Users' },
+  { path: '/admin/relays', label: 'Relays' },
   { path: '/admin/policy', label: 'Policy' },
   { path: '/admin/audit', label: 'Audit log' },
 ];
