@@ -9,21 +9,24 @@ import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotoc
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { VERSION } from '../../shared/version.ts';
-import { signInThroughForm, type Credentials } from './sign-in-form.ts';
+import { signInThroughForm, type Credentials, type SignInResult } from './sign-in-form.ts';
+
+/** Plays the browser from the authorization URL to the redirect back to the client (e.g. through an identity provider). */
+export type BrowserStep = (authorizationUrl: URL) => Promise<SignInResult>;
 
 export const TEST_REDIRECT_URL = 'http://127.0.0.1:33418/callback';
 
-/** An OAuthClientProvider whose "browser" is signInThroughForm. State lives in memory. */
+/** An OAuthClientProvider whose "browser" is signInThroughForm (or a given BrowserStep). State lives in memory. */
 export class FormDrivingAuthProvider implements OAuthClientProvider {
   private client: OAuthClientInformationMixed | undefined;
   private savedTokens: OAuthTokens | undefined;
   private verifier = '';
-  private readonly credentials: Credentials;
+  private readonly browser: BrowserStep;
   lastAuthorizationUrl: URL | undefined;
   authorizationCode: string | undefined;
 
-  constructor(credentials: Credentials) {
-    this.credentials = credentials;
+  constructor(signIn: Credentials | BrowserStep) {
+    this.browser = typeof signIn === 'function' ? signIn : (url) => signInThroughForm(fetch, url, signIn);
   }
 
   get redirectUrl(): string {
@@ -66,7 +69,7 @@ export class FormDrivingAuthProvider implements OAuthClientProvider {
 
   async redirectToAuthorization(url: URL): Promise<void> {
     this.lastAuthorizationUrl = url;
-    const result = await signInThroughForm(fetch, url, this.credentials);
+    const result = await this.browser(url);
     if (result.status !== 302 || !result.location) throw new Error(`sign-in did not redirect (HTTP ${result.status}):\n${result.body.slice(0, 1000)}`);
     const code = new URL(result.location).searchParams.get('code');
     if (!code) throw new Error(`redirect carries no code: ${result.location}`);
@@ -80,8 +83,8 @@ export interface ConnectedClient {
   close(): Promise<void>;
 }
 
-export async function connectMcpClient(mcpUrl: string, credentials: Credentials): Promise<ConnectedClient> {
-  const auth = new FormDrivingAuthProvider(credentials);
+export async function connectMcpClient(mcpUrl: string, signIn: Credentials | BrowserStep): Promise<ConnectedClient> {
+  const auth = new FormDrivingAuthProvider(signIn);
   const url = new URL(mcpUrl);
   let client = new Client({ name: 'mcp-remote-exec-e2e', version: VERSION });
   let transport = new StreamableHTTPClientTransport(url, { authProvider: auth });

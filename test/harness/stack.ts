@@ -8,7 +8,7 @@ import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectMcpClient, type ConnectedClient } from './mcp-client.ts';
 import { startRelay, type RelayOptions, type TestRelay } from './relay.ts';
 import { startSshd, type SshdOptions, type TestSshd } from './sshd.ts';
-import { startWorker, type TestWorker } from './worker.ts';
+import { startWorker, type TestWorker, type WorkerOptions } from './worker.ts';
 
 export interface Stack {
   sshd: TestSshd;
@@ -25,6 +25,8 @@ export interface StackOptions {
   sshd?: SshdOptions;
   /** Worker vars (wrangler --var), e.g. MAX_FILE_SIZE. */
   workerVars?: Record<string, string>;
+  /** Other Worker options (secrets, a port chosen in advance). */
+  worker?: Omit<WorkerOptions, 'vars'>;
   relay?: RelayOptions | ((sshd: TestSshd) => RelayOptions);
 }
 
@@ -37,7 +39,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let worker: TestWorker | undefined;
   let relay: TestRelay | undefined;
   try {
-    worker = await startWorker(options.workerVars ? { vars: options.workerVars } : {});
+    worker = await startWorker({ ...options.worker, ...(options.workerVars ? { vars: options.workerVars } : {}) });
     const relayOptions = typeof options.relay === 'function' ? options.relay(sshd) : options.relay;
     relay = await startRelay(worker, sshd, relayOptions);
     const mcp = await connectMcpClient(worker.mcpUrl, { username: worker.adminUser, password: worker.adminPassword });

@@ -28,6 +28,10 @@ export interface TestWorker {
 
 export interface WorkerOptions {
   vars?: Record<string, string>;
+  /** More secrets for the env file (e.g. OIDC_CLIENT_SECRET): never on the command line. */
+  secrets?: Record<string, string>;
+  /** A port chosen in advance (an identity provider must know the callback URL before the Worker starts). */
+  port?: number;
   /** Keep an existing state directory (to test restarts). */
   stateDir?: string;
 }
@@ -49,13 +53,14 @@ export function randomSecret(bytes = 24): string {
 
 export async function startWorker(options: WorkerOptions = {}): Promise<TestWorker> {
   const dir = mkdtempSync(join(tmpdir(), 'mre-worker-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const adminPassword = randomSecret();
   const relayToken = randomSecret(32);
   const envFile = join(dir, 'secrets.env');
-  writeFileSync(envFile, `ADMIN_PASSWORD_HASH=${await hashPassword(adminPassword)}\nRELAY_TOKEN_HASH=${await sha256Hex(relayToken)}\n`);
+  const extraSecrets = Object.entries(options.secrets ?? {}).map(([key, value]) => `${key}=${value}\n`).join('');
+  writeFileSync(envFile, `ADMIN_PASSWORD_HASH=${await hashPassword(adminPassword)}\nRELAY_TOKEN_HASH=${await sha256Hex(relayToken)}\n${extraSecrets}`);
   chmodSync(envFile, 0o600);
   const vars = { PUBLIC_URL: url, ...options.vars };
   // The package's exports hide bin/; resolve it next to package.json.
