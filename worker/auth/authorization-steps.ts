@@ -56,9 +56,13 @@ function redirectOrigin(oauthRequest: AuthRequest): string[] {
   }
 }
 
-/** Headers for our pages in this flow: the form may post to us and redirect on to the client's callback. */
-export function flowHeaders(oauthRequest: AuthRequest): Headers {
-  return pageHeaders(redirectOrigin(oauthRequest));
+/**
+ * Headers for our pages in this flow: the form may post to us and redirect on to the client's
+ * callback, or to `extraTargets` (identity providers: browsers apply form-action to the redirects
+ * that follow a form post, too).
+ */
+export function flowHeaders(oauthRequest: AuthRequest, extraTargets: string[] = []): Headers {
+  return pageHeaders([...redirectOrigin(oauthRequest), ...extraTargets]);
 }
 
 export interface ConsentIdentity extends Identity {

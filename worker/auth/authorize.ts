@@ -18,7 +18,7 @@ import { csrfCookie, csrfMatches, newCsrfToken } from './csrf.ts';
 import { withCookies } from './html.ts';
 import { readIdentityProviders, type IdentityProviders } from './identity-config.ts';
 import { messagePage, signInPage, type ProviderButton } from './pages.ts';
-import { startUpstream } from './upstream-sign-in.ts';
+import { providerOrigins, startUpstream } from './upstream-sign-in.ts';
 
 const MAX_FIELD_LENGTH = 1024;
 
@@ -58,7 +58,7 @@ async function showSignIn(request: Request, env: Env, oauthRequest: AuthRequest,
   const consent = await env.OAUTH_PROVIDER.beginConsent(oauthRequest);
   const csrf = newCsrfToken();
   const url = new URL(request.url);
-  const headers = withCookies(flowHeaders(oauthRequest), consent.headers);
+  const headers = withCookies(flowHeaders(oauthRequest, await providerOrigins(providers)), consent.headers);
   headers.append('Set-Cookie', csrfCookie(url, csrf));
   const html = signInPage({ formAction: url.pathname + url.search, csrf, handle: consent.handle, details, passwordForm, providers: buttons, ...state });
   return new Response(html, { status, headers });

@@ -90,7 +90,7 @@ ${hidden('as', input.userId)}
 <div class="buttons"><button type="submit" name="action" value="approve">Allow</button><button class="secondary" type="submit" name="action" value="deny">Deny</button></div>
 <p><button class="link" type="submit" name="action" value="switch">Not you? Use another account</button></p>
 </form>
-<p><small>Your answer is remembered for this app on this browser for 30 days.</small></p>`,
+<p><small>If you allow, this is remembered for this app and this browser for 30 days.</small></p>`,
   );
 }
 

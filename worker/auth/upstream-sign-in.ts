@@ -50,6 +50,21 @@ function providerLabel(kind: ProviderKind, providers: IdentityProviders): string
   return kind === 'oidc' ? (providers.oidc?.displayName ?? 'single sign-on') : 'GitHub';
 }
 
+/** Origins the sign-in page's form may end up at when a provider button is pressed (for its form-action policy). */
+export async function providerOrigins(providers: IdentityProviders): Promise<string[]> {
+  const origins: string[] = [];
+  if (providers.oidc) {
+    try {
+      origins.push(new URL((await discover(providers.oidc)).authorization_endpoint).origin);
+    } catch {
+      // Unreachable now: the button will say so when pressed; the issuer's origin is the best guess.
+      origins.push(new URL(providers.oidc.issuer).origin);
+    }
+  }
+  if (providers.github) origins.push(new URL(providers.github.oauthUrl).origin);
+  return origins;
+}
+
 /** The sign-in page's "Continue with …" button: off to the provider. */
 export async function startUpstream(request: Request, env: Env, oauthRequest: AuthRequest, kind: ProviderKind, providers: IdentityProviders): Promise<Response> {
   const verifier = randomToken();
