@@ -52,11 +52,16 @@ export function refusalMessage(reason: RefusalReason, provider: string): string 
   }
 }
 
-/** The groups claim as group names policy can use: a list or one string; anything else is ignored. */
+/** The groups claim, lowercased: a list or one string; anything else is ignored. */
 export function claimGroups(claims: JWTPayload, claim: string): string[] {
   const value = claims[claim];
   const raw = typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
-  return [...new Set(raw.map((group) => group.trim().toLowerCase()).filter((group) => GROUP_PATTERN.test(group)))].slice(0, MAX_GROUPS);
+  return [...new Set(raw.map((group) => group.trim().toLowerCase()))];
+}
+
+/** The groups policy can name (group:NAME): paths ("/ops") and names with spaces are left out. */
+export function policyGroups(groups: string[]): string[] {
+  return groups.filter((group) => GROUP_PATTERN.test(group)).slice(0, MAX_GROUPS);
 }
 
 export function decideOidc(config: OidcConfig, claims: JWTPayload): MembershipDecision {
@@ -70,6 +75,7 @@ export function decideOidc(config: OidcConfig, claims: JWTPayload): MembershipDe
   // someone else's grants: required for every sign-in, not only for the email and domain rules.
   if (claims.email_verified !== true) return { ok: false, reason: 'email_unverified', who };
   if (!USERNAME_PATTERN.test(email)) return { ok: false, reason: 'unusable_name', who };
+  // Membership compares every group the provider sent; only valid names become policy groups.
   const groups = claimGroups(claims, config.groupsClaim);
   const domain = email.slice(email.lastIndexOf('@') + 1);
   const member =
@@ -77,7 +83,7 @@ export function decideOidc(config: OidcConfig, claims: JWTPayload): MembershipDe
     config.allowedDomains.includes(domain) ||
     groups.some((group) => config.allowedGroups.includes(group));
   if (!member) return { ok: false, reason: 'not_member', who };
-  return { ok: true, username: email, userId: `oidc/${encodeURIComponent(sub)}`, groups };
+  return { ok: true, username: email, userId: `oidc/${encodeURIComponent(sub)}`, groups: policyGroups(groups) };
 }
 
 export interface GithubUser {
