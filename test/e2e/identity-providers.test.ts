@@ -330,7 +330,8 @@ describe('revoking an OIDC user', () => {
   it('ends their token at once and refuses their next sign-in', async () => {
     const jar = new CookieJar();
     const olivia = await connect(viaOidc('olivia', jar));
-    expect((await call(olivia, 'ssh_exec_command', { host: 'web', command: 'true' })).isError).toBe(false);
+    const before = await call(olivia, 'ssh_exec_command', { host: 'web', command: 'true' });
+    expect(before.isError, before.text).toBe(false);
     const disabled = await adminApi(stack.worker).patch(`users/${encodeURIComponent('olivia@corp.test')}`, { disabled: true });
     expect(disabled.status, JSON.stringify(disabled.body)).toBe(200);
     expect(disabled.body.grantsRevoked).toBeGreaterThanOrEqual(1);

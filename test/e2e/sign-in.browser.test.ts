@@ -51,7 +51,9 @@ function catchCallback(): () => string | null {
 
 beforeAll(async () => {
   callbackServer = createServer((req, res) => {
-    reachedCallbacks.push(new URL(req.url ?? '/', REDIRECT_URI).toString());
+    // Only the callback itself: chromium also asks this origin for /favicon.ico.
+    const reached = new URL(req.url ?? '/', REDIRECT_URI);
+    if (reached.pathname === '/callback') reachedCallbacks.push(reached.toString());
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('client callback reached');
   });
