@@ -36,6 +36,8 @@ export interface HostConfig {
   labels: Record<string, string>;
   /** Narrowed here, whatever the Worker's policy says: no commands, no writes. */
   readOnly: boolean;
+  /** A Proxmox VE host: the pct/qm tools work on it. */
+  proxmox: boolean;
   maxSessions: number;
   maxConnections: number;
   connectTimeoutMs: number;
@@ -72,6 +74,7 @@ const hostEntry = z
     host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints')).default([]),
     labels: z.record(z.string().max(64), z.string().max(256)).default({}),
     read_only: z.boolean().default(false),
+    proxmox: z.boolean().default(false),
     max_sessions: z.number().int().min(2).max(100).default(DEFAULT_MAX_SESSIONS),
     max_connections: z.number().int().min(1).max(32).default(DEFAULT_MAX_CONNECTIONS),
     connect_timeout_seconds: z.number().positive().max(120).default(DEFAULT_CONNECT_TIMEOUT_MS / 1000),
@@ -193,6 +196,8 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     hostKeyFingerprints: env.SSH_HOST_KEY_FINGERPRINT ? [env.SSH_HOST_KEY_FINGERPRINT.trim()] : [],
     labels: {},
     readOnly: false,
+    // As in the seed: ENABLE_PROXMOX=true says the one host is a Proxmox VE server.
+    proxmox: parseBoolean(env.ENABLE_PROXMOX, 'ENABLE_PROXMOX', false),
     maxSessions: DEFAULT_MAX_SESSIONS,
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
@@ -232,6 +237,7 @@ function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv,
     hostKeyFingerprints: entry.host_key_fingerprints,
     labels: entry.labels,
     readOnly: entry.read_only,
+    proxmox: entry.proxmox,
     maxSessions: entry.max_sessions,
     maxConnections: entry.max_connections,
     connectTimeoutMs: entry.connect_timeout_seconds * 1000,

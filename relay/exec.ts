@@ -32,8 +32,27 @@ const KILL_CHANNEL_TIMEOUT_MS = 2_000;
 /** After KILL, how long to wait for the channel to close before giving up on confirming. */
 const CLOSE_AFTER_KILL_MS = 1_000;
 
+/** printf format that prints the marker around one number (octal escapes: no raw control bytes in the command). */
+const MARKER_FORMAT = `${MARKER.replace('\x1e', '\\036')}%s${MARKER_END.replace('\x1e', '\\036').replace('\n', '\\n')}`;
+
 export function wrapCommand(command: string): string {
-  return `printf '${MARKER.replace('\x1e', '\\036')}%s${MARKER_END.replace('\x1e', '\\036').replace('\n', '\\n')}' "$$"; eval ${quoteShellWord(command)} </dev/null`;
+  return `printf '${MARKER_FORMAT}' "$$"; eval ${quoteShellWord(command)} </dev/null`;
+}
+
+/**
+ * A command inside a Proxmox container: `pct exec ID -- bash -c SCRIPT`. The container's processes
+ * live in their own namespaces, so signalling the SSH session on the host does not reach them.
+ * The script therefore runs the command as a background job with job control on (`set -m`),
+ * which gives the job its own process group inside the container; the job prints that group's id
+ * first, and a stop signals the group from inside the container (containerKillCommand).
+ */
+export function containerCommand(ctid: string, command: string): string {
+  const script = `set -m; ( printf '${MARKER_FORMAT}' "$BASHPID"; eval ${quoteShellWord(command)} ) </dev/null & wait "$!"`;
+  return ['pct', 'exec', ctid, '--', 'bash', '-c', script].map(quoteShellWord).join(' ');
+}
+
+export function containerKillCommand(ctid: string, pgid: number): string {
+  return ['pct', 'exec', ctid, '--', 'sh', '-c', killGroupCommand(pgid)].map(quoteShellWord).join(' ');
 }
 
 export function killGroupCommand(pgid: number): string {
@@ -135,13 +154,20 @@ class MarkerFilter {
  * period if the channel is still open. Resolves true when the channel closed, i.e. the login
  * shell (the group leader) is gone; false when that could not be confirmed.
  */
-async function stopProcessGroup(pool: HostPool, client: Client, pgid: number | null, channel: ClientChannel, closed: Promise<void>): Promise<boolean> {
+async function stopProcessGroup(
+  pool: HostPool,
+  client: Client,
+  pgid: number | null,
+  channel: ClientChannel,
+  closed: Promise<void>,
+  killCommand: (pgid: number) => string,
+): Promise<boolean> {
   const waitClosed = (ms: number): Promise<boolean> =>
     Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
   channel.signal('TERM');
   if (pgid !== null) {
     // The script escalates to KILL on the host by itself; its channel just needs draining to close.
-    void pool.execNow(client, killGroupCommand(pgid), AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS)).then((killer) => {
+    void pool.execNow(client, killCommand(pgid), AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS)).then((killer) => {
       if (!killer.ok) return;
       killer.value.channel.resume();
       killer.value.channel.stderr.resume();
@@ -156,7 +182,8 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   const started = performance.now();
   const deadline = AbortSignal.timeout(op.timeoutMs);
   const stopSignal = AbortSignal.any([signal, deadline]);
-  const opened = await pool.exec(wrapCommand(op.command), stopSignal);
+  const ctid = op.guest?.kind === 'lxc' ? op.guest.id : null;
+  const opened = await pool.exec(ctid ? containerCommand(ctid, op.command) : wrapCommand(op.command), stopSignal);
   if (!opened.ok) {
     if (deadline.aborted) {
       return failure('host_busy', `No SSH channel to host "${pool.host.name}" became free within the ${op.timeoutMs / 1000} s timeout; the command did not start.`);
@@ -189,7 +216,7 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   // A command that finished in the same instant as its deadline has finished: report its exit.
   if (!channelClosed) {
     stopping = deadline.aborted ? 'timeout' : 'cancel';
-    stopConfirmed = await stopProcessGroup(pool, lease.client, marker.pgid, channel, closed);
+    stopConfirmed = await stopProcessGroup(pool, lease.client, marker.pgid, channel, closed, ctid ? (pgid) => containerKillCommand(ctid, pgid) : killGroupCommand);
     if (!channelClosed) channel.close();
   }
   marker.flush();

@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import type { LocalTransferResult } from '../shared/file-types.ts';
 import { statFile, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
+import { statInContainerFile, streamFromContainer, writeIntoContainer } from './container-files.ts';
 import type { HostPool } from './ssh-pool.ts';
 
 function nodeCode(error: unknown): string | undefined {
@@ -37,6 +38,8 @@ function localError(error: unknown, path: string, action: string): Outcome<never
 
 export interface UploadRequest {
   journal?: WriteRequest['journal'];
+  /** remotePath is inside this Proxmox container on the host. */
+  ctid?: string;
   onProgress?: (done: number, total: number) => void;
   localPath: string;
   remotePath: string;
@@ -58,20 +61,17 @@ export async function uploadFromLocal(pool: HostPool, request: UploadRequest, si
   if (size > request.maxBytes) {
     return failure('file_too_large', `${from} is ${size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`);
   }
-  const written = await writeFileAtomic(
-    pool,
-    {
-      path: request.remotePath,
-      source: createReadStream(from, { highWaterMark: 64 * 1024 }),
-      ...(request.journal ? { journal: request.journal } : {}),
-      ...(request.onProgress ? { onProgress: request.onProgress, expectedSize: size } : {}),
-      maxBytes: request.maxBytes,
-      ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
-      overwrite: request.overwrite,
-      createDirs: false,
-    },
-    signal,
-  );
+  const write: WriteRequest = {
+    path: request.remotePath,
+    source: createReadStream(from, { highWaterMark: 64 * 1024 }),
+    ...(request.journal ? { journal: request.journal } : {}),
+    ...(request.onProgress ? { onProgress: request.onProgress, expectedSize: size } : {}),
+    maxBytes: request.maxBytes,
+    ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
+    overwrite: request.overwrite,
+    createDirs: false,
+  };
+  const written = request.ctid !== undefined ? await writeIntoContainer(pool, request.ctid, write, signal) : await writeFileAtomic(pool, write, signal);
   if (!written.ok) return written;
   return success({ from, to: written.value.path, size: written.value.size, sha256: written.value.sha256, mode: written.value.mode, replaced: written.value.replaced });
 }
@@ -88,6 +88,8 @@ class RemoteError extends Error {
 
 export interface DownloadRequest {
   onProgress?: (done: number, total: number) => void;
+  /** remotePath is inside this Proxmox container on the host. */
+  ctid?: string;
   remotePath: string;
   localPath: string;
   overwrite: boolean;
@@ -108,7 +110,9 @@ export async function downloadToLocal(pool: HostPool, request: DownloadRequest, 
   } catch (error) {
     if (nodeCode(error) !== 'ENOENT') return localError(error, to, 'check');
   }
-  const remote = await statFile(pool, request.remotePath, signal);
+  const ctid = request.ctid;
+  const stream: typeof streamFile = ctid !== undefined ? (on, read, onChunk, stop) => streamFromContainer(on, ctid, read, onChunk, stop) : streamFile;
+  const remote = ctid !== undefined ? await statInContainerFile(pool, ctid, request.remotePath, signal) : await statFile(pool, request.remotePath, signal);
   if (!remote.ok) return remote;
   if (remote.value.type === 'directory') return failure('path_is_directory', `${request.remotePath} is a directory on the host.`);
   if (remote.value.size > request.maxBytes) {
@@ -122,7 +126,7 @@ export async function downloadToLocal(pool: HostPool, request: DownloadRequest, 
     const handle = await open(temp, 'wx', 0o600);
     try {
       // One byte more than the limit is asked for, so a file that grew meanwhile is noticed.
-      const read = await streamFile(
+      const read = await stream(
         pool,
         { path: request.remotePath, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 },
         async (chunk) => {

@@ -5,9 +5,12 @@
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeOperation } from '../shared/protocol.ts';
 import { READ_ONLY_CAPABILITY } from '../shared/policy.ts';
+import { PROXMOX_CAPABILITY } from '../shared/proxmox.ts';
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
+import { runGuestExec, runPve } from './proxmox-ops.ts';
+import { streamFromContainer, writeIntoContainer } from './container-files.ts';
 import { deleteLeftover, listDirectory, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
 import { log } from './log.ts';
 import { UnfinishedWrites } from './unfinished-writes.ts';
@@ -88,7 +91,7 @@ export class RelayOperations {
       name: host.name,
       target: describeTarget(host),
       labels: host.labels,
-      capabilities: host.readOnly ? [READ_ONLY_CAPABILITY] : ['exec'],
+      capabilities: [host.readOnly ? READ_ONLY_CAPABILITY : 'exec', ...(host.proxmox ? [PROXMOX_CAPABILITY] : [])],
     }));
   }
 
@@ -105,14 +108,23 @@ export class RelayOperations {
     return this.pools.get(name);
   }
 
+  /** Proxmox work needs a host marked as Proxmox VE: the refusal when it is not, else null. */
+  notProxmoxRefusal(name: string): { ok: false; error: ToolError } | null {
+    if (this.config.hosts.some((host) => host.name === name && host.proxmox)) return null;
+    return failure('invalid_argument', `Host "${name}" is not marked as a Proxmox VE host ("proxmox": true in the relay config, or ENABLE_PROXMOX=true), so containers and VMs cannot be reached there.`);
+  }
+
   async run(operation: Operation, onOutput: OutputSink, signal: AbortSignal, streams?: ByteStreams): Promise<Outcome<OperationResult>> {
     switch (operation.op) {
       case 'read_file': {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);
         if (!streams) return failure('protocol_error', 'read_file needs a byte stream to the hub.');
+        const refusal = operation.ctid !== undefined ? this.notProxmoxRefusal(operation.host) : null;
+        if (refusal) return refusal;
         // Chunk by chunk, each sent within the hub's credit before the next is read.
-        const read = await streamFile(pool, operation, (chunk) => streams.send(chunk), signal);
+        const send = (chunk: Buffer): Promise<boolean> => streams.send(chunk);
+        const read = operation.ctid !== undefined ? await streamFromContainer(pool, operation.ctid, operation, send, signal) : await streamFile(pool, operation, send, signal);
         if (!read.ok) return read;
         return success({ op: 'read_file', info: read.value.info, offset: read.value.offset, bytes: read.value.bytes, eof: read.value.eof });
       }
@@ -120,24 +132,21 @@ export class RelayOperations {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);
         if (!streams) return failure('protocol_error', 'write_file needs a byte stream from the hub.');
-        const refusal = this.readOnlyRefusal(operation.host, 'write files');
+        const refusal = this.readOnlyRefusal(operation.host, 'write files') ?? (operation.ctid !== undefined ? this.notProxmoxRefusal(operation.host) : null);
         if (refusal) return refusal;
         if (operation.size > operation.maxBytes) {
           return failure('file_too_large', `The content is ${operation.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${operation.maxBytes.toLocaleString('en-US')}); ${operation.path} was not changed.`);
         }
-        const written = await writeFileAtomic(
-          pool,
-          {
-            path: operation.path,
-            source: streams.receive(operation.size),
-            journal: this.journal(operation.host),
-            maxBytes: operation.maxBytes,
-            ...(operation.permissions !== undefined ? { permissions: operation.permissions } : {}),
-            overwrite: operation.overwrite,
-            createDirs: operation.createDirs,
-          },
-          signal,
-        );
+        const request = {
+          path: operation.path,
+          source: streams.receive(operation.size),
+          journal: this.journal(operation.host),
+          maxBytes: operation.maxBytes,
+          ...(operation.permissions !== undefined ? { permissions: operation.permissions } : {}),
+          overwrite: operation.overwrite,
+          createDirs: operation.createDirs,
+        };
+        const written = operation.ctid !== undefined ? await writeIntoContainer(pool, operation.ctid, request, signal) : await writeFileAtomic(pool, request, signal);
         return written.ok ? success({ op: 'write_file', ...written.value }) : written;
       }
       case 'list_directory': {
@@ -149,9 +158,19 @@ export class RelayOperations {
       case 'exec': {
         const pool = this.pools.get(operation.host);
         if (!pool) return this.unknownHost(operation.host);
-        const refusal = this.readOnlyRefusal(operation.host, 'run commands');
+        const refusal = this.readOnlyRefusal(operation.host, 'run commands') ?? (operation.guest ? this.notProxmoxRefusal(operation.host) : null);
         if (refusal) return refusal;
+        const guest = operation.guest;
+        if (guest?.kind === 'qemu') return runGuestExec(pool, { ...operation, guest: { kind: 'qemu', id: guest.id } }, onOutput, signal);
         return runExec(pool, operation, onOutput, signal);
+      }
+      case 'pve': {
+        const pool = this.pools.get(operation.host);
+        if (!pool) return this.unknownHost(operation.host);
+        const changes = operation.action !== 'list' && operation.action !== 'status';
+        const refusal = this.notProxmoxRefusal(operation.host) ?? (changes ? this.readOnlyRefusal(operation.host, 'run commands') : null);
+        if (refusal) return refusal;
+        return runPve(pool, operation, signal);
       }
       case 'probe':
         return success({ op: 'probe', hosts: await this.probe(operation, signal) });

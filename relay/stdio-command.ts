@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeError } from '../shared/errors.ts';
 import { registerTools } from '../shared/register-tools.ts';
+import { registerProxmoxTools } from '../shared/proxmox-tools.ts';
 import { VERSION } from '../shared/version.ts';
 import { ConfigError, loadEnvironment, loadHostsConfig, type RelayHostsConfig } from './config.ts';
 import { LocalExecutor } from './local-executor.ts';
@@ -22,7 +23,7 @@ import { StartupError } from './startup-error.ts';
 import { readStdioSettings } from './tool-settings.ts';
 
 /** Variables of the seed's plugins that this release does not act on yet. */
-const NOT_YET_SUPPORTED = ['ENABLE_PROXMOX', 'ENABLE_IMAGEKIT'];
+const NOT_YET_SUPPORTED = ['ENABLE_IMAGEKIT'];
 const STARTUP_CHECK_TIMEOUT_MS = 15_000;
 
 export const SERVER_INSTRUCTIONS =
@@ -70,7 +71,10 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   }
 
   const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: SERVER_INSTRUCTIONS });
-  registerTools(server, new LocalExecutor(operations), settings);
+  const executor = new LocalExecutor(operations);
+  registerTools(server, executor, settings);
+  // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
+  if (config.hosts.some((host) => host.proxmox)) registerProxmoxTools(server, executor, settings);
   const transport = new StdioServerTransport();
   let closing = false;
   const close = (reason: string): void => {

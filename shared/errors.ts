@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'host_key_unknown',
   'host_key_changed',
   'ssh_error',
+  'guest_error',
   'path_not_found',
   'path_is_directory',
   'not_a_directory',
@@ -86,6 +87,8 @@ export function adviceFor(code: ErrorCode): string {
       return 'The host key differs from the trusted one: this may be an attack or a reinstalled host. Verify the new fingerprint out of band before replacing the old key in known_hosts.';
     case 'ssh_error':
       return 'The SSH session failed; retry, and check the relay logs if it persists.';
+    case 'guest_error':
+      return 'Proxmox (pct or qm) refused; its own message is above. Check that the container or VM exists and is running (proxmox_list_containers, proxmox_container_status).';
     case 'path_not_found':
       return 'Check the path (absolute, or relative to the SSH user\'s home directory); ssh_list_directory shows what is there.';
     case 'path_is_directory':

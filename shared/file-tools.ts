@@ -7,8 +7,11 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { cutAt } from './exec-output.ts';
-import type { ToolSettings } from './tool-catalog.ts';
-import type { LinkOffer, ProgressReporter, ToolExecutor } from './tool-executor.ts';
+import { guestIdSchema } from './proxmox.ts';
+import { hostArgument, type ToolSettings } from './tool-catalog.ts';
+import type { Outcome } from './errors.ts';
+import type { LocalTransferResult } from './file-types.ts';
+import type { DownloadFileRequest, LinkOffer, ProgressReporter, ToolExecutor, UploadFileRequest } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 
 export const MAX_PATH_LENGTH = 4096;
@@ -23,14 +26,18 @@ function pathArgument(name: string, what: string) {
 }
 
 const remotePath = (name: string) => pathArgument(name, 'Path on the host: absolute, or relative to the SSH user\'s home directory.');
-const localPath = (name: string) => pathArgument(name, 'Path on the machine running this server (stdio mode).');
+export const localPathArgument = (name: string) => pathArgument(name, 'Path on the machine running this server (stdio mode).');
+const localPath = localPathArgument;
 
-const hostArgument = z
-  .string({ error: 'host must be a string (a name from ssh_list_hosts)' })
-  .min(1, 'host must not be empty; omit it to use the only configured host')
-  .max(128)
+/** A path inside one of the host's Proxmox containers instead of on the host itself. */
+const ctidArgument = guestIdSchema
   .optional()
-  .describe('Host name from ssh_list_hosts. Required when more than one host is configured.');
+  .describe('Proxmox container id (e.g. 101): the path is inside that LXC container on the host, moved with pct push/pull. Only on hosts marked as Proxmox VE.');
+
+/** The optional fields of a request, present only when given (exactOptionalPropertyTypes). */
+function given<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value !== undefined ? ({ [key]: value } as Record<K, V>) : {};
+}
 
 /** Octal digits as in the seed (644, 0600, 755), given as a number or a string. */
 export const permissionsArgument = z
@@ -46,13 +53,14 @@ export const permissionsArgument = z
   .optional()
   .describe('Octal permissions such as 644 (rw-r--r--), 600 or 755. New files default to 644; a replaced file keeps its mode.');
 
-const overwriteArgument = z.boolean({ error: 'overwrite must be true or false' }).default(false).describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
+export const overwriteArgument = z.boolean({ error: 'overwrite must be true or false' }).default(false).describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
 
 export function readFileInput() {
   return z
     .object({
       path: remotePath('path'),
       host: hostArgument,
+      ctid: ctidArgument,
       encoding: z
         .enum(['auto', 'utf8', 'base64'], { error: 'encoding must be "auto", "utf8" or "base64"' })
         .default('auto')
@@ -85,6 +93,7 @@ export function writeFileInput(settings: FileToolSettings) {
         .string({ error: 'content must be a string' })
         .max(Math.ceil((settings.maxFileSize * 4) / 3) + 4, `content is larger than MAX_FILE_SIZE (${settings.maxFileSize.toLocaleString('en-US')} bytes)`),
       host: hostArgument,
+      ctid: ctidArgument,
       encoding: z.enum(['utf8', 'base64'], { error: 'encoding must be "utf8" or "base64"' }).default('utf8'),
       permissions: permissionsArgument,
       overwrite: overwriteArgument,
@@ -119,10 +128,10 @@ export const downloadFileInput = z
   .strict();
 
 export const requestUploadInput = z
-  .object({ path: remotePath('path'), host: hostArgument, permissions: permissionsArgument, overwrite: overwriteArgument })
+  .object({ path: remotePath('path'), host: hostArgument, ctid: ctidArgument, permissions: permissionsArgument, overwrite: overwriteArgument })
   .strict();
 
-export const requestDownloadInput = z.object({ path: remotePath('path'), host: hostArgument }).strict();
+export const requestDownloadInput = z.object({ path: remotePath('path'), host: hostArgument, ctid: ctidArgument }).strict();
 
 export const linkOutput = z.object({
   host: z.string(),
@@ -280,7 +289,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       async (args, extra): Promise<CallToolResult> => {
         const outcome = await requestUpload.call(
           executor,
-          { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path, ...(args.permissions !== undefined ? { permissions: args.permissions } : {}), overwrite: args.overwrite },
+          { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, ...given('permissions', args.permissions), overwrite: args.overwrite },
           extra.signal,
         );
         return outcome.ok ? linkResult(outcome.value) : errorResult(outcome.error);
@@ -301,7 +310,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         annotations: { readOnlyHint: true, openWorldHint: true },
       },
       async (args, extra): Promise<CallToolResult> => {
-        const outcome = await requestDownload.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path }, extra.signal);
+        const outcome = await requestDownload.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path }, extra.signal);
         return outcome.ok ? linkResult(outcome.value) : errorResult(outcome.error);
       },
     );
@@ -322,7 +331,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       async (args, extra): Promise<CallToolResult> => {
         const perCall = Math.min(settings.readBytesPerCall, settings.maxFileSize);
         const length = Math.min(args.length ?? perCall, perCall);
-        const outcome = await readFile.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path, offset: args.offset, length, maxBytes: perCall }, extra.signal);
+        const outcome = await readFile.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, offset: args.offset, length, maxBytes: perCall }, extra.signal);
         if (!outcome.ok) return errorResult(outcome.error);
         const { info, offset, eof, host } = outcome.value;
         const data = fromBase64(outcome.value.dataBase64) ?? new Uint8Array();
@@ -385,7 +394,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         const outcome = await writeFile.call(
           executor,
           {
-            ...(args.host !== undefined ? { host: args.host } : {}),
+            ...given('host', args.host),
+            ...given('ctid', args.ctid),
             path: args.path,
             content: bytes,
             ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
@@ -439,29 +449,12 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
-        const progress = progressReporter(extra);
-        const outcome = await uploadFile.call(
-          executor,
-          {
-            ...(args.host !== undefined ? { host: args.host } : {}),
-            localPath: args.local_path,
-            remotePath: args.remote_path,
-            ...(args.permissions !== undefined ? { permissions: args.permissions } : {}),
-            overwrite: args.overwrite,
-            maxBytes: settings.maxFileSize,
-            ...(progress ? { onProgress: progress.report } : {}),
-          },
-          extra.signal,
-        );
-        await progress?.settled();
-        if (!outcome.ok) return errorResult(outcome.error);
-        const result = outcome.value;
-        return {
-          content: [{ type: 'text', text: `Uploaded ${result.from} to ${result.to} on ${result.host}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.` }],
-          structuredContent: { ...result },
-        };
-      },
+      async (args, extra): Promise<CallToolResult> =>
+        runUpload(
+          (request, signal) => uploadFile.call(executor, request, signal),
+          { ...given('host', args.host), localPath: args.local_path, remotePath: args.remote_path, ...given('permissions', args.permissions), overwrite: args.overwrite, maxBytes: settings.maxFileSize },
+          extra,
+        ),
     );
   }
 
@@ -475,28 +468,42 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
-        const progress = progressReporter(extra);
-        const outcome = await downloadFile.call(
-          executor,
-          {
-            ...(args.host !== undefined ? { host: args.host } : {}),
-            remotePath: args.remote_path,
-            localPath: args.local_path,
-            overwrite: args.overwrite,
-            maxBytes: settings.maxFileSize,
-            ...(progress ? { onProgress: progress.report } : {}),
-          },
-          extra.signal,
-        );
-        await progress?.settled();
-        if (!outcome.ok) return errorResult(outcome.error);
-        const result = outcome.value;
-        return {
-          content: [{ type: 'text', text: `Downloaded ${result.from} from ${result.host} to ${result.to}: ${count(result.size)} bytes, SHA-256 ${result.sha256}.` }],
-          structuredContent: { ...result },
-        };
-      },
+      async (args, extra): Promise<CallToolResult> =>
+        runDownload(
+          (request, signal) => downloadFile.call(executor, request, signal),
+          { ...given('host', args.host), remotePath: args.remote_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize },
+          extra,
+        ),
     );
   }
+}
+
+type Transfer<R> = (request: R, signal: AbortSignal) => Promise<Outcome<LocalTransferResult & { host: string }>>;
+
+/** An upload from the local machine, with progress when the client asked for it; used by ssh_upload_file and the container upload tool. */
+export async function runUpload(upload: Transfer<UploadFileRequest>, request: Omit<UploadFileRequest, 'onProgress'>, extra: ProgressContext & { signal: AbortSignal }): Promise<CallToolResult> {
+  const progress = progressReporter(extra);
+  const outcome = await upload({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, extra.signal);
+  await progress?.settled();
+  if (!outcome.ok) return errorResult(outcome.error);
+  const result = outcome.value;
+  const where = request.ctid !== undefined ? `container ${request.ctid} on ${result.host}` : result.host;
+  return {
+    content: [{ type: 'text', text: `Uploaded ${result.from} to ${result.to} on ${where}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.` }],
+    structuredContent: { ...result },
+  };
+}
+
+/** A download to the local machine; used by ssh_download_file and the container download tool. */
+export async function runDownload(download: Transfer<DownloadFileRequest>, request: Omit<DownloadFileRequest, 'onProgress'>, extra: ProgressContext & { signal: AbortSignal }): Promise<CallToolResult> {
+  const progress = progressReporter(extra);
+  const outcome = await download({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, extra.signal);
+  await progress?.settled();
+  if (!outcome.ok) return errorResult(outcome.error);
+  const result = outcome.value;
+  const where = request.ctid !== undefined ? `container ${request.ctid} on ${result.host}` : result.host;
+  return {
+    content: [{ type: 'text', text: `Downloaded ${result.from} from ${where} to ${result.to}: ${count(result.size)} bytes, SHA-256 ${result.sha256}.` }],
+    structuredContent: { ...result },
+  };
 }

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from './errors.ts';
 import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS } from './limits.ts';
+import { GUEST_KINDS, guestIdWire, PVE_ACTIONS } from './proxmox.ts';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -54,8 +55,23 @@ export const execOperation = z.object({
   timeoutMs: z.number().int().positive().max(MAX_TIMEOUT_SECONDS * 1000),
   /** Characters of each stream to keep; the rest is counted, not kept. */
   maxChars: z.number().int().positive().max(10_000_000),
+  /** Run inside this Proxmox container (pct exec) or VM (qm guest exec) on the host instead. */
+  guest: z.object({ kind: z.enum(GUEST_KINDS), id: guestIdWire }).optional(),
 });
 export type ExecOperation = z.infer<typeof execOperation>;
+
+/** A fixed `pct` or `qm` command on a Proxmox host: list, status, start, stop, shutdown. */
+export const pveOperation = z.object({
+  op: z.literal('pve'),
+  host: hostName,
+  kind: z.enum(GUEST_KINDS),
+  action: z.enum(PVE_ACTIONS),
+  id: guestIdWire.optional(),
+  verbose: z.boolean().optional(),
+  /** shutdown: how long the guest gets before pct/qm gives up. */
+  timeoutSeconds: z.number().int().min(1).max(3600).optional(),
+});
+export type PveOperation = z.infer<typeof pveOperation>;
 
 export const probeOperation = z.object({
   op: z.literal('probe'),
@@ -70,11 +86,14 @@ export type PingOperation = z.infer<typeof pingOperation>;
 
 const remotePath = z.string().min(1).max(4096).refine((value) => !value.includes('\0'), 'path must not contain NUL');
 const maxBytes = z.number().int().min(0).max(1024 * 1024 * 1024);
+/** Where a file operation's path lives: on the host itself, or inside one of its Proxmox containers. */
+const inContainer = { ctid: guestIdWire.optional() };
 
 /** The relay streams the bytes back as binary chunks, as the hub grants credit. */
 export const readFileOperation = z.object({
   op: z.literal('read_file'),
   host: hostName,
+  ...inContainer,
   path: remotePath,
   offset: z.number().int().min(0),
   length: maxBytes,
@@ -85,6 +104,7 @@ export const readFileOperation = z.object({
 export const writeFileOperation = z.object({
   op: z.literal('write_file'),
   host: hostName,
+  ...inContainer,
   path: remotePath,
   size: maxBytes,
   permissions: z.number().int().min(0).max(0o7777).optional(),
@@ -95,7 +115,7 @@ export const writeFileOperation = z.object({
 
 export const listDirectoryOperation = z.object({ op: z.literal('list_directory'), host: hostName, path: remotePath });
 
-export const operation = z.discriminatedUnion('op', [execOperation, probeOperation, pingOperation, readFileOperation, writeFileOperation, listDirectoryOperation]);
+export const operation = z.discriminatedUnion('op', [execOperation, pveOperation, probeOperation, pingOperation, readFileOperation, writeFileOperation, listDirectoryOperation]);
 export type Operation = z.infer<typeof operation>;
 
 // ---- results ----
@@ -116,6 +136,18 @@ export const execResult = z.object({
   durationMs: z.number().nonnegative(),
 });
 export type ExecResultFrame = z.infer<typeof execResult>;
+
+/** What a pct/qm command printed (each stream cut to PVE_OUTPUT_CHARS) and how it exited. */
+export const pveResult = z.object({
+  op: z.literal('pve'),
+  /** null when it did not finish in time (timedOut) or ended by a signal. */
+  exitCode: z.number().int().nullable(),
+  timedOut: z.boolean(),
+  stdout: z.string().max(256 * 1024),
+  stderr: z.string().max(256 * 1024),
+  durationMs: z.number().nonnegative(),
+});
+export type PveResultFrame = z.infer<typeof pveResult>;
 
 export const probeResult = z.object({ op: z.literal('probe'), hosts: z.array(hostStatus) });
 export type ProbeResult = z.infer<typeof probeResult>;
@@ -142,7 +174,7 @@ export const writeFileResult = z.object({
 });
 export const listDirectoryResult = z.object({ op: z.literal('list_directory'), path: z.string(), entries: z.array(fileInfo).max(1000), truncated: z.boolean() });
 
-export const operationResult = z.discriminatedUnion('op', [execResult, probeResult, pingResult, readFileResult, writeFileResult, listDirectoryResult]);
+export const operationResult = z.discriminatedUnion('op', [execResult, pveResult, probeResult, pingResult, readFileResult, writeFileResult, listDirectoryResult]);
 export type OperationResult = z.infer<typeof operationResult>;
 
 // ---- frames the relay sends ----

@@ -20,14 +20,14 @@ export interface ToolSettings {
   defaultTimeoutSeconds: number;
 }
 
-const hostArgument = z
+export const hostArgument = z
   .string({ error: 'host must be a string (a name from ssh_list_hosts)' })
   .min(1, 'host must not be empty; omit it to use the only configured host')
   .max(MAX_HOST_NAME_LENGTH, `host must be at most ${MAX_HOST_NAME_LENGTH} characters`)
   .optional()
   .describe('Host name from ssh_list_hosts. Required when more than one host is configured.');
 
-const responseFormat = z
+export const responseFormat = z
   .enum(['text', 'json'], { error: 'response_format must be "text" or "json"' })
   .default('text')
   .describe('"text": readable sections for stdout, stderr and exit code. "json": one JSON object (also returned as structured content).');

@@ -7,6 +7,7 @@
 import type { Outcome } from './errors.ts';
 import type { ExecOutcome } from './exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
+import type { GuestKind, PveAction } from './proxmox.ts';
 
 export interface ExecRequest {
   /** Omitted when the caller sees exactly one host. */
@@ -14,6 +15,27 @@ export interface ExecRequest {
   command: string;
   timeoutMs: number;
   maxChars: number;
+  /** Run inside this Proxmox container or VM on the host. */
+  guest?: { kind: GuestKind; id: string };
+}
+
+/** A fixed pct/qm command on a Proxmox host. */
+export interface PveRequest {
+  host?: string;
+  kind: GuestKind;
+  action: PveAction;
+  id?: string;
+  verbose?: boolean;
+  timeoutSeconds?: number;
+}
+
+export interface PveOutcome {
+  host: string;
+  /** null when it did not finish in time, or ended by a signal. */
+  exitCode: number | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
 }
 
 export interface HostView {
@@ -55,6 +77,8 @@ type OnHost<T> = T & { host: string };
 
 export interface ReadFileRequest {
   host?: string;
+  /** The path is inside this Proxmox container on the host. */
+  ctid?: string;
   path: string;
   offset: number;
   length: number;
@@ -63,6 +87,8 @@ export interface ReadFileRequest {
 
 export interface WriteFileRequest {
   host?: string;
+  /** The path is inside this Proxmox container on the host. */
+  ctid?: string;
   path: string;
   content: Uint8Array;
   permissions?: number;
@@ -71,12 +97,26 @@ export interface WriteFileRequest {
   maxBytes: number;
 }
 
+export interface DownloadLinkRequest {
+  host?: string;
+  /** The path is inside this Proxmox container on the host. */
+  ctid?: string;
+  path: string;
+}
+
+export interface UploadLinkRequest extends DownloadLinkRequest {
+  permissions?: number;
+  overwrite: boolean;
+}
+
 /** Told how far a transfer has got (bytes done of total), when the client asked for progress. */
 export type ProgressReporter = (done: number, total: number) => void;
 
 export interface UploadFileRequest {
   onProgress?: ProgressReporter;
   host?: string;
+  /** remotePath is inside this Proxmox container on the host. */
+  ctid?: string;
   localPath: string;
   remotePath: string;
   permissions?: number;
@@ -87,6 +127,8 @@ export interface UploadFileRequest {
 export interface DownloadFileRequest {
   onProgress?: ProgressReporter;
   host?: string;
+  /** remotePath is inside this Proxmox container on the host. */
+  ctid?: string;
   remotePath: string;
   localPath: string;
   overwrite: boolean;
@@ -106,8 +148,8 @@ export interface LinkOffer {
 
 export interface ToolExecutor {
   /** Edge and local modes: one-time HTTPS links in place of the local-path tools. */
-  requestUpload?(request: { host?: string; path: string; permissions?: number; overwrite: boolean }, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
-  requestDownload?(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
+  requestUpload?(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
+  requestDownload?(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
   // File tools are offered only where the executor has the method.
   readFile?(request: ReadFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<FileReadResult>>>;
   writeFile?(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<OnHost<FileWriteResult>>>;
@@ -120,4 +162,6 @@ export interface ToolExecutor {
   exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>>;
   /** Only where there is a relay to ping; the relay_ping tool is offered when this exists. */
   ping?(request: { relay?: string }, signal: AbortSignal): Promise<Outcome<RelayPing>>;
+  /** pct/qm on a Proxmox host; the Proxmox tools are offered where this exists. */
+  proxmox?(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>>;
 }

@@ -11,7 +11,19 @@ import { toBase64 } from '../../shared/file-tools.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { sha256Hex } from '../../shared/password-hash.ts';
-import type { ExecRequest, HostListing, LinkOffer, ReadFileRequest, RelayPing, ToolExecutor, WriteFileRequest } from '../../shared/tool-executor.ts';
+import type {
+  DownloadLinkRequest,
+  ExecRequest,
+  HostListing,
+  LinkOffer,
+  PveOutcome,
+  PveRequest,
+  ReadFileRequest,
+  RelayPing,
+  ToolExecutor,
+  UploadLinkRequest,
+  WriteFileRequest,
+} from '../../shared/tool-executor.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import type { WorkerSettings } from '../settings.ts';
 import type { TransferRecord } from '../transfers/transfer-link.ts';
@@ -95,6 +107,26 @@ export class HubExecutor implements ToolExecutor {
     }
   }
 
+  async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
+    const target = onRelay(this.env, request.host);
+    if (!target.ok) return target;
+    const { hub } = target.value;
+    const id = crypto.randomUUID();
+    const onAbort = (): void => {
+      void hub.cancel(id);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const reply = await hub.pve(id, { ...request, host: target.value.host });
+      if (!reply.ok) return reply;
+      const { result, host } = reply.value;
+      if (result.op !== 'pve') return failure('protocol_error', 'The relay answered a pct/qm command with another kind of result.');
+      return success({ host, exitCode: result.exitCode, timedOut: result.timedOut, stdout: result.stdout, stderr: result.stderr });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   /** Ping one relay (the policed executor picks which). */
   async ping(request: { relay?: string }, _signal: AbortSignal): Promise<Outcome<RelayPing>> {
     if (request.relay === undefined) return failure('internal', 'The relay to ping was not chosen before the call.');
@@ -136,20 +168,20 @@ export class HubExecutor implements ToolExecutor {
     return success({ host, path: result.path, entries: result.entries, truncated: result.truncated });
   }
 
-  async requestUpload(request: { host?: string; path: string; permissions?: number; overwrite: boolean }, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+  async requestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
     // Check the target now, so a refusal comes back to the assistant rather than to curl later.
-    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, path: request.path, offset: 0, length: 0, maxBytes: 0 });
-    if (probe.ok && !request.overwrite) return failure('already_exists', `${request.path} already exists on ${target.value.host}.`);
+    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
+    if (probe.ok && !request.overwrite) return failure('already_exists', `${request.path} already exists ${request.ctid !== undefined ? `in container ${request.ctid} on` : 'on'} ${target.value.host}.`);
     if (!probe.ok && probe.error.code !== 'path_not_found') return probe;
-    return this.makeLink('upload', target.value, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
+    return this.makeLink('upload', target.value, request.ctid, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
   }
 
-  async requestDownload(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+  async requestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, path: request.path, offset: 0, length: 0, maxBytes: 0 });
+    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
     if (!probe.ok) return probe;
     const { result } = probe.value;
     if (result.op !== 'read_file') return failure('protocol_error', 'The relay answered a check with another kind of result.');
@@ -157,10 +189,10 @@ export class HubExecutor implements ToolExecutor {
     if (result.info.size > limit) {
       return failure('file_too_large', `${request.path} is ${result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${limit.toLocaleString('en-US')}).`);
     }
-    return this.makeLink('download', target.value, request.path, { overwrite: false }, signal);
+    return this.makeLink('download', target.value, request.ctid, request.path, { overwrite: false }, signal);
   }
 
-  private async makeLink(kind: 'upload' | 'download', target: OnRelay, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+  private async makeLink(kind: 'upload' | 'download', target: OnRelay, ctid: string | undefined, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const id = toHex(crypto.getRandomValues(new Uint8Array(16)));
     // 256 bits; only its hash is stored and it is never logged.
     const token = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
@@ -174,6 +206,7 @@ export class HubExecutor implements ToolExecutor {
       client: this.caller.client,
       relay: target.relay,
       host: target.host,
+      ...(ctid !== undefined ? { ctid } : {}),
       path,
       ...(options.permissions !== undefined ? { permissions: options.permissions } : {}),
       overwrite: options.overwrite,

@@ -9,7 +9,20 @@ import { fleetHosts, qualifiedName } from '../../shared/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
-import type { ExecRequest, HostListing, LinkOffer, ReadFileRequest, RelayPing, ToolExecutor, WriteFileRequest } from '../../shared/tool-executor.ts';
+import type { GuestKind } from '../../shared/proxmox.ts';
+import type {
+  DownloadLinkRequest,
+  ExecRequest,
+  HostListing,
+  LinkOffer,
+  PveOutcome,
+  PveRequest,
+  ReadFileRequest,
+  RelayPing,
+  ToolExecutor,
+  UploadLinkRequest,
+  WriteFileRequest,
+} from '../../shared/tool-executor.ts';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { gateCall, standingAndFleet } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
@@ -45,7 +58,7 @@ export class PolicedExecutor implements ToolExecutor {
    */
   private async onHost<T extends { host: string }>(
     tool: string,
-    target: string,
+    target: string | null,
     requestedHost: string | undefined,
     needed: Role,
     run: (qualifiedHost: string) => Promise<Outcome<T>>,
@@ -100,9 +113,10 @@ export class PolicedExecutor implements ToolExecutor {
   }
 
   async exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>> {
+    const guest = request.guest;
     return this.onHost(
-      'ssh_exec_command',
-      request.command,
+      guest ? (guest.kind === 'lxc' ? 'proxmox_container_exec_command' : 'proxmox_vm_exec_command') : 'ssh_exec_command',
+      guest ? `${guestLabel(guest.kind, guest.id)}: ${request.command}` : request.command,
       request.host,
       'operator',
       (host) => this.inner.exec({ ...request, host }, signal),
@@ -113,7 +127,7 @@ export class PolicedExecutor implements ToolExecutor {
   async readFile(request: ReadFileRequest, signal: AbortSignal): Promise<Outcome<FileReadResult & { host: string }>> {
     return this.onHost(
       'ssh_read_file',
-      request.path,
+      pathLabel(request),
       request.host,
       'viewer',
       (host) => this.inner.readFile({ ...request, host }, signal),
@@ -124,7 +138,7 @@ export class PolicedExecutor implements ToolExecutor {
   async writeFile(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<FileWriteResult & { host: string }>> {
     return this.onHost(
       'ssh_write_file',
-      request.path,
+      pathLabel(request),
       request.host,
       'operator',
       (host) => this.inner.writeFile({ ...request, host }, signal),
@@ -136,12 +150,24 @@ export class PolicedExecutor implements ToolExecutor {
     return this.onHost('ssh_list_directory', request.path, request.host, 'viewer', (host) => this.inner.listDirectory({ ...request, host }, signal));
   }
 
-  async requestUpload(request: { host?: string; path: string; permissions?: number; overwrite: boolean }, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
-    return this.onHost('ssh_request_upload', request.path, request.host, 'operator', (host) => this.inner.requestUpload({ ...request, host }, signal));
+  async requestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+    return this.onHost('ssh_request_upload', pathLabel(request), request.host, 'operator', (host) => this.inner.requestUpload({ ...request, host }, signal));
   }
 
-  async requestDownload(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
-    return this.onHost('ssh_request_download', request.path, request.host, 'viewer', (host) => this.inner.requestDownload({ ...request, host }, signal));
+  async requestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+    return this.onHost('ssh_request_download', pathLabel(request), request.host, 'viewer', (host) => this.inner.requestDownload({ ...request, host }, signal));
+  }
+
+  /** pct/qm: looking (list, status) needs viewer; starting and stopping needs operator. */
+  async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
+    const looks = request.action === 'list' || request.action === 'status';
+    const noun = request.kind === 'lxc' ? 'container' : 'vm';
+    const tool = request.action === 'list' ? `proxmox_list_${noun}s` : request.action === 'status' ? `proxmox_${noun}_status` : `proxmox_${request.action}_${noun}`;
+    const target = request.id !== undefined ? guestLabel(request.kind, request.id) : null;
+    return this.onHost(tool, target, request.host, looks ? 'viewer' : 'operator', (host) => this.inner.proxmox({ ...request, host }, signal), (value) => ({
+      exitCode: value.exitCode,
+      bytes: null,
+    }));
   }
 
   /** Ping a relay that serves the caller at least one host (any relay, for a deployment admin). */
@@ -172,6 +198,16 @@ export class PolicedExecutor implements ToolExecutor {
     );
     return result;
   }
+}
+
+/** A path as the audit log names it: `ct 101:/etc/hosts` when it is inside a container. */
+function pathLabel(request: { ctid?: string; path: string }): string {
+  return request.ctid !== undefined ? `${guestLabel('lxc', request.ctid)}:${request.path}` : request.path;
+}
+
+/** How a container or VM is named in the audit log. */
+function guestLabel(kind: GuestKind, id: string): string {
+  return `${kind === 'lxc' ? 'ct' : 'vm'} ${id}`;
 }
 
 function selectRelay(relays: readonly string[], requested: string | undefined): Outcome<string> {

@@ -8,8 +8,11 @@ import { McpAgent } from 'agents/mcp';
 import { registerTools } from '../../shared/register-tools.ts';
 import { VERSION } from '../../shared/version.ts';
 import { readSettings } from '../settings.ts';
-import { isDeploymentAdmin } from '../../shared/policy.ts';
-import { teamDirectory } from '../team/team-directory.ts';
+import { fleetHosts } from '../../shared/fleet.ts';
+import { isDeploymentAdmin, roleOn } from '../../shared/policy.ts';
+import { PROXMOX_CAPABILITY } from '../../shared/proxmox.ts';
+import { registerProxmoxTools } from '../../shared/proxmox-tools.ts';
+import { standingAndFleet } from '../team/gate-call.ts';
 import { registerAuditTool } from './audit-tool.ts';
 import { HubExecutor } from './hub-executor.ts';
 import { PolicedExecutor, type Caller } from './policed-executor.ts';
@@ -32,9 +35,16 @@ export class McpSessionAgent extends McpAgent<Env, unknown, SessionProps> {
     const settings = readSettings(this.env);
     const caller: Caller = { userId: userId ?? '', username: this.props?.username ?? '', client: this.props?.client ?? null };
     // Every tool goes through policy and audit; the hub executor only runs what was allowed.
-    registerTools(this.server, new PolicedExecutor(new HubExecutor(this.env, caller, settings), this.env, caller), settings.tools);
-    const access = await teamDirectory(this.env).access(caller.username);
-    if (access.active && isDeploymentAdmin(access.policy, access.subject)) registerAuditTool(this.server, this.env, caller);
+    const executor = new PolicedExecutor(new HubExecutor(this.env, caller, settings), this.env, caller);
+    registerTools(this.server, executor, settings.tools);
+    const { standing, relays } = await standingAndFleet(this.env, caller.username);
+    if (!standing.ok) return;
+    const { policy, subject } = standing.value;
+    // The Proxmox tools are offered only to someone who can see a Proxmox host.
+    if (fleetHosts(relays, (_relay, host) => host.capabilities.includes(PROXMOX_CAPABILITY) && roleOn(policy, subject, host) !== null).length > 0) {
+      registerProxmoxTools(this.server, executor, settings.tools);
+    }
+    if (isDeploymentAdmin(policy, subject)) registerAuditTool(this.server, this.env, caller);
   }
 
   /** The user who opened this session, or null for a session that was never initialized. */

@@ -29,7 +29,8 @@ import { selectHost } from '../../shared/host-selection.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
 import { ByteSender, sendStream } from '../../shared/byte-streams.ts';
-import type { ExecRequest, HostListing, ReadFileRequest, WriteFileRequest } from '../../shared/tool-executor.ts';
+import type { ExecRequest, HostListing, PveRequest, ReadFileRequest, WriteFileRequest } from '../../shared/tool-executor.ts';
+import { guestExecDeadlineMs, pveDeadlineMs } from '../../shared/proxmox.ts';
 import { logEvent } from '../log.ts';
 import { AUTHENTICATED_RELAY_HEADER } from './hub-stub.ts';
 
@@ -114,12 +115,13 @@ export interface ExecuteOptions {
 /** The write_file request for `size` bytes to `path` on `host`. */
 function writeOperation(
   host: string,
-  request: { path: string; permissions?: number; overwrite: boolean; createDirs: boolean; maxBytes: number },
+  request: { ctid?: string; path: string; permissions?: number; overwrite: boolean; createDirs: boolean; maxBytes: number },
   size: number,
 ): Operation {
   return {
     op: 'write_file',
     host,
+    ...inContainer(request.ctid),
     path: request.path,
     size,
     ...(request.permissions !== undefined ? { permissions: request.permissions } : {}),
@@ -127,6 +129,11 @@ function writeOperation(
     createDirs: request.createDirs,
     maxBytes: request.maxBytes,
   };
+}
+
+/** The ctid field of a file operation, present only when the path is inside a container. */
+function inContainer(ctid: string | undefined): { ctid?: string } {
+  return ctid !== undefined ? { ctid } : {};
 }
 
 function concatenate(chunks: Uint8Array[], total: number): Uint8Array {
@@ -356,14 +363,38 @@ export class RelayHub extends DurableObject<Env> {
    */
   async execCommand(id: string, request: ExecRequest): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'exec', host, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars }, request.timeoutMs, { maxChars: request.maxChars }),
+      this.execute(
+        id,
+        { op: 'exec', host, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars, ...(request.guest ? { guest: request.guest } : {}) },
+        guestExecDeadlineMs(request.guest?.kind, request.timeoutMs),
+        { maxChars: request.maxChars },
+      ),
+    );
+  }
+
+  /** A fixed pct/qm command on a Proxmox host. */
+  async pve(id: string, request: PveRequest): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) =>
+      this.execute(
+        id,
+        {
+          op: 'pve',
+          host,
+          kind: request.kind,
+          action: request.action,
+          ...(request.id !== undefined ? { id: request.id } : {}),
+          ...(request.verbose !== undefined ? { verbose: request.verbose } : {}),
+          ...(request.timeoutSeconds !== undefined ? { timeoutSeconds: request.timeoutSeconds } : {}),
+        },
+        pveDeadlineMs(request.action, request.timeoutSeconds),
+      ),
     );
   }
 
   /** Read (part of) a file on a host; the bytes come back in the reply. */
   async readFile(id: string, request: ReadFileRequest): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'read_file', host, path: request.path, offset: request.offset, length: request.length, maxBytes: request.maxBytes }, FILE_DEADLINE_MS, {
+      this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: request.offset, length: request.length, maxBytes: request.maxBytes }, FILE_DEADLINE_MS, {
         receiveBytes: request.maxBytes,
       }),
     );
@@ -386,7 +417,7 @@ export class RelayHub extends DurableObject<Env> {
    */
   async writeFromBody(
     id: string,
-    request: { host: string; path: string; permissions?: number; overwrite: boolean; maxBytes: number },
+    request: { host: string; ctid?: string; path: string; permissions?: number; overwrite: boolean; maxBytes: number },
     body: ReadableStream<Uint8Array>,
     size: number,
   ): Promise<Outcome<OperationReply & { host: string }>> {
@@ -399,7 +430,7 @@ export class RelayHub extends DurableObject<Env> {
    * Read a whole file as a stream (a transfer link's GET). Resolves once the relay has sent the
    * first bytes or finished, so an error such as a missing file becomes a proper HTTP status.
    */
-  async readAsStream(id: string, request: { host: string; path: string; maxBytes: number }): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
+  async readAsStream(id: string, request: { host: string; ctid?: string; path: string; maxBytes: number }): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
     let firstBytes: () => void = () => undefined;
     const started = new Promise<void>((resolve) => {
       firstBytes = resolve;
@@ -431,7 +462,7 @@ export class RelayHub extends DurableObject<Env> {
     if (!sink) return failure('internal', 'Could not set up the download stream.');
     const streamSink = sink;
     const done = this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'read_file', host, path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, LINK_DEADLINE_MS, { sink: streamSink }),
+      this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, LINK_DEADLINE_MS, { sink: streamSink }),
     );
     void done.then((outcome) => {
       if (!outcome.ok) {

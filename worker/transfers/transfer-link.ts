@@ -16,6 +16,8 @@ export interface TransferRecord {
   /** The relay that serves the host, and the host's own name there. */
   relay: string;
   host: string;
+  /** The path is inside this Proxmox container on the host. */
+  ctid?: string;
   path: string;
   permissions?: number;
   overwrite: boolean;

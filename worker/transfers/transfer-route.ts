@@ -64,7 +64,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   const started = Date.now();
   const tool = kind === 'upload' ? 'transfer_link_upload' : 'transfer_link_download';
   const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null, bytes: number | null): Promise<void> =>
-    writeAudit(env, { time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.path, outcome, code, exitCode: null, bytes, durationMs: Date.now() - started });
+    writeAudit(env, { time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path, outcome, code, exitCode: null, bytes, durationMs: Date.now() - started });
   const gate = await gateCall(env, record.username, tool, qualifiedName(record.relay, record.host), kind === 'upload' ? 'operator' : 'viewer');
   if (!gate.outcome.ok) {
     await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null, null);
@@ -86,7 +86,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     const body = request.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
     const outcome = await hub.writeFromBody(
       crypto.randomUUID(),
-      { host: record.host, path: record.path, ...(record.permissions !== undefined ? { permissions: record.permissions } : {}), overwrite: record.overwrite, maxBytes: record.maxBytes },
+      { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, ...(record.permissions !== undefined ? { permissions: record.permissions } : {}), overwrite: record.overwrite, maxBytes: record.maxBytes },
       body,
       size,
     );
@@ -99,7 +99,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   }
 
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
-  const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, path: record.path, maxBytes: record.maxBytes });
+  const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes });
   logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
   await audit(outcome.ok ? 'ok' : 'error', outcome.ok ? null : outcome.error.code, relay, null);

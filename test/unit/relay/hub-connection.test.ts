@@ -183,7 +183,7 @@ describe('HubConnection', () => {
       relayId: 'unit',
       relayIdExplicit: true,
       hosts: [{ name: 'silent', address: '127.0.0.1', port, username: 'u', auth: { kind: 'password', password: 'p' }, strictHostKeyChecking: true, hostKeyFingerprints: [], labels: {},
-              readOnly: false, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
+              readOnly: false, proxmox: false, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
       knownHostsFiles: [],
       recordKnownHostsFile: '/nonexistent',
       stateDir: '/nonexistent-state',
