@@ -47,7 +47,8 @@ export function wrapCommand(command: string): string {
  * first, and a stop signals the group from inside the container (containerKillCommand).
  */
 export function containerCommand(ctid: string, command: string): string {
-  const script = `set -m; ( printf '${MARKER_FORMAT}' "$BASHPID"; eval ${quoteShellWord(command)} ) </dev/null & wait "$!"`;
+  // Job control only while the job starts: left on, bash would also report the job's end on stderr.
+  const script = `set -m; ( printf '${MARKER_FORMAT}' "$BASHPID"; eval ${quoteShellWord(command)} ) </dev/null & set +m; wait "$!"`;
   return ['pct', 'exec', ctid, '--', 'bash', '-c', script].map(quoteShellWord).join(' ');
 }
 
@@ -58,9 +59,11 @@ export function containerKillCommand(ctid: string, pgid: number): string {
 export function killGroupCommand(pgid: number): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
   return (
-    `kill -TERM -- -${pgid} 2>/dev/null || exit 0; ` +
-    `n=0; while [ "$n" -lt ${KILL_GRACE_STEPS} ] && kill -0 -- -${pgid} 2>/dev/null; do sleep 0.1; n=$((n+1)); done; ` +
-    `kill -KILL -- -${pgid} 2>/dev/null; exit 0`
+    // No "--": dash's kill (sh on Debian, and inside many containers) refuses it; "-PGID" after
+    // the signal name is a process group in every POSIX shell.
+    `kill -TERM -${pgid} 2>/dev/null || exit 0; ` +
+    `n=0; while [ "$n" -lt ${KILL_GRACE_STEPS} ] && kill -0 -${pgid} 2>/dev/null; do sleep 0.1; n=$((n+1)); done; ` +
+    `kill -KILL -${pgid} 2>/dev/null; exit 0`
   );
 }
 
