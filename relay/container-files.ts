@@ -97,7 +97,8 @@ export async function streamFromContainer(
     const copy = `${dir}/file`;
     const pulled = await step(['pct', 'pull', ctid, request.path, copy], TRANSFER_TIMEOUT_MS);
     if (!pulled.ok) return pulled;
-    if (pulled.value.exitCode !== 0) return pctFailed(`pct pull ${request.path} from container ${ctid}`, pulled.value);
+    // pct pull reports a failure inside its task on stderr and still exits 0 (leaving an empty file).
+    if (pulled.value.exitCode !== 0 || pulled.value.stderr.trim() !== '') return pctFailed(`pct pull ${request.path} from container ${ctid}`, pulled.value);
     const streamed = await streamFile(pool, { ...request, path: copy }, onChunk, signal);
     return streamed.ok ? success({ ...streamed.value, info: { ...info, size: streamed.value.info.size } }) : streamed;
   });
@@ -155,7 +156,12 @@ export async function writeIntoContainer(pool: HostPool, ctid: string, request: 
     const staging = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}`);
     const pushed = await step(['pct', 'push', ctid, `${hostDir}/upload`, staging, '--perms', mode.toString(8).padStart(4, '0')], TRANSFER_TIMEOUT_MS);
     if (!pushed.ok) return pushed;
-    if (pushed.value.exitCode !== 0) return pctFailed(`pct push to ${request.path} in container ${ctid}`, pushed.value);
+    // pct push, too, can fail with exit 0 (its task's error is only on stderr): check what landed.
+    const landed = pushed.value.exitCode === 0 && pushed.value.stderr.trim() === '' ? await statInContainer(step, ctid, staging) : null;
+    if (!landed?.ok || landed.value?.size !== staged.value.size) {
+      await runArgv(pool, ['pct', 'exec', ctid, '--', 'rm', '-f', '--', staging], STEP_TIMEOUT_MS, 4096, AbortSignal.timeout(STEP_TIMEOUT_MS));
+      return landed && !landed.ok ? landed : pctFailed(`pct push to ${request.path} in container ${ctid}`, pushed.value);
+    }
     const commit = request.overwrite ? ['pct', 'exec', ctid, '--', 'mv', '-f', '--', staging, request.path] : ['pct', 'exec', ctid, '--', 'ln', '--', staging, request.path];
     const placed = await step(commit);
     // The staging file goes whatever happened (after ln it is the second name of the new file).

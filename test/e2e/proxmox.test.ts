@@ -7,6 +7,7 @@
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
+import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
 import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
@@ -262,5 +263,47 @@ describe('VMs', () => {
     expect(shut.structured).toMatchObject({ status: 'stopped' });
     const started = await call('proxmox_start_vm', { host: 'pve', vmid: 201 });
     expect(started.structured).toMatchObject({ status: 'running' });
+  });
+});
+
+describe('who is offered the Proxmox tools', () => {
+  it('offers them only to someone who can see a Proxmox host, and gates them by role', async () => {
+    const admin = adminApi(stack.worker);
+    const passwords: Record<string, string> = {};
+    for (const username of ['plainviewer', 'pveviewer']) {
+      const added = await admin.post('users', { username });
+      expect(added.status, added.text).toBe(201);
+      passwords[username] = String(added.body.password);
+    }
+    const saved = await admin.put('policy', {
+      version: 1,
+      grants: [
+        { subjects: ['user:plainviewer'], role: 'viewer', hosts: ['plain'] },
+        { subjects: ['user:pveviewer'], role: 'viewer', hosts: ['pve'] },
+      ],
+    });
+    expect(saved.status, saved.text).toBe(200);
+    const sessions: ConnectedClient[] = [];
+    try {
+      const plain = await connectMcpClient(stack.worker.mcpUrl, { username: 'plainviewer', password: passwords.plainviewer ?? '' });
+      sessions.push(plain);
+      expect((await plain.client.listTools()).tools.map((tool) => tool.name).filter((name) => name.startsWith('proxmox_'))).toEqual([]);
+
+      const viewer = await connectMcpClient(stack.worker.mcpUrl, { username: 'pveviewer', password: passwords.pveviewer ?? '' });
+      sessions.push(viewer);
+      const names = (await viewer.client.listTools()).tools.map((tool) => tool.name);
+      expect(names).toContain('proxmox_list_containers');
+      const listed = await viewer.client.callTool({ name: 'proxmox_list_containers', arguments: {} });
+      expect(listed.isError, textOf(listed as never)).toBeFalsy();
+      const before = pve.readCalls().length;
+      const start = await viewer.client.callTool({ name: 'proxmox_start_container', arguments: { ctid: 103 } });
+      expect(start.isError).toBe(true);
+      expect(textOf(start as never)).toContain('needs operator');
+      const exec = await viewer.client.callTool({ name: 'proxmox_container_exec_command', arguments: { ctid: 101, command: 'id' } });
+      expect(exec.isError).toBe(true);
+      expect(pve.readCalls().slice(before)).toEqual([]);
+    } finally {
+      for (const session of sessions) await session.close().catch(() => undefined);
+    }
   });
 });
