@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import type { FileInfo } from '../shared/file-types.ts';
-import { octalMode, streamFile, writeFileAtomic, type ReadRequest, type WriteRequest, type WriteResult } from './file-ops.ts';
+import { collectRead, octalMode, streamFile, writeFileAtomic, type CollectedRead, type ReadRequest, type StreamedRead, type WriteRequest, type WriteResult } from './file-ops.ts';
 import { log } from './log.ts';
 import { runArgv, type ArgvRun } from './proxmox-ops.ts';
 import type { HostPool } from './ssh-pool.ts';
@@ -78,7 +78,7 @@ export async function streamFromContainer(
   request: ReadRequest,
   onChunk: (chunk: Buffer) => Promise<boolean>,
   signal: AbortSignal,
-): Promise<Outcome<{ info: FileInfo; bytes: number; offset: number; eof: boolean }>> {
+): Promise<StreamedRead> {
   const relative = relativePath(request.path);
   if (relative) return relative;
   const step = stepper(pool, signal);
@@ -114,19 +114,8 @@ export async function statInContainerFile(pool: HostPool, ctid: string, path: st
 }
 
 /** Read a range of a container file into memory (for results returned in a call). */
-export async function readFromContainer(pool: HostPool, ctid: string, request: ReadRequest, signal: AbortSignal): Promise<Outcome<{ info: FileInfo; data: Buffer; offset: number; eof: boolean }>> {
-  const chunks: Buffer[] = [];
-  const streamed = await streamFromContainer(
-    pool,
-    ctid,
-    request,
-    async (chunk) => {
-      chunks.push(Buffer.from(chunk));
-      return true;
-    },
-    signal,
-  );
-  return streamed.ok ? success({ info: streamed.value.info, data: Buffer.concat(chunks), offset: streamed.value.offset, eof: streamed.value.eof }) : streamed;
+export async function readFromContainer(pool: HostPool, ctid: string, request: ReadRequest, signal: AbortSignal): Promise<CollectedRead> {
+  return collectRead((onChunk) => streamFromContainer(pool, ctid, request, onChunk, signal));
 }
 
 export async function writeIntoContainer(pool: HostPool, ctid: string, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {

@@ -176,7 +176,7 @@ export async function streamFile(
   request: ReadRequest,
   onChunk: (chunk: Buffer) => Promise<boolean>,
   signal: AbortSignal,
-): Promise<Outcome<{ info: FileInfo; bytes: number; offset: number; eof: boolean }>> {
+): Promise<StreamedRead> {
   return withSftp(pool, signal, async (sftp) => {
     const opened = await call<Buffer>(sftp, (done) => sftp.open(request.path, 'r', done));
     if (opened.error || !opened.value) return { ok: false, error: sftpError(opened.error, request.path, 'open') };
@@ -234,20 +234,23 @@ export async function streamFile(
   });
 }
 
-/** Read a range of a file into memory (for results returned in a call, at most maxBytes). */
-export async function readFile(pool: HostPool, request: ReadRequest, signal: AbortSignal): Promise<Outcome<{ info: FileInfo; data: Buffer; offset: number; eof: boolean }>> {
+export type StreamedRead = Outcome<{ info: FileInfo; bytes: number; offset: number; eof: boolean }>;
+export type CollectedRead = Outcome<{ info: FileInfo; data: Buffer; offset: number; eof: boolean }>;
+
+/** Keep what a streaming read hands on, in memory (copies: the reader reuses its buffers). */
+export async function collectRead(read: (onChunk: (chunk: Buffer) => Promise<boolean>) => Promise<StreamedRead>): Promise<CollectedRead> {
   const chunks: Buffer[] = [];
-  const streamed = await streamFile(
-    pool,
-    request,
-    async (chunk) => {
-      chunks.push(Buffer.from(chunk));
-      return true;
-    },
-    signal,
-  );
+  const streamed = await read(async (chunk) => {
+    chunks.push(Buffer.from(chunk));
+    return true;
+  });
   if (!streamed.ok) return streamed;
   return success({ info: streamed.value.info, data: Buffer.concat(chunks), offset: streamed.value.offset, eof: streamed.value.eof });
+}
+
+/** Read a range of a file into memory (for results returned in a call, at most maxBytes). */
+export async function readFile(pool: HostPool, request: ReadRequest, signal: AbortSignal): Promise<CollectedRead> {
+  return collectRead((onChunk) => streamFile(pool, request, onChunk, signal));
 }
 
 export interface WriteRequest {

@@ -6,6 +6,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive, sleep, waitFor } from '../harness/wait.ts';
 import { Client } from 'ssh2';
 import { installFakeProxmox } from '../harness/fake-proxmox.ts';
 import type { FakeProxmox } from '../harness/fake-proxmox.ts';
@@ -36,24 +37,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function cmdlineOf(pid: number): string[] | undefined {
   try {
@@ -361,7 +345,8 @@ describe('pct/qm stand-in through the test sshd', () => {
         channel.close();
         await withTimeout(closed, STEP_MS, 'channel close').catch(() => undefined);
       }
-      expect(isAlive(sleeper as number) && (cmdlineOf(sleeper as number)?.length ?? 0) > 0).toBe(false);
+      // SIGKILL is delivered asynchronously: wait (bounded) for it to be gone or a zombie.
+      await waitFor(() => !(isAlive(sleeper as number) && (cmdlineOf(sleeper as number)?.length ?? 0) > 0), STEP_MS, 'the killed command to end');
     });
   });
 

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive, sleep, waitFor } from '../harness/wait.ts';
 import { Client } from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import { processIds, remoteProcesses, requireSshd, startSshd } from '../harness/sshd.ts';
@@ -23,9 +24,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Same form as `ssh-keygen -lf`: SHA256 of the wire-format key blob, base64 without padding. */
 function fingerprintOf(keyBlob: Buffer): string {
@@ -100,22 +98,6 @@ async function exec(client: Client, command: string): Promise<ExecResult> {
   );
 }
 
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function portAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {

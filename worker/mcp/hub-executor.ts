@@ -28,7 +28,10 @@ import { teamDirectory } from '../team/team-directory.ts';
 import type { WorkerSettings } from '../settings.ts';
 import type { TransferRecord } from '../transfers/transfer-link.ts';
 import { relayHub } from '../relay/hub-stub.ts';
-import type { RelayHub } from '../relay/relay-hub.ts';
+import type { OperationReply, RelayHub } from '../relay/relay-hub.ts';
+
+/** What the hub answers for a request on a host. */
+type HostReply = Outcome<OperationReply & { host: string }>;
 
 const PING_DEADLINE_MS = 5_000;
 
@@ -36,6 +39,23 @@ interface OnRelay {
   hub: DurableObjectStub<RelayHub>;
   relay: string;
   host: string;
+}
+
+/**
+ * Run one request under a fresh id; an aborted MCP request (notifications/cancelled) sends a
+ * cancel for that id, which stops the remote work, and the relay's answer still ends the call.
+ */
+async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSignal, run: (id: string) => Promise<T>): Promise<T> {
+  const id = crypto.randomUUID();
+  const onAbort = (): void => {
+    void hub.cancel(id);
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await run(id);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /** `relay/host` → the relay's hub and the host's own name there. */
@@ -90,41 +110,21 @@ export class HubExecutor implements ToolExecutor {
     if (signal.aborted) return failure('cancelled', 'The request was cancelled before it started; nothing ran.');
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const { hub } = target.value;
-    const id = crypto.randomUUID();
-    const onAbort = (): void => {
-      void hub.cancel(id);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const reply = await hub.execCommand(id, { ...request, host: target.value.host });
-      if (!reply.ok) return reply;
-      const { result, stdout, stderr, host } = reply.value;
-      if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
-      return success(execOutcomeFrom(host, result, stdout, stderr, request.timeoutMs));
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.execCommand(id, { ...request, host: target.value.host }));
+    if (!reply.ok) return reply;
+    const { result, stdout, stderr, host } = reply.value;
+    if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
+    return success(execOutcomeFrom(host, result, stdout, stderr, request.timeoutMs));
   }
 
   async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const { hub } = target.value;
-    const id = crypto.randomUUID();
-    const onAbort = (): void => {
-      void hub.cancel(id);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const reply = await hub.pve(id, { ...request, host: target.value.host });
-      if (!reply.ok) return reply;
-      const { result, host } = reply.value;
-      if (result.op !== 'pve') return failure('protocol_error', 'The relay answered a pct/qm command with another kind of result.');
-      return success({ host, exitCode: result.exitCode, timedOut: result.timedOut, stdout: result.stdout, stderr: result.stderr });
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.pve(id, { ...request, host: target.value.host }));
+    if (!reply.ok) return reply;
+    const { result, host } = reply.value;
+    if (result.op !== 'pve') return failure('protocol_error', 'The relay answered a pct/qm command with another kind of result.');
+    return success({ host, exitCode: result.exitCode, timedOut: result.timedOut, stdout: result.stdout, stderr: result.stderr });
   }
 
   /** Ping one relay (the policed executor picks which). */
