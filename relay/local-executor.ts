@@ -10,21 +10,141 @@ import { hostViews } from '../shared/host-views.ts';
 import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
 import type { HostStatus } from '../shared/protocol.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from '../shared/file-types.ts';
-import type { DownloadFileRequest, ExecRequest, HostListing, PveOutcome, PveRequest, ReadFileRequest, ToolExecutor, UploadFileRequest, WriteFileRequest } from '../shared/tool-executor.ts';
+import type {
+  DownloadFileRequest,
+  DownloadLinkRequest,
+  ExecRequest,
+  HostListing,
+  PveOutcome,
+  PveRequest,
+  ReadFileRequest,
+  ToolExecutor,
+  UploadFileRequest,
+  UploadLinkRequest,
+  WriteFileRequest,
+} from '../shared/tool-executor.ts';
+import type { ImageKitConfig } from '../shared/imagekit/config.ts';
+import type { ImageKitService } from '../shared/imagekit/service.ts';
+import {
+  confirmDownload as confirmImageKitDownload,
+  confirmUpload as confirmImageKitUpload,
+  requestDownload as requestImageKitDownload,
+  requestUpload as requestImageKitUpload,
+  type BridgeContext,
+  type ImageKitDownloadDone,
+  type ImageKitDownloadOffer,
+  type ImageKitUploadDone,
+  type ImageKitUploadOffer,
+  type TransferHost,
+  type TransferStore,
+} from '../shared/imagekit/transfers.ts';
 import { VERSION } from '../shared/version.ts';
-import { listDirectory, readFile, writeFileAtomic } from './file-ops.ts';
-import { readFromContainer, writeIntoContainer } from './container-files.ts';
+import { listDirectory, readFile, statFile, writeFileAtomic } from './file-ops.ts';
+import { readFromContainer, statInContainerFile, writeIntoContainer } from './container-files.ts';
 import { downloadToLocal, uploadFromLocal } from './local-files.ts';
 import type { RelayOperations } from './operations.ts';
 import type { HostPool } from './ssh-pool.ts';
 
 
+/** What ImageKit transfers need in the stdio mode. */
+export interface LocalImageKit {
+  config: ImageKitConfig;
+  service: ImageKitService;
+  store: TransferStore;
+  maxFileSize: number;
+}
+
+/** The stdio mode has one user: the person running it. */
+const STDIO_OWNER = 'stdio';
+
 export class LocalExecutor implements ToolExecutor {
   private readonly operations: RelayOperations;
+  private readonly imagekit: LocalImageKit | null;
   private readonly startedAt = new Date().toISOString();
 
-  constructor(operations: RelayOperations) {
+  constructor(operations: RelayOperations, imagekit: LocalImageKit | null = null) {
     this.operations = operations;
+    this.imagekit = imagekit;
+  }
+
+  private bridge(): Outcome<BridgeContext> {
+    if (!this.imagekit) return failure('invalid_argument', 'ImageKit is not configured (ENABLE_IMAGEKIT and the IMAGEKIT_* variables).');
+    return success({ ...this.imagekit, ownerId: STDIO_OWNER, host: this.transferHost() });
+  }
+
+  /** How an ImageKit transfer reaches a host here: the same file operations as the file tools. */
+  private transferHost(): TransferHost {
+    return {
+      checkWritable: async (target) => {
+        const resolved = this.pool(target.host);
+        if (!resolved.ok) return resolved;
+        const { host, pool } = resolved.value;
+        const refusal = this.operations.readOnlyRefusal(host, 'write files') ?? (target.ctid !== undefined ? this.operations.notProxmoxRefusal(host) : null);
+        if (refusal) return refusal;
+        const signal = AbortSignal.timeout(60_000);
+        const existing = target.ctid !== undefined ? await statInContainerFile(pool, target.ctid, target.path, signal) : await statFile(pool, target.path, signal);
+        if (existing.ok) {
+          if (existing.value.type === 'directory') return failure('path_is_directory', `${target.path} is a directory.`);
+          if (!target.overwrite) return failure('already_exists', `${target.path} already exists on ${host}. Pass overwrite=true to replace it.`);
+        } else if (existing.error.code !== 'path_not_found') {
+          return existing;
+        }
+        return success({ host });
+      },
+      write: async (target, body, size) => {
+        const resolved = this.pool(target.host);
+        if (!resolved.ok) return resolved;
+        const { host, pool } = resolved.value;
+        const refusal = this.operations.readOnlyRefusal(host, 'write files');
+        if (refusal) return refusal;
+        const write = {
+          path: target.path,
+          source: body,
+          journal: this.operations.journal(host),
+          maxBytes: size,
+          expectedSize: size,
+          ...(target.permissions !== undefined ? { permissions: target.permissions } : {}),
+          overwrite: target.overwrite,
+          createDirs: false,
+        };
+        const signal = AbortSignal.timeout(30 * 60_000);
+        const written = target.ctid !== undefined ? await writeIntoContainer(pool, target.ctid, write, signal) : await writeFileAtomic(pool, write, signal);
+        return written.ok ? success({ ...written.value, host }) : written;
+      },
+      read: async (target, maxBytes) => {
+        const read = await this.readFile({ host: target.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, offset: 0, length: maxBytes + 1, maxBytes: maxBytes + 1 }, AbortSignal.timeout(30 * 60_000));
+        if (!read.ok) return read;
+        const data = Buffer.from(read.value.dataBase64, 'base64');
+        if (data.length > maxBytes) return failure('file_too_large', `${target.path} is larger than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')} bytes).`);
+        return success({ host: read.value.host, data });
+      },
+    };
+  }
+
+  async imagekitRequestUpload(request: UploadLinkRequest, _signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>> {
+    const context = this.bridge();
+    if (!context.ok) return context;
+    const host = selectHost(this.operations.inventory().map((entry) => entry.name), request.host);
+    if (!host.ok) return host;
+    return requestImageKitUpload(context.value, { ...request, host: host.value });
+  }
+
+  async imagekitConfirmUpload(request: { transferId: string; fileId?: string }, _signal: AbortSignal): Promise<Outcome<ImageKitUploadDone>> {
+    const context = this.bridge();
+    return context.ok ? confirmImageKitUpload(context.value, request) : context;
+  }
+
+  async imagekitRequestDownload(request: DownloadLinkRequest, _signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>> {
+    const context = this.bridge();
+    if (!context.ok) return context;
+    const host = selectHost(this.operations.inventory().map((entry) => entry.name), request.host);
+    if (!host.ok) return host;
+    return requestImageKitDownload(context.value, { ...request, host: host.value });
+  }
+
+  async imagekitConfirmDownload(request: { transferId: string }, _signal: AbortSignal): Promise<Outcome<ImageKitDownloadDone>> {
+    const context = this.bridge();
+    return context.ok ? confirmImageKitDownload(context.value, request) : context;
   }
 
   async listHosts(options: { probe: boolean }, signal: AbortSignal): Promise<Outcome<HostListing>> {

@@ -15,15 +15,16 @@ import { registerTools } from '../shared/register-tools.ts';
 import { registerProxmoxTools } from '../shared/proxmox-tools.ts';
 import { VERSION } from '../shared/version.ts';
 import { ConfigError, loadEnvironment, loadHostsConfig, type RelayHostsConfig } from './config.ts';
-import { LocalExecutor } from './local-executor.ts';
+import { LocalExecutor, type LocalImageKit } from './local-executor.ts';
+import { FileTransferStore } from './imagekit-store.ts';
+import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
+import { registerImageKitTools } from '../shared/imagekit-tools.ts';
 import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
 import { StartupError } from './startup-error.ts';
 import { readStdioSettings } from './tool-settings.ts';
 
-/** Variables of the seed's plugins that this release does not act on yet. */
-const NOT_YET_SUPPORTED = ['ENABLE_IMAGEKIT'];
 const STARTUP_CHECK_TIMEOUT_MS = 15_000;
 
 export const SERVER_INSTRUCTIONS =
@@ -58,8 +59,12 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   const settings = readStdioSettings(env);
   const config = loadHostsConfig({ RELAY_ID: 'stdio', ...env }, values.config);
   if (config.hosts.length === 0) throw new StartupError(NO_HOST_MESSAGE);
-  for (const name of NOT_YET_SUPPORTED) {
-    if (env[name]?.trim().toLowerCase() === 'true') log('warn', `${name}=true is accepted but this release does not have that plugin yet; its tools are not offered`);
+  let imagekitConfig: ImageKitConfig | null;
+  try {
+    imagekitConfig = readImageKitConfig(env);
+  } catch (error) {
+    if (error instanceof ImageKitConfigError) throw new StartupError(error.message);
+    throw error;
   }
 
   const operations = new RelayOperations(config);
@@ -71,16 +76,29 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   }
 
   const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: SERVER_INSTRUCTIONS });
-  const executor = new LocalExecutor(operations);
-  registerTools(server, executor, settings);
+  let imagekit: LocalImageKit | null = null;
+  let store: FileTransferStore | null = null;
+  if (imagekitConfig) {
+    // Loaded only when ImageKit is on: most stdio users never need the SDK.
+    const { ImageKitService } = await import('../shared/imagekit/service.ts');
+    const service = new ImageKitService(imagekitConfig);
+    store = new FileTransferStore(config.stateDir);
+    store.startSweeping(service);
+    imagekit = { config: imagekitConfig, service, store, maxFileSize: settings.maxFileSize };
+  }
+  const executor = new LocalExecutor(operations, imagekit);
+  const toolSettings = { ...settings, transfersViaImageKit: imagekit !== null };
+  registerTools(server, executor, toolSettings);
   // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
-  if (config.hosts.some((host) => host.proxmox)) registerProxmoxTools(server, executor, settings);
+  if (config.hosts.some((host) => host.proxmox)) registerProxmoxTools(server, executor, toolSettings);
+  if (imagekit) registerImageKitTools(server, executor, toolSettings);
   const transport = new StdioServerTransport();
   let closing = false;
   const close = (reason: string): void => {
     if (closing) return;
     closing = true;
     log('info', 'stdio server stopping', { reason });
+    store?.stop();
     operations.close();
     void server.close().finally(() => process.exit(0));
   };

@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'host_key_changed',
   'ssh_error',
   'guest_error',
+  'imagekit_error',
+  'transfer_closed',
   'path_not_found',
   'path_is_directory',
   'not_a_directory',
@@ -89,6 +91,10 @@ export function adviceFor(code: ErrorCode): string {
       return 'The SSH session failed; retry, and check the relay logs if it persists.';
     case 'guest_error':
       return 'Proxmox (pct or qm) refused; its own message is above. Check that the container or VM exists and is running (proxmox_list_containers, proxmox_container_status).';
+    case 'imagekit_error':
+      return 'ImageKit (the transfer storage) failed or refused; its answer is above. Check the ImageKit credentials and account, then retry.';
+    case 'transfer_closed':
+      return 'This transfer is finished, expired or not yours; nothing was changed. Start a new one with imagekit_request_upload or imagekit_request_download.';
     case 'path_not_found':
       return 'Check the path (absolute, or relative to the SSH user\'s home directory); ssh_list_directory shows what is there.';
     case 'path_is_directory':

@@ -156,6 +156,8 @@ export interface FileToolSettings extends ToolSettings {
    * larger files are read in parts with offset.
    */
   readBytesPerCall: number;
+  /** ImageKit is on: as in the seed, its tools replace the local-path transfer tools. */
+  transfersViaImageKit?: boolean;
 }
 
 /** Base64 without relying on Node's Buffer (this folder runs in workerd too). */
@@ -272,7 +274,9 @@ export function progressReporter(extra: ProgressContext): { report: ProgressRepo
 }
 
 export function registerFileTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
-  const { readFile, writeFile, listDirectory, uploadFile, downloadFile, requestUpload, requestDownload } = executor;
+  const { readFile, writeFile, listDirectory, requestUpload, requestDownload } = executor;
+  // As in the seed: with ImageKit on, its tools replace the local-path transfers (the links stay).
+  const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
 
   if (requestUpload) {
     server.registerTool(

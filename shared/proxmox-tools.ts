@@ -104,7 +104,8 @@ const DONE: Partial<Record<PveAction, string>> = { start: 'started', stop: 'stop
 
 /** The seed's container file tools (stdio mode: "local" is the machine running the server). */
 function registerContainerTransferTools(server: McpServer, executor: ProxmoxExecutor, settings: FileToolSettings): void {
-  const { uploadFile, downloadFile } = executor;
+  // As in the seed: with ImageKit on, its tools (with ctid) replace these.
+  const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
   const count = (n: number): string => n.toLocaleString('en-US');
   if (uploadFile) {
     server.registerTool(

@@ -8,6 +8,7 @@ import type { Outcome } from './errors.ts';
 import type { ExecOutcome } from './exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
 import type { GuestKind, PveAction } from './proxmox.ts';
+import type { ImageKitDownloadDone, ImageKitDownloadOffer, ImageKitUploadDone, ImageKitUploadOffer } from './imagekit/transfers.ts';
 
 export interface ExecRequest {
   /** Omitted when the caller sees exactly one host. */
@@ -162,6 +163,11 @@ export interface ToolExecutor {
   exec(request: ExecRequest, signal: AbortSignal): Promise<Outcome<ExecOutcome>>;
   /** Only where there is a relay to ping; the relay_ping tool is offered when this exists. */
   ping?(request: { relay?: string }, signal: AbortSignal): Promise<Outcome<RelayPing>>;
+  /** Two-phase transfers through ImageKit; the ImageKit tools are offered where these exist. */
+  imagekitRequestUpload?(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>>;
+  imagekitConfirmUpload?(request: { transferId: string; fileId?: string }, signal: AbortSignal): Promise<Outcome<ImageKitUploadDone>>;
+  imagekitRequestDownload?(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>>;
+  imagekitConfirmDownload?(request: { transferId: string }, signal: AbortSignal): Promise<Outcome<ImageKitDownloadDone>>;
   /** pct/qm on a Proxmox host; the Proxmox tools are offered where this exists. */
   proxmox?(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>>;
 }

@@ -30,6 +30,16 @@ interface SecretsAndHelpers {
   /** For tests only: where GitHub's OAuth pages and API are (default https://github.com, https://api.github.com). */
   GITHUB_OAUTH_URL?: string;
   GITHUB_API_URL?: string;
+  /** ImageKit transfers (README "ImageKit"): on when ENABLE_IMAGEKIT is true. */
+  ENABLE_IMAGEKIT?: string;
+  IMAGEKIT_PUBLIC_KEY?: string;
+  /** Secret. */
+  IMAGEKIT_PRIVATE_KEY?: string;
+  IMAGEKIT_URL_ENDPOINT?: string;
+  IMAGEKIT_FOLDER?: string;
+  IMAGEKIT_TRANSFER_TIMEOUT?: string;
+  /** For tests and proxies: where ImageKit's API is (default: ImageKit's own). */
+  IMAGEKIT_API_BASE_URL?: string;
   /** Set by OAuthProvider on the env its default handler receives. */
   OAUTH_PROVIDER: OAuthHelpers;
 }

@@ -19,6 +19,7 @@ export { RelayHub } from './relay/relay-hub.ts';
 export { TransferLink } from './transfers/transfer-link.ts';
 export { TeamDirectory } from './team/team-directory.ts';
 export { AuditLog } from './audit/audit-log.ts';
+export { ImageKitTransferState } from './imagekit/transfer-state.ts';
 
 const defaultHandler = {
   async fetch(request: Request, env: Env): Promise<Response> {

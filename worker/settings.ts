@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
+import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
 
 /**
  * A tool result leaves the session Durable Object as one message: the content as text and again
@@ -27,6 +28,8 @@ export interface WorkerSettings {
   linkTtlSeconds: number;
   /** AUDIT_RETENTION_DAYS: audit rows older than this are deleted. */
   auditRetentionDays: number;
+  /** ImageKit transfers, when ENABLE_IMAGEKIT is on. */
+  imagekit: ImageKitConfig | null;
 }
 
 const numberVar = (name: string, min: number, max: number, fallback: number) =>
@@ -83,11 +86,20 @@ export function readSettings(env: Env): WorkerSettings {
   });
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
   const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS, AUDIT_RETENTION_DAYS } = parsed.data;
+  let imagekit: ImageKitConfig | null;
+  try {
+    imagekit = readImageKitConfig(env);
+  } catch (error) {
+    // Enabled but incomplete stops the Worker with the variable named, rather than quietly leaving the tools out.
+    if (error instanceof ImageKitConfigError) throw new SettingsError(error.message);
+    throw error;
+  }
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
     tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL },
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
     auditRetentionDays: AUDIT_RETENTION_DAYS,
+    imagekit,
   };
 }

@@ -28,6 +28,19 @@ import { teamDirectory } from '../team/team-directory.ts';
 import type { WorkerSettings } from '../settings.ts';
 import type { TransferRecord } from '../transfers/transfer-link.ts';
 import { relayHub } from '../relay/hub-stub.ts';
+import {
+  confirmDownload as confirmImageKitDownload,
+  confirmUpload as confirmImageKitUpload,
+  requestDownload as requestImageKitDownload,
+  requestUpload as requestImageKitUpload,
+  type BridgeContext,
+  type ImageKitDownloadDone,
+  type ImageKitDownloadOffer,
+  type ImageKitUploadDone,
+  type ImageKitUploadOffer,
+  type TransferHost,
+} from '../../shared/imagekit/transfers.ts';
+import { durableTransferStore, transferState } from '../imagekit/transfer-state.ts';
 import type { OperationReply, RelayHub } from '../relay/relay-hub.ts';
 
 /** What the hub answers for a request on a host. */
@@ -56,6 +69,43 @@ async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSig
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** Check the target now, so a refusal (an existing file without overwrite) comes back to the assistant, not to curl later. */
+async function checkWritable(target: OnRelay, request: { ctid?: string; path: string; overwrite: boolean }): Promise<Outcome<void>> {
+  const probe = await target.hub.readFile(crypto.randomUUID(), { host: target.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
+  if (probe.ok) {
+    return request.overwrite ? success(undefined) : failure('already_exists', `${request.path} already exists ${request.ctid !== undefined ? `in container ${request.ctid} on` : 'on'} ${target.host}.`);
+  }
+  return probe.error.code === 'path_not_found' ? success(undefined) : probe;
+}
+
+/** A stream's bytes, refused beyond `limit`. */
+async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promise<Outcome<Uint8Array>> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel();
+        return failure('file_too_large', `The file is larger than MAX_FILE_SIZE (${limit.toLocaleString('en-US')} bytes).`);
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    return failure('ssh_error', `Reading the file failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return success(joined);
 }
 
 /** `relay/host` → the relay's hub and the host's own name there. */
@@ -171,10 +221,8 @@ export class HubExecutor implements ToolExecutor {
   async requestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    // Check the target now, so a refusal comes back to the assistant rather than to curl later.
-    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
-    if (probe.ok && !request.overwrite) return failure('already_exists', `${request.path} already exists ${request.ctid !== undefined ? `in container ${request.ctid} on` : 'on'} ${target.value.host}.`);
-    if (!probe.ok && probe.error.code !== 'path_not_found') return probe;
+    const writable = await checkWritable(target.value, request);
+    if (!writable.ok) return writable;
     return this.makeLink('upload', target.value, request.ctid, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
   }
 
@@ -190,6 +238,79 @@ export class HubExecutor implements ToolExecutor {
       return failure('file_too_large', `${request.path} is ${result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${limit.toLocaleString('en-US')}).`);
     }
     return this.makeLink('download', target.value, request.ctid, request.path, { overwrite: false }, signal);
+  }
+
+  /** The host and path of one of the caller's ImageKit transfers (the policed executor checks policy on them before a confirm). */
+  async imagekitPeek(transferId: string): Promise<{ host: string; ctid?: string; path: string; kind: 'upload' | 'download' } | null> {
+    return transferState(this.env, transferId).peek(this.caller.userId);
+  }
+
+  async imagekitRequestUpload(request: UploadLinkRequest, _signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>> {
+    const bridge = await this.imagekitBridge();
+    return bridge.ok ? requestImageKitUpload(bridge.value, { ...request, host: request.host ?? '' }) : bridge;
+  }
+
+  async imagekitConfirmUpload(request: { transferId: string; fileId?: string }, _signal: AbortSignal): Promise<Outcome<ImageKitUploadDone>> {
+    const bridge = await this.imagekitBridge();
+    return bridge.ok ? confirmImageKitUpload(bridge.value, request) : bridge;
+  }
+
+  async imagekitRequestDownload(request: DownloadLinkRequest, _signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>> {
+    const bridge = await this.imagekitBridge();
+    return bridge.ok ? requestImageKitDownload(bridge.value, { ...request, host: request.host ?? '' }) : bridge;
+  }
+
+  async imagekitConfirmDownload(request: { transferId: string }, _signal: AbortSignal): Promise<Outcome<ImageKitDownloadDone>> {
+    const bridge = await this.imagekitBridge();
+    return bridge.ok ? confirmImageKitDownload(bridge.value, request) : bridge;
+  }
+
+  private async imagekitBridge(): Promise<Outcome<BridgeContext>> {
+    const config = this.settings.imagekit;
+    if (!config) return failure('invalid_argument', 'ImageKit is not configured on this server (ENABLE_IMAGEKIT and the IMAGEKIT_* settings).');
+    const { ImageKitService } = await import('../../shared/imagekit/service.ts');
+    return success({ config, service: new ImageKitService(config), store: durableTransferStore(this.env), host: this.transferHost(), ownerId: this.caller.userId, maxFileSize: this.settings.tools.maxFileSize });
+  }
+
+  /** How ImageKit transfers reach hosts: through the relay's hub, as the link tools do. Hosts are relay/host. */
+  private transferHost(): TransferHost {
+    return {
+      checkWritable: async (target) => {
+        const on = onRelay(this.env, target.host);
+        if (!on.ok) return on;
+        const writable = await checkWritable(on.value, target);
+        return writable.ok ? success({ host: target.host }) : writable;
+      },
+      write: async (target, body, size) => {
+        const on = onRelay(this.env, target.host);
+        if (!on.ok) return on;
+        const reply = await on.value.hub.writeFromBody(
+          crypto.randomUUID(),
+          { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, ...(target.permissions !== undefined ? { permissions: target.permissions } : {}), overwrite: target.overwrite, maxBytes: size },
+          body,
+          size,
+        );
+        if (!reply.ok) return reply;
+        const { result } = reply.value;
+        if (result.op !== 'write_file') return failure('protocol_error', 'The relay answered a write with another kind of result.');
+        return success({ host: target.host, path: result.path, size: result.size, sha256: result.sha256, mode: result.mode, replaced: result.replaced });
+      },
+      read: async (target, maxBytes) => {
+        const on = onRelay(this.env, target.host);
+        if (!on.ok) return on;
+        const where = { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}) };
+        // Its size first, so a file that is too large is refused plainly, before any byte moves.
+        const probe = await on.value.hub.readFile(crypto.randomUUID(), { ...where, path: target.path, offset: 0, length: 0, maxBytes: 0 });
+        if (!probe.ok) return probe;
+        if (probe.value.result.op === 'read_file' && probe.value.result.info.size > maxBytes) {
+          return failure('file_too_large', `${target.path} is ${probe.value.result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')}).`);
+        }
+        const opened = await on.value.hub.readAsStream(crypto.randomUUID(), { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, maxBytes });
+        if (!opened.ok) return opened;
+        const data = await collect(opened.value.stream, maxBytes);
+        return data.ok ? success({ host: target.host, data: data.value }) : data;
+      },
+    };
   }
 
   private async makeLink(kind: 'upload' | 'download', target: OnRelay, ctid: string | undefined, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {

@@ -10,6 +10,7 @@ import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
 import type { GuestKind } from '../../shared/proxmox.ts';
+import { unknownTransfer, type ImageKitDownloadDone, type ImageKitDownloadOffer, type ImageKitUploadDone, type ImageKitUploadOffer } from '../../shared/imagekit/transfers.ts';
 import type {
   DownloadLinkRequest,
   ExecRequest,
@@ -156,6 +157,35 @@ export class PolicedExecutor implements ToolExecutor {
 
   async requestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     return this.onHost('ssh_request_download', pathLabel(request), request.host, 'viewer', (host) => this.inner.requestDownload({ ...request, host }, signal));
+  }
+
+  async imagekitRequestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>> {
+    return this.onHost('imagekit_request_upload', pathLabel(request), request.host, 'operator', (host) => this.inner.imagekitRequestUpload({ ...request, host }, signal));
+  }
+
+  async imagekitRequestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>> {
+    return this.onHost('imagekit_request_download', pathLabel(request), request.host, 'viewer', (host) => this.inner.imagekitRequestDownload({ ...request, host }, signal));
+  }
+
+  /** A confirm acts on the transfer's own host and path: policy is checked on them again now. */
+  async imagekitConfirmUpload(request: { transferId: string; fileId?: string }, signal: AbortSignal): Promise<Outcome<ImageKitUploadDone>> {
+    const done = await this.onTransfer('imagekit_confirm_upload', request.transferId, 'operator', () => this.inner.imagekitConfirmUpload(request, signal));
+    // The caller sees the host by the name they know it by, here too.
+    return done.ok ? success({ ...done.value, written: { ...done.value.written, host: done.value.host } }) : done;
+  }
+
+  async imagekitConfirmDownload(request: { transferId: string }, signal: AbortSignal): Promise<Outcome<ImageKitDownloadDone>> {
+    return this.onTransfer('imagekit_confirm_download', request.transferId, 'viewer', () => this.inner.imagekitConfirmDownload(request, signal));
+  }
+
+  private async onTransfer<T extends { host: string }>(tool: string, transferId: string, needed: Role, run: () => Promise<Outcome<T>>): Promise<Outcome<T>> {
+    const transfer = await this.inner.imagekitPeek(transferId);
+    if (!transfer) {
+      const started = Date.now();
+      await this.record({ relay: null, host: null, tool, target: `transfer ${transferId}`, outcome: 'error', code: 'transfer_closed', ...NO_DETAILS }, started);
+      return unknownTransfer(transferId);
+    }
+    return this.onHost(tool, pathLabel(transfer), transfer.host, needed, () => run());
   }
 
   /** pct/qm: looking (list, status) needs viewer; starting and stopping needs operator. */

@@ -12,6 +12,7 @@ import { fleetHosts } from '../../shared/fleet.ts';
 import { isDeploymentAdmin, roleOn } from '../../shared/policy.ts';
 import { PROXMOX_CAPABILITY } from '../../shared/proxmox.ts';
 import { registerProxmoxTools } from '../../shared/proxmox-tools.ts';
+import { registerImageKitTools } from '../../shared/imagekit-tools.ts';
 import { standingAndFleet } from '../team/gate-call.ts';
 import { registerAuditTool } from './audit-tool.ts';
 import { HubExecutor } from './hub-executor.ts';
@@ -37,6 +38,7 @@ export class McpSessionAgent extends McpAgent<Env, unknown, SessionProps> {
     // Every tool goes through policy and audit; the hub executor only runs what was allowed.
     const executor = new PolicedExecutor(new HubExecutor(this.env, caller, settings), this.env, caller);
     registerTools(this.server, executor, settings.tools);
+    if (settings.imagekit) registerImageKitTools(this.server, executor, settings.tools);
     const { standing, relays } = await standingAndFleet(this.env, caller.username);
     if (!standing.ok) return;
     const { policy, subject } = standing.value;
