@@ -122,8 +122,12 @@ export interface BridgeContext {
   now?: () => number;
 }
 
-function newTransferId(): string {
-  return [...crypto.getRandomValues(new Uint8Array(16))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+/** A new transfer's id, its own ImageKit folder, and when it expires. */
+function newTransfer(context: BridgeContext): { id: string; folder: string; now: number; expiresAt: number } {
+  const now = context.now?.() ?? Date.now();
+  const id = [...crypto.getRandomValues(new Uint8Array(16))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  const folder = `${context.config.folder === '/' ? '' : context.config.folder}/${id}`;
+  return { id, folder, now, expiresAt: now + context.config.transferTimeoutSeconds * 1000 };
 }
 
 const optional = <K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> => (value !== undefined ? ({ [key]: value } as Record<K, V>) : {});
@@ -135,10 +139,7 @@ export async function requestUpload(
   // Refused now (an existing file, a missing directory), not after the client has uploaded.
   const writable = await context.host.checkWritable(request);
   if (!writable.ok) return writable;
-  const now = context.now?.() ?? Date.now();
-  const id = newTransferId();
-  const folder = `${context.config.folder === '/' ? '' : context.config.folder}/${id}`;
-  const expiresAt = now + context.config.transferTimeoutSeconds * 1000;
+  const { id, folder, now, expiresAt } = newTransfer(context);
   // ImageKit accepts credentials for less than an hour; the reported expiry is the real one.
   const credentialExpire = Math.floor(Math.min(expiresAt, now + MAX_UPLOAD_CREDENTIAL_SECONDS * 1000) / 1000);
   const credentials = context.service.uploadCredentials(credentialExpire);
@@ -222,13 +223,10 @@ export async function confirmUpload(context: BridgeContext, request: { transferI
 export async function requestDownload(context: BridgeContext, request: { host: string; ctid?: string; path: string }): Promise<Outcome<ImageKitDownloadOffer>> {
   const read = await context.host.read(request, context.maxFileSize);
   if (!read.ok) return read;
-  const now = context.now?.() ?? Date.now();
-  const id = newTransferId();
-  const folder = `${context.config.folder === '/' ? '' : context.config.folder}/${id}`;
+  const { id, folder, now, expiresAt } = newTransfer(context);
   const name = request.path.split('/').pop()?.replace(/[^A-Za-z0-9._-]/g, '_') || 'download';
   const stored = await context.service.upload(folder, name, read.value.data);
   if (!stored.ok) return stored;
-  const expiresAt = now + context.config.transferTimeoutSeconds * 1000;
   await context.store.create({
     id,
     kind: 'download',

@@ -6,6 +6,7 @@
  * tokens, a built-in account's name), remembered consent per user and client, and revocation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authorizeUrl as oauthAuthorizeUrl, registerClient as registerOAuthClient } from '../harness/oauth-client.ts';
 import { adminApi } from '../harness/admin-api.ts';
 import { CookieJar, locationOf } from '../harness/cookie-jar.ts';
 import { authorizeAtGithub, startGithubStandIn, type GithubStandIn } from '../harness/github-stand-in.ts';
@@ -63,25 +64,8 @@ async function call(session: ConnectedClient, name: string, args: Record<string,
 }
 
 /** A client registered the way claude.ai registers (dynamic registration), and an authorization URL for it. */
-async function registerClient(name: string): Promise<string> {
-  const response = await fetch(`${stack.worker.url}/register`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_name: name, redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'] }),
-  });
-  const body = (await response.json()) as { client_id?: string };
-  if (!body.client_id) throw new Error(`registration failed: ${JSON.stringify(body)}`);
-  return body.client_id;
-}
-
-function authorizeUrl(clientId: string): string {
-  const url = new URL(`${stack.worker.url}/authorize`);
-  const challenge = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
-  for (const [key, value] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state: 'st-1', resource: stack.worker.mcpUrl, scope: 'mcp' })) {
-    url.searchParams.set(key, value);
-  }
-  return url.toString();
-}
+const registerClient = (name: string): Promise<string> => registerOAuthClient(stack.worker, name, REDIRECT_URI);
+const authorizeUrl = (clientId: string): string => oauthAuthorizeUrl(stack.worker, clientId, REDIRECT_URI, 'st-1');
 
 function codeIn(result: FlowResult): string | null {
   return result.location?.startsWith(REDIRECT_URI) ? new URL(result.location).searchParams.get('code') : null;

@@ -8,6 +8,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authorizeUrl as oauthAuthorizeUrl, registerClient as registerOAuthClient } from '../harness/oauth-client.ts';
 import { launchBrowser, screenshot } from '../harness/browser.ts';
 import { startOidcProvider, type TestOidcProvider } from '../harness/oidc-provider.ts';
 import { freePort } from '../harness/ports.ts';
@@ -23,25 +24,9 @@ let callbackServer: Server;
 let REDIRECT_URI = '';
 const reachedCallbacks: string[] = [];
 
-async function registerClient(name: string): Promise<string> {
-  const response = await fetch(`${worker.url}/register`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_name: name, redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'] }),
-  });
-  const body = (await response.json()) as { client_id?: string };
-  if (!body.client_id) throw new Error(`registration failed: ${JSON.stringify(body)}`);
-  return body.client_id;
-}
-
-function authorizeUrl(clientId: string): string {
-  const url = new URL(`${worker.url}/authorize`);
-  const challenge = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
-  for (const [key, value] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state: 'browser-state', resource: worker.mcpUrl, scope: 'mcp' })) {
-    url.searchParams.set(key, value);
-  }
-  return url.toString();
-}
+/** A client registered the way claude.ai registers (dynamic registration), and an authorization URL for it. */
+const registerClient = (name: string): Promise<string> => registerOAuthClient(worker, name, REDIRECT_URI);
+const authorizeUrl = (clientId: string): string => oauthAuthorizeUrl(worker, clientId, REDIRECT_URI, 'browser-state');
 
 /** The last URL the browser was sent to at the client's callback. */
 function catchCallback(): () => string | null {
