@@ -25,7 +25,8 @@ export const PONG_FRAME = '{"type":"pong"}';
 export const HEARTBEAT_INTERVAL_MS = 15_000;
 
 const requestId = z.string().min(1).max(64);
-const hostName = z.string().min(1).max(MAX_HOST_NAME_LENGTH);
+/** "/" is reserved for relay/host, and names never carry blanks or control characters. */
+const hostName = z.string().min(1).max(MAX_HOST_NAME_LENGTH).regex(/^[^/\s\p{Cc}]+$/u, 'a host name has no "/", blanks or control characters');
 const errorCode = z.enum(ERROR_CODES);
 
 export const hostInventoryEntry = z.object({

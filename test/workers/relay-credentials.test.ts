@@ -7,6 +7,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../shared/password-hash.ts';
 import { newRelayToken, relayNameInToken } from '../../shared/relay-credential.ts';
+import { issueRelayCredential } from '../../worker/admin/relay-actions.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
 import { connectFakeRelay, openRelaySocket, type FakeRelay } from './relay-socket.ts';
@@ -107,6 +108,47 @@ describe('issued relay credentials', () => {
     await issue('site-h');
     const second = await teamDirectory(env).issueRelay('site-h', await sha256Hex(newRelayToken('site-h')));
     expect(second.ok === false && second.message).toContain('Revoke it first');
+  });
+});
+
+describe('review fixes', () => {
+  it('a connection that waited before saying hello cannot take over from the relay that did', async () => {
+    const token = await issue('site-i');
+    const lurker = await openRelaySocket(token, null);
+    const lurkerSocket = lurker.webSocket;
+    if (!lurkerSocket) throw new Error(`no WebSocket (HTTP ${lurker.status})`);
+    lurkerSocket.accept();
+    const lurkerClosed = new Promise<number>((resolve) => lurkerSocket.addEventListener('close', (event) => resolve(event.code)));
+    const real = await keep(connectFakeRelay({ token, relayId: null, helloRelayId: 'site-i', hosts: ['db1'] }));
+    lurkerSocket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-i', version: '0.0.0-evil', hosts: [{ name: 'db1', target: 'x', labels: {}, capabilities: ['exec'] }] }));
+    expect(await lurkerClosed).toBe(4009);
+    expect(real.socket.readyState).toBe(WebSocket.OPEN);
+    expect(await relayHub(env, 'site-i').inventory()).toMatchObject({ version: '0.0.0-test' });
+  });
+
+  it('issues the token under the spelling already on record, so the relay can connect', async () => {
+    await teamDirectory(env).issueRelay('Site-J', await sha256Hex(newRelayToken('Site-J')));
+    await teamDirectory(env).revokeRelay('Site-J');
+    const issued = await issueRelayCredential(env, 'admin', { name: 'site-j' });
+    expect(issued.ok && issued.token.startsWith('Site-J:')).toBe(true);
+    if (!issued.ok) return;
+    const relay = await keep(connectFakeRelay({ token: issued.token, relayId: null, helloRelayId: 'Site-J' }));
+    expect(relay.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('refuses a hello whose host names contain "/" (reserved for relay/host)', async () => {
+    const token = await issue('site-k');
+    const response = await openRelaySocket(token, null);
+    const socket = response.webSocket;
+    if (!socket) throw new Error('no WebSocket');
+    socket.accept();
+    const frames: string[] = [];
+    socket.addEventListener('message', (event) => frames.push(String(event.data)));
+    socket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-k', version: '1', hosts: [{ name: 'other/prod', target: 'x', labels: {}, capabilities: ['exec'] }] }));
+    for (let i = 0; i < 40 && frames.length === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(frames.join('')).toContain('protocol_error');
+    expect(await relayHub(env, 'site-k').inventory()).toBeNull();
+    socket.close(1000, 'done');
   });
 });
 

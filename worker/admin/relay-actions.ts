@@ -45,8 +45,12 @@ export async function listRelayStatuses(env: Env): Promise<RelayStatus[]> {
 export async function issueRelayCredential(env: Env, admin: string, body: unknown): Promise<ActionResult<{ relay: RelayRecordSummary; token: string; note: string }>> {
   const parsed = newRelaySchema.safeParse(body);
   if (!parsed.success) return { ok: false, reason: 'invalid_argument', message: describeIssues(parsed.error, 'relay') };
-  const token = newRelayToken(parsed.data.name);
-  const issued = await teamDirectory(env).issueRelay(parsed.data.name, await sha256Hex(token));
+  // Names are matched without regard to case: keep the spelling already on record, so the name in
+  // the token is the one the relay is admitted under.
+  const directory = teamDirectory(env);
+  const known = (await directory.listRelays()).find((relay) => relay.name.toLowerCase() === parsed.data.name.toLowerCase());
+  const token = newRelayToken(known?.name ?? parsed.data.name);
+  const issued = await directory.issueRelay(known?.name ?? parsed.data.name, await sha256Hex(token));
   if (!issued.ok) return { ok: false, reason: 'conflict', message: issued.message };
   await relayHub(env, issued.relay.name).disconnect('the relay was issued its own credential');
   logEvent('info', 'relay credential issued', { admin, relay: issued.relay.name });

@@ -55,6 +55,7 @@ interface SocketAttachment {
   welcomed: boolean;
   /** The name the /relay route admitted this connection under. */
   relayId?: string;
+  acceptedAt?: number;
   welcomedAt?: number;
 }
 
@@ -147,6 +148,8 @@ function concatenate(chunks: Uint8Array[], total: number): Uint8Array {
 }
 
 const RELAY_TAG = 'relay';
+/** A connection must say hello this soon after the upgrade, or it is dropped by the next one. */
+const HELLO_TIMEOUT_MS = 10_000;
 /** A relay that has not pinged for this long is treated as gone (half-open socket). */
 const STALE_AFTER_MS = HEARTBEAT_INTERVAL_MS * 3;
 /** Allowance for the relay's answer to reach the hub after the relay's own deadline. */
@@ -189,6 +192,12 @@ export class RelayHub extends DurableObject<Env> {
     // No silent takeover: while this relay's connection is alive, a second one presenting the same
     // identity is refused (a copied credential, or the same relay started twice). A connection
     // that stopped sending heartbeats is retired first, so a relay that restarts gets back in.
+    // A connection that never said hello holds nothing and must not linger (it could say hello
+    // later, after the real relay, and be taken for the newer one).
+    for (const other of this.ctx.getWebSockets(RELAY_TAG)) {
+      const state = attachment(other);
+      if (!state.welcomed && Date.now() - (state.acceptedAt ?? 0) > HELLO_TIMEOUT_MS) this.retire(other, 4008, 'no hello in time', 'The relay connection was dropped.');
+    }
     const live = this.liveSocket();
     if (live.ok) {
       const since = attachment(live.value).welcomedAt;
@@ -201,7 +210,7 @@ export class RelayHub extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [RELAY_TAG]);
-    server.serializeAttachment({ welcomed: false, relayId } satisfies SocketAttachment);
+    server.serializeAttachment({ welcomed: false, relayId, acceptedAt: Date.now() } satisfies SocketAttachment);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -565,6 +574,20 @@ export class RelayHub extends DurableObject<Env> {
         message: `This connection was admitted as relay "${authenticated}" but its hello says "${hello.relayId}". Set RELAY_ID=${authenticated ?? ''} (or relay_id in the relay config).`,
       });
       socket.close(4004, 'relay id does not match its credential');
+      return;
+    }
+    // No silent takeover, here too: two connections may both have passed fetch() before either said hello.
+    const other = this.liveSocket();
+    if (other.ok && other.value !== socket) {
+      logEvent('warn', 'refused a second hello for a relay that is already connected', { relayId: hello.relayId });
+      send(socket, { type: 'error', code: 'protocol_error', message: `Relay "${hello.relayId}" is already connected. A second connection with the same identity does not take over.` });
+      socket.close(4009, 'relay already connected');
+      return;
+    }
+    const duplicate = hello.hosts.find((host, index) => hello.hosts.findIndex((entry) => entry.name === host.name) !== index);
+    if (duplicate) {
+      send(socket, { type: 'error', code: 'protocol_error', message: `The relay reported host "${duplicate.name}" twice.` });
+      socket.close(4004, 'duplicate host name');
       return;
     }
     const record: RelayRecord = { relayId: hello.relayId, version: hello.version, hosts: hello.hosts, connectedAt: new Date().toISOString() };

@@ -71,6 +71,11 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     return problem(gate.outcome.error);
   }
   const relay = gate.outcome.value.relay;
+  // The link names one relay's host; the gate must have found exactly that one.
+  if (relay !== record.relay || gate.outcome.value.host !== record.host) {
+    await audit('error', 'host_not_configured', null, null);
+    return unknownLink();
+  }
   const hub = relayHub(env, relay);
 
   if (kind === 'upload') {
