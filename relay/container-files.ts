@@ -43,8 +43,9 @@ function pctFailed(what: string, run: ArgvRun): Outcome<never> {
 }
 
 /** Run `use` with a fresh private directory on the host, removed afterwards whatever happened. */
-async function withHostTempDir<T>(pool: HostPool, signal: AbortSignal, use: (dir: string) => Promise<Outcome<T>>): Promise<Outcome<T>> {
-  const made = await stepper(pool, signal)(['mktemp', '-d', '/tmp/mre-pct.XXXXXXXXXX']);
+async function withHostTempDir<T>(pool: HostPool, use: (dir: string) => Promise<Outcome<T>>): Promise<Outcome<T>> {
+  // Its own time limit, not the caller's cancel: a directory made as the call is cancelled must still be removed.
+  const made = await runArgv(pool, ['mktemp', '-d', '/tmp/mre-pct.XXXXXXXXXX'], STEP_TIMEOUT_MS, 4096, AbortSignal.timeout(STEP_TIMEOUT_MS));
   if (!made.ok) return made;
   const dir = made.value.stdout.trim();
   if (made.value.exitCode !== 0 || !TEMP_DIR.test(dir)) return failure('guest_error', `Could not make a private temporary directory on the host: ${made.value.stderr.trim() || dir}`);
@@ -57,19 +58,27 @@ async function withHostTempDir<T>(pool: HostPool, signal: AbortSignal, use: (dir
   }
 }
 
-/** What is at a path inside the container, or null when nothing is there. */
-async function statInContainer(step: Step, ctid: string, path: string): Promise<Outcome<FileInfo | null>> {
-  const ran = await step(['pct', 'exec', ctid, '--', 'stat', '-c', '%s %a %Y %F', '--', path]);
+interface ContainerFileInfo extends FileInfo {
+  uid: string;
+  gid: string;
+}
+
+/**
+ * What is at a path inside the container (following symbolic links, as pct pull and mv do), or
+ * null when nothing is there.
+ */
+async function statInContainer(step: Step, ctid: string, path: string): Promise<Outcome<ContainerFileInfo | null>> {
+  const ran = await step(['pct', 'exec', ctid, '--', 'stat', '-L', '-c', '%s %a %Y %u %g %F', '--', path]);
   if (!ran.ok) return ran;
   if (ran.value.exitCode !== 0) {
     if (/no such file/i.test(ran.value.stderr)) return success(null);
     return pctFailed(`stat ${path} in container ${ctid}`, ran.value);
   }
-  const match = /^(\d+) ([0-7]+) (\d+) (.+)$/.exec(ran.value.stdout.trim());
-  if (!match?.[1] || !match[2] || !match[3] || !match[4]) return failure('guest_error', `Unexpected answer from stat in container ${ctid}: ${ran.value.stdout.trim().slice(0, 200)}`);
-  const kind = match[4];
+  const match = /^(\d+) ([0-7]+) (\d+) (\d+) (\d+) (.+)$/.exec(ran.value.stdout.trim());
+  if (!match?.[1] || !match[2] || !match[3] || !match[4] || !match[5] || !match[6]) return failure('guest_error', `Unexpected answer from stat in container ${ctid}: ${ran.value.stdout.trim().slice(0, 200)}`);
+  const kind = match[6];
   const type: FileInfo['type'] = kind.startsWith('regular') ? 'file' : kind === 'directory' ? 'directory' : kind === 'symbolic link' ? 'symlink' : 'other';
-  return success({ path, type, size: Number(match[1]), mode: octalMode(Number.parseInt(match[2], 8)), mtime: new Date(Number(match[3]) * 1000).toISOString() });
+  return success({ path, type, size: Number(match[1]), mode: octalMode(Number.parseInt(match[2], 8)), mtime: new Date(Number(match[3]) * 1000).toISOString(), uid: match[4], gid: match[5] });
 }
 
 export async function streamFromContainer(
@@ -93,7 +102,7 @@ export async function streamFromContainer(
   const wanted = Math.max(0, Math.min(request.length, request.maxBytes, info.size - request.offset));
   // A check that the file is there (a link's probe reads nothing) needs no copy.
   if (wanted === 0) return success({ info, bytes: 0, offset: request.offset, eof: request.offset >= info.size });
-  return withHostTempDir(pool, signal, async (dir) => {
+  return withHostTempDir(pool, async (dir) => {
     const copy = `${dir}/file`;
     const pulled = await step(['pct', 'pull', ctid, request.path, copy], TRANSFER_TIMEOUT_MS);
     if (!pulled.ok) return pulled;
@@ -137,13 +146,15 @@ export async function writeIntoContainer(pool: HostPool, ctid: string, request: 
   } else if (parent.value.type !== 'directory') {
     return failure('not_a_directory', `${dir} is not a directory in container ${ctid}.`);
   }
-  const mode = request.permissions ?? 0o644;
-  return withHostTempDir(pool, signal, async (hostDir) => {
+  // As for host files: a new file gets 0644, a replaced one keeps its mode and owner.
+  const mode = request.permissions ?? (existing.value ? Number.parseInt(existing.value.mode, 8) & 0o7777 : 0o644);
+  const owner = existing.value ? ['--user', existing.value.uid, '--group', existing.value.gid] : [];
+  return withHostTempDir(pool, async (hostDir) => {
     // The bytes land on the host first, checked and hashed as for any write.
     const staged = await writeFileAtomic(pool, { ...request, path: `${hostDir}/upload`, overwrite: true, createDirs: false, permissions: 0o600 }, signal);
     if (!staged.ok) return staged;
     const staging = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}`);
-    const pushed = await step(['pct', 'push', ctid, `${hostDir}/upload`, staging, '--perms', mode.toString(8).padStart(4, '0')], TRANSFER_TIMEOUT_MS);
+    const pushed = await step(['pct', 'push', ctid, `${hostDir}/upload`, staging, '--perms', mode.toString(8).padStart(4, '0'), ...owner], TRANSFER_TIMEOUT_MS);
     if (!pushed.ok) return pushed;
     // pct push, too, can fail with exit 0 (its task's error is only on stderr): check what landed.
     const landed = pushed.value.exitCode === 0 && pushed.value.stderr.trim() === '' ? await statInContainer(step, ctid, staging) : null;
@@ -160,6 +171,12 @@ export async function writeIntoContainer(pool: HostPool, ctid: string, request: 
     if (placed.value.exitCode !== 0) {
       if (!request.overwrite && /exists/i.test(placed.value.stderr)) return failure('already_exists', `${request.path} already exists in container ${ctid}.`);
       return pctFailed(`placing ${request.path} in container ${ctid}`, placed.value);
+    }
+    // mv and ln put the file *inside* a directory that appeared at the path meanwhile: check it is there as a file.
+    const final = await statInContainer(step, ctid, request.path);
+    if (!final.ok) return final;
+    if (final.value?.type !== 'file' || final.value.size !== staged.value.size) {
+      return failure('guest_error', `${request.path} in container ${ctid} is not the file just written (it changed while it was written); check it.`);
     }
     return success({ path: request.path, size: staged.value.size, sha256: staged.value.sha256, mode: octalMode(mode), replaced: existing.value !== null });
   });

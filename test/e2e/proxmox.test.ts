@@ -4,7 +4,7 @@
  * the file tools and transfer links, and the safety cases: ids that are not plain digits never
  * reach the host, and commands and paths full of shell syntax arrive literally.
  */
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
@@ -184,8 +184,10 @@ describe('files inside a container', () => {
     expect(again.text).toContain('already_exists');
     expect(readFileSync(onHost, 'utf8')).toBe('key=value\n');
     const replaced = await call('ssh_write_file', { host: 'pve', ctid: 101, path: '/etc/app.conf', content: 'new\n', overwrite: true });
-    expect(replaced.structured).toMatchObject({ replaced: true });
+    expect(replaced.structured).toMatchObject({ replaced: true, mode: '0640' });
     expect(readFileSync(onHost, 'utf8')).toBe('new\n');
+    // A replaced file keeps its mode, as on a host.
+    expect(statSync(onHost).mode & 0o777).toBe(0o640);
   });
 
   it('reads a file back from the container', async () => {
@@ -234,6 +236,25 @@ describe('files inside a container', () => {
     expect(targets).toContain('ssh_write_file ct 101:/etc/app.conf');
     expect(targets.some((target) => target.startsWith('proxmox_container_exec_command ct 101: echo inside'))).toBe(true);
     expect(targets).toContain('proxmox_start_container ct 103');
+  });
+});
+
+describe('symbolic links inside a container', () => {
+  it('will not write "through" a link to a directory, and sizes a linked file by its target', async () => {
+    const { uid, gid } = statSync(pve.containerPath(101, '/srv'));
+    mkdirSync(pve.containerPath(101, '/srv/realdir'), { recursive: true });
+    chownSync(pve.containerPath(101, '/srv/realdir'), uid, gid);
+    symlinkSync('realdir', pve.containerPath(101, '/srv/linkdir'));
+    const write = await call('ssh_write_file', { host: 'pve', ctid: 101, path: '/srv/linkdir', content: 'x', overwrite: true });
+    expect(write.isError).toBe(true);
+    expect(write.text).toContain('path_is_directory');
+    expect(readdirSync(pve.containerPath(101, '/srv/realdir'))).toEqual([]);
+
+    writeFileSync(pve.containerPath(101, '/srv/big.bin'), Buffer.alloc(11 * 1024 * 1024));
+    symlinkSync('big.bin', pve.containerPath(101, '/srv/big-link'));
+    const download = await call('ssh_request_download', { host: 'pve', ctid: 101, path: '/srv/big-link' });
+    expect(download.isError).toBe(true);
+    expect(download.text).toContain('file_too_large');
   });
 });
 
