@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { success, type Outcome } from '../shared/errors.ts';
 import type { ImageKitService } from '../shared/imagekit/service.ts';
-import { claimTransfer, cleanUpExpired, type ImageKitTransfer, type TransferStore } from '../shared/imagekit/transfers.ts';
+import { claimTransfer, cleanUpExpired, CONFIRM_STALE_MS, type ImageKitTransfer, type TransferStore } from '../shared/imagekit/transfers.ts';
 import { log } from './log.ts';
 
 const SWEEP_EVERY_MS = 60_000;
@@ -51,7 +51,7 @@ export class FileTransferStore implements TransferStore {
   async claim(id: string, ownerId: string, kind: ImageKitTransfer['kind'], now: number): Promise<Outcome<ImageKitTransfer>> {
     const claimed = claimTransfer(this.read(id), id, ownerId, kind, now);
     if (!claimed.ok) return claimed;
-    this.write({ ...claimed.value, state: 'confirming' });
+    this.write({ ...claimed.value, state: 'confirming', claimedAt: now });
     return success(claimed.value);
   }
 
@@ -71,6 +71,7 @@ export class FileTransferStore implements TransferStore {
       const id = name.replace(/\.json$/, '');
       const transfer = this.read(id);
       if (!transfer || now < transfer.expiresAt) continue;
+      if (transfer.state === 'confirming' && now - (transfer.claimedAt ?? 0) < CONFIRM_STALE_MS) continue;
       if (transfer.state !== 'done') {
         const cleaned = await cleanUpExpired(service, transfer);
         if (!cleaned.ok) {

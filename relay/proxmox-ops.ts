@@ -77,6 +77,10 @@ export async function runGuestExec(pool: HostPool, op: ExecOperation & { guest: 
       answer = null;
     }
   }
+  if (!answer?.success && frame.stdoutTruncated) {
+    // Cut off, the JSON cannot be read, so neither can the exit code: say so rather than guess.
+    return failure('guest_error', `The guest agent's answer was larger than the relay keeps (${frame.stdoutBytes.toLocaleString('en-US')} bytes), so the command's exit code is unknown. Narrow the command's output (head, tail, grep).`);
+  }
   if (!answer?.success) {
     // qm refused (no agent, VM stopped, bad id…): its own words and exit code are the result.
     onOutput('stderr', (stderr || stdout).slice(0, op.maxChars));

@@ -76,7 +76,8 @@ export class ImageKitService {
 
   /** A signed URL for a (private) file that stops working after `expiresInSeconds`. */
   signedUrl(filePath: string, expiresInSeconds: number): string {
-    return this.client.helper.buildSrc({ urlEndpoint: this.config.urlEndpoint, src: filePath, signed: true, expiresIn: expiresInSeconds });
+    // tr=orig-true: the bytes as stored, never an "optimised" rendition the CDN would otherwise choose.
+    return this.client.helper.buildSrc({ urlEndpoint: this.config.urlEndpoint, src: filePath, signed: true, expiresIn: expiresInSeconds, transformation: [{ original: true }], transformationPosition: 'query' });
   }
 
   /** The file's bytes, fetched through a short-lived signed URL. */

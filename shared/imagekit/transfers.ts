@@ -34,7 +34,12 @@ export interface ImageKitTransfer {
   createdAt: number;
   expiresAt: number;
   state: 'open' | 'confirming' | 'done';
+  /** When the running confirm began: one cut off without releasing its claim is taken as failed after a while. */
+  claimedAt?: number;
 }
+
+/** A confirm that has not finished or released its claim after this long is taken as cut off. */
+export const CONFIRM_STALE_MS = 15 * 60_000;
 
 /** Where transfers are kept. claim() moves an open transfer to confirming atomically, so a confirm runs once. */
 export interface TransferStore {
@@ -56,7 +61,7 @@ export function claimTransfer(transfer: ImageKitTransfer | null | undefined, id:
   if (!transfer || transfer.ownerId !== ownerId) return unknownTransfer(id);
   if (transfer.kind !== kind) return failure('invalid_argument', `Transfer "${id}" is ${transfer.kind === 'upload' ? 'an upload: confirm it with imagekit_confirm_upload' : 'a download: confirm it with imagekit_confirm_download'}.`);
   if (transfer.state === 'done') return failure('transfer_closed', `Transfer "${id}" was already confirmed; a transfer works once.`);
-  if (transfer.state === 'confirming') return failure('transfer_closed', `Transfer "${id}" is being confirmed by another call right now.`);
+  if (transfer.state === 'confirming' && now - (transfer.claimedAt ?? 0) < CONFIRM_STALE_MS) return failure('transfer_closed', `Transfer "${id}" is being confirmed by another call right now.`);
   if (now >= transfer.expiresAt) return failure('transfer_closed', `Transfer "${id}" expired at ${new Date(transfer.expiresAt).toISOString()}; its files were or will be deleted from ImageKit.`);
   return success(transfer);
 }
@@ -79,7 +84,7 @@ export interface ImageKitUploadOffer {
   folder: string;
   fileName: string;
   uploadUrl: string;
-  fields: { publicKey: string; signature: string; expire: number; token: string; fileName: string; folder: string; useUniqueFileName: 'false' };
+  fields: { publicKey: string; signature: string; expire: number; token: string; fileName: string; folder: string; useUniqueFileName: 'false'; isPrivateFile: 'true'; overwriteFile: 'false' };
   /** When the upload credentials stop working (ImageKit enforces it), and when the transfer itself expires. */
   credentialsExpireAt: string;
   transferExpiresAt: string;
@@ -165,7 +170,8 @@ export async function requestUpload(
     folder,
     fileName: id,
     uploadUrl: credentials.uploadUrl,
-    fields: { publicKey: credentials.publicKey, signature: credentials.signature, expire: credentials.expire, token: credentials.token, fileName: id, folder, useUniqueFileName: 'false' },
+    // Private (no public URL while it waits) and never replacing anything already in the account.
+    fields: { publicKey: credentials.publicKey, signature: credentials.signature, expire: credentials.expire, token: credentials.token, fileName: id, folder, useUniqueFileName: 'false', isPrivateFile: 'true', overwriteFile: 'false' },
     credentialsExpireAt: new Date(credentials.expire * 1000).toISOString(),
     transferExpiresAt: new Date(expiresAt).toISOString(),
     maxBytes: context.maxFileSize,

@@ -6,7 +6,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Outcome } from '../../shared/errors.ts';
 import { readImageKitConfig } from '../../shared/imagekit/config.ts';
-import { claimTransfer, cleanUpExpired, type ImageKitTransfer, type TransferStore } from '../../shared/imagekit/transfers.ts';
+import { claimTransfer, cleanUpExpired, CONFIRM_STALE_MS, type ImageKitTransfer, type TransferStore } from '../../shared/imagekit/transfers.ts';
 import { logEvent } from '../log.ts';
 
 const RECORD_KEY = 'transfer';
@@ -21,7 +21,7 @@ export class ImageKitTransferState extends DurableObject<Env> {
   async claim(ownerId: string, kind: ImageKitTransfer['kind'], now: number, id: string): Promise<Outcome<ImageKitTransfer>> {
     const stored = await this.ctx.storage.get<ImageKitTransfer>(RECORD_KEY);
     const claimed = claimTransfer(stored, id, ownerId, kind, now);
-    if (claimed.ok) await this.ctx.storage.put(RECORD_KEY, { ...claimed.value, state: 'confirming' } satisfies ImageKitTransfer);
+    if (claimed.ok) await this.ctx.storage.put(RECORD_KEY, { ...claimed.value, state: 'confirming', claimedAt: now } satisfies ImageKitTransfer);
     return claimed;
   }
 
@@ -42,6 +42,11 @@ export class ImageKitTransferState extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const stored = await this.ctx.storage.get<ImageKitTransfer>(RECORD_KEY);
     if (!stored) return;
+    // Not under a confirm that is still running: it would find its file gone mid-way.
+    if (stored.state === 'confirming' && Date.now() - (stored.claimedAt ?? 0) < CONFIRM_STALE_MS) {
+      await this.ctx.storage.setAlarm(Date.now() + RETRY_CLEANUP_MS);
+      return;
+    }
     if (stored.state !== 'done') {
       const config = readImageKitConfig(this.env);
       if (config) {

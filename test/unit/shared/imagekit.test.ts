@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ImageKitConfigError, readImageKitConfig } from '../../../shared/imagekit/config.ts';
-import { claimTransfer, type ImageKitTransfer } from '../../../shared/imagekit/transfers.ts';
+import { claimTransfer, CONFIRM_STALE_MS, type ImageKitTransfer } from '../../../shared/imagekit/transfers.ts';
 
 const complete = { ENABLE_IMAGEKIT: 'true', IMAGEKIT_PUBLIC_KEY: 'pub', IMAGEKIT_PRIVATE_KEY: 'priv', IMAGEKIT_URL_ENDPOINT: 'https://ik.imagekit.io/acme/' };
 
@@ -47,5 +47,11 @@ describe('transfer state rules', () => {
     expect(claimTransfer({ ...transfer, state: 'confirming' }, transfer.id, 'alice', 'upload', 5_000)).toMatchObject({ ok: false, error: { message: expect.stringContaining('right now') } });
     expect(claimTransfer(transfer, transfer.id, 'alice', 'upload', 10_000)).toMatchObject({ ok: false, error: { message: expect.stringContaining('expired') } });
     expect(claimTransfer(transfer, transfer.id, 'alice', 'download', 5_000)).toMatchObject({ ok: false, error: { code: 'invalid_argument' } });
+  });
+
+  it('takes a confirm that was cut off without releasing its claim as failed, after a while', () => {
+    const stuck: ImageKitTransfer = { ...transfer, state: 'confirming', claimedAt: 1_000, expiresAt: 10 * CONFIRM_STALE_MS };
+    expect(claimTransfer(stuck, transfer.id, 'alice', 'upload', 1_000 + CONFIRM_STALE_MS - 1)).toMatchObject({ ok: false });
+    expect(claimTransfer(stuck, transfer.id, 'alice', 'upload', 1_000 + CONFIRM_STALE_MS)).toMatchObject({ ok: true });
   });
 });
