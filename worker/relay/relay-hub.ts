@@ -606,6 +606,10 @@ export class RelayHub extends DurableObject<Env> {
     const stillConnected = this.ctx.getWebSockets(RELAY_TAG).some((other) => other !== socket && attachment(other).welcomed);
     if (stillConnected) return;
     logEvent('warn', 'relay disconnected', { relayId: state.relayId, why });
+    await this.noteDisconnected();
+  }
+
+  private async noteDisconnected(): Promise<void> {
     const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
     if (record) await this.ctx.storage.put(RELAY_RECORD_KEY, { ...record, disconnectedAt: new Date().toISOString() });
   }
@@ -707,8 +711,11 @@ export class RelayHub extends DurableObject<Env> {
 
   /** Stop using a socket: it no longer counts as the relay, its requests fail, and it is closed. */
   private retire(socket: WebSocket, code: number, reason: string, pendingMessage: string): void {
+    const wasWelcomed = attachment(socket).welcomed;
     socket.serializeAttachment({ ...attachment(socket), welcomed: false } satisfies SocketAttachment);
     this.failPending(socket, pendingMessage);
+    // onSocketGone will see it as never welcomed, so "last seen" is recorded here.
+    if (wasWelcomed) void this.noteDisconnected();
     try {
       socket.close(code, reason);
     } catch {
