@@ -4,6 +4,7 @@
  * `relay/host` is always accepted. Used by the Worker to pick the relay and host of a call.
  */
 import { failure, success, type Outcome } from './errors.ts';
+import type { PolicyHost } from './policy.ts';
 import type { HostInventoryEntry } from './protocol.ts';
 
 export interface RelayInventory {
@@ -17,6 +18,11 @@ export interface FleetHost {
   entry: HostInventoryEntry;
   /** What the caller calls it: the bare name when unique among the hosts given, else relay/name. */
   id: string;
+}
+
+/** A host as policy sees it: what its relay reported, plus which relay that is. */
+export function policyHost(relay: string, entry: HostInventoryEntry): PolicyHost {
+  return { ...entry, relay };
 }
 
 export function qualifiedName(relay: string, host: string): string {

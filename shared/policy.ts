@@ -27,7 +27,7 @@ const subject = z
   .regex(/^(\*|user:[A-Za-z0-9._@-]{1,64}|group:[A-Za-z0-9._@-]{1,64})$/, 'a subject is "*", "user:NAME" or "group:NAME"');
 const hostSelector = z
   .string()
-  .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._\/-]{0,127}|[A-Za-z0-9._-]{1,64}=[^\s]{0,256})$/, 'a host selector is "*", a host name, or a label "key=value"');
+  .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._\/-]{0,127}|[A-Za-z0-9._-]{1,64}=[^\s]{0,256})$/, 'a host selector is "*", a host name, "relay/host", or a label "key=value" (relay=NAME for a relay)');
 
 export const grantSchema = z
   .object({
@@ -64,6 +64,8 @@ export interface PolicyHost {
   name: string;
   labels: Readonly<Record<string, string>>;
   capabilities?: readonly string[];
+  /** The relay that serves it, as the Worker admitted it (not as the relay describes itself). */
+  relay?: string;
 }
 
 export const READ_ONLY_CAPABILITY = 'read-only';
@@ -78,10 +80,21 @@ function matchesSubject(grant: Grant, who: Subject): boolean {
   });
 }
 
+/**
+ * "relay=NAME" and "relay/host" name the relay the Worker admitted, so a relay cannot claim a grant
+ * meant for another by reporting a label or a name; a plain name or label matches on any relay.
+ */
 function matchesHost(selector: string, host: PolicyHost): boolean {
   if (selector === '*') return true;
   const equals = selector.indexOf('=');
-  if (equals > 0) return host.labels[selector.slice(0, equals)] === selector.slice(equals + 1);
+  if (equals > 0) {
+    const key = selector.slice(0, equals);
+    const value = selector.slice(equals + 1);
+    if (key === 'relay') return host.relay !== undefined && host.relay.toLowerCase() === value.toLowerCase();
+    return host.labels[key] === value;
+  }
+  const slash = selector.indexOf('/');
+  if (slash > 0) return host.relay !== undefined && host.relay.toLowerCase() === selector.slice(0, slash).toLowerCase() && host.name === selector.slice(slash + 1);
   return selector === host.name;
 }
 

@@ -7,7 +7,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminApi } from '../harness/admin-api.ts';
 import { launchBrowser, screenshot } from '../harness/browser.ts';
+import { connectMcpClient } from '../harness/mcp-client.ts';
 import { startRelay, type TestRelay } from '../harness/relay.ts';
 import type { TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
@@ -107,6 +109,27 @@ describe('several relays', () => {
     const rows = audit.stdout.trim().split('\n').map((line) => JSON.parse(line) as { relay: string | null; host: string | null; target: string });
     expect(rows.find((row) => row.target === 'echo via-b')).toMatchObject({ relay: 'site-b', host: 'web' });
     expect(rows.find((row) => row.target === 'echo nas')).toMatchObject({ relay: 'site-b', host: 'nas' });
+  });
+
+  it('grants by relay: "relay=site-b" covers that relay\'s hosts only, named as the caller sees them', async () => {
+    const admin = adminApi(stack.worker);
+    const added = await admin.post('users', { username: 'bonly' });
+    expect(added.status, added.text).toBe(201);
+    expect((await admin.put('policy', { version: 1, grants: [{ subjects: ['user:bonly'], role: 'operator', hosts: ['relay=site-b'] }] })).status).toBe(200);
+    const session = await connectMcpClient(stack.worker.mcpUrl, { username: 'bonly', password: String(added.body.password) });
+    try {
+      const listed = await session.client.callTool({ name: 'ssh_list_hosts', arguments: { response_format: 'json' } });
+      const names = ((listed.structuredContent as { hosts: Array<{ name: string; relay: string }> }).hosts).map((host) => `${host.name}@${host.relay}`).sort();
+      // Only site-b's hosts, so "web" is unique for this caller and needs no relay prefix.
+      expect(names).toEqual(['nas@site-b', 'web@site-b']);
+      const ran = await session.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'web', command: 'echo b-only', response_format: 'json' } });
+      expect(ran.structuredContent).toMatchObject({ stdout: 'b-only\n' });
+      const refused = await session.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'site-a/lab', command: 'true' } });
+      expect(refused.isError).toBe(true);
+    } finally {
+      await session.close();
+      await admin.put('policy', { version: 1, grants: [] });
+    }
   });
 
   it('pings the relay asked for, and asks which one when several serve', async () => {

@@ -5,7 +5,7 @@
  * a user or changing a grant takes effect on the very next request.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, qualifiedName } from '../../shared/fleet.ts';
+import { fleetHosts, policyHost, qualifiedName } from '../../shared/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
@@ -95,7 +95,7 @@ export class PolicedExecutor implements ToolExecutor {
       return standing;
     }
     const { policy, subject } = standing.value;
-    const visible = new Map(fleetHosts(relays, (_relay, host) => roleOn(policy, subject, host) !== null).map((host) => [qualifiedName(host.relay, host.entry.name), host]));
+    const visible = new Map(fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null).map((host) => [qualifiedName(host.relay, host.entry.name), host]));
     // Only relays that serve the caller something are asked (and probed).
     const serving = relays.filter((relay) => [...visible.values()].some((host) => host.relay === relay.relayId)).map((relay) => relay.relayId);
     const listing = await this.inner.listRelays(serving, options.probe);
@@ -105,7 +105,7 @@ export class PolicedExecutor implements ToolExecutor {
     }
     const hosts = listing.value.hosts.flatMap((view) => {
       const host = visible.get(qualifiedName(view.relay, view.name));
-      const role = host ? roleOn(policy, subject, host.entry) : null;
+      const role = host ? roleOn(policy, subject, policyHost(host.relay, host.entry)) : null;
       return host && role ? [{ ...view, name: host.id, role }] : [];
     });
     const total = relays.reduce((sum, relay) => sum + relay.hosts.length, 0);
@@ -210,7 +210,7 @@ export class PolicedExecutor implements ToolExecutor {
     } else {
       const { policy, subject } = standing.value;
       const admin = isDeploymentAdmin(policy, subject);
-      const mine = relays.filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, host) !== null)).map((relay) => relay.relayId);
+      const mine = relays.filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, policyHost(relay.relayId, host)) !== null)).map((relay) => relay.relayId);
       const chosen = selectRelay(mine, request.relay);
       result = chosen.ok ? await this.inner.ping({ relay: chosen.value }, signal) : chosen;
     }

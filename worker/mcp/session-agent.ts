@@ -8,7 +8,7 @@ import { McpAgent } from 'agents/mcp';
 import { registerTools } from '../../shared/register-tools.ts';
 import { VERSION } from '../../shared/version.ts';
 import { readSettings } from '../settings.ts';
-import { fleetHosts } from '../../shared/fleet.ts';
+import { fleetHosts, policyHost } from '../../shared/fleet.ts';
 import { isDeploymentAdmin, roleOn } from '../../shared/policy.ts';
 import { PROXMOX_CAPABILITY } from '../../shared/proxmox.ts';
 import { registerProxmoxTools } from '../../shared/proxmox-tools.ts';
@@ -43,7 +43,7 @@ export class McpSessionAgent extends McpAgent<Env, unknown, SessionProps> {
     if (!standing.ok) return;
     const { policy, subject } = standing.value;
     // The Proxmox tools are offered only to someone who can see a Proxmox host.
-    if (fleetHosts(relays, (_relay, host) => host.capabilities.includes(PROXMOX_CAPABILITY) && roleOn(policy, subject, host) !== null).length > 0) {
+    if (fleetHosts(relays, (relay, host) => host.capabilities.includes(PROXMOX_CAPABILITY) && roleOn(policy, subject, policyHost(relay, host)) !== null).length > 0) {
       registerProxmoxTools(this.server, executor, settings.tools);
     }
     if (isDeploymentAdmin(policy, subject)) registerAuditTool(this.server, this.env, caller);

@@ -4,7 +4,7 @@
  * host enough.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, qualifiedName, selectFleetHost, type RelayInventory } from '../../shared/fleet.ts';
+import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type RelayInventory } from '../../shared/fleet.ts';
 import { roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
 import { relayStates } from '../relay/fleet.ts';
 import { teamDirectory, type Access } from './team-directory.ts';
@@ -41,7 +41,7 @@ export async function gateCall(env: Env, username: string, tool: string, request
   if (!standing.ok) return { outcome: standing, denied: true };
   const { policy, subject } = standing.value;
   if (relays.length === 0) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
-  const visible = fleetHosts(relays, (_relay, host) => roleOn(policy, subject, host) !== null);
+  const visible = fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null);
   const selected = selectFleetHost(visible, requestedHost);
   if (!selected.ok) {
     // A host that exists but is hidden from the caller is reported exactly like a missing one.
@@ -49,7 +49,7 @@ export async function gateCall(env: Env, username: string, tool: string, request
     return { outcome: selected, denied: hidden };
   }
   const { relay, entry, id } = selected.value;
-  const role = roleOn(policy, subject, entry);
+  const role = roleOn(policy, subject, policyHost(relay, entry));
   if (!roleAtLeast(role, needed)) {
     return {
       outcome: failure('access_denied', `Your role on ${id} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),

@@ -377,3 +377,33 @@ describe('names in grants', () => {
     expect(roleOn(policy, { username: 'alicia', groups: [] }, host)).toBeNull();
   });
 });
+
+describe('roleOn: selectors that name a relay', () => {
+  const onA = { name: 'web', labels: { env: 'prod' }, relay: 'site-a' };
+  const onB = { name: 'web', labels: { env: 'prod', relay: 'site-a' }, relay: 'site-b' };
+
+  it('"relay=NAME" matches the relay the Worker admitted, whatever labels a relay reports', () => {
+    const p = policy({ subjects: ['user:alice'], role: 'operator', hosts: ['relay=site-a'] });
+    expect(roleOn(p, alice, onA)).toBe('operator');
+    expect(roleOn(p, alice, onB)).toBeNull();
+    expect(roleOn(p, alice, { ...onA, relay: 'SITE-A' })).toBe('operator');
+  });
+
+  it('"relay/host" matches that host on that relay only, while a bare name matches on any relay', () => {
+    const qualified = policy({ subjects: ['user:alice'], role: 'viewer', hosts: ['site-a/web'] });
+    expect(roleOn(qualified, alice, onA)).toBe('viewer');
+    expect(roleOn(qualified, alice, onB)).toBeNull();
+    const bare = policy({ subjects: ['user:alice'], role: 'viewer', hosts: ['web'] });
+    expect(roleOn(bare, alice, onA)).toBe('viewer');
+    expect(roleOn(bare, alice, onB)).toBe('viewer');
+  });
+
+  it('a deny scoped to a relay beats an allow everywhere', () => {
+    const p = policy(
+      { subjects: ['user:alice'], role: 'operator', hosts: ['*'] },
+      { effect: 'deny', subjects: ['user:alice'], role: 'operator', hosts: ['relay=site-b'] },
+    );
+    expect(roleOn(p, alice, onA)).toBe('operator');
+    expect(roleOn(p, alice, onB)).toBe('viewer');
+  });
+});

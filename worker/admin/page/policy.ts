@@ -37,7 +37,7 @@ ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}
 <p><small>Deny by default. Each grant gives (<code>"effect": "allow"</code>, the default) or takes away (<code>"deny"</code>) a role on some hosts for some people.
 <code>subjects</code>: <code>"user:NAME"</code>, <code>"group:NAME"</code> or <code>"*"</code> (everyone signed in).
 <code>role</code>: <code>viewer</code> (list, read, download), <code>operator</code> (also run commands, write, upload), <code>admin</code> (on <code>"*"</code>, also this admin page).
-<code>hosts</code>: <code>"*"</code>, a host name, or a label <code>"env=prod"</code>. A deny of a role removes it and every role above it. Deny beats allow.</small></p>
+<code>hosts</code>: <code>"*"</code>, a host name, a label <code>"env=prod"</code>, or one relay: <code>"relay=site-a"</code>, <code>"site-a/web"</code>. A deny of a role removes it and every role above it. Deny beats allow.</small></p>
 <pre class="mono">{ "version": 1, "grants": [
   { "subjects": ["group:ops"], "role": "operator", "hosts": ["*"] },
   { "effect": "deny", "subjects": ["group:contractors"], "role": "operator", "hosts": ["env=prod"] }
