@@ -126,6 +126,20 @@ describe('review fixes', () => {
     expect(await relayHub(env, 'site-i').inventory()).toMatchObject({ version: '0.0.0-test' });
   });
 
+  it('a relay revoked between its upgrade and its hello is refused at the hello (4010)', async () => {
+    const token = await issue('site-l');
+    const response = await openRelaySocket(token, null);
+    const socket = response.webSocket;
+    if (!socket) throw new Error(`no WebSocket (HTTP ${response.status})`);
+    socket.accept();
+    const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
+    // Revoked in the directory only: the hub's disconnect() has not run for this socket.
+    await teamDirectory(env).revokeRelay('site-l');
+    socket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-l', version: '1', hosts: [] }));
+    expect(await closed).toBe(4010);
+    expect(await relayHub(env, 'site-l').inventory()).toBeNull();
+  });
+
   it('issues the token under the spelling already on record, so the relay can connect', async () => {
     await teamDirectory(env).issueRelay('Site-J', await sha256Hex(newRelayToken('Site-J')));
     await teamDirectory(env).revokeRelay('Site-J');

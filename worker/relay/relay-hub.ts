@@ -33,6 +33,7 @@ import type { ExecRequest, HostListing, PveRequest, ReadFileRequest, WriteFileRe
 import { guestExecDeadlineMs, pveDeadlineMs } from '../../shared/proxmox.ts';
 import { logEvent } from '../log.ts';
 import { AUTHENTICATED_RELAY_HEADER } from './hub-stub.ts';
+import { teamDirectory } from '../team/team-directory.ts';
 
 /** What the hub remembers about its relay across restarts (Durable Object storage key `relay`). */
 interface RelayRecord {
@@ -574,6 +575,13 @@ export class RelayHub extends DurableObject<Env> {
         message: `This connection was admitted as relay "${authenticated}" but its hello says "${hello.relayId}". Set RELAY_ID=${authenticated ?? ''} (or relay_id in the relay config).`,
       });
       socket.close(4004, 'relay id does not match its credential');
+      return;
+    }
+    // Revoked between the credential check and this hello? Then it does not get in.
+    const current = await teamDirectory(this.env).relayNames();
+    if (!current.some((name) => name.toLowerCase() === hello.relayId.toLowerCase())) {
+      send(socket, { type: 'error', code: 'access_denied', message: `The credential of relay "${hello.relayId}" was revoked.` });
+      socket.close(4010, 'relay credential revoked');
       return;
     }
     // No silent takeover, here too: two connections may both have passed fetch() before either said hello.
