@@ -31,6 +31,18 @@ async function issue(name: string): Promise<string> {
   return token;
 }
 
+/** A relay connection admitted with `token` that has not said hello yet: its socket, the frames it gets, and how it closes. */
+async function admittedSocket(token: string): Promise<{ socket: WebSocket; frames: string[]; closed: Promise<number> }> {
+  const response = await openRelaySocket(token, null);
+  const socket = response.webSocket;
+  if (!socket) throw new Error(`no WebSocket (HTTP ${response.status})`);
+  socket.accept();
+  const frames: string[] = [];
+  socket.addEventListener('message', (event) => frames.push(String(event.data)));
+  const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
+  return { socket, frames, closed };
+}
+
 async function keep(relay: Promise<FakeRelay>): Promise<FakeRelay> {
   const connected = await relay;
   open.push(connected);
@@ -75,11 +87,7 @@ describe('issued relay credentials', () => {
 
   it('closes a relay whose hello claims another name than its credential (4004)', async () => {
     const token = await issue('site-e');
-    const response = await openRelaySocket(token, null);
-    const socket = response.webSocket;
-    if (!socket) throw new Error(`no WebSocket (HTTP ${response.status})`);
-    socket.accept();
-    const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
+    const { socket, closed } = await admittedSocket(token);
     socket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'impostor', version: '0.0.0-test', hosts: [] }));
     expect(await closed).toBe(4004);
   });
@@ -114,11 +122,7 @@ describe('issued relay credentials', () => {
 describe('review fixes', () => {
   it('a connection that waited before saying hello cannot take over from the relay that did', async () => {
     const token = await issue('site-i');
-    const lurker = await openRelaySocket(token, null);
-    const lurkerSocket = lurker.webSocket;
-    if (!lurkerSocket) throw new Error(`no WebSocket (HTTP ${lurker.status})`);
-    lurkerSocket.accept();
-    const lurkerClosed = new Promise<number>((resolve) => lurkerSocket.addEventListener('close', (event) => resolve(event.code)));
+    const { socket: lurkerSocket, closed: lurkerClosed } = await admittedSocket(token);
     const real = await keep(connectFakeRelay({ token, relayId: null, helloRelayId: 'site-i', hosts: ['db1'] }));
     lurkerSocket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-i', version: '0.0.0-evil', hosts: [{ name: 'db1', target: 'x', labels: {}, capabilities: ['exec'] }] }));
     expect(await lurkerClosed).toBe(4009);
@@ -128,11 +132,7 @@ describe('review fixes', () => {
 
   it('a relay revoked between its upgrade and its hello is refused at the hello (4010)', async () => {
     const token = await issue('site-l');
-    const response = await openRelaySocket(token, null);
-    const socket = response.webSocket;
-    if (!socket) throw new Error(`no WebSocket (HTTP ${response.status})`);
-    socket.accept();
-    const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
+    const { socket, closed } = await admittedSocket(token);
     // Revoked in the directory only: the hub's disconnect() has not run for this socket.
     await teamDirectory(env).revokeRelay('site-l');
     socket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-l', version: '1', hosts: [] }));
@@ -152,12 +152,7 @@ describe('review fixes', () => {
 
   it('refuses a hello whose host names contain "/" (reserved for relay/host)', async () => {
     const token = await issue('site-k');
-    const response = await openRelaySocket(token, null);
-    const socket = response.webSocket;
-    if (!socket) throw new Error('no WebSocket');
-    socket.accept();
-    const frames: string[] = [];
-    socket.addEventListener('message', (event) => frames.push(String(event.data)));
+    const { socket, frames } = await admittedSocket(token);
     socket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-k', version: '1', hosts: [{ name: 'other/prod', target: 'x', labels: {}, capabilities: ['exec'] }] }));
     for (let i = 0; i < 40 && frames.length === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
     expect(frames.join('')).toContain('protocol_error');
