@@ -213,3 +213,14 @@ export class ByteReceiver implements AsyncIterable<Uint8Array> {
     }
   }
 }
+
+/** `chunks` as one array of `total` bytes. */
+export function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return joined;
+}

@@ -5,24 +5,13 @@
  * PBKDF2 through WebCrypto, so the same code runs in workerd (which caps PBKDF2 at 100,000
  * iterations) and in Node (the local launcher and the hash-password script that create hashes).
  */
+import { fromBase64Url, toBase64Url, toHex } from './encoding.ts';
+
 export const PBKDF2_ITERATIONS = 100_000;
 const SALT_BYTES = 16;
 const HASH_BYTES = 32;
 const PREFIX = 'pbkdf2-sha256';
 
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = '';
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-}
-
-function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  // A length of 1 mod 4 is never valid base64 (atob would throw).
-  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
-  const padded = text.replaceAll('-', '+').replaceAll('_', '/') + '='.repeat((4 - (text.length % 4)) % 4);
-  const binary = atob(padded);
-  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
-}
 
 async function derive(password: string, salt: Uint8Array<ArrayBuffer>, iterations: number): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(password), 'PBKDF2', false, ['deriveBits']);
@@ -69,5 +58,5 @@ export async function verifyPassword(password: string, stored: ParsedPasswordHas
 /** SHA-256 of a token, hex. The Worker keeps only this for the relay token (RELAY_TOKEN_HASH). */
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  return toHex(new Uint8Array(digest));
 }

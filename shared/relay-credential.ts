@@ -5,6 +5,8 @@
  * SHA-256. The deployment-wide RELAY_TOKEN_HASH token (no name inside) still admits a relay, under
  * the name it sends in X-Relay-Id, for single-relay set-ups and the local mode.
  */
+import { randomBytes, toBase64Url } from './encoding.ts';
+
 export const RELAY_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const RELAY_NAME_RULE = 'a relay name is 1-64 letters, digits, ".", "_" or "-"';
 /** The header a relay names itself with when its token does not carry its name. */
@@ -23,7 +25,5 @@ export function relayNameInToken(token: string): string | null {
 
 /** A new token for relay `name`: 256 random bits after the name. */
 export function newRelayToken(name: string): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const secret = btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-  return `${name}:${secret}`;
+  return `${name}:${toBase64Url(randomBytes(32))}`;
 }

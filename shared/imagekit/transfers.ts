@@ -10,6 +10,7 @@
  * stored as a private file and the client gets a signed URL that expires; confirm deletes it.
  * Each transfer belongs to the user who asked, works once, and is cleaned up when it expires.
  */
+import { randomBytes, toHex } from '../encoding.ts';
 import { failure, success, type Outcome } from '../errors.ts';
 import type { FileWriteResult } from '../file-types.ts';
 import { MAX_UPLOAD_CREDENTIAL_SECONDS, type ImageKitConfig } from './config.ts';
@@ -130,7 +131,7 @@ export interface BridgeContext {
 /** A new transfer's id, its own ImageKit folder, and when it expires. */
 function newTransfer(context: BridgeContext): { id: string; folder: string; now: number; expiresAt: number } {
   const now = context.now?.() ?? Date.now();
-  const id = [...crypto.getRandomValues(new Uint8Array(16))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  const id = toHex(randomBytes(16));
   const folder = `${context.config.folder === '/' ? '' : context.config.folder}/${id}`;
   return { id, folder, now, expiresAt: now + context.config.transferTimeoutSeconds * 1000 };
 }

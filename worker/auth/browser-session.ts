@@ -9,7 +9,9 @@
  * `__Host-` needs Secure, which plain-http loopback development cannot have, so the prefix is used
  * whenever the page is served over https (as for the CSRF cookie).
  */
+import { fromBase64Url, toBase64Url } from '../../shared/encoding.ts';
 import { teamDirectory } from '../team/team-directory.ts';
+import { readCookie } from './cookies.ts';
 
 /** How long a browser stays signed in. */
 export const SESSION_TTL_SECONDS = 12 * 60 * 60;
@@ -48,26 +50,6 @@ export async function cookieSecret(env: Env): Promise<string> {
   return teamDirectory(env).cookieSecret();
 }
 
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-}
-
-function fromBase64url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
-  try {
-    return Uint8Array.from(atob(text.replaceAll('-', '+').replaceAll('_', '/')), (char) => char.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
-function readCookie(request: Request, name: string): string | null {
-  for (const part of (request.headers.get('Cookie') ?? '').split(';')) {
-    const [key, ...rest] = part.trim().split('=');
-    if (key === name) return rest.join('=');
-  }
-  return null;
-}
 
 function isSession(value: unknown): value is BrowserSession {
   if (typeof value !== 'object' || value === null) return false;
@@ -89,7 +71,7 @@ export async function sessionCookie(request: Request, env: Env, identity: { user
   const signature = new Uint8Array(await crypto.subtle.sign('HMAC', await signingKey(env), payload));
   const url = new URL(request.url);
   const secure = url.protocol === 'https:' ? '; Secure' : '';
-  return `${cookieName(url)}=${base64url(payload)}.${base64url(signature)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${SESSION_TTL_SECONDS}${secure}`;
+  return `${cookieName(url)}=${toBase64Url(payload)}.${toBase64Url(signature)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${SESSION_TTL_SECONDS}${secure}`;
 }
 
 /** The Set-Cookie value that signs this browser out. */
@@ -105,8 +87,8 @@ export async function readSession(request: Request, env: Env): Promise<BrowserSe
   if (!value || value.length > 4096) return null;
   const [payloadText, signatureText, extra] = value.split('.');
   if (payloadText === undefined || signatureText === undefined || extra !== undefined) return null;
-  const payload = fromBase64url(payloadText);
-  const signature = fromBase64url(signatureText);
+  const payload = fromBase64Url(payloadText);
+  const signature = fromBase64Url(signatureText);
   if (!payload || !signature) return null;
   if (!(await crypto.subtle.verify('HMAC', await signingKey(env), signature, payload))) return null;
   let session: unknown;

@@ -3,15 +3,16 @@
  * and the same value in a hidden field. `__Host-` needs Secure, which plain-http loopback
  * development cannot have, so the prefix is used whenever the page is served over https.
  */
+import { randomBytes, toBase64Url } from '../../shared/encoding.ts';
 import { equalBytes } from '../../shared/password-hash.ts';
+import { readCookie } from './cookies.ts';
 
 function cookieName(url: URL): string {
   return url.protocol === 'https:' ? '__Host-mre-csrf' : 'mre-csrf';
 }
 
 export function newCsrfToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(24));
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return toBase64Url(randomBytes(24));
 }
 
 export function csrfCookie(url: URL, token: string): string {
@@ -20,12 +21,7 @@ export function csrfCookie(url: URL, token: string): string {
 }
 
 export function csrfFromCookie(request: Request): string | null {
-  const name = cookieName(new URL(request.url));
-  for (const part of (request.headers.get('Cookie') ?? '').split(';')) {
-    const [key, ...rest] = part.trim().split('=');
-    if (key === name) return rest.join('=');
-  }
-  return null;
+  return readCookie(request, cookieName(new URL(request.url)));
 }
 
 export function csrfMatches(request: Request, submitted: string | null): boolean {

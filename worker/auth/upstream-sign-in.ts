@@ -11,6 +11,7 @@
  * approved the client on our consent page, so per-client consent still precedes any grant, and it
  * can be remembered per user rather than per browser.
  */
+import { randomBytes, toBase64Url } from '../../shared/encoding.ts';
 import { AuthorizationError, authorizationErrorRedirect, type AuthRequest } from '@cloudflare/workers-oauth-provider';
 import { z } from 'zod';
 import { logEvent } from '../log.ts';
@@ -33,13 +34,12 @@ type ProviderKind = 'oidc' | 'github';
 const upstreamDataSchema = z.object({ provider: z.enum(['oidc', 'github']), verifier: z.string().min(43), nonce: z.string().min(16).optional() });
 
 function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return toBase64Url(randomBytes(32));
 }
 
 async function s256(verifier: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
-  return btoa(String.fromCharCode(...digest)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return toBase64Url(digest);
 }
 
 function callbackUrl(env: Env): string {

@@ -5,6 +5,8 @@
  * cancel to the relay, which stops the remote process; the relay's answer, marked cancelled,
  * still ends the call.
  */
+import { concatBytes } from '../../shared/byte-streams.ts';
+import { randomBytes, toBase64Url, toHex } from '../../shared/encoding.ts';
 import { failure, success, type Outcome } from '../../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../../shared/exec-output.ts';
 import { toBase64 } from '../../shared/file-tools.ts';
@@ -99,13 +101,7 @@ async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promi
   } catch (error) {
     return failure('ssh_error', `Reading the file failed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const joined = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return success(joined);
+  return success(concatBytes(chunks, total));
 }
 
 /** `relay/host` → the relay's hub and the host's own name there. */
@@ -314,9 +310,9 @@ export class HubExecutor implements ToolExecutor {
   }
 
   private async makeLink(kind: 'upload' | 'download', target: OnRelay, ctid: string | undefined, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {
-    const id = toHex(crypto.getRandomValues(new Uint8Array(16)));
+    const id = toHex(randomBytes(16));
     // 256 bits; only its hash is stored and it is never logged.
-    const token = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+    const token = toBase64Url(randomBytes(32));
     const now = Date.now();
     const ttl = this.settings.linkTtlSeconds;
     const record: TransferRecord = {
@@ -349,12 +345,4 @@ export class HubExecutor implements ToolExecutor {
       maxBytes: record.maxBytes,
     });
   }
-}
-
-function toHex(bytes: Uint8Array): string {
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
 }

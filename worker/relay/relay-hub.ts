@@ -28,7 +28,7 @@ import type { RelayInventory } from '../../shared/fleet.ts';
 import { selectHost } from '../../shared/host-selection.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
-import { ByteSender, sendStream } from '../../shared/byte-streams.ts';
+import { ByteSender, concatBytes, sendStream } from '../../shared/byte-streams.ts';
 import type { ExecRequest, HostListing, PveRequest, ReadFileRequest, WriteFileRequest } from '../../shared/tool-executor.ts';
 import { guestExecDeadlineMs, pveDeadlineMs } from '../../shared/proxmox.ts';
 import { logEvent } from '../log.ts';
@@ -138,15 +138,6 @@ function inContainer(ctid: string | undefined): { ctid?: string } {
   return ctid !== undefined ? { ctid } : {};
 }
 
-function concatenate(chunks: Uint8Array[], total: number): Uint8Array {
-  const joined = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return joined;
-}
 
 const RELAY_TAG = 'relay';
 /** A connection must say hello this soon after the upgrade, or it is dropped by the next one. */
@@ -261,7 +252,7 @@ export class RelayHub extends DurableObject<Env> {
           request.resolve(failure('protocol_error', `The relay answered a ${request.operation.op} request with a ${frame.result.op} result.`));
           return;
         }
-        const data = request.incoming ? concatenate(request.incoming.chunks, request.incoming.bytes) : undefined;
+        const data = request.incoming ? concatBytes(request.incoming.chunks, request.incoming.bytes) : undefined;
         request.resolve(success({ result: frame.result, stdout: request.stdout, stderr: request.stderr, ...(data ? { data } : {}) }));
         return;
       }

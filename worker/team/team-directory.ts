@@ -10,6 +10,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
+import { randomBytes, toHex } from '../../shared/encoding.ts';
 import { equalBytes } from '../../shared/password-hash.ts';
 import { EMPTY_POLICY, policySchema, type Policy, type Subject } from '../../shared/policy.ts';
 
@@ -127,7 +128,7 @@ export class TeamDirectory extends DurableObject<Env> {
   async cookieSecret(): Promise<string> {
     const stored = await this.ctx.storage.get<string>('cookie-secret');
     if (stored) return stored;
-    const secret = [...crypto.getRandomValues(new Uint8Array(32))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+    const secret = toHex(randomBytes(32));
     await this.ctx.storage.put('cookie-secret', secret);
     return secret;
   }
