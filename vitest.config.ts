@@ -51,6 +51,19 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      {
+        test: {
+          // Fault injection: kills, restarts and stalls real processes (relay, sshd, the local Worker,
+          // a TCP proxy that goes silent) and checks what the caller sees and what is left behind.
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['test/e2e/build-cli.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          maxWorkers: 2,
+        },
+      },
     ],
   },
 });

@@ -1,6 +1,7 @@
 /**
  * `npm test`: type-check, then the fast tests (unit + Workers pool), then the end-to-end tests
- * (real sshd, wrangler dev, relay) in their own run so they do not compete for the CPU. Ends with
+ * (real sshd, wrangler dev, relay), then the fault-injection tests, each in their own run so they
+ * do not compete for the CPU. Ends with
  * one summary line, "tests: N passed, N failed", and a non-zero exit if anything failed.
  */
 import { spawnSync } from 'node:child_process';
@@ -48,6 +49,7 @@ for (const project of ['tsconfig.json', 'worker/tsconfig.json', 'test/workers/ts
 const suites: Array<{ name: string; projects: string[] }> = [
   { name: 'unit + workers', projects: ['unit', 'workers'] },
   { name: 'e2e', projects: ['e2e'] },
+  { name: 'faults', projects: ['faults'] },
 ];
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };
 for (const suite of suites) {
