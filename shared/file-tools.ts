@@ -13,6 +13,7 @@ import type { Outcome } from './errors.ts';
 import type { LocalTransferResult } from './file-types.ts';
 import type { DownloadFileRequest, LinkOffer, ProgressReporter, ToolExecutor, UploadFileRequest } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
+import { registerTool } from './tool-registration.ts';
 
 export const MAX_PATH_LENGTH = 4096;
 
@@ -279,7 +280,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
 
   if (requestUpload) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_request_upload',
       {
         title: 'Make a one-time upload link',
@@ -302,7 +303,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (requestDownload) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_request_download',
       {
         title: 'Make a one-time download link',
@@ -321,7 +322,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (readFile) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_read_file',
       {
         title: 'Read a file',
@@ -378,7 +379,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (writeFile) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_write_file',
       {
         title: 'Write a file',
@@ -420,7 +421,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (listDirectory) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_list_directory',
       {
         title: 'List a directory',
@@ -444,7 +445,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (uploadFile) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_upload_file',
       {
         title: 'Upload a local file',
@@ -463,7 +464,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (downloadFile) {
-    server.registerTool(
+    registerTool(server, 
       'ssh_download_file',
       {
         title: 'Download a file to the local machine',

@@ -13,6 +13,7 @@ import { quoteShellWord } from './shell-quote.ts';
 import { hostArgument } from './tool-catalog.ts';
 import type { ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
+import { registerTool } from './tool-registration.ts';
 
 export type ImageKitExecutor = ToolExecutor & Required<Pick<ToolExecutor, 'imagekitRequestUpload' | 'imagekitConfirmUpload' | 'imagekitRequestDownload' | 'imagekitConfirmDownload'>>;
 
@@ -82,7 +83,7 @@ function downloadOfferResult(offer: ImageKitDownloadOffer): CallToolResult {
 export function registerImageKitTools(server: McpServer, executor: ImageKitExecutor, settings: FileToolSettings): void {
   const given = <K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> => (value !== undefined ? ({ [key]: value } as Record<K, V>) : {});
 
-  server.registerTool(
+  registerTool(server, 
     'imagekit_request_upload',
     {
       title: 'Start an upload through ImageKit',
@@ -96,7 +97,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     },
   );
 
-  server.registerTool(
+  registerTool(server, 
     'imagekit_confirm_upload',
     {
       title: 'Finish an upload through ImageKit',
@@ -120,7 +121,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     },
   );
 
-  server.registerTool(
+  registerTool(server, 
     'imagekit_request_download',
     {
       title: 'Start a download through ImageKit',
@@ -134,7 +135,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     },
   );
 
-  server.registerTool(
+  registerTool(server, 
     'imagekit_confirm_download',
     {
       title: 'Finish a download through ImageKit',

@@ -16,6 +16,7 @@ import { localPathArgument, overwriteArgument, permissionsArgument, runDownload,
 import { hostArgument, responseFormat, type ToolSettings } from './tool-catalog.ts';
 import type { PveOutcome, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
+import { registerTool } from './tool-registration.ts';
 
 type ProxmoxExecutor = ToolExecutor & Required<Pick<ToolExecutor, 'proxmox'>>;
 
@@ -108,7 +109,7 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
   const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
   const count = (n: number): string => n.toLocaleString('en-US');
   if (uploadFile) {
-    server.registerTool(
+    registerTool(server, 
       'proxmox_upload_file_to_container',
       {
         title: 'Upload a local file into a Proxmox container',
@@ -136,7 +137,7 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
     );
   }
   if (downloadFile) {
-    server.registerTool(
+    registerTool(server, 
       'proxmox_download_file_from_container',
       {
         title: 'Download a file from a Proxmox container',
@@ -164,7 +165,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
     const suffix = kind === 'lxc' ? 'container' : 'vm';
     const host = (value: string | undefined): { host?: string } => (value !== undefined ? { host: value } : {});
 
-    server.registerTool(
+    registerTool(server, 
       kind === 'lxc' ? 'proxmox_list_containers' : 'proxmox_list_vms',
       {
         title: `List Proxmox ${noun.many}`,
@@ -179,7 +180,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       },
     );
 
-    server.registerTool(
+    registerTool(server, 
       `proxmox_${suffix}_status`,
       {
         title: `Proxmox ${noun.one} status`,
@@ -222,7 +223,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
           ? { timeout: z.number().int().min(1).max(3600).default(DEFAULT_SHUTDOWN_SECONDS).describe(`Seconds the ${noun.one} gets to shut down before ${noun.tool} gives up. Default ${DEFAULT_SHUTDOWN_SECONDS}.`) }
           : {}),
       };
-      server.registerTool(
+      registerTool(server, 
         `proxmox_${action}_${suffix}`,
         { title, description, inputSchema: z.object(shape).strict(), outputSchema: actionOutput, annotations: { readOnlyHint: false, destructiveHint: action !== 'start', idempotentHint: true, openWorldHint: false } },
         async (args, extra): Promise<CallToolResult> => {
@@ -250,7 +251,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       );
     }
 
-    server.registerTool(
+    registerTool(server, 
       kind === 'lxc' ? 'proxmox_container_exec_command' : 'proxmox_vm_exec_command',
       {
         title: kind === 'lxc' ? 'Run a command in a Proxmox container' : 'Run a command in a Proxmox VM',

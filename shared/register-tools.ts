@@ -19,6 +19,7 @@ import {
 } from './tool-catalog.ts';
 import type { HostListing, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
+import { registerTool } from './tool-registration.ts';
 
 function hostListingOutput(listing: HostListing): ListHostsOutput {
   return {
@@ -69,7 +70,7 @@ export function formatHostListing(listing: HostListing): string {
 }
 
 export function registerTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
-  server.registerTool(
+  registerTool(server, 
     'ssh_list_hosts',
     {
       title: 'List SSH hosts',
@@ -87,7 +88,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
     },
   );
 
-  server.registerTool(
+  registerTool(server, 
     'ssh_exec_command',
     {
       title: 'Run a command over SSH',
@@ -112,7 +113,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
 
   const ping = executor.ping?.bind(executor);
   if (!ping) return;
-  server.registerTool(
+  registerTool(server, 
     'relay_ping',
     {
       title: 'Check the relay',

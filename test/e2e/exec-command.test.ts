@@ -167,6 +167,47 @@ describe('tools over the full local stack', () => {
   });
 });
 
+describe('remote output is data', () => {
+  // ESC [31m (colour), OSC 0 (window title) ending in BEL, CR, DEL, CSI as the C1 byte, a bidi override.
+  const hostile = String.raw`printf 'A\033[31mB\033]0;owned\007C\rD\177E\302\233F\342\200\256G\n'; printf '\033[2J' >&2`;
+
+  it('shows control characters in text results as visible escapes, keeping newlines', async () => {
+    const result = await stack.call('ssh_exec_command', { command: hostile });
+    const text = textOf(result);
+    expect(text).toContain(String.raw`A\x1b[31mB\x1b]0;owned\x07C\rD\x7fE\x9bF\u{202e}G`);
+    expect(text).toContain(String.raw`STDERR:` + '\n' + String.raw`\x1b[2J`);
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+  });
+
+  it('keeps the exact bytes in json results and in structured content', async () => {
+    const result = await stack.call('ssh_exec_command', { command: hostile, response_format: 'json' });
+    const exact = 'A\u001b[31mB\u001b]0;owned\u0007C\rD\u007fE\u009bF\u202eG\n';
+    expect(JSON.parse(textOf(result))).toMatchObject({ stdout: exact, stderr: '\u001b[2J' });
+    expect(result.structuredContent).toMatchObject({ stdout: exact });
+    expect(textOf(result)).not.toMatch(/[\u007f-\u009f\u202e]/);
+  });
+
+  it('escapes control characters in file names it lists and in paths it echoes in errors', async () => {
+    const dir = `mre-visible-${process.pid}`;
+    const written = await stack.call('ssh_write_file', { path: `${dir}/x\u001b[8my`, content: 'hi', create_dirs: true });
+    expect(written.isError, textOf(written)).toBeFalsy();
+    try {
+      expect(textOf(written)).toContain(String.raw`x\x1b[8my`);
+      const listing = await stack.call('ssh_list_directory', { path: dir });
+      expect(textOf(listing)).toContain(String.raw`x\x1b[8my`);
+      expect(textOf(listing)).not.toContain('\u001b');
+      const json = await stack.call('ssh_list_directory', { path: dir, response_format: 'json' });
+      expect(JSON.stringify(json.structuredContent)).toContain('x\\u001b[8my');
+      const missing = await stack.call('ssh_read_file', { path: `${dir}/\u001b]0;title\u0007nope` });
+      expect(missing.isError).toBe(true);
+      expect(textOf(missing)).toContain(String.raw`\x1b]0;title\x07nope`);
+      expect(textOf(missing)).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    } finally {
+      await stack.call('ssh_exec_command', { command: `rm -rf ${dir}` });
+    }
+  });
+});
+
 describe('argument validation', () => {
   it.each([
     ['an empty command', { command: '' }, 'command must not be empty'],

@@ -163,6 +163,12 @@ describe('serving MCP over stdio', () => {
     expect(execStructuredOutput.parse(JSON.parse(textOf(json)))).toEqual(json.structuredContent);
   });
 
+  it('shows control characters in command output as visible escapes, exact in json', async () => {
+    const command = String.raw`printf 'a\033[2Jb\302\233c\n'`;
+    expect(textOf(await call(session, 'ssh_exec_command', { command }))).toContain(String.raw`a\x1b[2Jb\x9bc`);
+    expect(JSON.parse(textOf(await call(session, 'ssh_exec_command', { command, response_format: 'json' })))).toMatchObject({ stdout: 'a\u001b[2Jb\u009bc\n' });
+  });
+
   it('applies CHARACTER_LIMIT and TIMEOUT from the environment', async () => {
     const limited = await connectStdio(stdioEnv(sshd, { CHARACTER_LIMIT: '100', TIMEOUT: '1' }));
     try {

@@ -7,6 +7,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { isDeploymentAdmin } from '../../shared/policy.ts';
 import { errorResult } from '../../shared/tool-results.ts';
+import { registerTool } from '../../shared/tool-registration.ts';
 import { AUDIT_OUTCOMES, auditLog, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import type { Caller } from './policed-executor.ts';
@@ -50,7 +51,7 @@ function line(entry: AuditEntry): string {
 }
 
 export function registerAuditTool(server: McpServer, env: Env, caller: Caller): void {
-  server.registerTool(
+  registerTool(server, 
     'audit_log',
     {
       title: 'Read the audit log',
