@@ -101,7 +101,7 @@ export class RelayOperations {
    */
   readOnlyRefusal(name: string, what: 'run commands' | 'write files'): { ok: false; error: ToolError } | null {
     if (!this.config.hosts.some((host) => host.name === name && host.readOnly)) return null;
-    return failure('access_denied', `The relay's configuration makes ${name} read-only: it does not ${what} there, whatever the server's policy allows.`);
+    return failure('host_read_only', `The relay's configuration makes ${name} read-only: it does not ${what} there, whatever the server's policy allows.`);
   }
 
   pool(name: string): HostPool | undefined {

@@ -6,6 +6,7 @@
 export const ERROR_CODES = [
   'invalid_argument',
   'access_denied',
+  'host_read_only',
   'relay_not_connected',
   'relay_disconnected',
   'relay_timeout',
@@ -63,6 +64,8 @@ export function adviceFor(code: ErrorCode): string {
       return 'Correct the argument named above and call the tool again.';
     case 'access_denied':
       return "Your team's policy does not allow this. Ask an admin of this deployment for a grant; ssh_list_hosts shows what you may do on each host.";
+    case 'host_read_only':
+      return "The relay's own configuration allows only reading on this host (\"read_only\": true there), whatever your role: no grant changes that. Its operator can lift it in the relay configuration on the relay machine, then restart the relay.";
     case 'relay_not_connected':
       return 'No relay is connected to this server. Start the relay on a machine that can reach your hosts (see the README, "Running the relay"), then retry.';
     case 'relay_disconnected':

@@ -252,10 +252,11 @@ describe('serving MCP over stdio', () => {
     const session = await connectStdio(stdioEnv(sshd, { HOST: '' }), ['--config', config]);
     try {
       const ran = await call(session, 'ssh_exec_command', { command: `touch ${marker}` });
-      expect(textOf(ran)).toContain('Error [access_denied]');
-      expect(textOf(ran)).toContain('read-only');
+      expect(textOf(ran)).toContain('Error [host_read_only]');
+      expect(textOf(ran)).toContain("The relay's configuration makes vault read-only");
+      expect(textOf(ran)).not.toMatch(/ask an admin/i);
       const wrote = await call(session, 'ssh_write_file', { path: marker, content: 'x' });
-      expect(textOf(wrote)).toContain('Error [access_denied]');
+      expect(textOf(wrote)).toContain('Error [host_read_only]');
       expect(existsSync(join(sshd.home, marker))).toBe(false);
       expect((await call(session, 'ssh_list_directory', { path: '.' })).isError).toBeFalsy();
     } finally {

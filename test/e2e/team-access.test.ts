@@ -173,7 +173,12 @@ describe('policy in tool calls', () => {
   it("keeps a host the relay marks read-only at viewer, even for an admin", async () => {
     const refused = await stack.call('ssh_exec_command', { host: 'vault', command: 'true' });
     expect(refused.isError).toBe(true);
-    expect(textOf(refused)).toContain('access_denied');
+    // The real reason, not a grant an admin could give: the relay's configuration.
+    expect(textOf(refused)).toContain('Error [host_read_only]');
+    expect(textOf(refused)).toContain(`The relay's configuration makes vault read-only`);
+    expect(textOf(refused)).not.toMatch(/ask an admin/i);
+    const write = await stack.call('ssh_write_file', { host: 'vault', path: 'x', content: 'x' });
+    expect(textOf(write)).toContain('Error [host_read_only]');
     const listed = await stack.call('ssh_list_hosts', { check: false });
     const vault = (listed.structuredContent as { hosts: Array<{ name: string; role?: string }> }).hosts.find((host) => host.name === 'vault');
     expect(vault?.role).toBe('viewer');

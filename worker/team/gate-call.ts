@@ -5,7 +5,7 @@
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
 import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type RelayInventory } from '../../shared/fleet.ts';
-import { roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
+import { READ_ONLY_CAPABILITY, roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
 import { relayStates } from '../relay/fleet.ts';
 import { teamDirectory, type Access } from './team-directory.ts';
 
@@ -51,8 +51,12 @@ export async function gateCall(env: Env, username: string, tool: string, request
   const { relay, entry, id } = selected.value;
   const role = roleOn(policy, subject, policyHost(relay, entry));
   if (!roleAtLeast(role, needed)) {
+    // Say the real reason: on a host the relay marks read-only, no grant can allow more than viewing.
+    const readOnly = entry.capabilities.includes(READ_ONLY_CAPABILITY) && !roleAtLeast('viewer', needed);
     return {
-      outcome: failure('access_denied', `Your role on ${id} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
+      outcome: readOnly
+        ? failure('host_read_only', `The relay's configuration makes ${id} read-only (relay "${relay}"), so ${tool} is refused there whatever your role (${role ?? 'none'}). Nothing was sent to the host.`)
+        : failure('access_denied', `Your role on ${id} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
       denied: true,
     };
   }
