@@ -25,7 +25,7 @@ Policy (keep it in version control):
   policy get                         print the policy as JSON
   policy set FILE                    replace the policy with FILE (- for stdin); checked first
 Audit:
-  audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied]
+  audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied|started]
         [--since TIME] [--until TIME] [--limit N] [--jsonl]
 
 Environment: MCP_REMOTE_EXEC_URL (or RELAY_URL, or --url), MCP_REMOTE_EXEC_ADMIN_USER (default

@@ -18,6 +18,8 @@ export interface TestWorker {
   url: string;
   mcpUrl: string;
   port: number;
+  /** workerd's DevTools inspector (CPU profiles of the Worker, e.g. for benchmarks). */
+  inspectorPort: number;
   adminUser: string;
   adminPassword: string;
   relayToken: string;
@@ -96,6 +98,7 @@ export async function startWorker(options: WorkerOptions = {}): Promise<TestWork
     url,
     mcpUrl: `${url}/mcp`,
     port,
+    inspectorPort,
     adminUser: 'admin',
     adminPassword,
     relayToken,

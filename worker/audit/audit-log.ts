@@ -3,13 +3,19 @@
  * A row says who (user, MCP client), where (relay, host), what (tool, command or path), how it
  * ended (outcome, error code, exit code), bytes moved and how long it took. Never file contents,
  * never output, never secrets.
+ *
+ * A call that reaches a relay is written twice: as `started` before anything is sent, then
+ * completed with its outcome. A call whose outcome is never learned (the Worker stopped, the
+ * relay vanished) therefore still shows, as started with its outcome unknown.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
+import { failure, success, type Outcome } from '../../shared/errors.ts';
 import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
 
-export const AUDIT_OUTCOMES = ['ok', 'error', 'denied'] as const;
+/** `started`: sent towards the host, outcome not (yet) known. */
+export const AUDIT_OUTCOMES = ['ok', 'error', 'denied', 'started'] as const;
 
 export interface AuditEntry {
   time: string;
@@ -69,9 +75,31 @@ export class AuditLog extends DurableObject<Env> {
   }
 
   async record(entry: AuditEntry): Promise<void> {
-    const target = entry.target !== null && entry.target.length > MAX_TARGET_CHARS ? `${entry.target.slice(0, MAX_TARGET_CHARS)}… [cut]` : entry.target;
+    this.insert(entry);
+  }
+
+  /** Write the row of a call about to be sent; its number completes it later. */
+  async begin(entry: StartedEntry): Promise<number> {
+    return this.insert({ ...entry, outcome: 'started', code: null, exitCode: null, bytes: null, durationMs: 0 });
+  }
+
+  /** Complete a started row with how the call ended (once: a completed row is never rewritten). */
+  async finish(seq: number, end: AuditEnd): Promise<void> {
     this.ctx.storage.sql.exec(
-      'INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      "UPDATE audit SET outcome = ?, code = ?, exit_code = ?, bytes = ?, duration_ms = ? WHERE seq = ? AND outcome = 'started'",
+      end.outcome,
+      end.code,
+      end.exitCode,
+      end.bytes,
+      Math.round(end.durationMs),
+      seq,
+    );
+  }
+
+  private insert(entry: AuditEntry): number {
+    const target = entry.target !== null && entry.target.length > MAX_TARGET_CHARS ? `${entry.target.slice(0, MAX_TARGET_CHARS)}… [cut]` : entry.target;
+    const inserted = this.ctx.storage.sql.exec<{ seq: number }>(
+      'INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
       // One format for every row, so the time filters can compare them as text.
       new Date(entry.time).toISOString(),
       entry.user,
@@ -86,7 +114,9 @@ export class AuditLog extends DurableObject<Env> {
       entry.bytes,
       Math.round(entry.durationMs),
     );
+    const seq = inserted.one().seq;
     this.prune();
+    return seq;
   }
 
   /** Delete rows older than AUDIT_RETENTION_DAYS, at most once an hour. */
@@ -132,6 +162,11 @@ export class AuditLog extends DurableObject<Env> {
   }
 }
 
+/** What is known of a call before it is sent. */
+export type StartedEntry = Omit<AuditEntry, 'outcome' | 'code' | 'exitCode' | 'bytes' | 'durationMs'>;
+/** How a started call ended. */
+export type AuditEnd = Pick<AuditEntry, 'outcome' | 'code' | 'exitCode' | 'bytes' | 'durationMs'> & { outcome: 'ok' | 'error' };
+
 export function auditLog(env: Env): DurableObjectStub<AuditLog> {
   return env.AUDIT_LOG.get(env.AUDIT_LOG.idFromName('audit'));
 }
@@ -142,5 +177,27 @@ export async function writeAudit(env: Env, entry: AuditEntry): Promise<void> {
     await auditLog(env).record(entry);
   } catch (error) {
     logEvent('error', 'could not write the audit log', { tool: entry.tool, user: entry.user, error: String(error) });
+  }
+}
+
+/**
+ * Write the `started` row of a call before it is sent. No row, no call: a tool call that could not
+ * be audited is refused rather than run unrecorded.
+ */
+export async function beginAudit(env: Env, entry: StartedEntry): Promise<Outcome<number>> {
+  try {
+    return success(await auditLog(env).begin(entry));
+  } catch (error) {
+    logEvent('error', 'could not write the audit log; the call was not run', { tool: entry.tool, user: entry.user, error: String(error) });
+    return failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.');
+  }
+}
+
+/** Complete a started row. The call already happened, so a failure here is logged loudly, not thrown; the row stays `started`. */
+export async function finishAudit(env: Env, seq: number, end: AuditEnd, tool: string): Promise<void> {
+  try {
+    await auditLog(env).finish(seq, end);
+  } catch (error) {
+    logEvent('error', 'could not complete an audit row; it stays as started', { seq, tool, error: String(error) });
   }
 }

@@ -17,7 +17,7 @@ const auditToolInput = z
     user: z.string().max(128).optional().describe('Only calls by this user name.'),
     host: z.string().max(256).optional().describe('Only calls on this host.'),
     tool: z.string().max(64).optional().describe('Only calls of this tool, e.g. ssh_exec_command.'),
-    outcome: z.enum(AUDIT_OUTCOMES).optional().describe('"ok", "error" (the call failed) or "denied" (policy refused it).'),
+    outcome: z.enum(AUDIT_OUTCOMES).optional().describe('"ok", "error" (the call failed), "denied" (policy refused it) or "started" (sent to the host, outcome not known: still running, or the Worker or relay stopped before it was learned).'),
     since: z.iso.datetime({ offset: true, error: 'since must be an ISO 8601 time, e.g. 2026-11-23T00:00:00Z' }).optional().describe('Earliest time, ISO 8601.'),
     until: z.iso.datetime({ offset: true, error: 'until must be an ISO 8601 time' }).optional().describe('Latest time, ISO 8601.'),
     limit: z.number().int().min(1).max(500).default(50).describe('Entries to return, newest first (at most 500).'),

@@ -24,7 +24,7 @@ import type {
   UploadLinkRequest,
   WriteFileRequest,
 } from '../../shared/tool-executor.ts';
-import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
+import { beginAudit, finishAudit, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { gateCall, standingAndFleet } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
@@ -71,18 +71,15 @@ export class PolicedExecutor implements ToolExecutor {
       await this.record({ relay: null, host: requestedHost ?? null, tool, target, outcome: denied ? 'denied' : 'error', code: gate.error.code, ...NO_DETAILS }, started);
       return gate;
     }
+    // The row exists before anything is sent, so a call whose outcome is never learned still shows.
+    const row = await beginAudit(this.env, { time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, relay: gate.value.relay, host: gate.value.host, tool, target });
+    if (!row.ok) return row;
     const result = await run(gate.value.qualified);
-    await this.record(
-      {
-        relay: gate.value.relay,
-        host: gate.value.host,
-        tool,
-        target,
-        outcome: result.ok ? 'ok' : 'error',
-        code: result.ok ? null : result.error.code,
-        ...(result.ok ? details(result.value) : NO_DETAILS),
-      },
-      started,
+    await finishAudit(
+      this.env,
+      row.value,
+      { outcome: result.ok ? 'ok' : 'error', code: result.ok ? null : result.error.code, ...(result.ok ? details(result.value) : NO_DETAILS), durationMs: Date.now() - started },
+      tool,
     );
     return result.ok ? success({ ...result.value, host: gate.value.id }) : result;
   }

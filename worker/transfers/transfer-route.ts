@@ -7,7 +7,7 @@
 import type { ErrorCode, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
 import { sha256Hex } from '../../shared/password-hash.ts';
-import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
+import { beginAudit, finishAudit, writeAudit, type AuditEntry, type StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
 import { qualifiedName } from '../../shared/fleet.ts';
 import { gateCall } from '../team/gate-call.ts';
@@ -63,17 +63,17 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   // The link works only while its owner may still do this there: a disabled user's links die with them.
   const started = Date.now();
   const tool = kind === 'upload' ? 'transfer_link_upload' : 'transfer_link_download';
-  const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null, bytes: number | null): Promise<void> =>
-    writeAudit(env, { time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path, outcome, code, exitCode: null, bytes, durationMs: Date.now() - started });
+  const startedEntry = (relay: string | null): StartedEntry => ({ time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path });
+  const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null): Promise<void> => writeAudit(env, { ...startedEntry(relay), outcome, code, exitCode: null, bytes: null, durationMs: Date.now() - started });
   const gate = await gateCall(env, record.username, tool, qualifiedName(record.relay, record.host), kind === 'upload' ? 'operator' : 'viewer');
   if (!gate.outcome.ok) {
-    await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null, null);
+    await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null);
     return problem(gate.outcome.error);
   }
   const relay = gate.outcome.value.relay;
   // The link names one relay's host; the gate must have found exactly that one.
   if (relay !== record.relay || gate.outcome.value.host !== record.host) {
-    await audit('error', 'host_not_configured', null, null);
+    await audit('error', 'host_not_configured', null);
     return unknownLink();
   }
   const hub = relayHub(env, relay);
@@ -88,6 +88,8 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       return problem({ code: 'file_too_large', message: `The upload is ${size.toLocaleString('en-US')} bytes, more than the ${record.maxBytes.toLocaleString('en-US')} this link accepts; nothing was written.` });
     }
     if (!(await link.claim(tokenHash, kind))) return unknownLink();
+    const row = await beginAudit(env, startedEntry(relay));
+    if (!row.ok) return problem(row.error);
     const body = request.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
     const outcome = await hub.writeFromBody(
       crypto.randomUUID(),
@@ -96,7 +98,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       size,
     );
     logEvent('info', 'transfer upload finished', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
-    await audit(outcome.ok ? 'ok' : 'error', outcome.ok ? null : outcome.error.code, relay, outcome.ok ? size : null);
+    await finishAudit(env, row.value, { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: outcome.ok ? size : null, durationMs: Date.now() - started }, tool);
     if (!outcome.ok) return problem(outcome.error);
     const result = outcome.value.result;
     if (result.op !== 'write_file') return problem({ code: 'protocol_error', message: 'The relay answered an upload with another kind of result.' });
@@ -104,10 +106,12 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   }
 
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
+  const row = await beginAudit(env, startedEntry(relay));
+  if (!row.ok) return problem(row.error);
   const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes });
   logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
-  await audit(outcome.ok ? 'ok' : 'error', outcome.ok ? null : outcome.error.code, relay, null);
+  await finishAudit(env, row.value, { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: null, durationMs: Date.now() - started }, tool);
   if (!outcome.ok) return problem(outcome.error);
   const name = record.path.split('/').pop() || 'download';
   return new Response(outcome.value.stream, {
