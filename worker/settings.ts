@@ -13,6 +13,11 @@ import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '..
  * per call (1.4 MB of base64, twice) and larger files are read in parts.
  */
 export const WORKER_READ_BYTES_PER_CALL = 1024 * 1024;
+/**
+ * ssh_write_file's content travels in the /mcp request body, whose size worker/body-limits.ts caps
+ * at this many bytes as base64 plus the JSON-RPC envelope; larger files go through a transfer link.
+ */
+export const WORKER_WRITE_BYTES_PER_CALL = 4 * 1024 * 1024;
 /** Audit rows are kept a year unless AUDIT_RETENTION_DAYS says otherwise. */
 export const DEFAULT_AUDIT_RETENTION_DAYS = 365;
 /** Transfer links last 15 minutes unless TRANSFER_LINK_TTL_SECONDS says otherwise. */
@@ -97,7 +102,7 @@ export function readSettings(env: Env): WorkerSettings {
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
-    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL },
+    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL, writeBytesPerCall: WORKER_WRITE_BYTES_PER_CALL },
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
     auditRetentionDays: AUDIT_RETENTION_DAYS,
     imagekit,
