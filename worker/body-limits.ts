@@ -11,19 +11,14 @@
  * replaced by 413 whatever the handler made of the error (the relay writes through a temporary file
  * and renames only a complete upload, so a broken stream leaves nothing behind).
  */
-import { WORKER_WRITE_BYTES_PER_CALL } from './settings.ts';
+import { MCP_MAX_BODY_BYTES } from '../shared/limits.ts';
 
 /**
- * JSON-RPC envelope and the other arguments of an ssh_write_file call (path, host, flags, ids).
- * Generous: a path can be 4096 characters, and JSON may escape each of them as \uXXXX.
+ * /mcp: the MCP transport's own maximum. ssh_write_file's in-call limit (WORKER_WRITE_BYTES_PER_CALL)
+ * is derived from it, so a write one byte over that limit still fits and gets a file_too_large tool
+ * error instead of a transport error.
  */
-export const MCP_JSON_OVERHEAD_BYTES = 64 * 1024;
-/**
- * /mcp: the largest call is ssh_write_file with WORKER_WRITE_BYTES_PER_CALL bytes as base64, so the
- * body limit is that base64 plus the envelope; a write one byte over the in-call limit still fits
- * and gets a file_too_large tool error instead of a transport error.
- */
-export const MCP_BODY_LIMIT_BYTES = Math.ceil(WORKER_WRITE_BYTES_PER_CALL / 3) * 4 + MCP_JSON_OVERHEAD_BYTES;
+export const MCP_BODY_LIMIT_BYTES = MCP_MAX_BODY_BYTES;
 /** /admin/api: users, relays and policy documents as JSON. */
 export const ADMIN_API_BODY_LIMIT_BYTES = 256 * 1024;
 /** /register: RFC 7591 client metadata (worker/auth/client-registration.ts caps the fields themselves). */
@@ -86,22 +81,48 @@ async function readUpTo(body: ReadableStream<Uint8Array>, limit: number): Promis
   return whole;
 }
 
-/** A stream that passes `body` on and errors once more than `limit` bytes went through. */
-function countingStream(body: ReadableStream<Uint8Array>, limit: number, onOver: () => void): ReadableStream<Uint8Array> {
+/**
+ * A stream that passes `body` on and errors once more than `limit` bytes went through. It takes
+ * the body's reader only when first asked for bytes (highWaterMark 0), and `release` hands the body
+ * back afterwards: a handler that answers without reading it (a refused or unknown link) leaves it
+ * unread and unlocked, so the runtime can drain it (wrangler dev fails a request whose unread body
+ * is still locked).
+ */
+function countingStream(body: ReadableStream<Uint8Array>, limit: number, onOver: () => void): { stream: ReadableStream<Uint8Array>; release: () => void } {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let reading = false;
   let seen = 0;
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller): void {
-        seen += chunk.byteLength;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller): Promise<void> {
+        reader ??= body.getReader();
+        reading = true;
+        const { done, value } = await reader.read().finally(() => {
+          reading = false;
+        });
+        if (done) {
+          controller.close();
+          return;
+        }
+        seen += value.byteLength;
         if (seen > limit) {
           onOver();
           controller.error(new BodyTooLarge(`the body passed ${limit} bytes`));
+          await reader.cancel().catch(() => undefined);
           return;
         }
-        controller.enqueue(chunk);
+        controller.enqueue(value);
       },
-    }),
+      async cancel(reason: unknown): Promise<void> {
+        await (reader ?? body).cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
   );
+  const release = (): void => {
+    if (reader && !reading) reader.releaseLock();
+  };
+  return { stream, release };
 }
 
 /**
@@ -123,10 +144,15 @@ export async function withBodyLimit(request: Request, maxFileSize: number, next:
     return next(new Request(request, { body: bytes }));
   }
   let over = false;
-  const body = countingStream(request.body, rule.limit, () => {
+  const counted = countingStream(request.body, rule.limit, () => {
     over = true;
   });
-  const response = await next(new Request(request, { body }));
+  let response: Response;
+  try {
+    response = await next(new Request(request, { body: counted.stream }));
+  } finally {
+    counted.release();
+  }
   // The handler saw its body break; whatever it answered, the reason is the size.
   if (over) {
     await response.body?.cancel().catch(() => undefined);

@@ -3,7 +3,7 @@
  * messages that say what to set and where.
  */
 import { z } from 'zod';
-import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
+import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, WORKER_WRITE_BYTES_PER_CALL, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
 
@@ -13,11 +13,6 @@ import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '..
  * per call (1.4 MB of base64, twice) and larger files are read in parts.
  */
 export const WORKER_READ_BYTES_PER_CALL = 1024 * 1024;
-/**
- * ssh_write_file's content travels in the /mcp request body, whose size worker/body-limits.ts caps
- * at this many bytes as base64 plus the JSON-RPC envelope; larger files go through a transfer link.
- */
-export const WORKER_WRITE_BYTES_PER_CALL = 4 * 1024 * 1024;
 /** Audit rows are kept a year unless AUDIT_RETENTION_DAYS says otherwise. */
 export const DEFAULT_AUDIT_RETENTION_DAYS = 365;
 /** Transfer links last 15 minutes unless TRANSFER_LINK_TTL_SECONDS says otherwise. */

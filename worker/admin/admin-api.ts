@@ -71,7 +71,7 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
   const credentials = basicCredentials(request);
   const challenge = { 'WWW-Authenticate': 'Basic realm="mcp-remote-exec admin", charset="UTF-8"' };
   if (!credentials) return problem(401, 'unauthorized', 'Send your admin user name and password (HTTP Basic).', challenge);
-  const signedIn = await signIn(env, credentials.username, credentials.password, clientAddress(request));
+  const signedIn = await signIn(env, credentials.username, credentials.password, clientAddress(request, env));
   if (!signedIn.ok) {
     if (signedIn.reason === 'rate_limited') {
       return problem(429, 'rate_limited', `Too many failed sign-ins; try again in ${signedIn.retryAfterSeconds} s.`, { 'Retry-After': String(signedIn.retryAfterSeconds) });
