@@ -110,7 +110,11 @@ describe('transfer-link uploads over the limit through wrangler dev', () => {
   it('writes nothing for a chunked PUT that claims exactly MAX_FILE_SIZE and sends one byte more', async () => {
     const url = uploadLink(await stack.call('ssh_request_upload', { path: `${dir}/one-more.bin` }));
     const status = await rawChunkedPut(url, [`Content-Length: ${MAX}`], MAX + 1);
-    expect(status).not.toBe('201');
+    // The Worker answers 413 once its counter passes MAX (test/workers/body-limits.test.ts checks
+    // that status in workerd). Under wrangler dev the client may instead see 500: the dev proxy
+    // fails when the Worker stops reading a body mid-way ("Failed to drain the unused request
+    // body"), or the connection resets under the answer. Never 201, and nothing on the host.
+    expect(['413', '500', 'closed']).toContain(status);
     await settled();
     expect(existsSync(onHost('one-more.bin'))).toBe(false);
     expect(leftovers()).toEqual([]);

@@ -1,7 +1,7 @@
 import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
-import { ADMIN_API_BODY_LIMIT_BYTES, MCP_BODY_LIMIT_BYTES, REGISTER_BODY_LIMIT_BYTES, TOKEN_BODY_LIMIT_BYTES } from '../../worker/body-limits.ts';
+import { ADMIN_API_BODY_LIMIT_BYTES, MCP_BODY_LIMIT_BYTES, REGISTER_BODY_LIMIT_BYTES, TOKEN_BODY_LIMIT_BYTES, withBodyLimit } from '../../worker/body-limits.ts';
 import { accessToken, INITIALIZE, mcpPost, RESOURCE, TEST_ADMIN } from './oauth-flow.ts';
 import { BASE_URL } from './relay-socket.ts';
 
@@ -122,5 +122,47 @@ describe('request body limits at the Worker entry', () => {
       duplex: 'half',
     } as RequestInit);
     expect(response.status).toBe(413);
+  });
+
+  describe('a streamed transfer upload', () => {
+    const LIMIT = 1024 * 1024;
+    const upload = (body: ReadableStream<Uint8Array>, contentLength?: number): Request =>
+      new Request(`${BASE_URL}/transfer/${'0'.repeat(32)}/${'A'.repeat(43)}`, {
+        method: 'PUT',
+        headers: contentLength !== undefined ? { 'Content-Length': String(contentLength) } : {},
+        body,
+        duplex: 'half',
+      } as RequestInit);
+    /** A handler that reads the whole body, as the relay hub does, and reports what it saw. */
+    const reader = (seen: { bytes: number; failed: boolean }) => async (request: Request): Promise<Response> => {
+      try {
+        seen.bytes = (await request.arrayBuffer()).byteLength;
+        return new Response('written', { status: 201 });
+      } catch {
+        seen.failed = true;
+        return new Response('the upload broke', { status: 400 });
+      }
+    };
+
+    it('breaks the handler\'s read past the limit and answers 413 whatever the handler said', async () => {
+      const seen = { bytes: 0, failed: false };
+      const response = await withBodyLimit(upload(chunked(LIMIT + 1, 64 * 1024, 0x61)), LIMIT, reader(seen));
+      expect(response.status).toBe(413);
+      expect(seen.failed).toBe(true);
+    });
+
+    it('passes a body of exactly the limit through whole', async () => {
+      const seen = { bytes: 0, failed: false };
+      const response = await withBodyLimit(upload(chunked(LIMIT, 64 * 1024, 0x61)), LIMIT, reader(seen));
+      expect(response.status).toBe(201);
+      expect(seen.bytes).toBe(LIMIT);
+    });
+
+    it('leaves a body the handler never reads unread and unlocked', async () => {
+      const body = chunked(LIMIT * 4, 64 * 1024, 0x61);
+      const response = await withBodyLimit(upload(body), LIMIT, () => Promise.resolve(new Response('length required', { status: 411 })));
+      expect(response.status).toBe(411);
+      expect(body.locked).toBe(false);
+    });
   });
 });

@@ -18,7 +18,6 @@ export const MAX_METADATA_STRING_CHARS = 2000;
 export const MAX_METADATA_ARRAY_ITEMS = 10;
 
 // C0 and C1 controls, and the separators that JSON carries but no URI or name should.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const WHITESPACE = /\s/;
 
