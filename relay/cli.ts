@@ -6,6 +6,7 @@
  */
 import { VERSION } from '../shared/version.ts';
 import { ConfigError } from './config-error.ts';
+import { exitWhenDrained } from './exit-drained.ts';
 import { RELAY_USAGE } from './relay-usage.ts';
 import { StartupError } from './startup-error.ts';
 
@@ -69,5 +70,5 @@ export async function runCli(argv: string[]): Promise<void> {
       throw error;
     }
   }
-  if (outcome !== 'running') process.exit(outcome);
+  if (outcome !== 'running') await exitWhenDrained(outcome);
 }

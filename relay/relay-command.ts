@@ -19,6 +19,7 @@ import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
 import { VERSION } from '../shared/version.ts';
 import { RELAY_USAGE } from './relay-usage.ts';
+import { exitWhenDrained } from './exit-drained.ts';
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
@@ -91,10 +92,10 @@ export function runRelay(args: string[]): number | 'running' {
     shuttingDown = true;
     log('info', 'shutting down', { signal, graceMs });
     connection.shutdown(graceMs).then(
-      () => process.exit(0),
+      () => void exitWhenDrained(0),
       (error: unknown) => {
         log('error', 'shutdown failed', { error: String(error) });
-        process.exit(1);
+        void exitWhenDrained(1);
       },
     );
   };

@@ -22,6 +22,7 @@ import { registerImageKitTools } from '../shared/imagekit-tools.ts';
 import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
+import { exitWhenDrained } from './exit-drained.ts';
 import { StartupError } from './startup-error.ts';
 import { readStdioSettings } from './tool-settings.ts';
 
@@ -100,7 +101,7 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
     log('info', 'stdio server stopping', { reason });
     store?.stop();
     operations.close();
-    void server.close().finally(() => process.exit(0));
+    void server.close().finally(() => exitWhenDrained(0));
   };
   transport.onclose = () => close('client closed the connection');
   process.stdin.once('end', () => close('stdin ended'));

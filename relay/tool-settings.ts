@@ -23,5 +23,7 @@ export function readStdioSettings(env: NodeJS.ProcessEnv): StdioSettings {
     maxFileSize,
     // Over stdio a whole file fits in one result.
     readBytesPerCall: maxFileSize,
+    // stdio has no transport limit on a request: a whole file fits in one call.
+    writeBytesPerCall: maxFileSize,
   };
 }

@@ -86,13 +86,27 @@ export const readFileOutput = z.object({
   next_offset: z.number().nullable(),
 });
 
+/** The most ssh_write_file writes in one call: the transport's limit, never more than MAX_FILE_SIZE. */
+export function writeLimit(settings: FileToolSettings): number {
+  return Math.min(settings.writeBytesPerCall, settings.maxFileSize);
+}
+
+/** What to say when content is over the in-call limit, naming the tool that takes larger files here. */
+function writeTooLarge(settings: FileToolSettings, size: number, largerFiles: string | null): string {
+  const limit = writeLimit(settings);
+  const limitName = limit < settings.maxFileSize ? 'the in-call write limit' : 'MAX_FILE_SIZE';
+  return `The content is ${count(size)} bytes, more than ${limitName} (${count(limit)} bytes); nothing was written.` + (largerFiles ? ` ${largerFiles}` : '');
+}
+
 export function writeFileInput(settings: FileToolSettings) {
   return z
     .object({
       path: remotePath('path'),
+      // Twice the base64 of the in-call limit: anything near the limit reaches the tool, which
+      // answers file_too_large with what to do instead; this only stops absurd strings early.
       content: z
         .string({ error: 'content must be a string' })
-        .max(Math.ceil((settings.maxFileSize * 4) / 3) + 4, `content is larger than MAX_FILE_SIZE (${settings.maxFileSize.toLocaleString('en-US')} bytes)`),
+        .max(2 * (Math.ceil(writeLimit(settings) / 3) * 4) + 8, `content is far larger than the ${writeLimit(settings).toLocaleString('en-US')} bytes ssh_write_file accepts in one call`),
       host: hostArgument,
       ctid: ctidArgument,
       encoding: z.enum(['utf8', 'base64'], { error: 'encoding must be "utf8" or "base64"' }).default('utf8'),
@@ -157,6 +171,11 @@ export interface FileToolSettings extends ToolSettings {
    * larger files are read in parts with offset.
    */
   readBytesPerCall: number;
+  /**
+   * Bytes one ssh_write_file call accepts. Where the call travels in a request with a body limit
+   * (the Worker's /mcp), this is what fits in that body as base64; over stdio it is MAX_FILE_SIZE.
+   */
+  writeBytesPerCall: number;
   /** ImageKit is on: as in the seed, its tools replace the local-path transfer tools. */
   transfersViaImageKit?: boolean;
 }
@@ -379,13 +398,20 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (writeFile) {
+    // Where a smaller in-call limit applies, say so and name the way to move larger files.
+    const largerFiles =
+      writeLimit(settings) >= settings.maxFileSize ? null : requestUpload ? `For larger files (up to MAX_FILE_SIZE, ${count(settings.maxFileSize)} bytes) use ssh_request_upload.` : null;
+    const writeLimitDescription =
+      writeLimit(settings) < settings.maxFileSize
+        ? `At most ${count(writeLimit(settings))} bytes in one call (what the request carrying it may hold).${largerFiles ? ` ${largerFiles}` : ''}`
+        : `At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`;
     registerTool(server, 
       'ssh_write_file',
       {
         title: 'Write a file',
         description:
           'Write content given in the call to a file on a host, atomically: the bytes go to a temporary file beside it and are renamed into place only when complete. ' +
-          `Fails if the file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes). Returns size and SHA-256.`,
+          `Fails if the file exists unless overwrite=true. ${writeLimitDescription} Returns size and SHA-256.`,
         inputSchema: writeFileInput(settings),
         outputSchema: writeFileOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -393,8 +419,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       async (args, extra): Promise<CallToolResult> => {
         const bytes = args.encoding === 'base64' ? fromBase64(args.content) : new TextEncoder().encode(args.content);
         if (!bytes) return errorResult({ code: 'invalid_argument', message: 'content is not valid base64 (encoding="base64").' });
-        if (bytes.length > settings.maxFileSize) {
-          return errorResult({ code: 'file_too_large', message: `The content is ${count(bytes.length)} bytes, more than MAX_FILE_SIZE (${count(settings.maxFileSize)}).` });
+        if (bytes.length > writeLimit(settings)) {
+          return errorResult({ code: 'file_too_large', message: writeTooLarge(settings, bytes.length, largerFiles) });
         }
         const outcome = await writeFile.call(
           executor,

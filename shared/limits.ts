@@ -24,3 +24,20 @@ export const MAX_HOST_NAME_LENGTH = 128;
 export const RELAY_REPLY_GRACE_MS = 10_000;
 /** How long a reachability check of the hosts may take. */
 export const PROBE_TIMEOUT_MS = 6_000;
+/**
+ * The largest MCP request body the Worker's transport takes: the `agents` package's Streamable HTTP
+ * server refuses more than 4 MiB (MAXIMUM_MESSAGE_SIZE_BYTES in agents/dist/mcp), so /mcp is held
+ * to the same at the Worker's entry (worker/body-limits.ts), counted as read, chunked or not.
+ */
+export const MCP_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/**
+ * Room in an /mcp body for the JSON-RPC envelope and the other arguments of an ssh_write_file call
+ * (a path of up to 4096 characters that JSON may escape six-fold, host, flags, ids).
+ */
+export const MCP_JSON_OVERHEAD_BYTES = 64 * 1024;
+/**
+ * Bytes one ssh_write_file call carries through the Worker: what fits in MCP_MAX_BODY_BYTES as
+ * base64 next to the envelope (3,096,576). Larger files go through a transfer link
+ * (ssh_request_upload). Stdio has no transport limit.
+ */
+export const WORKER_WRITE_BYTES_PER_CALL = Math.floor((MCP_MAX_BODY_BYTES - MCP_JSON_OVERHEAD_BYTES) / 4) * 3;

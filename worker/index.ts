@@ -2,8 +2,12 @@
  * The Worker entry. OAuthProvider wraps everything: /mcp requires a valid access token bound to
  * PUBLIC_URL/mcp; /authorize is our sign-in page; /token, /register and the well-known metadata
  * belong to the provider; /relay is the relay's WebSocket (its own token, checked before upgrade).
+ * In front of it all: request body limits, then checks on /register and /token.
  */
-import { OAuthProvider } from '@cloudflare/workers-oauth-provider';
+import { getOAuthApi, OAuthProvider, type OAuthProviderOptions } from '@cloudflare/workers-oauth-provider';
+import { withBodyLimit } from './body-limits.ts';
+import { checkRegistration } from './auth/client-registration.ts';
+import { guardRefreshReuse, REFRESH_TOKEN_TTL_SECONDS } from './auth/refresh-reuse.ts';
 import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
 import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
@@ -45,9 +49,9 @@ const defaultHandler = {
   },
 };
 
-function createProvider(env: Env): OAuthProvider<Env> {
+function providerOptions(env: Env): OAuthProviderOptions<Env> {
   const settings = readSettings(env);
-  return new OAuthProvider<Env>({
+  return {
     apiRoute: '/mcp',
     apiHandler: mcpApiHandler,
     defaultHandler,
@@ -56,17 +60,42 @@ function createProvider(env: Env): OAuthProvider<Env> {
     clientRegistrationEndpoint: '/register',
     scopesSupported: ['mcp'],
     accessTokenTTL: 3600,
+    refreshTokenTTL: REFRESH_TOKEN_TTL_SECONDS,
     resourceMetadata: { resource: settings.resource, resource_name: 'mcp-remote-exec' },
-  });
+  };
+}
+
+interface Entry {
+  provider: OAuthProvider<Env>;
+  options: OAuthProviderOptions<Env>;
+  maxFileSize: number;
 }
 
 // Built once per isolate: the resource URL comes from env, which module scope cannot see.
-let provider: OAuthProvider<Env> | undefined;
+let entry: Entry | undefined;
+
+function buildEntry(env: Env): Entry {
+  const options = providerOptions(env);
+  return { provider: new OAuthProvider<Env>(options), options, maxFileSize: readSettings(env).tools.maxFileSize };
+}
+
+/**
+ * What runs in front of the provider, by path: registration checks and refresh-token reuse
+ * detection wrap the provider's own endpoints; everything else goes straight to it.
+ */
+function route(request: Request, env: Env, ctx: ExecutionContext, built: Entry): Promise<Response> {
+  const toProvider = (forwarded: Request): Promise<Response> => built.provider.fetch(forwarded, env, ctx);
+  const { pathname } = new URL(request.url);
+  if (pathname === '/register') return checkRegistration(request, toProvider);
+  if (pathname === '/token' && request.method === 'POST') return guardRefreshReuse(request, env, getOAuthApi(built.options, env), toProvider);
+  return toProvider(request);
+}
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    let built: Entry;
     try {
-      provider ??= createProvider(env);
+      built = entry ??= buildEntry(env);
     } catch (error) {
       if (error instanceof SettingsError) {
         logEvent('error', 'configuration error', { error: error.message });
@@ -74,6 +103,7 @@ export default {
       }
       throw error;
     }
-    return provider.fetch(request, env, ctx);
+    // Body limits first, before any handler reads a byte (worker/body-limits.ts).
+    return withBodyLimit(request, built.maxFileSize, (limited) => route(limited, env, ctx, built));
   },
 } satisfies ExportedHandler<Env>;

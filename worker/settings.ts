@@ -3,7 +3,7 @@
  * messages that say what to set and where.
  */
 import { z } from 'zod';
-import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
+import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, WORKER_WRITE_BYTES_PER_CALL, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
 
@@ -97,7 +97,7 @@ export function readSettings(env: Env): WorkerSettings {
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
-    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL },
+    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL, writeBytesPerCall: WORKER_WRITE_BYTES_PER_CALL },
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
     auditRetentionDays: AUDIT_RETENTION_DAYS,
     imagekit,

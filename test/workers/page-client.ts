@@ -1,7 +1,8 @@
 /**
  * A minimal browser for the admin page in the Workers pool: keeps cookies, follows nothing by
- * itself, and posts forms with the CSRF token of the last page it saw (or a given one). Each
- * client has its own address, so sign-in rate limits of one test never touch another.
+ * itself, and posts forms with the CSRF token of the last page it saw (or a given one). It sends
+ * its own CF-Connecting-IP, which the Worker ignores here: PUBLIC_URL is on loopback, the local
+ * mode, where every client shares one rate-limit bucket (worker/auth/accounts.ts).
  */
 import { SELF } from 'cloudflare:test';
 import { BASE_URL } from './relay-socket.ts';

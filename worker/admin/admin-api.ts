@@ -23,7 +23,6 @@ import { issueRelayCredential, listRelayStatuses, revokeRelayCredential } from '
 import { addUser, auditJsonl, changeUser, deleteUser, listUsers, queryAudit, readPolicy, replacePolicy, type ActionFailure } from './admin-actions.ts';
 
 export const ADMIN_API_PREFIX = '/admin/api/';
-const MAX_BODY_BYTES = 256 * 1024;
 
 function problem(status: number, error: string, message: string, headers: HeadersInit = {}): Response {
   return Response.json({ error, message }, { status, headers: { 'Cache-Control': 'no-store', ...headers } });
@@ -47,10 +46,9 @@ function basicCredentials(request: Request): { username: string; password: strin
   return colon > 0 ? { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) } : null;
 }
 
+/** The body's size is already held to ADMIN_API_BODY_LIMIT_BYTES where the request entered (worker/body-limits.ts). */
 async function jsonBody(request: Request): Promise<unknown> {
-  const text = await request.text();
-  if (text.length > MAX_BODY_BYTES) throw new SyntaxError(`the body is over ${MAX_BODY_BYTES} bytes`);
-  return JSON.parse(text);
+  return JSON.parse(await request.text());
 }
 
 /** The HTTP answer to a refused action; an exhaustive switch, so a new reason must be mapped here. */
@@ -73,7 +71,7 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
   const credentials = basicCredentials(request);
   const challenge = { 'WWW-Authenticate': 'Basic realm="mcp-remote-exec admin", charset="UTF-8"' };
   if (!credentials) return problem(401, 'unauthorized', 'Send your admin user name and password (HTTP Basic).', challenge);
-  const signedIn = await signIn(env, credentials.username, credentials.password, clientAddress(request));
+  const signedIn = await signIn(env, credentials.username, credentials.password, clientAddress(request, env));
   if (!signedIn.ok) {
     if (signedIn.reason === 'rate_limited') {
       return problem(429, 'rate_limited', `Too many failed sign-ins; try again in ${signedIn.retryAfterSeconds} s.`, { 'Retry-After': String(signedIn.retryAfterSeconds) });

@@ -5,6 +5,7 @@
  * same Identity.
  */
 import { parsePasswordHash, verifyPassword, type ParsedPasswordHash } from '../../shared/password-hash.ts';
+import { readSettings } from '../settings.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 
 export interface Identity {
@@ -25,8 +26,23 @@ export function builtInUserId(username: string): string {
   return `builtin/${encodeURIComponent(username.toLowerCase())}`;
 }
 
-/** The address a request came from, for rate limits (Cloudflare sets CF-Connecting-IP). */
-export function clientAddress(request: Request): string {
+/** Host names of a PUBLIC_URL that means the local mode (settings.ts allows plain http only on these). */
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+/** The one rate-limit bucket of the local mode, where every peer is this machine. */
+export const LOCAL_ADDRESS = 'loopback';
+
+/**
+ * The address a request came from, for sign-in rate limits: only what the platform vouches for,
+ * never a header a client chose (X-Forwarded-For and X-Real-IP are never read).
+ *
+ * On Cloudflare the edge sets CF-Connecting-IP to the connecting address and replaces any value a
+ * client sent. Under `wrangler dev` (the local mode, PUBLIC_URL on loopback) miniflare copies the
+ * socket's peer into CF-Connecting-IP only when the request has none, so a client-sent header
+ * passes through untouched and would pick its own bucket. The local Worker listens on 127.0.0.1
+ * only (scripts/start-local.ts), so its peer is always this machine: one bucket for all.
+ */
+export function clientAddress(request: Request, env: Env): string {
+  if (LOOPBACK_HOSTS.has(new URL(readSettings(env).publicUrl).hostname)) return LOCAL_ADDRESS;
   return request.headers.get('CF-Connecting-IP') ?? 'unknown';
 }
 

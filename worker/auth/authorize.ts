@@ -136,7 +136,7 @@ export async function handleAuthorize(request: Request, env: Env): Promise<Respo
 async function approveWithPassword(request: Request, env: Env, oauthRequest: AuthRequest, providers: IdentityProviders, form: FormData, handle: string): Promise<Response> {
   const username = field(form, 'username') ?? '';
   const password = field(form, 'password') ?? '';
-  const signedIn = await signIn(env, username.trim(), password, clientAddress(request));
+  const signedIn = await signIn(env, username.trim(), password, clientAddress(request, env));
   if (!signedIn.ok) {
     if (signedIn.reason === 'rate_limited') {
       logEvent('warn', 'sign-in refused: too many failures', { clientId: oauthRequest.clientId });

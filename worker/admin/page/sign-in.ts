@@ -45,7 +45,7 @@ export async function handleSignIn(request: Request, env: Env, url: URL, csrf: s
   }
   const password = field(form, 'password') ?? '';
   if (!username || !password || password.length > MAX_CREDENTIAL_CHARS) return signInPage(url, csrf, 400, { username, error: 'Enter your user name and password.' });
-  const result = await signIn(env, username, password, clientAddress(request));
+  const result = await signIn(env, username, password, clientAddress(request, env));
   if (!result.ok) {
     switch (result.reason) {
       case 'rate_limited': {
