@@ -1,6 +1,6 @@
 /**
  * Throughput under concurrency: 200 concurrent ssh_exec_command("sleep 0.2") calls from 5 MCP
- * sessions on one host, through the whole local stack (client → Worker → session DO → relay hub →
+ * sessions (5 users of one team) on one host, through the whole local stack (client → Worker → session DO → relay hub →
  * relay → sshd), against baselines measured in the same run on the same sshd:
  *   ideal  the pool's capacity: max_connections (4) × sshd MaxSessions (10) channels at once, so
  *          ceil(200 / 40) rounds of 0.2 s;
@@ -10,6 +10,7 @@
  *
  * Run: npm run bench:concurrency   (needs root for the test sshd, like the e2e tests)
  */
+import { adminApi } from '../test/harness/admin-api.ts';
 import { connectMcpClient } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { connectStdio, stdioEnv } from '../test/harness/stdio.ts';
@@ -38,8 +39,16 @@ async function burst(sessions: CallTool[]): Promise<number> {
 
 const stack = await startStack();
 try {
-  const clients = [stack.mcp];
-  for (let index = 1; index < SESSIONS; index += 1) clients.push(await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }));
+  // Five people of one team, one session each: an operator group on every host.
+  const admin = adminApi(stack.worker);
+  const clients = [];
+  for (let index = 0; index < SESSIONS; index += 1) {
+    const added = await admin.post('users', { username: `bench-${index}`, groups: ['ops'] });
+    if (added.status !== 201) throw new Error(`could not add a user: ${added.text}`);
+    clients.push(await connectMcpClient(stack.worker.mcpUrl, { username: `bench-${index}`, password: String(added.body.password) }));
+  }
+  const policy = await admin.put('policy', { version: 1, grants: [{ subjects: ['group:ops'], role: 'operator', hosts: ['*'] }] });
+  if (policy.status !== 200) throw new Error(`could not set the policy: ${policy.text}`);
   const viaWorker: CallTool[] = clients.map((connected) => (args) => connected.client.callTool(args, undefined, { timeout: 120_000 }));
   // The first burst meets cold SSH connections and fresh sessions, as a team's morning does.
   const coldMs = await burst(viaWorker);
@@ -53,7 +62,7 @@ try {
   await burst(viaStdio);
   const stdioMs = await burst(viaStdio);
   await Promise.all(stdioSessions.map((session) => session.close()));
-  for (const connected of clients.slice(1)) await connected.close();
+  for (const connected of clients) await connected.close();
 
   const idealMs = Math.ceil(CALLS / POOL_CHANNELS) * SLEEP_S * 1000;
   const lines = [
