@@ -1,8 +1,8 @@
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { PROTOCOL_VERSION, type RelayFrame } from '../../../shared/protocol.ts';
-import { backoffDelay, HubConnection, relayEndpoint } from '../../../relay/hub-connection.ts';
+import { MAX_FRAME_CHARS, parseRelayFrame, PROTOCOL_VERSION, type RelayFrame } from '../../../shared/protocol.ts';
+import { backoffDelay, frameText, HubConnection, relayEndpoint } from '../../../relay/hub-connection.ts';
 import { RelayOperations } from '../../../relay/operations.ts';
 
 process.env.LOG_LEVEL = 'error';
@@ -86,6 +86,21 @@ describe('backoffDelay', () => {
   });
   it('never exceeds the cap, however many attempts failed', () => {
     expect(backoffDelay(50, settings, () => 0.999_999)).toBeLessThan(30_000);
+  });
+});
+
+describe('frameText', () => {
+  it('sends an answer that fits a frame as it is', () => {
+    const frame: RelayFrame = { type: 'error', id: 'a1', code: 'path_not_found', message: 'No such file: /x' };
+    expect(JSON.parse(frameText(frame))).toEqual(frame);
+  });
+
+  it('turns an answer too large for a frame into a valid error for the same request', () => {
+    const entries = Array.from({ length: 1000 }, (_, index) => ({ path: `/${'d'.repeat(2000)}/${index}`, type: 'file' as const, size: 1, mode: '644', mtime: '2026-01-01T00:00:00Z' }));
+    const text = frameText({ type: 'result', id: 'big-1', result: { op: 'list_directory', path: '/', entries, truncated: false } });
+    expect(text.length).toBeLessThanOrEqual(MAX_FRAME_CHARS);
+    const parsed = parseRelayFrame(text);
+    expect(parsed.ok && parsed.frame).toMatchObject({ type: 'error', id: 'big-1', code: 'protocol_error' });
   });
 });
 
