@@ -88,6 +88,24 @@ describe('answers that do not fit', () => {
   });
 });
 
+describe('answers that break the schema, from a relay that does not bound them', () => {
+  it(`fails each such request but does not drop the relay, even after ${MAX_INVALID_FRAMES} of them`, async () => {
+    relay = await connectFakeRelay();
+    const hub = relayHub(env, FAKE_RELAY_ID);
+    for (let count = 0; count < MAX_INVALID_FRAMES + 2; count += 1) {
+      const pending = hub.readFile(`req-old-${count}`, { host: 'web1', path: '/x', offset: 0, length: 10, maxBytes: 10 }, 'user-alice');
+      await relay.next((frame) => frame.type === 'request');
+      relay.send(JSON.stringify({ type: 'error', id: `req-old-${count}`, code: 'path_not_found', message: `No such file: /${'p'.repeat(5000)}` }));
+      expect((await pending).ok === false).toBe(true);
+    }
+    expect(relay.socket.readyState).toBe(WebSocket.OPEN);
+    const next = hub.execCommand('req-after', execRequest, 'user-bob');
+    await relay.next((frame) => frame.type === 'request' && frame.id === 'req-after');
+    relay.send({ type: 'error', id: 'req-after', code: 'ssh_error', message: 'fine' });
+    expect(await next).toEqual({ ok: false, error: { code: 'ssh_error', message: 'fine' } });
+  });
+});
+
 describe('nonsense on the relay channel', () => {
   it(`keeps a connection after a few invalid frames and closes it with 1002 at the ${MAX_INVALID_FRAMES}th`, async () => {
     relay = await connectFakeRelay();

@@ -246,7 +246,15 @@ export class RelayHub extends DurableObject<Env> {
       // The request it answers (if its id can still be read) fails now, not at its deadline.
       const id = requestIdOf(message);
       const request = id !== null ? this.take(id, socket) : undefined;
-      request?.resolve(failure('protocol_error', `The relay's answer was not a valid frame (${boundText(parsed.reason, 300)}); the request may have run on the host.`));
+      if (request) {
+        request.resolve(failure('protocol_error', `The relay's answer was not a valid frame (${boundText(parsed.reason, 300)}); the request may have run on the host.`));
+        // Not counted towards closing the connection: it answered a real request (an older relay
+        // that does not bound its messages), and what one user sends must never get the relay
+        // dropped for everyone.
+        logEvent('warn', "rejected the relay's answer to a request as an invalid frame", { relayId: attachment(socket).relayId, id, reason: boundText(parsed.reason, 1000) });
+        this.trySend(socket, { type: 'error', code: 'protocol_error', message: boundText(`Invalid frame for request ${id}: ${parsed.reason}`) });
+        return;
+      }
       this.onInvalidFrame(socket, parsed.reason, id);
       return;
     }
