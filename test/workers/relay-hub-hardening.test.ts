@@ -134,6 +134,17 @@ describe('nonsense on the relay channel', () => {
     expect(after?.hosts.map((host) => host.name)).toEqual(['web1']);
   });
 
+  it('refuses a second hello sent right behind the first, before the first was answered', async () => {
+    relay = await connectFakeRelay({ hello: false });
+    const hello = (hosts: string[]): void =>
+      relay?.send({ type: 'hello', protocol: 1, relayId: FAKE_RELAY_ID, version: '0.0.0-test', hosts: hosts.map((name) => ({ name, target: `root@${name}:22`, labels: {}, capabilities: ['exec'] })) });
+    hello(['web1']);
+    hello(['evil']);
+    await relay.next((frame) => frame.type === 'welcome');
+    expect(await relay.next((frame) => frame.type === 'error')).toMatchObject({ code: 'protocol_error' });
+    expect((await relayHub(env, FAKE_RELAY_ID).inventory())?.hosts.map((host) => host.name)).toEqual(['web1']);
+  });
+
   it("logs frames for requests that are not in flight with the relay's name, and bounds how many", async () => {
     const warnings: string[] = [];
     vi.spyOn(console, 'warn').mockImplementation((line: unknown) => {

@@ -62,6 +62,8 @@ interface SocketAttachment {
   relayId?: string;
   acceptedAt?: number;
   welcomedAt?: number;
+  /** Set when its hello arrives, before the checks await anything: a second hello is refused even mid-check. */
+  saidHello?: boolean;
   /** Invalid frames this connection sent; at MAX_INVALID_FRAMES it is closed (1002). */
   invalidFrames?: number;
 }
@@ -265,14 +267,17 @@ export class RelayHub extends DurableObject<Env> {
       return;
     }
     switch (frame.type) {
-      case 'hello':
-        if (attachment(socket).welcomed) {
+      case 'hello': {
+        const state = attachment(socket);
+        if (state.welcomed || state.saidHello) {
           // The inventory and "connected since" were recorded at the first hello; a second one changes nothing.
-          this.onInvalidFrame(socket, 'a second hello on a connection already welcomed', null);
+          this.onInvalidFrame(socket, 'a second hello on a connection that already said hello', null);
           return;
         }
+        socket.serializeAttachment({ ...state, saidHello: true } satisfies SocketAttachment);
         await this.onHello(socket, frame);
         return;
+      }
       case 'ping':
         socket.send(PONG_FRAME);
         return;
