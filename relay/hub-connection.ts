@@ -7,9 +7,13 @@
  */
 import WebSocket from 'ws';
 import { failure, type Outcome } from '../shared/errors.ts';
+import { boundText } from '../shared/bounded-text.ts';
 import {
   HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_SILENCE_INTERVALS,
+  MAX_FRAME_CHARS,
   MAX_OUTPUT_CHUNK_CHARS,
+  PINGS_PER_INTERVAL,
   PING_FRAME,
   PROTOCOL_VERSION,
   parseHubFrame,
@@ -27,7 +31,7 @@ import { ByteReceiver, ByteSender } from '../shared/byte-streams.ts';
 export interface BackoffSettings {
   baseMs: number;
   capMs: number;
-  /** A connection that stayed up this long resets the backoff. */
+  /** A connection that was welcomed and kept answering this long resets the backoff. */
   healthyAfterMs: number;
 }
 
@@ -43,6 +47,7 @@ export interface HubConnectionOptions {
   token: string;
   relayId: string;
   operations: RelayOperations;
+  /** The heartbeat interval (default HEARTBEAT_INTERVAL_MS; RELAY_HEARTBEAT_MS sets it for tests). */
   heartbeatMs?: number;
   backoff?: BackoffSettings;
   /** Told each time a reconnect is scheduled (attempt counts consecutive unhealthy connections). */
@@ -53,6 +58,22 @@ export interface HubConnectionOptions {
 export function backoffDelay(attempt: number, settings: BackoffSettings, random: () => number = Math.random): number {
   const ceiling = Math.min(settings.capMs, settings.baseMs * 2 ** Math.min(attempt, 30));
   return Math.floor(random() * ceiling);
+}
+
+/**
+ * The text of a frame the relay sends. An answer that would not fit a frame (MAX_FRAME_CHARS; the
+ * hub refuses larger ones) becomes an error for the same request, so the caller hears at once
+ * instead of waiting for its deadline.
+ */
+export function frameText(frame: RelayFrame): string {
+  const text = JSON.stringify(frame);
+  if (text.length <= MAX_FRAME_CHARS || !('id' in frame) || frame.id === undefined) return text;
+  return JSON.stringify({
+    type: 'error',
+    id: frame.id,
+    code: 'protocol_error',
+    message: `The relay's answer (${text.length.toLocaleString('en-US')} characters) does not fit a frame (at most ${MAX_FRAME_CHARS.toLocaleString('en-US')}); ask for less at once.`,
+  } satisfies RelayFrame);
 }
 
 /** Accept the Worker's base URL (https://…) or a full WebSocket URL. */
@@ -111,7 +132,8 @@ export class HubConnection {
   private socket: WebSocket | null = null;
   private attempt = 0;
   private welcomedAt = 0;
-  private lastPong = 0;
+  /** When the hub was last heard from (a pong or any other frame): silence means a half-open socket. */
+  private lastHeard = 0;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private welcomeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -215,6 +237,7 @@ export class HubConnection {
       }, WELCOME_TIMEOUT_MS);
     });
     socket.on('message', (data, isBinary) => {
+      this.lastHeard = Date.now();
       if (isBinary) {
         this.onChunk(Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]));
         return;
@@ -241,14 +264,14 @@ export class HubConnection {
           return;
         }
         this.welcomedAt = Date.now();
-        this.lastPong = Date.now();
+        this.lastHeard = Date.now();
         this.startHeartbeat(socket);
         log('info', 'connected to hub', { relayId: this.options.relayId, hosts: this.options.operations.inventory().length });
         for (const listener of this.welcomedListeners.splice(0)) listener();
         return;
       }
       case 'pong':
-        this.lastPong = Date.now();
+        // lastHeard was updated when the frame arrived.
         return;
       case 'request':
         this.onRequest(socket, frame);
@@ -289,7 +312,7 @@ export class HubConnection {
 
   private onRequest(socket: WebSocket, frame: RequestFrame): void {
     const send = (reply: RelayFrame): void => {
-      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(reply));
+      if (socket.readyState === WebSocket.OPEN) socket.send(frameText(reply));
     };
     if (this.stopping) {
       send({ type: 'error', id: frame.id, code: 'relay_shutting_down', message: 'The relay is shutting down and takes no new requests.' });
@@ -332,7 +355,7 @@ export class HubConnection {
         clearTimeout(deadline);
         batcher.flush();
         if (outcome.ok) send({ type: 'result', id: frame.id, result: outcome.value });
-        else send({ type: 'error', id: frame.id, code: outcome.error.code, message: outcome.error.message });
+        else send({ type: 'error', id: frame.id, code: outcome.error.code, message: boundText(outcome.error.message) });
         log('info', 'request done', {
           id: frame.id,
           op: operation.op,
@@ -353,7 +376,9 @@ export class HubConnection {
     this.stopHeartbeat();
     for (const request of this.inFlight.values()) request.controller.abort();
     if (this.stopping) return;
-    const healthy = this.welcomedAt > 0 && Date.now() - this.welcomedAt >= this.backoff.healthyAfterMs;
+    // Healthy means it worked for a while: welcomed, and the hub kept answering (a half-open
+    // socket's silent stretch does not count). Then the next delay starts again from the shortest.
+    const healthy = this.welcomedAt > 0 && this.lastHeard - this.welcomedAt >= this.backoff.healthyAfterMs;
     this.attempt = healthy ? 0 : this.attempt + 1;
     this.welcomedAt = 0;
     const delay = backoffDelay(this.attempt, this.backoff);
@@ -362,16 +387,23 @@ export class HubConnection {
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
+  /**
+   * Ping several times per interval and give up after HEARTBEAT_SILENCE_INTERVALS of hearing
+   * nothing, so a half-open socket is found within two intervals (a check every interval with a
+   * threshold of 2.5 took 30–45 s).
+   */
   private startHeartbeat(socket: WebSocket): void {
     this.stopHeartbeat();
+    const silenceMs = this.heartbeatMs * HEARTBEAT_SILENCE_INTERVALS;
     this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastPong > this.heartbeatMs * 2.5) {
-        log('warn', 'hub stopped answering heartbeats; reconnecting');
+      const silentForMs = Date.now() - this.lastHeard;
+      if (silentForMs > silenceMs) {
+        log('warn', 'hub stopped answering heartbeats; reconnecting', { silentForMs, heartbeatMs: this.heartbeatMs });
         socket.terminate();
         return;
       }
       if (socket.readyState === WebSocket.OPEN) socket.send(PING_FRAME);
-    }, this.heartbeatMs);
+    }, Math.max(1, Math.floor(this.heartbeatMs / PINGS_PER_INTERVAL)));
   }
 
   private stopHeartbeat(): void {

@@ -2,6 +2,7 @@
  * The relay-side operations, independent of how requests arrive: the relay daemon feeds them
  * protocol requests from the hub, the stdio mode calls them in-process.
  */
+import { boundText } from '../shared/bounded-text.ts';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeOperation } from '../shared/protocol.ts';
 import { READ_ONLY_CAPABILITY } from '../shared/policy.ts';
@@ -208,7 +209,8 @@ export class RelayOperations {
             name,
             reachable: false,
             code: timedOut ? 'host_unreachable' : lease.error.code,
-            message: timedOut ? `No SSH connection within ${operation.timeoutMs / 1000} s.` : lease.error.message,
+            // It travels inside the probe's result frame, whose schema bounds it.
+            message: boundText(timedOut ? `No SSH connection within ${operation.timeoutMs / 1000} s.` : lease.error.message),
           };
         }
         lease.value.release();

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadEnvironment, loadHostsConfig, NO_HOSTS_HINT, type RelayHostsConfig } from './config.ts';
 import { relayNameInToken } from '../shared/relay-credential.ts';
 import { HubConnection } from './hub-connection.ts';
+import { heartbeatIntervalMs } from '../shared/protocol.ts';
 import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
@@ -81,6 +82,8 @@ export function runRelay(args: string[]): number | 'running' {
     token,
     relayId: config.relayId,
     operations,
+    // Tests shorten it (with the Worker's RELAY_HEARTBEAT_MS) so half-open sockets are found in seconds.
+    heartbeatMs: heartbeatIntervalMs(env.RELAY_HEARTBEAT_MS),
   });
   connection.start();
 

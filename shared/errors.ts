@@ -83,7 +83,7 @@ export function adviceFor(code: ErrorCode): string {
     case 'host_busy':
       return 'Too many commands are running on this host at once. Wait for some to finish and retry, or raise max_connections for the host in the relay configuration.';
     case 'relay_busy':
-      return 'Too many requests are in flight on this relay. Wait for some to finish and retry.';
+      return 'Too many requests are in flight on this relay: you have used your share of it, or it is full. Wait for some of your calls to finish and retry; run fewer at once.';
     case 'auth_failed':
       return 'Check the user name and the key or password for this host in the relay configuration, and that the key is authorised on the host.';
     case 'host_key_unknown':

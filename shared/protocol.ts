@@ -9,6 +9,7 @@
  * outstanding requests fail with `relay_disconnected` (outcome unknown).
  */
 import { z } from 'zod';
+import { MAX_MESSAGE_CHARS } from './bounded-text.ts';
 import { ERROR_CODES } from './errors.ts';
 import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS } from './limits.ts';
 import { GUEST_KINDS, guestIdWire, PVE_ACTIONS } from './proxmox.ts';
@@ -22,7 +23,25 @@ export const MAX_OUTPUT_CHUNK_CHARS = 64 * 1024;
 /** The heartbeat frames are fixed strings so the hub can answer them without waking (auto-response). */
 export const PING_FRAME = '{"type":"ping"}';
 export const PONG_FRAME = '{"type":"pong"}';
+/**
+ * Both sides detect a half-open socket within two of these: the relay pings several times per
+ * interval and gives up after HEARTBEAT_SILENCE_INTERVALS of silence; the hub checks as often.
+ */
 export const HEARTBEAT_INTERVAL_MS = 15_000;
+/** Pings per interval: frequent enough that the silence threshold below is never reached by a healthy socket. */
+export const PINGS_PER_INTERVAL = 4;
+/** A peer silent this many intervals is gone; with a check every 1/PINGS_PER_INTERVAL, detection stays under two intervals. */
+export const HEARTBEAT_SILENCE_INTERVALS = 1.5;
+/** Heartbeat intervals a test may configure (RELAY_HEARTBEAT_MS); outside this range the default applies. */
+export const MIN_HEARTBEAT_INTERVAL_MS = 100;
+export const MAX_HEARTBEAT_INTERVAL_MS = 300_000;
+
+/** The heartbeat interval a setting asks for (milliseconds as text), or the default when unset or out of range. */
+export function heartbeatIntervalMs(setting: string | undefined): number {
+  const value = Number(setting);
+  if (!setting || !Number.isInteger(value) || value < MIN_HEARTBEAT_INTERVAL_MS || value > MAX_HEARTBEAT_INTERVAL_MS) return HEARTBEAT_INTERVAL_MS;
+  return value;
+}
 
 const requestId = z.string().min(1).max(64);
 /** "/" is reserved for relay/host, and names never carry blanks or control characters. */
@@ -42,7 +61,7 @@ export const hostStatus = z.object({
   name: hostName,
   reachable: z.boolean(),
   code: errorCode.optional(),
-  message: z.string().max(4096).optional(),
+  message: z.string().max(MAX_MESSAGE_CHARS).optional(),
   latencyMs: z.number().nonnegative().optional(),
 });
 export type HostStatus = z.infer<typeof hostStatus>;
@@ -205,7 +224,8 @@ export const errorFrame = z.object({
   /** Absent when the error is about the connection rather than one request. */
   id: requestId.optional(),
   code: errorCode,
-  message: z.string().max(4096),
+  /** Bounded with boundText before framing: a message that repeats a long path still fits. */
+  message: z.string().max(MAX_MESSAGE_CHARS),
 });
 export type ErrorFrame = z.infer<typeof errorFrame>;
 
@@ -258,6 +278,26 @@ function parseWith<T>(schema: z.ZodType<T>, text: string): FrameParse<T> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) return { ok: false, reason: z.prettifyError(parsed.error).slice(0, 1000) };
   return { ok: true, frame: parsed.data };
+}
+
+/**
+ * The request id a frame that failed validation was about, when it can still be read: the hub
+ * uses it to fail that request at once instead of leaving it to its deadline. A frame too large
+ * to parse is read only at its start, where JSON.stringify put `type` and `id`.
+ */
+export function requestIdOf(text: string): string | null {
+  if (text.length > MAX_FRAME_CHARS) {
+    const head = /^\{"type":"[a-z]{1,16}","id":"([^"\\]{1,64})"/.exec(text.slice(0, 128));
+    return head?.[1] ?? null;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const id = typeof raw === 'object' && raw !== null && 'id' in raw ? raw.id : undefined;
+  return requestId.safeParse(id).success && typeof id === 'string' ? id : null;
 }
 
 /** Validate a frame the relay sent (used by the hub). */

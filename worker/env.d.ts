@@ -40,6 +40,11 @@ interface SecretsAndHelpers {
   IMAGEKIT_TRANSFER_TIMEOUT?: string;
   /** For tests and proxies: where ImageKit's API is (default: ImageKit's own). */
   IMAGEKIT_API_BASE_URL?: string;
+  /**
+   * For tests: the relay heartbeat interval in milliseconds (default 15000). The relay must use the
+   * same value (its own RELAY_HEARTBEAT_MS); half-open sockets are found within two intervals.
+   */
+  RELAY_HEARTBEAT_MS?: string;
   /** Set by OAuthProvider on the env its default handler receives. */
   OAUTH_PROVIDER: OAuthHelpers;
 }

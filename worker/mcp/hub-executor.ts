@@ -74,8 +74,8 @@ async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSig
 }
 
 /** Check the target now, so a refusal (an existing file without overwrite) comes back to the assistant, not to curl later. */
-async function checkWritable(target: OnRelay, request: { ctid?: string; path: string; overwrite: boolean }): Promise<Outcome<void>> {
-  const probe = await target.hub.readFile(crypto.randomUUID(), { host: target.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
+async function checkWritable(target: OnRelay, request: { ctid?: string; path: string; overwrite: boolean }, userId: string): Promise<Outcome<void>> {
+  const probe = await target.hub.readFile(crypto.randomUUID(), { host: target.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 }, userId);
   if (probe.ok) {
     return request.overwrite ? success(undefined) : failure('already_exists', `${request.path} already exists ${request.ctid !== undefined ? `in container ${request.ctid} on` : 'on'} ${target.host}.`);
   }
@@ -156,7 +156,7 @@ export class HubExecutor implements ToolExecutor {
     if (signal.aborted) return failure('cancelled', 'The request was cancelled before it started; nothing ran.');
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.execCommand(id, { ...request, host: target.value.host }));
+    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.execCommand(id, { ...request, host: target.value.host }, this.caller.userId));
     if (!reply.ok) return reply;
     const { result, stdout, stderr, host } = reply.value;
     if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
@@ -166,7 +166,7 @@ export class HubExecutor implements ToolExecutor {
   async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.pve(id, { ...request, host: target.value.host }));
+    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.pve(id, { ...request, host: target.value.host }, this.caller.userId));
     if (!reply.ok) return reply;
     const { result, host } = reply.value;
     if (result.op !== 'pve') return failure('protocol_error', 'The relay answered a pct/qm command with another kind of result.');
@@ -178,7 +178,7 @@ export class HubExecutor implements ToolExecutor {
     if (request.relay === undefined) return failure('internal', 'The relay to ping was not chosen before the call.');
     const hub = relayHub(this.env, request.relay);
     const started = Date.now();
-    const reply = await hub.execute(crypto.randomUUID(), { op: 'ping' }, PING_DEADLINE_MS);
+    const reply = await hub.execute(crypto.randomUUID(), { op: 'ping' }, PING_DEADLINE_MS, { userId: this.caller.userId });
     if (!reply.ok) return reply;
     if (reply.value.result.op !== 'ping') return failure('protocol_error', 'The relay answered a ping with something else.');
     return success({ relayId: request.relay, relayVersion: reply.value.result.relayVersion, roundTripMs: Date.now() - started });
@@ -187,7 +187,7 @@ export class HubExecutor implements ToolExecutor {
   async readFile(request: ReadFileRequest, _signal: AbortSignal): Promise<Outcome<FileReadResult & { host: string }>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await target.value.hub.readFile(crypto.randomUUID(), { ...request, host: target.value.host });
+    const reply = await target.value.hub.readFile(crypto.randomUUID(), { ...request, host: target.value.host }, this.caller.userId);
     if (!reply.ok) return reply;
     const { result, data, host } = reply.value;
     if (result.op !== 'read_file') return failure('protocol_error', 'The relay answered a read with another kind of result.');
@@ -197,7 +197,7 @@ export class HubExecutor implements ToolExecutor {
   async writeFile(request: WriteFileRequest, _signal: AbortSignal): Promise<Outcome<FileWriteResult & { host: string }>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await target.value.hub.writeFile(crypto.randomUUID(), { ...request, host: target.value.host });
+    const reply = await target.value.hub.writeFile(crypto.randomUUID(), { ...request, host: target.value.host }, this.caller.userId);
     if (!reply.ok) return reply;
     const { result, host } = reply.value;
     if (result.op !== 'write_file') return failure('protocol_error', 'The relay answered a write with another kind of result.');
@@ -207,7 +207,7 @@ export class HubExecutor implements ToolExecutor {
   async listDirectory(request: { host?: string; path: string }, _signal: AbortSignal): Promise<Outcome<DirectoryListing & { host: string }>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await target.value.hub.listDirectory(crypto.randomUUID(), { ...request, host: target.value.host });
+    const reply = await target.value.hub.listDirectory(crypto.randomUUID(), { ...request, host: target.value.host }, this.caller.userId);
     if (!reply.ok) return reply;
     const { result, host } = reply.value;
     if (result.op !== 'list_directory') return failure('protocol_error', 'The relay answered a listing with another kind of result.');
@@ -217,7 +217,7 @@ export class HubExecutor implements ToolExecutor {
   async requestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const writable = await checkWritable(target.value, request);
+    const writable = await checkWritable(target.value, request, this.caller.userId);
     if (!writable.ok) return writable;
     return this.makeLink('upload', target.value, request.ctid, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
   }
@@ -225,7 +225,7 @@ export class HubExecutor implements ToolExecutor {
   async requestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 });
+    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 }, this.caller.userId);
     if (!probe.ok) return probe;
     const { result } = probe.value;
     if (result.op !== 'read_file') return failure('protocol_error', 'The relay answered a check with another kind of result.');
@@ -274,7 +274,7 @@ export class HubExecutor implements ToolExecutor {
       checkWritable: async (target) => {
         const on = onRelay(this.env, target.host);
         if (!on.ok) return on;
-        const writable = await checkWritable(on.value, target);
+        const writable = await checkWritable(on.value, target, this.caller.userId);
         return writable.ok ? success({ host: target.host }) : writable;
       },
       write: async (target, body, size) => {
@@ -285,6 +285,7 @@ export class HubExecutor implements ToolExecutor {
           { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, ...(target.permissions !== undefined ? { permissions: target.permissions } : {}), overwrite: target.overwrite, maxBytes: size },
           body,
           size,
+          this.caller.userId,
         );
         if (!reply.ok) return reply;
         const { result } = reply.value;
@@ -296,12 +297,12 @@ export class HubExecutor implements ToolExecutor {
         if (!on.ok) return on;
         const where = { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}) };
         // Its size first, so a file that is too large is refused plainly, before any byte moves.
-        const probe = await on.value.hub.readFile(crypto.randomUUID(), { ...where, path: target.path, offset: 0, length: 0, maxBytes: 0 });
+        const probe = await on.value.hub.readFile(crypto.randomUUID(), { ...where, path: target.path, offset: 0, length: 0, maxBytes: 0 }, this.caller.userId);
         if (!probe.ok) return probe;
         if (probe.value.result.op === 'read_file' && probe.value.result.info.size > maxBytes) {
           return failure('file_too_large', `${target.path} is ${probe.value.result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')}).`);
         }
-        const opened = await on.value.hub.readAsStream(crypto.randomUUID(), { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, maxBytes });
+        const opened = await on.value.hub.readAsStream(crypto.randomUUID(), { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, maxBytes }, this.caller.userId);
         if (!opened.ok) return opened;
         const data = await collect(opened.value.stream, maxBytes);
         return data.ok ? success({ host: target.host, data: data.value }) : data;

@@ -9,15 +9,19 @@
  * (worker/relay/relay-route.ts) checks the credential before the upgrade and names the relay.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { failure, success, type Outcome } from '../../shared/errors.ts';
+import { failure, success, type Outcome, type ToolError } from '../../shared/errors.ts';
 import { PROBE_TIMEOUT_MS, RELAY_REPLY_GRACE_MS } from '../../shared/limits.ts';
+import { boundText } from '../../shared/bounded-text.ts';
 import {
-  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_SILENCE_INTERVALS,
+  heartbeatIntervalMs,
   MAX_OUTPUT_CHUNK_CHARS,
   PING_FRAME,
+  PINGS_PER_INTERVAL,
   PONG_FRAME,
   PROTOCOL_VERSION,
   parseRelayFrame,
+  requestIdOf,
   type HelloFrame,
   type HostInventoryEntry,
   type HubFrame,
@@ -58,6 +62,10 @@ interface SocketAttachment {
   relayId?: string;
   acceptedAt?: number;
   welcomedAt?: number;
+  /** Set when its hello arrives, before the checks await anything: a second hello is refused even mid-check. */
+  saidHello?: boolean;
+  /** Invalid frames this connection sent; at MAX_INVALID_FRAMES it is closed (1002). */
+  invalidFrames?: number;
 }
 
 export interface OperationReply {
@@ -90,6 +98,8 @@ interface StreamSink {
 interface Pending {
   operation: Operation;
   socket: WebSocket;
+  /** Whose request it is: each user may hold at most a share of the relay's in-flight slots. */
+  userId: string;
   sink?: StreamSink;
   stdout: string;
   stderr: string;
@@ -103,6 +113,8 @@ interface Pending {
 }
 
 export interface ExecuteOptions {
+  /** The user the request is for (their share of the in-flight slots); UNATTRIBUTED when none is given. */
+  userId?: string;
   maxChars?: number;
   /** Pass the relay's bytes on through this sink instead of collecting them. */
   sink?: StreamSink;
@@ -142,13 +154,22 @@ function inContainer(ctid: string | undefined): { ctid?: string } {
 const RELAY_TAG = 'relay';
 /** A connection must say hello this soon after the upgrade, or it is dropped by the next one. */
 const HELLO_TIMEOUT_MS = 10_000;
-/** A relay that has not pinged for this long is treated as gone (half-open socket). */
-const STALE_AFTER_MS = HEARTBEAT_INTERVAL_MS * 3;
 /** Allowance for the relay's answer to reach the hub after the relay's own deadline. */
 const REPLY_TRANSIT_MS = 1_000;
 const RELAY_RECORD_KEY = 'relay';
 /** Requests in flight per relay; beyond this, calls are refused rather than queued without bound. */
 const MAX_PENDING = 256;
+/**
+ * What one user may hold of MAX_PENDING: a quarter, so one person (or one runaway assistant)
+ * cannot take the relay away from everyone else; at least 16, so real parallel work still fits.
+ */
+export const USER_PENDING_SHARE = Math.max(16, Math.floor(MAX_PENDING / 4));
+/** The bucket of requests no user is named for (relay probes, internal checks). */
+export const UNATTRIBUTED = '(unattributed)';
+/** A connection that sends this many invalid frames is closed with 1002 (protocol error). */
+export const MAX_INVALID_FRAMES = 5;
+/** Frames for requests not in flight are logged, at most this many per minute, so a flood cannot flood the log. */
+const STRAY_LOGS_PER_MINUTE = 10;
 const EARLY_CANCEL_MEMORY_MS = 60_000;
 /** File operations hold at most MAX_FILE_SIZE in memory; they get this long end to end. */
 const FILE_DEADLINE_MS = 120_000;
@@ -168,9 +189,13 @@ function send(socket: WebSocket, frame: HubFrame): void {
 export class RelayHub extends DurableObject<Env> {
   private readonly pending = new Map<string, Pending>();
   private readonly cancelledEarly = new Set<string>();
+  /** The heartbeat interval shared with the relay (RELAY_HEARTBEAT_MS shortens it for tests). */
+  private readonly heartbeatMs: number;
+  private readonly strayLog = { windowStart: 0, logged: 0, skipped: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.heartbeatMs = heartbeatIntervalMs(env.RELAY_HEARTBEAT_MS);
     // Heartbeats are answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
@@ -220,8 +245,19 @@ export class RelayHub extends DurableObject<Env> {
     }
     const parsed = parseRelayFrame(message);
     if (!parsed.ok) {
-      logEvent('warn', 'rejected an invalid frame from the relay', { reason: parsed.reason });
-      send(socket, { type: 'error', code: 'protocol_error', message: `Invalid frame: ${parsed.reason}` });
+      // The request it answers (if its id can still be read) fails now, not at its deadline.
+      const id = requestIdOf(message);
+      const request = id !== null ? this.take(id, socket) : undefined;
+      if (request) {
+        request.resolve(failure('protocol_error', `The relay's answer was not a valid frame (${boundText(parsed.reason, 300)}); the request may have run on the host.`));
+        // Not counted towards closing the connection: it answered a real request (an older relay
+        // that does not bound its messages), and what one user sends must never get the relay
+        // dropped for everyone.
+        logEvent('warn', "rejected the relay's answer to a request as an invalid frame", { relayId: attachment(socket).relayId, id, reason: boundText(parsed.reason, 1000) });
+        this.trySend(socket, { type: 'error', code: 'protocol_error', message: boundText(`Invalid frame for request ${id}: ${parsed.reason}`) });
+        return;
+      }
+      this.onInvalidFrame(socket, parsed.reason, id);
       return;
     }
     const frame = parsed.frame;
@@ -231,15 +267,26 @@ export class RelayHub extends DurableObject<Env> {
       return;
     }
     switch (frame.type) {
-      case 'hello':
+      case 'hello': {
+        const state = attachment(socket);
+        if (state.welcomed || state.saidHello) {
+          // The inventory and "connected since" were recorded at the first hello; a second one changes nothing.
+          this.onInvalidFrame(socket, 'a second hello on a connection that already said hello', null);
+          return;
+        }
+        socket.serializeAttachment({ ...state, saidHello: true } satisfies SocketAttachment);
         await this.onHello(socket, frame);
         return;
+      }
       case 'ping':
         socket.send(PONG_FRAME);
         return;
       case 'output': {
         const request = this.pending.get(frame.id);
-        if (!request || request.socket !== socket) return;
+        if (!request || request.socket !== socket) {
+          this.onStrayFrame(socket, frame.type, frame.id);
+          return;
+        }
         // The relay already keeps at most maxChars per stream; enforce it here too rather than trust it.
         const room = request.maxChars - request[frame.stream].length;
         if (room > 0) request[frame.stream] += frame.data.slice(0, Math.min(room, MAX_OUTPUT_CHUNK_CHARS));
@@ -247,7 +294,10 @@ export class RelayHub extends DurableObject<Env> {
       }
       case 'result': {
         const request = this.take(frame.id, socket);
-        if (!request) return;
+        if (!request) {
+          this.onStrayFrame(socket, frame.type, frame.id);
+          return;
+        }
         if (frame.result.op !== request.operation.op) {
           request.resolve(failure('protocol_error', `The relay answered a ${request.operation.op} request with a ${frame.result.op} result.`));
           return;
@@ -256,15 +306,26 @@ export class RelayHub extends DurableObject<Env> {
         request.resolve(success({ result: frame.result, stdout: request.stdout, stderr: request.stderr, ...(data ? { data } : {}) }));
         return;
       }
-      case 'credit':
-        this.pending.get(frame.id)?.sender?.grant(frame.bytes);
-        return;
-      case 'error': {
-        if (frame.id === undefined) {
-          logEvent('warn', 'relay reported an error', { code: frame.code, message: frame.message });
+      case 'credit': {
+        const request = this.pending.get(frame.id);
+        if (!request || request.socket !== socket) {
+          this.onStrayFrame(socket, frame.type, frame.id);
           return;
         }
-        this.take(frame.id, socket)?.resolve(failure(frame.code, frame.message));
+        request.sender?.grant(frame.bytes);
+        return;
+      }
+      case 'error': {
+        if (frame.id === undefined) {
+          logEvent('warn', 'relay reported an error', { relayId: attachment(socket).relayId, code: frame.code, message: frame.message });
+          return;
+        }
+        const request = this.take(frame.id, socket);
+        if (!request) {
+          this.onStrayFrame(socket, frame.type, frame.id);
+          return;
+        }
+        request.resolve(failure(frame.code, frame.message));
         return;
       }
       default: {
@@ -293,7 +354,9 @@ export class RelayHub extends DurableObject<Env> {
     const socket = this.liveSocket();
     if (!socket.ok) return socket;
     if (this.pending.has(id)) return failure('internal', `Request id ${id} is already in flight.`);
-    if (this.pending.size >= MAX_PENDING) return failure('relay_busy', `${MAX_PENDING} requests are already in flight on this relay.`);
+    const userId = options.userId ?? UNATTRIBUTED;
+    const busy = this.busyRefusal(userId, attachment(socket.value).relayId ?? 'this relay');
+    if (busy) return busy;
     // The relay gets the whole budget (its own timeout handling must finish inside it); the hub
     // waits a little longer for the answer to travel back.
     const relayDeadlineMs = deadlineMs + RELAY_REPLY_GRACE_MS;
@@ -310,6 +373,7 @@ export class RelayHub extends DurableObject<Env> {
       const pending: Pending = {
         operation,
         socket: relaySocket,
+        userId,
         stdout: '',
         stderr: '',
         maxChars: options.maxChars ?? 0,
@@ -359,22 +423,41 @@ export class RelayHub extends DurableObject<Env> {
   }
 
   /**
-   * Run a command on the host the caller named (or the only host), resolved against the relay's
-   * inventory here, so a tool call costs one RPC.
+   * The refusal when the relay's in-flight slots are full, or when this user already holds their
+   * share of them (so one user's burst never makes everyone else wait); null when there is room.
    */
-  async execCommand(id: string, request: ExecRequest): Promise<Outcome<OperationReply & { host: string }>> {
+  private busyRefusal(userId: string, relayId: string): { ok: false; error: ToolError } | null {
+    let mine = 0;
+    for (const request of this.pending.values()) if (request.userId === userId) mine += 1;
+    if (mine >= USER_PENDING_SHARE) {
+      return failure(
+        'relay_busy',
+        `You already have ${mine} requests in flight on relay "${relayId}", your share of its ${MAX_PENDING} slots; wait for some to finish and try again. Other users are unaffected.`,
+      );
+    }
+    if (this.pending.size >= MAX_PENDING) {
+      return failure('relay_busy', `All ${MAX_PENDING} request slots of relay "${relayId}" are in use (${mine} of them yours); try again shortly.`);
+    }
+    return null;
+  }
+
+  /**
+   * Run a command on the host the caller named (or the only host), resolved against the relay's
+   * inventory here, so a tool call costs one RPC. `userId` is whose share of the in-flight slots it uses.
+   */
+  async execCommand(id: string, request: ExecRequest, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
       this.execute(
         id,
         { op: 'exec', host, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars, ...(request.guest ? { guest: request.guest } : {}) },
         guestExecDeadlineMs(request.guest?.kind, request.timeoutMs),
-        { maxChars: request.maxChars },
+        { maxChars: request.maxChars, userId },
       ),
     );
   }
 
   /** A fixed pct/qm command on a Proxmox host. */
-  async pve(id: string, request: PveRequest): Promise<Outcome<OperationReply & { host: string }>> {
+  async pve(id: string, request: PveRequest, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
       this.execute(
         id,
@@ -388,28 +471,30 @@ export class RelayHub extends DurableObject<Env> {
           ...(request.timeoutSeconds !== undefined ? { timeoutSeconds: request.timeoutSeconds } : {}),
         },
         pveDeadlineMs(request.action, request.timeoutSeconds),
+        { userId },
       ),
     );
   }
 
   /** Read (part of) a file on a host; the bytes come back in the reply. */
-  async readFile(id: string, request: ReadFileRequest): Promise<Outcome<OperationReply & { host: string }>> {
+  async readFile(id: string, request: ReadFileRequest, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
       this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: request.offset, length: request.length, maxBytes: request.maxBytes }, FILE_DEADLINE_MS, {
         receiveBytes: request.maxBytes,
+        userId,
       }),
     );
   }
 
   /** Write a file on a host atomically; the content streams to the relay as it grants credit. */
-  async writeFile(id: string, request: WriteFileRequest): Promise<Outcome<OperationReply & { host: string }>> {
+  async writeFile(id: string, request: WriteFileRequest, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(id, writeOperation(host, request, request.content.length), FILE_DEADLINE_MS, { sendBytes: request.content }),
+      this.execute(id, writeOperation(host, request, request.content.length), FILE_DEADLINE_MS, { sendBytes: request.content, userId }),
     );
   }
 
-  async listDirectory(id: string, request: { host?: string; path: string }): Promise<Outcome<OperationReply & { host: string }>> {
-    return this.onHost(request.host, (host) => this.execute(id, { op: 'list_directory', host, path: request.path }, FILE_DEADLINE_MS));
+  async listDirectory(id: string, request: { host?: string; path: string }, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
+    return this.onHost(request.host, (host) => this.execute(id, { op: 'list_directory', host, path: request.path }, FILE_DEADLINE_MS, { userId }));
   }
 
   /**
@@ -421,9 +506,10 @@ export class RelayHub extends DurableObject<Env> {
     request: { host: string; ctid?: string; path: string; permissions?: number; overwrite: boolean; maxBytes: number },
     body: ReadableStream<Uint8Array>,
     size: number,
+    userId: string = UNATTRIBUTED,
   ): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(id, writeOperation(host, { ...request, createDirs: false }, size), LINK_DEADLINE_MS, { sendBody: { body, size } }),
+      this.execute(id, writeOperation(host, { ...request, createDirs: false }, size), LINK_DEADLINE_MS, { sendBody: { body, size }, userId }),
     );
   }
 
@@ -431,7 +517,7 @@ export class RelayHub extends DurableObject<Env> {
    * Read a whole file as a stream (a transfer link's GET). Resolves once the relay has sent the
    * first bytes or finished, so an error such as a missing file becomes a proper HTTP status.
    */
-  async readAsStream(id: string, request: { host: string; ctid?: string; path: string; maxBytes: number }): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
+  async readAsStream(id: string, request: { host: string; ctid?: string; path: string; maxBytes: number }, userId: string = UNATTRIBUTED): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
     let firstBytes: () => void = () => undefined;
     const started = new Promise<void>((resolve) => {
       firstBytes = resolve;
@@ -463,7 +549,7 @@ export class RelayHub extends DurableObject<Env> {
     if (!sink) return failure('internal', 'Could not set up the download stream.');
     const streamSink = sink;
     const done = this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, LINK_DEADLINE_MS, { sink: streamSink }),
+      this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, LINK_DEADLINE_MS, { sink: streamSink, userId }),
     );
     void done.then((outcome) => {
       if (!outcome.ok) {
@@ -504,15 +590,23 @@ export class RelayHub extends DurableObject<Env> {
     setTimeout(() => this.cancelledEarly.delete(id), EARLY_CANCEL_MEMORY_MS);
   }
 
-  /** While requests are in flight, check every heartbeat interval that the relay is still there. */
+  /**
+   * While requests are in flight, check as often as the relay pings that it is still there: the
+   * runtime's auto-response timestamp (when it last answered a ping) is all the hub can observe of
+   * a hibernation-friendly socket, and a half-open one must be found within two intervals.
+   */
   override async alarm(): Promise<void> {
     if (this.pending.size === 0) return;
     this.liveSocket();
-    if (this.pending.size > 0) await this.ctx.storage.setAlarm(Date.now() + HEARTBEAT_INTERVAL_MS);
+    if (this.pending.size > 0) await this.ctx.storage.setAlarm(Date.now() + this.checkEveryMs());
   }
 
   private async watchHeartbeats(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + HEARTBEAT_INTERVAL_MS);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + this.checkEveryMs());
+  }
+
+  private checkEveryMs(): number {
+    return Math.max(1, Math.floor(this.heartbeatMs / PINGS_PER_INTERVAL));
   }
 
   async listHosts(probe: boolean, id: string): Promise<Outcome<HostListing>> {
@@ -591,7 +685,8 @@ export class RelayHub extends DurableObject<Env> {
     }
     const record: RelayRecord = { relayId: hello.relayId, version: hello.version, hosts: hello.hosts, connectedAt: new Date().toISOString() };
     await this.ctx.storage.put(RELAY_RECORD_KEY, record);
-    socket.serializeAttachment({ welcomed: true, relayId: hello.relayId, welcomedAt: Date.now() } satisfies SocketAttachment);
+    await teamDirectory(this.env).noteRelayConnected(hello.relayId);
+    socket.serializeAttachment({ ...attachment(socket), welcomed: true, relayId: hello.relayId, welcomedAt: Date.now() } satisfies SocketAttachment);
     send(socket, { type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: MAX_OUTPUT_CHUNK_CHARS });
     logEvent('info', 'relay connected', { relayId: hello.relayId, version: hello.version, hosts: hello.hosts.length });
   }
@@ -652,8 +747,7 @@ export class RelayHub extends DurableObject<Env> {
   private onChunk(socket: WebSocket, frame: Uint8Array): void {
     const parsed = decodeChunk(frame);
     if (!parsed.ok) {
-      logEvent('warn', 'rejected an invalid binary frame from the relay', { reason: parsed.reason });
-      send(socket, { type: 'error', code: 'protocol_error', message: `Invalid binary frame: ${parsed.reason}` });
+      this.onInvalidFrame(socket, `binary frame: ${parsed.reason}`, null);
       return;
     }
     const { id, sequence, payload } = parsed.chunk;
@@ -663,7 +757,10 @@ export class RelayHub extends DurableObject<Env> {
       return;
     }
     const incoming = request?.socket === socket ? request.incoming : undefined;
-    if (!request || !incoming) return;
+    if (!request || !incoming) {
+      this.onStrayFrame(socket, 'chunk', id);
+      return;
+    }
     const problem =
       sequence !== incoming.nextSequence
         ? `chunk ${sequence} arrived where ${incoming.nextSequence} was expected`
@@ -679,6 +776,43 @@ export class RelayHub extends DurableObject<Env> {
     incoming.bytes += payload.length;
     incoming.chunks.push(payload.slice());
     if (payload.length > 0) this.trySend(socket, { type: 'credit', id, bytes: payload.length });
+  }
+
+  /**
+   * Count an invalid frame against its connection (in the attachment, which outlives hibernation);
+   * a relay that keeps sending nonsense is closed with 1002 (protocol error) and its requests fail.
+   */
+  private onInvalidFrame(socket: WebSocket, reason: string, id: string | null): void {
+    const state = attachment(socket);
+    const invalidFrames = (state.invalidFrames ?? 0) + 1;
+    socket.serializeAttachment({ ...state, invalidFrames } satisfies SocketAttachment);
+    logEvent('warn', 'rejected an invalid frame from the relay', { relayId: state.relayId, reason: boundText(reason, 1000), ...(id !== null ? { id } : {}), invalidFrames });
+    if (invalidFrames >= MAX_INVALID_FRAMES) {
+      this.trySend(socket, { type: 'error', code: 'protocol_error', message: `Closing: ${invalidFrames} invalid frames on this connection (last: ${boundText(reason, 1000)}).` });
+      this.retire(socket, 1002, 'too many invalid frames', 'The relay connection was closed for sending invalid frames; the outcome of this request is unknown.');
+      return;
+    }
+    this.trySend(socket, { type: 'error', code: 'protocol_error', message: boundText(`Invalid frame: ${reason}`) });
+  }
+
+  /**
+   * A frame for a request that is not in flight here: late (the request timed out or was
+   * cancelled), or the relay is confused. Logged with the relay's name, a few per minute at most.
+   */
+  private onStrayFrame(socket: WebSocket, type: string, id: string): void {
+    const now = Date.now();
+    if (now - this.strayLog.windowStart >= 60_000) {
+      if (this.strayLog.skipped > 0) logEvent('warn', 'more frames for requests not in flight were not logged', { relayId: attachment(socket).relayId, skipped: this.strayLog.skipped });
+      this.strayLog.windowStart = now;
+      this.strayLog.logged = 0;
+      this.strayLog.skipped = 0;
+    }
+    if (this.strayLog.logged >= STRAY_LOGS_PER_MINUTE) {
+      this.strayLog.skipped += 1;
+      return;
+    }
+    this.strayLog.logged += 1;
+    logEvent('warn', 'relay sent a frame for a request that is not in flight', { relayId: attachment(socket).relayId, type, id });
   }
 
   private trySend(socket: WebSocket, frame: HubFrame): boolean {
@@ -699,10 +833,12 @@ export class RelayHub extends DurableObject<Env> {
     if (!socket) {
       return failure('relay_not_connected', 'No relay is connected to this server.');
     }
+    // The relay pings PINGS_PER_INTERVAL times per interval; HEARTBEAT_SILENCE_INTERVALS without one means it is gone.
     const lastPing = Math.max(this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0, attachment(socket).welcomedAt ?? 0);
-    if (Date.now() - lastPing > STALE_AFTER_MS) {
-      logEvent('warn', 'relay stopped sending heartbeats; closing its socket', { silentForMs: Date.now() - lastPing });
-      this.retire(socket, 4002, 'heartbeat timeout', 'The relay stopped answering; the outcome of this request is unknown.');
+    const silentForMs = Date.now() - lastPing;
+    if (silentForMs > this.heartbeatMs * HEARTBEAT_SILENCE_INTERVALS) {
+      logEvent('warn', 'relay stopped sending heartbeats; closing its socket', { relayId: attachment(socket).relayId, silentForMs, heartbeatMs: this.heartbeatMs });
+      this.retire(socket, 4002, 'heartbeat timeout', 'The relay disconnected (it stopped answering heartbeats) while this request was in flight; its outcome is unknown.');
       return failure('relay_not_connected', 'The relay stopped sending heartbeats and was disconnected.');
     }
     return success(socket);

@@ -182,15 +182,22 @@ export class TeamDirectory extends DurableObject<Env> {
     if (stored?.revokedAt) return { ok: false, message: `The credential of relay "${stored.name}" was revoked; ask an admin for a new one (mcp-remote-exec admin relays add ${stored.name}).` };
     if (tokenHash === null) {
       if (stored?.credential === 'issued') return { ok: false, message: `Relay "${stored.name}" has its own credential; the deployment token cannot stand in for it. Run it with the token issued for it.` };
-      await this.ctx.storage.put(relayKey(name), { ...(stored ?? { name, credential: 'deployment', tokenHash: null, createdAt: now }), lastConnectedAt: now } satisfies StoredRelay);
+      // Recorded so the hub's hello check finds it; "last seen" is stamped only once the hub
+      // welcomes it (noteRelayConnected): a refused duplicate must not touch the live one's record.
+      if (!stored) await this.ctx.storage.put(relayKey(name), { name, credential: 'deployment', tokenHash: null, createdAt: now } satisfies StoredRelay);
       return { ok: true, name: stored?.name ?? name };
     }
     const encoder = new TextEncoder();
     if (!stored?.tokenHash || !equalBytes(encoder.encode(stored.tokenHash), encoder.encode(tokenHash))) {
       return { ok: false, message: 'The relay token was refused.' };
     }
-    await this.ctx.storage.put(relayKey(name), { ...stored, lastConnectedAt: now } satisfies StoredRelay);
     return { ok: true, name: stored.name };
+  }
+
+  /** The hub welcomed relay `name`: stamp when it last connected (the admin page's "last seen"). */
+  async noteRelayConnected(name: string): Promise<void> {
+    const stored = await this.ctx.storage.get<StoredRelay>(relayKey(name));
+    if (stored && !stored.revokedAt) await this.ctx.storage.put(relayKey(name), { ...stored, lastConnectedAt: new Date().toISOString() } satisfies StoredRelay);
   }
 
   /** Give relay `name` its own credential (its token's SHA-256). Refused while it has a live one: revoke first. */

@@ -96,6 +96,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, ...(record.permissions !== undefined ? { permissions: record.permissions } : {}), overwrite: record.overwrite, maxBytes: record.maxBytes },
       body,
       size,
+      record.userId,
     );
     logEvent('info', 'transfer upload finished', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
     await finishAudit(env, row.value, { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: outcome.ok ? size : null, durationMs: Date.now() - started }, tool);
@@ -108,7 +109,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
   const row = await beginAudit(env, startedEntry(relay));
   if (!row.ok) return problem(row.error);
-  const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes });
+  const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes }, record.userId);
   logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
   await finishAudit(env, row.value, { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: null, durationMs: Date.now() - started }, tool);

@@ -1,8 +1,8 @@
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { PROTOCOL_VERSION, type RelayFrame } from '../../../shared/protocol.ts';
-import { backoffDelay, HubConnection, relayEndpoint } from '../../../relay/hub-connection.ts';
+import { MAX_FRAME_CHARS, parseRelayFrame, PROTOCOL_VERSION, type RelayFrame } from '../../../shared/protocol.ts';
+import { backoffDelay, frameText, HubConnection, relayEndpoint } from '../../../relay/hub-connection.ts';
 import { RelayOperations } from '../../../relay/operations.ts';
 
 process.env.LOG_LEVEL = 'error';
@@ -89,6 +89,21 @@ describe('backoffDelay', () => {
   });
 });
 
+describe('frameText', () => {
+  it('sends an answer that fits a frame as it is', () => {
+    const frame: RelayFrame = { type: 'error', id: 'a1', code: 'path_not_found', message: 'No such file: /x' };
+    expect(JSON.parse(frameText(frame))).toEqual(frame);
+  });
+
+  it('turns an answer too large for a frame into a valid error for the same request', () => {
+    const entries = Array.from({ length: 1000 }, (_, index) => ({ path: `/${'d'.repeat(2000)}/${index}`, type: 'file' as const, size: 1, mode: '644', mtime: '2026-01-01T00:00:00Z' }));
+    const text = frameText({ type: 'result', id: 'big-1', result: { op: 'list_directory', path: '/', entries, truncated: false } });
+    expect(text.length).toBeLessThanOrEqual(MAX_FRAME_CHARS);
+    const parsed = parseRelayFrame(text);
+    expect(parsed.ok && parsed.frame).toMatchObject({ type: 'error', id: 'big-1', code: 'protocol_error' });
+  });
+});
+
 describe('relayEndpoint', () => {
   it('turns the Worker URL into its /relay WebSocket URL', () => {
     expect(relayEndpoint('https://mcp.example.com')).toBe('wss://mcp.example.com/relay');
@@ -127,7 +142,8 @@ describe('HubConnection', () => {
   it('backs off further after each connection that dies young, and starts over after a healthy one', async () => {
     const dropAfterWelcome = async (healthyAfterMs: number): Promise<number[]> => {
       const attempts: number[] = [];
-      const relay = startRelay({ healthyAfterMs, onReconnectScheduled: (attempt) => attempts.push(attempt) });
+      // Pongs every few milliseconds: "healthy" counts the time the hub kept answering.
+      const relay = startRelay({ healthyAfterMs, heartbeatMs: 20, onReconnectScheduled: (attempt) => attempts.push(attempt) });
       for (let drop = 0; drop < 3; drop += 1) {
         await relay.whenWelcomed();
         await new Promise((resolve) => setTimeout(resolve, 30));
@@ -150,6 +166,69 @@ describe('HubConnection', () => {
     });
     startRelay({ heartbeatMs: 40 });
     await until(() => hellos() >= 2, 3000);
+  });
+
+  it('pings several times per heartbeat interval and gives up on a silent hub before two intervals pass', async () => {
+    await new Promise<void>((resolve) => hub.server.close(() => resolve()));
+    hub = await startHub((socket, frame) => {
+      if (frame.type === 'hello') socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: 65536 }));
+    });
+    const heartbeatMs = 200;
+    let pings = 0;
+    hub.server.on('connection', (socket) => {
+      if (hub.sockets.length !== 1) return;
+      socket.on('message', (data) => {
+        if ((JSON.parse(data.toString()) as RelayFrame).type === 'ping') pings += 1;
+      });
+    });
+    startRelay({ heartbeatMs });
+    await until(() => hellos() >= 2, 3000);
+    // Counted in ticks, not in wall-clock time: a tick every quarter interval pings until 1.5
+    // intervals of silence, so at least 4 pings, and it gave up at the first tick past 1.5
+    // intervals (no more than 6 pings), well within two intervals.
+    expect(pings).toBeGreaterThanOrEqual(4);
+    expect(pings).toBeLessThanOrEqual(6);
+  });
+
+  it('keeps a connection whose hub sends other frames even when no pong comes', async () => {
+    await new Promise<void>((resolve) => hub.server.close(() => resolve()));
+    hub = await startHub((socket, frame) => {
+      if (frame.type === 'hello') socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: 65536 }));
+    });
+    const relay = startRelay({ heartbeatMs: 60 });
+    await relay.whenWelcomed();
+    // Credits for a request the relay does not know: harmless, but proof the hub is there.
+    const keepAlive = setInterval(() => hub.sockets[0]?.send(JSON.stringify({ type: 'credit', id: 'none', bytes: 1 })), 10);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    clearInterval(keepAlive);
+    expect(hellos()).toBe(1);
+    await until(() => hellos() >= 2, 3000);
+  });
+
+  it('starts the backoff over from the shortest delay after a healthy connection, even one that ended half-open', async () => {
+    let answering = true;
+    await new Promise<void>((resolve) => hub.server.close(() => resolve()));
+    hub = await startHub((socket, frame) => {
+      if (frame.type === 'hello') socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: 65536 }));
+      if (frame.type === 'ping' && answering) socket.send('{"type":"pong"}');
+    });
+    const scheduled: Array<{ attempt: number; delayMs: number }> = [];
+    const relay = startRelay({ heartbeatMs: 40, healthyAfterMs: 150, onReconnectScheduled: (attempt, delayMs) => scheduled.push({ attempt, delayMs }) });
+    // Two connections that die young: the backoff grows.
+    for (let drop = 0; drop < 2; drop += 1) {
+      await relay.whenWelcomed();
+      hub.sockets.at(-1)?.terminate();
+      await until(() => scheduled.length > drop);
+    }
+    expect(scheduled.map((entry) => entry.attempt)).toEqual([1, 2]);
+    // The third works for a while, then the hub goes silent (half-open).
+    await relay.whenWelcomed();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    answering = false;
+    await until(() => scheduled.length > 2);
+    expect(scheduled[2]?.attempt).toBe(0);
+    // The shortest ceiling is baseMs (20 here).
+    expect(scheduled[2]?.delayMs).toBeLessThan(20);
   });
 
   it('ignores an invalid frame and keeps working', async () => {
