@@ -9,6 +9,7 @@ function outcome(overrides: Partial<ExecOutcome> = {}): ExecOutcome {
     timedOut: false,
     cancelled: false,
     stopConfirmed: true,
+    processesLeft: [],
     stdout: '',
     stderr: '',
     stdoutBytes: 0,
