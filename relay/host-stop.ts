@@ -70,15 +70,22 @@ function checkRunId(runId: string): string {
  * Shell functions shared by the stop script and the watchdog. `scan` sets $t to the PIDs of the
  * run (group g or session g, the marker r in the environment, or fd 1/2 writing to the output
  * pipe o), then adds their descendants; it skips itself ($me), its own helpers (children of $me)
- * and zombies. Other users' processes are skipped by `[ -r environ ]`.
+ * and zombies. Other users' processes are skipped: their environ and fd are unreadable.
+ * Two helper processes per scan (one grep over every environ, one ls over every fd 1 and 2), not
+ * one per process: a root login may see thousands of processes.
  */
 const SCAN_FUNCTIONS =
-  `st() { read -r s <"/proc/$1/stat" 2>/dev/null || return 1; s=\${s##*") "}; }; ` +
+  `st() { read -r s 2>/dev/null <"/proc/$1/stat" || return 1; s=\${s##*") "}; }; ` +
   `live() { st "$1" || return 1; set -- $s; [ "$1" != Z ]; }; ` +
-  `writes() { [ -n "$o" ] || return 1; case $(ls -l "/proc/$1/fd/1" "/proc/$1/fd/2" 2>/dev/null) in *"l-wx"*" -> $o"*) return 0;; esac; return 1; }; ` +
-  `scan() { t=; pairs=; for d in /proc/[0-9]*; do p=\${d#/proc/}; [ "$p" = "$me" ] && continue; [ -r "$d/environ" ] || continue; st "$p" || continue; set -- $s; ` +
+  // PIDs whose environment holds the marker (substring: the id is 64 random bits).
+  `marked() { m=; for f in $(grep -lF "$r" /proc/[0-9]*/environ 2>/dev/null); do f=\${f#/proc/}; m="$m \${f%/environ}"; done; }; ` +
+  // PIDs writing to the output: a pipe's write end (sshd holds the read end, same inode), or the socket itself.
+  `writers() { wr=; [ -n "$o" ] || return 0; ` +
+  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | while read -r l; do set -- $l; [ "\${11}" = "$o" ] || continue; case "$1:$o" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done); }; ` +
+  `scan() { t=; pairs=; marked; writers; for d in /proc/[0-9]*; do p=\${d#/proc/}; [ "$p" = "$me" ] && continue; [ -r "$d/environ" ] || continue; st "$p" || continue; set -- $s; ` +
   `[ "$1" = Z ] && continue; [ "$2" = "$me" ] && continue; ` +
-  `if [ "$3" = "$g" ] || [ "$4" = "$g" ] || tr '\\000' '\\n' <"$d/environ" 2>/dev/null | grep -qxF "$r" || writes "$p"; then t="$t $p"; else pairs="$pairs $p:$2"; fi; done; ` +
+  `case " $m $wr " in *" $p "*) t="$t $p"; continue;; esac; ` +
+  `if [ "$3" = "$g" ] || [ "$4" = "$g" ]; then t="$t $p"; else pairs="$pairs $p:$2"; fi; done; ` +
   `n=0; while [ "$n" -lt 16 ]; do a=; for x in $pairs; do c=\${x%:*}; case " $t " in *" $c "*) continue;; esac; case " $t " in *" \${x#*:} "*) t="$t $c"; a=1;; esac; done; [ -z "$a" ] && break; n=$((n+1)); done; }; ` +
   `anylive() { kill -0 -"$g" 2>/dev/null && return 0; for p in $t; do live "$p" && return 0; done; return 1; }; `;
 
@@ -122,7 +129,7 @@ function watchdogScript(runId: string, settings: StopSettings): string {
     `trap '' HUP INT; ` +
     `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=$2; me=$$; ` +
     SCAN_FUNCTIONS +
-    `holders() { for d in /proc/[0-9]*; do [ -r "$d/environ" ] && writes "\${d#/proc/}" && return 0; done; return 1; }; ` +
+    `holders() { writers; [ -n "$wr" ]; }; ` +
     `w=0; while [ "$w" -lt "$3" ]; do if ! kill -0 "$g" 2>/dev/null; then holders || exit 0; fi; sleep 1; w=$((w+1)); done; ` +
     `trap '' TERM; ` +
     stopBody(settings, false)
