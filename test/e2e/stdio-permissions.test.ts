@@ -3,7 +3,7 @@
  * (0666 less the umask, as a file made by a command would) and a replaced file keeps its mode.
  * The test sshd runs with umask 027, which its SFTP server and sessions inherit.
  */
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -62,6 +62,17 @@ describe('permissions of written files', () => {
     writeFileSync(join(local, 'secret'), 'three');
     await call('ssh_upload_file', { local_path: join(local, 'secret'), remote_path: `${dir}/secret`, overwrite: true });
     expect(modeOf(`${dir}/secret`)).toBe(0o600);
+  });
+
+  it('refuses to replace a file whose owner it cannot keep, and leaves it as it was', async () => {
+    // Written by this (root) test process: owned by root, in a directory the SSH user may write.
+    writeFileSync(`${dir}/rootfile`, 'root content', { mode: 0o644 });
+    const replaced = await call('ssh_write_file', { path: `${dir}/rootfile`, content: 'user content', overwrite: true });
+    expect(replaced.isError).toBe(true);
+    expect(JSON.stringify(replaced.content)).toContain('permission_denied');
+    expect(readFileSync(`${dir}/rootfile`, 'utf8')).toBe('root content');
+    expect(statSync(`${dir}/rootfile`).uid).toBe(0);
+    expect(readdirSync(dir).filter((name) => name.includes('.mre-'))).toEqual([]);
   });
 
   it('still applies explicit permissions, whatever the umask', async () => {
