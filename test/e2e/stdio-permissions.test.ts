@@ -8,17 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
 
+let pve: FakeProxmox;
 let sshd: TestSshd;
 let session: StdioSession;
 let local: string;
 const dir = `/home/mcpre-test/perm-${process.pid}`;
 
 beforeAll(async () => {
-  sshd = await startSshd({ umask: 0o027 });
-  session = await connectStdio(stdioEnv(sshd));
+  pve = installFakeProxmox();
+  pve.addContainer({ vmid: 101, name: 'web', status: 'running' });
+  sshd = await startSshd({ umask: 0o027, extraConfig: pve.sshdConfigLines() });
+  session = await connectStdio(stdioEnv(sshd, { ENABLE_PROXMOX: 'true', HOST_NAME: 'pve' }));
   local = mkdtempSync(join(tmpdir(), 'mre-perm-'));
   await call('ssh_exec_command', { command: `rm -rf ${dir}; mkdir ${dir}` });
 });
@@ -27,6 +31,7 @@ afterAll(async () => {
   await call('ssh_exec_command', { command: `rm -rf ${dir}` }).catch(() => undefined);
   await session?.close();
   await sshd?.stop();
+  pve?.remove();
   rmSync(local, { recursive: true, force: true });
 });
 
@@ -73,6 +78,16 @@ describe('permissions of written files', () => {
     expect(readFileSync(`${dir}/rootfile`, 'utf8')).toBe('root content');
     expect(statSync(`${dir}/rootfile`).uid).toBe(0);
     expect(readdirSync(dir).filter((name) => name.includes('.mre-'))).toEqual([]);
+  });
+
+  it('gives a new file in a container the umask default and keeps the mode of a replaced one', async () => {
+    const created = await call('ssh_write_file', { ctid: 101, path: '/new-in-ct.txt', content: 'x' });
+    expect(created.isError).toBeFalsy();
+    expect(modeOf(pve.containerPath(101, '/new-in-ct.txt'))).toBe(0o640);
+    await call('ssh_write_file', { ctid: 101, path: '/secret-in-ct', content: 'one', permissions: 600 });
+    const replaced = await call('ssh_write_file', { ctid: 101, path: '/secret-in-ct', content: 'two', overwrite: true });
+    expect(replaced.isError).toBeFalsy();
+    expect(modeOf(pve.containerPath(101, '/secret-in-ct'))).toBe(0o600);
   });
 
   it('still applies explicit permissions, whatever the umask', async () => {
