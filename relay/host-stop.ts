@@ -112,9 +112,17 @@ function stopBody(settings: StopSettings, report: boolean): string {
   );
 }
 
-/** The script the relay runs on a second channel to stop a run (exit 0 whatever happened). */
-export function stopCommand(identity: RunIdentity, runId: string, settings: StopSettings = DEFAULT_STOP): string {
+/** The stop script alone, for `sh -c` on the host or inside a container. */
+function stopScript(identity: RunIdentity, runId: string, settings: StopSettings): string {
   return variables(identity.pgid, runId, identity.output) + SCAN_FUNCTIONS + stopBody(settings, true);
+}
+
+/**
+ * What the relay runs on a second channel to stop a run (exit 0 whatever happened). Under `sh`,
+ * not the login shell: zsh, for one, does not split unquoted variables, which the script relies on.
+ */
+export function stopCommand(identity: RunIdentity, runId: string, settings: StopSettings = DEFAULT_STOP): string {
+  return `exec sh -c ${quoteShellWord(stopScript(identity, runId, settings))}`;
 }
 
 /**
@@ -173,7 +181,7 @@ export function containerCommand(ctid: string, command: string, runId: string, t
 }
 
 export function containerStopCommand(ctid: string, identity: RunIdentity, runId: string, settings: StopSettings = DEFAULT_STOP): string {
-  return ['pct', 'exec', ctid, '--', 'sh', '-c', stopCommand(identity, runId, settings)].map(quoteShellWord).join(' ');
+  return ['pct', 'exec', ctid, '--', 'sh', '-c', stopScript(identity, runId, settings)].map(quoteShellWord).join(' ');
 }
 
 /** The processes a stop script reported as still alive ("PID COMMAND"), bounded. */
