@@ -5,6 +5,7 @@
  */
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execStructuredOutput } from '../../shared/exec-output.ts';
 import { remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
 import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
@@ -17,9 +18,9 @@ beforeAll(async () => {
   session = await connectStdio(stdioEnv(sshd));
 });
 
-/** Anything a failed test left running on the host (the test user's sleeps of these tests and watchdogs), by PID. */
+/** Anything a failed test left running on the host (the sleeps of these tests only: other files share the user), by PID. */
 afterEach(() => {
-  for (const pid of [...remoteProcesses('sleep 10', sshd.user), ...remoteProcesses('mre-watchdog', sshd.user)]) {
+  for (const pid of ['sleep 1001.', 'sleep 1002.', 'sleep 1003.', 'sleep 1004.', 'sleep 1005.'].flatMap((pattern) => remoteProcesses(pattern, sshd.user))) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -95,10 +96,14 @@ describe('stopping a command on timeout and cancel', () => {
   });
 
   it('leaves exit code, stdout and stderr as the command made them, and no watchdog behind', async () => {
-    const result = await call('ssh_exec_command', { command: 'echo "o:$o:$mre_o"; echo err >&2; printf "%s" "$MRE_RUN" | wc -c >&2; exit 7', response_format: 'json' });
-    expect(result.structuredContent).toMatchObject({ exit_code: 7, stdout: 'o::\n', stderr: 'err\n16\n', timed_out: false });
+    const result = await call('ssh_exec_command', { command: 'echo "o:$o:$mre_o"; echo err >&2; printf "%s" "$MRE_RUN" | wc -c >&2; echo "$$" >&2; exit 7', response_format: 'json' });
+    expect(result.structuredContent).toMatchObject({ exit_code: 7, stdout: 'o::\n', timed_out: false });
+    const [first, length, shellPid] = execStructuredOutput.parse(result.structuredContent).stderr.split('\n');
+    expect([first, length]).toEqual(['err', '16']);
+    // The watchdog's command line names the login shell it guards ($$ in the command).
+    const watchdogs = (): number[] => remoteProcesses(`mre-watchdog ${shellPid} `, sshd.user);
     const until = Date.now() + 5_000;
-    while (remoteProcesses('mre-watchdog', sshd.user).length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(remoteProcesses('mre-watchdog', sshd.user)).toEqual([]);
+    while (watchdogs().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(watchdogs()).toEqual([]);
   });
 });
