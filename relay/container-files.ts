@@ -146,15 +146,17 @@ export async function writeIntoContainer(pool: HostPool, ctid: string, request: 
   } else if (parent.value.type !== 'directory') {
     return failure('not_a_directory', `${dir} is not a directory in container ${ctid}.`);
   }
-  // As for host files: a new file gets 0644, a replaced one keeps its mode and owner.
-  const mode = request.permissions ?? (existing.value ? Number.parseInt(existing.value.mode, 8) & 0o7777 : 0o644);
+  // As for host files (finalMode): the given mode, else the replaced file's mode and owner, else
+  // pct push's own default for a new file, 0666 less the umask (no --perms).
+  const mode = request.permissions ?? (existing.value ? Number.parseInt(existing.value.mode, 8) & 0o7777 : null);
   const owner = existing.value ? ['--user', existing.value.uid, '--group', existing.value.gid] : [];
   return withHostTempDir(pool, async (hostDir) => {
     // The bytes land on the host first, checked and hashed as for any write.
     const staged = await writeFileAtomic(pool, { ...request, path: `${hostDir}/upload`, overwrite: true, createDirs: false, permissions: 0o600 }, signal);
     if (!staged.ok) return staged;
     const staging = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}`);
-    const pushed = await step(['pct', 'push', ctid, `${hostDir}/upload`, staging, '--perms', mode.toString(8).padStart(4, '0'), ...owner], TRANSFER_TIMEOUT_MS);
+    const perms = mode === null ? [] : ['--perms', mode.toString(8).padStart(4, '0')];
+    const pushed = await step(['pct', 'push', ctid, `${hostDir}/upload`, staging, ...perms, ...owner], TRANSFER_TIMEOUT_MS);
     if (!pushed.ok) return pushed;
     // pct push, too, can fail with exit 0 (its task's error is only on stderr): check what landed.
     const landed = pushed.value.exitCode === 0 && pushed.value.stderr.trim() === '' ? await statInContainer(step, ctid, staging) : null;
@@ -178,6 +180,6 @@ export async function writeIntoContainer(pool: HostPool, ctid: string, request: 
     if (final.value?.type !== 'file' || final.value.size !== staged.value.size) {
       return failure('guest_error', `${request.path} in container ${ctid} is not the file just written (it changed while it was written); check it.`);
     }
-    return success({ path: request.path, size: staged.value.size, sha256: staged.value.sha256, mode: octalMode(mode), replaced: existing.value !== null });
+    return success({ path: request.path, size: staged.value.size, sha256: staged.value.sha256, mode: final.value.mode, replaced: existing.value !== null });
   });
 }

@@ -3,69 +3,35 @@
  *
  * Without a pty, closing an SSH channel does not stop the remote command. Two levers reach it:
  * OpenSSH (7.9 and later) turns a channel `signal` request into a signal to the session's whole
- * process group, and, for servers that ignore such requests, the relay opens a second channel
- * and signals the group itself. For that second lever the command runs under a small wrapper:
- * the login shell sshd starts for the channel is a session and process-group leader (sshd calls
- * setsid() for every session), and the wrapper first prints that shell's PID, i.e. the group id,
- * between marker bytes on stdout. The user's command is passed to `eval` as one single-quoted
- * word, so the login shell parses it exactly as `ssh host 'cmd'` would; its stdin is /dev/null.
+ * process group, and the relay opens a second channel that runs a stop script on the host. The
+ * command runs under a wrapper (host-stop.ts) that prints the group id and output pipe first, marks
+ * everything it starts with a per-run environment variable, and starts a host-side watchdog that
+ * enforces the deadline if the relay is gone. The stop script stops the group, the marked
+ * processes (setsid / nohup children included), whatever still writes to the command's output,
+ * and their descendants, and reports any it saw survive; the answer carries them.
  * The login shell must be POSIX-like (sh, bash, dash, ash, ksh, zsh).
  */
 import type { Client, ClientChannel } from 'ssh2';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { cutAt } from '../shared/exec-output.ts';
 import type { ExecOperation, ExecResultFrame } from '../shared/protocol.ts';
-import { quoteShellWord } from '../shared/shell-quote.ts';
+import { containerCommand, containerStopCommand, DEFAULT_STOP, wrapCommand, MARKER, MARKER_END, newRunId, parseLeft, parseMarker, stopCommand, type RunIdentity } from './host-stop.ts';
 import type { HostPool } from './ssh-pool.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
 
-const MARKER = '\x1emre-pgid=';
-const MARKER_END = '\x1e\n';
 /** Where the PID marker must appear; a chatty shell startup file may print before it. */
 const MARKER_SEARCH_BYTES = 4096;
-/** The process group gets this long between TERM and KILL (in steps of 0.1 s on the host). */
-const KILL_GRACE_STEPS = 20;
-const KILL_GRACE_MS = KILL_GRACE_STEPS * 100;
-/** Bound on opening the second channel used to signal the group. */
+/** The run gets this long between TERM and KILL (the stop script's grace on the host). */
+const KILL_GRACE_MS = DEFAULT_STOP.graceSteps * 100;
+/** Bound on opening the second channel used to stop the run. */
 const KILL_CHANNEL_TIMEOUT_MS = 2_000;
 /** After KILL, how long to wait for the channel to close before giving up on confirming. */
 const CLOSE_AFTER_KILL_MS = 1_000;
-
-/** printf format that prints the marker around one number (octal escapes: no raw control bytes in the command). */
-const MARKER_FORMAT = `${MARKER.replace('\x1e', '\\036')}%s${MARKER_END.replace('\x1e', '\\036').replace('\n', '\\n')}`;
-
-export function wrapCommand(command: string): string {
-  return `printf '${MARKER_FORMAT}' "$$"; eval ${quoteShellWord(command)} </dev/null`;
-}
-
-/**
- * A command inside a Proxmox container: `pct exec ID -- bash -c SCRIPT`. The container's processes
- * live in their own namespaces, so signalling the SSH session on the host does not reach them.
- * The script therefore runs the command as a background job with job control on (`set -m`),
- * which gives the job its own process group inside the container; the job prints that group's id
- * first, and a stop signals the group from inside the container (containerKillCommand).
- */
-export function containerCommand(ctid: string, command: string): string {
-  // Job control only while the job starts: left on, bash would also report the job's end on stderr.
-  const script = `set -m; ( printf '${MARKER_FORMAT}' "$BASHPID"; eval ${quoteShellWord(command)} ) </dev/null & set +m; wait "$!"`;
-  return ['pct', 'exec', ctid, '--', 'bash', '-c', script].map(quoteShellWord).join(' ');
-}
-
-export function containerKillCommand(ctid: string, pgid: number): string {
-  return ['pct', 'exec', ctid, '--', 'sh', '-c', killGroupCommand(pgid)].map(quoteShellWord).join(' ');
-}
-
-export function killGroupCommand(pgid: number): string {
-  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
-  return (
-    // No "--": dash's kill (sh on Debian, and inside many containers) refuses it; "-PGID" after
-    // the signal name is a process group in every POSIX shell.
-    `kill -TERM -${pgid} 2>/dev/null || exit 0; ` +
-    `n=0; while [ "$n" -lt ${KILL_GRACE_STEPS} ] && kill -0 -${pgid} 2>/dev/null; do sleep 0.1; n=$((n+1)); done; ` +
-    `kill -KILL -${pgid} 2>/dev/null; exit 0`
-  );
-}
+/** The stop script's report (one line per process left) is read up to this many bytes. */
+const STOP_REPORT_BYTES = 8 * 1024;
+/** Bound on the stop script as a whole: grace, a rescan, KILL and the report. */
+const STOP_SCRIPT_MS = KILL_GRACE_MS + 5_000;
 
 /** Keeps the first `maxChars` characters of a stream (decoded as UTF-8), counts the rest. */
 class StreamCapture {
@@ -110,7 +76,7 @@ class StreamCapture {
 
 /** Finds and removes the PID marker at the start of stdout, passing everything else through. */
 class MarkerFilter {
-  pgid: number | null = null;
+  identity: RunIdentity | null = null;
   private pending: Buffer | null = Buffer.alloc(0);
   private readonly forward: (chunk: Uint8Array) => void;
 
@@ -128,8 +94,7 @@ class MarkerFilter {
     if (start >= 0) {
       const end = buffered.indexOf(MARKER_END, start + MARKER.length, 'latin1');
       if (end >= 0) {
-        const digits = buffered.subarray(start + MARKER.length, end).toString('latin1');
-        if (/^[0-9]{1,10}$/.test(digits)) this.pgid = Number(digits);
+        this.identity = parseMarker(buffered.subarray(start + MARKER.length, end).toString('latin1'));
         this.pending = null;
         if (start > 0) this.forward(buffered.subarray(0, start));
         this.forward(buffered.subarray(end + MARKER_END.length));
@@ -152,33 +117,61 @@ class MarkerFilter {
   }
 }
 
+interface Stopped {
+  /** The channel closed: the login shell and everything holding the command's output are gone. */
+  confirmed: boolean;
+  /** Processes of the run the stop script saw alive after KILL ("PID (command)"). */
+  left: string[];
+  /** The stop script ran to its end (its report is complete). */
+  swept: boolean;
+}
+
+/** Run the stop script on a second channel and read its report (bounded in bytes and time). */
+async function runStopScript(pool: HostPool, client: Client, command: string): Promise<{ swept: boolean; left: string[] }> {
+  const killer = await pool.execNow(client, command, AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS));
+  if (!killer.ok) return { swept: false, left: [] };
+  const { channel } = killer.value;
+  let report = '';
+  channel.on('data', (chunk: Buffer) => {
+    if (report.length < STOP_REPORT_BYTES) report += chunk.toString('utf8').slice(0, STOP_REPORT_BYTES - report.length);
+  });
+  channel.stderr.resume();
+  const finished = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), STOP_SCRIPT_MS);
+    timer.unref();
+    channel.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  if (!finished) channel.close();
+  return { swept: finished && killer.value.exit.code === 0, left: parseLeft(report) };
+}
+
 /**
- * Stop a running command: TERM to its process group through both levers, KILL after the grace
- * period if the channel is still open. Resolves true when the channel closed, i.e. the login
- * shell (the group leader) is gone; false when that could not be confirmed.
+ * Stop a running command: TERM to its process group through the channel, and the stop script on
+ * a second channel (group, marker and output-pipe holders, TERM then KILL, and a report of what is
+ * left). KILL through the channel too if it is still open after the grace period.
  */
-async function stopProcessGroup(
+async function stopRun(
   pool: HostPool,
   client: Client,
-  pgid: number | null,
+  identity: RunIdentity | null,
   channel: ClientChannel,
   closed: Promise<void>,
-  killCommand: (pgid: number) => string,
-): Promise<boolean> {
+  command: ((identity: RunIdentity) => string) | null,
+): Promise<Stopped> {
   const waitClosed = (ms: number): Promise<boolean> =>
     Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
   channel.signal('TERM');
-  if (pgid !== null) {
-    // The script escalates to KILL on the host by itself; its channel just needs draining to close.
-    void pool.execNow(client, killCommand(pgid), AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS)).then((killer) => {
-      if (!killer.ok) return;
-      killer.value.channel.resume();
-      killer.value.channel.stderr.resume();
-    });
+  const sweep = identity && command ? runStopScript(pool, client, command(identity)) : Promise.resolve({ swept: false, left: [] });
+  let confirmed = await waitClosed(KILL_GRACE_MS + 500);
+  if (!confirmed) {
+    channel.signal('KILL');
+    confirmed = await waitClosed(CLOSE_AFTER_KILL_MS);
   }
-  if (await waitClosed(KILL_GRACE_MS + 500)) return true;
-  channel.signal('KILL');
-  return waitClosed(CLOSE_AFTER_KILL_MS);
+  const { swept, left } = await sweep;
+  return { confirmed, left, swept };
 }
 
 export async function runExec(pool: HostPool, op: ExecOperation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
@@ -186,11 +179,10 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   const deadline = AbortSignal.timeout(op.timeoutMs);
   const stopSignal = AbortSignal.any([signal, deadline]);
   const ctid = op.guest?.kind === 'lxc' ? op.guest.id : null;
-  const opened = await pool.exec(ctid ? containerCommand(ctid, op.command) : wrapCommand(op.command), stopSignal);
+  const runId = newRunId();
+  const opened = await pool.exec(ctid ? containerCommand(ctid, op.command, runId, op.timeoutMs) : wrapCommand(op.command, runId, op.timeoutMs), stopSignal);
   if (!opened.ok) {
-    if (deadline.aborted) {
-      return failure('host_busy', `No SSH channel to host "${pool.host.name}" became free within the ${op.timeoutMs / 1000} s timeout; the command did not start.`);
-    }
+    if (deadline.aborted) return pool.whyNoChannel(op.timeoutMs);
     return opened;
   }
   const { channel, exit, lease } = opened.value;
@@ -216,10 +208,13 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
   await Promise.race([closed, stopRequested]);
   let stopping: 'timeout' | 'cancel' | null = null;
   let stopConfirmed = true;
+  let processesLeft: string[] = [];
   // A command that finished in the same instant as its deadline has finished: report its exit.
   if (!channelClosed) {
     stopping = deadline.aborted ? 'timeout' : 'cancel';
-    stopConfirmed = await stopProcessGroup(pool, lease.client, marker.pgid, channel, closed, ctid ? (pgid) => containerKillCommand(ctid, pgid) : killGroupCommand);
+    const stopped = await stopRun(pool, lease.client, marker.identity, channel, closed, ctid ? (identity) => containerStopCommand(ctid, identity, runId) : (identity) => stopCommand(identity, runId));
+    stopConfirmed = stopped.confirmed && stopped.swept && stopped.left.length === 0;
+    processesLeft = stopped.left;
     if (!channelClosed) channel.close();
   }
   marker.flush();
@@ -239,6 +234,7 @@ export async function runExec(pool: HostPool, op: ExecOperation, onOutput: Outpu
     timedOut: stopping === 'timeout',
     cancelled: stopping === 'cancel',
     stopConfirmed,
+    ...(processesLeft.length > 0 ? { processesLeft } : {}),
     stdoutBytes: stdout.bytes,
     stderrBytes: stderr.bytes,
     stdoutTruncated: stdout.truncated,

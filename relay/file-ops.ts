@@ -2,7 +2,10 @@
  * File work on a host over SFTP only: no shell is involved, so no path is ever interpreted by
  * one. Writes are atomic: bytes go to a temporary file beside the target (created exclusively,
  * mode 0600), are checked (size) and hashed (SHA-256), given their permissions, and only then
- * renamed into place. Without overwrite the rename is OpenSSH's plain SFTP rename, which is
+ * renamed into place. Permissions never loosen (the one rule, in finalMode): `permissions` when
+ * given; else a replaced file keeps its mode and owner; else a new file gets the SSH user's
+ * default, 0666 less the umask of the SFTP server (the temporary file is created with 0666 for
+ * that, so the server's umask decides). Without overwrite the rename is OpenSSH's plain SFTP rename, which is
  * link()-based and fails if the target exists, so of two concurrent writers exactly one wins;
  * with overwrite it is posix-rename@openssh.com, which replaces the target atomically. On any
  * failure the temporary file is removed and the target is left as it was.
@@ -258,7 +261,7 @@ export interface WriteRequest {
   /** The bytes, in chunks: a Buffer for content given in a call, a stream for uploads. */
   source: AsyncIterable<Uint8Array> | Uint8Array;
   maxBytes: number;
-  /** e.g. 0o644; when absent a new file gets 0644 and a replaced one keeps its mode. */
+  /** e.g. 0o644; when absent a new file gets 0666 less the host's umask and a replaced one keeps its mode and owner. */
   permissions?: number;
   overwrite: boolean;
   createDirs: boolean;
@@ -294,7 +297,7 @@ async function makeDirectories(sftp: SFTPWrapper, dir: string): Promise<Outcome<
       if (typeOf(existing.value.mode) !== 'directory') return failure('not_a_directory', `${current} exists and is not a directory.`);
       continue;
     }
-    const made = await call<undefined>(sftp, (done) => sftp.mkdir(current, { mode: 0o755 }, (error) => done(error, undefined)));
+    const made = await call<undefined>(sftp, (done) => sftp.mkdir(current, { mode: 0o777 }, (error) => done(error, undefined)));
     if (made.error) {
       // Another writer may have created it in the meantime.
       const again = await call<Stats>(sftp, (done) => sftp.stat(current, done));
@@ -305,25 +308,39 @@ async function makeDirectories(sftp: SFTPWrapper, dir: string): Promise<Outcome<
 }
 
 /** Check the target and its directory before any byte is written. */
-async function prepareTarget(sftp: SFTPWrapper, request: WriteRequest): Promise<Outcome<{ existingMode: number | null }>> {
+interface Existing {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The mode a written file ends with: the caller's, else the replaced file's, else what the host
+ * gave the new file (its umask). Host files and container files both decide here.
+ */
+export function finalMode(permissions: number | undefined, existingMode: number | null, createdMode: number): number {
+  return permissions ?? existingMode ?? createdMode & 0o7777;
+}
+
+async function prepareTarget(sftp: SFTPWrapper, request: WriteRequest): Promise<Outcome<{ existing: Existing | null }>> {
   const target = await call<Stats>(sftp, (done) => sftp.stat(request.path, done));
   if (target.value) {
     if (typeOf(target.value.mode) === 'directory') return failure('path_is_directory', `${request.path} is a directory.`);
     if (!request.overwrite) return failure('already_exists', `${request.path} already exists.`);
-    return success({ existingMode: target.value.mode & 0o7777 });
+    return success({ existing: { mode: target.value.mode & 0o7777, uid: target.value.uid, gid: target.value.gid } });
   }
   const missing = sftpError(target.error, request.path, 'stat');
   if (missing.code !== 'path_not_found') return { ok: false, error: missing };
   const dir = posix.dirname(request.path);
   const parent = await call<Stats>(sftp, (done) => sftp.stat(dir, done));
   if (parent.value) {
-    return typeOf(parent.value.mode) === 'directory' ? success({ existingMode: null }) : failure('not_a_directory', `${dir} is not a directory.`);
+    return typeOf(parent.value.mode) === 'directory' ? success({ existing: null }) : failure('not_a_directory', `${dir} is not a directory.`);
   }
   const parentError = sftpError(parent.error, dir, 'stat');
   if (parentError.code !== 'path_not_found') return { ok: false, error: parentError };
   if (!request.createDirs) return failure('path_not_found', `The directory ${dir} does not exist. Pass create_dirs=true to create it.`);
   const made = await makeDirectories(sftp, dir);
-  return made.ok ? success({ existingMode: null }) : made;
+  return made.ok ? success({ existing: null }) : made;
 }
 
 export async function writeFileAtomic(pool: HostPool, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {
@@ -333,7 +350,11 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     const dir = posix.dirname(request.path);
     const temp = posix.join(dir, `.${posix.basename(request.path)}.mre-${randomBytes(6).toString('hex')}.tmp`);
     request.journal?.add(temp);
-    const opened = await call<Buffer>(sftp, (done) => sftp.open(temp, 'wx', { mode: 0o600 }, done));
+    const existing = prepared.value.existing;
+    // A new file with no mode given is created 0666 so the server's umask decides (and the bytes
+    // are then no more readable than the finished file will be); otherwise 0600 until the end.
+    const createMode = request.permissions === undefined && existing === null ? 0o666 : 0o600;
+    const opened = await call<Buffer>(sftp, (done) => sftp.open(temp, 'wx', { mode: createMode }, done));
     if (opened.error || !opened.value) {
       request.journal?.remove(temp);
       return { ok: false, error: sftpError(opened.error, temp, 'create a temporary file for') };
@@ -428,7 +449,17 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
     if (stats.value.size !== written) {
       return abandon({ code: 'ssh_error', message: `The host stored ${stats.value.size} bytes instead of ${written}; ${request.path} was not changed.` });
     }
-    const mode = request.permissions ?? prepared.value.existingMode ?? 0o644;
+    const mode = finalMode(request.permissions, existing?.mode ?? null, stats.value.mode);
+    if (existing && (existing.uid !== stats.value.uid || existing.gid !== stats.value.gid)) {
+      // Before chmod: chown clears set-id bits. Only root (or a group member, for the group) can do this.
+      const chown = await call<undefined>(sftp, (done) => sftp.fchown(handle, existing.uid, existing.gid, (error) => done(error, undefined)));
+      if (chown.error) {
+        return abandon({
+          code: 'permission_denied',
+          message: `${request.path} belongs to uid ${existing.uid} / gid ${existing.gid}; the SSH user cannot give the new content that owner, so ${request.path} was not changed.`,
+        });
+      }
+    }
     const chmod = await call<undefined>(sftp, (done) => sftp.fchmod(handle, mode, (error) => done(error, undefined)));
     if (chmod.error) return abandon({ ...sftpError(chmod.error, request.path, `chmod ${octalMode(mode)}`), message: `Setting permissions ${octalMode(mode)} failed; ${request.path} was not changed.` });
     const closeError = await close();
@@ -442,7 +473,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
       return abandon(sftpError(renamed.error, request.path, 'rename into place'));
     }
     request.journal?.remove(temp);
-    return success({ path: request.path, size: written, sha256: hash.digest('hex'), mode: octalMode(mode), replaced: prepared.value.existingMode !== null });
+    return success({ path: request.path, size: written, sha256: hash.digest('hex'), mode: octalMode(mode), replaced: existing !== null });
   });
 }
 

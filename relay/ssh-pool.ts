@@ -42,6 +42,8 @@ interface Connection {
   id: number;
   client: Client;
   state: 'connecting' | 'ready' | 'closed';
+  /** When the connection attempt began (performance.now()). */
+  openedAt: number;
   active: number;
   idleTimer?: ReturnType<typeof setTimeout>;
 }
@@ -123,6 +125,8 @@ export class HostPool {
   private readonly perConnection: number;
   private closed = false;
   private lastFailureAt = 0;
+  /** Why the last connection attempt failed; cleared when one succeeds. */
+  private lastConnectError: ToolError | null = null;
   private reopenTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(host: HostConfig, knownHosts: KnownHostsSettings) {
@@ -222,6 +226,28 @@ export class HostPool {
     }
   }
 
+  /**
+   * Why a caller whose deadline passed got no channel, in the pool's own terms: still connecting
+   * (the connect deadline is longer than the caller's), the last attempt failed, or every channel
+   * of working connections is taken.
+   */
+  whyNoChannel(timeoutMs: number): Outcome<never> {
+    const name = this.host.name;
+    const seconds = timeoutMs / 1000;
+    if (!this.connections.some((c) => c.state === 'ready')) {
+      const connecting = this.connections.filter((c) => c.state === 'connecting');
+      if (connecting.length > 0) {
+        const since = Math.round((performance.now() - Math.min(...connecting.map((c) => c.openedAt))) / 1000);
+        return failure(
+          'host_unreachable',
+          `Still connecting to host "${name}" (${this.host.address}:${this.host.port}) after ${since} s, so the command did not start within its ${seconds} s timeout. The host may be unreachable; the connection attempt gives up after ${this.host.connectTimeoutMs / 1000} s.`,
+        );
+      }
+      if (this.lastConnectError) return { ok: false, error: this.lastConnectError };
+    }
+    return failure('host_busy', `No SSH channel to host "${name}" became free within the ${seconds} s timeout (too many commands are running on this host); the command did not start.`);
+  }
+
   close(): void {
     this.closed = true;
     if (this.reopenTimer) clearTimeout(this.reopenTimer);
@@ -272,12 +298,13 @@ export class HostPool {
   private open(): void {
     const host = this.host;
     const client = new Client();
-    const connection: Connection = { id: nextConnectionId++, client, state: 'connecting', active: 0 };
+    const connection: Connection = { id: nextConnectionId++, client, state: 'connecting', openedAt: performance.now(), active: 0 };
     this.connections.push(connection);
     let decision: HostKeyDecision | undefined;
     const pinned = host.hostKeyFingerprints;
     const fail = (error: ToolError): void => {
       this.lastFailureAt = Date.now();
+      this.lastConnectError = error;
       this.remove(connection);
       // Only give up on waiters when nothing else could serve them; otherwise they keep waiting.
       const alive = this.connections.some((c) => c.state !== 'closed');
@@ -328,6 +355,7 @@ export class HostPool {
     });
     client.on('ready', () => {
       connection.state = 'ready';
+      this.lastConnectError = null;
       log('debug', 'ssh connection ready', { host: host.name, connection: connection.id });
       this.dispatch();
       // Opened for waiters that have since given up: let it idle out like any other.

@@ -15,6 +15,8 @@ export interface ExecOutcome {
   cancelled: boolean;
   /** For a stopped command: whether it was seen to end after being signalled. */
   stopConfirmed: boolean;
+  /** Processes of a stopped command seen alive after KILL ("PID (command)"); empty when none. */
+  processesLeft: string[];
   /** The part of each stream the relay kept (at most the character limit), decoded as UTF-8. */
   stdout: string;
   stderr: string;
@@ -35,6 +37,7 @@ export function execOutcomeFrom(host: string, frame: ExecResultFrame, stdout: st
     timedOut: frame.timedOut,
     cancelled: frame.cancelled,
     stopConfirmed: frame.stopConfirmed,
+    processesLeft: frame.processesLeft ?? [],
     stdout,
     stderr,
     stdoutBytes: frame.stdoutBytes,
@@ -58,6 +61,8 @@ export const execStructuredOutput = z.object({
   stdout_total_bytes: z.number().int(),
   stderr_total_bytes: z.number().int(),
   duration_ms: z.number().int(),
+  /** Present when a stopped command left processes that may still run ("PID (command)"). */
+  processes_may_still_run: z.array(z.string()).optional(),
 });
 export type ExecStructuredOutput = z.infer<typeof execStructuredOutput>;
 
@@ -98,12 +103,13 @@ function truncationNote(stream: string, shown: number, totalBytes: number): stri
 function statusLines(outcome: ExecOutcome): string[] {
   const lines: string[] = [];
   const how = outcome.stopConfirmed
-    ? 'was stopped (its process group was sent TERM, then KILL)'
+    ? 'was stopped (its process group and every process it started were sent TERM, then KILL)'
     : 'was signalled to stop (TERM, then KILL) but could not be confirmed to have ended: check the host, e.g. with ps';
   if (outcome.timedOut) {
     lines.push(`TIMED OUT: the command was still running after ${outcome.timeoutMs / 1000} s and ${how}. Output up to that point is shown above.`);
   }
   if (outcome.cancelled) lines.push(`CANCELLED: at the caller's request the command ${how}.`);
+  if (outcome.processesLeft.length > 0) lines.push(`SOME PROCESSES MAY STILL RUN on the host: ${outcome.processesLeft.join(', ')}.`);
   if (outcome.exitCode !== null) lines.push(`EXIT CODE: ${outcome.exitCode}`);
   else if (outcome.signal) lines.push(`EXIT CODE: none (terminated by signal ${outcome.signal})`);
   else lines.push('EXIT CODE: none (the command did not finish)');
@@ -129,6 +135,7 @@ export function formatExecResult(outcome: ExecOutcome, format: 'text' | 'json', 
     stdout_total_bytes: outcome.stdoutBytes,
     stderr_total_bytes: outcome.stderrBytes,
     duration_ms: Math.round(outcome.durationMs),
+    ...(outcome.processesLeft.length > 0 ? { processes_may_still_run: outcome.processesLeft } : {}),
   };
   const isError = outcome.timedOut || outcome.cancelled;
   if (format === 'json') return { text: JSON.stringify(structured, null, 2), structured, isError };

@@ -52,7 +52,7 @@ export const permissionsArgument = z
     return Number.parseInt(digits, 8);
   })
   .optional()
-  .describe('Octal permissions such as 644 (rw-r--r--), 600 or 755. New files default to 644; a replaced file keeps its mode.');
+  .describe('Octal permissions such as 644 (rw-r--r--), 600 or 755. Without it a new file gets the SSH user default (0666 less the umask, usually 644) and a replaced file keeps its mode and owner.');
 
 export const overwriteArgument = z.boolean({ error: 'overwrite must be true or false' }).default(false).describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
 

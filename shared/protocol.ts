@@ -148,6 +148,8 @@ export const execResult = z.object({
   cancelled: z.boolean(),
   /** For a timed-out or cancelled command: whether it was seen to end after being signalled. */
   stopConfirmed: z.boolean(),
+  /** Processes of a stopped run seen alive after KILL, as "PID (command)": they may still run. */
+  processesLeft: z.array(z.string().max(100)).max(20).optional(),
   stdoutBytes: z.number().int().nonnegative(),
   stderrBytes: z.number().int().nonnegative(),
   /** True when the relay kept less of the stream than the command wrote (it keeps maxChars). */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
-import { startSshd, type TestSshd } from '../harness/sshd.ts';
+import { remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
 import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
 
@@ -45,6 +45,16 @@ async function call(name: string, args: Record<string, unknown>): Promise<CallTo
 }
 
 describe('Proxmox in the stdio mode', () => {
+  it('stops setsid and nohup children of a container command on timeout', async () => {
+    // The seconds in a variable, so only the sleeps' command lines read "sleep 1009.5". The first sleep's parent
+    // ends at once, so only its environment marker ties it to the run.
+    const result = await call('proxmox_container_exec_command', { ctid: 101, command: 's=1009.5; (setsid sleep $s >/dev/null 2>&1 &); nohup sleep $s & sleep $s', timeout: 2 });
+    expect(textOf(result)).toContain('TIMED OUT');
+    const left = remoteProcesses('sleep 1009.5', sshd.user);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    expect(left).toEqual([]);
+  });
+
   it('offers the container and VM tools, and the seed container file tools', async () => {
     const names = (await session.client.listTools()).tools.map((tool) => tool.name);
     for (const name of [

@@ -59,6 +59,8 @@ export interface SshdOptions {
    * because Match blocks extend to the end of the file.
    */
   extraConfig?: string[];
+  /** The umask sshd runs with, and so its sessions and SFTP server (e.g. 0o027); the test process's when omitted. */
+  umask?: number;
 }
 
 export const SSHD_PATH = '/usr/sbin/sshd';
@@ -424,9 +426,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
 
       const stderr = new StderrBuffer();
       // Absolute path is required: sshd re-execs itself for every connection.
+      // The child inherits the umask at spawn; only sshd gets it, not the files written above.
+      const previousUmask = options.umask === undefined ? undefined : process.umask(options.umask);
       const child = spawn(sshd, ['-D', '-e', '-f', configPath], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
+      if (previousUmask !== undefined) process.umask(previousUmask);
       child.stderr?.on('data', (c: Buffer) => stderr.push(c));
       // A forgotten stop() must not keep the test worker alive; the shared
       // 'exit' hook still kills the sshd when the worker ends.

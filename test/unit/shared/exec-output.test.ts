@@ -9,6 +9,7 @@ function outcome(overrides: Partial<ExecOutcome> = {}): ExecOutcome {
     timedOut: false,
     cancelled: false,
     stopConfirmed: true,
+    processesLeft: [],
     stdout: '',
     stderr: '',
     stdoutBytes: 0,
@@ -51,7 +52,9 @@ describe('formatExecResult', () => {
     const { text, isError, structured } = formatExecResult(outcome({ stdout: 'partial', exitCode: null, timedOut: true, timeoutMs: 5000 }), 'text', 100);
     expect(isError).toBe(true);
     expect(text).toContain('partial');
-    expect(text).toContain('TIMED OUT: the command was still running after 5 s and was stopped (its process group was sent TERM, then KILL)');
+    expect(text).toContain('TIMED OUT: the command was still running after 5 s and was stopped (its process group and every process it started were sent TERM, then KILL)');
+    expect(text).not.toContain('MAY STILL RUN');
+    expect(structured).not.toHaveProperty('processes_may_still_run');
     expect(text).toContain('EXIT CODE: none');
     expect(structured.timed_out).toBe(true);
   });
@@ -59,6 +62,16 @@ describe('formatExecResult', () => {
   it('says so when a stopped command could not be confirmed to have ended', () => {
     const { text } = formatExecResult(outcome({ exitCode: null, timedOut: true, stopConfirmed: false, timeoutMs: 2000 }), 'text', 100);
     expect(text).toContain('could not be confirmed to have ended: check the host');
+  });
+
+  it('names the processes that may still run after a stop, in text and in valid JSON', () => {
+    const left = ['4242 (sleep)', '4243 (my "daemon"\\)'];
+    const stopped = outcome({ exitCode: null, timedOut: true, stopConfirmed: false, processesLeft: left, stdout: 'x', timeoutMs: 5000 });
+    const text = formatExecResult(stopped, 'text', 100).text;
+    expect(text).toContain('SOME PROCESSES MAY STILL RUN on the host: 4242 (sleep), 4243 (my "daemon"\\).');
+    expect(text).toContain('EXIT CODE: none');
+    const json = formatExecResult(stopped, 'json', 100);
+    expect(execStructuredOutput.parse(JSON.parse(json.text))).toMatchObject({ processes_may_still_run: left, timed_out: true });
   });
 
   it('treats a non-zero exit as a normal result', () => {

@@ -1,0 +1,199 @@
+/**
+ * How a command is wrapped on the host so that it can be stopped whole, by the relay or, when the
+ * relay is gone, by the host itself. POSIX sh only (dash, bash, ash, ksh): these scripts run in the
+ * SSH user's login shell and inside containers.
+ *
+ * A run is known on the host by three things:
+ * - its session and process group: sshd makes the login shell a session and group leader, and the
+ *   wrapper prints that shell's PID (the group id) between marker bytes on stdout;
+ * - a marker in the environment, MRE_RUN=<random id>, exported to everything the command starts,
+ *   so `setsid` / `nohup` children that leave the group are still found (in /proc/PID/environ);
+ * - the channel's output pipe: a process that cleared its environment (`env -i`) but still writes
+ *   to the command's stdout or stderr is found by its fd 1 or 2, whose /proc link names that pipe.
+ * and, found from those, their descendants.
+ *
+ * Not found: processes of another user (sudo, setuid programs) and processes that left the session,
+ * cleared their environment and let go of the output after their parent ended. The README says so.
+ *
+ * A watchdog started by the wrapper (its own `sh`, outside the marker, output to /dev/null) gives
+ * the host its own deadline: at timeout + slack it runs the same stop script the relay would, so a
+ * command whose relay died does not outlive its timeout by more than a few seconds. It ends within
+ * a second of the run ending (its parent gone and nothing left holding the output pipe).
+ */
+import { randomBytes } from 'node:crypto';
+import { quoteShellWord } from '../shared/shell-quote.ts';
+
+export const MARKER = '\x1emre-pgid=';
+export const MARKER_END = '\x1e\n';
+/** Prefix of each line the stop script prints for a process it could not stop. */
+export const LEFT_PREFIX = 'mre-left ';
+/** Processes named in an answer at most. */
+export const MAX_LEFT_REPORTED = 20;
+/** The host watchdog fires this long after the relay's deadline, so the relay normally stops (and reports) first. */
+export const WATCHDOG_SLACK_S = 2;
+
+/** printf format that prints the marker around "PGID OUTPUT" (octal escapes: no raw control bytes in the command). */
+const MARKER_FORMAT = `${MARKER.replace('\x1e', '\\036')}%s %s${MARKER_END.replace('\x1e', '\\036').replace('\n', '\\n')}`;
+
+export interface StopSettings {
+  /** Steps of 0.1 s between TERM and KILL. */
+  graceSteps: number;
+}
+
+export const DEFAULT_STOP: StopSettings = { graceSteps: 20 };
+
+/** A fresh run id: 16 hex digits, safe in a shell word and unguessable by other runs. */
+export function newRunId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** What the wrapper reported about the run: its group id and the identity of its output pipe. */
+export interface RunIdentity {
+  pgid: number;
+  /** e.g. "pipe:[123456]"; null when the host has no /proc or no readlink. */
+  output: string | null;
+}
+
+export function parseMarker(text: string): RunIdentity | null {
+  const match = /^([0-9]{1,10}) ((?:pipe|socket):\[[0-9]{1,20}\])?$/.exec(text);
+  if (!match?.[1]) return null;
+  const pgid = Number(match[1]);
+  return pgid > 1 ? { pgid, output: match[2] ?? null } : null;
+}
+
+function checkRunId(runId: string): string {
+  if (!/^[0-9a-f]{16}$/.test(runId)) throw new Error('a run id is 16 hex digits');
+  return runId;
+}
+
+/**
+ * Shell functions shared by the stop script and the watchdog. `scan` sets $t to the PIDs of the
+ * run (group g or session g, the marker r in the environment, or fd 1/2 writing to the output
+ * pipe o), then adds their descendants; it skips itself ($me), its own helpers (children of $me)
+ * and zombies. Other users' processes are skipped: their environ and fd are unreadable.
+ * Two helper processes per scan (one grep over every environ, one ls over every fd 1 and 2), not
+ * one per process: a root login may see thousands of processes.
+ */
+const SCAN_FUNCTIONS =
+  `st() { read -r s 2>/dev/null <"/proc/$1/stat" || return 1; s=\${s##*") "}; }; ` +
+  `live() { st "$1" || return 1; set -- $s; [ "$1" != Z ]; }; ` +
+  // PIDs whose environment holds the marker (substring: the id is 64 random bits).
+  `marked() { m=; for f in $(grep -lF "$r" /proc/[0-9]*/environ 2>/dev/null); do f=\${f#/proc/}; m="$m \${f%/environ}"; done; }; ` +
+  // PIDs writing to the output: a pipe's write end (sshd holds the read end, same inode), or the socket itself.
+  `writers() { wr=; [ -n "$o" ] || return 0; ` +
+  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | while read -r l; do set -- $l; [ "\${11}" = "$o" ] || continue; case "$1:$o" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done); }; ` +
+  `scan() { t=; pairs=; marked; writers; for d in /proc/[0-9]*; do p=\${d#/proc/}; [ "$p" = "$me" ] && continue; [ -r "$d/environ" ] || continue; st "$p" || continue; set -- $s; ` +
+  `[ "$1" = Z ] && continue; [ "$2" = "$me" ] && continue; ` +
+  `case " $m $wr " in *" $p "*) t="$t $p"; continue;; esac; ` +
+  `if [ "$3" = "$g" ] || [ "$4" = "$g" ]; then t="$t $p"; else pairs="$pairs $p:$2"; fi; done; ` +
+  `n=0; while [ "$n" -lt 16 ]; do a=; for x in $pairs; do c=\${x%:*}; case " $t " in *" $c "*) continue;; esac; case " $t " in *" \${x#*:} "*) t="$t $c"; a=1;; esac; done; [ -z "$a" ] && break; n=$((n+1)); done; }; ` +
+  `anylive() { kill -0 -"$g" 2>/dev/null && return 0; for p in $t; do live "$p" && return 0; done; return 1; }; `;
+
+function variables(pgid: number, runId: string, output: string | null): string {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+  return `g=${pgid}; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=${quoteShellWord(output ?? '')}; me=$$; `;
+}
+
+/**
+ * TERM to the run, KILL after the grace period to whatever is left (found again: it may have
+ * forked meanwhile). With `report`, then prints one `mre-left PID COMMAND` line per process of the
+ * run still alive. No "--" to kill: dash's kill refuses it; "-PGID" after the signal is a group.
+ */
+function stopBody(settings: StopSettings, report: boolean): string {
+  return (
+    `scan; kill -TERM -"$g" 2>/dev/null; [ -n "$t" ] && kill -TERM $t 2>/dev/null; ` +
+    `i=0; while [ "$i" -lt ${settings.graceSteps} ] && anylive; do sleep 0.1; i=$((i+1)); done; ` +
+    `scan; [ -n "$t" ] && kill -KILL $t 2>/dev/null; kill -KILL -"$g" 2>/dev/null; ` +
+    (report
+      ? `i=0; while [ "$i" -lt 5 ] && anylive; do sleep 0.1; i=$((i+1)); done; scan; k=0; ` +
+        `for p in $t; do live "$p" || continue; k=$((k+1)); [ "$k" -gt ${MAX_LEFT_REPORTED} ] && break; c=; read -r c <"/proc/$p/comm" 2>/dev/null; printf '${LEFT_PREFIX}%s %s\\n' "$p" "$c"; done; `
+      : '') +
+    'exit 0'
+  );
+}
+
+/** The stop script alone, for `sh -c` on the host or inside a container. */
+function stopScript(identity: RunIdentity, runId: string, settings: StopSettings): string {
+  return variables(identity.pgid, runId, identity.output) + SCAN_FUNCTIONS + stopBody(settings, true);
+}
+
+/**
+ * What the relay runs on a second channel to stop a run (exit 0 whatever happened). Under `sh`,
+ * not the login shell: zsh, for one, does not split unquoted variables, which the script relies on.
+ */
+export function stopCommand(identity: RunIdentity, runId: string, settings: StopSettings = DEFAULT_STOP): string {
+  return `exec sh -c ${quoteShellWord(stopScript(identity, runId, settings))}`;
+}
+
+/**
+ * The host-side deadline, as the text of an `sh -c` script taking the wrapper's PID ($1), the
+ * output pipe ($2) and the seconds to wait ($3). It is in the run's process group, so the relay's
+ * stop ends it with the rest; it ignores HUP (the relay's connection dropping). It ends when its
+ * parent has ended and nothing writes to the output pipe any more, and otherwise stops the run at
+ * the deadline, ignoring TERM from then on (it signals its own group).
+ */
+function watchdogScript(runId: string, settings: StopSettings): string {
+  return (
+    `trap '' HUP INT; ` +
+    `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=$2; me=$$; ` +
+    SCAN_FUNCTIONS +
+    `holders() { writers; [ -n "$wr" ]; }; ` +
+    `w=0; while [ "$w" -lt "$3" ]; do if ! kill -0 "$g" 2>/dev/null; then holders || exit 0; fi; sleep 1; w=$((w+1)); done; ` +
+    `trap '' TERM; ` +
+    stopBody(settings, false)
+  );
+}
+
+function watchdogStart(runId: string, timeoutMs: number, settings: StopSettings, pidVariable: string): string {
+  const seconds = Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
+  return `sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "${pidVariable}" "$mre_o" ${seconds} </dev/null >/dev/null 2>&1 & `;
+}
+
+/**
+ * The command as the login shell runs it: print the marker, start the watchdog (before the marker
+ * is exported, so it carries none), export the marker, run the command in a subshell with stdin
+ * /dev/null. The subshell parses the command exactly as `ssh host 'cmd'` would; its exit status
+ * is the shell's, and its output is untouched (the watchdog writes nowhere).
+ */
+export function wrapCommand(command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP): string {
+  return (
+    `mre_o=$(readlink "/proc/$$/fd/1" 2>/dev/null); printf '${MARKER_FORMAT}' "$$" "$mre_o"; ` +
+    watchdogStart(runId, timeoutMs, settings, '$$') +
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( unset mre_o; eval ${quoteShellWord(command)} ) </dev/null`
+  );
+}
+
+/**
+ * A command inside a Proxmox container: `pct exec ID -- bash -c SCRIPT`. The container's processes
+ * live in their own namespaces, so signalling the SSH session on the host does not reach them.
+ * The script runs the command as a background job with job control on (`set -m`), which gives the
+ * job its own process group inside the container; the job prints that group's id and output pipe
+ * first, starts the same watchdog inside the container, and a stop runs the stop script there.
+ */
+export function containerCommand(ctid: string, command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP): string {
+  // Job control only while the job starts: left on, bash would also report the job's end on stderr.
+  const job =
+    `mre_b=$BASHPID; mre_o=$(readlink "/proc/$mre_b/fd/1" 2>/dev/null); printf '${MARKER_FORMAT}' "$mre_b" "$mre_o"; ` +
+    watchdogStart(runId, timeoutMs, settings, '$mre_b') +
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; unset mre_b mre_o; eval ${quoteShellWord(command)}`;
+  const script = `set -m; ( ${job} ) </dev/null & set +m; wait "$!"`;
+  return ['pct', 'exec', ctid, '--', 'bash', '-c', script].map(quoteShellWord).join(' ');
+}
+
+export function containerStopCommand(ctid: string, identity: RunIdentity, runId: string, settings: StopSettings = DEFAULT_STOP): string {
+  return ['pct', 'exec', ctid, '--', 'sh', '-c', stopScript(identity, runId, settings)].map(quoteShellWord).join(' ');
+}
+
+/** The processes a stop script reported as still alive ("PID COMMAND"), bounded. */
+export function parseLeft(output: string): string[] {
+  const left: string[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith(LEFT_PREFIX)) continue;
+    const match = /^([0-9]{1,10}) (.{0,64})$/.exec(line.slice(LEFT_PREFIX.length));
+    if (!match?.[1]) continue;
+    // comm is the host's text: keep it printable.
+    left.push(`${match[1]} (${(match[2] ?? '').replace(/[^\x20-\x7e]/g, '?')})`);
+    if (left.length >= MAX_LEFT_REPORTED) break;
+  }
+  return left;
+}

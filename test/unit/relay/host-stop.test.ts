@@ -1,0 +1,89 @@
+/**
+ * The wrapper and stop script run under dash and bash on this machine (as the host would run
+ * them): output and exit code untouched, marker parsed, a marked setsid child found and stopped,
+ * the stop script's report read with bounds.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { MARKER, MARKER_END, MAX_LEFT_REPORTED, newRunId, parseLeft, parseMarker, stopCommand, wrapCommand } from '../../../relay/host-stop.ts';
+
+/** PIDs whose command line is exactly `argv` joined by spaces (NUL-separated in /proc). */
+function pidsRunning(commandLine: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ').trim() === commandLine) found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function run(shell: string, script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    // setsid: the shell leads its own session and group, as sshd's login shell does.
+    const child = spawn('setsid', [shell, '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('latin1')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('latin1')));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('parsing what the host prints', () => {
+  it('reads the marker with and without an output pipe, and refuses anything else', () => {
+    expect(parseMarker('1234 pipe:[5678]')).toEqual({ pgid: 1234, output: 'pipe:[5678]' });
+    expect(parseMarker('1234 socket:[9]')).toEqual({ pgid: 1234, output: 'socket:[9]' });
+    expect(parseMarker('1234 ')).toEqual({ pgid: 1234, output: null });
+    for (const bad of ['1 pipe:[2]', '0 ', 'x ', '1234 /tmp/file', '1234 pipe:[1]; rm -rf /', '12345678901 ', '']) expect(parseMarker(bad)).toBeNull();
+  });
+
+  it('keeps at most the bounded number of reported processes, printable only', () => {
+    const lines = Array.from({ length: 50 }, (_, i) => `mre-left ${100 + i} sl\x1beep`).join('\n');
+    const left = parseLeft(`noise\n${lines}\nmre-left notapid x\n`);
+    expect(left).toHaveLength(MAX_LEFT_REPORTED);
+    expect(left[0]).toBe('100 (sl?eep)');
+    expect(parseLeft('mre-left 12 ' + 'x'.repeat(500))).toEqual([]);
+  });
+
+  it('refuses a run id that is not 16 hex digits (it goes into a shell word)', () => {
+    expect(() => wrapCommand('true', "1234'; reboot; '", 1000)).toThrow();
+    expect(() => stopCommand({ pgid: 1, output: null }, newRunId())).toThrow();
+  });
+});
+
+for (const shell of ['dash', 'bash']) {
+  describe(`under ${shell}`, () => {
+    it('leaves the exit code, stdout and stderr as the command made them', async () => {
+      const result = await run(shell, wrapCommand('echo out; echo err >&2; exit 5', newRunId(), 60_000));
+      expect(result.code).toBe(5);
+      expect(result.stderr).toBe('err\n');
+      const end = result.stdout.indexOf(MARKER_END);
+      expect(result.stdout.startsWith(MARKER)).toBe(true);
+      expect(parseMarker(result.stdout.slice(MARKER.length, end))).not.toBeNull();
+      expect(result.stdout.slice(end + MARKER_END.length)).toBe('out\n');
+    });
+
+    it('stops a marked setsid child that let go of the output, and reports nothing left', async () => {
+      const runId = newRunId();
+      const seconds = shell === 'dash' ? '1011.1' : '1011.2';
+      const result = await run(shell, wrapCommand(`setsid sleep ${seconds} >/dev/null 2>&1 &`, runId, 60_000));
+      const identity = parseMarker(result.stdout.slice(MARKER.length, result.stdout.indexOf(MARKER_END)));
+      if (!identity) throw new Error('no marker');
+      // The command ended normally; its detached child runs on (a daemon is allowed to).
+      const until = Date.now() + 5_000;
+      while (pidsRunning(`sleep ${seconds}`).length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(pidsRunning(`sleep ${seconds}`)).toHaveLength(1);
+      const stop = spawnSync(shell, ['-c', stopCommand(identity, runId)], { encoding: 'utf8', timeout: 20_000 });
+      expect(stop.status).toBe(0);
+      expect(parseLeft(stop.stdout)).toEqual([]);
+      const left = pidsRunning(`sleep ${seconds}`);
+      for (const pid of left) process.kill(pid, 'SIGKILL');
+      expect(left).toEqual([]);
+    });
+  });
+}
