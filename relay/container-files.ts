@@ -15,7 +15,7 @@ import type { FileInfo } from '../shared/file-types.ts';
 import { collectRead, octalMode, streamFile, writeFileAtomic, type CollectedRead, type ReadRequest, type StreamedRead, type WriteRequest, type WriteResult } from './file-ops.ts';
 import { log } from './log.ts';
 import { runArgv, type ArgvRun } from './proxmox-ops.ts';
-import type { HostPool } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 
 /** A file bigger than this is not pulled out of a container whole just to read part of it. */
 export const MAX_CONTAINER_PULL_BYTES = 256 * 1024 * 1024;
@@ -30,7 +30,7 @@ function relativePath(path: string): Outcome<never> | null {
   return path.startsWith('/') ? null : failure('invalid_argument', `A path inside a container must be absolute (start with /), not "${path}".`);
 }
 
-function stepper(pool: HostPool, signal: AbortSignal): Step {
+function stepper(pool: HostChannels, signal: AbortSignal): Step {
   return (argv, timeoutMs = STEP_TIMEOUT_MS) => runArgv(pool, argv, timeoutMs, 16 * 1024, signal);
 }
 
@@ -43,7 +43,7 @@ function pctFailed(what: string, run: ArgvRun): Outcome<never> {
 }
 
 /** Run `use` with a fresh private directory on the host, removed afterwards whatever happened. */
-async function withHostTempDir<T>(pool: HostPool, use: (dir: string) => Promise<Outcome<T>>): Promise<Outcome<T>> {
+async function withHostTempDir<T>(pool: HostChannels, use: (dir: string) => Promise<Outcome<T>>): Promise<Outcome<T>> {
   // Its own time limit, not the caller's cancel: a directory made as the call is cancelled must still be removed.
   const made = await runArgv(pool, ['mktemp', '-d', '/tmp/mre-pct.XXXXXXXXXX'], STEP_TIMEOUT_MS, 4096, AbortSignal.timeout(STEP_TIMEOUT_MS));
   if (!made.ok) return made;
@@ -82,7 +82,7 @@ async function statInContainer(step: Step, ctid: string, path: string): Promise<
 }
 
 export async function streamFromContainer(
-  pool: HostPool,
+  pool: HostChannels,
   ctid: string,
   request: ReadRequest,
   onChunk: (chunk: Buffer) => Promise<boolean>,
@@ -114,7 +114,7 @@ export async function streamFromContainer(
 }
 
 /** What is at a path inside a container (path_not_found when nothing is). */
-export async function statInContainerFile(pool: HostPool, ctid: string, path: string, signal: AbortSignal): Promise<Outcome<FileInfo>> {
+export async function statInContainerFile(pool: HostChannels, ctid: string, path: string, signal: AbortSignal): Promise<Outcome<FileInfo>> {
   const relative = relativePath(path);
   if (relative) return relative;
   const found = await statInContainer(stepper(pool, signal), ctid, path);
@@ -123,11 +123,11 @@ export async function statInContainerFile(pool: HostPool, ctid: string, path: st
 }
 
 /** Read a range of a container file into memory (for results returned in a call). */
-export async function readFromContainer(pool: HostPool, ctid: string, request: ReadRequest, signal: AbortSignal): Promise<CollectedRead> {
+export async function readFromContainer(pool: HostChannels, ctid: string, request: ReadRequest, signal: AbortSignal): Promise<CollectedRead> {
   return collectRead((onChunk) => streamFromContainer(pool, ctid, request, onChunk, signal));
 }
 
-export async function writeIntoContainer(pool: HostPool, ctid: string, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {
+export async function writeIntoContainer(pool: HostChannels, ctid: string, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {
   const relative = relativePath(request.path);
   if (relative) return relative;
   const step = stepper(pool, signal);

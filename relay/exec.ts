@@ -16,7 +16,7 @@ import { failure, success, type Outcome } from '../shared/errors.ts';
 import { cutAt } from '../shared/exec-output.ts';
 import type { ExecOperation, ExecResultFrame } from '../shared/protocol.ts';
 import { containerCommand, containerStopCommand, DEFAULT_STOP, wrapCommand, MARKER, MARKER_END, newRunId, parseLeft, parseMarker, stopCommand, type RunIdentity } from './host-stop.ts';
-import type { HostPool } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
 
@@ -127,7 +127,7 @@ interface Stopped {
 }
 
 /** Run the stop script on a second channel and read its report (bounded in bytes and time). */
-async function runStopScript(pool: HostPool, client: Client, command: string): Promise<{ swept: boolean; left: string[] }> {
+async function runStopScript(pool: HostChannels, client: Client, command: string): Promise<{ swept: boolean; left: string[] }> {
   const killer = await pool.execNow(client, command, AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS));
   if (!killer.ok) return { swept: false, left: [] };
   const { channel } = killer.value;
@@ -154,7 +154,7 @@ async function runStopScript(pool: HostPool, client: Client, command: string): P
  * left). KILL through the channel too if it is still open after the grace period.
  */
 async function stopRun(
-  pool: HostPool,
+  pool: HostChannels,
   client: Client,
   identity: RunIdentity | null,
   channel: ClientChannel,
@@ -174,7 +174,7 @@ async function stopRun(
   return { confirmed, left, swept };
 }
 
-export async function runExec(pool: HostPool, op: ExecOperation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
+export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
   const started = performance.now();
   const deadline = AbortSignal.timeout(op.timeoutMs);
   const stopSignal = AbortSignal.any([signal, deadline]);

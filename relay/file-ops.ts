@@ -17,7 +17,7 @@ import { failure, success, type Outcome, type ToolError } from '../shared/errors
 import { ABORTED, unlessAborted } from '../shared/unless-aborted.ts';
 import type { FileInfo } from '../shared/file-types.ts';
 import { sftpError } from './ssh-errors.ts';
-import type { HostPool } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 
 /** Bytes per SFTP read; OpenSSH's sftp-server answers reads of up to 256 KiB. */
 const READ_CHUNK = 64 * 1024;
@@ -122,7 +122,7 @@ async function stat(sftp: SFTPWrapper, path: string): Promise<Outcome<Stats>> {
   return success(result.value);
 }
 
-async function withSftp<T>(pool: HostPool, signal: AbortSignal, work: (sftp: SFTPWrapper) => Promise<Outcome<T>>): Promise<Outcome<T>> {
+async function withSftp<T>(pool: HostChannels, signal: AbortSignal, work: (sftp: SFTPWrapper) => Promise<Outcome<T>>): Promise<Outcome<T>> {
   const session = await pool.sftp(signal);
   if (!session.ok) return session;
   try {
@@ -132,7 +132,7 @@ async function withSftp<T>(pool: HostPool, signal: AbortSignal, work: (sftp: SFT
   }
 }
 
-export async function listDirectory(pool: HostPool, path: string, signal: AbortSignal): Promise<Outcome<{ path: string; entries: FileInfo[]; truncated: boolean }>> {
+export async function listDirectory(pool: HostChannels, path: string, signal: AbortSignal): Promise<Outcome<{ path: string; entries: FileInfo[]; truncated: boolean }>> {
   return withSftp(pool, signal, async (sftp) => {
     const target = await stat(sftp, path);
     if (!target.ok) return target;
@@ -175,7 +175,7 @@ export interface ReadRequest {
  * chunk's buffer is reused once `onChunk` settles: keep a copy, not the chunk, if it must last.
  */
 export async function streamFile(
-  pool: HostPool,
+  pool: HostChannels,
   request: ReadRequest,
   onChunk: (chunk: Buffer) => Promise<boolean>,
   signal: AbortSignal,
@@ -252,7 +252,7 @@ export async function collectRead(read: (onChunk: (chunk: Buffer) => Promise<boo
 }
 
 /** Read a range of a file into memory (for results returned in a call, at most maxBytes). */
-export async function readFile(pool: HostPool, request: ReadRequest, signal: AbortSignal): Promise<CollectedRead> {
+export async function readFile(pool: HostChannels, request: ReadRequest, signal: AbortSignal): Promise<CollectedRead> {
   return collectRead((onChunk) => streamFile(pool, request, onChunk, signal));
 }
 
@@ -343,7 +343,7 @@ async function prepareTarget(sftp: SFTPWrapper, request: WriteRequest): Promise<
   return made.ok ? success({ existing: null }) : made;
 }
 
-export async function writeFileAtomic(pool: HostPool, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {
+export async function writeFileAtomic(pool: HostChannels, request: WriteRequest, signal: AbortSignal): Promise<Outcome<WriteResult>> {
   return withSftp(pool, signal, async (sftp) => {
     const prepared = await prepareTarget(sftp, request);
     if (!prepared.ok) return prepared;
@@ -478,7 +478,7 @@ export async function writeFileAtomic(pool: HostPool, request: WriteRequest, sig
 }
 
 /** Delete a leftover temporary file; true when it is gone (or was never there). */
-export async function deleteLeftover(pool: HostPool, path: string, signal: AbortSignal): Promise<boolean> {
+export async function deleteLeftover(pool: HostChannels, path: string, signal: AbortSignal): Promise<boolean> {
   const outcome = await withSftp(pool, signal, async (sftp) => {
     const removed = await call<undefined>(sftp, (done) => sftp.unlink(path, (error) => done(error, undefined)));
     if (!removed.error) return success(true);
@@ -489,7 +489,7 @@ export async function deleteLeftover(pool: HostPool, path: string, signal: Abort
 }
 
 /** Type, size, mode and mtime of a path (following symlinks). */
-export async function statFile(pool: HostPool, path: string, signal: AbortSignal): Promise<Outcome<FileInfo>> {
+export async function statFile(pool: HostChannels, path: string, signal: AbortSignal): Promise<Outcome<FileInfo>> {
   return withSftp(pool, signal, async (sftp) => {
     const stats = await stat(sftp, path);
     return stats.ok ? success(info(path, stats.value)) : stats;

@@ -346,7 +346,7 @@ export class HubConnection {
       },
     };
     const done = this.options.operations
-      .run(operation, (stream, text) => batcher.add(stream, text), controller.signal, streams)
+      .run(operation, (stream, text) => batcher.add(stream, text), controller.signal, streams, frame.caller)
       .catch((error: unknown): Outcome<OperationResult> => {
         log('error', 'operation failed unexpectedly', { id: frame.id, op: operation.op, error: error instanceof Error ? error.stack : String(error) });
         return failure('internal', 'The relay hit an unexpected error; see its log.');

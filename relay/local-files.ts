@@ -12,7 +12,7 @@ import { failure, success, type Outcome } from '../shared/errors.ts';
 import type { LocalTransferResult } from '../shared/file-types.ts';
 import { statFile, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
 import { statInContainerFile, streamFromContainer, writeIntoContainer } from './container-files.ts';
-import type { HostPool } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 
 function nodeCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
@@ -48,7 +48,7 @@ export interface UploadRequest {
   maxBytes: number;
 }
 
-export async function uploadFromLocal(pool: HostPool, request: UploadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
+export async function uploadFromLocal(pool: HostChannels, request: UploadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
   const from = resolve(request.localPath);
   let size: number;
   try {
@@ -96,7 +96,7 @@ export interface DownloadRequest {
   maxBytes: number;
 }
 
-export async function downloadToLocal(pool: HostPool, request: DownloadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
+export async function downloadToLocal(pool: HostChannels, request: DownloadRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult>> {
   const to = resolve(request.localPath);
   let replaced = false;
   // A new file gets the usual mode for new files; a replaced one keeps its own.

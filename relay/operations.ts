@@ -115,10 +115,14 @@ export class RelayOperations {
     return failure('invalid_argument', `Host "${name}" is not marked as a Proxmox VE host ("proxmox": true in the relay config, or ENABLE_PROXMOX=true), so containers and VMs cannot be reached there.`);
   }
 
-  async run(operation: Operation, onOutput: OutputSink, signal: AbortSignal, streams?: ByteStreams): Promise<Outcome<OperationResult>> {
+  /**
+   * Run one operation. `caller` (the hub's user id) makes the host's channels count against that
+   * user's share; the stdio mode, with one user, passes none.
+   */
+  async run(operation: Operation, onOutput: OutputSink, signal: AbortSignal, streams?: ByteStreams, caller?: string): Promise<Outcome<OperationResult>> {
     switch (operation.op) {
       case 'read_file': {
-        const pool = this.pools.get(operation.host);
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
         if (!pool) return this.unknownHost(operation.host);
         if (!streams) return failure('protocol_error', 'read_file needs a byte stream to the hub.');
         const refusal = operation.ctid !== undefined ? this.notProxmoxRefusal(operation.host) : null;
@@ -130,7 +134,7 @@ export class RelayOperations {
         return success({ op: 'read_file', info: read.value.info, offset: read.value.offset, bytes: read.value.bytes, eof: read.value.eof });
       }
       case 'write_file': {
-        const pool = this.pools.get(operation.host);
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
         if (!pool) return this.unknownHost(operation.host);
         if (!streams) return failure('protocol_error', 'write_file needs a byte stream from the hub.');
         const refusal = this.readOnlyRefusal(operation.host, 'write files') ?? (operation.ctid !== undefined ? this.notProxmoxRefusal(operation.host) : null);
@@ -151,13 +155,13 @@ export class RelayOperations {
         return written.ok ? success({ op: 'write_file', ...written.value }) : written;
       }
       case 'list_directory': {
-        const pool = this.pools.get(operation.host);
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
         if (!pool) return this.unknownHost(operation.host);
         const listed = await listDirectory(pool, operation.path, signal);
         return listed.ok ? success({ op: 'list_directory', ...listed.value }) : listed;
       }
       case 'exec': {
-        const pool = this.pools.get(operation.host);
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
         if (!pool) return this.unknownHost(operation.host);
         const refusal = this.readOnlyRefusal(operation.host, 'run commands') ?? (operation.guest ? this.notProxmoxRefusal(operation.host) : null);
         if (refusal) return refusal;
@@ -166,7 +170,7 @@ export class RelayOperations {
         return runExec(pool, operation, onOutput, signal);
       }
       case 'pve': {
-        const pool = this.pools.get(operation.host);
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
         if (!pool) return this.unknownHost(operation.host);
         const changes = operation.action !== 'list' && operation.action !== 'status';
         const refusal = this.notProxmoxRefusal(operation.host) ?? (changes ? this.readOnlyRefusal(operation.host, 'run commands') : null);

@@ -10,7 +10,7 @@ import { guestExecAnswer, guestExecDeadlineMs, pveArgv, pveDeadlineMs } from '..
 import type { ExecOperation, ExecResultFrame, PveOperation, PveResultFrame } from '../shared/protocol.ts';
 import { quoteShellWord } from '../shared/shell-quote.ts';
 import { runExec, type OutputSink } from './exec.ts';
-import type { HostPool } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 
 /** Characters of pct/qm output kept per stream: their answers are short. */
 export const PVE_OUTPUT_CHARS = 64 * 1024;
@@ -24,7 +24,7 @@ export interface ArgvRun {
 }
 
 /** Run argv (every word quoted) on the host, keeping its output (bounded) and exit code. */
-export async function runArgv(pool: HostPool, argv: string[], timeoutMs: number, maxChars: number, signal: AbortSignal): Promise<Outcome<ArgvRun>> {
+export async function runArgv(pool: HostChannels, argv: string[], timeoutMs: number, maxChars: number, signal: AbortSignal): Promise<Outcome<ArgvRun>> {
   const output = { stdout: '', stderr: '' };
   const sink: OutputSink = (stream, text) => {
     output[stream] += text;
@@ -35,7 +35,7 @@ export async function runArgv(pool: HostPool, argv: string[], timeoutMs: number,
   return success({ frame: ran.value, exitCode: ran.value.exitCode, timedOut: ran.value.timedOut, ...output });
 }
 
-export async function runPve(pool: HostPool, op: PveOperation, signal: AbortSignal): Promise<Outcome<PveResultFrame>> {
+export async function runPve(pool: HostChannels, op: PveOperation, signal: AbortSignal): Promise<Outcome<PveResultFrame>> {
   const argv = pveArgv(op.kind, op.action, op.id, { ...(op.verbose !== undefined ? { verbose: op.verbose } : {}), ...(op.timeoutSeconds !== undefined ? { timeoutSeconds: op.timeoutSeconds } : {}) });
   const ran = await runArgv(pool, argv, pveDeadlineMs(op.action, op.timeoutSeconds), PVE_OUTPUT_CHARS, signal);
   if (!ran.ok) return ran;
@@ -52,7 +52,7 @@ function flag(value: 0 | 1 | boolean | undefined): boolean {
  * agent's answer as JSON. The agent has no way to stop a command, so after a timeout it may still
  * be running in the guest: that is reported (stopConfirmed false), never hidden.
  */
-export async function runGuestExec(pool: HostPool, op: ExecOperation & { guest: { kind: 'qemu'; id: string } }, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
+export async function runGuestExec(pool: HostChannels, op: ExecOperation & { guest: { kind: 'qemu'; id: string } }, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
   const seconds = Math.max(1, Math.ceil(op.timeoutMs / 1000));
   const argv = ['qm', 'guest', 'exec', op.guest.id, '--timeout', String(seconds), '--', 'bash', '-c', op.command];
   // The answer carries the output JSON-escaped: keep room for it. A cancel is reported as such.

@@ -4,6 +4,14 @@
  * refuses channels beyond MaxSessions (default 10), it frees a slot slightly after the client sees
  * a channel close, and a timed-out command needs one spare channel to kill its process group.
  * Callers beyond capacity wait in FIFO order, bounded by their deadline and abort signal.
+ *
+ * Two protections keep one caller or one bad connection from taking a host away from everyone:
+ * - a caller (a user, as the hub names them) holds at most half of a host's channels; their
+ *   further work waits for one of their own to finish, while other callers pass them in the queue;
+ * - a connection that does not confirm a channel within CHANNEL_OPEN_TIMEOUT_MS has gone silent
+ *   (a frozen host, a blackholed path: TCP still looks open). It is dropped at once, so its
+ *   commands learn their outcome is unknown and new work goes to a fresh connection instead of
+ *   queueing behind it until keepalives notice, 15-20 s later.
  */
 import { Client } from 'ssh2';
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
@@ -23,8 +31,12 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'rsa-sha2-256',
   'ssh-rsa',
 ];
-export const KEEPALIVE_INTERVAL_MS = 15_000;
+export const KEEPALIVE_INTERVAL_MS = 5_000;
 const KEEPALIVE_COUNT_MAX = 3;
+/** A live sshd confirms a channel in milliseconds; this long without an answer means the connection is dead. */
+export const CHANNEL_OPEN_TIMEOUT_MS = 5_000;
+/** The part of a host's channels one caller may hold at once. */
+const CALLER_SHARE = 0.5;
 /** Connections with no channel for this long are closed; the next call reconnects. */
 export const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** sshd may refuse a channel for a moment after another closed; retry this often, this many times. */
@@ -49,7 +61,19 @@ interface Connection {
 }
 
 interface Waiter {
+  /** Who is waiting (the hub's user id); undefined in stdio mode, where there is one user. */
+  caller: string | undefined;
   resolve(outcome: Outcome<Lease>): void;
+}
+
+/** The part of a host pool that operations use, bound to one caller (HostPool.forCaller). */
+export interface HostChannels {
+  readonly host: HostConfig;
+  acquire(signal: AbortSignal): Promise<Outcome<Lease>>;
+  exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>>;
+  sftp(signal: AbortSignal): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>>;
+  execNow(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>>;
+  whyNoChannel(timeoutMs: number): Outcome<never>;
 }
 
 /** Filled in by the channel's 'exit' event, which may fire before the caller gets the channel. */
@@ -63,9 +87,16 @@ export interface Lease {
   client: Client;
   /** Give the channel slot back. Safe to call more than once. */
   release(): void;
+  /** The connection did not answer in time: drop it, so nothing more waits on it. */
+  abandon(why: string): void;
 }
 
 let nextConnectionId = 1;
+
+/** What a channel open that got no answer in time fails with (its connection is then dropped). */
+function silentConnection(): { ok: false; error: ToolError } {
+  return failure('host_unreachable', `The SSH connection did not answer a channel request within ${CHANNEL_OPEN_TIMEOUT_MS / 1000} s and was dropped.`);
+}
 
 /**
  * One exec channel on `client`. The exit listener is attached in the callback itself: a short
@@ -73,16 +104,21 @@ let nextConnectionId = 1;
  * 'exit' once, before an awaiting caller resumes. A channel that opens after `signal` aborted is
  * closed at once.
  */
-function openExecChannel(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
+function openExecChannel(client: Client, command: string, signal: AbortSignal, onSilent: () => void): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
   const exit: ChannelExit = { exited: false, code: null, signal: null };
   return new Promise((resolve) => {
     let settled = false;
     const settle = (outcome: Outcome<{ channel: ClientChannel; exit: ChannelExit }>): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(silence);
       signal.removeEventListener('abort', onAbort);
       resolve(outcome);
     };
+    const silence = setTimeout(() => {
+      settle(silentConnection());
+      onSilent();
+    }, CHANNEL_OPEN_TIMEOUT_MS);
     const onAbort = (): void => settle(failure('cancelled', 'Stopped while the SSH channel was opening.'));
     if (signal.aborted) {
       onAbort();
@@ -128,19 +164,38 @@ export class HostPool {
   /** Why the last connection attempt failed; cleared when one succeeds. */
   private lastConnectError: ToolError | null = null;
   private reopenTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Channels each caller holds now. */
+  private readonly held = new Map<string, number>();
+  /** The most channels one caller may hold at once. */
+  readonly callerShare: number;
 
   constructor(host: HostConfig, knownHosts: KnownHostsSettings) {
     this.host = host;
     this.knownHosts = knownHosts;
     this.perConnection = Math.max(1, host.maxSessions - 2);
+    this.callerShare = Math.max(1, Math.floor(host.maxConnections * this.perConnection * CALLER_SHARE));
+  }
+
+  /** This pool as one caller uses it: their work counts against their share. */
+  forCaller(caller: string | undefined): HostChannels {
+    if (caller === undefined) return this;
+    return {
+      host: this.host,
+      acquire: (signal) => this.acquire(signal, caller),
+      exec: (command, signal) => this.exec(command, signal, caller),
+      sftp: (signal) => this.sftp(signal, caller),
+      execNow: (client, command, signal) => this.execNow(client, command, signal),
+      whyNoChannel: (timeoutMs) => this.whyNoChannel(timeoutMs, caller),
+    };
   }
 
   /** Wait for a channel slot on a ready connection, opening one if the pool has room. */
-  acquire(signal: AbortSignal): Promise<Outcome<Lease>> {
+  acquire(signal: AbortSignal, caller?: string): Promise<Outcome<Lease>> {
     if (this.closed) return Promise.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
     if (signal.aborted) return Promise.resolve(failure('cancelled', 'Cancelled before an SSH channel was available.'));
     return new Promise((resolve) => {
       const waiter: Waiter = {
+        caller,
         resolve: (outcome) => {
           signal.removeEventListener('abort', onAbort);
           resolve(outcome);
@@ -162,18 +217,23 @@ export class HostPool {
    * released when the channel closes. Waiting for a slot and for the channel both end when
    * `signal` aborts.
    */
-  async exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
+  async exec(command: string, signal: AbortSignal, caller?: string): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
     for (let attempt = 0; ; attempt += 1) {
-      const acquired = await this.acquire(signal);
+      const acquired = await this.acquire(signal, caller);
       if (!acquired.ok) return acquired;
       const lease = acquired.value;
-      const opened = await openExecChannel(lease.client, command, signal);
+      let silent = false;
+      const opened = await openExecChannel(lease.client, command, signal, () => {
+        silent = true;
+        lease.abandon('it did not answer a channel request');
+      });
       if (opened.ok) {
         opened.value.channel.once('close', () => lease.release());
         return success({ ...opened.value, lease });
       }
       lease.release();
-      const retryable = opened.error.code === 'ssh_error' && attempt < CHANNEL_RETRY_LIMIT;
+      // A silent connection was dropped: the next attempt gets a fresh one.
+      const retryable = (opened.error.code === 'ssh_error' || silent) && attempt < CHANNEL_RETRY_LIMIT;
       if (!retryable || signal.aborted) {
         return failure(opened.error.code, `Could not open an SSH channel on host "${this.host.name}": ${opened.error.message}`);
       }
@@ -185,19 +245,36 @@ export class HostPool {
    * An SFTP session on a pooled connection (it takes one channel slot until `end()`), retrying
    * while sshd refuses the channel for lack of sessions. No shell is involved in file work.
    */
-  async sftp(signal: AbortSignal): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>> {
+  async sftp(signal: AbortSignal, caller?: string): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>> {
     for (let attempt = 0; ; attempt += 1) {
-      const acquired = await this.acquire(signal);
+      const acquired = await this.acquire(signal, caller);
       if (!acquired.ok) return acquired;
       const lease = acquired.value;
+      let silent = false;
       const opened = await new Promise<Outcome<SFTPWrapper>>((resolve) => {
+        let settled = false;
+        const settle = (outcome: Outcome<SFTPWrapper>): void => {
+          if (settled) {
+            // Opened after it was given up on: close it, nobody will use it.
+            if (outcome.ok) outcome.value.end();
+            return;
+          }
+          settled = true;
+          clearTimeout(silence);
+          resolve(outcome);
+        };
+        const silence = setTimeout(() => {
+          silent = true;
+          settle(silentConnection());
+          lease.abandon('it did not answer an SFTP request');
+        }, CHANNEL_OPEN_TIMEOUT_MS);
         try {
           lease.client.sftp((error, sftp) => {
-            if (error) resolve(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
-            else resolve(success(sftp));
+            if (error) settle(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
+            else settle(success(sftp));
           });
         } catch (error) {
-          resolve(failure('host_unreachable', error instanceof Error ? error.message : String(error)));
+          settle(failure('host_unreachable', error instanceof Error ? error.message : String(error)));
         }
       });
       if (opened.ok) {
@@ -206,7 +283,7 @@ export class HostPool {
         return success({ sftp, end: () => sftp.end() });
       }
       lease.release();
-      if (opened.error.code !== 'ssh_error' || signal.aborted || attempt >= CHANNEL_RETRY_LIMIT) {
+      if ((opened.error.code !== 'ssh_error' && !silent) || signal.aborted || attempt >= CHANNEL_RETRY_LIMIT) {
         return failure(opened.error.code, `Could not open an SFTP session on host "${this.host.name}": ${opened.error.message}`);
       }
       await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
@@ -220,7 +297,8 @@ export class HostPool {
    */
   async execNow(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
     for (let attempt = 0; ; attempt += 1) {
-      const opened = await openExecChannel(client, command, signal);
+      // Its caller already holds this connection and bounds the wait; a silent one is dropped by then.
+      const opened = await openExecChannel(client, command, signal, () => undefined);
       if (opened.ok || opened.error.code !== 'ssh_error' || signal.aborted || attempt >= CHANNEL_RETRY_LIMIT) return opened;
       await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS));
     }
@@ -231,9 +309,16 @@ export class HostPool {
    * (the connect deadline is longer than the caller's), the last attempt failed, or every channel
    * of working connections is taken.
    */
-  whyNoChannel(timeoutMs: number): Outcome<never> {
+  whyNoChannel(timeoutMs: number, caller?: string): Outcome<never> {
     const name = this.host.name;
     const seconds = timeoutMs / 1000;
+    const mine = caller === undefined ? 0 : (this.held.get(caller) ?? 0);
+    if (mine >= this.callerShare) {
+      return failure(
+        'host_busy',
+        `You already have ${mine} commands or file operations running on host "${name}", the most one user may hold there (half of its ${this.host.maxConnections * this.perConnection} SSH channels). This one waited its whole ${seconds} s timeout for one of yours to finish and did not start; other users are not held up.`,
+      );
+    }
     if (!this.connections.some((c) => c.state === 'ready')) {
       const connecting = this.connections.filter((c) => c.state === 'connecting');
       if (connecting.length > 0) {
@@ -255,16 +340,25 @@ export class HostPool {
     for (const connection of this.connections.splice(0)) this.end(connection);
   }
 
+  /** Whether a waiter may take a channel now: within their share (stdio's single user has none). */
+  private eligible(waiter: Waiter): boolean {
+    return waiter.caller === undefined || (this.held.get(waiter.caller) ?? 0) < this.callerShare;
+  }
+
   private dispatch(): void {
-    while (this.waiters.length > 0) {
+    for (;;) {
       const connection = this.connections.find((c) => c.state === 'ready' && c.active < this.perConnection);
       if (!connection) break;
-      const waiter = this.waiters.shift();
-      if (waiter) waiter.resolve(success(this.lease(connection)));
+      // FIFO among those within their share: a caller at their share is passed, not blocking others.
+      const index = this.waiters.findIndex((waiter) => this.eligible(waiter));
+      if (index < 0) break;
+      const [waiter] = this.waiters.splice(index, 1);
+      if (waiter) waiter.resolve(success(this.lease(connection, waiter.caller)));
     }
-    if (this.waiters.length === 0 || this.closed) return;
+    const wanting = this.waiters.filter((waiter) => this.eligible(waiter)).length;
+    if (wanting === 0 || this.closed) return;
     const connecting = this.connections.filter((c) => c.state === 'connecting').length;
-    if (this.waiters.length <= connecting * this.perConnection || this.connections.length >= this.host.maxConnections) return;
+    if (wanting <= connecting * this.perConnection || this.connections.length >= this.host.maxConnections) return;
     // After a failed open, do not hammer a host that still has working connections: queued
     // callers wait for their slots, and more connections are tried again a moment later.
     const sinceFailure = Date.now() - this.lastFailureAt;
@@ -278,8 +372,9 @@ export class HostPool {
     this.open();
   }
 
-  private lease(connection: Connection): Lease {
+  private lease(connection: Connection, caller: string | undefined): Lease {
     connection.active += 1;
+    if (caller !== undefined) this.held.set(caller, (this.held.get(caller) ?? 0) + 1);
     if (connection.idleTimer) clearTimeout(connection.idleTimer);
     connection.idleTimer = undefined;
     let released = false;
@@ -289,10 +384,28 @@ export class HostPool {
         if (released) return;
         released = true;
         connection.active -= 1;
+        if (caller !== undefined) {
+          const left = (this.held.get(caller) ?? 1) - 1;
+          if (left > 0) this.held.set(caller, left);
+          else this.held.delete(caller);
+        }
         if (connection.active === 0 && connection.state === 'ready') this.startIdleTimer(connection);
         this.dispatch();
       },
+      abandon: (why) => this.abandon(connection, why),
     };
+  }
+
+  /**
+   * Drop a connection that stopped answering. Destroying the socket ends its channels at once, so
+   * the commands on it report that their outcome is unknown instead of waiting for keepalives.
+   */
+  private abandon(connection: Connection, why: string): void {
+    if (connection.state === 'closed') return;
+    log('warn', 'dropped a silent ssh connection', { host: this.host.name, connection: connection.id, why });
+    this.remove(connection);
+    connection.client.destroy();
+    this.dispatch();
   }
 
   private open(): void {

@@ -256,6 +256,8 @@ export const requestFrame = z.object({
   /** Milliseconds, from receipt, after which the hub stops waiting for an answer. */
   deadlineMs: z.number().int().positive().max(3_600_000),
   operation,
+  /** Who asked (the Worker's user id): the relay shares each host's SSH channels fairly between callers. */
+  caller: z.string().min(1).max(128).optional(),
 });
 export type RequestFrame = z.infer<typeof requestFrame>;
 

@@ -8,7 +8,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
-import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
+import { installFakeProxmox, type FakeProxmox, leftoverPctTempDirs } from '../harness/fake-proxmox.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 let stack: Stack;
@@ -210,7 +210,7 @@ describe('files inside a container', () => {
   });
 
   it('leaves no temporary file behind on the host or in the container', async () => {
-    expect(readdirSync('/tmp').filter((name) => name.startsWith('mre-pct.'))).toEqual([]);
+    expect(await leftoverPctTempDirs()).toEqual([]);
     expect(readdirSync(pve.containerPath(101, '/etc')).filter((name) => name.includes('.mre-'))).toEqual([]);
     expect(readdirSync(pve.containerPath(101, '/tmp')).filter((name) => name.includes('.mre-'))).toEqual([]);
   });

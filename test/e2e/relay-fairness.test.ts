@@ -4,12 +4,15 @@
  * commands, all at once, while another user's calls keep succeeding. Every flood call gets an
  * answer (an error, or relay_busy for its own share), none is left to its deadline.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_COMMAND_LENGTH } from '../../shared/limits.ts';
 import { MAX_PATH_LENGTH } from '../../shared/file-tools.ts';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
+import { remoteProcesses } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
+import { waitFor } from '../harness/wait.ts';
 
 let stack: Stack;
 const sessions: ConnectedClient[] = [];
@@ -102,4 +105,39 @@ describe('a flood from one user', () => {
     const busy = answers.find((answer) => codeOf(answer) === 'relay_busy');
     if (busy) expect(busy.text).toMatch(/You already have \d+ requests in flight on relay "test-relay"/);
   }, 300_000);
+});
+
+describe("a host's SSH channels", () => {
+  it("keep room for another user while one user's long commands fill their share", async () => {
+    const [, otto] = sessions;
+    if (!otto) throw new Error('sessions not set up');
+    const marker = `share-${process.pid}`;
+    // More long commands than the host's whole pool (4 connections × 8 channels): without a share
+    // they would take every channel and queue ahead of everyone else.
+    const hog = Array.from({ length: 40 }, () => call(otto, 'ssh_exec_command', { command: `sleep 3; echo ${marker}`, timeout: 60 }));
+    // The sleeps themselves, not the shells whose command lines mention them.
+    const running = (): number =>
+      remoteProcesses('sleep 3', stack.sshd.user).filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === 'sleep\u00003\u0000';
+        } catch {
+          return false;
+        }
+      }).length;
+    await waitFor(() => running() >= 16, 20_000, "the first user's commands to start");
+
+    // Another user gets a channel at once, within a short timeout.
+    const other = await stack.call('ssh_exec_command', { command: 'echo served', timeout: 2 });
+    expect(textOf(other)).toContain('served');
+    expect(other.structuredContent).toMatchObject({ exit_code: 0 });
+    // The first user holds at most their share; their next call waits for one of their own and says so.
+    expect(running()).toBeLessThanOrEqual(16);
+    const mine = await call(otto, 'ssh_exec_command', { command: 'echo mine', timeout: 1 });
+    expect(codeOf(mine)).toBe('host_busy');
+    expect(mine.text).toMatch(/You already have 16 commands or file operations running on host "testhost"/);
+    expect(mine.text).toContain('other users are not held up');
+    // Nothing of theirs is lost: every queued command runs in turn.
+    const results = await Promise.all(hog);
+    expect(results.every((result) => codeOf(result) === 'ok' && result.text.includes(marker))).toBe(true);
+  }, 120_000);
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
+import { installFakeProxmox, type FakeProxmox, leftoverPctTempDirs } from '../harness/fake-proxmox.ts';
 import { remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
 import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
@@ -102,7 +102,7 @@ describe('Proxmox in the stdio mode', () => {
     const downloaded = await call('proxmox_download_file_from_container', { ctid: 101, container_path: hostile, local_path: to });
     expect(downloaded.isError, textOf(downloaded)).toBeFalsy();
     expect(readFileSync(to, 'utf8')).toBe('from the container\n');
-    expect(readdirSync('/tmp').filter((name) => name.startsWith('mre-pct.'))).toEqual([]);
+    expect(await leftoverPctTempDirs()).toEqual([]);
   });
 
   it('says what pct said when the container is stopped', async () => {

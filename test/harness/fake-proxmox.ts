@@ -251,3 +251,15 @@ export function installFakeProxmox(sshd?: TestSshd): FakeProxmox {
     },
   };
 }
+
+/**
+ * The relay's host-side temp dirs for container files (/tmp/mre-pct.*) that stay. Every test file
+ * that moves container files shares /tmp, so another file's transfer may hold one for a moment:
+ * wait (bounded) for those to go, and report what is left.
+ */
+export async function leftoverPctTempDirs(withinMs = 10_000): Promise<string[]> {
+  const list = (): string[] => readdirSync('/tmp').filter((name) => name.startsWith('mre-pct.'));
+  const until = Date.now() + withinMs;
+  while (list().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+  return list();
+}

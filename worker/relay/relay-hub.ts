@@ -397,7 +397,8 @@ export class RelayHub extends DurableObject<Env> {
       };
       this.pending.set(id, pending);
       void this.watchHeartbeats().catch((error: unknown) => logEvent('warn', 'could not schedule the heartbeat check', { error: String(error) }));
-      if (!this.trySend(relaySocket, { type: 'request', id, deadlineMs: relayDeadlineMs, operation })) {
+      // The caller's id lets the relay share each host's SSH channels fairly between users.
+      if (!this.trySend(relaySocket, { type: 'request', id, deadlineMs: relayDeadlineMs, operation, ...(userId !== UNATTRIBUTED ? { caller: userId } : {}) })) {
         clearTimeout(timer);
         this.pending.delete(id);
         resolve(failure('relay_disconnected', 'The relay connection failed while sending the request; it was not delivered.'));
