@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { jsonSafeText, safeResultText, visibleText } from '../shared/visible-text.ts';
 import { ConfigError } from './config-error.ts';
 
 export const ADMIN_USAGE = `Usage: mcp-remote-exec admin [--url URL] COMMAND
@@ -118,10 +119,11 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.
   const target = settings(values, env);
   const show = (reply: Reply, okStatus: number[], print: (body: Record<string, unknown>) => string): number => {
     if (!okStatus.includes(reply.status)) {
-      process.stderr.write(`mcp-remote-exec admin: ${reply.status} ${String(reply.body.error ?? '')}: ${String(reply.body.message ?? reply.text)}\n`);
+      process.stderr.write(`${visibleText(`mcp-remote-exec admin: ${reply.status} ${String(reply.body.error ?? '')}: ${String(reply.body.message ?? reply.text)}`)}\n`);
       return 1;
     }
-    process.stdout.write(`${print(reply.body)}\n`);
+    // What users typed (commands in the audit log, names) reaches the admin's terminal as data, never as control sequences.
+    process.stdout.write(`${safeResultText(print(reply.body), true)}\n`);
     return 0;
   };
   const json = (body: unknown): string => JSON.stringify(body, null, 2);
@@ -191,7 +193,7 @@ RELAY_TOKEN=${String(body.token)}`);
     if (values.jsonl) query.set('format', 'jsonl');
     const reply = await request(target, 'GET', `audit?${query.toString()}`);
     if (values.jsonl && reply.status === 200) {
-      process.stdout.write(reply.text);
+      process.stdout.write(jsonSafeText(reply.text));
       return 0;
     }
     return show(reply, [200], (body) =>

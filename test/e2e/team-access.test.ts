@@ -288,4 +288,19 @@ describe('the admin command', () => {
     const entries = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { user: string; tool: string });
     expect(entries.some((entry) => entry.user === 'dave' && entry.tool === 'ssh_exec_command')).toBe(true);
   });
+
+  it("shows what users typed as data on the admin's terminal, never as control sequences", async () => {
+    // A command that would clear the admin's screen and retitle the window if printed raw.
+    const hostile = `echo hi # \u001b[2J\u001b]0;pwned\u0007 \u009b31m \u202e`;
+    await stack.call('ssh_exec_command', { host: 'lab', command: hostile });
+    const listed = admin(['audit', '--tool', 'ssh_exec_command', '--limit', '5']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(String.raw`echo hi # \x1b[2J\x1b]0;pwned\x07 \x9b31m \u{202e}`);
+    expect(listed.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+    // The export stays exact JSON, its string the command as typed.
+    const exported = admin(['audit', '--tool', 'ssh_exec_command', '--jsonl']);
+    expect(exported.stdout).not.toMatch(/[\u007f-\u009f\u202a-\u202e]/);
+    const targets = exported.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { target: string }).target);
+    expect(targets).toContain(hostile);
+  });
 });
