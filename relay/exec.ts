@@ -15,7 +15,7 @@ import type { Client, ClientChannel } from 'ssh2';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { cutAt } from '../shared/exec-output.ts';
 import type { ExecOperation, ExecResultFrame } from '../shared/protocol.ts';
-import { containerCommand, containerStopCommand, DEFAULT_STOP, wrapCommand, MARKER, MARKER_END, newRunId, parseLeft, parseMarker, stopCommand, type RunIdentity } from './host-stop.ts';
+import { containerCommand, containerStopCommand, DEFAULT_STOP, wrapCommand, MARKER, MARKER_END, newRunId, parseLeft, parseMarker, stopCommand, TERM_SENT, type RunIdentity } from './host-stop.ts';
 import type { HostChannels } from './ssh-pool.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
@@ -26,6 +26,8 @@ const MARKER_SEARCH_BYTES = 4096;
 const KILL_GRACE_MS = DEFAULT_STOP.graceSteps * 100;
 /** Bound on opening the second channel used to stop the run. */
 const KILL_CHANNEL_TIMEOUT_MS = 2_000;
+/** How long the channel's own TERM waits for the stop script to have sent its TERM first. */
+const SCRIPT_TERM_WAIT_MS = 1_000;
 /** After KILL, how long to wait for the channel to close before giving up on confirming. */
 const CLOSE_AFTER_KILL_MS = 1_000;
 /** The stop script's report (one line per process left) is read up to this many bytes. */
@@ -127,14 +129,19 @@ interface Stopped {
 }
 
 /** Run the stop script on a second channel and read its report (bounded in bytes and time). */
-async function runStopScript(pool: HostChannels, client: Client, command: string): Promise<{ swept: boolean; left: string[] }> {
+async function runStopScript(pool: HostChannels, client: Client, command: string, onTermSent: () => void): Promise<{ swept: boolean; left: string[] }> {
   const killer = await pool.execNow(client, command, AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS));
-  if (!killer.ok) return { swept: false, left: [] };
+  if (!killer.ok) {
+    onTermSent();
+    return { swept: false, left: [] };
+  }
   const { channel } = killer.value;
   let report = '';
   channel.on('data', (chunk: Buffer) => {
     if (report.length < STOP_REPORT_BYTES) report += chunk.toString('utf8').slice(0, STOP_REPORT_BYTES - report.length);
+    if (report.includes(`${TERM_SENT}\n`)) onTermSent();
   });
+  channel.once('close', onTermSent);
   channel.stderr.resume();
   const finished = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), STOP_SCRIPT_MS);
@@ -163,8 +170,17 @@ async function stopRun(
 ): Promise<Stopped> {
   const waitClosed = (ms: number): Promise<boolean> =>
     Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
+  // The stop script goes first: it reads the run's output pipe off the login shell, which the
+  // channel's TERM would kill. The channel's TERM follows once the script has sent its own (or
+  // could not start), as the lever for hosts where a second channel cannot run.
+  let termSent: () => void = () => undefined;
+  const scriptTermSent = new Promise<void>((resolve) => {
+    termSent = resolve;
+  });
+  const sweep = identity && command ? runStopScript(pool, client, command(identity), termSent) : Promise.resolve({ swept: false, left: [] });
+  if (!identity || !command) termSent();
+  await Promise.race([scriptTermSent, new Promise<void>((resolve) => setTimeout(resolve, SCRIPT_TERM_WAIT_MS).unref())]);
   channel.signal('TERM');
-  const sweep = identity && command ? runStopScript(pool, client, command(identity)) : Promise.resolve({ swept: false, left: [] });
   let confirmed = await waitClosed(KILL_GRACE_MS + 500);
   if (!confirmed) {
     channel.signal('KILL');

@@ -224,3 +224,21 @@ export function concatBytes(chunks: readonly Uint8Array[], total: number): Uint8
   }
   return joined;
 }
+
+/** A stream's bytes read whole, or null as soon as more than `limit` arrive (the rest is cancelled, not read). */
+export async function readUpTo(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | null> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
+  }
+  return concatBytes(chunks, total);
+}

@@ -11,6 +11,7 @@
  * replaced by 413 whatever the handler made of the error (the relay writes through a temporary file
  * and renames only a complete upload, so a broken stream leaves nothing behind).
  */
+import { readUpTo } from '../shared/byte-streams.ts';
 import { MCP_MAX_BODY_BYTES } from '../shared/limits.ts';
 
 /**
@@ -55,30 +56,6 @@ export function tooLarge(limit: number, pathname: string): Response {
 
 class BodyTooLarge extends Error {
   override name = 'BodyTooLarge';
-}
-
-/** Read a body whole, refusing (null) as soon as it passes `limit` bytes. */
-async function readUpTo(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | null> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => undefined);
-      return null;
-    }
-    chunks.push(value);
-  }
-  const whole = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    whole.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return whole;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { csrfCookie, csrfFromCookie, newCsrfToken } from '../../auth/csrf.ts';
 import { pageHeaders } from '../../auth/html.ts';
+import { readUpTo } from '../../../shared/byte-streams.ts';
 
 export interface AdminContext {
   request: Request;
@@ -81,27 +82,8 @@ export async function readForm(request: Request): Promise<FormData | null> {
   if (declared > MAX_FORM_BYTES) return null;
   const contentType = request.headers.get('Content-Type') ?? '';
   if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(contentType)) return null;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (request.body) {
-    const reader = request.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_FORM_BYTES) {
-        await reader.cancel();
-        return null;
-      }
-      chunks.push(value);
-    }
-  }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const body = request.body ? await readUpTo(request.body, MAX_FORM_BYTES) : new Uint8Array();
+  if (body === null) return null;
   try {
     return await new Response(body, { headers: { 'Content-Type': contentType } }).formData();
   } catch {
