@@ -84,7 +84,9 @@ const SCAN_FUNCTIONS =
   `marked() { m=; for f in $(grep -lF "$r" /proc/[0-9]*/environ 2>/dev/null); do f=\${f#/proc/}; m="$m \${f%/environ}"; done; }; ` +
   // PIDs writing to the output: a pipe's write end (sshd holds the read end, same inode), or the socket itself.
   `writers() { wr=; [ -n "$o" ] || return 0; ` +
-  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | while read -r l; do set -- $l; [ "\${11}" = "$o" ] || continue; case "$1:$o" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done); }; ` +
+  // set -f while splitting each line: a target such as "pipe:[123]" is also a glob, which a file
+  // named "pipe:1" in the working directory (the SSH user's home) would otherwise replace.
+  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | { set -f; while read -r l; do set -- $l; [ "\${11}" = "$o" ] || continue; case "$1:$o" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done; }); }; ` +
   `scan() { t=; pairs=; marked; writers; for d in /proc/[0-9]*; do p=\${d#/proc/}; [ "$p" = "$me" ] && continue; [ -r "$d/environ" ] || continue; st "$p" || continue; set -- $s; ` +
   `[ "$1" = Z ] && continue; [ "$2" = "$me" ] && continue; ` +
   `case " $m $wr " in *" $p "*) t="$t $p"; continue;; esac; ` +

@@ -56,6 +56,27 @@ describe('per-user share of the in-flight slots', () => {
   });
 });
 
+describe("a host check (ssh_list_hosts check=true) counts against the caller's share", () => {
+  it("refuses a user's probes past their share while another user's probe still reaches the relay", async () => {
+    relay = await connectFakeRelay();
+    const hub = relayHub(env, FAKE_RELAY_ID);
+    // Probes that the relay never answers (a host that does not answer holds each for PROBE_TIMEOUT_MS).
+    const flood = Array.from({ length: USER_PENDING_SHARE }, () => hub.listHosts(true, crypto.randomUUID(), 'user-alice'));
+    for (let count = 0; count < USER_PENDING_SHARE; count += 1) await relay.next((frame) => frame.type === 'request');
+    const over = await hub.listHosts(true, crypto.randomUUID(), 'user-alice');
+    expect(over.ok === false && over.error.code).toBe('relay_busy');
+    expect(over.ok === false && over.error.message).toMatch(/your share/);
+    const bobId = crypto.randomUUID();
+    const bob = hub.listHosts(true, bobId, 'user-bob');
+    const request = await relay.next((frame) => frame.type === 'request' && frame.id === bobId, 2000);
+    expect(request).toMatchObject({ id: bobId, caller: 'user-bob' });
+    relay.send({ type: 'result', id: bobId, result: { op: 'probe', hosts: [{ name: 'web1', reachable: true, latencyMs: 1 }] } });
+    expect((await bob).ok).toBe(true);
+    relay.socket.close(1001, 'done');
+    await Promise.all(flood);
+  });
+});
+
 describe('answers that do not fit', () => {
   it('fails the request at once when its answer is larger than a frame', async () => {
     relay = await connectFakeRelay();

@@ -133,7 +133,7 @@ export class HubExecutor implements ToolExecutor {
     const listings = await Promise.all(
       relays.map(async (relay) => {
         const hub = relayHub(this.env, relay);
-        const listed = await hub.listHosts(probe, crypto.randomUUID());
+        const listed = await hub.listHosts(probe, crypto.randomUUID(), this.caller.userId);
         if (listed.ok || !probe) return listed;
         const state = await hub.inventory();
         if (!state) return listed;

@@ -610,7 +610,8 @@ export class RelayHub extends DurableObject<Env> {
     return Math.max(1, Math.floor(this.heartbeatMs / PINGS_PER_INTERVAL));
   }
 
-  async listHosts(probe: boolean, id: string): Promise<Outcome<HostListing>> {
+  /** `userId`: whose share of the in-flight slots a probe uses (a probe waits on every host, up to PROBE_TIMEOUT_MS). */
+  async listHosts(probe: boolean, id: string, userId: string = UNATTRIBUTED): Promise<Outcome<HostListing>> {
     const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
     if (!record) return success({ relays: [], hosts: [] });
     const live = this.liveSocket();
@@ -622,7 +623,7 @@ export class RelayHub extends DurableObject<Env> {
     };
     const offline = live.ok ? undefined : 'The relay is not connected, so this host cannot be reached now.';
     if (!live.ok || !probe || record.hosts.length === 0) return success({ relays: [relay], hosts: hostViews(record.relayId, record.hosts, null, offline) });
-    const probed = await this.execute(id, { op: 'probe', hosts: [], timeoutMs: PROBE_TIMEOUT_MS }, PROBE_TIMEOUT_MS);
+    const probed = await this.execute(id, { op: 'probe', hosts: [], timeoutMs: PROBE_TIMEOUT_MS }, PROBE_TIMEOUT_MS, { userId });
     if (!probed.ok) return probed;
     if (probed.value.result.op !== 'probe') return failure('protocol_error', 'The relay answered a probe with something else.');
     return success({ relays: [relay], hosts: hostViews(record.relayId, record.hosts, probed.value.result.hosts) });

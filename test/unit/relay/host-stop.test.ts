@@ -4,7 +4,9 @@
  * the stop script's report read with bounds.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MARKER, MARKER_END, MAX_LEFT_REPORTED, newRunId, parseLeft, parseMarker, stopCommand, wrapCommand } from '../../../relay/host-stop.ts';
 
@@ -31,6 +33,19 @@ function run(shell: string, script: string): Promise<{ code: number | null; stdo
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('latin1')));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('latin1')));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Start the wrapped command and resolve once its shell has exited and the marker was read, while
+ * whatever the command left behind may still hold the output pipe.
+ */
+function startDetached(shell: string, script: string): Promise<{ stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('setsid', [shell, '-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('latin1')));
+    child.on('exit', () => resolve({ stdout }));
   });
 }
 
@@ -84,6 +99,31 @@ for (const shell of ['dash', 'bash']) {
       const left = pidsRunning(`sleep ${seconds}`);
       for (const pid of left) process.kill(pid, 'SIGKILL');
       expect(left).toEqual([]);
+    });
+    it('finds a process that cleared its environment but holds the output, whatever files the working directory holds', async () => {
+      // The stop script runs in the SSH user's home; names there such as "pipe:1" must not change what it reads.
+      const home = mkdtempSync(join(tmpdir(), 'mre-stop-cwd-'));
+      for (let digit = 0; digit < 10; digit += 1) {
+        writeFileSync(join(home, `pipe:${digit}`), '');
+        writeFileSync(join(home, `socket:${digit}`), '');
+      }
+      const runId = newRunId();
+      const seconds = shell === 'dash' ? '1011.3' : '1011.4';
+      try {
+        const started = await startDetached(shell, wrapCommand(`setsid env -i sleep ${seconds} &`, runId, 60_000));
+        const identity = parseMarker(started.stdout.slice(MARKER.length, started.stdout.indexOf(MARKER_END)));
+        if (!identity?.output) throw new Error(`no marker with an output pipe: ${JSON.stringify(started.stdout)}`);
+        const until = Date.now() + 5_000;
+        while (pidsRunning(`sleep ${seconds}`).length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(pidsRunning(`sleep ${seconds}`)).toHaveLength(1);
+        const stop = spawnSync(shell, ['-c', stopCommand(identity, runId)], { cwd: home, encoding: 'utf8', timeout: 20_000 });
+        expect(stop.status).toBe(0);
+        const left = pidsRunning(`sleep ${seconds}`);
+        for (const pid of left) process.kill(pid, 'SIGKILL');
+        expect(left).toEqual([]);
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
     });
   });
 }
