@@ -170,15 +170,16 @@ async function stopRun(
 ): Promise<Stopped> {
   const waitClosed = (ms: number): Promise<boolean> =>
     Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
-  // The stop script goes first: it reads the run's output pipe off the login shell, which the
-  // channel's TERM would kill. The channel's TERM follows once the script has sent its own (or
-  // could not start), as the lever for hosts where a second channel cannot run.
+  // Where the wrapper could not name the run's output pipe (a kernel whose fdinfo has no inode), the
+  // stop script reads it off the login shell, which the channel's TERM would kill first: then the
+  // channel's TERM waits until the script has sent its own (or could not start). It is the lever
+  // for hosts where a second channel cannot run.
   let termSent: () => void = () => undefined;
   const scriptTermSent = new Promise<void>((resolve) => {
     termSent = resolve;
   });
   const sweep = identity && command ? runStopScript(pool, client, command(identity), termSent) : Promise.resolve({ swept: false, left: [] });
-  if (!identity || !command) termSent();
+  if (!identity || !command || identity.output !== null) termSent();
   await Promise.race([scriptTermSent, new Promise<void>((resolve) => setTimeout(resolve, SCRIPT_TERM_WAIT_MS).unref())]);
   channel.signal('TERM');
   let confirmed = await waitClosed(KILL_GRACE_MS + 500);

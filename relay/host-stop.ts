@@ -5,8 +5,8 @@
  *
  * A run is known on the host by three things:
  * - its session and process group: sshd makes the login shell a session and group leader, and the
- *   wrapper prints that shell's PID (the group id) between marker bytes on stdout (the output-pipe
- *   field after it stays empty: the stop script and watchdog read the pipe off that PID themselves);
+ *   wrapper prints that shell's PID (the group id) between marker bytes on stdout, with the inode of
+ *   its output pipe;
  * - a marker in the environment, MRE_RUN=<random id>, exported to everything the command starts,
  *   so `setsid` / `nohup` children that leave the group are still found (in /proc/PID/environ);
  * - the channel's output pipe: a process that cleared its environment (`env -i`) but still writes
@@ -53,12 +53,12 @@ export function newRunId(): string {
 /** What the wrapper reported about the run: its group id and the identity of its output pipe. */
 export interface RunIdentity {
   pgid: number;
-  /** e.g. "pipe:[123456]"; null when the host has no /proc or no readlink. */
+  /** The inode number of the run's output pipe (or socket), e.g. "123456"; null when the host's /proc does not say. */
   output: string | null;
 }
 
 export function parseMarker(text: string): RunIdentity | null {
-  const match = /^([0-9]{1,10}) ((?:pipe|socket):\[[0-9]{1,20}\])?$/.exec(text);
+  const match = /^([0-9]{1,10}) ([0-9]{1,20})?$/.exec(text);
   if (!match?.[1]) return null;
   const pgid = Number(match[1]);
   return pgid > 1 ? { pgid, output: match[2] ?? null } : null;
@@ -67,6 +67,15 @@ export function parseMarker(text: string): RunIdentity | null {
 function checkRunId(runId: string): string {
   if (!/^[0-9a-f]{16}$/.test(runId)) throw new Error('a run id is 16 hex digits');
   return runId;
+}
+
+/**
+ * Shell that sets `variable` to the inode of process `pid`'s fd 1 (the run's output pipe), read from
+ * /proc/PID/fdinfo/1 with builtins only (empty where /proc or the field is missing). No fork: a
+ * readlink before every command cost ~1.5 ms of each call.
+ */
+function inodeOf(pid: string, variable: string): string {
+  return `${variable}=; [ -r "/proc/${pid}/fdinfo/1" ] && while read -r mre_k mre_v; do [ "$mre_k" = ino: ] && ${variable}=$mre_v; done <"/proc/${pid}/fdinfo/1"; `;
 }
 
 /**
@@ -86,7 +95,7 @@ const SCAN_FUNCTIONS =
   `writers() { wr=; [ -n "$o" ] || return 0; ` +
   // set -f while splitting each line: a target such as "pipe:[123]" is also a glob, which a file
   // named "pipe:1" in the working directory (the SSH user's home) would otherwise replace.
-  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | { set -f; while read -r l; do set -- $l; [ "\${11}" = "$o" ] || continue; case "$1:$o" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done; }); }; ` +
+  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | { set -f; while read -r l; do set -- $l; x=\${11#*[}; [ "\${x%]}" = "$o" ] || continue; case "$1:\${11}" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done; }); }; ` +
   `scan() { t=; pairs=; marked; writers; for d in /proc/[0-9]*; do p=\${d#/proc/}; [ "$p" = "$me" ] && continue; [ -r "$d/environ" ] || continue; st "$p" || continue; set -- $s; ` +
   `[ "$1" = Z ] && continue; [ "$2" = "$me" ] && continue; ` +
   `case " $m $wr " in *" $p "*) t="$t $p"; continue;; esac; ` +
@@ -96,9 +105,9 @@ const SCAN_FUNCTIONS =
 
 function variables(pgid: number, runId: string, output: string | null): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
-  // The output pipe is read off the group leader (the login shell, alive while its command runs)
-  // here rather than by the wrapper: a readlink before every command cost ~1.5 ms of each call.
-  return `g=${pgid}; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=${quoteShellWord(output ?? '')}; [ -n "$o" ] || o=$(readlink "/proc/$g/fd/1" 2>/dev/null); me=$$; `;
+  if (output !== null && !/^[0-9]{1,20}$/.test(output)) throw new Error('an output pipe is named by its inode number');
+  // Hosts whose fdinfo has no inode (old kernels) printed none: read it off the group leader now.
+  return `g=${pgid}; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=${output ?? ''}; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; `;
 }
 
 /**
@@ -108,7 +117,8 @@ function variables(pgid: number, runId: string, output: string | null): string {
  */
 function stopBody(settings: StopSettings, report: boolean): string {
   return (
-    `scan; kill -TERM -"$g" 2>/dev/null; [ -n "$t" ] && kill -TERM $t 2>/dev/null; echo ${TERM_SENT}; ` +
+    // The group first (the scan can take a moment on a busy host), then what the scan finds outside it.
+    `kill -TERM -"$g" 2>/dev/null; scan; [ -n "$t" ] && kill -TERM $t 2>/dev/null; echo ${TERM_SENT}; ` +
     `i=0; while [ "$i" -lt ${settings.graceSteps} ] && anylive; do sleep 0.1; i=$((i+1)); done; ` +
     `scan; [ -n "$t" ] && kill -KILL $t 2>/dev/null; kill -KILL -"$g" 2>/dev/null; ` +
     (report
@@ -142,7 +152,7 @@ export function stopCommand(identity: RunIdentity, runId: string, settings: Stop
 function watchdogScript(runId: string, settings: StopSettings): string {
   return (
     `trap '' HUP INT; ` +
-    `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=$2; [ -n "$o" ] || o=$(readlink "/proc/$g/fd/1" 2>/dev/null); me=$$; ` +
+    `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
     SCAN_FUNCTIONS +
     `holders() { writers; [ -n "$wr" ]; }; ` +
     `w=0; while [ "$w" -lt "$3" ]; do if ! kill -0 "$g" 2>/dev/null; then holders || exit 0; fi; sleep 1; w=$((w+1)); done; ` +
@@ -153,7 +163,7 @@ function watchdogScript(runId: string, settings: StopSettings): string {
 
 function watchdogStart(runId: string, timeoutMs: number, settings: StopSettings, pidVariable: string): string {
   const seconds = Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
-  return `sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "${pidVariable}" '' ${seconds} </dev/null >/dev/null 2>&1 & `;
+  return `sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "${pidVariable}" "$mre_o" ${seconds} </dev/null >/dev/null 2>&1 & `;
 }
 
 /**
@@ -164,10 +174,11 @@ function watchdogStart(runId: string, timeoutMs: number, settings: StopSettings,
  */
 export function wrapCommand(command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP): string {
   return (
-    `printf '${MARKER_FORMAT}' "$$" ''; ` +
+    inodeOf('$$', 'mre_o') +
+    `printf '${MARKER_FORMAT}' "$$" "$mre_o"; ` +
     watchdogStart(runId, timeoutMs, settings, '$$') +
     // A subshell, so that a bare `wait` in the command waits for its own children, not the watchdog.
-    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( eval ${quoteShellWord(command)} ) </dev/null`
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( unset mre_o mre_k mre_v; eval ${quoteShellWord(command)} ) </dev/null`
   );
 }
 
@@ -181,9 +192,11 @@ export function wrapCommand(command: string, runId: string, timeoutMs: number, s
 export function containerCommand(ctid: string, command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP): string {
   // Job control only while the job starts: left on, bash would also report the job's end on stderr.
   const job =
-    `mre_b=$BASHPID; printf '${MARKER_FORMAT}' "$mre_b" ''; ` +
+    `mre_b=$BASHPID; ` +
+    inodeOf('$mre_b', 'mre_o') +
+    `printf '${MARKER_FORMAT}' "$mre_b" "$mre_o"; ` +
     watchdogStart(runId, timeoutMs, settings, '$mre_b') +
-    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; unset mre_b; eval ${quoteShellWord(command)}`;
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; unset mre_b mre_o mre_k mre_v; eval ${quoteShellWord(command)}`;
   const script = `set -m; ( ${job} ) </dev/null & set +m; wait "$!"`;
   return ['pct', 'exec', ctid, '--', 'bash', '-c', script].map(quoteShellWord).join(' ');
 }

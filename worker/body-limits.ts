@@ -112,7 +112,8 @@ export async function withBodyLimit(request: Request, maxFileSize: number, next:
   const rule = bodyRuleFor(pathname, maxFileSize);
   const declared = request.headers.get('Content-Length');
   if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared.trim()) > rule.limit) {
-    await request.body.cancel().catch(() => undefined);
+    // Left unread rather than cancelled: the runtime drains or drops it (wrangler dev's proxy turns
+    // a cancelled request body into a 500, hiding the 413 from the client).
     return tooLarge(rule.limit, pathname);
   }
   if (!rule.stream) {

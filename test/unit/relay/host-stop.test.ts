@@ -51,10 +51,9 @@ function startDetached(shell: string, script: string): Promise<{ stdout: string 
 
 describe('parsing what the host prints', () => {
   it('reads the marker with and without an output pipe, and refuses anything else', () => {
-    expect(parseMarker('1234 pipe:[5678]')).toEqual({ pgid: 1234, output: 'pipe:[5678]' });
-    expect(parseMarker('1234 socket:[9]')).toEqual({ pgid: 1234, output: 'socket:[9]' });
+    expect(parseMarker('1234 5678')).toEqual({ pgid: 1234, output: '5678' });
     expect(parseMarker('1234 ')).toEqual({ pgid: 1234, output: null });
-    for (const bad of ['1 pipe:[2]', '0 ', 'x ', '1234 /tmp/file', '1234 pipe:[1]; rm -rf /', '12345678901 ', '']) expect(parseMarker(bad)).toBeNull();
+    for (const bad of ['1 2', '0 ', 'x ', '1234 /tmp/file', '1234 pipe:[1]', '1234 1; rm -rf /', '12345678901 ', '']) expect(parseMarker(bad)).toBeNull();
   });
 
   it('keeps at most the bounded number of reported processes, printable only', () => {
@@ -85,7 +84,7 @@ for (const shell of ['dash', 'bash']) {
 
     it('stops a marked setsid child that let go of the output, and reports nothing left', async () => {
       const runId = newRunId();
-      const seconds = shell === 'dash' ? '1011.1' : '1011.2';
+      const seconds = `1011.${process.pid}${shell === 'dash' ? 1 : 2}`;
       const result = await run(shell, wrapCommand(`setsid sleep ${seconds} >/dev/null 2>&1 &`, runId, 60_000));
       const identity = parseMarker(result.stdout.slice(MARKER.length, result.stdout.indexOf(MARKER_END)));
       if (!identity) throw new Error('no marker');
@@ -108,7 +107,8 @@ for (const shell of ['dash', 'bash']) {
         writeFileSync(join(home, `socket:${digit}`), '');
       }
       const runId = newRunId();
-      const seconds = shell === 'dash' ? '1011.3' : '1011.4';
+      // Unique to this run, so a sleep left by an earlier, failed run cannot be counted.
+      const seconds = `1011.${process.pid}${shell === 'dash' ? 3 : 4}`;
       try {
         const started = await startDetached(shell, wrapCommand(`setsid env -i sleep ${seconds} &`, runId, 60_000));
         const identity = parseMarker(started.stdout.slice(MARKER.length, started.stdout.indexOf(MARKER_END)));
@@ -122,6 +122,7 @@ for (const shell of ['dash', 'bash']) {
         for (const pid of left) process.kill(pid, 'SIGKILL');
         expect(left).toEqual([]);
       } finally {
+        for (const pid of pidsRunning(`sleep ${seconds}`)) process.kill(pid, 'SIGKILL');
         rmSync(home, { recursive: true, force: true });
       }
     });
