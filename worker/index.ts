@@ -24,6 +24,7 @@ export { TransferLink } from './transfers/transfer-link.ts';
 export { TeamDirectory } from './team/team-directory.ts';
 export { AuditLog } from './audit/audit-log.ts';
 export { ImageKitTransferState } from './imagekit/transfer-state.ts';
+export { RefreshLedger } from './auth/refresh-ledger.ts';
 
 const defaultHandler = {
   async fetch(request: Request, env: Env): Promise<Response> {

@@ -93,4 +93,50 @@ describe('refresh token rotation with reuse detection', () => {
     expect(await works(tokens.access_token)).toBe(true);
     expect((await refreshed(clientId, tokens.refresh_token)).access_token).toBeTruthy();
   });
+
+  it('a refresh token presented twice at once yields at most one new token set, and the grant is revoked', async () => {
+    const before = await reuseRows();
+    const { clientId, tokens } = await signedIn();
+    // The thief and the client race with the same token: the grant must not survive for either.
+    const answers = await Promise.all([refresh(clientId, tokens.refresh_token), refresh(clientId, tokens.refresh_token)]);
+    const bodies: unknown[] = await Promise.all(answers.map((answer) => answer.json()));
+    expect(answers.filter((answer) => answer.status === 200).length).toBeLessThanOrEqual(1);
+    for (const [i, answer] of answers.entries()) {
+      if (answer.status !== 200) {
+        expect(answer.status).toBe(400);
+        expect(bodies[i]).toMatchObject({ error: 'invalid_grant' });
+      }
+    }
+    // Every token of the grant is dead: the original pair and whatever a 200 handed out.
+    const issued = bodies.map((body) => tokenSet.safeParse(body)).flatMap((parsed) => (parsed.success ? [parsed.data] : []));
+    for (const set of [tokens, ...issued]) {
+      expect(await works(set.access_token)).toBe(false);
+      expect((await refresh(clientId, set.refresh_token)).status).toBe(400);
+    }
+    expect(await reuseRows()).toBeGreaterThan(before);
+  });
+
+  it('a made-up secret that names the grant, presented twice or twice at once, leaves the grant alone', async () => {
+    const before = await reuseRows();
+    const { clientId, tokens } = await signedIn();
+    const [userId, grantId] = tokens.refresh_token.split(':');
+    const forged = `${userId}:${grantId}:not-the-secret-${crypto.randomUUID()}`;
+    expect((await refresh(clientId, forged)).status).toBe(400);
+    expect((await refresh(clientId, forged)).status).toBe(400);
+    const together = await Promise.all([refresh(clientId, forged), refresh(clientId, forged), refresh(clientId, forged)]);
+    expect(together.map((answer) => answer.status)).toEqual([400, 400, 400]);
+    expect(await works(tokens.access_token)).toBe(true);
+    const second = await refreshed(clientId, tokens.refresh_token);
+    expect(await works(second.access_token)).toBe(true);
+    expect(await reuseRows()).toBe(before);
+  });
+
+  it('a refresh the provider refuses (another client) does not mark the token; its owner can still use it', async () => {
+    const victim = await signedIn();
+    const other = await signedIn();
+    // Same token, wrong client: the provider says invalid_grant before writing anything.
+    expect((await refresh(other.clientId, victim.tokens.refresh_token)).status).toBe(400);
+    const second = await refreshed(victim.clientId, victim.tokens.refresh_token);
+    expect(await works(second.access_token)).toBe(true);
+  });
 });

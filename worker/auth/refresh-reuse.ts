@@ -9,30 +9,40 @@
  * refresh token presented a second time means two parties hold it, so the whole grant is revoked
  * (the thief's tokens and the client's), and the user signs in again.
  *
- * How: after the provider answers a refresh with success, the presented token's SHA-256 is recorded
- * in OAUTH_KV as exchanged (never the token itself). A refresh presenting a recorded token is refused
- * with invalid_grant, the grant is revoked through the provider's helpers, and an audit row names the
- * user and client. The cost: a client that lost a refresh response and retries with the old token
- * loses its grant too (it must sign in again); that is the price of noticing theft.
+ * How: every refresh of a grant goes through that grant's RefreshLedger (worker/auth/refresh-ledger.ts),
+ * a Durable Object that decides atomically, before the provider sees the token, whether its SHA-256
+ * (never the token itself) was seen before. First sight: recorded as pending and handed to the
+ * provider; a 200 marks it exchanged, a refusal forgets it (so a made-up secret naming the grant
+ * leaves no mark). Already exchanged: refused with invalid_grant, the grant is revoked through the
+ * provider's helpers, and an audit row names the user and client. Presented again while the first
+ * is still at the provider: refused at once, and if the first then succeeds the token was valid and
+ * held twice, so the grant is revoked and that 200 is replaced by invalid_grant too. A check in KV
+ * could not do this: two simultaneous refreshes both read "not seen" and both got new tokens, and KV
+ * reads are eventually consistent across locations. The cost: a client that lost a refresh response
+ * and retries with the old token loses its grant too (it must sign in again); that is the price of
+ * noticing theft. A refresh whose Worker died while its token was pending leaves the token refused
+ * until the ledger expires; the client signs in again.
  */
 import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { z } from 'zod';
 import { sha256Hex } from '../../shared/password-hash.ts';
 import { writeAudit } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
+import type { RefreshLedger } from './refresh-ledger.ts';
 
 /** Refresh tokens (and so their grants) live this long; the provider is configured with the same. */
 export const REFRESH_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
-/** OAUTH_KV key prefix of exchanged refresh tokens; the provider's own keys use other prefixes. */
-const EXCHANGED_PREFIX = 'refresh-exchanged:';
 /** Grants listed per user while looking for the reused one, at most (pages of the provider's list). */
 const MAX_GRANT_PAGES = 20;
 
 const grantMetadata = z.object({ username: z.string(), clientName: z.string().nullable().optional() });
 
-function invalidGrant(): Response {
+const REUSED = 'This refresh token was already used. The grant has been revoked for safety; sign in again.';
+const CONTESTED = 'This refresh token is being exchanged by another request right now; if that succeeds, the grant is revoked for safety.';
+
+function invalidGrant(description: string = REUSED): Response {
   return Response.json(
-    { error: 'invalid_grant', error_description: 'This refresh token was already used. The grant has been revoked for safety; sign in again.' },
+    { error: 'invalid_grant', error_description: description },
     { status: 400, headers: { 'Cache-Control': 'no-store' } },
   );
 }
@@ -91,14 +101,30 @@ export async function guardRefreshReuse(request: Request, env: Env, helpers: OAu
   // The provider's token format is userId:grantId:secret; anything else it refuses itself.
   const [userId, grantId, secret, ...rest] = refreshToken.split(':');
   if (!userId || !grantId || !secret || rest.length > 0) return next(request);
-  const key = `${EXCHANGED_PREFIX}${await sha256Hex(refreshToken)}`;
-  if ((await env.OAUTH_KV.get(key)) !== null) {
+  const tokenHash = await sha256Hex(refreshToken);
+  const ledger = refreshLedger(env, grantId);
+  const claim = await ledger.claim(tokenHash);
+  if (claim === 'reused') {
     await revokeReusedGrant(env, helpers, userId, grantId);
     return invalidGrant();
   }
+  if (claim === 'contested') return invalidGrant(CONTESTED);
   const response = await next(request);
-  if (response.status === 200) {
-    await env.OAUTH_KV.put(key, grantId, { expirationTtl: REFRESH_TOKEN_TTL_SECONDS });
+  // A 4xx is the provider's refusal, decided before it writes anything. A 5xx or a throw may come
+  // after it rotated the grant, so the claim stays pending (refused if presented again).
+  if (response.status >= 400 && response.status < 500) {
+    await ledger.settle(tokenHash, 'refused');
+    return response;
   }
-  return response;
+  if (response.status !== 200) return response;
+  const settled = await ledger.settle(tokenHash, 'exchanged');
+  if (settled === 'keep') return response;
+  await response.body?.cancel();
+  if (settled === 'reused') await revokeReusedGrant(env, helpers, userId, grantId);
+  else await helpers.revokeGrant(grantId, userId);
+  return invalidGrant();
+}
+
+function refreshLedger(env: Env, grantId: string): DurableObjectStub<RefreshLedger> {
+  return env.REFRESH_LEDGER.get(env.REFRESH_LEDGER.idFromName(grantId));
 }

@@ -18,10 +18,18 @@ export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 export const usernameSchema = z.string().regex(USERNAME_PATTERN, 'a user name is 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit');
 export const groupsSchema = z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'a group name is 1-64 letters, digits, ".", "_", "@" or "-"')).max(64);
 
-/** Sign-in failures allowed per account, and per address, within the window before a pause. */
+/**
+ * Sign-in failures allowed per account, and per address, within the window before a pause. An
+ * attempt whose password is still being checked counts as a failure until it settles.
+ */
 export const ACCOUNT_FAILURES_ALLOWED = 5;
 export const ADDRESS_FAILURES_ALLOWED = 20;
 export const FAILURE_WINDOW_MS = 15 * 60 * 1000;
+/**
+ * An attempt begun and never finished (its Worker died between the two halves) stops counting after
+ * this long, so it cannot lock an account for good. A password check takes well under a second.
+ */
+export const PENDING_ATTEMPT_MS = 60 * 1000;
 
 /** Where an account's sign-in comes from. */
 export type UserSource = 'builtin' | 'oidc' | 'github';
@@ -63,8 +71,11 @@ export interface UserSummary {
 export type ExternalSignInResult = { ok: true; username: string } | { ok: false; reason: 'builtin_account' | 'other_account' | 'disabled' };
 
 interface FailureWindow {
+  /** Settled failures since `since`. */
   count: number;
   since: number;
+  /** Start times (ms) of attempts admitted by beginSignIn and not yet settled by finishSignIn. */
+  pending?: number[];
 }
 
 export type SignInGate =
@@ -111,6 +122,24 @@ function summary(user: StoredUser): UserSummary {
 }
 const relayKey = (name: string): string => `relay:${name.toLowerCase()}`;
 const failureKey = (kind: 'account' | 'address', value: string): string => `fail:${kind}:${value.toLowerCase()}`;
+
+type SettledWindow = Required<FailureWindow>;
+
+function isEmpty(window: SettledWindow): boolean {
+  return window.count === 0 && window.pending.length === 0;
+}
+
+/**
+ * Until when a key refuses new attempts (0: it does not). Settled failures at the limit block until
+ * the window ends; attempts in flight that fill the limit block until the oldest one would expire
+ * (it will have settled long before, and then the window rule applies).
+ */
+function blockedUntilFor(window: SettledWindow, allowed: number): number {
+  if (window.count >= allowed) return window.since + FAILURE_WINDOW_MS;
+  const oldest = window.pending[0];
+  if (oldest !== undefined && window.count + window.pending.length >= allowed) return oldest + PENDING_ATTEMPT_MS;
+  return 0;
+}
 
 export class TeamDirectory extends DurableObject<Env> {
   private bootstrapName(): string {
@@ -222,38 +251,61 @@ export class TeamDirectory extends DurableObject<Env> {
     return { ok: true, relay: summary };
   }
 
-  /** First half of a sign-in: refuses while rate-limited, else hands back what to verify against. */
+  /**
+   * First half of a sign-in: refuses while rate-limited, else counts the attempt against the account
+   * and the address at once (pending) and hands back what to verify against. Counting on entry, not
+   * after the slow password check, is what holds the limits against parallel guesses: the reads and
+   * writes here await only this object's storage, so the input gate lets no other call in between,
+   * and the thirtieth of thirty simultaneous guesses sees the twenty-nine before it.
+   */
   async beginSignIn(username: string, address: string): Promise<SignInGate> {
     const now = Date.now();
-    const windows = await Promise.all([this.window(failureKey('account', username), now), this.window(failureKey('address', address), now)]);
-    const [account, fromAddress] = windows;
-    const blockedUntil = Math.max(
-      account.count >= ACCOUNT_FAILURES_ALLOWED ? account.since + FAILURE_WINDOW_MS : 0,
-      fromAddress.count >= ADDRESS_FAILURES_ALLOWED ? fromAddress.since + FAILURE_WINDOW_MS : 0,
-    );
-    if (blockedUntil > now) return { locked: true, retryAfterSeconds: Math.ceil((blockedUntil - now) / 1000) };
+    const accountKey = failureKey('account', username);
+    const addressKey = failureKey('address', address);
+    const [account, fromAddress] = await Promise.all([this.window(accountKey, now), this.window(addressKey, now)]);
+    const blockedUntil = Math.max(blockedUntilFor(account, ACCOUNT_FAILURES_ALLOWED), blockedUntilFor(fromAddress, ADDRESS_FAILURES_ALLOWED));
+    if (blockedUntil > now) return { locked: true, retryAfterSeconds: Math.max(1, Math.ceil((blockedUntil - now) / 1000)) };
+    await this.ctx.storage.put({
+      [accountKey]: { ...account, pending: [...account.pending, now] } satisfies FailureWindow,
+      [addressKey]: { ...fromAddress, pending: [...fromAddress.pending, now] } satisfies FailureWindow,
+    });
     if (this.isBootstrap(username)) return { locked: false, bootstrap: true, username: this.bootstrapName(), passwordHash: this.env.ADMIN_PASSWORD_HASH ?? null, disabled: false };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
     return { locked: false, bootstrap: false, username: user?.username ?? username, passwordHash: user?.passwordHash || null, disabled: user?.disabled ?? false };
   }
 
-  /** Second half: a failure counts against the account and the address; a success clears the account's count. */
+  /**
+   * Second half: settles one pending attempt of this account and address. A failure stays counted
+   * against both; a success clears the account's failures and refunds its attempt to the address
+   * (the address keeps its earlier failures).
+   */
   async finishSignIn(username: string, address: string, succeeded: boolean): Promise<void> {
     const now = Date.now();
-    if (succeeded) {
-      await this.ctx.storage.delete(failureKey('account', username));
-      return;
-    }
-    for (const key of [failureKey('account', username), failureKey('address', address)]) {
-      const current = await this.window(key, now);
-      await this.ctx.storage.put(key, { count: current.count + 1, since: current.count === 0 ? now : current.since } satisfies FailureWindow);
-    }
+    const accountKey = failureKey('account', username);
+    const addressKey = failureKey('address', address);
+    const [account, fromAddress] = await Promise.all([this.window(accountKey, now), this.window(addressKey, now)]);
+    const settle = (window: SettledWindow, failed: boolean): SettledWindow => ({
+      count: failed ? window.count + 1 : window.count,
+      since: failed && window.count === 0 ? now : window.since,
+      // Pending attempts of one key are alike but for their start; settle the oldest.
+      pending: window.pending.slice(1),
+    });
+    const accountAfter: SettledWindow = succeeded ? { count: 0, since: now, pending: account.pending.slice(1) } : settle(account, true);
+    const addressAfter = settle(fromAddress, !succeeded);
+    // Nothing left to count: no key, as before any attempt.
+    const after: [string, SettledWindow][] = [[accountKey, accountAfter], [addressKey, addressAfter]];
+    const kept = after.filter(([, window]) => !isEmpty(window));
+    const gone = after.filter(([, window]) => isEmpty(window)).map(([key]) => key);
+    if (kept.length > 0) await this.ctx.storage.put(Object.fromEntries(kept));
+    if (gone.length > 0) await this.ctx.storage.delete(gone);
   }
 
-  private async window(key: string, now: number): Promise<FailureWindow> {
+  /** A key's failures within the window and its attempts not yet expired. */
+  private async window(key: string, now: number): Promise<SettledWindow> {
     const stored = await this.ctx.storage.get<FailureWindow>(key);
-    if (!stored || now - stored.since >= FAILURE_WINDOW_MS) return { count: 0, since: now };
-    return stored;
+    const pending = (stored?.pending ?? []).filter((started) => now - started < PENDING_ATTEMPT_MS);
+    if (!stored || now - stored.since >= FAILURE_WINDOW_MS) return { count: 0, since: now, pending };
+    return { count: stored.count, since: stored.since, pending };
   }
 
   async listUsers(): Promise<UserSummary[]> {
