@@ -5,7 +5,8 @@
  * mode on 127.0.0.1, where any name reaches wrangler dev) makes the browser send the attacker's name
  * as Host and the attacker's origin as Origin. So:
  *
- * - Host, on every route: its hostname must be PUBLIC_URL's or one in ALLOWED_HOSTNAMES. On Cloudflare
+ * - Host, on every route: its hostname must be PUBLIC_URL's or one in ALLOWED_HOSTNAMES (and, when
+ *   PUBLIC_URL is on loopback, any loopback name). On Cloudflare
  *   the edge already routes by Host, so this costs nothing there; locally it keeps every page, the
  *   admin API, /relay and /mcp from answering under a foreign name. The port is not compared (as in the
  *   MCP SDK's validateHostHeader): rebinding changes the name, not the port.
@@ -32,16 +33,23 @@ export interface DeploymentNames {
   publicOrigin: string;
 }
 
+/** Names of this machine's loopback interface (IPv6 bracketed, as in a URL's hostname). */
+const LOOPBACK_NAMES: readonly string[] = ['127.0.0.1', 'localhost', '[::1]'];
+
 export function deploymentNames(settings: Pick<WorkerSettings, 'publicUrl' | 'allowedHostnames'>): DeploymentNames {
   const publicUrl = new URL(settings.publicUrl);
   const origins = new Set([publicUrl.origin]);
-  for (const name of settings.allowedHostnames) {
+  // The local mode on loopback answers to all of the loopback names (a browser opened on localhost
+  // rather than 127.0.0.1): a rebinding page cannot send any of them, as its name is the attacker's.
+  const loopback = LOOPBACK_NAMES.includes(publicUrl.hostname) ? LOOPBACK_NAMES : [];
+  const others = [...new Set([...loopback, ...settings.allowedHostnames])].filter((name) => name !== publicUrl.hostname);
+  for (const name of others) {
     // The same deployment under another name: same scheme and port (none for https on 443).
     const other = new URL(publicUrl.origin);
     other.hostname = name;
     origins.add(other.origin);
   }
-  return { hostnames: new Set([publicUrl.hostname, ...settings.allowedHostnames]), origins, publicOrigin: publicUrl.origin };
+  return { hostnames: new Set([publicUrl.hostname, ...others]), origins, publicOrigin: publicUrl.origin };
 }
 
 /** Paths where a present Origin must be this deployment's. */

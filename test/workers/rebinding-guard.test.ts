@@ -157,9 +157,18 @@ describe('names and origins an admin allows', () => {
     expect(rebindingRefusal(at('https://mcp.example.com/mcp', { Origin: '' }), names)?.status).toBe(403);
   });
 
-  it('gives an allowed name PUBLIC_URL\'s scheme and port in the local mode', () => {
-    const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: ['localhost'] });
-    expect([...local.origins].sort()).toEqual(['http://127.0.0.1:8787', 'http://localhost:8787']);
+  it('gives an allowed name PUBLIC_URL\'s scheme and port, and allows every loopback name in the local mode only', () => {
+    const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: ['localhost', 'lan-box.example'] });
+    expect([...local.origins].sort()).toEqual(['http://127.0.0.1:8787', 'http://[::1]:8787', 'http://lan-box.example:8787', 'http://localhost:8787']);
+    expect([...local.hostnames].sort()).toEqual(['127.0.0.1', '[::1]', 'lan-box.example', 'localhost']);
+    expect(names.hostnames.has('localhost')).toBe(false);
+    expect(rebindingRefusal(at('http://localhost/mcp', { Host: 'localhost:8787' }), names)?.status).toBe(403);
+  });
+
+  it('answers the local mode\'s pages under localhost as well as 127.0.0.1', async () => {
+    const response = await SELF.fetch('http://localhost:8787/healthz');
+    expect(response.status).toBe(200);
+    await response.body?.cancel();
   });
 
   it('reads ALLOWED_HOSTNAMES as trimmed lowercase names and leaves out PUBLIC_URL\'s own', () => {
