@@ -58,15 +58,16 @@ export function checksOrigin(pathname: string): boolean {
 }
 
 /**
- * The hostname a Host value names, or null when it is not a bare `host[:port]` (userinfo, a path,
- * a query and the like are what a browser never sends and a URL parser would quietly reinterpret:
- * `evil.example@127.0.0.1` parses to 127.0.0.1).
+ * The hostname a Host value names, lowercased, or null unless the value is a plain `name[:port]`
+ * whose name a URL parser leaves as it is. Anything the parser would reinterpret is refused rather
+ * than normalised: userinfo (`evil.example@127.0.0.1` parses to 127.0.0.1), paths, percent-escapes,
+ * numeric IPv4 forms (`2130706433`), Unicode names, whitespace. Browsers send the normalised form.
  */
 function hostnameOf(host: string): string | null {
-  const parsed = URL.parse(`http://${host}`);
-  if (!parsed || parsed.username !== '' || parsed.password !== '' || parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '') return null;
-  if (/[/?#@\\\s]/.test(host)) return null;
-  return parsed.hostname;
+  const match = /^(\[[^\]]*\]|[^:]*)(?::\d{1,5})?$/.exec(host);
+  const name = match?.[1]?.toLowerCase();
+  if (!name || URL.parse(`http://${name}`)?.hostname !== name) return null;
+  return name;
 }
 
 function refusal(pathname: string, message: string): Response {

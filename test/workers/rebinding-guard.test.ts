@@ -157,6 +157,19 @@ describe('names and origins an admin allows', () => {
     expect(rebindingRefusal(at('https://mcp.example.com/mcp', { Origin: '' }), names)?.status).toBe(403);
   });
 
+  it.each(['evil.example@127.0.0.1:8787', '127.0.0.1%2e:8787', '127.0.0.1.:8787', '2130706433:8787', '0x7f.0.0.1:8787', '127.0.0.1:8787/x', '127.0.0.1 :8787', '127.0.0.1:8787:1', '127.0.0.1:99999999', '[::1', ''])(
+    'refuses the Host value %j, which only a parser would turn into an allowed name',
+    (host) => {
+      const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: [] });
+      expect(rebindingRefusal(at('http://127.0.0.1:8787/healthz', { Host: host }), local)?.status).toBe(403);
+    },
+  );
+
+  it.each(['127.0.0.1:8787', '127.0.0.1', 'LOCALHOST:8787', '[::1]:8787'])('accepts the local Host value %j', (host) => {
+    const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: [] });
+    expect(rebindingRefusal(at('http://127.0.0.1:8787/healthz', { Host: host }), local)).toBeUndefined();
+  });
+
   it('gives an allowed name PUBLIC_URL\'s scheme and port, and allows every loopback name in the local mode only', () => {
     const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: ['localhost', 'lan-box.example'] });
     expect([...local.origins].sort()).toEqual(['http://127.0.0.1:8787', 'http://[::1]:8787', 'http://lan-box.example:8787', 'http://localhost:8787']);
