@@ -45,6 +45,11 @@ interface SecretsAndHelpers {
    * same value (its own RELAY_HEARTBEAT_MS); half-open sockets are found within two intervals.
    */
   RELAY_HEARTBEAT_MS?: string;
+  /**
+   * More hostnames the deployment answers to besides PUBLIC_URL's (comma-separated; a custom domain
+   * or a second name). Requests under any other Host are refused (worker/rebinding-guard.ts).
+   */
+  ALLOWED_HOSTNAMES?: string;
   /** Set by OAuthProvider on the env its default handler receives. */
   OAUTH_PROVIDER: OAuthHelpers;
 }

@@ -2,10 +2,13 @@
  * The Worker entry. OAuthProvider wraps everything: /mcp requires a valid access token bound to
  * PUBLIC_URL/mcp; /authorize is our sign-in page; /token, /register and the well-known metadata
  * belong to the provider; /relay is the relay's WebSocket (its own token, checked before upgrade).
- * In front of it all: request body limits, then checks on /register and /token.
+ * In front of it all: the DNS-rebinding guard (Host, and Origin on /mcp, /relay and the admin API),
+ * request body limits, the refusal of JSON-RPC batches on /mcp, then checks on /register and /token.
  */
 import { getOAuthApi, OAuthProvider, type OAuthProviderOptions } from '@cloudflare/workers-oauth-provider';
 import { withBodyLimit } from './body-limits.ts';
+import { batchRefusal } from './mcp-batches.ts';
+import { deploymentNames, rebindingRefusal, type DeploymentNames } from './rebinding-guard.ts';
 import { checkRegistration } from './auth/client-registration.ts';
 import { guardRefreshReuse, REFRESH_TOKEN_TTL_SECONDS } from './auth/refresh-reuse.ts';
 import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
@@ -70,6 +73,7 @@ interface Entry {
   provider: OAuthProvider<Env>;
   options: OAuthProviderOptions<Env>;
   maxFileSize: number;
+  names: DeploymentNames;
 }
 
 // Built once per isolate: the resource URL comes from env, which module scope cannot see.
@@ -77,7 +81,8 @@ let entry: Entry | undefined;
 
 function buildEntry(env: Env): Entry {
   const options = providerOptions(env);
-  return { provider: new OAuthProvider<Env>(options), options, maxFileSize: readSettings(env).tools.maxFileSize };
+  const settings = readSettings(env);
+  return { provider: new OAuthProvider<Env>(options), options, maxFileSize: settings.tools.maxFileSize, names: deploymentNames(settings) };
 }
 
 /**
@@ -104,7 +109,11 @@ export default {
       }
       throw error;
     }
-    // Body limits first, before any handler reads a byte (worker/body-limits.ts).
-    return withBodyLimit(request, built.maxFileSize, (limited) => route(limited, env, ctx, built));
+    // A foreign Host or Origin is refused before a byte of the body is read or a token looked at.
+    const refused = rebindingRefusal(request, built.names);
+    if (refused) return refused;
+    // Body limits next, before any handler reads a byte (worker/body-limits.ts); then batches, which
+    // need the body that the limit has just read whole.
+    return withBodyLimit(request, built.maxFileSize, async (limited) => (await batchRefusal(limited)) ?? route(limited, env, ctx, built));
   },
 } satisfies ExportedHandler<Env>;

@@ -23,6 +23,11 @@ export interface WorkerSettings {
   publicUrl: string;
   /** The protected resource: publicUrl + "/mcp". Tokens are bound to exactly this. */
   resource: string;
+  /**
+   * ALLOWED_HOSTNAMES: more names this deployment answers to (a custom domain, a second name), as
+   * lowercase hostnames. The host of PUBLIC_URL is always allowed and is not repeated here.
+   */
+  allowedHostnames: string[];
   tools: FileToolSettings;
   /** TRANSFER_LINK_TTL_SECONDS: how long a one-time transfer link stays valid. */
   linkTtlSeconds: number;
@@ -45,6 +50,31 @@ const numberVar = (name: string, min: number, max: number, fallback: number) =>
       }
       return parsed;
     });
+
+/** A DNS name (letters, digits, hyphens, dots; IDNs in their xn-- form) or a bracketed IPv6 address. */
+const HOSTNAME = /^(?:[a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/;
+
+/**
+ * A comma-separated list of bare hostnames (no scheme, port, path or wildcard). Each must also
+ * survive a URL parse unchanged, so what the admin wrote is exactly what a Host header's hostname
+ * is compared with.
+ */
+const hostnameList = z
+  .string()
+  .optional()
+  .transform((value, context) => {
+    const names = (value ?? '')
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== '');
+    for (const name of names) {
+      if (!HOSTNAME.test(name) || URL.parse(`https://${name}`)?.host !== name) {
+        context.addIssue({ code: 'custom', message: `ALLOWED_HOSTNAMES must be comma-separated hostnames such as mcp.example.com (no scheme, port, path or wildcard; IDNs as xn--…), not "${name}"` });
+        return z.NEVER;
+      }
+    }
+    return [...new Set(names)];
+  });
 
 const settingsSchema = z.object({
   PUBLIC_URL: z
@@ -69,6 +99,7 @@ const settingsSchema = z.object({
   MAX_FILE_SIZE: numberVar('MAX_FILE_SIZE', 1, 1024 * 1024 * 1024, DEFAULT_MAX_FILE_SIZE),
   TRANSFER_LINK_TTL_SECONDS: numberVar('TRANSFER_LINK_TTL_SECONDS', 1, 7 * 24 * 3600, DEFAULT_LINK_TTL_SECONDS),
   AUDIT_RETENTION_DAYS: numberVar('AUDIT_RETENTION_DAYS', 1, 100 * 365, DEFAULT_AUDIT_RETENTION_DAYS),
+  ALLOWED_HOSTNAMES: hostnameList,
 });
 
 export class SettingsError extends Error {
@@ -83,9 +114,10 @@ export function readSettings(env: Env): WorkerSettings {
     MAX_FILE_SIZE: env.MAX_FILE_SIZE,
     TRANSFER_LINK_TTL_SECONDS: env.TRANSFER_LINK_TTL_SECONDS,
     AUDIT_RETENTION_DAYS: env.AUDIT_RETENTION_DAYS,
+    ALLOWED_HOSTNAMES: env.ALLOWED_HOSTNAMES,
   });
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
-  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS, AUDIT_RETENTION_DAYS } = parsed.data;
+  const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS, AUDIT_RETENTION_DAYS, ALLOWED_HOSTNAMES } = parsed.data;
   let imagekit: ImageKitConfig | null;
   try {
     imagekit = readImageKitConfig(env);
@@ -97,6 +129,7 @@ export function readSettings(env: Env): WorkerSettings {
   return {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
+    allowedHostnames: ALLOWED_HOSTNAMES.filter((name) => name !== new URL(PUBLIC_URL).hostname),
     tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL, writeBytesPerCall: WORKER_WRITE_BYTES_PER_CALL },
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
     auditRetentionDays: AUDIT_RETENTION_DAYS,
