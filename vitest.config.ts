@@ -1,6 +1,7 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { hashPassword } from './shared/password-hash.ts';
+import { cimdStandIn } from './test/harness/cimd-stand-in.ts';
 
 // Fixed test secrets for the Workers pool only (the e2e harness makes fresh ones per run).
 // RELAY_TOKEN_HASH is sha256("test-relay-token-0123456789abcdef").
@@ -30,6 +31,8 @@ export default defineConfig({
                 RELAY_TOKEN_HASH: TEST_RELAY_TOKEN_HASH,
                 ADMIN_PASSWORD_HASH: TEST_ADMIN_PASSWORD_HASH,
               },
+              // The Worker's outbound fetch() (CIMD documents) goes to a stand-in, not the network.
+              outboundService: cimdStandIn,
             },
           }),
         ],

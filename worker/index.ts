@@ -61,6 +61,10 @@ function providerOptions(env: Env): OAuthProviderOptions<Env> {
     defaultHandler,
     authorizeEndpoint: '/authorize',
     tokenEndpoint: '/token',
+    // Sign-up: a client whose client_id is an https URL to its metadata document (CIMD) needs no
+    // registration; the provider fetches and checks that document (needs global_fetch_strictly_public,
+    // wrangler.toml). Dynamic registration at /register stays for clients that do not do CIMD.
+    clientIdMetadataDocumentEnabled: true,
     clientRegistrationEndpoint: '/register',
     scopesSupported: ['mcp'],
     accessTokenTTL: 3600,

@@ -4,13 +4,13 @@
  * the password form (/authorize) and the identity providers' callback (/auth/callback) end the
  * same way.
  */
-import type { AuthRequest } from '@cloudflare/workers-oauth-provider';
+import type { AuthRequest, CimdFetchError } from '@cloudflare/workers-oauth-provider';
 import { logEvent } from '../log.ts';
 import type { Identity } from './accounts.ts';
 import { cookieSecret, type IdentitySource } from './browser-session.ts';
 import { newCsrfToken, csrfCookie } from './csrf.ts';
 import { pageHeaders, withCookies } from './html.ts';
-import { consentPage } from './pages.ts';
+import { clientNotVerifiedPage, consentPage } from './pages.ts';
 
 /** How a session's source is named on the consent page. */
 export function sourceLabel(source: IdentitySource, oidcDisplayName: string): string {
@@ -97,6 +97,34 @@ export async function showConsent(
   return new Response(html, { status, headers });
 }
 
+/**
+ * A CIMD client whose metadata document failed (at /authorize, or when the identity provider's
+ * callback looks the client up again): logged for the operator, explained to the person, no grant
+ * and no redirect, since none of the client's redirect URIs could be checked.
+ */
+export function refuseUnverifiedClient(error: CimdFetchError, headers?: Headers): Response {
+  logEvent('warn', 'client metadata document refused', { clientId: error.metadataUrl.slice(0, 512), reason: error.detail.slice(0, 512) });
+  return clientNotVerifiedPage(error, headers);
+}
+
+/**
+ * How the audit log names the client: its self-chosen name, and for a CIMD client (whose client_id
+ * is the https URL of its metadata document; registered clients get opaque ids) the verified domain
+ * after it, so a name cannot pass for another app's.
+ */
+export function clientLabel(clientId: string, clientName: string | null): string {
+  const name = clientName?.trim() || clientId;
+  let domain: string | null = null;
+  if (clientId.startsWith('https://')) {
+    try {
+      domain = new URL(clientId).hostname;
+    } catch {
+      domain = null;
+    }
+  }
+  return (domain ? `${name.slice(0, 200)} (${domain})` : name).slice(0, 256);
+}
+
 /** Complete the authorization for `identity` and send the browser to the client with the code. */
 export async function grantAuthorization(env: Env, oauthRequest: AuthRequest, identity: Identity, headers: Headers): Promise<Response> {
   const client = await env.OAUTH_PROVIDER.lookupClient(oauthRequest.clientId);
@@ -105,7 +133,7 @@ export async function grantAuthorization(env: Env, oauthRequest: AuthRequest, id
     userId: identity.userId,
     metadata: { username: identity.username, clientName: client?.clientName ?? null },
     scope: oauthRequest.scope,
-    props: { userId: identity.userId, username: identity.username, client: (client?.clientName?.trim() || oauthRequest.clientId).slice(0, 256) },
+    props: { userId: identity.userId, username: identity.username, client: clientLabel(oauthRequest.clientId, client?.clientName ?? null) },
   });
   logEvent('info', 'authorization granted', { userId: identity.userId, clientId: oauthRequest.clientId });
   headers.set('Location', redirectTo);

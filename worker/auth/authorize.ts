@@ -12,7 +12,7 @@ import { logEvent } from '../log.ts';
 import { SettingsError } from '../settings.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import { clientAddress, signIn } from './accounts.ts';
-import { flowHeaders, grantAuthorization, rememberFor, showConsent } from './authorization-steps.ts';
+import { flowHeaders, grantAuthorization, refuseUnverifiedClient, rememberFor, showConsent } from './authorization-steps.ts';
 import { clearSessionCookie, readSession, sessionCookie } from './browser-session.ts';
 import { csrfCookie, csrfMatches, newCsrfToken } from './csrf.ts';
 import { withCookies } from './html.ts';
@@ -36,9 +36,9 @@ async function parseOrExplain(request: Request, env: Env): Promise<AuthRequest |
     if (error instanceof AuthorizationError) {
       // Redirect only where the library validated the client's callback; otherwise show the error here.
       if (error.redirectTo) return Response.redirect(error.redirectTo, 302);
-      return messagePage(400, 'This sign-in link is not valid', `${error.description} Start again from your MCP client.`);
+      return messagePage(400, 'This sign-in link is not valid', `${error.description.replace(/\.?$/, '.')} Start again from your MCP client.`);
     }
-    if (error instanceof CimdFetchError) return messagePage(400, 'This app could not be verified', 'Its metadata document could not be fetched. Start again from your MCP client.');
+    if (error instanceof CimdFetchError) return refuseUnverifiedClient(error);
     throw error;
   }
 }
@@ -128,7 +128,7 @@ export async function handleAuthorize(request: Request, env: Env): Promise<Respo
   } catch (error) {
     // approveConsent / denyConsent: the handle is missing, unbound to this browser, expired or used.
     if (error instanceof AuthorizationError) return startAgain();
-    if (error instanceof CimdFetchError) return messagePage(400, 'This app could not be verified', 'Its metadata document could not be fetched. Start again from your MCP client.');
+    if (error instanceof CimdFetchError) return refuseUnverifiedClient(error);
     throw error;
   }
 }

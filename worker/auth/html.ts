@@ -36,7 +36,7 @@ h1{font-size:1.25rem;margin:0 0 1rem}label{display:block;margin:.75rem 0 .25rem;
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #a8a29e;border-radius:6px;font:inherit}
 .buttons{display:flex;gap:.5rem;margin-top:1.25rem}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #1c1917;background:#1c1917;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#1c1917}.error{background:#fef2f2;border:1px solid #fecaca;padding:.5rem .75rem;border-radius:6px}
-.client{background:#fafaf9;border:1px solid #e7e5e4;padding:.5rem .75rem;border-radius:6px}small{color:#57534e}
+.client{background:#fafaf9;border:1px solid #e7e5e4;padding:.5rem .75rem;border-radius:6px}.client p{margin:.25rem 0}.domain{font-size:1.125rem}small{color:#57534e}
 .providers{display:flex;flex-direction:column;gap:.5rem;margin-top:.75rem}button.provider{background:#fff;color:#1c1917;width:100%}
 .or{text-align:center;margin:1rem 0 0}.warn{color:#9a3412}button.link{background:none;border:none;color:#1d4ed8;padding:0;text-decoration:underline}
 </style></head><body><main>${body}</main></body></html>`;

@@ -1,11 +1,12 @@
 /**
  * The pages of the /authorize flow: sign-in (names the client, offers the password form and the
  * configured identity providers), consent (names the signed-in user, the client, where tokens
- * will go), and a plain message page for refusals. Everything that came from a client or an
- * identity provider is escaped; the forms carry only a CSRF token and the library's consent
- * handle, never the authorization request itself.
+ * will go), a refusal for a client whose metadata document cannot be used, and a plain message
+ * page for other refusals. Everything that came from a client or an identity provider is escaped;
+ * the forms carry only a CSRF token and the library's consent handle, never the authorization
+ * request itself.
  */
-import type { ConsentDescription } from '@cloudflare/workers-oauth-provider';
+import type { CimdFetchError, ConsentDescription } from '@cloudflare/workers-oauth-provider';
 import { escapeHtml, page, pageHeaders } from './html.ts';
 
 export interface ProviderButton {
@@ -34,16 +35,38 @@ export interface ConsentPageInput {
   via: string;
 }
 
+/**
+ * Who is asking. A CIMD client's domain is verified (the provider fetched its metadata document from
+ * that host), so it leads, apart from the name, which the client chose itself either way. A registered
+ * client has only its self-chosen name, and the page says so.
+ */
 function clientBox(details: ConsentDescription, lead: string): string {
   const name = escapeHtml(details.clientName.trim() || 'An MCP client');
-  // A CIMD client's domain is verified; a registered client's name is whatever it chose to say.
-  const origin = details.clientDomain
-    ? `Published by <strong>${escapeHtml(details.clientDomain)}</strong>.`
-    : 'This app registered itself; its name is not verified.';
   const loopback = details.redirectIsLoopback
     ? '<br><strong class="warn">Access goes to an app on this computer.</strong> Continue only if you just started signing in from it.'
     : '';
-  return `<p class="client"><strong>${name}</strong> ${lead}<br><small>${origin} Access will be sent to <strong>${escapeHtml(details.redirectHost)}</strong>.${loopback}</small></p>`;
+  const destination = `Access will be sent to <strong>${escapeHtml(details.redirectHost)}</strong>.${loopback}`;
+  if (details.clientDomain) {
+    return `<div class="client"><p class="domain">An app from <strong>${escapeHtml(details.clientDomain)}</strong></p>
+<p><small>Verified: its sign-up document is published at this domain.</small><br>It calls itself <strong>${name}</strong> and ${lead}<br><small>${destination}</small></p></div>`;
+  }
+  return `<div class="client"><p><strong>${name}</strong> ${lead}<br><small>This app registered itself; its name is not verified. ${destination}</small></p></div>`;
+}
+
+/**
+ * The page for a client whose metadata document could not be fetched or did not pass the checks
+ * (wrong client_id, too large, too slow, malformed). No grant is made and the browser stays here:
+ * nothing about the client, its redirect URIs included, has been verified.
+ */
+export function clientNotVerifiedPage(error: CimdFetchError, headers?: Headers): Response {
+  // The library's reason (bounded: it may quote the document) helps whoever runs that app.
+  const detail = error.detail.length > 300 ? `${error.detail.slice(0, 300)}…` : error.detail;
+  return messagePage(
+    400,
+    'This app could not be verified',
+    `It identifies itself by the web address ${error.metadataUrl.slice(0, 300)}, and the document there could not be used (${detail}). Nothing was allowed. Start again from your MCP client; if this keeps happening, tell whoever publishes the app.`,
+    headers,
+  );
 }
 
 function hidden(name: string, value: string): string {

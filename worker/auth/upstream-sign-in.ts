@@ -12,12 +12,12 @@
  * can be remembered per user rather than per browser.
  */
 import { randomBytes, toBase64Url } from '../../shared/encoding.ts';
-import { AuthorizationError, authorizationErrorRedirect, type AuthRequest } from '@cloudflare/workers-oauth-provider';
+import { AuthorizationError, authorizationErrorRedirect, CimdFetchError, type AuthRequest } from '@cloudflare/workers-oauth-provider';
 import { z } from 'zod';
 import { logEvent } from '../log.ts';
 import { readSettings, SettingsError } from '../settings.ts';
 import { teamDirectory } from '../team/team-directory.ts';
-import { flowHeaders, grantAuthorization, rememberFor, showConsent } from './authorization-steps.ts';
+import { flowHeaders, grantAuthorization, refuseUnverifiedClient, rememberFor, showConsent } from './authorization-steps.ts';
 import { sessionCookie } from './browser-session.ts';
 import { GithubError, exchangeGithubCode, githubAuthorizationUrl, githubMemberOrgs, githubUser } from './github-client.ts';
 import { withCookies } from './html.ts';
@@ -173,8 +173,14 @@ export async function handleUpstreamCallback(request: Request, env: Env): Promis
   const identity = { userId: decision.userId, username: recorded.username };
   logEvent('info', 'signed in', { provider: kind, userId: identity.userId });
   const signedIn = new Headers({ 'Set-Cookie': await sessionCookie(request, env, identity, kind) });
-  if (await env.OAUTH_PROVIDER.isConsentRemembered(request, original, await rememberFor(env, identity.userId))) {
-    return grantAuthorization(env, original, identity, withCookies(flowHeaders(original), resumed.headers, signedIn));
+  try {
+    if (await env.OAUTH_PROVIDER.isConsentRemembered(request, original, await rememberFor(env, identity.userId))) {
+      return await grantAuthorization(env, original, identity, withCookies(flowHeaders(original), resumed.headers, signedIn));
+    }
+    return await showConsent(request, env, original, { ...identity, source: kind }, providers.oidc?.displayName ?? '', [resumed.headers, signedIn]);
+  } catch (error) {
+    // A CIMD client's document is fetched again here (the library caches it only as its host allows).
+    if (error instanceof CimdFetchError) return refuseUnverifiedClient(error, withCookies(flowHeaders(original), resumed.headers, signedIn));
+    throw error;
   }
-  return showConsent(request, env, original, { ...identity, source: kind }, providers.oidc?.displayName ?? '', [resumed.headers, signedIn]);
 }
