@@ -383,7 +383,9 @@ export class TeamDirectory extends DurableObject<Env> {
       ...(change.disabled !== undefined ? { disabled: change.disabled } : {}),
       ...(change.groups !== undefined ? { groups: [...new Set(change.groups)] } : {}),
       ...(change.passwordHash !== undefined ? { passwordHash: change.passwordHash } : {}),
-      ...(endSessions ? { sessionsValidAfter: Date.now() } : {}),
+      // +1: the Workers clock moves only between I/O, so a session issued just before this change can
+      // carry the very same millisecond; it must end too (a tie goes to the change).
+      ...(endSessions ? { sessionsValidAfter: Date.now() + 1 } : {}),
       updatedAt: new Date().toISOString(),
     };
     await this.ctx.storage.put(userKey(username), updated);
