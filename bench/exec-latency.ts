@@ -4,6 +4,7 @@
  * run:
  *   (a) raw ssh2 exec of `true` on an already-open connection (the floor)
  *   (b) a fresh ssh2 connection per call
+ *   (f) a bare HTTP round trip to the local Worker (GET /healthz: no work; the local platform floor)
  *   (c) a no-op tool call through the full local stack (relay_ping: client → Worker → session
  *       DO → relay hub → relay and back)
  *   (d) ssh_exec_command("true") through the full local stack
@@ -85,6 +86,15 @@ try {
     await call('relay_ping', {});
     await call('ssh_exec_command', { command: 'true' });
   }
+  const healthz = `${stack.worker.url}/healthz`;
+  for (let index = 0; index < 20; index += 1) await (await fetch(healthz)).text();
+  const platform = summarize(
+    await timeSequential(CALLS, async () => {
+      const response = await fetch(healthz);
+      await response.text();
+      if (!response.ok) throw new Error(`/healthz answered ${response.status}`);
+    }),
+  );
   const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
   const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
 
@@ -129,9 +139,11 @@ try {
     '',
     row('(a) raw ssh2 exec `true`, open connection (floor)', floor),
     row('(b) fresh ssh2 connection per call', fresh),
+    row('(f) bare HTTP round trip to the local Worker (/healthz)', platform),
     row('(c) no-op tool call through the full stack (relay_ping)', noop),
     row('(d) ssh_exec_command("true") through the full stack', exec),
     '',
+    `(c) − (f) medians: ${(noop.median - platform.median).toFixed(2)} ms = ${((noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
     `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
     `(d) / (b) medians: ${(exec.median / fresh.median).toFixed(2)}   [target well under 1]`,
     `relay peak RSS: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after 200 MB of stdout (${(bigMs / 1000).toFixed(2)} s for that call)`,
