@@ -2,18 +2,14 @@ import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
 import { INVALID_REQUEST, startsWithArray } from '../../worker/mcp-batches.ts';
-import { accessToken, INITIALIZE, mcpPost, RESOURCE } from './oauth-flow.ts';
+import { accessToken, INITIALIZE, mcpPost, openMcpSession, RESOURCE } from './oauth-flow.ts';
 
 let token: string;
 let sessionId: string;
 
 beforeAll(async () => {
   token = await accessToken();
-  const opened = await mcpPost(token, INITIALIZE);
-  expect(opened.status).toBe(200);
-  sessionId = opened.headers.get('mcp-session-id') ?? '';
-  await opened.body?.cancel();
-  expect(sessionId).not.toBe('');
+  sessionId = await openMcpSession(token);
 });
 
 const call = (id: number, command: string): Record<string, unknown> => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'ssh_exec_command', arguments: { command } } });

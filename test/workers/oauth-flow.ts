@@ -85,6 +85,15 @@ export const INITIALIZE = {
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'pool-test', version: '1' } },
 };
 
+/** Initialize an MCP session with `token` and return its id (the answer's stream is not kept). */
+export async function openMcpSession(token: string): Promise<string> {
+  const opened = await mcpPost(token, INITIALIZE);
+  await opened.body?.cancel();
+  const sessionId = opened.headers.get('mcp-session-id') ?? '';
+  if (opened.status !== 200 || sessionId === '') throw new Error(`initialize answered ${opened.status} with no session id`);
+  return sessionId;
+}
+
 export function mcpPost(token: string, body: unknown, sessionId?: string): Promise<Response> {
   return SELF.fetch(RESOURCE, {
     method: 'POST',

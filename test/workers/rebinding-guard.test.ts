@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
 import { deploymentNames, rebindingRefusal } from '../../worker/rebinding-guard.ts';
 import { readSettings, SettingsError } from '../../worker/settings.ts';
-import { accessToken, INITIALIZE, mcpPost, RESOURCE, TEST_ADMIN } from './oauth-flow.ts';
+import { accessToken, INITIALIZE, mcpPost, openMcpSession, RESOURCE, TEST_ADMIN } from './oauth-flow.ts';
 import { BASE_URL, TEST_RELAY_TOKEN } from './relay-socket.ts';
 
 /** The pool's PUBLIC_URL is http://127.0.0.1:8787; a rebinding page reaches it under its own name. */
@@ -14,11 +14,7 @@ let sessionId: string;
 
 beforeAll(async () => {
   token = await accessToken();
-  const opened = await mcpPost(token, INITIALIZE);
-  expect(opened.status).toBe(200);
-  sessionId = opened.headers.get('mcp-session-id') ?? '';
-  await opened.body?.cancel();
-  expect(sessionId).not.toBe('');
+  sessionId = await openMcpSession(token);
 });
 
 function execCall(command: string): string {
