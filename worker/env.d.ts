@@ -45,6 +45,8 @@ interface SecretsAndHelpers {
    * same value (its own RELAY_HEARTBEAT_MS); half-open sockets are found within two intervals.
    */
   RELAY_HEARTBEAT_MS?: string;
+  /** For tests only: "true" adds the test tools (shared/test-tools.ts). Only the test harness sets it. */
+  MCP_REMOTE_EXEC_TEST_TOOLS?: string;
   /** Set by OAuthProvider on the env its default handler receives. */
   OAUTH_PROVIDER: OAuthHelpers;
 }
