@@ -4,6 +4,7 @@
  */
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { formatExecResult } from './exec-output.ts';
+import { withExecProgress } from './exec-progress.ts';
 import { registerFileTools, type FileToolSettings } from './file-tools.ts';
 import {
   execCommandInput,
@@ -98,9 +99,10 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
     },
     async (args, ctx): Promise<CallToolResult> => {
       const timeoutMs = args.timeout * 1000;
-      const outcome = await executor.exec(
-        { ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit },
-        ctx.mcpReq.signal,
+      const outcome = await withExecProgress(
+        ctx,
+        args.timeout,
+        executor.exec({ ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit }, ctx.mcpReq.signal),
       );
       if (!outcome.ok) return errorResult(outcome.error);
       const formatted = formatExecResult(outcome.value, args.response_format, settings.characterLimit);

@@ -29,7 +29,9 @@ function refused(text: string): CallToolResult {
 async function askOnSession(ctx: ServerContext): Promise<CallToolResult> {
   let answer;
   try {
-    answer = await ctx.mcpReq.elicitInput({ mode: 'form', message: QUESTION, requestedSchema });
+    // relatedRequestId: the question must travel on this call's own stream; without it the SDK
+    // sends it on the session's standalone GET stream, which this server does not offer.
+    answer = await ctx.mcpReq.elicitInput({ mode: 'form', message: QUESTION, requestedSchema }, { relatedRequestId: ctx.mcpReq.id, signal: ctx.mcpReq.signal });
   } catch (error) {
     return refused(`The client could not be asked: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -38,10 +40,16 @@ async function askOnSession(ctx: ServerContext): Promise<CallToolResult> {
   return parsed.success ? greeting(parsed.data.name, 'legacy') : refused('The answer did not carry a name.');
 }
 
+/** An answer the client sent back without accepting (decline, cancel): its action. */
+const notAccepted = z.object({ action: z.enum(['decline', 'cancel']) });
+
 function askByResult(ctx: ServerContext): CallToolResult | InputRequiredResult {
-  // inputResponses come from the client: read only through the schema.
+  // inputResponses come from the client: read only through schemas.
   const answer = acceptedContent(ctx.mcpReq.inputResponses, 'name', answerSchema);
   if (answer) return greeting(answer.name, 'modern');
+  // Asking again after a refusal would loop: the refusal ends the call.
+  const refusal = notAccepted.safeParse(ctx.mcpReq.inputResponses?.['name']);
+  if (refusal.success) return refused(`The client answered ${refusal.data.action}.`);
   return inputRequired({ inputRequests: { name: inputRequired.elicit({ message: QUESTION, requestedSchema }) } });
 }
 

@@ -66,7 +66,7 @@ async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSig
   const onAbort = (): void => {
     // Under waitUntil: a client that drops its request ends the invocation at once, and the
     // cancel frame must still reach the relay.
-    waitUntil(hub.cancel(id).catch(() => undefined));
+        waitUntil(hub.cancel(id).catch(() => undefined));
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {

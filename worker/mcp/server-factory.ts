@@ -25,6 +25,13 @@ export const SERVER_INSTRUCTIONS =
   'Runs commands on the servers your team connected through an SSH relay. Call ssh_list_hosts first to learn the host names. ' +
   'Commands run non-interactively (no terminal, no stdin) with a timeout; prefer commands that finish on their own.';
 
+/**
+ * A call's response stream carries an SSE comment this often. A client that drops the request is
+ * noticed when the stream is next written (workerd, locally at least, learns of a disconnect only
+ * on a write), and the call is then cancelled: the relay stops the remote process.
+ */
+export const STREAM_KEEPALIVE_MS = 2000;
+
 /** The optional tool groups to register: read from the caller's standing, or all of them (gated per call). */
 export interface ToolOffer {
   proxmox: boolean;

@@ -18,7 +18,7 @@ import { isJSONRPCRequest, WebStandardStreamableHTTPServerTransport, type McpSer
 import { z } from 'zod';
 import { logEvent } from '../log.ts';
 import type { Caller } from './policed-executor.ts';
-import { offerFor, workerMcpServer } from './server-factory.ts';
+import { offerFor, STREAM_KEEPALIVE_MS, workerMcpServer } from './server-factory.ts';
 import { sessionProps } from './session-props.ts';
 
 /** Set by the Worker on every request it forwards here (after removing any the client sent). */
@@ -95,7 +95,7 @@ export class McpSession extends DurableObject<Env> {
   private async open(sessionId: string, caller: Caller): Promise<Live> {
     // The one standing read of a 2025 session: which optional tools to list (worker/mcp/server-factory.ts).
     const server = workerMcpServer(this.env, caller, 'legacy', await offerFor(this.env, caller));
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId });
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId, keepAliveMs: STREAM_KEEPALIVE_MS });
     await server.connect(transport);
     this.live = { server, transport };
     return this.live;

@@ -15,7 +15,7 @@ import { createMcpHandler } from 'agents/mcp/server';
 import { MCP_MAX_BODY_BYTES } from '../../shared/limits.ts';
 import { logEvent } from '../log.ts';
 import type { Caller } from './policed-executor.ts';
-import { OFFER_ALL, offerFor, workerMcpServer, type ToolOffer } from './server-factory.ts';
+import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { CALLER_HEADER, NEW_SESSION_HEADER } from './session-object.ts';
 import { sessionProps, type SessionProps } from './session-props.ts';
 
@@ -55,8 +55,13 @@ async function toSession(request: Request, env: Env, props: SessionProps, body: 
 async function stateless(request: Request, env: Env, ctx: ExecutionContext, caller: Caller, body: unknown): Promise<Response> {
   // Only a listing reads the caller's standing (see worker/mcp/server-factory.ts).
   const offer: ToolOffer = methodOf(body) === 'tools/list' ? await offerFor(env, caller) : OFFER_ALL;
+  // A tool call answers as a stream from the start (SSE), so its keep-alive comments reveal a
+  // client that went away; everything else answers plain JSON unless it has something to stream.
+  const responseMode = methodOf(body) === 'tools/call' ? 'sse' : 'auto';
   const handler = createMcpHandler(({ era }) => workerMcpServer(env, caller, era, offer), {
     legacy: 'reject',
+    responseMode,
+    keepAliveMs: STREAM_KEEPALIVE_MS,
     maxRequestBodySize: MCP_MAX_BODY_BYTES,
     onerror: (error) => logEvent('warn', 'MCP request failed', { error: error.message }),
   });
