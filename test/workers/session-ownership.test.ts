@@ -1,4 +1,4 @@
-import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, env, evictDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { mcpApiHandler } from '../../worker/mcp/transport.ts';
 import { INITIALIZE, RESOURCE } from './oauth-flow.ts';
@@ -36,6 +36,30 @@ describe('session ownership', () => {
     const owner = await asUser('alice', list, sessionId);
     expect(owner.status).toBe(200);
     await owner.body?.cancel();
+  });
+
+  it('keeps a session across eviction: the stored initialize is replayed, and the owner check still holds', async () => {
+    const opened = await asUser('alice', INITIALIZE);
+    const sessionId = opened.headers.get('mcp-session-id') ?? '';
+    await opened.body?.cancel();
+    expect((await asUser('alice', { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)).status).toBe(202);
+
+    await evictDurableObject(env.MCP_SESSION.get(env.MCP_SESSION.idFromName(sessionId)));
+
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    expect((await asUser('mallory', list, sessionId)).status).toBe(404);
+    const owner = await asUser('alice', list, sessionId);
+    expect(owner.status).toBe(200);
+    expect(owner.headers.get('mcp-session-id')).toBe(sessionId);
+    expect(await owner.text()).toContain('ssh_exec_command');
+  });
+
+  it('answers 404 for a session id nobody opened, and 400 for a 2025 request with no session that is not an initialize', async () => {
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    const unknown = await asUser('alice', list, crypto.randomUUID());
+    expect(unknown.status).toBe(404);
+    const sessionless = await asUser('alice', list);
+    expect(sessionless.status).toBe(400);
   });
 
   it('refuses a request whose token carries no user', async () => {
