@@ -47,6 +47,21 @@ async function until(check: () => boolean, what: string, withinMs = 10_000): Pro
 
 const running = (pattern: string): boolean => remoteProcesses(pattern, stack.sshd.user).length > 0;
 
+/** The audit row of the one call that ran `command`, once it is no longer "started" (read through audit_log as the admin). */
+async function finishedAuditOf(command: string): Promise<{ outcome: string; code: string | null }> {
+  // A row stays "started" when the Worker never learned how the call ended.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const listed = await stack.call('audit_log', { tool: 'ssh_exec_command', limit: 50 });
+    const entries = (listed.structuredContent as { entries: Array<{ target: string | null; outcome: string; code: string | null }> }).entries.filter((entry) => entry.target === command);
+    expect(entries.length).toBeLessThanOrEqual(1);
+    const entry = entries[0];
+    if (entry && entry.outcome !== 'started') return entry;
+    if (Date.now() > deadline) throw new Error(`the audit row of ${command} is ${entry ? 'still started' : 'missing'}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** The headers a raw request on this session needs (2025: its session id and protocol version). */
 function sessionHeaders(session: ConnectedClient): Record<string, string> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${session.accessToken()}` };
@@ -100,6 +115,8 @@ describe.each(MCP_ERAS)('a %s client', (era) => {
     controller.abort();
     await expect(call).rejects.toThrow();
     await until(() => !running(marker), `${marker} stopping`);
+    // The call is audited to its end even though nobody waits for its answer any more.
+    expect((await finishedAuditOf(marker)).outcome).not.toBe('started');
   });
 
   it('stops the remote process when the HTTP request carrying the call is dropped', async () => {
@@ -125,6 +142,7 @@ describe.each(MCP_ERAS)('a %s client', (era) => {
     await until(() => running(marker), `${marker} starting`);
     controller.abort();
     await until(() => !running(marker), `${marker} stopping`);
+    expect((await finishedAuditOf(marker)).outcome).not.toBe('started');
   });
 
   it('keeps two users apart even when their JSON-RPC ids collide', async () => {

@@ -1,10 +1,11 @@
 import { createExecutionContext, env, evictDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { mcpApiHandler } from '../../worker/mcp/transport.ts';
+import { CALLER_HEADER, NEW_SESSION_HEADER } from '../../worker/mcp/session-object.ts';
 import { INITIALIZE, RESOURCE } from './oauth-flow.ts';
 
 /** The OAuth provider hands the API handler ctx.props; here we hand it two different users. */
-async function asUser(userId: string, body: unknown, sessionId?: string): Promise<Response> {
+async function asUser(userId: string, body: unknown, sessionId?: string, extraHeaders: Record<string, string> = {}): Promise<Response> {
   const base = createExecutionContext();
   const ctx = Object.assign(Object.create(Object.getPrototypeOf(base)), base, { props: { userId, username: userId } });
   const request = new Request(RESOURCE, {
@@ -13,6 +14,7 @@ async function asUser(userId: string, body: unknown, sessionId?: string): Promis
       'Content-Type': 'application/json',
       Accept: 'application/json, text/event-stream',
       ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
+      ...extraHeaders,
     },
     body: JSON.stringify(body),
   });
@@ -60,6 +62,24 @@ describe('session ownership', () => {
     expect(unknown.status).toBe(404);
     const sessionless = await asUser('alice', list);
     expect(sessionless.status).toBe(400);
+  });
+
+  it('ignores the internal identity headers when a client sends them', async () => {
+    const opened = await asUser('alice', INITIALIZE);
+    const sessionId = opened.headers.get('mcp-session-id') ?? '';
+    await opened.body?.cancel();
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    // Mallory claims to be Alice in the header the Worker uses to tell the session who is calling.
+    const spoofed = await asUser('mallory', list, sessionId, { [CALLER_HEADER]: JSON.stringify({ userId: 'alice', username: 'alice' }) });
+    expect(spoofed.status).toBe(404);
+    // And asks for a "new" session under Alice's id: the Worker mints its own id instead.
+    const hijack = await asUser('mallory', INITIALIZE, undefined, { [NEW_SESSION_HEADER]: sessionId });
+    expect(hijack.status).toBe(200);
+    expect(hijack.headers.get('mcp-session-id')).not.toBe(sessionId);
+    await hijack.body?.cancel();
+    const owner = await asUser('alice', list, sessionId);
+    expect(owner.status).toBe(200);
+    await owner.body?.cancel();
   });
 
   it('refuses a request whose token carries no user', async () => {
