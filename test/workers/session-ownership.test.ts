@@ -1,4 +1,4 @@
-import { createExecutionContext, env, evictDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, env, evictDurableObject, runDurableObjectAlarm, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { mcpApiHandler } from '../../worker/mcp/transport.ts';
 import { CALLER_HEADER, NEW_SESSION_HEADER } from '../../worker/mcp/session-object.ts';
@@ -62,6 +62,27 @@ describe('session ownership', () => {
     expect(unknown.status).toBe(404);
     const sessionless = await asUser('alice', list);
     expect(sessionless.status).toBe(400);
+  });
+
+  it('closes a session left unused: after the idle alarm its id answers 404, while a session in use is kept', async () => {
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    const open = async (): Promise<string> => {
+      const opened = await asUser('alice', INITIALIZE);
+      await opened.body?.cancel();
+      return opened.headers.get('mcp-session-id') ?? '';
+    };
+    const stub = (sessionId: string): DurableObjectStub => env.MCP_SESSION.get(env.MCP_SESSION.idFromName(sessionId));
+
+    const inUse = await open();
+    expect(await runDurableObjectAlarm(stub(inUse))).toBe(true);
+    const stillThere = await asUser('alice', list, inUse);
+    expect(stillThere.status).toBe(200);
+    await stillThere.body?.cancel();
+
+    const abandoned = await open();
+    await evictDurableObject(stub(abandoned));
+    expect(await runDurableObjectAlarm(stub(abandoned))).toBe(true);
+    expect((await asUser('alice', list, abandoned)).status).toBe(404);
   });
 
   it('ignores the internal identity headers when a client sends them', async () => {

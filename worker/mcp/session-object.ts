@@ -12,6 +12,9 @@
  * After eviction the transport is gone from memory; the session is rebuilt by replaying the
  * stored initialize (client capabilities included) before the request is served, so a client
  * keeps its session id.
+ *
+ * Sessions that clients abandon without a DELETE would keep their stored owner and initialize
+ * forever: an alarm closes a session once it has gone unused for SESSION_IDLE_MS.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { isJSONRPCRequest, WebStandardStreamableHTTPServerTransport, type McpServer } from '@modelcontextprotocol/server';
@@ -27,6 +30,8 @@ export const CALLER_HEADER = 'x-mcp-remote-exec-caller';
 export const NEW_SESSION_HEADER = 'x-mcp-remote-exec-new-session';
 
 const OWNER_KEY = 'owner';
+/** A session unused this long is closed: its storage is deleted and its id answers 404. */
+export const SESSION_IDLE_MS = 24 * 60 * 60 * 1000;
 const INIT_KEY = 'initialize';
 
 /** What is kept of the client's initialize, to replay it after eviction. */
@@ -61,6 +66,8 @@ interface Live {
 
 export class McpSession extends DurableObject<Env> {
   private live: Live | undefined;
+  /** When this instance last served a request; lost on eviction, which only happens to an idle object. */
+  private lastUsed = 0;
 
   override async fetch(request: Request): Promise<Response> {
     const props = sessionProps.safeParse(parseJson(request.headers.get(CALLER_HEADER)));
@@ -73,6 +80,7 @@ export class McpSession extends DurableObject<Env> {
       if ((await this.ctx.storage.get(OWNER_KEY)) !== undefined) return sessionNotFound();
       live = await this.open(minted, callerOf(props.data));
       await this.ctx.storage.put(OWNER_KEY, { sessionId: minted, caller: props.data });
+      await this.ctx.storage.setAlarm(Date.now() + SESSION_IDLE_MS);
     } else {
       const owner = storedOwner.safeParse(await this.ctx.storage.get(OWNER_KEY));
       // Fail closed: a session without a recorded owner is nobody's.
@@ -82,6 +90,7 @@ export class McpSession extends DurableObject<Env> {
       live = restored;
     }
 
+    this.lastUsed = Date.now();
     const response = await live.transport.handleRequest(request, parsedBody !== undefined ? { parsedBody } : undefined);
     if (minted !== null) await this.remember(parsedBody, response);
     if (request.method === 'DELETE' && response.ok) {
@@ -90,6 +99,23 @@ export class McpSession extends DurableObject<Env> {
       return response;
     }
     return isJSONRPCRequest(parsedBody) ? cancelOnDrop(response, live.transport, parsedBody.id) : response;
+  }
+
+  /**
+   * Close the session if it went unused for SESSION_IDLE_MS. An instance that was evicted since
+   * its last request has no record of it and counts as idle: eviction happens only to an object
+   * that has had no request for a while, and the alarm fires a day after the last check.
+   */
+  override async alarm(): Promise<void> {
+    const idleSince = this.live ? this.lastUsed : 0;
+    if (Date.now() - idleSince < SESSION_IDLE_MS) {
+      await this.ctx.storage.setAlarm(idleSince + SESSION_IDLE_MS);
+      return;
+    }
+    const live = this.live;
+    this.live = undefined;
+    await live?.server.close().catch(() => undefined);
+    await this.ctx.storage.deleteAll();
   }
 
   private async open(sessionId: string, caller: Caller): Promise<Live> {
