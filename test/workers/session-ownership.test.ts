@@ -1,7 +1,7 @@
-import { createExecutionContext, env, evictDurableObject, runDurableObjectAlarm, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { mcpApiHandler } from '../../worker/mcp/transport.ts';
-import { CALLER_HEADER, NEW_SESSION_HEADER } from '../../worker/mcp/session-object.ts';
+import { CALLER_HEADER, NEW_SESSION_HEADER, SESSION_IDLE_MS } from '../../worker/mcp/session-object.ts';
 import { INITIALIZE, RESOURCE } from './oauth-flow.ts';
 
 /** The OAuth provider hands the API handler ctx.props; here we hand it two different users. */
@@ -79,7 +79,18 @@ describe('session ownership', () => {
     expect(stillThere.status).toBe(200);
     await stillThere.body?.cancel();
 
+    // Used, then evicted: the stored last use keeps it.
+    await evictDurableObject(stub(inUse));
+    expect(await runDurableObjectAlarm(stub(inUse))).toBe(true);
+    const afterEviction = await asUser('alice', list, inUse);
+    expect(afterEviction.status).toBe(200);
+    await afterEviction.body?.cancel();
+
+    // Unused for longer than the idle time (its stored last use set back a day): closed.
     const abandoned = await open();
+    await runInDurableObject(stub(abandoned), async (_instance, state) => {
+      await state.storage.put('lastUsed', Date.now() - SESSION_IDLE_MS - 1);
+    });
     await evictDurableObject(stub(abandoned));
     expect(await runDurableObjectAlarm(stub(abandoned))).toBe(true);
     expect((await asUser('alice', list, abandoned)).status).toBe(404);

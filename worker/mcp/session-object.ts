@@ -32,6 +32,9 @@ export const NEW_SESSION_HEADER = 'x-mcp-remote-exec-new-session';
 const OWNER_KEY = 'owner';
 /** A session unused this long is closed: its storage is deleted and its id answers 404. */
 export const SESSION_IDLE_MS = 24 * 60 * 60 * 1000;
+/** Last use is written to storage at most this often (so eviction does not forget it), not on every request. */
+const LAST_USED_WRITE_MS = 60 * 60 * 1000;
+const LAST_USED_KEY = 'lastUsed';
 const INIT_KEY = 'initialize';
 
 /** What is kept of the client's initialize, to replay it after eviction. */
@@ -66,8 +69,9 @@ interface Live {
 
 export class McpSession extends DurableObject<Env> {
   private live: Live | undefined;
-  /** When this instance last served a request; lost on eviction, which only happens to an idle object. */
+  /** When this instance last served a request (in memory), and the last time that was stored. */
   private lastUsed = 0;
+  private lastStored = 0;
 
   override async fetch(request: Request): Promise<Response> {
     const props = sessionProps.safeParse(parseJson(request.headers.get(CALLER_HEADER)));
@@ -90,7 +94,7 @@ export class McpSession extends DurableObject<Env> {
       live = restored;
     }
 
-    this.lastUsed = Date.now();
+    await this.touch();
     const response = await live.transport.handleRequest(request, parsedBody !== undefined ? { parsedBody } : undefined);
     if (minted !== null) await this.remember(parsedBody, response);
     if (request.method === 'DELETE' && response.ok) {
@@ -101,13 +105,17 @@ export class McpSession extends DurableObject<Env> {
     return isJSONRPCRequest(parsedBody) ? cancelOnDrop(response, live.transport, parsedBody.id) : response;
   }
 
-  /**
-   * Close the session if it went unused for SESSION_IDLE_MS. An instance that was evicted since
-   * its last request has no record of it and counts as idle: eviction happens only to an object
-   * that has had no request for a while, and the alarm fires a day after the last check.
-   */
+  private async touch(): Promise<void> {
+    this.lastUsed = Date.now();
+    if (this.lastUsed - this.lastStored < LAST_USED_WRITE_MS) return;
+    this.lastStored = this.lastUsed;
+    await this.ctx.storage.put(LAST_USED_KEY, this.lastUsed);
+  }
+
+  /** Close the session once it has gone unused for SESSION_IDLE_MS (last use known to within LAST_USED_WRITE_MS). */
   override async alarm(): Promise<void> {
-    const idleSince = this.live ? this.lastUsed : 0;
+    const stored = z.number().safeParse(await this.ctx.storage.get(LAST_USED_KEY));
+    const idleSince = Math.max(this.lastUsed, stored.success ? stored.data : 0);
     if (Date.now() - idleSince < SESSION_IDLE_MS) {
       await this.ctx.storage.setAlarm(idleSince + SESSION_IDLE_MS);
       return;
