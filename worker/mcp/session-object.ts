@@ -69,6 +69,8 @@ interface Live {
 
 export class McpSession extends DurableObject<Env> {
   private live: Live | undefined;
+  /** A rebuild in progress: requests that arrive meanwhile wait for it instead of building a second server. */
+  private restoring: Promise<Live | null> | undefined;
   /** When this instance last served a request (in memory), and the last time that was stored. */
   private lastUsed = 0;
   private lastStored = 0;
@@ -89,7 +91,7 @@ export class McpSession extends DurableObject<Env> {
       const owner = storedOwner.safeParse(await this.ctx.storage.get(OWNER_KEY));
       // Fail closed: a session without a recorded owner is nobody's.
       if (!owner.success || owner.data.caller.userId !== props.data.userId) return sessionNotFound();
-      const restored = this.live ?? (await this.restore(owner.data.sessionId, callerOf(owner.data.caller)));
+      const restored = this.live ?? (await (this.restoring ??= this.restore(owner.data.sessionId, callerOf(owner.data.caller)).finally(() => (this.restoring = undefined))));
       if (!restored) return sessionNotFound();
       live = restored;
     }
