@@ -9,6 +9,7 @@ import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { Outcome } from './errors.ts';
 import { execStructuredOutput, formatExecResult } from './exec-output.ts';
+import { withExecProgress } from './exec-progress.ts';
 import { MAX_COMMAND_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
 import { DEFAULT_SHUTDOWN_SECONDS, guestIdSchema, parsePctList, parseQmList, parseStatus, type GuestKind, type PveAction } from './proxmox.ts';
 import { localPathArgument, overwriteArgument, permissionsArgument, runDownload, runUpload, transferOutput, type FileToolSettings } from './file-tools.ts';
@@ -270,7 +271,11 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         const command = values.command as string;
         const timeoutMs = (values.timeout as number) * 1000;
         const format = values.response_format as 'text' | 'json';
-        const outcome = await executor.exec({ ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } }, ctx.mcpReq.signal);
+        const outcome = await withExecProgress(
+          ctx,
+          values.timeout as number,
+          executor.exec({ ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } }, ctx.mcpReq.signal),
+        );
         if (!outcome.ok) return errorResult(outcome.error);
         const formatted = formatExecResult(outcome.value, format, settings.characterLimit);
         return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
