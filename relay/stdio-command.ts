@@ -6,19 +6,17 @@
  * Like the seed it checks its hosts before serving, so a wrong key, password or host key is a
  * startup error with the fix in it rather than a failure on the first tool call.
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { McpRequestContext, McpServer } from '@modelcontextprotocol/server';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeError } from '../shared/errors.ts';
-import { registerTools } from '../shared/register-tools.ts';
-import { registerProxmoxTools } from '../shared/proxmox-tools.ts';
+import { buildMcpServer } from '../shared/mcp-server.ts';
 import { VERSION } from '../shared/version.ts';
 import { ConfigError, loadEnvironment, loadHostsConfig, type RelayHostsConfig } from './config.ts';
 import { LocalExecutor, type LocalImageKit } from './local-executor.ts';
 import { FileTransferStore } from './imagekit-store.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
-import { registerImageKitTools } from '../shared/imagekit-tools.ts';
 import { applyLogLevel, log } from './log.ts';
 import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
@@ -76,7 +74,6 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
     throw error;
   }
 
-  const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: SERVER_INSTRUCTIONS });
   let imagekit: LocalImageKit | null = null;
   let store: FileTransferStore | null = null;
   if (imagekitConfig) {
@@ -89,11 +86,14 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   }
   const executor = new LocalExecutor(operations, imagekit);
   const toolSettings = { ...settings, transfersViaImageKit: imagekit !== null };
-  registerTools(server, executor, toolSettings);
   // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
-  if (config.hosts.some((host) => host.proxmox)) registerProxmoxTools(server, executor, toolSettings);
-  if (imagekit) registerImageKitTools(server, executor, toolSettings);
-  const transport = new StdioServerTransport();
+  const proxmox = config.hosts.some((host) => host.proxmox);
+  const testTools = env.MCP_REMOTE_EXEC_TEST_TOOLS === 'true';
+  // serveStdio calls this once per connection (plus once for a discarded discovery probe): it
+  // only registers tools; the host checks and the ImageKit sweeper above run once, before it.
+  const factory = (ctx: McpRequestContext): McpServer =>
+    buildMcpServer({ instructions: SERVER_INSTRUCTIONS, executor, settings: toolSettings, era: ctx.era, proxmox, imagekit: imagekit !== null, testTools });
+  const served = serveStdio(factory, { onerror: (error) => log('warn', 'MCP stdio error', { error: error.message }) });
   let closing = false;
   const close = (reason: string): void => {
     if (closing) return;
@@ -101,13 +101,11 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
     log('info', 'stdio server stopping', { reason });
     store?.stop();
     operations.close();
-    void server.close().finally(() => exitWhenDrained(0));
+    void served.close().finally(() => exitWhenDrained(0));
   };
-  transport.onclose = () => close('client closed the connection');
   process.stdin.once('end', () => close('stdin ended'));
   process.on('SIGTERM', () => close('SIGTERM'));
   process.on('SIGINT', () => close('SIGINT'));
-  await server.connect(transport);
   log('info', 'stdio server ready', { version: VERSION, hosts: config.hosts.map((host) => host.name), source: config.source });
   return 'running';
 }

@@ -1,7 +1,8 @@
 /**
  * `npm test`: type-check, then the fast tests (unit + Workers pool), then the end-to-end tests
- * (real sshd, wrangler dev, relay), then the fault-injection tests, each in their own run so they
- * do not compete for the CPU. Ends with
+ * (real sshd, wrangler dev, relay) once with a 2025-era MCP client (SDK v1) and once more with a
+ * 2026-07-28 client (SDK v2; the files that never touch /mcp are not repeated), then the
+ * fault-injection tests, each in their own run so they do not compete for the CPU. Ends with
  * one summary line, "tests: N passed, N failed", and a non-zero exit if anything failed.
  */
 import { spawnSync } from 'node:child_process';
@@ -17,9 +18,9 @@ const tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'ts
 const reports = mkdtempSync(join(tmpdir(), 'mre-test-reports-'));
 const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_SEND_ERROR_REPORTS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' };
 
-function run(label: string, args: string[]): number {
+function run(label: string, args: string[], extraEnv: Record<string, string> = {}): number {
   process.stdout.write(`\n=== ${label}\n`);
-  const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env });
+  const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...env, ...extraEnv } });
   return result.status ?? 1;
 }
 
@@ -46,9 +47,14 @@ const only = process.argv.slice(2);
 for (const project of ['tsconfig.json', 'worker/tsconfig.json', 'test/workers/tsconfig.json']) {
   if (run(`type-check ${project}`, [tsc, '-p', project]) !== 0) failures.push(`type-check ${project}`);
 }
-const suites: Array<{ name: string; projects: string[] }> = [
+// End-to-end files that never reach /mcp (stdio mode, fixtures, bundling): one run is enough.
+const ERA_NEUTRAL_E2E = ['test/e2e/stdio*.test.ts', 'test/e2e/sshd-harness.test.ts', 'test/e2e/deploy-bundle.test.ts', 'test/e2e/fake-proxmox.test.ts', 'test/e2e/imagekit-stand-in.test.ts'];
+// mcp-eras.test.ts drives both eras itself.
+const ONCE_ONLY_E2E = [...ERA_NEUTRAL_E2E, 'test/e2e/mcp-eras.test.ts'];
+const suites: Array<{ name: string; projects: string[]; env?: Record<string, string>; args?: string[] }> = [
   { name: 'unit + workers', projects: ['unit', 'workers'] },
-  { name: 'e2e', projects: ['e2e'] },
+  { name: 'e2e, 2025-11-25 client', projects: ['e2e'], env: { MCP_CLIENT_ERA: '2025-11-25' } },
+  { name: 'e2e, 2026-07-28 client', projects: ['e2e'], env: { MCP_CLIENT_ERA: '2026-07-28' }, args: ONCE_ONLY_E2E.flatMap((glob) => ['--exclude', glob]) },
   { name: 'faults', projects: ['faults'] },
 ];
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };
@@ -62,7 +68,8 @@ for (const suite of suites) {
     '--reporter=default',
     '--reporter=json',
     `--outputFile.json=${report}`,
-  ]);
+    ...(suite.args ?? []),
+  ], suite.env);
   const found = counts(report);
   total.passed += found.passed;
   total.failed += found.failed;

@@ -3,8 +3,7 @@
  * the executor can do it (the stdio mode does all of them; the Worker gains them when the relay
  * protocol carries file bytes).
  */
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { cutAt } from './exec-output.ts';
 import { guestIdSchema } from './proxmox.ts';
@@ -264,10 +263,13 @@ function linkResult(offer: LinkOffer): CallToolResult {
   };
 }
 
-/** The subset of the SDK's request context a progress reporter needs. */
-interface ProgressContext {
-  _meta?: { progressToken?: string | number };
-  sendNotification(notification: { method: 'notifications/progress'; params: { progressToken: string | number; progress: number; total?: number; message?: string } }): Promise<void>;
+/** The subset of the SDK's request context (ServerContext.mcpReq) a transfer needs: its progress token, a way to notify, its signal. */
+export interface ProgressContext {
+  mcpReq: {
+    _meta?: { progressToken?: string | number };
+    notify(notification: { method: 'notifications/progress'; params: { progressToken: string | number; progress: number; total?: number; message?: string } }): Promise<void>;
+    signal: AbortSignal;
+  };
 }
 
 /**
@@ -276,8 +278,8 @@ interface ProgressContext {
  * notification is written, so the result never overtakes it (a client ignores progress that
  * arrives after the result).
  */
-export function progressReporter(extra: ProgressContext): { report: ProgressReporter; settled(): Promise<void> } | undefined {
-  const token = extra._meta?.progressToken;
+export function progressReporter(ctx: ProgressContext): { report: ProgressReporter; settled(): Promise<void> } | undefined {
+  const token = ctx.mcpReq._meta?.progressToken;
   if (token === undefined) return undefined;
   let last = 0;
   let sending: Promise<void> = Promise.resolve();
@@ -287,7 +289,7 @@ export function progressReporter(extra: ProgressContext): { report: ProgressRepo
       if (done < total && now - last < 250) return;
       last = now;
       const notification = { method: 'notifications/progress' as const, params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` } };
-      sending = sending.then(() => extra.sendNotification(notification)).catch(() => undefined);
+      sending = sending.then(() => ctx.mcpReq.notify(notification)).catch(() => undefined);
     },
     settled: () => sending,
   };
@@ -310,11 +312,11 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: linkOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
+      async (args, ctx): Promise<CallToolResult> => {
         const outcome = await requestUpload.call(
           executor,
           { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, ...given('permissions', args.permissions), overwrite: args.overwrite },
-          extra.signal,
+          ctx.mcpReq.signal,
         );
         return outcome.ok ? linkResult(outcome.value) : errorResult(outcome.error);
       },
@@ -333,8 +335,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: linkOutput,
         annotations: { readOnlyHint: true, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
-        const outcome = await requestDownload.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path }, extra.signal);
+      async (args, ctx): Promise<CallToolResult> => {
+        const outcome = await requestDownload.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path }, ctx.mcpReq.signal);
         return outcome.ok ? linkResult(outcome.value) : errorResult(outcome.error);
       },
     );
@@ -352,10 +354,10 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: readFileOutput,
         annotations: { readOnlyHint: true, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
+      async (args, ctx): Promise<CallToolResult> => {
         const perCall = Math.min(settings.readBytesPerCall, settings.maxFileSize);
         const length = Math.min(args.length ?? perCall, perCall);
-        const outcome = await readFile.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, offset: args.offset, length, maxBytes: perCall }, extra.signal);
+        const outcome = await readFile.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, offset: args.offset, length, maxBytes: perCall }, ctx.mcpReq.signal);
         if (!outcome.ok) return errorResult(outcome.error);
         const { info, offset, eof, host } = outcome.value;
         const data = fromBase64(outcome.value.dataBase64) ?? new Uint8Array();
@@ -416,7 +418,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: writeFileOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
+      async (args, ctx): Promise<CallToolResult> => {
         const bytes = args.encoding === 'base64' ? fromBase64(args.content) : new TextEncoder().encode(args.content);
         if (!bytes) return errorResult({ code: 'invalid_argument', message: 'content is not valid base64 (encoding="base64").' });
         if (bytes.length > writeLimit(settings)) {
@@ -434,7 +436,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
             createDirs: args.create_dirs,
             maxBytes: settings.maxFileSize,
           },
-          extra.signal,
+          ctx.mcpReq.signal,
         );
         if (!outcome.ok) return errorResult(outcome.error);
         const { host, path, size, sha256, mode, replaced } = outcome.value;
@@ -456,8 +458,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: listDirectoryOutput,
         annotations: { readOnlyHint: true, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
-        const outcome = await listDirectory.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path }, extra.signal);
+      async (args, ctx): Promise<CallToolResult> => {
+        const outcome = await listDirectory.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path }, ctx.mcpReq.signal);
         if (!outcome.ok) return errorResult(outcome.error);
         const { host, path, entries, truncated } = outcome.value;
         const structured = { host, path, entries: entries.map((entry) => ({ name: entry.path, type: entry.type, size: entry.size, mode: entry.mode, mtime: entry.mtime })), truncated };
@@ -480,11 +482,11 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> =>
+      async (args, ctx): Promise<CallToolResult> =>
         runUpload(
           (request, signal) => uploadFile.call(executor, request, signal),
           { ...given('host', args.host), localPath: args.local_path, remotePath: args.remote_path, ...given('permissions', args.permissions), overwrite: args.overwrite, maxBytes: settings.maxFileSize },
-          extra,
+          ctx,
         ),
     );
   }
@@ -499,11 +501,11 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> =>
+      async (args, ctx): Promise<CallToolResult> =>
         runDownload(
           (request, signal) => downloadFile.call(executor, request, signal),
           { ...given('host', args.host), remotePath: args.remote_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize },
-          extra,
+          ctx,
         ),
     );
   }
@@ -512,9 +514,9 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
 type Transfer<R> = (request: R, signal: AbortSignal) => Promise<Outcome<LocalTransferResult & { host: string }>>;
 
 /** An upload from the local machine, with progress when the client asked for it; used by ssh_upload_file and the container upload tool. */
-export async function runUpload(upload: Transfer<UploadFileRequest>, request: Omit<UploadFileRequest, 'onProgress'>, extra: ProgressContext & { signal: AbortSignal }): Promise<CallToolResult> {
-  const progress = progressReporter(extra);
-  const outcome = await upload({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, extra.signal);
+export async function runUpload(upload: Transfer<UploadFileRequest>, request: Omit<UploadFileRequest, 'onProgress'>, ctx: ProgressContext): Promise<CallToolResult> {
+  const progress = progressReporter(ctx);
+  const outcome = await upload({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, ctx.mcpReq.signal);
   await progress?.settled();
   if (!outcome.ok) return errorResult(outcome.error);
   const result = outcome.value;
@@ -526,9 +528,9 @@ export async function runUpload(upload: Transfer<UploadFileRequest>, request: Om
 }
 
 /** A download to the local machine; used by ssh_download_file and the container download tool. */
-export async function runDownload(download: Transfer<DownloadFileRequest>, request: Omit<DownloadFileRequest, 'onProgress'>, extra: ProgressContext & { signal: AbortSignal }): Promise<CallToolResult> {
-  const progress = progressReporter(extra);
-  const outcome = await download({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, extra.signal);
+export async function runDownload(download: Transfer<DownloadFileRequest>, request: Omit<DownloadFileRequest, 'onProgress'>, ctx: ProgressContext): Promise<CallToolResult> {
+  const progress = progressReporter(ctx);
+  const outcome = await download({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, ctx.mcpReq.signal);
   await progress?.settled();
   if (!outcome.ok) return errorResult(outcome.error);
   const result = outcome.value;

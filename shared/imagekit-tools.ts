@@ -3,8 +3,7 @@
  * neither the host nor the Worker's own links. Offered only when ImageKit is configured; then,
  * as in the seed, the local-path transfer tools are not offered (the link tools stay).
  */
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { permissionsArgument, overwriteArgument, type FileToolSettings } from './file-tools.ts';
 import type { ImageKitDownloadOffer, ImageKitUploadOffer } from './imagekit/transfers.ts';
@@ -91,8 +90,8 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       inputSchema: z.object({ remote_path: remotePath, permissions: permissionsArgument, overwrite: overwriteArgument, ctid, host: hostArgument }).strict(),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
-    async (args, extra): Promise<CallToolResult> => {
-      const offer = await executor.imagekitRequestUpload({ ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path, ...given('permissions', args.permissions), overwrite: args.overwrite }, extra.signal);
+    async (args, ctx): Promise<CallToolResult> => {
+      const offer = await executor.imagekitRequestUpload({ ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path, ...given('permissions', args.permissions), overwrite: args.overwrite }, ctx.mcpReq.signal);
       return offer.ok ? uploadOfferResult(offer.value) : errorResult(offer.error);
     },
   );
@@ -105,8 +104,8 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       inputSchema: z.object({ transfer_id: transferId, file_id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'file_id is the fileId ImageKit returned').optional().describe('The fileId ImageKit returned, when more than one file was uploaded for this transfer.') }).strict(),
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    async (args, extra): Promise<CallToolResult> => {
-      const done = await executor.imagekitConfirmUpload({ transferId: args.transfer_id, ...given('fileId', args.file_id) }, extra.signal);
+    async (args, ctx): Promise<CallToolResult> => {
+      const done = await executor.imagekitConfirmUpload({ transferId: args.transfer_id, ...given('fileId', args.file_id) }, ctx.mcpReq.signal);
       if (!done.ok) return errorResult(done.error);
       const { written } = done.value;
       return {
@@ -129,8 +128,8 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       inputSchema: z.object({ remote_path: remotePath, ctid, host: hostArgument }).strict(),
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
-    async (args, extra): Promise<CallToolResult> => {
-      const offer = await executor.imagekitRequestDownload({ ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path }, extra.signal);
+    async (args, ctx): Promise<CallToolResult> => {
+      const offer = await executor.imagekitRequestDownload({ ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path }, ctx.mcpReq.signal);
       return offer.ok ? downloadOfferResult(offer.value) : errorResult(offer.error);
     },
   );
@@ -143,8 +142,8 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       inputSchema: z.object({ transfer_id: transferId }).strict(),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
-    async (args, extra): Promise<CallToolResult> => {
-      const done = await executor.imagekitConfirmDownload({ transferId: args.transfer_id }, extra.signal);
+    async (args, ctx): Promise<CallToolResult> => {
+      const done = await executor.imagekitConfirmDownload({ transferId: args.transfer_id }, ctx.mcpReq.signal);
       if (!done.ok) return errorResult(done.error);
       return { content: [{ type: 'text', text: `Transfer ${done.value.transferId} is closed; the file was deleted from ImageKit.` }], structuredContent: { transfer_id: done.value.transferId, deleted_from_imagekit: done.value.deletedFromImageKit } };
     },

@@ -5,11 +5,11 @@
  * seen in the state asked for; otherwise the tool result is an error carrying pct/qm's own words
  * and exit code.
  */
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { Outcome } from './errors.ts';
 import { execStructuredOutput, formatExecResult } from './exec-output.ts';
+import { withExecProgress } from './exec-progress.ts';
 import { MAX_COMMAND_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
 import { DEFAULT_SHUTDOWN_SECONDS, guestIdSchema, parsePctList, parseQmList, parseStatus, type GuestKind, type PveAction } from './proxmox.ts';
 import { localPathArgument, overwriteArgument, permissionsArgument, runDownload, runUpload, transferOutput, type FileToolSettings } from './file-tools.ts';
@@ -18,7 +18,7 @@ import type { PveOutcome, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
 
-type ProxmoxExecutor = ToolExecutor & Required<Pick<ToolExecutor, 'proxmox'>>;
+export type ProxmoxExecutor = ToolExecutor & Required<Pick<ToolExecutor, 'proxmox'>>;
 
 const NOUN: Record<GuestKind, { one: string; many: string; id: 'ctid' | 'vmid'; tool: 'pct' | 'qm' }> = {
   lxc: { one: 'container', many: 'containers', id: 'ctid', tool: 'pct' },
@@ -120,7 +120,7 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> =>
+      async (args, ctx): Promise<CallToolResult> =>
         runUpload(
           (request, signal) => uploadFile.call(executor, request, signal),
           {
@@ -132,7 +132,7 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
             overwrite: args.overwrite,
             maxBytes: settings.maxFileSize,
           },
-          extra,
+          ctx,
         ),
     );
   }
@@ -146,11 +146,11 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> =>
+      async (args, ctx): Promise<CallToolResult> =>
         runDownload(
           (request, signal) => downloadFile.call(executor, request, signal),
           { ...(args.host !== undefined ? { host: args.host } : {}), ctid: args.ctid, remotePath: args.container_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize },
-          extra,
+          ctx,
         ),
     );
   }
@@ -174,8 +174,8 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         outputSchema: listOutput,
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
-      async (args, extra): Promise<CallToolResult> => {
-        const outcome = await pve({ ...host(args.host), kind, action: 'list' }, extra.signal);
+      async (args, ctx): Promise<CallToolResult> => {
+        const outcome = await pve({ ...host(args.host), kind, action: 'list' }, ctx.mcpReq.signal);
         return outcome.ok ? listResult(kind, outcome.value, args.response_format) : errorResult(outcome.error);
       },
     );
@@ -189,11 +189,11 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         outputSchema: statusOutput,
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
-      async (args, extra): Promise<CallToolResult> => {
+      async (args, ctx): Promise<CallToolResult> => {
         const values = args as Record<string, unknown>;
         const id = String(values[noun.id]);
         const verbose = values.verbose === true;
-        const outcome = await pve({ ...host(values.host as string | undefined), kind, action: 'status', id, verbose }, extra.signal);
+        const outcome = await pve({ ...host(values.host as string | undefined), kind, action: 'status', id, verbose }, ctx.mcpReq.signal);
         if (!outcome.ok) return errorResult(outcome.error);
         if (outcome.value.exitCode !== 0) return commandFailed(kind, `status ${id}`, outcome.value);
         const parsed = parseStatus(outcome.value.stdout);
@@ -226,16 +226,16 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       registerTool(server, 
         `proxmox_${action}_${suffix}`,
         { title, description, inputSchema: z.object(shape).strict(), outputSchema: actionOutput, annotations: { readOnlyHint: false, destructiveHint: action !== 'start', idempotentHint: true, openWorldHint: false } },
-        async (args, extra): Promise<CallToolResult> => {
+        async (args, ctx): Promise<CallToolResult> => {
           const values = args as Record<string, unknown>;
           const id = String(values[noun.id]);
           const timeoutSeconds = typeof values.timeout === 'number' ? values.timeout : undefined;
           const target = host(values.host as string | undefined);
-          const ran = await pve({ ...target, kind, action, id, ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}) }, extra.signal);
+          const ran = await pve({ ...target, kind, action, id, ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}) }, ctx.mcpReq.signal);
           if (!ran.ok) return errorResult(ran.error);
           if (ran.value.exitCode !== 0) return commandFailed(kind, `${action} ${id}`, ran.value);
           // Exit 0 is not taken on trust: the guest must now be in the state asked for.
-          const checked = await pve({ ...target, kind, action: 'status', id }, extra.signal);
+          const checked = await pve({ ...target, kind, action: 'status', id }, ctx.mcpReq.signal);
           const status = checked.ok && checked.value.exitCode === 0 ? parseStatus(checked.value.stdout).status : null;
           const output = (ran.value.stdout + ran.value.stderr).trim();
           const structured = { host: ran.value.host, id, action, status, exit_code: ran.value.exitCode, output };
@@ -265,13 +265,17 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         outputSchema: execStructuredOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, extra): Promise<CallToolResult> => {
+      async (args, ctx): Promise<CallToolResult> => {
         const values = args as Record<string, unknown>;
         const id = String(values[noun.id]);
         const command = values.command as string;
         const timeoutMs = (values.timeout as number) * 1000;
         const format = values.response_format as 'text' | 'json';
-        const outcome = await executor.exec({ ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } }, extra.signal);
+        const outcome = await withExecProgress(
+          ctx,
+          values.timeout as number,
+          executor.exec({ ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } }, ctx.mcpReq.signal),
+        );
         if (!outcome.ok) return errorResult(outcome.error);
         const formatted = formatExecResult(outcome.value, format, settings.characterLimit);
         return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };

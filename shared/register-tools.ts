@@ -2,9 +2,9 @@
  * Binds the tool catalog to an MCP server with a given executor. Both the Worker's session
  * Durable Object and the stdio mode call this, so the tools look and behave the same everywhere.
  */
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { formatExecResult } from './exec-output.ts';
+import { withExecProgress } from './exec-progress.ts';
 import { registerFileTools, type FileToolSettings } from './file-tools.ts';
 import {
   execCommandInput,
@@ -79,8 +79,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       outputSchema: listHostsOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    async (args, extra): Promise<CallToolResult> => {
-      const outcome = await executor.listHosts({ probe: args.check }, extra.signal);
+    async (args, ctx): Promise<CallToolResult> => {
+      const outcome = await executor.listHosts({ probe: args.check }, ctx.mcpReq.signal);
       if (!outcome.ok) return errorResult(outcome.error);
       const structured = hostListingOutput(outcome.value);
       const text = args.response_format === 'json' ? JSON.stringify(structured, null, 2) : formatHostListing(outcome.value);
@@ -97,11 +97,12 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       outputSchema: execStructuredOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    async (args, extra): Promise<CallToolResult> => {
+    async (args, ctx): Promise<CallToolResult> => {
       const timeoutMs = args.timeout * 1000;
-      const outcome = await executor.exec(
-        { ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit },
-        extra.signal,
+      const outcome = await withExecProgress(
+        ctx,
+        args.timeout,
+        executor.exec({ ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit }, ctx.mcpReq.signal),
       );
       if (!outcome.ok) return errorResult(outcome.error);
       const formatted = formatExecResult(outcome.value, args.response_format, settings.characterLimit);
@@ -122,8 +123,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       outputSchema: relayPingOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    async (args, extra): Promise<CallToolResult> => {
-      const outcome = await ping(args.relay !== undefined ? { relay: args.relay } : {}, extra.signal);
+    async (args, ctx): Promise<CallToolResult> => {
+      const outcome = await ping(args.relay !== undefined ? { relay: args.relay } : {}, ctx.mcpReq.signal);
       if (!outcome.ok) return errorResult(outcome.error);
       const { relayId, relayVersion, roundTripMs } = outcome.value;
       return {

@@ -3,12 +3,19 @@
  * client, so what makes remote data safe to show (shared/visible-text.ts) cannot be forgotten by
  * a new tool: the tool modules call registerTool(server, …), never server.registerTool.
  */
-import type { McpServer, RegisteredTool, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { AnySchema, ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js';
-import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import {
+  isInputRequiredResult,
+  type CallToolResult,
+  type InputRequiredResult,
+  type McpServer,
+  type RegisteredTool,
+  type StandardSchemaWithJSON,
+  type ToolAnnotations,
+  type ToolCallback,
+} from '@modelcontextprotocol/server';
 import { safeResultText } from './visible-text.ts';
 
-export interface ToolConfig<InputArgs extends ZodRawShapeCompat | AnySchema, OutputArgs extends ZodRawShapeCompat | AnySchema> {
+export interface ToolConfig<InputArgs extends StandardSchemaWithJSON, OutputArgs extends StandardSchemaWithJSON> {
   title?: string;
   description?: string;
   inputSchema: InputArgs;
@@ -26,15 +33,25 @@ export function safeResult(result: CallToolResult, json: boolean): CallToolResul
   return { ...result, content: result.content.map((item) => (item.type === 'text' ? { ...item, text: safeResultText(item.text, json) } : item)) };
 }
 
-export function registerTool<InputArgs extends ZodRawShapeCompat | AnySchema, OutputArgs extends ZodRawShapeCompat | AnySchema>(
+/**
+ * What leaves a tool: a CallToolResult made safe; an InputRequiredResult (a question for the
+ * caller on a 2026-07-28 request) untouched: it carries no content, only the question the server
+ * itself wrote, and the SDK must see it exactly as built.
+ */
+export function safeOutcome(result: CallToolResult | InputRequiredResult, json: boolean): CallToolResult | InputRequiredResult {
+  return isInputRequiredResult(result) ? result : safeResult(result, json);
+}
+
+export function registerTool<InputArgs extends StandardSchemaWithJSON, OutputArgs extends StandardSchemaWithJSON>(
   server: McpServer,
   name: string,
   config: ToolConfig<InputArgs, OutputArgs>,
   handler: ToolCallback<InputArgs>,
 ): RegisteredTool {
-  // Every tool here takes arguments, so the handler is (args, extra); the SDK's conditional
+  // Every tool here takes arguments, so the handler is (args, ctx); the SDK's conditional
   // callback type cannot be narrowed generically, hence the one cast.
-  const run = handler as (args: unknown, extra: unknown) => CallToolResult | Promise<CallToolResult>;
-  const safe = async (args: unknown, extra: unknown): Promise<CallToolResult> => safeResult(await run(args, extra), jsonRequested(args));
+  type Run = (args: unknown, ctx: unknown) => CallToolResult | InputRequiredResult | Promise<CallToolResult | InputRequiredResult>;
+  const run = handler as Run;
+  const safe: Run = async (args, ctx) => safeOutcome(await run(args, ctx), jsonRequested(args));
   return server.registerTool(name, config, safe as ToolCallback<InputArgs>);
 }

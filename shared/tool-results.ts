@@ -1,4 +1,4 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { describeError, type ToolError } from './errors.ts';
 
 /** The one way a failure becomes a tool result: isError, with code, what happened and what to do. */

@@ -50,6 +50,8 @@ interface SecretsAndHelpers {
    * or a second name). Requests under any other Host are refused (worker/rebinding-guard.ts).
    */
   ALLOWED_HOSTNAMES?: string;
+  /** For tests only: "true" adds the test tools (shared/test-tools.ts). Only the test harness sets it. */
+  MCP_REMOTE_EXEC_TEST_TOOLS?: string;
   /** Set by OAuthProvider on the env its default handler receives. */
   OAUTH_PROVIDER: OAuthHelpers;
 }

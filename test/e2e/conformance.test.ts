@@ -75,7 +75,7 @@ describe('conformance: the local Worker (OAuth token through a loopback proxy)',
     await stack?.stop();
   });
 
-  const accessToken = (): string => stack.mcp.auth.tokens()?.access_token ?? '';
+  const accessToken = (): string => stack.mcp.accessToken();
 
   test.each(SPEC_VERSIONS.map((version) => [version]))(
     'protocol %s: every scenario passes except the expected failures',

@@ -16,7 +16,7 @@ describe('npm run deploy', () => {
       const result = spawnSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', outdir], { cwd: PROJECT_ROOT, env: offlineWranglerEnv(), encoding: 'utf8', timeout: 120_000 });
       const output = `${result.stdout}${result.stderr}`;
       expect(result.status, output).toBe(0);
-      expect(output).toContain('env.MCP_SESSION (McpSessionAgent)');
+      expect(output).toContain('env.MCP_SESSION (McpSession)');
       expect(output).toContain('env.RELAY_HUB (RelayHub)');
       expect(output).toContain('env.OAUTH_KV');
       expect(readdirSync(outdir)).toContain('index.js');

@@ -61,9 +61,7 @@ async function auditedCommands(): Promise<string[]> {
 
 beforeAll(async () => {
   stack = await startStack();
-  const saved = stack.mcp.auth.tokens();
-  if (!saved) throw new Error('the client holds no token');
-  token = saved.access_token;
+  token = stack.mcp.accessToken();
   // A session of our own, opened the ordinary way, so the forged requests below lack nothing but the right name.
   sessionId = '';
   const opened = await rawPost('/mcp', mcpHeaders(), JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'rebinding-e2e', version: '1' } } }));

@@ -36,7 +36,7 @@ describe('the Worker stops during a call', () => {
     const marker = `worker-dies-${process.pid}`;
     const command = `sleep 97; echo ${marker}`;
     const transportErrors: Array<{ at: number; message: string }> = [];
-    stack.mcp.client.onerror = (error) => transportErrors.push({ at: Date.now(), message: error.message });
+    stack.mcp.raw.client.onerror = (error: Error) => transportErrors.push({ at: Date.now(), message: error.message });
     const giveUp = new AbortController();
     const call = stack.call('ssh_exec_command', { command, timeout: 90 }, { timeoutMs: CLIENT_TIMEOUT_MS, signal: giveUp.signal }).catch((error: unknown) => error);
     await waitFor(() => remoteProcesses('sleep 97', stack.sshd.user).length > 0, 10_000, 'the command to start');

@@ -4,8 +4,7 @@
  * would; helpers read the text and structured results.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { connectMcpClient, type ConnectedClient } from './mcp-client.ts';
+import { connectMcpClient, type ConnectedClient, type McpEra } from './mcp-client.ts';
 import { startRelay, type RelayOptions, type TestRelay } from './relay.ts';
 import { startSshd, type SshdOptions, type TestSshd } from './sshd.ts';
 import { startWorker, type TestWorker, type WorkerOptions } from './worker.ts';
@@ -28,6 +27,8 @@ export interface StackOptions {
   /** Other Worker options (secrets, a port chosen in advance). */
   worker?: Omit<WorkerOptions, 'vars'>;
   relay?: RelayOptions | ((sshd: TestSshd) => RelayOptions);
+  /** Which MCP client signs in: '2025-11-25' (SDK v1) or '2026-07-28' (SDK v2); default MCP_CLIENT_ERA, else 2025-11-25. */
+  client?: McpEra;
 }
 
 export function textOf(result: CallToolResult): string {
@@ -42,7 +43,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     worker = await startWorker({ ...options.worker, ...(options.workerVars ? { vars: options.workerVars } : {}) });
     const relayOptions = typeof options.relay === 'function' ? options.relay(sshd) : options.relay;
     relay = await startRelay(worker, sshd, relayOptions);
-    const mcp = await connectMcpClient(worker.mcpUrl, { username: worker.adminUser, password: worker.adminPassword });
+    const mcp = await connectMcpClient(worker.mcpUrl, { username: worker.adminUser, password: worker.adminPassword }, options.client ? { era: options.client } : {});
     const started: TestWorker = worker;
     const stack: Stack = {
       sshd,
@@ -50,11 +51,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       relay,
       mcp,
       async call(name, args, callOptions = {}) {
-        const result = await mcp.client.callTool({ name, arguments: args }, CallToolResultSchema, {
+        return mcp.client.callTool({ name, arguments: args }, undefined, {
           ...(callOptions.signal ? { signal: callOptions.signal } : {}),
           timeout: callOptions.timeoutMs ?? 120_000,
         });
-        return CallToolResultSchema.parse(result);
       },
       async restartRelay(restartOptions) {
         await stack.relay.stop();

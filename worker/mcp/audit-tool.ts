@@ -2,8 +2,7 @@
  * `audit_log`: lets an admin ask the assistant what happened ("what ran on db1 yesterday?").
  * Offered in sessions of deployment admins only, and checked again on every call.
  */
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { isDeploymentAdmin } from '../../shared/policy.ts';
 import { errorResult } from '../../shared/tool-results.ts';

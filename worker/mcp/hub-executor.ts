@@ -5,6 +5,7 @@
  * cancel to the relay, which stops the remote process; the relay's answer, marked cancelled,
  * still ends the call.
  */
+import { waitUntil } from 'cloudflare:workers';
 import { concatBytes } from '../../shared/byte-streams.ts';
 import { randomBytes, toBase64Url, toHex } from '../../shared/encoding.ts';
 import { failure, success, type Outcome } from '../../shared/errors.ts';
@@ -63,7 +64,9 @@ interface OnRelay {
 async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSignal, run: (id: string) => Promise<T>): Promise<T> {
   const id = crypto.randomUUID();
   const onAbort = (): void => {
-    void hub.cancel(id);
+    // Under waitUntil: a client that drops its request ends the invocation at once, and the
+    // cancel frame must still reach the relay.
+        waitUntil(hub.cancel(id).catch(() => undefined));
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {

@@ -24,6 +24,7 @@ import type {
   UploadLinkRequest,
   WriteFileRequest,
 } from '../../shared/tool-executor.ts';
+import { waitUntil } from 'cloudflare:workers';
 import { beginAudit, finishAudit, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { gateCall, standingAndFleet } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
@@ -74,13 +75,19 @@ export class PolicedExecutor implements ToolExecutor {
     // The row exists before anything is sent, so a call whose outcome is never learned still shows.
     const row = await beginAudit(this.env, { time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, relay: gate.value.relay, host: gate.value.host, tool, target });
     if (!row.ok) return row;
-    const result = await run(gate.value.qualified);
-    await finishAudit(
-      this.env,
-      row.value,
-      { outcome: result.ok ? 'ok' : 'error', code: result.ok ? null : result.error.code, ...(result.ok ? details(result.value) : NO_DETAILS), durationMs: Date.now() - started },
-      tool,
-    );
+    const finished = run(gate.value.qualified).then(async (result) => {
+      await finishAudit(
+        this.env,
+        row.value,
+        { outcome: result.ok ? 'ok' : 'error', code: result.ok ? null : result.error.code, ...(result.ok ? details(result.value) : NO_DETAILS), durationMs: Date.now() - started },
+        tool,
+      );
+      return result;
+    });
+    // Under waitUntil: when the client drops the request the invocation ends at once, yet the
+    // relay's answer to the cancel must still arrive and the audit row must still be completed.
+    waitUntil(finished);
+    const result = await finished;
     return result.ok ? success({ ...result.value, host: gate.value.id }) : result;
   }
 

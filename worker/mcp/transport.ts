@@ -1,33 +1,87 @@
 /**
- * How MCP reaches the session Durable Objects: Streamable HTTP via McpAgent.serve (MCP protocol
- * 2025-11-25, sessions, progress, cancellation). Kept in this one file so the transport can be
- * swapped for the stateless handler later.
+ * /mcp behind the OAuth provider (which has checked the access token and put the grant's props in
+ * ctx.props). One endpoint, two eras:
  *
- * McpAgent routes by the Mcp-Session-Id header alone and overwrites the session's props with the
- * caller's, so a session id must never be enough to use a session: a request whose token belongs
- * to another user than the session's owner gets the same 404 as an unknown session.
+ * - 2026-07-28 requests (a per-request `_meta` protocol-version claim) go to createMcpHandler from
+ *   agents/mcp/server: stateless, one McpServer per request, questions as input_required results.
+ * - 2025-era requests (initialize, and everything carrying Mcp-Session-Id) go to the session
+ *   Durable Object (worker/mcp/session-object.ts), which keeps one SDK v2 server per session.
+ *
+ * A session id never authenticates anyone: the caller's identity travels to the session object in
+ * a header set here, and the object answers 404 to anyone but its owner.
  */
-import { getAgentByName } from 'agents';
-import { sessionProps } from './session-props.ts';
-import { McpSessionAgent } from './session-agent.ts';
+import { isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
+import { createMcpHandler } from 'agents/mcp/server';
+import { MCP_MAX_BODY_BYTES } from '../../shared/limits.ts';
+import { logEvent } from '../log.ts';
+import { deploymentNames } from '../rebinding-guard.ts';
+import { readSettings } from '../settings.ts';
+import type { Caller } from './policed-executor.ts';
+import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
+import { CALLER_HEADER, NEW_SESSION_HEADER } from './session-object.ts';
+import { sessionProps, type SessionProps } from './session-props.ts';
 
-const served = McpSessionAgent.serve('/mcp', { binding: 'MCP_SESSION' });
+function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+  return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status, headers });
+}
 
-function sessionNotFound(): Response {
-  return Response.json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }, { status: 404 });
+/** The body as JSON, or undefined (not JSON, or not a POST). The request itself stays readable. */
+async function peekBody(request: Request): Promise<unknown> {
+  if (request.method !== 'POST') return undefined;
+  return request.clone().json().catch(() => undefined);
+}
+
+function methodOf(body: unknown): string | undefined {
+  return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
+}
+
+/** A 2025-era request: to its session object, or to a new one for an initialize. */
+async function toSession(request: Request, env: Env, props: SessionProps, body: unknown): Promise<Response> {
+  // A standalone GET stream would hold the session object open for nothing: this server sends
+  // nothing outside a call (progress and questions travel on the call's own stream).
+  if (request.method === 'GET') return new Response(null, { status: 405, headers: { Allow: 'POST, DELETE' } });
+  const headers = new Headers(request.headers);
+  headers.delete(NEW_SESSION_HEADER);
+  headers.set(CALLER_HEADER, JSON.stringify(props));
+  let sessionId = request.headers.get('mcp-session-id');
+  if (sessionId === null) {
+    if (!isInitializeRequest(body)) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    sessionId = crypto.randomUUID();
+    headers.set(NEW_SESSION_HEADER, sessionId);
+  }
+  const forwarded = new Request(request, { headers });
+  return env.MCP_SESSION.get(env.MCP_SESSION.idFromName(sessionId)).fetch(forwarded);
+}
+
+/** A 2026-07-28 request: one server for this request only. */
+async function stateless(request: Request, env: Env, ctx: ExecutionContext, caller: Caller, body: unknown): Promise<Response> {
+  // Only a listing reads the caller's standing (see worker/mcp/server-factory.ts).
+  const offer: ToolOffer = methodOf(body) === 'tools/list' ? await offerFor(env, caller) : OFFER_ALL;
+  // A tool call answers as a stream from the start (SSE), so its keep-alive comments reveal a
+  // client that went away; everything else answers plain JSON unless it has something to stream.
+  const responseMode = methodOf(body) === 'tools/call' ? 'sse' : 'auto';
+  // Host and Origin were checked at the entry (worker/rebinding-guard.ts); the handler's own check,
+  // which by default knows only localhost and workers.dev, gets the same names so a custom domain works.
+  const names = [...deploymentNames(readSettings(env)).hostnames];
+  const handler = createMcpHandler(({ era }) => workerMcpServer(env, caller, era, offer), {
+    legacy: 'reject',
+    allowedHostnames: names,
+    allowedOriginHostnames: names,
+    responseMode,
+    keepAliveMs: STREAM_KEEPALIVE_MS,
+    maxRequestBodySize: MCP_MAX_BODY_BYTES,
+    onerror: (error) => logEvent('warn', 'MCP request failed', { error: error.message }),
+  });
+  return handler(request, env, ctx);
 }
 
 export const mcpApiHandler = {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const props = sessionProps.safeParse(ctx.props);
     if (!props.success) return new Response('The access token carries no user.', { status: 403 });
-    const sessionId = request.headers.get('mcp-session-id');
-    if (sessionId) {
-      const session = await getAgentByName(env.MCP_SESSION, `streamable-http:${sessionId}`);
-      const owner = await session.sessionOwner();
-      // Fail closed: a session without a recorded owner is nobody's.
-      if (owner !== props.data.userId) return sessionNotFound();
-    }
-    return served.fetch(request, env, ctx);
+    const body = await peekBody(request);
+    if (await isLegacyRequest(request, body)) return toSession(request, env, props.data, body);
+    const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null };
+    return stateless(request, env, ctx, caller, body);
   },
 };

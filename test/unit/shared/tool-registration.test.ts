@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { inputRequired } from '@modelcontextprotocol/server';
 import { describe, expect, it } from 'vitest';
+import { safeOutcome } from '../../../shared/tool-registration.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 
@@ -18,5 +20,14 @@ describe('tool registration', () => {
       (file) => file !== join('shared', 'tool-registration.ts') && /\.registerTool\(/.test(readFileSync(join(root, file), 'utf8')),
     );
     expect(direct).toEqual([]);
+  });
+});
+
+describe('what leaves a tool', () => {
+  it('passes a question for the caller (input_required) through untouched, and makes a result safe to show', () => {
+    const question = inputRequired({ inputRequests: { name: inputRequired.elicit({ message: 'Name?\u001b[2J', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } }) } });
+    expect(safeOutcome(question, false)).toBe(question);
+    const shown = safeOutcome({ content: [{ type: 'text', text: 'A\u001b[31mB' }] }, false);
+    expect(shown).toEqual({ content: [{ type: 'text', text: expect.not.stringContaining('\u001b') }] });
   });
 });

@@ -1,0 +1,51 @@
+/**
+ * The one factory that turns an executor into an MCP server. The Worker calls it once per
+ * 2026-07-28 request and once per 2025-era session; the stdio mode hands it to serveStdio, which
+ * calls it once per connection (and once more for a discarded discovery probe). So it only
+ * registers tools: no I/O, no timers, nothing to clean up.
+ */
+import { McpServer } from '@modelcontextprotocol/server';
+import type { FileToolSettings } from './file-tools.ts';
+import { registerImageKitTools, type ImageKitExecutor } from './imagekit-tools.ts';
+import { registerProxmoxTools, type ProxmoxExecutor } from './proxmox-tools.ts';
+import { registerTools } from './register-tools.ts';
+import { registerTestTools } from './test-tools.ts';
+import type { ToolExecutor } from './tool-executor.ts';
+import { VERSION } from './version.ts';
+
+export type ProtocolEra = 'legacy' | 'modern';
+
+export interface McpServerSpec {
+  instructions: string;
+  executor: ToolExecutor;
+  settings: FileToolSettings;
+  /** 2025-era (session, initialize) or 2026-07-28 (stateless, one request). */
+  era: ProtocolEra;
+  /** Offer the Proxmox tools (the executor must implement proxmox). */
+  proxmox: boolean;
+  /** Offer the ImageKit tools (the executor must implement the four ImageKit calls). */
+  imagekit: boolean;
+  /** Runtime-specific tools registered after the shared ones (the Worker's audit_log). */
+  extraTools?: ReadonlyArray<(server: McpServer) => void>;
+  /** The test-only tools (shared/test-tools.ts); only the test harness turns this on. */
+  testTools?: boolean;
+}
+
+function canProxmox(executor: ToolExecutor): executor is ProxmoxExecutor {
+  return executor.proxmox !== undefined;
+}
+
+function canImageKit(executor: ToolExecutor): executor is ImageKitExecutor {
+  return executor.imagekitRequestUpload !== undefined && executor.imagekitConfirmUpload !== undefined && executor.imagekitRequestDownload !== undefined && executor.imagekitConfirmDownload !== undefined;
+}
+
+export function buildMcpServer(spec: McpServerSpec): McpServer {
+  const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: spec.instructions });
+  const { executor, settings } = spec;
+  registerTools(server, executor, settings);
+  if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
+  if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
+  for (const register of spec.extraTools ?? []) register(server);
+  if (spec.testTools) registerTestTools(server, spec.era);
+  return server;
+}
