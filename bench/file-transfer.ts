@@ -63,7 +63,10 @@ try {
   const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((error, s) => (error ? reject(error) : resolve(s))));
   const stdio = await connectStdio(stdioEnv(sshd, { MAX_FILE_SIZE: String(LIMIT) }));
   const call = async (target: 'stack' | 'stdio', name: string, args: Record<string, unknown>) => {
-    const result = target === 'stack' ? await stack.mcp.client.callTool({ name, arguments: args }) : await stdio.client.callTool({ name, arguments: args }, undefined, { timeout: 600_000 });
+    const result =
+      target === 'stack'
+        ? await stack.mcp.client.callTool({ name, arguments: args })
+        : await stdio.client.callTool({ name, arguments: args }, undefined, { timeout: 600_000 });
     if (result.isError) throw new Error(`${name} failed: ${JSON.stringify(result.content)}`);
     return result.structuredContent as { url?: string };
   };
@@ -71,11 +74,16 @@ try {
   for (const size of SIZES) {
     const label = `${size / 1e6} MB`;
     const local = join(work, `file-${size}`);
-    writeFileSync(local, Buffer.alloc(size).map(() => Math.floor(Math.random() * 256)));
+    writeFileSync(
+      local,
+      Buffer.alloc(size).map(() => Math.floor(Math.random() * 256)),
+    );
     const remote = (name: string): string => `${remoteDir}/${name}-${size}`;
 
     const rawUp = await timed(() => new Promise<void>((resolve, reject) => sftp.fastPut(local, remote('raw'), (error) => (error ? reject(error) : resolve()))));
-    const rawDown = await timed(() => new Promise<void>((resolve, reject) => sftp.fastGet(remote('raw'), join(work, `raw-${size}`), (error) => (error ? reject(error) : resolve()))));
+    const rawDown = await timed(
+      () => new Promise<void>((resolve, reject) => sftp.fastGet(remote('raw'), join(work, `raw-${size}`), (error) => (error ? reject(error) : resolve()))),
+    );
     const scpArgs = ['-q', '-i', sshd.privateKeyPath, '-P', String(sshd.port), '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`, '-o', 'BatchMode=yes'];
     const scpUp = await timed(async () => execFileSync('scp', [...scpArgs, local, `${sshd.user}@127.0.0.1:${remote('scp')}`]));
     const scpDown = await timed(async () => execFileSync('scp', [...scpArgs, `${sshd.user}@127.0.0.1:${remote('scp')}`, join(work, `scp-${size}`)]));
@@ -88,7 +96,12 @@ try {
     }, 20);
     const uploadThroughLink = async (): Promise<void> => {
       const upLink = await call('stack', 'ssh_request_upload', { path: remote('link'), overwrite: true });
-      const response = await fetch(upLink.url ?? '', { method: 'PUT', body: Readable.toWeb(createReadStream(local)) as ReadableStream, duplex: 'half', headers: { 'Content-Length': String(size) } } as RequestInit);
+      const response = await fetch(upLink.url ?? '', {
+        method: 'PUT',
+        body: Readable.toWeb(createReadStream(local)) as ReadableStream,
+        duplex: 'half',
+        headers: { 'Content-Length': String(size) },
+      } as RequestInit);
       if (response.status !== 201) throw new Error(`upload link: HTTP ${response.status} ${await response.text()}`);
     };
     const downloadThroughLink = async (): Promise<void> => {
@@ -111,15 +124,19 @@ try {
     const cpuDown = await cpuOf(parts, downloadThroughLink);
     const cpuRow = (direction: string, cpu: Record<string, number>): string => {
       const total = Object.values(cpu).reduce((sum, seconds) => sum + seconds, 0);
-      const shares = Object.entries(cpu).map(([name, seconds]) => `${name} ${seconds.toFixed(2)}`).join(', ');
+      const shares = Object.entries(cpu)
+        .map(([name, seconds]) => `${name} ${seconds.toFixed(2)}`)
+        .join(', ');
       return `  CPU s for one link ${direction}: ${shares}; total ${total.toFixed(2)} → at most ${mbps(size, (total / availableParallelism()) * 1000).toFixed(0)} MB/s on ${availableParallelism()} cores`;
     };
 
     const stdioUp = await timed(() => call('stdio', 'ssh_upload_file', { local_path: local, remote_path: remote('stdio'), overwrite: true }));
-    const stdioDown = await timed(() => call('stdio', 'ssh_download_file', { remote_path: remote('stdio'), local_path: join(work, `stdio-${size}`), overwrite: true }));
+    const stdioDown = await timed(() =>
+      call('stdio', 'ssh_download_file', { remote_path: remote('stdio'), local_path: join(work, `stdio-${size}`), overwrite: true }),
+    );
 
     const row = (name: string, up: number, down: number): string =>
-      `${name.padEnd(34)} up ${mbps(size, up).toFixed(1).padStart(7)} MB/s (${(mbps(size, up) / mbps(size, rawUp) * 100).toFixed(0).padStart(3)}% of raw)   down ${mbps(size, down).toFixed(1).padStart(7)} MB/s (${(mbps(size, down) / mbps(size, rawDown) * 100).toFixed(0).padStart(3)}% of raw)`;
+      `${name.padEnd(34)} up ${mbps(size, up).toFixed(1).padStart(7)} MB/s (${((mbps(size, up) / mbps(size, rawUp)) * 100).toFixed(0).padStart(3)}% of raw)   down ${mbps(size, down).toFixed(1).padStart(7)} MB/s (${((mbps(size, down) / mbps(size, rawDown)) * 100).toFixed(0).padStart(3)}% of raw)`;
     results.push(
       `${label}:`,
       row('  raw ssh2 SFTP fastPut/fastGet', rawUp, rawDown),
@@ -134,7 +151,9 @@ try {
   await stdio.close();
   client.end();
   rmSync(join(sshd.home, remoteDir), { recursive: true, force: true });
-  process.stdout.write(`mcp-remote-exec file transfer benchmark (loopback sshd, Node ${process.version}, best of ${RUNS} runs each)\n\n${results.join('\n')}\n\nTargets: links ≥ 50% of raw SFTP, stdio ≥ 80%; relay peak RSS < 150 MB during 100 MB.\n`);
+  process.stdout.write(
+    `mcp-remote-exec file transfer benchmark (loopback sshd, Node ${process.version}, best of ${RUNS} runs each)\n\n${results.join('\n')}\n\nTargets: links ≥ 50% of raw SFTP, stdio ≥ 80%; relay peak RSS < 150 MB during 100 MB.\n`,
+  );
 } finally {
   await stack.stop();
   rmSync(work, { recursive: true, force: true });

@@ -81,14 +81,7 @@ function runNpm(args: string[]): Promise<void> {
 export async function installPeers(): Promise<void> {
   if (PINNED.every(([name, version]) => installedVersion(name) === version)) return;
   mkdirSync(PEERS_DIR, { recursive: true });
-  await runNpm([
-    'install',
-    '--prefix',
-    PEERS_DIR,
-    '--no-audit',
-    '--no-fund',
-    ...PINNED.map(([name, version]) => `${name}@${version}`),
-  ]);
+  await runNpm(['install', '--prefix', PEERS_DIR, '--no-audit', '--no-fund', ...PINNED.map(([name, version]) => `${name}@${version}`)]);
   for (const [name, version] of PINNED) {
     const got = installedVersion(name);
     if (got !== version) throw new Error(`${name}: expected ${version} in ${PEERS_DIR}, found ${got ?? 'nothing'}`);

@@ -119,7 +119,9 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.
   const target = settings(values, env);
   const show = (reply: Reply, okStatus: number[], print: (body: Record<string, unknown>) => string): number => {
     if (!okStatus.includes(reply.status)) {
-      process.stderr.write(`${visibleText(`mcp-remote-exec admin: ${reply.status} ${String(reply.body.error ?? '')}: ${String(reply.body.message ?? reply.text)}`)}\n`);
+      process.stderr.write(
+        `${visibleText(`mcp-remote-exec admin: ${reply.status} ${String(reply.body.error ?? '')}: ${String(reply.body.message ?? reply.text)}`)}\n`,
+      );
       return 1;
     }
     // What users typed (commands in the audit log, names) reaches the admin's terminal as data, never as control sequences.
@@ -134,20 +136,35 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.
       case undefined:
         return show(await request(target, 'GET', 'users'), [200], (body) =>
           (body.users as Array<{ username: string; groups: string[]; disabled: boolean; bootstrap?: boolean }>)
-            .map((entry) => `${entry.username}${entry.bootstrap ? ' (deployment admin account)' : ''}${entry.disabled ? ' [disabled]' : ''}${entry.groups.length > 0 ? `  groups: ${entry.groups.join(', ')}` : ''}`)
+            .map(
+              (entry) =>
+                `${entry.username}${entry.bootstrap ? ' (deployment admin account)' : ''}${entry.disabled ? ' [disabled]' : ''}${entry.groups.length > 0 ? `  groups: ${entry.groups.join(', ')}` : ''}`,
+            )
             .join('\n'),
         );
       case 'add':
-        return show(await request(target, 'POST', 'users', { username: user(), groups: values.group ?? [] }), [201], (body) => `Created ${user()}. One-time password (give it over a private channel; it is not shown again):\n${String(body.password)}`);
+        return show(
+          await request(target, 'POST', 'users', { username: user(), groups: values.group ?? [] }),
+          [201],
+          (body) => `Created ${user()}. One-time password (give it over a private channel; it is not shown again):\n${String(body.password)}`,
+        );
       case 'disable':
       case 'enable':
         return show(await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { disabled: action === 'disable' }), [200], (body) =>
           action === 'disable' ? `Disabled ${user()}; ${String(body.grantsRevoked)} authorization(s) revoked.` : `Enabled ${user()}.`,
         );
       case 'reset-password':
-        return show(await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { resetPassword: true }), [200], (body) => `New one-time password for ${user()} (their old sessions were revoked):\n${String(body.password)}`);
+        return show(
+          await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { resetPassword: true }),
+          [200],
+          (body) => `New one-time password for ${user()} (their old sessions were revoked):\n${String(body.password)}`,
+        );
       case 'groups':
-        return show(await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { groups: values.group ?? [] }), [200], () => `Groups of ${user()}: ${(values.group ?? []).join(', ') || '(none)'}.`);
+        return show(
+          await request(target, 'PATCH', `users/${encodeURIComponent(user())}`, { groups: values.group ?? [] }),
+          [200],
+          () => `Groups of ${user()}: ${(values.group ?? []).join(', ') || '(none)'}.`,
+        );
       case 'delete':
         return show(await request(target, 'DELETE', `users/${encodeURIComponent(user())}`), [200], () => `Deleted ${user()}.`);
       default:
@@ -161,10 +178,18 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.
       case 'list':
         return show(await request(target, 'GET', 'relays'), [200], (body) => formatRelays(body.relays as RelayLine[]));
       case 'add':
-        return show(await request(target, 'POST', 'relays', { name: relay() }), [201], (body) => `Issued a credential to relay ${relay()}. ${String(body.note)}
-RELAY_TOKEN=${String(body.token)}`);
+        return show(
+          await request(target, 'POST', 'relays', { name: relay() }),
+          [201],
+          (body) => `Issued a credential to relay ${relay()}. ${String(body.note)}
+RELAY_TOKEN=${String(body.token)}`,
+        );
       case 'revoke':
-        return show(await request(target, 'DELETE', `relays/${encodeURIComponent(relay())}`), [200], () => `Revoked relay ${relay()}: its connection was closed and its hosts are no longer offered.`);
+        return show(
+          await request(target, 'DELETE', `relays/${encodeURIComponent(relay())}`),
+          [200],
+          () => `Revoked relay ${relay()}: its connection was closed and its hosts are no longer offered.`,
+        );
       default:
         return usageError(`Unknown relays command "${action}".`);
     }
@@ -196,10 +221,16 @@ RELAY_TOKEN=${String(body.token)}`);
       process.stdout.write(jsonSafeText(reply.text));
       return 0;
     }
-    return show(reply, [200], (body) =>
-      (body.entries as Array<Record<string, unknown>>)
-        .map((entry) => `${String(entry.time)} ${String(entry.user)} ${String(entry.tool)}${entry.host ? ` on ${String(entry.host)}` : ''}${entry.target ? `: ${String(entry.target)}` : ''} → ${String(entry.outcome)}${entry.code ? ` (${String(entry.code)})` : ''}${entry.exitCode !== null && entry.exitCode !== undefined ? `, exit ${String(entry.exitCode)}` : ''}`)
-        .join('\n') || 'No audit entries match.',
+    return show(
+      reply,
+      [200],
+      (body) =>
+        (body.entries as Array<Record<string, unknown>>)
+          .map(
+            (entry) =>
+              `${String(entry.time)} ${String(entry.user)} ${String(entry.tool)}${entry.host ? ` on ${String(entry.host)}` : ''}${entry.target ? `: ${String(entry.target)}` : ''} → ${String(entry.outcome)}${entry.code ? ` (${String(entry.code)})` : ''}${entry.exitCode !== null && entry.exitCode !== undefined ? `, exit ${String(entry.exitCode)}` : ''}`,
+          )
+          .join('\n') || 'No audit entries match.',
     );
   }
   return usageError(`Unknown admin command "${area}".`);

@@ -21,9 +21,7 @@ import { ConfigError } from './config-error.ts';
 
 export { ConfigError };
 
-export type SshAuth =
-  | { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string }
-  | { kind: 'password'; password: string };
+export type SshAuth = { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string } | { kind: 'password'; password: string };
 
 export interface HostConfig {
   name: string;
@@ -58,7 +56,11 @@ export interface RelayHostsConfig {
   source: string;
 }
 
-const hostName = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
+const hostName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'host names use letters, digits, ".", "_" and "-"');
 
 const hostEntry = z
   .object({
@@ -71,19 +73,28 @@ const hostEntry = z
     password_env: z.string().min(1).optional(),
     password_file: z.string().min(1).optional(),
     strict_host_key_checking: z.boolean().default(true),
-    host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints')).default([]),
+    host_key_fingerprints: z
+      .array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints'))
+      .default([]),
     labels: z.record(z.string().max(64), z.string().max(256)).default({}),
     read_only: z.boolean().default(false),
     proxmox: z.boolean().default(false),
     max_sessions: z.number().int().min(2).max(100).default(DEFAULT_MAX_SESSIONS),
     max_connections: z.number().int().min(1).max(32).default(DEFAULT_MAX_CONNECTIONS),
-    connect_timeout_seconds: z.number().positive().max(120).default(DEFAULT_CONNECT_TIMEOUT_MS / 1000),
+    connect_timeout_seconds: z
+      .number()
+      .positive()
+      .max(120)
+      .default(DEFAULT_CONNECT_TIMEOUT_MS / 1000),
   })
   .strict();
 
 const configFile = z
   .object({
-    relay_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+    relay_id: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .optional(),
     known_hosts: z.array(z.string()).optional(),
     hosts: z.array(hostEntry),
   })
@@ -116,12 +127,16 @@ export function loadEnvironment(env: NodeJS.ProcessEnv, envFile: string): NodeJS
 function readKey(path: string, where: string): Buffer {
   const full = resolve(expandHome(path));
   if (!existsSync(full)) {
-    throw new ConfigError(`SSH key file not found: ${full} (${where}). Point it at an existing private key file (absolute path, or relative to ${process.cwd()}).`);
+    throw new ConfigError(
+      `SSH key file not found: ${full} (${where}). Point it at an existing private key file (absolute path, or relative to ${process.cwd()}).`,
+    );
   }
   try {
     return readFileSync(full);
   } catch (error) {
-    throw new ConfigError(`SSH key file ${full} cannot be read (${where}): ${error instanceof Error ? error.message : String(error)}. Check its permissions (typically 600, owned by the relay's user).`);
+    throw new ConfigError(
+      `SSH key file ${full} cannot be read (${where}): ${error instanceof Error ? error.message : String(error)}. Check its permissions (typically 600, owned by the relay's user).`,
+    );
   }
 }
 
@@ -140,9 +155,11 @@ function looksEncrypted(key: Buffer): boolean {
 function checkKey(key: Buffer, passphrase: string | undefined, path: string, where: string): void {
   const parsed = ssh2.utils.parseKey(key, passphrase);
   if (parsed instanceof Error) {
-    const hint = looksEncrypted(key) && !passphrase
-      ? 'The key is protected by a passphrase: give it in SSH_KEY_PASSPHRASE (or key_passphrase_env in the config file).'
-      : 'Supported: OpenSSH ("BEGIN OPENSSH PRIVATE KEY") and PEM private keys of type Ed25519, ECDSA (P-256/384/521) and RSA. Check it with: ssh-keygen -y -f ' + path;
+    const hint =
+      looksEncrypted(key) && !passphrase
+        ? 'The key is protected by a passphrase: give it in SSH_KEY_PASSPHRASE (or key_passphrase_env in the config file).'
+        : 'Supported: OpenSSH ("BEGIN OPENSSH PRIVATE KEY") and PEM private keys of type Ed25519, ECDSA (P-256/384/521) and RSA. Check it with: ssh-keygen -y -f ' +
+          path;
     throw new ConfigError(`SSH key ${path} (${where}) could not be loaded: ${parsed.message}. ${hint}`);
   }
 }

@@ -12,7 +12,17 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import type { FileInfo } from '../shared/file-types.ts';
-import { collectRead, octalMode, streamFile, writeFileAtomic, type CollectedRead, type ReadRequest, type StreamedRead, type WriteRequest, type WriteResult } from './file-ops.ts';
+import {
+  collectRead,
+  octalMode,
+  streamFile,
+  writeFileAtomic,
+  type CollectedRead,
+  type ReadRequest,
+  type StreamedRead,
+  type WriteRequest,
+  type WriteResult,
+} from './file-ops.ts';
 import { log } from './log.ts';
 import { runArgv, type ArgvRun } from './proxmox-ops.ts';
 import type { HostChannels } from './ssh-pool.ts';
@@ -48,7 +58,8 @@ async function withHostTempDir<T>(pool: HostChannels, use: (dir: string) => Prom
   const made = await runArgv(pool, ['mktemp', '-d', '/tmp/mre-pct.XXXXXXXXXX'], STEP_TIMEOUT_MS, 4096, AbortSignal.timeout(STEP_TIMEOUT_MS));
   if (!made.ok) return made;
   const dir = made.value.stdout.trim();
-  if (made.value.exitCode !== 0 || !TEMP_DIR.test(dir)) return failure('guest_error', `Could not make a private temporary directory on the host: ${made.value.stderr.trim() || dir}`);
+  if (made.value.exitCode !== 0 || !TEMP_DIR.test(dir))
+    return failure('guest_error', `Could not make a private temporary directory on the host: ${made.value.stderr.trim() || dir}`);
   try {
     return await use(dir);
   } finally {
@@ -75,10 +86,19 @@ async function statInContainer(step: Step, ctid: string, path: string): Promise<
     return pctFailed(`stat ${path} in container ${ctid}`, ran.value);
   }
   const match = /^(\d+) ([0-7]+) (\d+) (\d+) (\d+) (.+)$/.exec(ran.value.stdout.trim());
-  if (!match?.[1] || !match[2] || !match[3] || !match[4] || !match[5] || !match[6]) return failure('guest_error', `Unexpected answer from stat in container ${ctid}: ${ran.value.stdout.trim().slice(0, 200)}`);
+  if (!match?.[1] || !match[2] || !match[3] || !match[4] || !match[5] || !match[6])
+    return failure('guest_error', `Unexpected answer from stat in container ${ctid}: ${ran.value.stdout.trim().slice(0, 200)}`);
   const kind = match[6];
   const type: FileInfo['type'] = kind.startsWith('regular') ? 'file' : kind === 'directory' ? 'directory' : kind === 'symbolic link' ? 'symlink' : 'other';
-  return success({ path, type, size: Number(match[1]), mode: octalMode(Number.parseInt(match[2], 8)), mtime: new Date(Number(match[3]) * 1000).toISOString(), uid: match[4], gid: match[5] });
+  return success({
+    path,
+    type,
+    size: Number(match[1]),
+    mode: octalMode(Number.parseInt(match[2], 8)),
+    mtime: new Date(Number(match[3]) * 1000).toISOString(),
+    uid: match[4],
+    gid: match[5],
+  });
 }
 
 export async function streamFromContainer(
@@ -96,7 +116,10 @@ export async function streamFromContainer(
   if (!found.value) return failure('path_not_found', `${request.path} does not exist in container ${ctid}.`);
   if (found.value.type === 'directory') return failure('path_is_directory', `${request.path} is a directory in container ${ctid}.`);
   if (found.value.size > MAX_CONTAINER_PULL_BYTES) {
-    return failure('file_too_large', `${request.path} in container ${ctid} is ${found.value.size.toLocaleString('en-US')} bytes; files over ${MAX_CONTAINER_PULL_BYTES.toLocaleString('en-US')} bytes are not copied out of a container. Read parts of it with proxmox_container_exec_command (head, tail, grep).`);
+    return failure(
+      'file_too_large',
+      `${request.path} in container ${ctid} is ${found.value.size.toLocaleString('en-US')} bytes; files over ${MAX_CONTAINER_PULL_BYTES.toLocaleString('en-US')} bytes are not copied out of a container. Read parts of it with proxmox_container_exec_command (head, tail, grep).`,
+    );
   }
   const info = found.value;
   const wanted = Math.max(0, Math.min(request.length, request.maxBytes, info.size - request.offset));
@@ -164,7 +187,9 @@ export async function writeIntoContainer(pool: HostChannels, ctid: string, reque
       await runArgv(pool, ['pct', 'exec', ctid, '--', 'rm', '-f', '--', staging], STEP_TIMEOUT_MS, 4096, AbortSignal.timeout(STEP_TIMEOUT_MS));
       return landed && !landed.ok ? landed : pctFailed(`pct push to ${request.path} in container ${ctid}`, pushed.value);
     }
-    const commit = request.overwrite ? ['pct', 'exec', ctid, '--', 'mv', '-f', '--', staging, request.path] : ['pct', 'exec', ctid, '--', 'ln', '--', staging, request.path];
+    const commit = request.overwrite
+      ? ['pct', 'exec', ctid, '--', 'mv', '-f', '--', staging, request.path]
+      : ['pct', 'exec', ctid, '--', 'ln', '--', staging, request.path];
     const placed = await step(commit);
     // The staging file goes whatever happened (after ln it is the second name of the new file).
     const cleaned = await runArgv(pool, ['pct', 'exec', ctid, '--', 'rm', '-f', '--', staging], STEP_TIMEOUT_MS, 4096, AbortSignal.timeout(STEP_TIMEOUT_MS));

@@ -15,7 +15,20 @@ import type { Client, ClientChannel } from 'ssh2';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { cutAt } from '../shared/exec-output.ts';
 import type { ExecOperation, ExecResultFrame } from '../shared/protocol.ts';
-import { containerCommand, containerStopCommand, DEFAULT_STOP, wrapCommand, MARKER, MARKER_END, newRunId, parseLeft, parseMarker, stopCommand, TERM_SENT, type RunIdentity } from './host-stop.ts';
+import {
+  containerCommand,
+  containerStopCommand,
+  DEFAULT_STOP,
+  wrapCommand,
+  MARKER,
+  MARKER_END,
+  newRunId,
+  parseLeft,
+  parseMarker,
+  stopCommand,
+  TERM_SENT,
+  type RunIdentity,
+} from './host-stop.ts';
 import type { HostChannels } from './ssh-pool.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
@@ -229,7 +242,14 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   // A command that finished in the same instant as its deadline has finished: report its exit.
   if (!channelClosed) {
     stopping = deadline.aborted ? 'timeout' : 'cancel';
-    const stopped = await stopRun(pool, lease.client, marker.identity, channel, closed, ctid ? (identity) => containerStopCommand(ctid, identity, runId) : (identity) => stopCommand(identity, runId));
+    const stopped = await stopRun(
+      pool,
+      lease.client,
+      marker.identity,
+      channel,
+      closed,
+      ctid ? (identity) => containerStopCommand(ctid, identity, runId) : (identity) => stopCommand(identity, runId),
+    );
     stopConfirmed = stopped.confirmed && stopped.swept && stopped.left.length === 0;
     processesLeft = stopped.left;
     if (!channelClosed) channel.close();
@@ -239,10 +259,7 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   stderr.finish();
 
   if (stopping === null && !exit.exited) {
-    return failure(
-      'host_unreachable',
-      `The connection to host "${pool.host.name}" was lost while the command was running; whether it finished is unknown.`,
-    );
+    return failure('host_unreachable', `The connection to host "${pool.host.name}" was lost while the command was running; whether it finished is unknown.`);
   }
   return success({
     op: 'exec',

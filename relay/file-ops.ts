@@ -79,7 +79,10 @@ function waitersOf(sftp: SFTPWrapper): Set<(error: Error) => void> {
  * when the session closes first, or with the error ssh2 throws synchronously (e.g. an extension
  * the server lacks).
  */
-function call<T>(sftp: SFTPWrapper, run: (done: (error: Error | null | undefined, value: T) => void) => void): Promise<{ error: Error | null; value: T | undefined }> {
+function call<T>(
+  sftp: SFTPWrapper,
+  run: (done: (error: Error | null | undefined, value: T) => void) => void,
+): Promise<{ error: Error | null; value: T | undefined }> {
   return new Promise((resolve) => {
     if (closedSessions.has(sftp)) {
       resolve({ error: new Error('the SFTP session closed'), value: undefined });
@@ -132,7 +135,11 @@ async function withSftp<T>(pool: HostChannels, signal: AbortSignal, work: (sftp:
   }
 }
 
-export async function listDirectory(pool: HostChannels, path: string, signal: AbortSignal): Promise<Outcome<{ path: string; entries: FileInfo[]; truncated: boolean }>> {
+export async function listDirectory(
+  pool: HostChannels,
+  path: string,
+  signal: AbortSignal,
+): Promise<Outcome<{ path: string; entries: FileInfo[]; truncated: boolean }>> {
   return withSftp(pool, signal, async (sftp) => {
     const target = await stat(sftp, path);
     if (!target.ok) return target;
@@ -206,12 +213,14 @@ export async function streamFile(
           const buffer = full.subarray(0, Math.min(READ_CHUNK, end - position));
           next += buffer.length;
           ahead.push(
-            call<number>(sftp, (finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then((read) => ({
-              error: read.error,
-              full,
-              buffer,
-              bytes: read.value ?? 0,
-            })),
+            call<number>(sftp, (finish) => sftp.read(handle, buffer, 0, buffer.length, position, (error, bytesRead) => finish(error, bytesRead))).then(
+              (read) => ({
+                error: read.error,
+                full,
+                buffer,
+                bytes: read.value ?? 0,
+              }),
+            ),
           );
         }
       };
@@ -395,12 +404,14 @@ export async function writeFileAtomic(pool: HostChannels, request: WriteRequest,
       position += block.length;
       gathered = [];
       gatheredBytes = 0;
-      const pending: Promise<void> = call<undefined>(sftp, (done) => sftp.write(handle, block, 0, block.length, at, (error) => done(error, undefined))).then((result) => {
-        if (result.error) {
-          writeError ??= sftpError(result.error, temp, 'write');
-          writeFailed.abort();
-        }
-      });
+      const pending: Promise<void> = call<undefined>(sftp, (done) => sftp.write(handle, block, 0, block.length, at, (error) => done(error, undefined))).then(
+        (result) => {
+          if (result.error) {
+            writeError ??= sftpError(result.error, temp, 'write');
+            writeFailed.abort();
+          }
+        },
+      );
       inFlight.add(pending);
       void pending.finally(() => inFlight.delete(pending));
     };
@@ -423,7 +434,10 @@ export async function writeFileAtomic(pool: HostChannels, request: WriteRequest,
         if (signal.aborted) return await abandon({ code: 'cancelled', message: 'The write was cancelled; the target was not changed.' });
         if (writeError) return await abandon(writeError);
         if (written + chunk.length > request.maxBytes) {
-          return await abandon({ code: 'file_too_large', message: `The content is larger than ${request.maxBytes.toLocaleString('en-US')} bytes (MAX_FILE_SIZE); ${request.path} was not changed.` });
+          return await abandon({
+            code: 'file_too_large',
+            message: `The content is larger than ${request.maxBytes.toLocaleString('en-US')} bytes (MAX_FILE_SIZE); ${request.path} was not changed.`,
+          });
         }
         const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         hash.update(buffer);
@@ -439,7 +453,10 @@ export async function writeFileAtomic(pool: HostChannels, request: WriteRequest,
     } catch (error) {
       await Promise.allSettled(inFlight);
       // The source itself failed (e.g. a local file became unreadable, or an upload broke off).
-      return abandon({ code: 'ssh_error', message: `Reading the content failed: ${error instanceof Error ? error.message : String(error)}; ${request.path} was not changed.` });
+      return abandon({
+        code: 'ssh_error',
+        message: `Reading the content failed: ${error instanceof Error ? error.message : String(error)}; ${request.path} was not changed.`,
+      });
     } finally {
       // Release the source (e.g. close a local file) when the write stopped early.
       if (!drained) void iterator.return?.()?.catch(() => undefined);
@@ -461,15 +478,22 @@ export async function writeFileAtomic(pool: HostChannels, request: WriteRequest,
       }
     }
     const chmod = await call<undefined>(sftp, (done) => sftp.fchmod(handle, mode, (error) => done(error, undefined)));
-    if (chmod.error) return abandon({ ...sftpError(chmod.error, request.path, `chmod ${octalMode(mode)}`), message: `Setting permissions ${octalMode(mode)} failed; ${request.path} was not changed.` });
+    if (chmod.error)
+      return abandon({
+        ...sftpError(chmod.error, request.path, `chmod ${octalMode(mode)}`),
+        message: `Setting permissions ${octalMode(mode)} failed; ${request.path} was not changed.`,
+      });
     const closeError = await close();
     if (closeError) return abandon(sftpError(closeError, temp, 'close'));
     const renamed = await call<undefined>(sftp, (done) =>
-      request.overwrite ? sftp.ext_openssh_rename(temp, request.path, (error) => done(error, undefined)) : sftp.rename(temp, request.path, (error) => done(error, undefined)),
+      request.overwrite
+        ? sftp.ext_openssh_rename(temp, request.path, (error) => done(error, undefined))
+        : sftp.rename(temp, request.path, (error) => done(error, undefined)),
     );
     if (renamed.error) {
       const exists = await call<Stats>(sftp, (done) => sftp.stat(request.path, done));
-      if (!request.overwrite && exists.value) return abandon({ code: 'already_exists', message: `${request.path} already exists (another writer created it first).` });
+      if (!request.overwrite && exists.value)
+        return abandon({ code: 'already_exists', message: `${request.path} already exists (another writer created it first).` });
       return abandon(sftpError(renamed.error, request.path, 'rename into place'));
     }
     request.journal?.remove(temp);

@@ -180,13 +180,7 @@ export function findKnownHostKeys(text: string, file: string, host: string, port
 }
 
 function isErrnoCode(err: unknown, ...codes: string[]): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'code' in err &&
-    typeof err.code === 'string' &&
-    codes.includes(err.code)
-  );
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' && codes.includes(err.code);
 }
 
 export function readKnownHostKeys(files: string[], host: string, port: number): KnownHostKey[] {

@@ -81,7 +81,8 @@ export function relayEndpoint(url: string): string {
   const parsed = new URL(url);
   if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
   else if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
-  else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new Error(`RELAY_URL must start with https://, http://, wss:// or ws://, not ${parsed.protocol}`);
+  else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')
+    throw new Error(`RELAY_URL must start with https://, http://, wss:// or ws://, not ${parsed.protocol}`);
   if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/relay';
   return parsed.toString();
 }
@@ -395,15 +396,18 @@ export class HubConnection {
   private startHeartbeat(socket: WebSocket): void {
     this.stopHeartbeat();
     const silenceMs = this.heartbeatMs * HEARTBEAT_SILENCE_INTERVALS;
-    this.heartbeat = setInterval(() => {
-      const silentForMs = Date.now() - this.lastHeard;
-      if (silentForMs > silenceMs) {
-        log('warn', 'hub stopped answering heartbeats; reconnecting', { silentForMs, heartbeatMs: this.heartbeatMs });
-        socket.terminate();
-        return;
-      }
-      if (socket.readyState === WebSocket.OPEN) socket.send(PING_FRAME);
-    }, Math.max(1, Math.floor(this.heartbeatMs / PINGS_PER_INTERVAL)));
+    this.heartbeat = setInterval(
+      () => {
+        const silentForMs = Date.now() - this.lastHeard;
+        if (silentForMs > silenceMs) {
+          log('warn', 'hub stopped answering heartbeats; reconnecting', { silentForMs, heartbeatMs: this.heartbeatMs });
+          socket.terminate();
+          return;
+        }
+        if (socket.readyState === WebSocket.OPEN) socket.send(PING_FRAME);
+      },
+      Math.max(1, Math.floor(this.heartbeatMs / PINGS_PER_INTERVAL)),
+    );
   }
 
   private stopHeartbeat(): void {

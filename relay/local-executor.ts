@@ -45,7 +45,6 @@ import { downloadToLocal, uploadFromLocal } from './local-files.ts';
 import type { RelayOperations } from './operations.ts';
 import type { HostPool } from './ssh-pool.ts';
 
-
 /** What ImageKit transfers need in the stdio mode. */
 export interface LocalImageKit {
   config: ImageKitConfig;
@@ -82,7 +81,8 @@ export class LocalExecutor implements ToolExecutor {
         const refusal = this.operations.readOnlyRefusal(host, 'write files') ?? (target.ctid !== undefined ? this.operations.notProxmoxRefusal(host) : null);
         if (refusal) return refusal;
         const signal = AbortSignal.timeout(60_000);
-        const existing = target.ctid !== undefined ? await statInContainerFile(pool, target.ctid, target.path, signal) : await statFile(pool, target.path, signal);
+        const existing =
+          target.ctid !== undefined ? await statInContainerFile(pool, target.ctid, target.path, signal) : await statFile(pool, target.path, signal);
         if (existing.ok) {
           if (existing.value.type === 'directory') return failure('path_is_directory', `${target.path} is a directory.`);
           if (!target.overwrite) return failure('already_exists', `${target.path} already exists on ${host}. Pass overwrite=true to replace it.`);
@@ -112,10 +112,21 @@ export class LocalExecutor implements ToolExecutor {
         return written.ok ? success({ ...written.value, host }) : written;
       },
       read: async (target, maxBytes) => {
-        const read = await this.readFile({ host: target.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, offset: 0, length: maxBytes + 1, maxBytes: maxBytes + 1 }, AbortSignal.timeout(30 * 60_000));
+        const read = await this.readFile(
+          {
+            host: target.host,
+            ...(target.ctid !== undefined ? { ctid: target.ctid } : {}),
+            path: target.path,
+            offset: 0,
+            length: maxBytes + 1,
+            maxBytes: maxBytes + 1,
+          },
+          AbortSignal.timeout(30 * 60_000),
+        );
         if (!read.ok) return read;
         const data = Buffer.from(read.value.dataBase64, 'base64');
-        if (data.length > maxBytes) return failure('file_too_large', `${target.path} is larger than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')} bytes).`);
+        if (data.length > maxBytes)
+          return failure('file_too_large', `${target.path} is larger than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')} bytes).`);
         return success({ host: read.value.host, data });
       },
     };
@@ -124,7 +135,10 @@ export class LocalExecutor implements ToolExecutor {
   async imagekitRequestUpload(request: UploadLinkRequest, _signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>> {
     const context = this.bridge();
     if (!context.ok) return context;
-    const host = selectHost(this.operations.inventory().map((entry) => entry.name), request.host);
+    const host = selectHost(
+      this.operations.inventory().map((entry) => entry.name),
+      request.host,
+    );
     if (!host.ok) return host;
     return requestImageKitUpload(context.value, { ...request, host: host.value });
   }
@@ -137,7 +151,10 @@ export class LocalExecutor implements ToolExecutor {
   async imagekitRequestDownload(request: DownloadLinkRequest, _signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>> {
     const context = this.bridge();
     if (!context.ok) return context;
-    const host = selectHost(this.operations.inventory().map((entry) => entry.name), request.host);
+    const host = selectHost(
+      this.operations.inventory().map((entry) => entry.name),
+      request.host,
+    );
     if (!host.ok) return host;
     return requestImageKitDownload(context.value, { ...request, host: host.value });
   }
@@ -171,7 +188,14 @@ export class LocalExecutor implements ToolExecutor {
     if (!host.ok) return host;
     const output = { stdout: '', stderr: '' };
     const result = await this.operations.run(
-      { op: 'exec', host: host.value, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars, ...(request.guest ? { guest: request.guest } : {}) },
+      {
+        op: 'exec',
+        host: host.value,
+        command: request.command,
+        timeoutMs: request.timeoutMs,
+        maxChars: request.maxChars,
+        ...(request.guest ? { guest: request.guest } : {}),
+      },
       (stream, text) => {
         output[stream] += text;
       },
@@ -183,13 +207,22 @@ export class LocalExecutor implements ToolExecutor {
   }
 
   async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
-    const host = selectHost(this.operations.inventory().map((entry) => entry.name), request.host);
+    const host = selectHost(
+      this.operations.inventory().map((entry) => entry.name),
+      request.host,
+    );
     if (!host.ok) return host;
     const { host: _requested, ...rest } = request;
     const result = await this.operations.run({ op: 'pve', ...rest, host: host.value }, () => undefined, signal);
     if (!result.ok) return result;
     if (result.value.op !== 'pve') return failure('internal', 'A pct/qm command returned another kind of result.');
-    return success({ host: host.value, exitCode: result.value.exitCode, timedOut: result.value.timedOut, stdout: result.value.stdout, stderr: result.value.stderr });
+    return success({
+      host: host.value,
+      exitCode: result.value.exitCode,
+      timedOut: result.value.timedOut,
+      stdout: result.value.stdout,
+      stderr: result.value.stderr,
+    });
   }
 
   async readFile(request: ReadFileRequest, signal: AbortSignal): Promise<Outcome<FileReadResult & { host: string }>> {
@@ -197,15 +230,26 @@ export class LocalExecutor implements ToolExecutor {
     if (!target.ok) return target;
     const refusal = request.ctid !== undefined ? this.operations.notProxmoxRefusal(target.value.host) : null;
     if (refusal) return refusal;
-    const read = request.ctid !== undefined ? await readFromContainer(target.value.pool, request.ctid, request, signal) : await readFile(target.value.pool, request, signal);
+    const read =
+      request.ctid !== undefined
+        ? await readFromContainer(target.value.pool, request.ctid, request, signal)
+        : await readFile(target.value.pool, request, signal);
     if (!read.ok) return read;
-    return success({ host: target.value.host, info: read.value.info, dataBase64: read.value.data.toString('base64'), offset: read.value.offset, eof: read.value.eof });
+    return success({
+      host: target.value.host,
+      info: read.value.info,
+      dataBase64: read.value.data.toString('base64'),
+      offset: read.value.offset,
+      eof: read.value.eof,
+    });
   }
 
   async writeFile(request: WriteFileRequest, signal: AbortSignal): Promise<Outcome<FileWriteResult & { host: string }>> {
     const target = this.pool(request.host);
     if (!target.ok) return target;
-    const refusal = this.operations.readOnlyRefusal(target.value.host, 'write files') ?? (request.ctid !== undefined ? this.operations.notProxmoxRefusal(target.value.host) : null);
+    const refusal =
+      this.operations.readOnlyRefusal(target.value.host, 'write files') ??
+      (request.ctid !== undefined ? this.operations.notProxmoxRefusal(target.value.host) : null);
     if (refusal) return refusal;
     const write = {
       path: request.path,
@@ -216,7 +260,10 @@ export class LocalExecutor implements ToolExecutor {
       overwrite: request.overwrite,
       createDirs: request.createDirs,
     };
-    const written = request.ctid !== undefined ? await writeIntoContainer(target.value.pool, request.ctid, write, signal) : await writeFileAtomic(target.value.pool, write, signal);
+    const written =
+      request.ctid !== undefined
+        ? await writeIntoContainer(target.value.pool, request.ctid, write, signal)
+        : await writeFileAtomic(target.value.pool, write, signal);
     return written.ok ? success({ ...written.value, host: target.value.host }) : written;
   }
 
@@ -230,7 +277,9 @@ export class LocalExecutor implements ToolExecutor {
   async uploadFile(request: UploadFileRequest, signal: AbortSignal): Promise<Outcome<LocalTransferResult & { host: string }>> {
     const target = this.pool(request.host);
     if (!target.ok) return target;
-    const refusal = this.operations.readOnlyRefusal(target.value.host, 'write files') ?? (request.ctid !== undefined ? this.operations.notProxmoxRefusal(target.value.host) : null);
+    const refusal =
+      this.operations.readOnlyRefusal(target.value.host, 'write files') ??
+      (request.ctid !== undefined ? this.operations.notProxmoxRefusal(target.value.host) : null);
     if (refusal) return refusal;
     const uploaded = await uploadFromLocal(target.value.pool, { ...request, journal: this.operations.journal(target.value.host) }, signal);
     return uploaded.ok ? success({ ...uploaded.value, host: target.value.host }) : uploaded;
@@ -246,7 +295,10 @@ export class LocalExecutor implements ToolExecutor {
   }
 
   private pool(requested: string | undefined): Outcome<{ host: string; pool: HostPool }> {
-    const host = selectHost(this.operations.inventory().map((entry) => entry.name), requested);
+    const host = selectHost(
+      this.operations.inventory().map((entry) => entry.name),
+      requested,
+    );
     if (!host.ok) return host;
     const pool = this.operations.pool(host.value);
     return pool ? success({ host: host.value, pool }) : failure('host_not_configured', `Host "${host.value}" is not configured.`);

@@ -59,7 +59,10 @@ export async function uploadFromLocal(pool: HostChannels, request: UploadRequest
     return localError(error, from, 'read');
   }
   if (size > request.maxBytes) {
-    return failure('file_too_large', `${from} is ${size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`);
+    return failure(
+      'file_too_large',
+      `${from} is ${size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`,
+    );
   }
   const write: WriteRequest = {
     path: request.remotePath,
@@ -73,7 +76,14 @@ export async function uploadFromLocal(pool: HostChannels, request: UploadRequest
   };
   const written = request.ctid !== undefined ? await writeIntoContainer(pool, request.ctid, write, signal) : await writeFileAtomic(pool, write, signal);
   if (!written.ok) return written;
-  return success({ from, to: written.value.path, size: written.value.size, sha256: written.value.sha256, mode: written.value.mode, replaced: written.value.replaced });
+  return success({
+    from,
+    to: written.value.path,
+    size: written.value.size,
+    sha256: written.value.sha256,
+    mode: written.value.mode,
+    replaced: written.value.replaced,
+  });
 }
 
 class GrewError extends Error {}
@@ -116,7 +126,10 @@ export async function downloadToLocal(pool: HostChannels, request: DownloadReque
   if (!remote.ok) return remote;
   if (remote.value.type === 'directory') return failure('path_is_directory', `${request.remotePath} is a directory on the host.`);
   if (remote.value.size > request.maxBytes) {
-    return failure('file_too_large', `${request.remotePath} is ${remote.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`);
+    return failure(
+      'file_too_large',
+      `${request.remotePath} is ${remote.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`,
+    );
   }
   // Streamed straight into a temporary file beside the target: memory stays at a few chunks.
   const temp = join(dirname(to), `.${basename(to)}.mre-${randomBytes(6).toString('hex')}.tmp`);

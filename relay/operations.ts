@@ -112,7 +112,10 @@ export class RelayOperations {
   /** Proxmox work needs a host marked as Proxmox VE: the refusal when it is not, else null. */
   notProxmoxRefusal(name: string): { ok: false; error: ToolError } | null {
     if (this.config.hosts.some((host) => host.name === name && host.proxmox)) return null;
-    return failure('invalid_argument', `Host "${name}" is not marked as a Proxmox VE host ("proxmox": true in the relay config, or ENABLE_PROXMOX=true), so containers and VMs cannot be reached there.`);
+    return failure(
+      'invalid_argument',
+      `Host "${name}" is not marked as a Proxmox VE host ("proxmox": true in the relay config, or ENABLE_PROXMOX=true), so containers and VMs cannot be reached there.`,
+    );
   }
 
   /**
@@ -129,7 +132,10 @@ export class RelayOperations {
         if (refusal) return refusal;
         // Chunk by chunk, each sent within the hub's credit before the next is read.
         const send = (chunk: Buffer): Promise<boolean> => streams.send(chunk);
-        const read = operation.ctid !== undefined ? await streamFromContainer(pool, operation.ctid, operation, send, signal) : await streamFile(pool, operation, send, signal);
+        const read =
+          operation.ctid !== undefined
+            ? await streamFromContainer(pool, operation.ctid, operation, send, signal)
+            : await streamFile(pool, operation, send, signal);
         if (!read.ok) return read;
         return success({ op: 'read_file', info: read.value.info, offset: read.value.offset, bytes: read.value.bytes, eof: read.value.eof });
       }
@@ -140,7 +146,10 @@ export class RelayOperations {
         const refusal = this.readOnlyRefusal(operation.host, 'write files') ?? (operation.ctid !== undefined ? this.notProxmoxRefusal(operation.host) : null);
         if (refusal) return refusal;
         if (operation.size > operation.maxBytes) {
-          return failure('file_too_large', `The content is ${operation.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${operation.maxBytes.toLocaleString('en-US')}); ${operation.path} was not changed.`);
+          return failure(
+            'file_too_large',
+            `The content is ${operation.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${operation.maxBytes.toLocaleString('en-US')}); ${operation.path} was not changed.`,
+          );
         }
         const request = {
           path: operation.path,
@@ -151,7 +160,8 @@ export class RelayOperations {
           overwrite: operation.overwrite,
           createDirs: operation.createDirs,
         };
-        const written = operation.ctid !== undefined ? await writeIntoContainer(pool, operation.ctid, request, signal) : await writeFileAtomic(pool, request, signal);
+        const written =
+          operation.ctid !== undefined ? await writeIntoContainer(pool, operation.ctid, request, signal) : await writeFileAtomic(pool, request, signal);
         return written.ok ? success({ op: 'write_file', ...written.value }) : written;
       }
       case 'list_directory': {
@@ -194,7 +204,10 @@ export class RelayOperations {
   }
 
   private unknownHost(name: string): Outcome<never> {
-    return failure('host_not_configured', `Host "${name}" is not configured on relay "${this.config.relayId}". Configured: ${this.pools.names().join(', ') || 'none'}.`);
+    return failure(
+      'host_not_configured',
+      `Host "${name}" is not configured on relay "${this.config.relayId}". Configured: ${this.pools.names().join(', ') || 'none'}.`,
+    );
   }
 
   /** Reachable means an SSH connection is open or could be opened and authenticated now. */

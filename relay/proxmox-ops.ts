@@ -31,12 +31,16 @@ export async function runArgv(pool: HostChannels, argv: string[], timeoutMs: num
   };
   const ran = await runExec(pool, { op: 'exec', host: pool.host.name, command: argv.map(quoteShellWord).join(' '), timeoutMs, maxChars }, sink, signal);
   if (!ran.ok) return ran;
-  if (ran.value.cancelled) return failure('cancelled', `${argv.slice(0, 3).join(' ')} was cancelled${ran.value.stopConfirmed ? '' : '; it may still be running'}.`);
+  if (ran.value.cancelled)
+    return failure('cancelled', `${argv.slice(0, 3).join(' ')} was cancelled${ran.value.stopConfirmed ? '' : '; it may still be running'}.`);
   return success({ frame: ran.value, exitCode: ran.value.exitCode, timedOut: ran.value.timedOut, ...output });
 }
 
 export async function runPve(pool: HostChannels, op: PveOperation, signal: AbortSignal): Promise<Outcome<PveResultFrame>> {
-  const argv = pveArgv(op.kind, op.action, op.id, { ...(op.verbose !== undefined ? { verbose: op.verbose } : {}), ...(op.timeoutSeconds !== undefined ? { timeoutSeconds: op.timeoutSeconds } : {}) });
+  const argv = pveArgv(op.kind, op.action, op.id, {
+    ...(op.verbose !== undefined ? { verbose: op.verbose } : {}),
+    ...(op.timeoutSeconds !== undefined ? { timeoutSeconds: op.timeoutSeconds } : {}),
+  });
   const ran = await runArgv(pool, argv, pveDeadlineMs(op.action, op.timeoutSeconds), PVE_OUTPUT_CHARS, signal);
   if (!ran.ok) return ran;
   const { frame, stdout, stderr } = ran.value;
@@ -52,14 +56,25 @@ function flag(value: 0 | 1 | boolean | undefined): boolean {
  * agent's answer as JSON. The agent has no way to stop a command, so after a timeout it may still
  * be running in the guest: that is reported (stopConfirmed false), never hidden.
  */
-export async function runGuestExec(pool: HostChannels, op: ExecOperation & { guest: { kind: 'qemu'; id: string } }, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
+export async function runGuestExec(
+  pool: HostChannels,
+  op: ExecOperation & { guest: { kind: 'qemu'; id: string } },
+  onOutput: OutputSink,
+  signal: AbortSignal,
+): Promise<Outcome<ExecResultFrame>> {
   const seconds = Math.max(1, Math.ceil(op.timeoutMs / 1000));
   const argv = ['qm', 'guest', 'exec', op.guest.id, '--timeout', String(seconds), '--', 'bash', '-c', op.command];
   // The answer carries the output JSON-escaped: keep room for it. A cancel is reported as such.
   const output = { stdout: '', stderr: '' };
   const executed = await runExec(
     pool,
-    { op: 'exec', host: op.host, command: argv.map(quoteShellWord).join(' '), timeoutMs: guestExecDeadlineMs('qemu', op.timeoutMs), maxChars: Math.min(op.maxChars * 7 + PVE_OUTPUT_CHARS, 50_000_000) },
+    {
+      op: 'exec',
+      host: op.host,
+      command: argv.map(quoteShellWord).join(' '),
+      timeoutMs: guestExecDeadlineMs('qemu', op.timeoutMs),
+      maxChars: Math.min(op.maxChars * 7 + PVE_OUTPUT_CHARS, 50_000_000),
+    },
     (stream, text) => {
       output[stream] += text;
     },
@@ -79,12 +94,21 @@ export async function runGuestExec(pool: HostChannels, op: ExecOperation & { gue
   }
   if (!answer?.success && frame.stdoutTruncated) {
     // Cut off, the JSON cannot be read, so neither can the exit code: say so rather than guess.
-    return failure('guest_error', `The guest agent's answer was larger than the relay keeps (${frame.stdoutBytes.toLocaleString('en-US')} bytes), so the command's exit code is unknown. Narrow the command's output (head, tail, grep).`);
+    return failure(
+      'guest_error',
+      `The guest agent's answer was larger than the relay keeps (${frame.stdoutBytes.toLocaleString('en-US')} bytes), so the command's exit code is unknown. Narrow the command's output (head, tail, grep).`,
+    );
   }
   if (!answer?.success) {
     // qm refused (no agent, VM stopped, bad id…): its own words and exit code are the result.
     onOutput('stderr', (stderr || stdout).slice(0, op.maxChars));
-    return success({ ...frame, stdoutBytes: 0, stderrBytes: Buffer.byteLength(stderr || stdout), stdoutTruncated: false, stderrTruncated: (stderr || stdout).length > op.maxChars });
+    return success({
+      ...frame,
+      stdoutBytes: 0,
+      stderrBytes: Buffer.byteLength(stderr || stdout),
+      stdoutTruncated: false,
+      stderrTruncated: (stderr || stdout).length > op.maxChars,
+    });
   }
   const data = answer.data;
   const out = data['out-data'] ?? '';

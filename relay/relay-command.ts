@@ -24,7 +24,6 @@ import { exitWhenDrained } from './exit-drained.ts';
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
-
 function readToken(env: NodeJS.ProcessEnv): string {
   if (env.RELAY_TOKEN_FILE) {
     const path = resolve(env.RELAY_TOKEN_FILE);
@@ -32,7 +31,10 @@ function readToken(env: NodeJS.ProcessEnv): string {
     return readFileSync(path, 'utf8').trim();
   }
   const token = env.RELAY_TOKEN?.trim();
-  if (!token) throw new ConfigError('No relay token: set RELAY_TOKEN or RELAY_TOKEN_FILE (a token from "mcp-remote-exec admin relays add NAME", or the one the Worker\'s RELAY_TOKEN_HASH was made from).');
+  if (!token)
+    throw new ConfigError(
+      'No relay token: set RELAY_TOKEN or RELAY_TOKEN_FILE (a token from "mcp-remote-exec admin relays add NAME", or the one the Worker\'s RELAY_TOKEN_HASH was made from).',
+    );
   return token;
 }
 
@@ -41,7 +43,9 @@ function relayIdFor(config: RelayHostsConfig, token: string): string {
   const issuedTo = relayNameInToken(token);
   if (!issuedTo) return config.relayId;
   if (config.relayIdExplicit && config.relayId !== issuedTo) {
-    throw new ConfigError(`The relay token was issued to relay "${issuedTo}", but RELAY_ID / relay_id says "${config.relayId}". Use the same name, or leave RELAY_ID unset.`);
+    throw new ConfigError(
+      `The relay token was issued to relay "${issuedTo}", but RELAY_ID / relay_id says "${config.relayId}". Use the same name, or leave RELAY_ID unset.`,
+    );
   }
   return issuedTo;
 }

@@ -61,10 +61,16 @@ export function connectError(error: unknown, host: HostConfig): ToolError {
     return { code: 'auth_failed', message: `Authentication as "${host.username}" on host "${host.name}" (${target}) failed with ${method}.` };
   }
   if (level === 'client-timeout') {
-    return { code: 'host_unreachable', message: `Host "${host.name}" (${target}) did not complete the SSH handshake within ${host.connectTimeoutMs / 1000} s.` };
+    return {
+      code: 'host_unreachable',
+      message: `Host "${host.name}" (${target}) did not complete the SSH handshake within ${host.connectTimeoutMs / 1000} s.`,
+    };
   }
   if (level === 'client-dns' || (typeof code === 'string' && UNREACHABLE_SOCKET_CODES.has(code))) {
-    return { code: 'host_unreachable', message: `Cannot reach host "${host.name}" at ${host.address}:${host.port}${typeof code === 'string' ? ` (${code})` : ''}.` };
+    return {
+      code: 'host_unreachable',
+      message: `Cannot reach host "${host.name}" at ${host.address}:${host.port}${typeof code === 'string' ? ` (${code})` : ''}.`,
+    };
   }
   if (level === 'client-socket') {
     return { code: 'host_unreachable', message: `The connection to host "${host.name}" (${target}) failed at the socket level.` };

@@ -104,7 +104,12 @@ function silentConnection(): { ok: false; error: ToolError } {
  * 'exit' once, before an awaiting caller resumes. A channel that opens after `signal` aborted is
  * closed at once.
  */
-function openExecChannel(client: Client, command: string, signal: AbortSignal, onSilent: () => void): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
+function openExecChannel(
+  client: Client,
+  command: string,
+  signal: AbortSignal,
+  onSilent: () => void,
+): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
   const exit: ChannelExit = { exited: false, code: null, signal: null };
   return new Promise((resolve) => {
     let settled = false;
@@ -330,7 +335,10 @@ export class HostPool {
       }
       if (this.lastConnectError) return { ok: false, error: this.lastConnectError };
     }
-    return failure('host_busy', `No SSH channel to host "${name}" became free within the ${seconds} s timeout (too many commands are running on this host); the command did not start.`);
+    return failure(
+      'host_busy',
+      `No SSH channel to host "${name}" became free within the ${seconds} s timeout (too many commands are running on this host); the command did not start.`,
+    );
   }
 
   close(): void {
@@ -428,7 +436,10 @@ export class HostPool {
     try {
       known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
     } catch (error) {
-      fail({ code: 'ssh_error', message: `Cannot read the known_hosts files (${this.knownHosts.files.join(', ')}): ${error instanceof Error ? error.message : String(error)}` });
+      fail({
+        code: 'ssh_error',
+        message: `Cannot read the known_hosts files (${this.knownHosts.files.join(', ')}): ${error instanceof Error ? error.message : String(error)}`,
+      });
       return;
     }
     const config: ConnectConfig = {
@@ -497,7 +508,10 @@ export class HostPool {
       client.connect(config);
     } catch (error) {
       // ssh2 throws synchronously for unusable options such as a key it cannot parse.
-      fail({ code: 'auth_failed', message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}` });
+      fail({
+        code: 'auth_failed',
+        message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
   }
 

@@ -34,10 +34,13 @@ export const NO_HOST_MESSAGE =
   'No SSH host configuration found. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD) in the environment or in .env ' +
   '(in the directory the server starts in), or pass --config FILE listing hosts.';
 
-
 /** Connect to every host once. Wrong credentials and untrusted keys stop the start; so does an unreachable single host. */
 async function checkHosts(operations: RelayOperations, config: RelayHostsConfig): Promise<void> {
-  const probe = await operations.run({ op: 'probe', hosts: [], timeoutMs: STARTUP_CHECK_TIMEOUT_MS }, () => undefined, AbortSignal.timeout(STARTUP_CHECK_TIMEOUT_MS + 1000));
+  const probe = await operations.run(
+    { op: 'probe', hosts: [], timeoutMs: STARTUP_CHECK_TIMEOUT_MS },
+    () => undefined,
+    AbortSignal.timeout(STARTUP_CHECK_TIMEOUT_MS + 1000),
+  );
   if (!probe.ok || probe.value.op !== 'probe') throw new StartupError('The startup check of the SSH hosts failed unexpectedly.');
   const problems: string[] = [];
   for (const status of probe.value.hosts) {
@@ -109,5 +112,3 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   log('info', 'stdio server ready', { version: VERSION, hosts: config.hosts.map((host) => host.name), source: config.source });
   return 'running';
 }
-
-

@@ -7,7 +7,9 @@ import { hashPassword } from '../shared/password-hash.ts';
 
 const chunks: Buffer[] = [];
 for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk));
-const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+const password = Buffer.concat(chunks)
+  .toString('utf8')
+  .replace(/\r?\n$/, '');
 if (password.length < 12) {
   process.stderr.write('Give a password of at least 12 characters on standard input.\n');
   process.exit(2);

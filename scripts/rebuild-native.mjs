@@ -42,7 +42,14 @@ try {
 // A child process is needed to see the rebuilt binary (require caches the failure).
 const ok = (() => {
   try {
-    execFileSync(process.execPath, ['-e', `require(${JSON.stringify(require.resolve('ssh2/package.json').replace('package.json', '') + 'lib/protocol/crypto/build/Release/sshcrypto.node')})`], { stdio: 'ignore' });
+    execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `require(${JSON.stringify(require.resolve('ssh2/package.json').replace('package.json', '') + 'lib/protocol/crypto/build/Release/sshcrypto.node')})`,
+      ],
+      { stdio: 'ignore' },
+    );
     return true;
   } catch {
     return false;

@@ -34,8 +34,14 @@ function counts(file: string): Counts {
   try {
     const report: unknown = JSON.parse(readFileSync(file, 'utf8'));
     const number = (key: string): number =>
-      typeof report === 'object' && report !== null && key in report && typeof (report as Record<string, unknown>)[key] === 'number' ? ((report as Record<string, number>)[key] ?? 0) : 0;
-    return { passed: number('numPassedTests'), failed: number('numFailedTests') + number('numRuntimeErrorTestSuites'), skipped: number('numPendingTests') + number('numTodoTests') };
+      typeof report === 'object' && report !== null && key in report && typeof (report as Record<string, unknown>)[key] === 'number'
+        ? ((report as Record<string, number>)[key] ?? 0)
+        : 0;
+    return {
+      passed: number('numPassedTests'),
+      failed: number('numFailedTests') + number('numRuntimeErrorTestSuites'),
+      skipped: number('numPendingTests') + number('numTodoTests'),
+    };
   } catch {
     return { passed: 0, failed: 1, skipped: 0 };
   }
@@ -48,7 +54,13 @@ for (const project of ['tsconfig.json', 'worker/tsconfig.json', 'test/workers/ts
   if (run(`type-check ${project}`, [tsc, '-p', project]) !== 0) failures.push(`type-check ${project}`);
 }
 // End-to-end files that never reach /mcp (stdio mode, fixtures, bundling): one run is enough.
-const ERA_NEUTRAL_E2E = ['test/e2e/stdio*.test.ts', 'test/e2e/sshd-harness.test.ts', 'test/e2e/deploy-bundle.test.ts', 'test/e2e/fake-proxmox.test.ts', 'test/e2e/imagekit-stand-in.test.ts'];
+const ERA_NEUTRAL_E2E = [
+  'test/e2e/stdio*.test.ts',
+  'test/e2e/sshd-harness.test.ts',
+  'test/e2e/deploy-bundle.test.ts',
+  'test/e2e/fake-proxmox.test.ts',
+  'test/e2e/imagekit-stand-in.test.ts',
+];
 // mcp-eras.test.ts drives both eras itself.
 const ONCE_ONLY_E2E = [...ERA_NEUTRAL_E2E, 'test/e2e/mcp-eras.test.ts'];
 const suites: Array<{ name: string; projects: string[]; env?: Record<string, string>; args?: string[] }> = [
@@ -61,15 +73,19 @@ const total: Counts = { passed: 0, failed: 0, skipped: 0 };
 for (const suite of suites) {
   if (only.length > 0 && !suite.projects.some((project) => only.includes(project))) continue;
   const report = join(reports, `${suite.name.replace(/\W+/g, '-')}.json`);
-  const code = run(`vitest: ${suite.name}`, [
-    vitest,
-    'run',
-    ...suite.projects.flatMap((project) => ['--project', project]),
-    '--reporter=default',
-    '--reporter=json',
-    `--outputFile.json=${report}`,
-    ...(suite.args ?? []),
-  ], suite.env);
+  const code = run(
+    `vitest: ${suite.name}`,
+    [
+      vitest,
+      'run',
+      ...suite.projects.flatMap((project) => ['--project', project]),
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile.json=${report}`,
+      ...(suite.args ?? []),
+    ],
+    suite.env,
+  );
   const found = counts(report);
   total.passed += found.passed;
   total.failed += found.failed;

@@ -65,7 +65,7 @@ export function adviceFor(code: ErrorCode): string {
     case 'access_denied':
       return "Your team's policy does not allow this. Ask an admin of this deployment for a grant; ssh_list_hosts shows what you may do on each host.";
     case 'host_read_only':
-      return "The relay's own configuration allows only reading on this host (\"read_only\": true there), whatever your role: no grant changes that. Its operator can lift it in the relay configuration on the relay machine, then restart the relay.";
+      return 'The relay\'s own configuration allows only reading on this host ("read_only": true there), whatever your role: no grant changes that. Its operator can lift it in the relay configuration on the relay machine, then restart the relay.';
     case 'relay_not_connected':
       return 'No relay is connected to this server. Start the relay on a machine that can reach your hosts (see the README, "Running the relay"), then retry.';
     case 'relay_disconnected':
@@ -99,7 +99,7 @@ export function adviceFor(code: ErrorCode): string {
     case 'transfer_closed':
       return 'This transfer is finished, expired or not yours; nothing was changed. Start a new one with imagekit_request_upload or imagekit_request_download.';
     case 'path_not_found':
-      return 'Check the path (absolute, or relative to the SSH user\'s home directory); ssh_list_directory shows what is there.';
+      return "Check the path (absolute, or relative to the SSH user's home directory); ssh_list_directory shows what is there.";
     case 'path_is_directory':
       return 'The path is a directory; give the path of a file (ssh_list_directory lists the directory).';
     case 'not_a_directory':

@@ -15,7 +15,10 @@ export async function withExecProgress<T>(ctx: ProgressContext, timeoutSeconds: 
   let sending: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     const elapsed = Math.min(timeoutSeconds, Math.floor((Date.now() - started) / 1000));
-    const notification = { method: 'notifications/progress' as const, params: { progressToken: token, progress: elapsed, total: timeoutSeconds, message: `running for ${elapsed} s` } };
+    const notification = {
+      method: 'notifications/progress' as const,
+      params: { progressToken: token, progress: elapsed, total: timeoutSeconds, message: `running for ${elapsed} s` },
+    };
     sending = sending.then(() => ctx.mcpReq.notify(notification)).catch(() => undefined);
   }, EXEC_PROGRESS_INTERVAL_MS);
   try {

@@ -25,14 +25,16 @@ function pathArgument(name: string, what: string) {
     .describe(what);
 }
 
-const remotePath = (name: string) => pathArgument(name, 'Path on the host: absolute, or relative to the SSH user\'s home directory.');
+const remotePath = (name: string) => pathArgument(name, "Path on the host: absolute, or relative to the SSH user's home directory.");
 export const localPathArgument = (name: string) => pathArgument(name, 'Path on the machine running this server (stdio mode).');
 const localPath = localPathArgument;
 
 /** A path inside one of the host's Proxmox containers instead of on the host itself. */
 const ctidArgument = guestIdSchema
   .optional()
-  .describe('Proxmox container id (e.g. 101): the path is inside that LXC container on the host, moved with pct push/pull. Only on hosts marked as Proxmox VE.');
+  .describe(
+    'Proxmox container id (e.g. 101): the path is inside that LXC container on the host, moved with pct push/pull. Only on hosts marked as Proxmox VE.',
+  );
 
 /** The optional fields of a request, present only when given (exactOptionalPropertyTypes). */
 function given<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
@@ -51,9 +53,14 @@ export const permissionsArgument = z
     return Number.parseInt(digits, 8);
   })
   .optional()
-  .describe('Octal permissions such as 644 (rw-r--r--), 600 or 755. Without it a new file gets the SSH user default (0666 less the umask, usually 644) and a replaced file keeps its mode and owner.');
+  .describe(
+    'Octal permissions such as 644 (rw-r--r--), 600 or 755. Without it a new file gets the SSH user default (0666 less the umask, usually 644) and a replaced file keeps its mode and owner.',
+  );
 
-export const overwriteArgument = z.boolean({ error: 'overwrite must be true or false' }).default(false).describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
+export const overwriteArgument = z
+  .boolean({ error: 'overwrite must be true or false' })
+  .default(false)
+  .describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
 
 export function readFileInput() {
   return z
@@ -105,7 +112,10 @@ export function writeFileInput(settings: FileToolSettings) {
       // answers file_too_large with what to do instead; this only stops absurd strings early.
       content: z
         .string({ error: 'content must be a string' })
-        .max(2 * (Math.ceil(writeLimit(settings) / 3) * 4) + 8, `content is far larger than the ${writeLimit(settings).toLocaleString('en-US')} bytes ssh_write_file accepts in one call`),
+        .max(
+          2 * (Math.ceil(writeLimit(settings) / 3) * 4) + 8,
+          `content is far larger than the ${writeLimit(settings).toLocaleString('en-US')} bytes ssh_write_file accepts in one call`,
+        ),
       host: hostArgument,
       ctid: ctidArgument,
       encoding: z.enum(['utf8', 'base64'], { error: 'encoding must be "utf8" or "base64"' }).default('utf8'),
@@ -134,7 +144,13 @@ export const listDirectoryOutput = z.object({
 });
 
 export const uploadFileInput = z
-  .object({ local_path: localPath('local_path'), remote_path: remotePath('remote_path'), host: hostArgument, permissions: permissionsArgument, overwrite: overwriteArgument })
+  .object({
+    local_path: localPath('local_path'),
+    remote_path: remotePath('remote_path'),
+    host: hostArgument,
+    permissions: permissionsArgument,
+    overwrite: overwriteArgument,
+  })
   .strict();
 
 export const downloadFileInput = z
@@ -159,7 +175,15 @@ export const linkOutput = z.object({
   max_bytes: z.number(),
 });
 
-export const transferOutput = z.object({ host: z.string(), from: z.string(), to: z.string(), size: z.number(), sha256: z.string(), replaced: z.boolean(), mode: z.string().optional() });
+export const transferOutput = z.object({
+  host: z.string(),
+  from: z.string(),
+  to: z.string(),
+  size: z.number(),
+  sha256: z.string(),
+  replaced: z.boolean(),
+  mode: z.string().optional(),
+});
 
 export interface FileToolSettings extends ToolSettings {
   /** MAX_FILE_SIZE: the largest file any file tool moves, in bytes. */
@@ -237,7 +261,9 @@ function quotedUrl(url: string): string {
 
 function linkResult(offer: LinkOffer): CallToolResult {
   const upload = offer.method === 'PUT';
-  const curl = upload ? `curl --fail-with-body -T ./LOCAL_FILE ${quotedUrl(offer.url)}` : `curl --fail -o ./${offer.path.split('/').pop() || 'download'} ${quotedUrl(offer.url)}`;
+  const curl = upload
+    ? `curl --fail-with-body -T ./LOCAL_FILE ${quotedUrl(offer.url)}`
+    : `curl --fail -o ./${offer.path.split('/').pop() || 'download'} ${quotedUrl(offer.url)}`;
   const minutes = Math.round(offer.expiresInSeconds / 60);
   const text = [
     `${upload ? 'Upload' : 'Download'} link for ${offer.path} on ${offer.host}. It works once and expires at ${offer.expiresAt} (in ${minutes >= 1 ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${offer.expiresInSeconds} seconds`}); at most ${count(offer.maxBytes)} bytes.`,
@@ -267,7 +293,10 @@ function linkResult(offer: LinkOffer): CallToolResult {
 export interface ProgressContext {
   mcpReq: {
     _meta?: { progressToken?: string | number };
-    notify(notification: { method: 'notifications/progress'; params: { progressToken: string | number; progress: number; total?: number; message?: string } }): Promise<void>;
+    notify(notification: {
+      method: 'notifications/progress';
+      params: { progressToken: string | number; progress: number; total?: number; message?: string };
+    }): Promise<void>;
     signal: AbortSignal;
   };
 }
@@ -288,7 +317,10 @@ export function progressReporter(ctx: ProgressContext): { report: ProgressReport
       const now = Date.now();
       if (done < total && now - last < 250) return;
       last = now;
-      const notification = { method: 'notifications/progress' as const, params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` } };
+      const notification = {
+        method: 'notifications/progress' as const,
+        params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` },
+      };
       sending = sending.then(() => ctx.mcpReq.notify(notification)).catch(() => undefined);
     },
     settled: () => sending,
@@ -301,7 +333,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
 
   if (requestUpload) {
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_request_upload',
       {
         title: 'Make a one-time upload link',
@@ -324,7 +357,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (requestDownload) {
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_request_download',
       {
         title: 'Make a one-time download link',
@@ -343,7 +377,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (readFile) {
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_read_file',
       {
         title: 'Read a file',
@@ -357,7 +392,11 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       async (args, ctx): Promise<CallToolResult> => {
         const perCall = Math.min(settings.readBytesPerCall, settings.maxFileSize);
         const length = Math.min(args.length ?? perCall, perCall);
-        const outcome = await readFile.call(executor, { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, offset: args.offset, length, maxBytes: perCall }, ctx.mcpReq.signal);
+        const outcome = await readFile.call(
+          executor,
+          { ...given('host', args.host), ...given('ctid', args.ctid), path: args.path, offset: args.offset, length, maxBytes: perCall },
+          ctx.mcpReq.signal,
+        );
         if (!outcome.ok) return errorResult(outcome.error);
         const { info, offset, eof, host } = outcome.value;
         const data = fromBase64(outcome.value.dataBase64) ?? new Uint8Array();
@@ -402,12 +441,17 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   if (writeFile) {
     // Where a smaller in-call limit applies, say so and name the way to move larger files.
     const largerFiles =
-      writeLimit(settings) >= settings.maxFileSize ? null : requestUpload ? `For larger files (up to MAX_FILE_SIZE, ${count(settings.maxFileSize)} bytes) use ssh_request_upload.` : null;
+      writeLimit(settings) >= settings.maxFileSize
+        ? null
+        : requestUpload
+          ? `For larger files (up to MAX_FILE_SIZE, ${count(settings.maxFileSize)} bytes) use ssh_request_upload.`
+          : null;
     const writeLimitDescription =
       writeLimit(settings) < settings.maxFileSize
         ? `At most ${count(writeLimit(settings))} bytes in one call (what the request carrying it may hold).${largerFiles ? ` ${largerFiles}` : ''}`
         : `At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`;
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_write_file',
       {
         title: 'Write a file',
@@ -449,7 +493,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (listDirectory) {
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_list_directory',
       {
         title: 'List a directory',
@@ -462,10 +507,18 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         const outcome = await listDirectory.call(executor, { ...(args.host !== undefined ? { host: args.host } : {}), path: args.path }, ctx.mcpReq.signal);
         if (!outcome.ok) return errorResult(outcome.error);
         const { host, path, entries, truncated } = outcome.value;
-        const structured = { host, path, entries: entries.map((entry) => ({ name: entry.path, type: entry.type, size: entry.size, mode: entry.mode, mtime: entry.mtime })), truncated };
+        const structured = {
+          host,
+          path,
+          entries: entries.map((entry) => ({ name: entry.path, type: entry.type, size: entry.size, mode: entry.mode, mtime: entry.mtime })),
+          truncated,
+        };
         if (args.response_format === 'json') return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
         const mark: Record<string, string> = { directory: 'd', file: '-', symlink: 'l', other: '?' };
-        const lines = entries.map((entry) => `${mark[entry.type] ?? '?'} ${entry.mode} ${String(entry.size).padStart(12)} ${entry.mtime} ${entry.path}${entry.type === 'directory' ? '/' : ''}`);
+        const lines = entries.map(
+          (entry) =>
+            `${mark[entry.type] ?? '?'} ${entry.mode} ${String(entry.size).padStart(12)} ${entry.mtime} ${entry.path}${entry.type === 'directory' ? '/' : ''}`,
+        );
         const text = `${path} on ${host}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}${truncated ? ' (only the first 1,000 are shown)' : ''}\n${lines.join('\n')}`;
         return { content: [{ type: 'text', text }], structuredContent: structured };
       },
@@ -473,7 +526,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
   }
 
   if (uploadFile) {
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_upload_file',
       {
         title: 'Upload a local file',
@@ -485,14 +539,22 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       async (args, ctx): Promise<CallToolResult> =>
         runUpload(
           (request, signal) => uploadFile.call(executor, request, signal),
-          { ...given('host', args.host), localPath: args.local_path, remotePath: args.remote_path, ...given('permissions', args.permissions), overwrite: args.overwrite, maxBytes: settings.maxFileSize },
+          {
+            ...given('host', args.host),
+            localPath: args.local_path,
+            remotePath: args.remote_path,
+            ...given('permissions', args.permissions),
+            overwrite: args.overwrite,
+            maxBytes: settings.maxFileSize,
+          },
           ctx,
         ),
     );
   }
 
   if (downloadFile) {
-    registerTool(server, 
+    registerTool(
+      server,
       'ssh_download_file',
       {
         title: 'Download a file to the local machine',
@@ -514,7 +576,11 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
 type Transfer<R> = (request: R, signal: AbortSignal) => Promise<Outcome<LocalTransferResult & { host: string }>>;
 
 /** An upload from the local machine, with progress when the client asked for it; used by ssh_upload_file and the container upload tool. */
-export async function runUpload(upload: Transfer<UploadFileRequest>, request: Omit<UploadFileRequest, 'onProgress'>, ctx: ProgressContext): Promise<CallToolResult> {
+export async function runUpload(
+  upload: Transfer<UploadFileRequest>,
+  request: Omit<UploadFileRequest, 'onProgress'>,
+  ctx: ProgressContext,
+): Promise<CallToolResult> {
   const progress = progressReporter(ctx);
   const outcome = await upload({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, ctx.mcpReq.signal);
   await progress?.settled();
@@ -522,13 +588,22 @@ export async function runUpload(upload: Transfer<UploadFileRequest>, request: Om
   const result = outcome.value;
   const where = request.ctid !== undefined ? `container ${request.ctid} on ${result.host}` : result.host;
   return {
-    content: [{ type: 'text', text: `Uploaded ${result.from} to ${result.to} on ${where}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.` }],
+    content: [
+      {
+        type: 'text',
+        text: `Uploaded ${result.from} to ${result.to} on ${where}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.`,
+      },
+    ],
     structuredContent: { ...result },
   };
 }
 
 /** A download to the local machine; used by ssh_download_file and the container download tool. */
-export async function runDownload(download: Transfer<DownloadFileRequest>, request: Omit<DownloadFileRequest, 'onProgress'>, ctx: ProgressContext): Promise<CallToolResult> {
+export async function runDownload(
+  download: Transfer<DownloadFileRequest>,
+  request: Omit<DownloadFileRequest, 'onProgress'>,
+  ctx: ProgressContext,
+): Promise<CallToolResult> {
   const progress = progressReporter(ctx);
   const outcome = await download({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, ctx.mcpReq.signal);
   await progress?.settled();

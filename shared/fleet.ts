@@ -46,7 +46,10 @@ export function selectFleetHost(hosts: readonly FleetHost[], requested: string |
   if (requested === undefined) {
     if (hosts.length === 1 && hosts[0]) return success(hosts[0]);
     if (hosts.length === 0) {
-      return failure('host_not_configured', 'No hosts are available: no relay has reported one, or none is shared with you. Add hosts in the relay config and restart the relay, or ask an admin for access.');
+      return failure(
+        'host_not_configured',
+        'No hosts are available: no relay has reported one, or none is shared with you. Add hosts in the relay config and restart the relay, or ask an admin for access.',
+      );
     }
     return failure('host_ambiguous', `${hosts.length} hosts are available (${ids.join(', ')}); say which one with the host argument.`);
   }
@@ -54,7 +57,10 @@ export function selectFleetHost(hosts: readonly FleetHost[], requested: string |
   if (matches.length === 1 && matches[0]) return success(matches[0]);
   const named = hosts.filter((host) => host.entry.name === requested);
   if (named.length > 1) {
-    return failure('host_ambiguous', `Several relays have a host "${requested}": say which with ${named.map((host) => qualifiedName(host.relay, host.entry.name)).join(' or ')}.`);
+    return failure(
+      'host_ambiguous',
+      `Several relays have a host "${requested}": say which with ${named.map((host) => qualifiedName(host.relay, host.entry.name)).join(' or ')}.`,
+    );
   }
   const known = ids.length > 0 ? `Known hosts: ${ids.join(', ')}.` : 'No hosts are available.';
   return failure('host_not_configured', `Host "${requested}" is not configured. ${known}`);

@@ -12,7 +12,10 @@ export function selectHost(available: readonly string[], requested: string | und
   }
   if (available.length === 1 && available[0] !== undefined) return success(available[0]);
   if (available.length === 0) {
-    return failure('host_not_configured', 'No hosts are configured on the relay. Add one (HOST=… in .env, or a hosts entry in the relay config file) and restart the relay.');
+    return failure(
+      'host_not_configured',
+      'No hosts are configured on the relay. Add one (HOST=… in .env, or a hosts entry in the relay config file) and restart the relay.',
+    );
   }
   return failure('host_ambiguous', `${available.length} hosts are configured (${available.join(', ')}); say which one with the host argument.`);
 }

@@ -14,14 +14,15 @@ import type { ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
 
-export type ImageKitExecutor = ToolExecutor & Required<Pick<ToolExecutor, 'imagekitRequestUpload' | 'imagekitConfirmUpload' | 'imagekitRequestDownload' | 'imagekitConfirmDownload'>>;
+export type ImageKitExecutor = ToolExecutor &
+  Required<Pick<ToolExecutor, 'imagekitRequestUpload' | 'imagekitConfirmUpload' | 'imagekitRequestDownload' | 'imagekitConfirmDownload'>>;
 
 const remotePath = z
   .string({ error: 'remote_path must be a string' })
   .min(1, 'remote_path must not be empty')
   .max(4096, 'remote_path must be at most 4096 characters')
   .refine((value) => !value.includes('\0'), 'remote_path must not contain NUL bytes')
-  .describe('Path on the host (absolute, or relative to the SSH user\'s home); inside the container when ctid is given (absolute).');
+  .describe("Path on the host (absolute, or relative to the SSH user's home); inside the container when ctid is given (absolute).");
 const ctid = guestIdSchema.optional().describe('Proxmox container id: the path is inside that container on the host.');
 const transferId = z
   .string({ error: 'transfer_id must be a string' })
@@ -75,14 +76,24 @@ function downloadOfferResult(offer: ImageKitDownloadOffer): CallToolResult {
   ].join('\n');
   return {
     content: [{ type: 'text', text }],
-    structuredContent: { transfer_id: offer.transferId, host: offer.host, ...(offer.ctid !== undefined ? { ctid: offer.ctid } : {}), path: offer.path, size: offer.size, url: offer.url, curl, expires_at: offer.expiresAt },
+    structuredContent: {
+      transfer_id: offer.transferId,
+      host: offer.host,
+      ...(offer.ctid !== undefined ? { ctid: offer.ctid } : {}),
+      path: offer.path,
+      size: offer.size,
+      url: offer.url,
+      curl,
+      expires_at: offer.expiresAt,
+    },
   };
 }
 
 export function registerImageKitTools(server: McpServer, executor: ImageKitExecutor, settings: FileToolSettings): void {
   const given = <K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> => (value !== undefined ? ({ [key]: value } as Record<K, V>) : {});
 
-  registerTool(server, 
+  registerTool(
+    server,
     'imagekit_request_upload',
     {
       title: 'Start an upload through ImageKit',
@@ -91,17 +102,39 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
-      const offer = await executor.imagekitRequestUpload({ ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path, ...given('permissions', args.permissions), overwrite: args.overwrite }, ctx.mcpReq.signal);
+      const offer = await executor.imagekitRequestUpload(
+        {
+          ...given('host', args.host),
+          ...given('ctid', args.ctid),
+          path: args.remote_path,
+          ...given('permissions', args.permissions),
+          overwrite: args.overwrite,
+        },
+        ctx.mcpReq.signal,
+      );
       return offer.ok ? uploadOfferResult(offer.value) : errorResult(offer.error);
     },
   );
 
-  registerTool(server, 
+  registerTool(
+    server,
     'imagekit_confirm_upload',
     {
       title: 'Finish an upload through ImageKit',
-      description: 'Step 2: moves the file uploaded for this transfer from ImageKit to the host (atomically, with the overwrite rule given in step 1), deletes it from ImageKit and closes the transfer.',
-      inputSchema: z.object({ transfer_id: transferId, file_id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'file_id is the fileId ImageKit returned').optional().describe('The fileId ImageKit returned, when more than one file was uploaded for this transfer.') }).strict(),
+      description:
+        'Step 2: moves the file uploaded for this transfer from ImageKit to the host (atomically, with the overwrite rule given in step 1), deletes it from ImageKit and closes the transfer.',
+      inputSchema: z
+        .object({
+          transfer_id: transferId,
+          file_id: z
+            .string()
+            .min(1)
+            .max(64)
+            .regex(/^[A-Za-z0-9_-]+$/, 'file_id is the fileId ImageKit returned')
+            .optional()
+            .describe('The fileId ImageKit returned, when more than one file was uploaded for this transfer.'),
+        })
+        .strict(),
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
@@ -115,12 +148,22 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
             text: `Wrote ${written.path} on ${written.host}: ${count(written.size)} bytes, mode ${written.mode}, SHA-256 ${written.sha256}${written.replaced ? ' (replaced the old file)' : ''}. ${done.value.deletedFromImageKit ? 'The copy in ImageKit was deleted.' : 'Deleting the copy in ImageKit failed; it is deleted when the transfer expires.'}`,
           },
         ],
-        structuredContent: { transfer_id: done.value.transferId, host: written.host, path: written.path, size: written.size, sha256: written.sha256, mode: written.mode, replaced: written.replaced, deleted_from_imagekit: done.value.deletedFromImageKit },
+        structuredContent: {
+          transfer_id: done.value.transferId,
+          host: written.host,
+          path: written.path,
+          size: written.size,
+          sha256: written.sha256,
+          mode: written.mode,
+          replaced: written.replaced,
+          deleted_from_imagekit: done.value.deletedFromImageKit,
+        },
       };
     },
   );
 
-  registerTool(server, 
+  registerTool(
+    server,
     'imagekit_request_download',
     {
       title: 'Start a download through ImageKit',
@@ -129,12 +172,16 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
-      const offer = await executor.imagekitRequestDownload({ ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path }, ctx.mcpReq.signal);
+      const offer = await executor.imagekitRequestDownload(
+        { ...given('host', args.host), ...given('ctid', args.ctid), path: args.remote_path },
+        ctx.mcpReq.signal,
+      );
       return offer.ok ? downloadOfferResult(offer.value) : errorResult(offer.error);
     },
   );
 
-  registerTool(server, 
+  registerTool(
+    server,
     'imagekit_confirm_download',
     {
       title: 'Finish a download through ImageKit',
@@ -145,7 +192,10 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     async (args, ctx): Promise<CallToolResult> => {
       const done = await executor.imagekitConfirmDownload({ transferId: args.transfer_id }, ctx.mcpReq.signal);
       if (!done.ok) return errorResult(done.error);
-      return { content: [{ type: 'text', text: `Transfer ${done.value.transferId} is closed; the file was deleted from ImageKit.` }], structuredContent: { transfer_id: done.value.transferId, deleted_from_imagekit: done.value.deletedFromImageKit } };
+      return {
+        content: [{ type: 'text', text: `Transfer ${done.value.transferId} is closed; the file was deleted from ImageKit.` }],
+        structuredContent: { transfer_id: done.value.transferId, deleted_from_imagekit: done.value.deletedFromImageKit },
+      };
     },
   );
 }

@@ -36,7 +36,12 @@ function canProxmox(executor: ToolExecutor): executor is ProxmoxExecutor {
 }
 
 function canImageKit(executor: ToolExecutor): executor is ImageKitExecutor {
-  return executor.imagekitRequestUpload !== undefined && executor.imagekitConfirmUpload !== undefined && executor.imagekitRequestDownload !== undefined && executor.imagekitConfirmDownload !== undefined;
+  return (
+    executor.imagekitRequestUpload !== undefined &&
+    executor.imagekitConfirmUpload !== undefined &&
+    executor.imagekitRequestDownload !== undefined &&
+    executor.imagekitConfirmDownload !== undefined
+  );
 }
 
 export function buildMcpServer(spec: McpServerSpec): McpServer {

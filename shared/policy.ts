@@ -22,12 +22,13 @@ export function roleAtLeast(role: Role | null, needed: Role): boolean {
   return role !== null && RANK[role] >= RANK[needed];
 }
 
-const subject = z
-  .string()
-  .regex(/^(\*|user:[A-Za-z0-9._@-]{1,64}|group:[A-Za-z0-9._@-]{1,64})$/, 'a subject is "*", "user:NAME" or "group:NAME"');
+const subject = z.string().regex(/^(\*|user:[A-Za-z0-9._@-]{1,64}|group:[A-Za-z0-9._@-]{1,64})$/, 'a subject is "*", "user:NAME" or "group:NAME"');
 const hostSelector = z
   .string()
-  .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._\/-]{0,127}|[A-Za-z0-9._-]{1,64}=[^\s]{0,256})$/, 'a host selector is "*", a host name, "relay/host", or a label "key=value" (relay=NAME for a relay)');
+  .regex(
+    /^(\*|[A-Za-z0-9][A-Za-z0-9._\/-]{0,127}|[A-Za-z0-9._-]{1,64}=[^\s]{0,256})$/,
+    'a host selector is "*", a host name, "relay/host", or a label "key=value" (relay=NAME for a relay)',
+  );
 
 export const grantSchema = z
   .object({
@@ -94,7 +95,8 @@ function matchesHost(selector: string, host: PolicyHost): boolean {
     return host.labels[key] === value;
   }
   const slash = selector.indexOf('/');
-  if (slash > 0) return host.relay !== undefined && host.relay.toLowerCase() === selector.slice(0, slash).toLowerCase() && host.name === selector.slice(slash + 1);
+  if (slash > 0)
+    return host.relay !== undefined && host.relay.toLowerCase() === selector.slice(0, slash).toLowerCase() && host.name === selector.slice(slash + 1);
   return selector === host.name;
 }
 

@@ -45,7 +45,11 @@ export function heartbeatIntervalMs(setting: string | undefined): number {
 
 const requestId = z.string().min(1).max(64);
 /** "/" is reserved for relay/host, and names never carry blanks or control characters. */
-const hostName = z.string().min(1).max(MAX_HOST_NAME_LENGTH).regex(/^[^/\s\p{Cc}]+$/u, 'a host name has no "/", blanks or control characters');
+const hostName = z
+  .string()
+  .min(1)
+  .max(MAX_HOST_NAME_LENGTH)
+  .regex(/^[^/\s\p{Cc}]+$/u, 'a host name has no "/", blanks or control characters');
 const errorCode = z.enum(ERROR_CODES);
 
 export const hostInventoryEntry = z.object({
@@ -72,7 +76,11 @@ export const execOperation = z.object({
   op: z.literal('exec'),
   host: hostName,
   command: z.string().min(1).max(MAX_COMMAND_LENGTH),
-  timeoutMs: z.number().int().positive().max(MAX_TIMEOUT_SECONDS * 1000),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(MAX_TIMEOUT_SECONDS * 1000),
   /** Characters of each stream to keep; the rest is counted, not kept. */
   maxChars: z.number().int().positive().max(10_000_000),
   /** Run inside this Proxmox container (pct exec) or VM (qm guest exec) on the host instead. */
@@ -104,8 +112,16 @@ export type ProbeOperation = z.infer<typeof probeOperation>;
 export const pingOperation = z.object({ op: z.literal('ping') });
 export type PingOperation = z.infer<typeof pingOperation>;
 
-const remotePath = z.string().min(1).max(4096).refine((value) => !value.includes('\0'), 'path must not contain NUL');
-const maxBytes = z.number().int().min(0).max(1024 * 1024 * 1024);
+const remotePath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((value) => !value.includes('\0'), 'path must not contain NUL');
+const maxBytes = z
+  .number()
+  .int()
+  .min(0)
+  .max(1024 * 1024 * 1024);
 /** Where a file operation's path lives: on the host itself, or inside one of its Proxmox containers. */
 const inContainer = { ctid: guestIdWire.optional() };
 
@@ -135,7 +151,15 @@ export const writeFileOperation = z.object({
 
 export const listDirectoryOperation = z.object({ op: z.literal('list_directory'), host: hostName, path: remotePath });
 
-export const operation = z.discriminatedUnion('op', [execOperation, pveOperation, probeOperation, pingOperation, readFileOperation, writeFileOperation, listDirectoryOperation]);
+export const operation = z.discriminatedUnion('op', [
+  execOperation,
+  pveOperation,
+  probeOperation,
+  pingOperation,
+  readFileOperation,
+  writeFileOperation,
+  listDirectoryOperation,
+]);
 export type Operation = z.infer<typeof operation>;
 
 // ---- results ----
@@ -185,7 +209,13 @@ const fileInfo = z.object({
   mtime: z.string().max(40),
 });
 
-export const readFileResult = z.object({ op: z.literal('read_file'), info: fileInfo, offset: z.number().int().min(0), bytes: z.number().int().min(0), eof: z.boolean() });
+export const readFileResult = z.object({
+  op: z.literal('read_file'),
+  info: fileInfo,
+  offset: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+  eof: z.boolean(),
+});
 export const writeFileResult = z.object({
   op: z.literal('write_file'),
   path: z.string(),
@@ -194,9 +224,22 @@ export const writeFileResult = z.object({
   mode: z.string().max(8),
   replaced: z.boolean(),
 });
-export const listDirectoryResult = z.object({ op: z.literal('list_directory'), path: z.string(), entries: z.array(fileInfo).max(1000), truncated: z.boolean() });
+export const listDirectoryResult = z.object({
+  op: z.literal('list_directory'),
+  path: z.string(),
+  entries: z.array(fileInfo).max(1000),
+  truncated: z.boolean(),
+});
 
-export const operationResult = z.discriminatedUnion('op', [execResult, pveResult, probeResult, pingResult, readFileResult, writeFileResult, listDirectoryResult]);
+export const operationResult = z.discriminatedUnion('op', [
+  execResult,
+  pveResult,
+  probeResult,
+  pingResult,
+  readFileResult,
+  writeFileResult,
+  listDirectoryResult,
+]);
 export type OperationResult = z.infer<typeof operationResult>;
 
 // ---- frames the relay sends ----
@@ -204,7 +247,11 @@ export type OperationResult = z.infer<typeof operationResult>;
 export const helloFrame = z.object({
   type: z.literal('hello'),
   protocol: z.number().int(),
-  relayId: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/),
+  relayId: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9._-]+$/),
   version: z.string().max(64),
   hosts: z.array(hostInventoryEntry).max(1000),
 });
@@ -234,7 +281,15 @@ export type ErrorFrame = z.infer<typeof errorFrame>;
 export const pingFrame = z.object({ type: z.literal('ping') });
 
 /** Either direction: the receiver of a byte stream lets the sender send this many more bytes. */
-export const creditFrame = z.object({ type: z.literal('credit'), id: requestId, bytes: z.number().int().positive().max(64 * 1024 * 1024) });
+export const creditFrame = z.object({
+  type: z.literal('credit'),
+  id: requestId,
+  bytes: z
+    .number()
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024),
+});
 export type CreditFrame = z.infer<typeof creditFrame>;
 
 export const relayFrame = z.discriminatedUnion('type', [helloFrame, outputFrame, resultFrame, errorFrame, pingFrame, creditFrame]);

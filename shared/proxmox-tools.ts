@@ -58,10 +58,24 @@ function timeoutArgument(settings: ToolSettings, what: string) {
 }
 
 const containerRow = z.object({ vmid: z.string(), status: z.string(), lock: z.string().nullable(), name: z.string() });
-const vmRow = z.object({ vmid: z.string(), name: z.string(), status: z.string(), mem_mb: z.number().nullable(), bootdisk_gb: z.number().nullable(), pid: z.number().nullable() });
+const vmRow = z.object({
+  vmid: z.string(),
+  name: z.string(),
+  status: z.string(),
+  mem_mb: z.number().nullable(),
+  bootdisk_gb: z.number().nullable(),
+  pid: z.number().nullable(),
+});
 const listOutput = z.object({ host: z.string(), containers: z.array(containerRow).optional(), vms: z.array(vmRow).optional() });
 const statusOutput = z.object({ host: z.string(), id: z.string(), status: z.string().nullable(), fields: z.record(z.string(), z.string()) });
-const actionOutput = z.object({ host: z.string(), id: z.string(), action: z.string(), status: z.string().nullable(), exit_code: z.number().int().nullable(), output: z.string() });
+const actionOutput = z.object({
+  host: z.string(),
+  id: z.string(),
+  action: z.string(),
+  status: z.string().nullable(),
+  exit_code: z.number().int().nullable(),
+  output: z.string(),
+});
 
 /** A pct/qm answer that was not a success: its own words and exit code, as an error result. */
 function commandFailed(kind: GuestKind, what: string, outcome: PveOutcome): CallToolResult {
@@ -72,7 +86,11 @@ function commandFailed(kind: GuestKind, what: string, outcome: PveOutcome): Call
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -86,22 +104,39 @@ function listResult(kind: GuestKind, outcome: PveOutcome, format: 'text' | 'json
         ? JSON.stringify(structured, null, 2)
         : containers.length === 0
           ? `No containers on ${outcome.host}.`
-          : `Containers on ${outcome.host} (${containers.length}):\n${table(['CTID', 'STATUS', 'LOCK', 'NAME'], containers.map((row) => [row.vmid, row.status, row.lock ?? '', row.name]))}`;
+          : `Containers on ${outcome.host} (${containers.length}):\n${table(
+              ['CTID', 'STATUS', 'LOCK', 'NAME'],
+              containers.map((row) => [row.vmid, row.status, row.lock ?? '', row.name]),
+            )}`;
     return { content: [{ type: 'text', text }], structuredContent: structured };
   }
-  const vms = parseQmList(outcome.stdout).map((row) => ({ vmid: row.vmid, name: row.name, status: row.status, mem_mb: row.memMb, bootdisk_gb: row.bootDiskGb, pid: row.pid }));
+  const vms = parseQmList(outcome.stdout).map((row) => ({
+    vmid: row.vmid,
+    name: row.name,
+    status: row.status,
+    mem_mb: row.memMb,
+    bootdisk_gb: row.bootDiskGb,
+    pid: row.pid,
+  }));
   const structured = { host: outcome.host, vms };
   const text =
     format === 'json'
       ? JSON.stringify(structured, null, 2)
       : vms.length === 0
         ? `No VMs on ${outcome.host}.`
-        : `VMs on ${outcome.host} (${vms.length}):\n${table(['VMID', 'STATUS', 'NAME', 'MEM(MB)'], vms.map((row) => [row.vmid, row.status, row.name, row.mem_mb === null ? '' : String(row.mem_mb)]))}`;
+        : `VMs on ${outcome.host} (${vms.length}):\n${table(
+            ['VMID', 'STATUS', 'NAME', 'MEM(MB)'],
+            vms.map((row) => [row.vmid, row.status, row.name, row.mem_mb === null ? '' : String(row.mem_mb)]),
+          )}`;
   return { content: [{ type: 'text', text }], structuredContent: structured };
 }
 
 const WANTED: Partial<Record<PveAction, string>> = { start: 'running', stop: 'stopped', shutdown: 'stopped' };
-const DONE: Partial<Record<PveAction, string>> = { start: 'started', stop: 'stopped (hard stop: like pulling the power, no clean shutdown)', shutdown: 'shut down cleanly' };
+const DONE: Partial<Record<PveAction, string>> = {
+  start: 'started',
+  stop: 'stopped (hard stop: like pulling the power, no clean shutdown)',
+  shutdown: 'shut down cleanly',
+};
 
 /** The seed's container file tools (stdio mode: "local" is the machine running the server). */
 function registerContainerTransferTools(server: McpServer, executor: ProxmoxExecutor, settings: FileToolSettings): void {
@@ -109,13 +144,21 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
   const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
   const count = (n: number): string => n.toLocaleString('en-US');
   if (uploadFile) {
-    registerTool(server, 
+    registerTool(
+      server,
       'proxmox_upload_file_to_container',
       {
         title: 'Upload a local file into a Proxmox container',
         description: `Copy a file from the machine running this server into an LXC container (pct push through a private temporary file on the host), atomically. Fails if the file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
         inputSchema: z
-          .object({ ctid: idArgument('lxc'), local_path: localPathArgument('local_path'), container_path: containerPathArgument, host: hostArgument, permissions: permissionsArgument, overwrite: overwriteArgument })
+          .object({
+            ctid: idArgument('lxc'),
+            local_path: localPathArgument('local_path'),
+            container_path: containerPathArgument,
+            host: hostArgument,
+            permissions: permissionsArgument,
+            overwrite: overwriteArgument,
+          })
           .strict(),
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -137,19 +180,35 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
     );
   }
   if (downloadFile) {
-    registerTool(server, 
+    registerTool(
+      server,
       'proxmox_download_file_from_container',
       {
         title: 'Download a file from a Proxmox container',
         description: `Copy a file out of an LXC container (pct pull through a private temporary file on the host) to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
-        inputSchema: z.object({ ctid: idArgument('lxc'), container_path: containerPathArgument, local_path: localPathArgument('local_path'), host: hostArgument, overwrite: overwriteArgument }).strict(),
+        inputSchema: z
+          .object({
+            ctid: idArgument('lxc'),
+            container_path: containerPathArgument,
+            local_path: localPathArgument('local_path'),
+            host: hostArgument,
+            overwrite: overwriteArgument,
+          })
+          .strict(),
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
       async (args, ctx): Promise<CallToolResult> =>
         runDownload(
           (request, signal) => downloadFile.call(executor, request, signal),
-          { ...(args.host !== undefined ? { host: args.host } : {}), ctid: args.ctid, remotePath: args.container_path, localPath: args.local_path, overwrite: args.overwrite, maxBytes: settings.maxFileSize },
+          {
+            ...(args.host !== undefined ? { host: args.host } : {}),
+            ctid: args.ctid,
+            remotePath: args.container_path,
+            localPath: args.local_path,
+            overwrite: args.overwrite,
+            maxBytes: settings.maxFileSize,
+          },
           ctx,
         ),
     );
@@ -165,7 +224,8 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
     const suffix = kind === 'lxc' ? 'container' : 'vm';
     const host = (value: string | undefined): { host?: string } => (value !== undefined ? { host: value } : {});
 
-    registerTool(server, 
+    registerTool(
+      server,
       kind === 'lxc' ? 'proxmox_list_containers' : 'proxmox_list_vms',
       {
         title: `List Proxmox ${noun.many}`,
@@ -180,12 +240,20 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       },
     );
 
-    registerTool(server, 
+    registerTool(
+      server,
       `proxmox_${suffix}_status`,
       {
         title: `Proxmox ${noun.one} status`,
         description: `Whether a ${noun.one} is running or stopped (${noun.tool} status); verbose adds its resource figures.`,
-        inputSchema: z.object({ [noun.id]: idArgument(kind), verbose: z.boolean().default(false).describe('Include every field pct/qm reports.'), host: hostArgument, response_format: responseFormat }).strict(),
+        inputSchema: z
+          .object({
+            [noun.id]: idArgument(kind),
+            verbose: z.boolean().default(false).describe('Include every field pct/qm reports.'),
+            host: hostArgument,
+            response_format: responseFormat,
+          })
+          .strict(),
         outputSchema: statusOutput,
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
@@ -201,7 +269,14 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         const text =
           values.response_format === 'json'
             ? JSON.stringify(structured, null, 2)
-            : [`${noun.one} ${id} on ${outcome.value.host}: ${parsed.status ?? 'unknown'}`, ...(verbose ? Object.entries(parsed.fields).filter(([key]) => key !== 'status').map(([key, value]) => `  ${key}: ${value}`) : [])].join('\n');
+            : [
+                `${noun.one} ${id} on ${outcome.value.host}: ${parsed.status ?? 'unknown'}`,
+                ...(verbose
+                  ? Object.entries(parsed.fields)
+                      .filter(([key]) => key !== 'status')
+                      .map(([key, value]) => `  ${key}: ${value}`)
+                  : []),
+              ].join('\n');
         return { content: [{ type: 'text', text }], structuredContent: structured };
       },
     );
@@ -213,19 +288,38 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         title: `Stop a Proxmox ${noun.one} (hard)`,
         description: `Stop a ${noun.one} at once (${noun.tool} stop): like pulling the power; processes get no chance to finish. Prefer proxmox_shutdown_${suffix}.`,
       },
-      { action: 'shutdown', title: `Shut down a Proxmox ${noun.one}`, description: `Shut a ${noun.one} down cleanly (${noun.tool} shutdown), waiting up to timeout seconds.` },
+      {
+        action: 'shutdown',
+        title: `Shut down a Proxmox ${noun.one}`,
+        description: `Shut a ${noun.one} down cleanly (${noun.tool} shutdown), waiting up to timeout seconds.`,
+      },
     ];
     for (const { action, title, description } of actions) {
       const shape = {
         [noun.id]: idArgument(kind),
         host: hostArgument,
         ...(action === 'shutdown'
-          ? { timeout: z.number().int().min(1).max(3600).default(DEFAULT_SHUTDOWN_SECONDS).describe(`Seconds the ${noun.one} gets to shut down before ${noun.tool} gives up. Default ${DEFAULT_SHUTDOWN_SECONDS}.`) }
+          ? {
+              timeout: z
+                .number()
+                .int()
+                .min(1)
+                .max(3600)
+                .default(DEFAULT_SHUTDOWN_SECONDS)
+                .describe(`Seconds the ${noun.one} gets to shut down before ${noun.tool} gives up. Default ${DEFAULT_SHUTDOWN_SECONDS}.`),
+            }
           : {}),
       };
-      registerTool(server, 
+      registerTool(
+        server,
         `proxmox_${action}_${suffix}`,
-        { title, description, inputSchema: z.object(shape).strict(), outputSchema: actionOutput, annotations: { readOnlyHint: false, destructiveHint: action !== 'start', idempotentHint: true, openWorldHint: false } },
+        {
+          title,
+          description,
+          inputSchema: z.object(shape).strict(),
+          outputSchema: actionOutput,
+          annotations: { readOnlyHint: false, destructiveHint: action !== 'start', idempotentHint: true, openWorldHint: false },
+        },
         async (args, ctx): Promise<CallToolResult> => {
           const values = args as Record<string, unknown>;
           const id = String(values[noun.id]);
@@ -241,17 +335,28 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
           const structured = { host: ran.value.host, id, action, status, exit_code: ran.value.exitCode, output };
           if (status !== WANTED[action]) {
             return {
-              content: [{ type: 'text', text: `${noun.tool} ${action} ${id} exited 0, but the ${noun.one} is now ${status ?? 'in an unknown state'}, not ${WANTED[action] ?? ''}.${output ? `\n${output}` : ''}` }],
+              content: [
+                {
+                  type: 'text',
+                  text: `${noun.tool} ${action} ${id} exited 0, but the ${noun.one} is now ${status ?? 'in an unknown state'}, not ${WANTED[action] ?? ''}.${output ? `\n${output}` : ''}`,
+                },
+              ],
               structuredContent: structured,
               isError: true,
             };
           }
-          return { content: [{ type: 'text', text: `${noun.one} ${id} on ${ran.value.host} ${DONE[action] ?? action}; it is now ${status}.${output ? `\n${output}` : ''}` }], structuredContent: structured };
+          return {
+            content: [
+              { type: 'text', text: `${noun.one} ${id} on ${ran.value.host} ${DONE[action] ?? action}; it is now ${status}.${output ? `\n${output}` : ''}` },
+            ],
+            structuredContent: structured,
+          };
         },
       );
     }
 
-    registerTool(server, 
+    registerTool(
+      server,
       kind === 'lxc' ? 'proxmox_container_exec_command' : 'proxmox_vm_exec_command',
       {
         title: kind === 'lxc' ? 'Run a command in a Proxmox container' : 'Run a command in a Proxmox VM',
@@ -260,7 +365,13 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
             ? 'Run a command inside an LXC container (pct exec … -- bash -c COMMAND), with the same limits, formats and timeout as ssh_exec_command: after the timeout the command is stopped inside the container.'
             : 'Run a command inside a VM through the QEMU guest agent (qm guest exec … -- bash -c COMMAND). The agent must be installed and running in the VM. It cannot stop a command: after the timeout the command may go on running in the VM, and the result says so.',
         inputSchema: z
-          .object({ [noun.id]: idArgument(kind), command: commandArgument(noun.one), timeout: timeoutArgument(settings, kind === 'lxc' ? 'the command is stopped' : 'the wait ends'), host: hostArgument, response_format: responseFormat })
+          .object({
+            [noun.id]: idArgument(kind),
+            command: commandArgument(noun.one),
+            timeout: timeoutArgument(settings, kind === 'lxc' ? 'the command is stopped' : 'the wait ends'),
+            host: hostArgument,
+            response_format: responseFormat,
+          })
           .strict(),
         outputSchema: execStructuredOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -274,7 +385,10 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         const outcome = await withExecProgress(
           ctx,
           values.timeout as number,
-          executor.exec({ ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } }, ctx.mcpReq.signal),
+          executor.exec(
+            { ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } },
+            ctx.mcpReq.signal,
+          ),
         );
         if (!outcome.ok) return errorResult(outcome.error);
         const formatted = formatExecResult(outcome.value, format, settings.characterLimit);

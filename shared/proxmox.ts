@@ -80,7 +80,15 @@ export function parsePctList(text: string): ContainerRow[] {
     const [vmid, status, third, fourth] = words;
     if (!vmid || !status || !GUEST_ID_PATTERN.test(vmid[0])) continue;
     if (fourth && third) {
-      rows.push({ vmid: vmid[0], status: status[0], lock: third[0], name: words.slice(3).map((word) => word[0]).join(' ') });
+      rows.push({
+        vmid: vmid[0],
+        status: status[0],
+        lock: third[0],
+        name: words
+          .slice(3)
+          .map((word) => word[0])
+          .join(' '),
+      });
     } else if (third) {
       // Lock's column starts at 22 and Name's at 35 when nothing overflowed.
       const isLock = (third.index ?? 0) < 35;
@@ -109,7 +117,14 @@ export function parseQmList(text: string): VmRow[] {
     if (words.length < 3 || !GUEST_ID_PATTERN.test(words[0] ?? '')) continue;
     const [vmid, name, status, mem, disk, pid] = words as [string, string, string, string?, string?, string?];
     const number = (value: string | undefined): number | null => (value !== undefined && /^\d+(\.\d+)?$/.test(value) ? Number(value) : null);
-    rows.push({ vmid, name, status, memMb: number(mem), bootDiskGb: number(disk), pid: pid !== undefined && /^\d+$/.test(pid) && pid !== '0' ? Number(pid) : null });
+    rows.push({
+      vmid,
+      name,
+      status,
+      memMb: number(mem),
+      bootDiskGb: number(disk),
+      pid: pid !== undefined && /^\d+$/.test(pid) && pid !== '0' ? Number(pid) : null,
+    });
   }
   return rows;
 }

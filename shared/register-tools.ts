@@ -46,22 +46,30 @@ function hostListingOutput(listing: HostListing): ListHostsOutput {
 export function formatHostListing(listing: HostListing): string {
   const lines: string[] = [];
   for (const relay of listing.relays) {
-    lines.push(`Relay "${relay.id}": ${relay.connected ? `connected${relay.version ? ` (version ${relay.version})` : ''}` : 'NOT connected: hosts behind it cannot be reached until it reconnects'}`);
+    lines.push(
+      `Relay "${relay.id}": ${relay.connected ? `connected${relay.version ? ` (version ${relay.version})` : ''}` : 'NOT connected: hosts behind it cannot be reached until it reconnects'}`,
+    );
   }
   if (listing.relays.length === 0) lines.push('No relay has connected yet. Start one (see the README, "Running the relay").');
   if (listing.hosts.length === 0 && (listing.hiddenHosts ?? 0) > 0) {
-    lines.push("You have no access to any host yet: ask an admin of this deployment to grant you a role.");
+    lines.push('You have no access to any host yet: ask an admin of this deployment to grant you a role.');
     return lines.join('\n');
   }
   if (listing.hosts.length === 0) {
-    lines.push('No hosts are configured. Add HOST=… to the relay\'s .env, or hosts to its config file, and restart it.');
+    lines.push("No hosts are configured. Add HOST=… to the relay's .env, or hosts to its config file, and restart it.");
     return lines.join('\n');
   }
   lines.push('');
   for (const host of listing.hosts) {
     const state =
-      host.reachable === null ? 'unknown' : host.reachable ? `reachable${host.latencyMs !== undefined ? ` (${Math.round(host.latencyMs)} ms)` : ''}` : 'UNREACHABLE';
-    const labels = Object.entries(host.labels).map(([key, value]) => `${key}=${value}`).join(', ');
+      host.reachable === null
+        ? 'unknown'
+        : host.reachable
+          ? `reachable${host.latencyMs !== undefined ? ` (${Math.round(host.latencyMs)} ms)` : ''}`
+          : 'UNREACHABLE';
+    const labels = Object.entries(host.labels)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(', ');
     const role = host.role !== undefined ? `; your role: ${host.role}` : '';
     lines.push(`- ${host.name} [${host.target}] via relay "${host.relay}": ${state}${labels ? `; labels: ${labels}` : ''}${role}`);
     if (host.detail) lines.push(`    ${host.detail}`);
@@ -70,7 +78,8 @@ export function formatHostListing(listing: HostListing): string {
 }
 
 export function registerTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
-  registerTool(server, 
+  registerTool(
+    server,
     'ssh_list_hosts',
     {
       title: 'List SSH hosts',
@@ -88,7 +97,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
     },
   );
 
-  registerTool(server, 
+  registerTool(
+    server,
     'ssh_exec_command',
     {
       title: 'Run a command over SSH',
@@ -102,7 +112,10 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       const outcome = await withExecProgress(
         ctx,
         args.timeout,
-        executor.exec({ ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit }, ctx.mcpReq.signal),
+        executor.exec(
+          { ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit },
+          ctx.mcpReq.signal,
+        ),
       );
       if (!outcome.ok) return errorResult(outcome.error);
       const formatted = formatExecResult(outcome.value, args.response_format, settings.characterLimit);
@@ -114,7 +127,8 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
 
   const ping = executor.ping?.bind(executor);
   if (!ping) return;
-  registerTool(server, 
+  registerTool(
+    server,
     'relay_ping',
     {
       title: 'Check the relay',

@@ -7,7 +7,14 @@
  * call waits for the answer. 2026-07-28: there is no session to wait on, so the call returns an
  * input_required result; the client asks its user and retries the call with the answer attached.
  */
-import { acceptedContent, inputRequired, type CallToolResult, type InputRequiredResult, type McpServer, type ServerContext } from '@modelcontextprotocol/server';
+import {
+  acceptedContent,
+  inputRequired,
+  type CallToolResult,
+  type InputRequiredResult,
+  type McpServer,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ProtocolEra } from './mcp-server.ts';
 import { registerTool } from './tool-registration.ts';

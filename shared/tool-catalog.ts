@@ -6,12 +6,7 @@
 import { z } from 'zod';
 import { RELAY_NAME_PATTERN, RELAY_NAME_RULE } from './relay-credential.ts';
 import { execStructuredOutput } from './exec-output.ts';
-import {
-  MAX_COMMAND_LENGTH,
-  MAX_HOST_NAME_LENGTH,
-  MAX_TIMEOUT_SECONDS,
-  MIN_TIMEOUT_SECONDS,
-} from './limits.ts';
+import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
 
 export interface ToolSettings {
   /** CHARACTER_LIMIT: characters of output returned per call. */
@@ -67,7 +62,11 @@ export const listHostsInput = z
 
 export const relayPingInput = z
   .object({
-    relay: z.string().regex(RELAY_NAME_PATTERN, RELAY_NAME_RULE).optional().describe('Which relay to ping, when several serve you (ssh_list_hosts names them).'),
+    relay: z
+      .string()
+      .regex(RELAY_NAME_PATTERN, RELAY_NAME_RULE)
+      .optional()
+      .describe('Which relay to ping, when several serve you (ssh_list_hosts names them).'),
   })
   .strict();
 
@@ -90,7 +89,10 @@ export const listHostsOutput = z.object({
       reachable: z.boolean().nullable(),
       detail: z.string().optional(),
       latency_ms: z.number().optional(),
-      role: z.enum(['viewer', 'operator', 'admin']).optional().describe('What you may do here: viewer reads, operator also runs commands and writes, admin also manages the deployment.'),
+      role: z
+        .enum(['viewer', 'operator', 'admin'])
+        .optional()
+        .describe('What you may do here: viewer reads, operator also runs commands and writes, admin also manages the deployment.'),
     }),
   ),
 });

@@ -49,7 +49,10 @@ export function bodyRuleFor(pathname: string, maxFileSize: number): BodyRule {
 export function tooLarge(limit: number, pathname: string): Response {
   const advice = pathname === '/mcp' || pathname.startsWith('/mcp/') ? ' For larger files, use ssh_request_upload (a one-time upload link).' : '';
   return Response.json(
-    { error: 'request_too_large', message: `The request body is over the ${limit.toLocaleString('en-US')} bytes this endpoint accepts; nothing was done.${advice}` },
+    {
+      error: 'request_too_large',
+      message: `The request body is over the ${limit.toLocaleString('en-US')} bytes this endpoint accepts; nothing was done.${advice}`,
+    },
     { status: 413, headers: { 'Cache-Control': 'no-store', Connection: 'close' } },
   );
 }

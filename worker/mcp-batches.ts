@@ -42,7 +42,14 @@ export async function batchRefusal(request: Request): Promise<Response | undefin
   const bytes = new Uint8Array(await request.clone().arrayBuffer());
   if (!startsWithArray(bytes)) return undefined;
   return Response.json(
-    { jsonrpc: '2.0', error: { code: INVALID_REQUEST, message: 'Invalid Request: JSON-RPC batches are not supported (MCP 2025-06-18 and later have none); send one message per request.' }, id: null },
+    {
+      jsonrpc: '2.0',
+      error: {
+        code: INVALID_REQUEST,
+        message: 'Invalid Request: JSON-RPC batches are not supported (MCP 2025-06-18 and later have none); send one message per request.',
+      },
+      id: null,
+    },
     { status: 400, headers: { 'Cache-Control': 'no-store' } },
   );
 }

@@ -90,12 +90,18 @@ export function rebindingRefusal(request: Request, names: DeploymentNames): Resp
   const host = request.headers.get('Host') ?? new URL(request.url).host;
   const hostname = hostnameOf(host);
   if (hostname === null || !names.hostnames.has(hostname)) {
-    return refusal(pathname, `Forbidden: this deployment answers only as ${names.publicOrigin} and the names in ALLOWED_HOSTNAMES; the request's Host header is not one of them.`);
+    return refusal(
+      pathname,
+      `Forbidden: this deployment answers only as ${names.publicOrigin} and the names in ALLOWED_HOSTNAMES; the request's Host header is not one of them.`,
+    );
   }
   if (!checksOrigin(pathname)) return undefined;
   const origin = request.headers.get('Origin');
   if (origin !== null && !names.origins.has(origin)) {
-    return refusal(pathname, `Forbidden: requests from a web page must come from ${names.publicOrigin} (or the same deployment under a name in ALLOWED_HOSTNAMES); the request's Origin header is not.`);
+    return refusal(
+      pathname,
+      `Forbidden: requests from a web page must come from ${names.publicOrigin} (or the same deployment under a name in ALLOWED_HOSTNAMES); the request's Origin header is not.`,
+    );
   }
   return undefined;
 }

@@ -3,7 +3,14 @@
  * messages that say what to set and where.
  */
 import { z } from 'zod';
-import { DEFAULT_CHARACTER_LIMIT, DEFAULT_MAX_FILE_SIZE, WORKER_WRITE_BYTES_PER_CALL, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from '../shared/limits.ts';
+import {
+  DEFAULT_CHARACTER_LIMIT,
+  DEFAULT_MAX_FILE_SIZE,
+  WORKER_WRITE_BYTES_PER_CALL,
+  DEFAULT_TIMEOUT_SECONDS,
+  MAX_TIMEOUT_SECONDS,
+  MIN_TIMEOUT_SECONDS,
+} from '../shared/limits.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
 
@@ -45,7 +52,10 @@ const numberVar = (name: string, min: number, max: number, fallback: number) =>
       if (value === undefined || value.trim() === '') return fallback;
       const parsed = Number(value);
       if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
-        context.addIssue({ code: 'custom', message: `${name} must be a whole number from ${min} to ${max} (wrangler.toml [vars] or .dev.vars), not "${value}"` });
+        context.addIssue({
+          code: 'custom',
+          message: `${name} must be a whole number from ${min} to ${max} (wrangler.toml [vars] or .dev.vars), not "${value}"`,
+        });
         return z.NEVER;
       }
       return parsed;
@@ -69,7 +79,10 @@ const hostnameList = z
       .filter((name) => name !== '');
     for (const name of names) {
       if (!HOSTNAME.test(name) || URL.parse(`https://${name}`)?.host !== name) {
-        context.addIssue({ code: 'custom', message: `ALLOWED_HOSTNAMES must be comma-separated hostnames such as mcp.example.com (no scheme, port, path or wildcard; IDNs as xn--…), not "${name}"` });
+        context.addIssue({
+          code: 'custom',
+          message: `ALLOWED_HOSTNAMES must be comma-separated hostnames such as mcp.example.com (no scheme, port, path or wildcard; IDNs as xn--…), not "${name}"`,
+        });
         return z.NEVER;
       }
     }
@@ -130,7 +143,13 @@ export function readSettings(env: Env): WorkerSettings {
     publicUrl: PUBLIC_URL,
     resource: `${PUBLIC_URL}/mcp`,
     allowedHostnames: ALLOWED_HOSTNAMES.filter((name) => name !== new URL(PUBLIC_URL).hostname),
-    tools: { characterLimit: CHARACTER_LIMIT, defaultTimeoutSeconds: TIMEOUT, maxFileSize: MAX_FILE_SIZE, readBytesPerCall: WORKER_READ_BYTES_PER_CALL, writeBytesPerCall: WORKER_WRITE_BYTES_PER_CALL },
+    tools: {
+      characterLimit: CHARACTER_LIMIT,
+      defaultTimeoutSeconds: TIMEOUT,
+      maxFileSize: MAX_FILE_SIZE,
+      readBytesPerCall: WORKER_READ_BYTES_PER_CALL,
+      writeBytesPerCall: WORKER_WRITE_BYTES_PER_CALL,
+    },
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
     auditRetentionDays: AUDIT_RETENTION_DAYS,
     imagekit,

@@ -26,7 +26,18 @@ export class ImageKitConfigError extends Error {
 }
 
 /** Where the variables come from: a Worker's env or a process environment. */
-type Source = { [K in 'ENABLE_IMAGEKIT' | 'IMAGEKIT_PUBLIC_KEY' | 'IMAGEKIT_PRIVATE_KEY' | 'IMAGEKIT_URL_ENDPOINT' | 'IMAGEKIT_FOLDER' | 'IMAGEKIT_TRANSFER_TIMEOUT' | 'IMAGEKIT_API_BASE_URL']?: string | undefined };
+type Source = {
+  [
+    K in
+      | 'ENABLE_IMAGEKIT'
+      | 'IMAGEKIT_PUBLIC_KEY'
+      | 'IMAGEKIT_PRIVATE_KEY'
+      | 'IMAGEKIT_URL_ENDPOINT'
+      | 'IMAGEKIT_FOLDER'
+      | 'IMAGEKIT_TRANSFER_TIMEOUT'
+      | 'IMAGEKIT_API_BASE_URL'
+  ]?: string | undefined;
+};
 
 function enabled(value: string | undefined): boolean {
   const text = value?.trim().toLowerCase() ?? '';
@@ -40,7 +51,10 @@ export function readImageKitConfig(source: Source): ImageKitConfig | null {
   if (!enabled(source.ENABLE_IMAGEKIT)) return null;
   const required = (name: 'IMAGEKIT_PUBLIC_KEY' | 'IMAGEKIT_PRIVATE_KEY' | 'IMAGEKIT_URL_ENDPOINT'): string => {
     const value = source[name]?.trim();
-    if (!value) throw new ImageKitConfigError(`ENABLE_IMAGEKIT=true but ${name} is not set. Set it (the Worker: wrangler secret put / [vars]; stdio: the environment or .env), or set ENABLE_IMAGEKIT=false.`);
+    if (!value)
+      throw new ImageKitConfigError(
+        `ENABLE_IMAGEKIT=true but ${name} is not set. Set it (the Worker: wrangler secret put / [vars]; stdio: the environment or .env), or set ENABLE_IMAGEKIT=false.`,
+      );
     return value;
   };
   const publicKey = required('IMAGEKIT_PUBLIC_KEY');

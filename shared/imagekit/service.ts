@@ -77,7 +77,14 @@ export class ImageKitService {
   /** A signed URL for a (private) file that stops working after `expiresInSeconds`. */
   signedUrl(filePath: string, expiresInSeconds: number): string {
     // tr=orig-true: the bytes as stored, never an "optimised" rendition the CDN would otherwise choose.
-    return this.client.helper.buildSrc({ urlEndpoint: this.config.urlEndpoint, src: filePath, signed: true, expiresIn: expiresInSeconds, transformation: [{ original: true }], transformationPosition: 'query' });
+    return this.client.helper.buildSrc({
+      urlEndpoint: this.config.urlEndpoint,
+      src: filePath,
+      signed: true,
+      expiresIn: expiresInSeconds,
+      transformation: [{ original: true }],
+      transformationPosition: 'query',
+    });
   }
 
   /** The file's bytes, fetched through a short-lived signed URL. */
@@ -93,7 +100,14 @@ export class ImageKitService {
   /** Store bytes as a private file (a signed URL is then the only way to fetch them). */
   async upload(folder: string, name: string, bytes: Uint8Array): Promise<Outcome<StoredFile>> {
     try {
-      const uploaded = await this.client.files.upload({ file: await toFile(bytes, name), fileName: name, folder, useUniqueFileName: false, isPrivateFile: true, overwriteFile: false });
+      const uploaded = await this.client.files.upload({
+        file: await toFile(bytes, name),
+        fileName: name,
+        folder,
+        useUniqueFileName: false,
+        isPrivateFile: true,
+        overwriteFile: false,
+      });
       if (!uploaded.fileId || !uploaded.filePath) return failure('imagekit_error', 'ImageKit accepted the upload but did not say where the file is.');
       return success({ fileId: uploaded.fileId, name: uploaded.name ?? name, filePath: uploaded.filePath, size: uploaded.size ?? bytes.length });
     } catch (error) {

@@ -58,12 +58,27 @@ export function unknownTransfer(id: string): Outcome<never> {
 }
 
 /** The state rules every store applies in claim(). */
-export function claimTransfer(transfer: ImageKitTransfer | null | undefined, id: string, ownerId: string, kind: ImageKitTransfer['kind'], now: number): Outcome<ImageKitTransfer> {
+export function claimTransfer(
+  transfer: ImageKitTransfer | null | undefined,
+  id: string,
+  ownerId: string,
+  kind: ImageKitTransfer['kind'],
+  now: number,
+): Outcome<ImageKitTransfer> {
   if (!transfer || transfer.ownerId !== ownerId) return unknownTransfer(id);
-  if (transfer.kind !== kind) return failure('invalid_argument', `Transfer "${id}" is ${transfer.kind === 'upload' ? 'an upload: confirm it with imagekit_confirm_upload' : 'a download: confirm it with imagekit_confirm_download'}.`);
+  if (transfer.kind !== kind)
+    return failure(
+      'invalid_argument',
+      `Transfer "${id}" is ${transfer.kind === 'upload' ? 'an upload: confirm it with imagekit_confirm_upload' : 'a download: confirm it with imagekit_confirm_download'}.`,
+    );
   if (transfer.state === 'done') return failure('transfer_closed', `Transfer "${id}" was already confirmed; a transfer works once.`);
-  if (transfer.state === 'confirming' && now - (transfer.claimedAt ?? 0) < CONFIRM_STALE_MS) return failure('transfer_closed', `Transfer "${id}" is being confirmed by another call right now.`);
-  if (now >= transfer.expiresAt) return failure('transfer_closed', `Transfer "${id}" expired at ${new Date(transfer.expiresAt).toISOString()}; its files were or will be deleted from ImageKit.`);
+  if (transfer.state === 'confirming' && now - (transfer.claimedAt ?? 0) < CONFIRM_STALE_MS)
+    return failure('transfer_closed', `Transfer "${id}" is being confirmed by another call right now.`);
+  if (now >= transfer.expiresAt)
+    return failure(
+      'transfer_closed',
+      `Transfer "${id}" expired at ${new Date(transfer.expiresAt).toISOString()}; its files were or will be deleted from ImageKit.`,
+    );
   return success(transfer);
 }
 
@@ -72,7 +87,11 @@ export interface TransferHost {
   /** For an upload's request: may this path be written (no existing file unless overwrite)? */
   checkWritable(target: { host: string; ctid?: string; path: string; overwrite: boolean }): Promise<Outcome<{ host: string }>>;
   /** Write exactly `size` bytes from `body`, atomically, with the overwrite rule. */
-  write(target: { host: string; ctid?: string; path: string; permissions?: number; overwrite: boolean }, body: ReadableStream<Uint8Array>, size: number): Promise<Outcome<FileWriteResult & { host: string }>>;
+  write(
+    target: { host: string; ctid?: string; path: string; permissions?: number; overwrite: boolean },
+    body: ReadableStream<Uint8Array>,
+    size: number,
+  ): Promise<Outcome<FileWriteResult & { host: string }>>;
   /** The whole file, refused over maxBytes. */
   read(target: { host: string; ctid?: string; path: string }, maxBytes: number): Promise<Outcome<{ host: string; data: Uint8Array }>>;
 }
@@ -85,7 +104,17 @@ export interface ImageKitUploadOffer {
   folder: string;
   fileName: string;
   uploadUrl: string;
-  fields: { publicKey: string; signature: string; expire: number; token: string; fileName: string; folder: string; useUniqueFileName: 'false'; isPrivateFile: 'true'; overwriteFile: 'false' };
+  fields: {
+    publicKey: string;
+    signature: string;
+    expire: number;
+    token: string;
+    fileName: string;
+    folder: string;
+    useUniqueFileName: 'false';
+    isPrivateFile: 'true';
+    overwriteFile: 'false';
+  };
   /** When the upload credentials stop working (ImageKit enforces it), and when the transfer itself expires. */
   credentialsExpireAt: string;
   transferExpiresAt: string;
@@ -172,7 +201,17 @@ export async function requestUpload(
     fileName: id,
     uploadUrl: credentials.uploadUrl,
     // Private (no public URL while it waits) and never replacing anything already in the account.
-    fields: { publicKey: credentials.publicKey, signature: credentials.signature, expire: credentials.expire, token: credentials.token, fileName: id, folder, useUniqueFileName: 'false', isPrivateFile: 'true', overwriteFile: 'false' },
+    fields: {
+      publicKey: credentials.publicKey,
+      signature: credentials.signature,
+      expire: credentials.expire,
+      token: credentials.token,
+      fileName: id,
+      folder,
+      useUniqueFileName: 'false',
+      isPrivateFile: 'true',
+      overwriteFile: 'false',
+    },
     credentialsExpireAt: new Date(credentials.expire * 1000).toISOString(),
     transferExpiresAt: new Date(expiresAt).toISOString(),
     maxBytes: context.maxFileSize,
@@ -190,9 +229,13 @@ async function transferFile(context: BridgeContext, transfer: ImageKitTransfer, 
   }
   const files = await context.service.filesIn(transfer.folder);
   if (!files.ok) return files;
-  if (files.value.length === 0) return failure('path_not_found', `Nothing has been uploaded for transfer ${transfer.id} yet: run the curl command first, then confirm.`);
+  if (files.value.length === 0)
+    return failure('path_not_found', `Nothing has been uploaded for transfer ${transfer.id} yet: run the curl command first, then confirm.`);
   if (files.value.length > 1) {
-    return failure('invalid_argument', `Transfer ${transfer.id} has ${files.value.length} files in ImageKit (${files.value.map((file) => file.fileId).join(', ')}); say which with file_id.`);
+    return failure(
+      'invalid_argument',
+      `Transfer ${transfer.id} has ${files.value.length} files in ImageKit (${files.value.map((file) => file.fileId).join(', ')}); say which with file_id.`,
+    );
   }
   return success(files.value[0] as StoredFile);
 }
@@ -208,12 +251,21 @@ export async function confirmUpload(context: BridgeContext, request: { transferI
     if (file.value.size > context.maxFileSize) {
       await context.service.delete(file.value.fileId);
       finished = true;
-      return failure('file_too_large', `The uploaded file is ${file.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${context.maxFileSize.toLocaleString('en-US')}); it was deleted from ImageKit and ${transfer.path} was not changed. This transfer is closed.`);
+      return failure(
+        'file_too_large',
+        `The uploaded file is ${file.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${context.maxFileSize.toLocaleString('en-US')}); it was deleted from ImageKit and ${transfer.path} was not changed. This transfer is closed.`,
+      );
     }
     const body = await context.service.open(file.value);
     if (!body.ok) return body;
     const written = await context.host.write(
-      { host: transfer.host, ...optional('ctid', transfer.ctid), path: transfer.path, ...optional('permissions', transfer.permissions), overwrite: transfer.overwrite },
+      {
+        host: transfer.host,
+        ...optional('ctid', transfer.ctid),
+        path: transfer.path,
+        ...optional('permissions', transfer.permissions),
+        overwrite: transfer.overwrite,
+      },
       body.value,
       file.value.size,
     );
@@ -231,7 +283,11 @@ export async function requestDownload(context: BridgeContext, request: { host: s
   const read = await context.host.read(request, context.maxFileSize);
   if (!read.ok) return read;
   const { id, folder, now, expiresAt } = newTransfer(context);
-  const name = request.path.split('/').pop()?.replace(/[^A-Za-z0-9._-]/g, '_') || 'download';
+  const name =
+    request.path
+      .split('/')
+      .pop()
+      ?.replace(/[^A-Za-z0-9._-]/g, '_') || 'download';
   const stored = await context.service.upload(folder, name, read.value.data);
   if (!stored.ok) return stored;
   await context.store.create({

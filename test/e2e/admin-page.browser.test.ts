@@ -190,7 +190,10 @@ describe('admin page in chromium', () => {
 
     const [download] = await Promise.all([admin.waitForEvent('download'), admin.click('a:has-text("Export JSONL")')]);
     expect(download.suggestedFilename()).toBe('audit.jsonl');
-    const lines = readFileSync(await download.path(), 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = readFileSync(await download.path(), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ user: worker.adminUser, tool: 'ssh_exec_command', target: 'uptime', outcome: 'error' });
 

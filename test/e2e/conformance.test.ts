@@ -45,7 +45,10 @@ function expectOnlyBaselineFailures(run: SuiteRun): void {
   const report = run.results.map((result) => `${result.passed ? 'pass' : 'FAIL'} ${result.scenario} ${result.problems.join('; ')}`).join('\n');
   // Every scenario the suite has for the revision ran and wrote its checks.
   expect(run.results.map((result) => result.scenario).sort(), `scenarios that produced results\n${run.output.slice(-4000)}`).toEqual([...run.expected].sort());
-  const failing = run.results.filter((result) => !result.passed).map((result) => result.scenario).sort();
+  const failing = run.results
+    .filter((result) => !result.passed)
+    .map((result) => result.scenario)
+    .sort();
   const listed = baseline.filter((scenario) => run.expected.includes(scenario)).sort();
   expect(failing, `failing scenarios vs expected-failures.yml (${run.version}):\n${report}`).toEqual(listed);
   // The suite's own baseline check agrees (it exits non-zero on a new failure or a stale entry).

@@ -13,7 +13,12 @@ describe('npm run deploy', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'mre-bundle-'));
     try {
       const wrangler = join(dirname(require.resolve('wrangler/package.json')), 'bin', 'wrangler.js');
-      const result = spawnSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', outdir], { cwd: PROJECT_ROOT, env: offlineWranglerEnv(), encoding: 'utf8', timeout: 120_000 });
+      const result = spawnSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', outdir], {
+        cwd: PROJECT_ROOT,
+        env: offlineWranglerEnv(),
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
       const output = `${result.stdout}${result.stderr}`;
       expect(result.status, output).toBe(0);
       expect(output).toContain('env.MCP_SESSION (McpSession)');

@@ -37,8 +37,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-
-
 function cmdlineOf(pid: number): string[] | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
@@ -48,8 +46,7 @@ function cmdlineOf(pid: number): string[] | undefined {
 }
 
 /** printf "%-10s %-10s %-12s %-20s\n" of pct list. */
-const pctRow = (a: string, b: string, c: string, d: string): string =>
-  `${a.padEnd(10)} ${b.padEnd(10)} ${c.padEnd(12)} ${d.padEnd(20)}\n`;
+const pctRow = (a: string, b: string, c: string, d: string): string => `${a.padEnd(10)} ${b.padEnd(10)} ${c.padEnd(12)} ${d.padEnd(20)}\n`;
 /** printf "%10s %-20s %-10s %-10s %12s %-10s\n" of qm list. */
 const qmRow = (a: string, b: string, c: string, d: string, e: string, f: string): string =>
   `${a.padStart(10)} ${b.padEnd(20)} ${c.padEnd(10)} ${d.padEnd(10)} ${e.padStart(12)} ${f.padEnd(10)}\n`;
@@ -73,9 +70,7 @@ describe('pct/qm stand-in through the test sshd', () => {
           channel.on('data', (d: Buffer) => out.push(d));
           channel.stderr.on('data', (d: Buffer) => errs.push(d));
           channel.on('exit', (c: number | null) => (code = c));
-          channel.on('close', () =>
-            resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errs).toString('utf8'), code }),
-          );
+          channel.on('close', () => resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errs).toString('utf8'), code }));
           if (stdin !== undefined) channel.end(stdin);
           else channel.end();
         });
@@ -281,7 +276,10 @@ describe('pct/qm stand-in through the test sshd', () => {
 
     it('runs in the rootfs with HOME=/root, in a session of its own', async () => {
       const r = await run(['pct', 'exec', '101', '--', 'bash', '-c', 'pwd; echo "$HOME"; ps -o sid= -p $$; echo $$']);
-      const [pwd, home, sid, pid] = r.stdout.trim().split('\n').map((s) => s.trim());
+      const [pwd, home, sid, pid] = r.stdout
+        .trim()
+        .split('\n')
+        .map((s) => s.trim());
       expect(pwd).toBe(fake.containerPath(101, '/').replace(/\/$/, ''));
       expect(home).toBe('/root');
       expect(sid).toBe(pid);
@@ -309,9 +307,7 @@ describe('pct/qm stand-in through the test sshd', () => {
 
     it("killing pct's process group on the host leaves the command running in the container", async () => {
       const channel = await new Promise<import('ssh2').ClientChannel>((resolve, reject) =>
-        client.exec(commandLine(['pct', 'exec', '101', '--', 'bash', '-c', 'echo ready; exec sleep 61.25']), (err, ch) =>
-          err ? reject(err) : resolve(ch),
-        ),
+        client.exec(commandLine(['pct', 'exec', '101', '--', 'bash', '-c', 'echo ready; exec sleep 61.25']), (err, ch) => (err ? reject(err) : resolve(ch))),
       );
       let out = '';
       channel.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -319,11 +315,7 @@ describe('pct/qm stand-in through the test sshd', () => {
       let sleeper: number | undefined;
       try {
         await waitFor(() => out.includes('ready'), STEP_MS, 'the in-container command to start');
-        await waitFor(
-          () => remoteProcesses('sleep 61.25', TEST_USER).some((p) => cmdlineOf(p)?.join(' ') === 'sleep 61.25'),
-          STEP_MS,
-          'sleep to be exec-ed',
-        );
+        await waitFor(() => remoteProcesses('sleep 61.25', TEST_USER).some((p) => cmdlineOf(p)?.join(' ') === 'sleep 61.25'), STEP_MS, 'sleep to be exec-ed');
         sleeper = remoteProcesses('sleep 61.25', TEST_USER).find((p) => cmdlineOf(p)?.join(' ') === 'sleep 61.25');
         expect(sleeper).toBeDefined();
         const sleeperIds = processIds(sleeper as number);
@@ -437,13 +429,13 @@ describe('pct/qm stand-in through the test sshd', () => {
       expect(r.stdout).toBe(
         qmRow('VMID', 'NAME', 'STATUS', 'MEM(MB)', 'BOOTDISK(GB)', 'PID') +
           qmRow('100', 'app', 'running', '2048', '32.00', pid) +
-          qmRow('102', 'no-agent', 'running', '2048', '32.00', (/^pid: (\d+)$/m.exec((await run(['qm', 'status', '102', '--verbose'])).stdout)?.[1] ?? '')) +
-          qmRow('103', 'agent-down', 'running', '2048', '32.00', (/^pid: (\d+)$/m.exec((await run(['qm', 'status', '103', '--verbose'])).stdout)?.[1] ?? '')) +
+          qmRow('102', 'no-agent', 'running', '2048', '32.00', /^pid: (\d+)$/m.exec((await run(['qm', 'status', '102', '--verbose'])).stdout)?.[1] ?? '') +
+          qmRow('103', 'agent-down', 'running', '2048', '32.00', /^pid: (\d+)$/m.exec((await run(['qm', 'status', '103', '--verbose'])).stdout)?.[1] ?? '') +
           qmRow('104', 'off', 'stopped', '512', '10.00', '0'),
       );
     });
 
-    it('status, start, stop and shutdown with qm\'s own messages', async () => {
+    it("status, start, stop and shutdown with qm's own messages", async () => {
       expect(await run(['qm', 'status', '104'])).toEqual({ stdout: 'status: stopped\n', stderr: '', code: 0 });
       expect((await run(['qm', 'status', '100', '--verbose'])).stdout).toContain('qmpstatus: running\n');
       expect(await run(['qm', 'status', '999'])).toEqual({

@@ -141,7 +141,9 @@ describe('OpenID Connect and a built-in account, through the MCP SDK flow', () =
 
     const admin = adminApi(stack.worker);
     const allowed = await admin.get(`audit?user=${encodeURIComponent('olivia@corp.test')}&tool=ssh_exec_command`);
-    expect(allowed.body.entries).toEqual([expect.objectContaining({ user: 'olivia@corp.test', host: 'web', target: 'echo olivia-was-here', outcome: 'ok', exitCode: 0 })]);
+    expect(allowed.body.entries).toEqual([
+      expect.objectContaining({ user: 'olivia@corp.test', host: 'web', target: 'echo olivia-was-here', outcome: 'ok', exitCode: 0 }),
+    ]);
     const denied = await admin.get('audit?user=vic&tool=ssh_exec_command');
     expect(denied.body.entries).toEqual([expect.objectContaining({ user: 'vic', outcome: 'denied', code: 'access_denied' })]);
 
@@ -223,7 +225,11 @@ describe('consent per client, remembered per user', () => {
     const html = await consent.text();
     expect(isConsentPage(html)).toBe(true);
     expect(html).toContain('olivia@corp.test');
-    const switched = await jar.post(formAction(html, url), { csrf: hiddenField(html, 'csrf') ?? '', handle: hiddenField(html, 'handle') ?? '', action: 'switch' });
+    const switched = await jar.post(formAction(html, url), {
+      csrf: hiddenField(html, 'csrf') ?? '',
+      handle: hiddenField(html, 'handle') ?? '',
+      action: 'switch',
+    });
     expect(switched.status).toBe(303);
     const signInUrl = locationOf(switched, url) ?? '';
     const signInPage = await jar.fetch(signInUrl);

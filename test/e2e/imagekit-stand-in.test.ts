@@ -26,7 +26,10 @@ afterAll(async () => {
 });
 
 /** A client-side upload as a browser sends it: multipart fields, no Authorization header. */
-async function clientSideUpload(fields: Record<string, string>, bytes = Buffer.from('client side bytes')): Promise<{ status: number; body: Record<string, unknown> }> {
+async function clientSideUpload(
+  fields: Record<string, string>,
+  bytes = Buffer.from('client side bytes'),
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const form = new FormData();
   form.append('file', new Blob([bytes]), 'blob');
   for (const [key, value] of Object.entries(fields)) form.append(key, value);
@@ -64,7 +67,15 @@ describe('server-side API through the official SDK', () => {
     const listed = await client.assets.list({ path: '/reports/2026' });
     expect(listed.map((entry) => ('fileId' in entry ? entry.fileId : null))).toEqual([uploaded.fileId]);
     const [entry] = listed;
-    expect(entry).toMatchObject({ type: 'file', name: uploaded.name, filePath: uploaded.filePath, size: bytes.length, isPrivateFile: false, url: uploaded.url, mime: 'text/plain' });
+    expect(entry).toMatchObject({
+      type: 'file',
+      name: uploaded.name,
+      filePath: uploaded.filePath,
+      size: bytes.length,
+      isPrivateFile: false,
+      url: uploaded.url,
+      mime: 'text/plain',
+    });
     expect(Date.parse(String((entry as { createdAt?: string }).createdAt))).not.toBeNaN();
 
     const details = await client.files.get(uploaded.fileId ?? '');
@@ -75,7 +86,12 @@ describe('server-side API through the official SDK', () => {
 
     await client.files.delete(uploaded.fileId ?? '');
     expect(ik.files().some((file) => file.fileId === uploaded.fileId)).toBe(false);
-    expect(ik.requests().filter((request) => request.method === 'DELETE').map((request) => request.status)).toEqual([204]);
+    expect(
+      ik
+        .requests()
+        .filter((request) => request.method === 'DELETE')
+        .map((request) => request.status),
+    ).toEqual([204]);
 
     const gone = await rejection(client.files.get(uploaded.fileId ?? ''));
     expect(gone).toBeInstanceOf(NotFoundError);
@@ -84,8 +100,18 @@ describe('server-side API through the official SDK', () => {
   });
 
   it('lists folders and answers the supported searchQuery forms', async () => {
-    const first = await client.files.upload({ file: await toFile(Buffer.from('a'), 'search-me.txt'), fileName: 'search-me.txt', folder: '/search', useUniqueFileName: false });
-    await client.files.upload({ file: await toFile(Buffer.from('b'), 'search-other.txt'), fileName: 'search-other.txt', folder: '/search/inner', useUniqueFileName: false });
+    const first = await client.files.upload({
+      file: await toFile(Buffer.from('a'), 'search-me.txt'),
+      fileName: 'search-me.txt',
+      folder: '/search',
+      useUniqueFileName: false,
+    });
+    await client.files.upload({
+      file: await toFile(Buffer.from('b'), 'search-other.txt'),
+      fileName: 'search-other.txt',
+      folder: '/search/inner',
+      useUniqueFileName: false,
+    });
 
     const byName = await client.assets.list({ searchQuery: 'name = "search-me.txt"' });
     expect(byName.map((item) => ('filePath' in item ? item.filePath : null))).toEqual([first.filePath]);
@@ -105,7 +131,7 @@ describe('server-side API through the official SDK', () => {
     expect(await rejection(client.assets.list({ searchQuery: 'size > "1mb" OR name = "x"' }))).toBeInstanceOf(BadRequestError);
   });
 
-  it('refuses a wrong private key with 403 and no key at all with 401, with ImageKit\'s body', async () => {
+  it("refuses a wrong private key with 403 and no key at all with 401, with ImageKit's body", async () => {
     const wrong = new ImageKit({ privateKey: 'private_wrong', baseURL: ik.baseURL, maxRetries: 0 });
     const refused = await rejection(wrong.assets.list({}));
     expect(refused).toBeInstanceOf(PermissionDeniedError);
@@ -117,12 +143,19 @@ describe('server-side API through the official SDK', () => {
     expect(anonymous.status).toBe(401);
     expect(await anonymous.json()).toEqual({ message: 'Your account cannot be authenticated.', help: HELP });
     // The SDK sends "privateKey:do_not_set"; ImageKit reads only the user name, and so must the stand-in.
-    const curlStyle = await fetch(`${ik.baseURL}/v1/files?limit=1`, { headers: { Authorization: `Basic ${Buffer.from(`${PRIVATE_KEY}:`).toString('base64')}` } });
+    const curlStyle = await fetch(`${ik.baseURL}/v1/files?limit=1`, {
+      headers: { Authorization: `Basic ${Buffer.from(`${PRIVATE_KEY}:`).toString('base64')}` },
+    });
     expect(curlStyle.status).toBe(200);
   });
 
   it('keeps the name with useUniqueFileName false, and honours overwriteFile false', async () => {
-    const kept = await client.files.upload({ file: await toFile(Buffer.from('v1'), 'fixed.txt'), fileName: 'fixed.txt', folder: '/names', useUniqueFileName: false });
+    const kept = await client.files.upload({
+      file: await toFile(Buffer.from('v1'), 'fixed.txt'),
+      fileName: 'fixed.txt',
+      folder: '/names',
+      useUniqueFileName: false,
+    });
     expect(kept.name).toBe('fixed.txt');
     expect(kept.filePath).toBe('/names/fixed.txt');
     const changed = await client.files.upload({ file: await toFile(Buffer.from('v1'), 'fixed.txt'), fileName: 'fixed.txt', folder: '/names' });
@@ -130,16 +163,37 @@ describe('server-side API through the official SDK', () => {
     expect(changed.name).toMatch(/^fixed_[A-Za-z0-9]{9}\.txt$/);
 
     // Overwrite (the default) keeps the file id and adds a version.
-    const second = await client.files.upload({ file: await toFile(Buffer.from('version two'), 'fixed.txt'), fileName: 'fixed.txt', folder: '/names', useUniqueFileName: false });
+    const second = await client.files.upload({
+      file: await toFile(Buffer.from('version two'), 'fixed.txt'),
+      fileName: 'fixed.txt',
+      folder: '/names',
+      useUniqueFileName: false,
+    });
     expect(second.fileId).toBe(kept.fileId);
     expect(second.versionInfo?.name).toBe('Version 2');
-    expect(ik.files().find((file) => file.fileId === kept.fileId)?.bytes.toString()).toBe('version two');
+    expect(
+      ik
+        .files()
+        .find((file) => file.fileId === kept.fileId)
+        ?.bytes.toString(),
+    ).toBe('version two');
 
     const refused = await rejection(
-      client.files.upload({ file: await toFile(Buffer.from('v3'), 'fixed.txt'), fileName: 'fixed.txt', folder: '/names', useUniqueFileName: false, overwriteFile: false }),
+      client.files.upload({
+        file: await toFile(Buffer.from('v3'), 'fixed.txt'),
+        fileName: 'fixed.txt',
+        folder: '/names',
+        useUniqueFileName: false,
+        overwriteFile: false,
+      }),
     );
     expect(refused).toBeInstanceOf(BadRequestError);
-    expect(ik.files().find((file) => file.fileId === kept.fileId)?.bytes.toString()).toBe('version two');
+    expect(
+      ik
+        .files()
+        .find((file) => file.fileId === kept.fileId)
+        ?.bytes.toString(),
+    ).toBe('version two');
   });
 
   it('replaces characters ImageKit does not allow in file names', async () => {
@@ -180,9 +234,16 @@ describe('upload size limit', () => {
 });
 
 describe('client-side upload (token, expire, signature)', () => {
-  it('accepts the SDK\'s authentication parameters once, then refuses the same token', async () => {
+  it("accepts the SDK's authentication parameters once, then refuses the same token", async () => {
     const auth = client.helper.getAuthenticationParameters();
-    const fields = { publicKey: PUBLIC_KEY, token: auth.token, expire: String(auth.expire), signature: auth.signature, fileName: 'browser.txt', folder: '/client' };
+    const fields = {
+      publicKey: PUBLIC_KEY,
+      token: auth.token,
+      expire: String(auth.expire),
+      signature: auth.signature,
+      fileName: 'browser.txt',
+      folder: '/client',
+    };
     const first = await clientSideUpload(fields);
     expect(first.status).toBe(200);
     expect(first.body.filePath).toMatch(/^\/client\/browser_[A-Za-z0-9]{9}\.txt$/);
@@ -199,7 +260,9 @@ describe('client-side upload (token, expire, signature)', () => {
   it('refuses a signature not made with the private key', async () => {
     const token = randomUUID();
     const expire = Math.floor(Date.now() / 1000) + 600;
-    const forged = createHmac('sha1', 'not-the-private-key').update(token + expire).digest('hex');
+    const forged = createHmac('sha1', 'not-the-private-key')
+      .update(token + expire)
+      .digest('hex');
     const result = await clientSideUpload({ publicKey: PUBLIC_KEY, token, expire: String(expire), signature: forged, fileName: 'forged.txt' });
     expect(result.status).toBe(400);
     expect(result.body).toEqual({ message: 'Your request contains invalid signature parameter.', help: HELP });
@@ -214,12 +277,24 @@ describe('client-side upload (token, expire, signature)', () => {
   it('refuses an expire in the past, and one an hour or more ahead', async () => {
     const expireMessage = 'Your request contains invalid expire parameter. Expire parameter should be a Unix time in less than 1 hour into the future.';
     const past = client.helper.getAuthenticationParameters(randomUUID(), Math.floor(Date.now() / 1000) - 5);
-    const expired = await clientSideUpload({ publicKey: PUBLIC_KEY, token: past.token, expire: String(past.expire), signature: past.signature, fileName: 'late.txt' });
+    const expired = await clientSideUpload({
+      publicKey: PUBLIC_KEY,
+      token: past.token,
+      expire: String(past.expire),
+      signature: past.signature,
+      fileName: 'late.txt',
+    });
     expect(expired.status).toBe(400);
     expect(expired.body).toEqual({ message: expireMessage, help: HELP });
 
     const far = client.helper.getAuthenticationParameters(randomUUID(), Math.floor(Date.now() / 1000) + 3600 + 60);
-    const tooFar = await clientSideUpload({ publicKey: PUBLIC_KEY, token: far.token, expire: String(far.expire), signature: far.signature, fileName: 'early.txt' });
+    const tooFar = await clientSideUpload({
+      publicKey: PUBLIC_KEY,
+      token: far.token,
+      expire: String(far.expire),
+      signature: far.signature,
+      fileName: 'early.txt',
+    });
     expect(tooFar.status).toBe(400);
     expect(tooFar.body.message).toBe(expireMessage);
 
@@ -227,19 +302,37 @@ describe('client-side upload (token, expire, signature)', () => {
     const soon = client.helper.getAuthenticationParameters(randomUUID(), Math.floor(Date.now() / 1000) + 120);
     ik.setNow(Date.now() + 180_000);
     try {
-      const late = await clientSideUpload({ publicKey: PUBLIC_KEY, token: soon.token, expire: String(soon.expire), signature: soon.signature, fileName: 'late.txt' });
+      const late = await clientSideUpload({
+        publicKey: PUBLIC_KEY,
+        token: soon.token,
+        expire: String(soon.expire),
+        signature: soon.signature,
+        fileName: 'late.txt',
+      });
       expect(late.status).toBe(400);
       expect(late.body.message).toBe(expireMessage);
     } finally {
       ik.setNow();
     }
-    const inTime = await clientSideUpload({ publicKey: PUBLIC_KEY, token: soon.token, expire: String(soon.expire), signature: soon.signature, fileName: 'late.txt' });
+    const inTime = await clientSideUpload({
+      publicKey: PUBLIC_KEY,
+      token: soon.token,
+      expire: String(soon.expire),
+      signature: soon.signature,
+      fileName: 'late.txt',
+    });
     expect(inTime.status).toBe(200);
   });
 
-  it('refuses a public key that is not the account\'s', async () => {
+  it("refuses a public key that is not the account's", async () => {
     const auth = client.helper.getAuthenticationParameters();
-    const result = await clientSideUpload({ publicKey: 'public_other', token: auth.token, expire: String(auth.expire), signature: auth.signature, fileName: 'x.txt' });
+    const result = await clientSideUpload({
+      publicKey: 'public_other',
+      token: auth.token,
+      expire: String(auth.expire),
+      signature: auth.signature,
+      fileName: 'x.txt',
+    });
     expect(result.status).toBe(403);
     expect(result.body).toEqual({ message: 'Your account cannot be authenticated.', help: HELP });
   });
@@ -249,7 +342,13 @@ describe('delivery of private files through signed URLs', () => {
   const secret = Buffer.from('private bytes \u0000\u0001\u0002 end');
   let filePath = '';
   beforeAll(async () => {
-    const uploaded = await client.files.upload({ file: await toFile(secret, 'secret.bin'), fileName: 'secret.bin', folder: '/private', isPrivateFile: true, responseFields: ['isPrivateFile'] });
+    const uploaded = await client.files.upload({
+      file: await toFile(secret, 'secret.bin'),
+      fileName: 'secret.bin',
+      folder: '/private',
+      isPrivateFile: true,
+      responseFields: ['isPrivateFile'],
+    });
     expect(uploaded.isPrivateFile).toBe(true);
     filePath = uploaded.filePath ?? '';
   });
@@ -297,7 +396,12 @@ describe('delivery of private files through signed URLs', () => {
   });
 
   it('serves a public file unsigned, and 404 for a path that holds nothing', async () => {
-    const uploaded = await client.files.upload({ file: await toFile(Buffer.from('public'), 'open.txt'), fileName: 'open.txt', useUniqueFileName: false, folder: '/pub' });
+    const uploaded = await client.files.upload({
+      file: await toFile(Buffer.from('public'), 'open.txt'),
+      fileName: 'open.txt',
+      useUniqueFileName: false,
+      folder: '/pub',
+    });
     const response = await fetch(uploaded.url ?? '');
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/plain');
@@ -315,7 +419,7 @@ describe('delivery of private files through signed URLs', () => {
 });
 
 describe('routing', () => {
-  it('answers unknown routes 404 with ImageKit\'s error body', async () => {
+  it("answers unknown routes 404 with ImageKit's error body", async () => {
     const response = await fetch(`${ik.baseURL}/v2/nothing`);
     expect(response.status).toBe(404);
     expect(await response.json()).toMatchObject({ help: HELP });

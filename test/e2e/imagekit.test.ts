@@ -32,7 +32,11 @@ interface Offer {
   url: string;
 }
 
-async function call(name: string, args: Record<string, unknown>, session?: ConnectedClient): Promise<{ text: string; isError: boolean; structured: Record<string, unknown> }> {
+async function call(
+  name: string,
+  args: Record<string, unknown>,
+  session?: ConnectedClient,
+): Promise<{ text: string; isError: boolean; structured: Record<string, unknown> }> {
   const result = session ? await session.client.callTool({ name, arguments: args }) : await stack.call(name, args);
   return { text: textOf(result as never), isError: Boolean(result.isError), structured: (result.structuredContent ?? {}) as Record<string, unknown> };
 }
@@ -88,7 +92,8 @@ afterAll(async () => {
 describe('ImageKit transfers', () => {
   it('offers the four ImageKit tools next to the link tools', async () => {
     const names = (await stack.mcp.client.listTools()).tools.map((tool) => tool.name);
-    for (const name of ['imagekit_request_upload', 'imagekit_confirm_upload', 'imagekit_request_download', 'imagekit_confirm_download', 'ssh_request_upload']) expect(names).toContain(name);
+    for (const name of ['imagekit_request_upload', 'imagekit_confirm_upload', 'imagekit_request_download', 'imagekit_confirm_download', 'ssh_request_upload'])
+      expect(names).toContain(name);
   });
 
   it('uploads to a host: single-use credentials, confirm writes the file and deletes it from ImageKit', async () => {

@@ -31,7 +31,12 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function signIn(era: McpEra, username = stack.worker.adminUser, password = stack.worker.adminPassword, answer?: (message: string) => Record<string, string> | 'decline'): Promise<ConnectedClient> {
+async function signIn(
+  era: McpEra,
+  username = stack.worker.adminUser,
+  password = stack.worker.adminPassword,
+  answer?: (message: string) => Record<string, string> | 'decline',
+): Promise<ConnectedClient> {
   const session = await connectMcpClient(stack.worker.mcpUrl, { username, password }, { era, ...(answer ? { answer } : {}) });
   sessions.push(session);
   return session;
@@ -53,7 +58,9 @@ async function finishedAuditOf(command: string): Promise<{ outcome: string; code
   const deadline = Date.now() + 10_000;
   for (;;) {
     const listed = await stack.call('audit_log', { tool: 'ssh_exec_command', limit: 50 });
-    const entries = (listed.structuredContent as { entries: Array<{ target: string | null; outcome: string; code: string | null }> }).entries.filter((entry) => entry.target === command);
+    const entries = (listed.structuredContent as { entries: Array<{ target: string | null; outcome: string; code: string | null }> }).entries.filter(
+      (entry) => entry.target === command,
+    );
     expect(entries.length).toBeLessThanOrEqual(1);
     const entry = entries[0];
     if (entry && entry.outcome !== 'started') return entry;
@@ -64,7 +71,11 @@ async function finishedAuditOf(command: string): Promise<{ outcome: string; code
 
 /** The headers a raw request on this session needs (2025: its session id and protocol version). */
 function sessionHeaders(session: ConnectedClient): Record<string, string> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${session.accessToken()}` };
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    Authorization: `Bearer ${session.accessToken()}`,
+  };
   if (session.raw.era === '2025-11-25') {
     headers['mcp-session-id'] = session.raw.transport.sessionId ?? '';
     headers['mcp-protocol-version'] = session.raw.transport.protocolVersion ?? '2025-11-25';
@@ -134,7 +145,10 @@ describe.each(MCP_ERAS)('a %s client', (era) => {
     }
     const response = await fetch(stack.worker.mcpUrl, {
       method: 'POST',
-      headers: { ...sessionHeaders(session), ...(era === '2026-07-28' ? { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'ssh_exec_command' } : {}) },
+      headers: {
+        ...sessionHeaders(session),
+        ...(era === '2026-07-28' ? { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'ssh_exec_command' } : {}),
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params }),
       signal: controller.signal,
     });
@@ -170,10 +184,20 @@ describe.each(MCP_ERAS)('a %s client', (era) => {
 
 describe('/mcp without a token', () => {
   it.each([
-    ['2025-era initialize', { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }],
-    ['2026-07-28 discover', { jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } }],
+    [
+      '2025-era initialize',
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } },
+    ],
+    [
+      '2026-07-28 discover',
+      { jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } },
+    ],
   ])('answers a %s with 401 pointing at the resource metadata', async (_name, body) => {
-    const response = await fetch(stack.worker.mcpUrl, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' }, body: JSON.stringify(body) });
+    const response = await fetch(stack.worker.mcpUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+      body: JSON.stringify(body),
+    });
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toContain(`resource_metadata="${stack.worker.url}/.well-known/oauth-protected-resource/mcp"`);
   });

@@ -22,12 +22,21 @@ const extra: TestRelay[] = [];
 
 function hostsFor(sshd: TestSshd, relayId: string | undefined, names: string[]): unknown {
   const base = { address: '127.0.0.1', port: sshd.port, user: sshd.user, key_path: sshd.privateKeyPath };
-  return { ...(relayId ? { relay_id: relayId } : {}), known_hosts: [sshd.knownHostsPath], hosts: names.map((name) => ({ name, ...base, labels: { site: relayId ?? 'b' } })) };
+  return {
+    ...(relayId ? { relay_id: relayId } : {}),
+    known_hosts: [sshd.knownHostsPath],
+    hosts: names.map((name) => ({ name, ...base, labels: { site: relayId ?? 'b' } })),
+  };
 }
 
 function admin(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [CLI, 'admin', ...args], {
-    env: { PATH: process.env.PATH, MCP_REMOTE_EXEC_URL: stack.worker.url, MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser, MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword },
+    env: {
+      PATH: process.env.PATH,
+      MCP_REMOTE_EXEC_URL: stack.worker.url,
+      MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser,
+      MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword,
+    },
     encoding: 'utf8',
     timeout: 30_000,
   });
@@ -54,7 +63,10 @@ beforeAll(async () => {
   siteBToken = /RELAY_TOKEN=(\S+)/.exec(issued.stdout)?.[1] ?? '';
   expect(siteBToken.startsWith('site-b:')).toBe(true);
   // No RELAY_ID: the relay takes its name from the token.
-  siteB = await startRelay(stack.worker, stack.sshd, { configFile: hostsFor(stack.sshd, undefined, ['web', 'nas']), env: { RELAY_TOKEN: siteBToken, RELAY_ID: '' } });
+  siteB = await startRelay(stack.worker, stack.sshd, {
+    configFile: hostsFor(stack.sshd, undefined, ['web', 'nas']),
+    env: { RELAY_TOKEN: siteBToken, RELAY_ID: '' },
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -106,7 +118,10 @@ describe('several relays', () => {
   it('audits the relay each call went to', async () => {
     const audit = admin(['audit', '--tool', 'ssh_exec_command', '--jsonl']);
     expect(audit.code, audit.stderr).toBe(0);
-    const rows = audit.stdout.trim().split('\n').map((line) => JSON.parse(line) as { relay: string | null; host: string | null; target: string });
+    const rows = audit.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { relay: string | null; host: string | null; target: string });
     expect(rows.find((row) => row.target === 'echo via-b')).toMatchObject({ relay: 'site-b', host: 'web' });
     expect(rows.find((row) => row.target === 'echo nas')).toMatchObject({ relay: 'site-b', host: 'nas' });
   });
@@ -119,7 +134,7 @@ describe('several relays', () => {
     const session = await connectMcpClient(stack.worker.mcpUrl, { username: 'bonly', password: String(added.body.password) });
     try {
       const listed = await session.client.callTool({ name: 'ssh_list_hosts', arguments: { response_format: 'json' } });
-      const names = ((listed.structuredContent as { hosts: Array<{ name: string; relay: string }> }).hosts).map((host) => `${host.name}@${host.relay}`).sort();
+      const names = (listed.structuredContent as { hosts: Array<{ name: string; relay: string }> }).hosts.map((host) => `${host.name}@${host.relay}`).sort();
       // Only site-b's hosts, so "web" is unique for this caller and needs no relay prefix.
       expect(names).toEqual(['nas@site-b', 'web@site-b']);
       const ran = await session.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'web', command: 'echo b-only', response_format: 'json' } });
@@ -142,7 +157,11 @@ describe('several relays', () => {
   });
 
   it('does not let a second relay with the same credential take over', async () => {
-    const copy = await startRelay(stack.worker, stack.sshd, { configFile: hostsFor(stack.sshd, undefined, ['evil']), env: { RELAY_TOKEN: siteBToken, RELAY_ID: '' }, noWait: true });
+    const copy = await startRelay(stack.worker, stack.sshd, {
+      configFile: hostsFor(stack.sshd, undefined, ['evil']),
+      env: { RELAY_TOKEN: siteBToken, RELAY_ID: '' },
+      noWait: true,
+    });
     extra.push(copy);
     await copy.process.waitFor(/already connected/, 20_000);
     const listed = await call('ssh_list_hosts', { response_format: 'json' });
@@ -210,10 +229,17 @@ describe('the relays section of the admin page (chromium)', () => {
       await screenshot(page, 'relays-03-confirm-revoke');
       await Promise.all([page.waitForNavigation(), page.click('button.danger')]);
       expect(await rowOf('site-c').textContent()).toContain('revoked');
-      expect(spawnSync(process.execPath, [CLI, 'admin', 'relays'], {
-        env: { PATH: process.env.PATH, MCP_REMOTE_EXEC_URL: stack.worker.url, MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser, MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword },
-        encoding: 'utf8',
-      }).stdout).toMatch(/^site-c \[revoked /m);
+      expect(
+        spawnSync(process.execPath, [CLI, 'admin', 'relays'], {
+          env: {
+            PATH: process.env.PATH,
+            MCP_REMOTE_EXEC_URL: stack.worker.url,
+            MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser,
+            MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword,
+          },
+          encoding: 'utf8',
+        }).stdout,
+      ).toMatch(/^site-c \[revoked /m);
     } finally {
       await browser.close();
     }

@@ -104,7 +104,12 @@ describe('containers', () => {
   });
 
   it('runs a command inside a container with its exit code and output', async () => {
-    const result = await call('proxmox_container_exec_command', { host: 'pve', ctid: 101, command: 'echo inside; echo oops >&2; exit 3', response_format: 'json' });
+    const result = await call('proxmox_container_exec_command', {
+      host: 'pve',
+      ctid: 101,
+      command: 'echo inside; echo oops >&2; exit 3',
+      response_format: 'json',
+    });
     expect(result.structured).toMatchObject({ exit_code: 3, stdout: 'inside\n', stderr: 'oops\n', timed_out: false });
   });
 
@@ -126,7 +131,13 @@ describe('containers', () => {
 
   it('stops the command inside the container when the timeout passes', async () => {
     const marker = `${pve.containerPath(101, '/')}pid-${Date.now()}`;
-    const result = await call('proxmox_container_exec_command', { host: 'pve', ctid: 101, command: `echo $$ > ${marker}; sleep 60`, timeout: 2, response_format: 'json' });
+    const result = await call('proxmox_container_exec_command', {
+      host: 'pve',
+      ctid: 101,
+      command: `echo $$ > ${marker}; sleep 60`,
+      timeout: 2,
+      response_format: 'json',
+    });
     expect(result.isError).toBe(true);
     expect(result.structured).toMatchObject({ timed_out: true });
     const pid = Number(readFileSync(marker, 'utf8').trim());
@@ -262,7 +273,10 @@ describe('VMs', () => {
   it('lists VMs and reports status', async () => {
     const listed = await call('proxmox_list_vms', { host: 'pve', response_format: 'json' });
     expect(listed.isError, listed.text).toBe(false);
-    expect((listed.structured?.vms as Array<{ vmid: string; name: string; status: string }>).map((vm) => `${vm.vmid}:${vm.name}:${vm.status}`)).toEqual(['200:build:running', '201:plain-vm:running']);
+    expect((listed.structured?.vms as Array<{ vmid: string; name: string; status: string }>).map((vm) => `${vm.vmid}:${vm.name}:${vm.status}`)).toEqual([
+      '200:build:running',
+      '201:plain-vm:running',
+    ]);
     const status = await call('proxmox_vm_status', { host: 'pve', vmid: 200 });
     expect(status.text).toContain('VM 200 on pve: running');
   });

@@ -27,7 +27,14 @@ function rawPost(path: string, headers: Record<string, string>, body: string): P
   const target = new URL(stack.worker.url);
   return new Promise((resolve, reject) => {
     const sent = request(
-      { host: target.hostname, port: Number(target.port), path, method: 'POST', headers: { 'Content-Length': String(Buffer.byteLength(body)), ...headers }, timeout: 30_000 },
+      {
+        host: target.hostname,
+        port: Number(target.port),
+        path,
+        method: 'POST',
+        headers: { 'Content-Length': String(Buffer.byteLength(body)), ...headers },
+        timeout: 30_000,
+      },
       (response) => {
         let text = '';
         response.setEncoding('utf8');
@@ -45,12 +52,18 @@ function rawPost(path: string, headers: Record<string, string>, body: string): P
 }
 
 function mcpHeaders(extra: Record<string, string> = {}): Record<string, string> {
-  const headers: Record<string, string> = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+  const headers: Record<string, string> = {
+    Authorization: `Bearer ${token}`,
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2025-11-25',
+  };
   if (sessionId) headers['mcp-session-id'] = sessionId;
   return { Host: new URL(stack.worker.url).host, ...headers, ...extra };
 }
 
-const execCall = (command: string): string => JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'ssh_exec_command', arguments: { command } } });
+const execCall = (command: string): string =>
+  JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'ssh_exec_command', arguments: { command } } });
 
 async function auditedCommands(): Promise<string[]> {
   const audit = await adminApi(stack.worker).get('audit?tool=ssh_exec_command&limit=1000');
@@ -64,7 +77,16 @@ beforeAll(async () => {
   token = stack.mcp.accessToken();
   // A session of our own, opened the ordinary way, so the forged requests below lack nothing but the right name.
   sessionId = '';
-  const opened = await rawPost('/mcp', mcpHeaders(), JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'rebinding-e2e', version: '1' } } }));
+  const opened = await rawPost(
+    '/mcp',
+    mcpHeaders(),
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'rebinding-e2e', version: '1' } },
+    }),
+  );
   expect(opened.status).toBe(200);
   const header = opened.headers['mcp-session-id'];
   if (typeof header !== 'string') throw new Error('no session id');

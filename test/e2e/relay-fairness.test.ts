@@ -85,7 +85,11 @@ describe('a flood from one user', () => {
     // The admin (another user) keeps working while the flood is on.
     const others: Array<{ text: string; isError: boolean }> = [];
     do {
-      others.push(await stack.call('ssh_exec_command', { command: `echo still-served-${others.length}`, timeout: 20 }).then((result) => ({ text: textOf(result), isError: result.isError === true })));
+      others.push(
+        await stack
+          .call('ssh_exec_command', { command: `echo still-served-${others.length}`, timeout: 20 })
+          .then((result) => ({ text: textOf(result), isError: result.isError === true })),
+      );
     } while (flooding && others.length < 200);
     const answers = await flood;
 
@@ -94,7 +98,10 @@ describe('a flood from one user', () => {
     for (const answer of answers) codes.set(codeOf(answer), (codes.get(codeOf(answer)) ?? 0) + 1);
     // Each call got an answer of its own: never a timeout, a protocol error or a lost request.
     const allowed = new Set(['ok', 'path_not_found', 'ssh_error', 'relay_busy']);
-    expect([...codes.keys()].filter((code) => !allowed.has(code)), JSON.stringify(Object.fromEntries(codes))).toEqual([]);
+    expect(
+      [...codes.keys()].filter((code) => !allowed.has(code)),
+      JSON.stringify(Object.fromEntries(codes)),
+    ).toEqual([]);
     // The operator's commands ran (the command is echoed nowhere, but each got its result).
     expect(answers.slice(FLOOD_CALLS).every((answer) => codeOf(answer) === 'ok' || codeOf(answer) === 'relay_busy')).toBe(true);
     expect(answers.slice(FLOOD_CALLS).some((answer) => codeOf(answer) === 'ok')).toBe(true);

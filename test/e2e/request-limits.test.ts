@@ -59,7 +59,9 @@ function rawChunkedPut(url: string, headers: string[], size: number): Promise<st
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 'closed'));
     socket.on('connect', () => {
-      socket.write(`PUT ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nConnection: close\r\n${headers.map((line) => `${line}\r\n`).join('')}Transfer-Encoding: chunked\r\n\r\n`);
+      socket.write(
+        `PUT ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nConnection: close\r\n${headers.map((line) => `${line}\r\n`).join('')}Transfer-Encoding: chunked\r\n\r\n`,
+      );
       const chunk = Buffer.alloc(256 * 1024, 0x61);
       let sent = 0;
       const more = (): void => {
@@ -160,7 +162,12 @@ describe('mcp-remote-exec admin audit --jsonl through a slow pipe', () => {
     expect(held.text.length).toBeGreaterThan(3 * 64 * 1024);
 
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'mcp-remote-exec.mjs'), 'admin', 'audit', '--jsonl', '--limit', '10000'], {
-      env: { ...process.env, MCP_REMOTE_EXEC_URL: stack.worker.url, MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser, MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword },
+      env: {
+        ...process.env,
+        MCP_REMOTE_EXEC_URL: stack.worker.url,
+        MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser,
+        MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -177,7 +184,10 @@ describe('mcp-remote-exec admin audit --jsonl through a slow pipe', () => {
     // After an explicit pause(), a 'data' listener alone does not restart the flow.
     child.stdout.resume();
     expect(await exited, stderr).toBe(0);
-    const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter((line) => line !== '');
+    const lines = Buffer.concat(chunks)
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line !== '');
     expect(lines.length).toBeGreaterThanOrEqual(expected);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
   });
@@ -198,7 +208,9 @@ describe('the sign-in rate limit against a client that sets its own address head
       expect(response.status).toBe(401);
     }
     // Even the right password, from a "new" address by every header, is now refused.
-    const locked = await fetch(`${stack.worker.url}/admin/api/users`, { headers: { Authorization: basic(stack.worker.adminUser, stack.worker.adminPassword), ...spoof(200) } });
+    const locked = await fetch(`${stack.worker.url}/admin/api/users`, {
+      headers: { Authorization: basic(stack.worker.adminUser, stack.worker.adminPassword), ...spoof(200) },
+    });
     await locked.text();
     expect(locked.status).toBe(429);
   });

@@ -53,7 +53,13 @@ beforeAll(async () => {
   worker = await startWorker({
     port,
     secrets: { OIDC_CLIENT_SECRET: idp.clientSecret },
-    vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_DISPLAY_NAME: 'Corp SSO', OIDC_SCOPES: 'openid email profile groups', OIDC_ALLOWED_GROUPS: 'ops' },
+    vars: {
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: idp.clientId,
+      OIDC_DISPLAY_NAME: 'Corp SSO',
+      OIDC_SCOPES: 'openid email profile groups',
+      OIDC_ALLOWED_GROUPS: 'ops',
+    },
   });
   browser = await launchBrowser();
 });

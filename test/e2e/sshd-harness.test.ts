@@ -24,7 +24,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-
 /** Same form as `ssh-keygen -lf`: SHA256 of the wire-format key blob, base64 without padding. */
 function fingerprintOf(keyBlob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '');
@@ -98,7 +97,6 @@ async function exec(client: Client, command: string): Promise<ExecResult> {
   );
 }
 
-
 function portAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = createConnection({ host: '127.0.0.1', port });
@@ -138,116 +136,136 @@ describe('sshd test fixture', () => {
     expect(fingerprintOf(Buffer.from(blob ?? '', 'base64'))).toBe(sshd.hostKeyFingerprint);
   });
 
-  it('accepts the client key and presents the expected host key', async () => {
-    const { client, presentedFingerprint } = await connect(sshd, { privateKey: sshd.privateKey });
-    try {
-      expect(presentedFingerprint).toBe(sshd.hostKeyFingerprint);
-      const r = await exec(client, 'id -un; pwd');
-      expect(r.code).toBe(0);
-      expect(r.stdout).toBe(`mcpre-test\n${sshd.home}\n`);
-    } finally {
-      client.end();
-    }
-  }, TEST_MS);
-
-  it('accepts the password', async () => {
-    const { client } = await connect(sshd, { password: sshd.password, tryKeyboard: false });
-    try {
-      const r = await exec(client, 'id -un');
-      expect(r.stdout.trim()).toBe('mcpre-test');
-    } finally {
-      client.end();
-    }
-  }, TEST_MS);
-
-  it('refuses a wrong password', async () => {
-    const attempt = connect(sshd, { password: `${sshd.password}-wrong`, tryKeyboard: false });
-    // sshd delays failed password attempts a little; still well within the bound.
-    await expect(attempt).rejects.toMatchObject({ level: 'client-authentication' });
-  }, TEST_MS);
-
-  it('rejects a host verifier mismatch (the verifier is really consulted)', async () => {
-    const client = new Client();
-    const failed = new Promise<Error>((resolve) => client.once('error', resolve));
-    client.connect({
-      host: sshd.host,
-      port: sshd.port,
-      username: sshd.user,
-      privateKey: sshd.privateKey,
-      readyTimeout: STEP_MS,
-      hostVerifier: (): boolean => false,
-    });
-    const err = await withTimeout(failed, STEP_MS, 'host verification failure');
-    client.end();
-    expect(err.message).toMatch(/verification failed/i);
-  }, TEST_MS);
-
-  it('remoteProcesses finds a command started over SSH, and not after it is killed', async () => {
-    const { client } = await connect(sshd, { privateKey: sshd.privateKey });
-    try {
-      const channel = await openExec(client, 'sleep 37.5');
-      // An ssh2 channel only emits 'close' once its streams are drained.
-      channel.resume();
-      channel.stderr.resume();
-      const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-      let pids: number[] = [];
-      await waitFor(
-        () => (pids = remoteProcesses('sleep 37.5', sshd.user)).length > 0,
-        STEP_MS,
-        'sleep 37.5 to appear',
-      );
-      expect(pids).toHaveLength(1);
-      const pid = pids[0] ?? -1;
-
-      // What the project's kill-on-timeout relies on: sshd setsid()s the
-      // no-pty exec child, so `bash -c CMD` (here exec'd into sleep) leads its
-      // own session and process group, and `kill -- -PID` reaches all of it.
-      const ids = processIds(pid);
-      expect(ids).toMatchObject({ pgid: pid, sid: pid });
-
-      process.kill(pid, 'SIGKILL');
-      await waitFor(
-        () => remoteProcesses('sleep 37.5', sshd.user).length === 0,
-        STEP_MS,
-        'sleep 37.5 to disappear',
-      );
-      await withTimeout(closed, STEP_MS, 'channel close after kill');
-    } finally {
-      // If an assertion failed first, don't leave the sleep behind for later tests.
-      for (const pid of remoteProcesses('sleep 37.5', sshd.user)) process.kill(pid, 'SIGKILL');
-      client.end();
-    }
-  }, TEST_MS);
-
-  it('applies maxSessions', async () => {
-    const limited = await startSshd({ maxSessions: 1 });
-    try {
-      const { client } = await connect(limited, { privateKey: limited.privateKey });
+  it(
+    'accepts the client key and presents the expected host key',
+    async () => {
+      const { client, presentedFingerprint } = await connect(sshd, { privateKey: sshd.privateKey });
       try {
-        const first = await openExec(client, 'sleep 5');
-        await expect(openExec(client, 'true')).rejects.toThrow(/open failed/i);
-        first.signal('KILL');
-        first.close();
+        expect(presentedFingerprint).toBe(sshd.hostKeyFingerprint);
+        const r = await exec(client, 'id -un; pwd');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toBe(`mcpre-test\n${sshd.home}\n`);
       } finally {
         client.end();
       }
-    } finally {
-      await limited.stop();
-    }
-  }, TEST_MS);
+    },
+    TEST_MS,
+  );
 
-  it('stop() ends the sshd process and removes its directory', async () => {
-    const other = await startSshd();
-    expect(isAlive(other.pid)).toBe(true);
-    expect(existsSync(other.dir)).toBe(true);
-    expect(await portAccepts(other.port)).toBe(true);
+  it(
+    'accepts the password',
+    async () => {
+      const { client } = await connect(sshd, { password: sshd.password, tryKeyboard: false });
+      try {
+        const r = await exec(client, 'id -un');
+        expect(r.stdout.trim()).toBe('mcpre-test');
+      } finally {
+        client.end();
+      }
+    },
+    TEST_MS,
+  );
 
-    await withTimeout(other.stop(), 15_000, 'stop()');
+  it(
+    'refuses a wrong password',
+    async () => {
+      const attempt = connect(sshd, { password: `${sshd.password}-wrong`, tryKeyboard: false });
+      // sshd delays failed password attempts a little; still well within the bound.
+      await expect(attempt).rejects.toMatchObject({ level: 'client-authentication' });
+    },
+    TEST_MS,
+  );
 
-    expect(isAlive(other.pid)).toBe(false);
-    expect(existsSync(other.dir)).toBe(false);
-    expect(await portAccepts(other.port)).toBe(false);
-    // Idempotent: afterAll hooks may call it again.
-    await other.stop();
-  }, TEST_MS);
+  it(
+    'rejects a host verifier mismatch (the verifier is really consulted)',
+    async () => {
+      const client = new Client();
+      const failed = new Promise<Error>((resolve) => client.once('error', resolve));
+      client.connect({
+        host: sshd.host,
+        port: sshd.port,
+        username: sshd.user,
+        privateKey: sshd.privateKey,
+        readyTimeout: STEP_MS,
+        hostVerifier: (): boolean => false,
+      });
+      const err = await withTimeout(failed, STEP_MS, 'host verification failure');
+      client.end();
+      expect(err.message).toMatch(/verification failed/i);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'remoteProcesses finds a command started over SSH, and not after it is killed',
+    async () => {
+      const { client } = await connect(sshd, { privateKey: sshd.privateKey });
+      try {
+        const channel = await openExec(client, 'sleep 37.5');
+        // An ssh2 channel only emits 'close' once its streams are drained.
+        channel.resume();
+        channel.stderr.resume();
+        const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+        let pids: number[] = [];
+        await waitFor(() => (pids = remoteProcesses('sleep 37.5', sshd.user)).length > 0, STEP_MS, 'sleep 37.5 to appear');
+        expect(pids).toHaveLength(1);
+        const pid = pids[0] ?? -1;
+
+        // What the project's kill-on-timeout relies on: sshd setsid()s the
+        // no-pty exec child, so `bash -c CMD` (here exec'd into sleep) leads its
+        // own session and process group, and `kill -- -PID` reaches all of it.
+        const ids = processIds(pid);
+        expect(ids).toMatchObject({ pgid: pid, sid: pid });
+
+        process.kill(pid, 'SIGKILL');
+        await waitFor(() => remoteProcesses('sleep 37.5', sshd.user).length === 0, STEP_MS, 'sleep 37.5 to disappear');
+        await withTimeout(closed, STEP_MS, 'channel close after kill');
+      } finally {
+        // If an assertion failed first, don't leave the sleep behind for later tests.
+        for (const pid of remoteProcesses('sleep 37.5', sshd.user)) process.kill(pid, 'SIGKILL');
+        client.end();
+      }
+    },
+    TEST_MS,
+  );
+
+  it(
+    'applies maxSessions',
+    async () => {
+      const limited = await startSshd({ maxSessions: 1 });
+      try {
+        const { client } = await connect(limited, { privateKey: limited.privateKey });
+        try {
+          const first = await openExec(client, 'sleep 5');
+          await expect(openExec(client, 'true')).rejects.toThrow(/open failed/i);
+          first.signal('KILL');
+          first.close();
+        } finally {
+          client.end();
+        }
+      } finally {
+        await limited.stop();
+      }
+    },
+    TEST_MS,
+  );
+
+  it(
+    'stop() ends the sshd process and removes its directory',
+    async () => {
+      const other = await startSshd();
+      expect(isAlive(other.pid)).toBe(true);
+      expect(existsSync(other.dir)).toBe(true);
+      expect(await portAccepts(other.port)).toBe(true);
+
+      await withTimeout(other.stop(), 15_000, 'stop()');
+
+      expect(isAlive(other.pid)).toBe(false);
+      expect(existsSync(other.dir)).toBe(false);
+      expect(await portAccepts(other.port)).toBe(false);
+      // Idempotent: afterAll hooks may call it again.
+      await other.stop();
+    },
+    TEST_MS,
+  );
 });

@@ -29,11 +29,19 @@ afterAll(async () => {
 });
 
 function serverParams(): { command: string; args: string[]; env: Record<string, string>; cwd: string } {
-  return { command: process.execPath, args: [CLI], env: stdioEnv(sshd, { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' }), cwd: mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-')) };
+  return {
+    command: process.execPath,
+    args: [CLI],
+    env: stdioEnv(sshd, { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' }),
+    cwd: mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-')),
+  };
 }
 
 async function connect2026(): Promise<Client2026> {
-  const client = new Client2026({ name: 'stdio-2026', version: VERSION }, { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { form: {} } } });
+  const client = new Client2026(
+    { name: 'stdio-2026', version: VERSION },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { form: {} } } },
+  );
   client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name: 'Grace' } }));
   await client.connect(new Stdio2026(serverParams()));
   closers.push(() => client.close());
@@ -44,7 +52,10 @@ describe('stdio mode, 2026-07-28 client', () => {
   it('runs a command with progress, and asks its question as input_required', async () => {
     const client = await connect2026();
     const progress: number[] = [];
-    const ran = await client.callTool({ name: 'ssh_exec_command', arguments: { command: 'sleep 1.5; echo stdio-2026' } }, { onprogress: (event) => progress.push(event.progress) });
+    const ran = await client.callTool(
+      { name: 'ssh_exec_command', arguments: { command: 'sleep 1.5; echo stdio-2026' } },
+      { onprogress: (event) => progress.push(event.progress) },
+    );
     expect(ran.structuredContent).toMatchObject({ stdout: 'stdio-2026\n', exit_code: 0 });
     expect(progress.length).toBeGreaterThan(0);
     const asked = await client.callTool({ name: 'test_ask_name', arguments: {} });

@@ -221,18 +221,33 @@ describe('progress', () => {
   it('sends progress up to the total before the result, for an upload and a download', async () => {
     const source = join(local, 'progress.bin');
     writeFileSync(source, randomBytes(MAX));
-    const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
-    const call = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: { progressToken: `p${id}` } } });
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    };
+    const call = (id: number, name: string, args: Record<string, unknown>) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name, arguments: args, _meta: { progressToken: `p${id}` } },
+    });
     const exchange = async (request: Record<string, unknown>): Promise<string[]> =>
-      (await rawStdioExchange(stdioEnv(sshd, { MAX_FILE_SIZE: String(MAX) }), [initialize, { jsonrpc: '2.0', method: 'notifications/initialized' }, request])).stdout;
+      (await rawStdioExchange(stdioEnv(sshd, { MAX_FILE_SIZE: String(MAX) }), [initialize, { jsonrpc: '2.0', method: 'notifications/initialized' }, request]))
+        .stdout;
     const stdout = [
       ...(await exchange(call(2, 'ssh_upload_file', { local_path: source, remote_path: `${dir}/progress.bin` }))),
       ...(await exchange(call(3, 'ssh_download_file', { remote_path: `${dir}/progress.bin`, local_path: join(local, 'progress-back.bin') }))),
     ];
-    const messages = stdout.map((line) => JSON.parse(line) as { id?: number; method?: string; params?: { progressToken?: string; progress?: number; total?: number } });
+    const messages = stdout.map(
+      (line) => JSON.parse(line) as { id?: number; method?: string; params?: { progressToken?: string; progress?: number; total?: number } },
+    );
     for (const id of [2, 3]) {
       const resultAt = messages.findIndex((message) => message.id === id);
-      const progress = messages.filter((message, index) => message.method === 'notifications/progress' && message.params?.progressToken === `p${id}` && index < resultAt);
+      const progress = messages.filter(
+        (message, index) => message.method === 'notifications/progress' && message.params?.progressToken === `p${id}` && index < resultAt,
+      );
       expect(resultAt).toBeGreaterThan(0);
       expect(progress.at(-1)?.params).toMatchObject({ progress: MAX, total: MAX });
     }

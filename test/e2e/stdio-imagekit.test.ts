@@ -82,8 +82,11 @@ describe('ImageKit in the stdio mode', () => {
   it('replaces the local-path transfer tools, as the seed did', async () => {
     const session = await open({ ENABLE_PROXMOX: 'true' });
     const names = (await session.client.listTools()).tools.map((tool) => tool.name);
-    expect(names).toEqual(expect.arrayContaining(['imagekit_request_upload', 'imagekit_confirm_upload', 'imagekit_request_download', 'imagekit_confirm_download', 'ssh_read_file']));
-    for (const gone of ['ssh_upload_file', 'ssh_download_file', 'proxmox_upload_file_to_container', 'proxmox_download_file_from_container']) expect(names).not.toContain(gone);
+    expect(names).toEqual(
+      expect.arrayContaining(['imagekit_request_upload', 'imagekit_confirm_upload', 'imagekit_request_download', 'imagekit_confirm_download', 'ssh_read_file']),
+    );
+    for (const gone of ['ssh_upload_file', 'ssh_download_file', 'proxmox_upload_file_to_container', 'proxmox_download_file_from_container'])
+      expect(names).not.toContain(gone);
   });
 
   it('moves a file up and down, and keeps a transfer across a restart', async () => {

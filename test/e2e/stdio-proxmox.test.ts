@@ -48,7 +48,11 @@ describe('Proxmox in the stdio mode', () => {
   it('stops setsid and nohup children of a container command on timeout', async () => {
     // The seconds in a variable, so only the sleeps' command lines read "sleep 1009.5". The first sleep's parent
     // ends at once, so only its environment marker ties it to the run.
-    const result = await call('proxmox_container_exec_command', { ctid: 101, command: 's=1009.5; (setsid sleep $s >/dev/null 2>&1 &); nohup sleep $s & sleep $s', timeout: 2 });
+    const result = await call('proxmox_container_exec_command', {
+      ctid: 101,
+      command: 's=1009.5; (setsid sleep $s >/dev/null 2>&1 &); nohup sleep $s & sleep $s',
+      timeout: 2,
+    });
     expect(textOf(result)).toContain('TIMED OUT');
     const left = remoteProcesses('sleep 1009.5', sshd.user);
     for (const pid of left) process.kill(pid, 'SIGKILL');
@@ -75,7 +79,13 @@ describe('Proxmox in the stdio mode', () => {
 
   it('lists containers and runs a command in one', async () => {
     const listed = await call('proxmox_list_containers', { response_format: 'json' });
-    expect(listed.structuredContent).toMatchObject({ host: 'pve', containers: [{ vmid: '101', name: 'web', lock: null }, { vmid: '102', name: 'db' }] });
+    expect(listed.structuredContent).toMatchObject({
+      host: 'pve',
+      containers: [
+        { vmid: '101', name: 'web', lock: null },
+        { vmid: '102', name: 'db' },
+      ],
+    });
     const ran = await call('proxmox_container_exec_command', { ctid: 101, command: 'echo "$((6*7))"', response_format: 'json' });
     expect(ran.structuredContent).toMatchObject({ exit_code: 0, stdout: '42\n' });
   });

@@ -63,7 +63,10 @@ describe('stopping a command on timeout and cancel', () => {
 
   it('stops a setsid child that no longer writes to the output, found by the marker in its environment', async () => {
     const sleeps = ['sleep 1005.1', 'sleep 1005.2'];
-    const result = await call('ssh_exec_command', { command: `setsid ${sleeps[0]} >/dev/null 2>&1 & nohup ${sleeps[1]} >/dev/null 2>&1 & sleep 1005.3`, timeout: 2 });
+    const result = await call('ssh_exec_command', {
+      command: `setsid ${sleeps[0]} >/dev/null 2>&1 & nohup ${sleeps[1]} >/dev/null 2>&1 & sleep 1005.3`,
+      timeout: 2,
+    });
     expect(textOf(result)).toContain('TIMED OUT');
     expect(running([...sleeps, 'sleep 1005.3'])).toEqual([]);
   });
@@ -85,7 +88,11 @@ describe('stopping a command on timeout and cancel', () => {
   it('stops setsid and nohup children when the client cancels', async () => {
     const sleeps = ['sleep 1004.1', 'sleep 1004.2', 'sleep 1004.3'];
     const controller = new AbortController();
-    const pending = call('ssh_exec_command', { command: `setsid ${sleeps[0]} & nohup ${sleeps[1]} & setsid env -i ${sleeps[2]}; wait`, timeout: 60 }, controller.signal);
+    const pending = call(
+      'ssh_exec_command',
+      { command: `setsid ${sleeps[0]} & nohup ${sleeps[1]} & setsid env -i ${sleeps[2]}; wait`, timeout: 60 },
+      controller.signal,
+    );
     await started(sleeps);
     controller.abort();
     await expect(pending).rejects.toThrow();
@@ -96,7 +103,10 @@ describe('stopping a command on timeout and cancel', () => {
   });
 
   it('leaves exit code, stdout and stderr as the command made them, and no watchdog behind', async () => {
-    const result = await call('ssh_exec_command', { command: 'echo "o:$o:$mre_o"; echo err >&2; printf "%s" "$MRE_RUN" | wc -c >&2; echo "$$" >&2; exit 7', response_format: 'json' });
+    const result = await call('ssh_exec_command', {
+      command: 'echo "o:$o:$mre_o"; echo err >&2; printf "%s" "$MRE_RUN" | wc -c >&2; echo "$$" >&2; exit 7',
+      response_format: 'json',
+    });
     expect(result.structuredContent).toMatchObject({ exit_code: 7, stdout: 'o::\n', timed_out: false });
     const [first, length, shellPid] = execStructuredOutput.parse(result.structuredContent).stderr.split('\n');
     expect([first, length]).toEqual(['err', '16']);

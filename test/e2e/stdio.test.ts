@@ -138,7 +138,7 @@ describe('startup errors', () => {
 });
 
 describe('serving MCP over stdio', () => {
-  it('offers the Worker\'s host tools (less the relay check) and the seed\'s file tools', async () => {
+  it("offers the Worker's host tools (less the relay check) and the seed's file tools", async () => {
     const { tools } = await session.client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       'ssh_download_file',
@@ -231,7 +231,12 @@ describe('serving MCP over stdio', () => {
     const multi = await connectStdio(stdioEnv(sshd, { HOST: '', BETA_PASSWORD: sshd.password }), ['--config', config]);
     try {
       const hosts = await call(multi, 'ssh_list_hosts', {});
-      expect(hosts.structuredContent).toMatchObject({ hosts: [{ name: 'alpha', reachable: true, labels: { env: 'a' } }, { name: 'beta', reachable: true }] });
+      expect(hosts.structuredContent).toMatchObject({
+        hosts: [
+          { name: 'alpha', reachable: true, labels: { env: 'a' } },
+          { name: 'beta', reachable: true },
+        ],
+      });
       expect(textOf(await call(multi, 'ssh_exec_command', { command: 'true' }))).toContain('Error [host_ambiguous]');
       expect((await call(multi, 'ssh_exec_command', { command: 'echo b', host: 'beta' })).structuredContent).toMatchObject({ stdout: 'b\n' });
     } finally {

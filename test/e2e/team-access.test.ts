@@ -100,7 +100,9 @@ describe('the admin API', () => {
     const refused = await admin.put('policy', { version: 1, grants: [{ subjects: ['alice'], role: 'root', hosts: [] }] });
     expect(refused.status).toBe(400);
     expect(String(refused.body.message)).toMatch(/subject|role/);
-    expect((await admin.get('policy')).body).toEqual(expect.objectContaining({ grants: expect.arrayContaining([expect.objectContaining({ subjects: ['user:bob'] })]) }));
+    expect((await admin.get('policy')).body).toEqual(
+      expect.objectContaining({ grants: expect.arrayContaining([expect.objectContaining({ subjects: ['user:bob'] })]) }),
+    );
   });
 });
 
@@ -170,7 +172,7 @@ describe('policy in tool calls', () => {
     expect((await call(carol, 'ssh_exec_command', { host: 'lab', command: 'true' })).isError).toBe(false);
   });
 
-  it("keeps a host the relay marks read-only at viewer, even for an admin", async () => {
+  it('keeps a host the relay marks read-only at viewer, even for an admin', async () => {
     const refused = await stack.call('ssh_exec_command', { host: 'vault', command: 'true' });
     expect(refused.isError).toBe(true);
     // The real reason, not a grant an admin could give: the relay's configuration.
@@ -245,7 +247,12 @@ describe('revoking a user', () => {
 describe('the admin command', () => {
   function admin(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
     const result = spawnSync(process.execPath, [CLI, 'admin', ...args], {
-      env: { PATH: process.env.PATH, MCP_REMOTE_EXEC_URL: stack.worker.url, MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser, MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword },
+      env: {
+        PATH: process.env.PATH,
+        MCP_REMOTE_EXEC_URL: stack.worker.url,
+        MCP_REMOTE_EXEC_ADMIN_USER: stack.worker.adminUser,
+        MCP_REMOTE_EXEC_ADMIN_PASSWORD: stack.worker.adminPassword,
+      },
       encoding: 'utf8',
       timeout: 30_000,
       ...(input !== undefined ? { input } : {}),
@@ -285,7 +292,10 @@ describe('the admin command', () => {
   it('exports the audit log as JSONL', () => {
     const exported = admin(['audit', '--user', 'dave', '--jsonl']);
     expect(exported.code, exported.stderr).toBe(0);
-    const entries = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { user: string; tool: string });
+    const entries = exported.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { user: string; tool: string });
     expect(entries.some((entry) => entry.user === 'dave' && entry.tool === 'ssh_exec_command')).toBe(true);
   });
 
@@ -300,7 +310,10 @@ describe('the admin command', () => {
     // The export stays exact JSON, its string the command as typed.
     const exported = admin(['audit', '--tool', 'ssh_exec_command', '--jsonl']);
     expect(exported.stdout).not.toMatch(/[\u007f-\u009f\u202a-\u202e]/);
-    const targets = exported.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { target: string }).target);
+    const targets = exported.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { target: string }).target);
     expect(targets).toContain(hostile);
   });
 });

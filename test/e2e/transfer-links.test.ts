@@ -174,7 +174,10 @@ describe('one-time transfer links', () => {
     expect(token).toHaveLength(43); // 256 bits, base64url
     // Our log lines are JSON objects; wrangler's own access log (like Cloudflare's request logs)
     // records URLs, which the README's security notes point out.
-    const ours = stack.worker.process.output().split('\n').filter((line) => line.includes('"level"'));
+    const ours = stack.worker.process
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"level"'));
     expect(ours.length).toBeGreaterThan(0);
     expect(ours.filter((line) => line.includes(token))).toEqual([]);
     expect(stack.relay.process.output()).not.toContain(token);

@@ -81,7 +81,9 @@ describe('file tools through the Worker and the relay', () => {
     expect(first.content).toHaveLength(1000);
     const rest = structured<{ content: string; truncated: boolean }>(await stack.call('ssh_read_file', { path: `${dir}/text.txt`, offset: 1000 }));
     expect(first.content + rest.content).toBe('ab'.repeat(800));
-    const listing = structured<{ entries: Array<{ name: string; type: string }> }>(await stack.call('ssh_list_directory', { path: dir, response_format: 'json' }));
+    const listing = structured<{ entries: Array<{ name: string; type: string }> }>(
+      await stack.call('ssh_list_directory', { path: dir, response_format: 'json' }),
+    );
     expect(listing.entries.map((entry) => entry.name)).toContain('text.txt');
   });
 

@@ -60,7 +60,9 @@ describe('the host-side deadline', () => {
     if (pid === null) throw new Error('the stdio server has no PID');
     const calledAt = Date.now();
     // The seconds in a variable: only the two sleeps' command lines then read "sleep 1000.5".
-    const pending = session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 's=1000.5; setsid sleep $s & sleep $s', timeout: 5 } }).catch(() => undefined);
+    const pending = session.client
+      .callTool({ name: 'ssh_exec_command', arguments: { command: 's=1000.5; setsid sleep $s & sleep $s', timeout: 5 } })
+      .catch(() => undefined);
     const until = Date.now() + 10_000;
     while (remoteProcesses('sleep 1000.5', sshd.user).length < 2 && Date.now() < until) await sleep(50);
     expect(remoteProcesses('sleep 1000.5', sshd.user)).toHaveLength(2);

@@ -38,7 +38,9 @@ describe('the Worker stops during a call', () => {
     const transportErrors: Array<{ at: number; message: string }> = [];
     stack.mcp.raw.client.onerror = (error: Error) => transportErrors.push({ at: Date.now(), message: error.message });
     const giveUp = new AbortController();
-    const call = stack.call('ssh_exec_command', { command, timeout: 90 }, { timeoutMs: CLIENT_TIMEOUT_MS, signal: giveUp.signal }).catch((error: unknown) => error);
+    const call = stack
+      .call('ssh_exec_command', { command, timeout: 90 }, { timeoutMs: CLIENT_TIMEOUT_MS, signal: giveUp.signal })
+      .catch((error: unknown) => error);
     await waitFor(() => remoteProcesses('sleep 97', stack.sshd.user).length > 0, 10_000, 'the command to start');
 
     // Written before the command was sent: visible while it runs.
@@ -51,7 +53,11 @@ describe('the Worker stops during a call', () => {
     // The call's stream is closed at once, not held open until the client's own timeout. (The SDK v1
     // client then retries the stream and, finding nobody, keeps the request pending until its
     // timeout: that wait is the client's, so the test stops waiting for it here.)
-    await waitFor(() => transportErrors.some((error) => /SSE stream disconnected|fetch failed|ECONNREFUSED|terminated/i.test(error.message)), CLIENT_TIMEOUT_MS / 4, 'the client to see its connection closed');
+    await waitFor(
+      () => transportErrors.some((error) => /SSE stream disconnected|fetch failed|ECONNREFUSED|terminated/i.test(error.message)),
+      CLIENT_TIMEOUT_MS / 4,
+      'the client to see its connection closed',
+    );
     const closedAfterMs = (transportErrors[0]?.at ?? Infinity) - killedAt;
     expect(closedAfterMs).toBeLessThan(CLIENT_TIMEOUT_MS / 4);
     giveUp.abort();

@@ -45,10 +45,15 @@ export interface SuiteRun {
 
 function runCli(args: string[], timeoutMs: number): Promise<{ exitCode: number | null; output: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } }, (error, stdout, stderr) => {
-      const exitCode = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      resolve({ exitCode, output: `${stdout}\n${stderr}` });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } },
+      (error, stdout, stderr) => {
+        const exitCode = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+        resolve({ exitCode, output: `${stdout}\n${stderr}` });
+      },
+    );
   });
 }
 
@@ -92,7 +97,10 @@ export async function runServerSuite(url: string, version: SpecVersion, baseline
   const expected = await serverScenarios(version);
   const dir = mkdtempSync(join(tmpdir(), 'mre-conformance-'));
   try {
-    const { exitCode, output } = await runCli(['server', '--url', url, '--suite', 'all', '--spec-version', version, '--expected-failures', baselinePath, '-o', dir], timeoutMs);
+    const { exitCode, output } = await runCli(
+      ['server', '--url', url, '--suite', 'all', '--spec-version', version, '--expected-failures', baselinePath, '-o', dir],
+      timeoutMs,
+    );
     return { version, expected, results: readResults(dir), exitCode, output };
   } finally {
     rmSync(dir, { recursive: true, force: true });

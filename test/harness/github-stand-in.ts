@@ -82,7 +82,11 @@ export async function startGithubStandIn(options: { redirectUri: string; account
     res.end(new URLSearchParams(body).toString());
   };
   const tokenError = (req: IncomingMessage, res: ServerResponse, error: string, description: string): void =>
-    tokenAnswer(req, res, { error, error_description: description, error_uri: 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors' });
+    tokenAnswer(req, res, {
+      error,
+      error_description: description,
+      error_uri: 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors',
+    });
 
   const bearer = (req: IncomingMessage): { login: string; scope: string } | null => {
     const match = /^(?:Bearer|token) (\S+)$/i.exec(req.headers.authorization ?? '');
@@ -110,7 +114,13 @@ export async function startGithubStandIn(options: { redirectUri: string; account
           const account = accounts.get(state.signedInAs.toLowerCase());
           if (!account) return json(res, 401, { message: 'no GitHub user is signed in at the stand-in' });
           const code = randomBytes(10).toString('hex');
-          codes.set(code, { login: account.login, redirectUri, scope: params.get('scope') ?? '', challenge: params.get('code_challenge'), expiresAt: Date.now() + 600_000 });
+          codes.set(code, {
+            login: account.login,
+            redirectUri,
+            scope: params.get('scope') ?? '',
+            challenge: params.get('code_challenge'),
+            expiresAt: Date.now() + 600_000,
+          });
           back.searchParams.set('code', code);
         }
         res.writeHead(302, { Location: back.toString() });
@@ -131,7 +141,9 @@ export async function startGithubStandIn(options: { redirectUri: string; account
           return tokenError(req, res, 'redirect_uri_mismatch', 'The redirect_uri MUST match the registered callback URL for this application.');
         }
         if (issued.challenge !== null) {
-          const computed = createHash('sha256').update(fields.code_verifier ?? '').digest('base64url');
+          const computed = createHash('sha256')
+            .update(fields.code_verifier ?? '')
+            .digest('base64url');
           if (computed !== issued.challenge) return tokenError(req, res, 'bad_verification_code', 'The code_verifier does not match the code_challenge.');
         }
         const token = `gho_${randomBytes(18).toString('hex')}`;
@@ -140,7 +152,12 @@ export async function startGithubStandIn(options: { redirectUri: string; account
       }
       if (req.method === 'GET' && requestUrl.pathname === '/user') {
         const who = bearer(req);
-        if (!who) return json(res, 401, { message: 'Requires authentication', documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user', status: '401' });
+        if (!who)
+          return json(res, 401, {
+            message: 'Requires authentication',
+            documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user',
+            status: '401',
+          });
         const account = accounts.get(who.login.toLowerCase());
         if (!account) return notFound(res);
         return json(res, 200, {

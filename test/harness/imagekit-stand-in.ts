@@ -140,7 +140,9 @@ function sameText(a: string, b: string): boolean {
 
 /** 24 hex digits, the shape of ImageKit's (MongoDB ObjectId) file and version ids. */
 function objectId(): string {
-  const time = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0');
+  const time = Math.floor(Date.now() / 1000)
+    .toString(16)
+    .padStart(8, '0');
   return time + randomBytes(8).toString('hex');
 }
 
@@ -366,7 +368,12 @@ export async function startImageKitStandIn(options: ImageKitStandInOptions): Pro
     const isPrivateFile = flag('isPrivateFile', false);
     const folder = normalizeFolder(text('folder') ?? '/');
     const tagsText = text('tags');
-    const tags = tagsText ? tagsText.split(',').map((tag) => tag.trim()).filter(Boolean) : null;
+    const tags = tagsText
+      ? tagsText
+          .split(',')
+          .map((tag) => tag.trim())
+          .filter(Boolean)
+      : null;
 
     let name = sanitizeFileName(fileName);
     if (useUniqueFileName) {
@@ -396,12 +403,31 @@ export async function startImageKitStandIn(options: ImageKitStandInOptions): Pro
         }
       : (() => {
           const fileId = objectId();
-          return { fileId, versionId: fileId, versionNumber: 1, name, filePath, folder, size: bytes.length, isPrivateFile, tags, createdAt: timestamp, updatedAt: timestamp, mime: mimeOf(name), bytes };
+          return {
+            fileId,
+            versionId: fileId,
+            versionNumber: 1,
+            name,
+            filePath,
+            folder,
+            size: bytes.length,
+            isPrivateFile,
+            tags,
+            createdAt: timestamp,
+            updatedAt: timestamp,
+            mime: mimeOf(name),
+            bytes,
+          };
         })();
     stored.set(record.fileId, record);
 
     // The upload response (SDK type FileUploadResponse); some fields only when asked through responseFields.
-    const responseFields = new Set((text('responseFields') ?? '').split(',').map((field) => field.trim()).filter(Boolean));
+    const responseFields = new Set(
+      (text('responseFields') ?? '')
+        .split(',')
+        .map((field) => field.trim())
+        .filter(Boolean),
+    );
     const response: Record<string, unknown> = {
       fileId: record.fileId,
       name: record.name,
@@ -428,7 +454,8 @@ export async function startImageKitStandIn(options: ImageKitStandInOptions): Pro
   const handleList = (url: URL, res: ServerResponse): void => {
     const params = url.searchParams;
     const type = params.get('type') ?? 'file';
-    if (!['file', 'file-version', 'folder', 'all'].includes(type)) return error(res, 400, 'Invalid type parameter. Allowed values: file, file-version, folder, all.'); // STAND-IN wording
+    if (!['file', 'file-version', 'folder', 'all'].includes(type))
+      return error(res, 400, 'Invalid type parameter. Allowed values: file, file-version, folder, all.'); // STAND-IN wording
     const limitText = params.get('limit') ?? '1000';
     const skipText = params.get('skip') ?? '0';
     const limit = /^\d+$/.test(limitText) ? Number(limitText) : Number.NaN;
@@ -520,7 +547,11 @@ export async function startImageKitStandIn(options: ImageKitStandInOptions): Pro
       if (!sameText(signature, expected)) return plain(res, 401, 'Unauthorized');
       if (timestamp !== undefined && !(/^\d+$/.test(timestamp) && Number(timestamp) * 1000 > now())) return plain(res, 401, 'Unauthorized');
     }
-    res.writeHead(200, { 'Content-Type': file.mime, 'Content-Length': String(file.bytes.length), 'Cache-Control': file.isPrivateFile ? 'private, max-age=0' : 'public, max-age=31536000' });
+    res.writeHead(200, {
+      'Content-Type': file.mime,
+      'Content-Length': String(file.bytes.length),
+      'Cache-Control': file.isPrivateFile ? 'private, max-age=0' : 'public, max-age=31536000',
+    });
     res.end(req.method === 'HEAD' ? undefined : file.bytes);
     return 200;
   };

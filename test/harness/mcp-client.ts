@@ -12,7 +12,13 @@
 import { Client as Client2025 } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError as Unauthorized2025 } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport as Transport2025 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, ElicitRequestSchema, ListToolsResultSchema, type CallToolResult, type ListToolsResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolResultSchema,
+  ElicitRequestSchema,
+  ListToolsResultSchema,
+  type CallToolResult,
+  type ListToolsResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import {
   Client as Client2026,
@@ -124,7 +130,8 @@ export interface EraClient {
 }
 
 /** The underlying SDK client, for tests that need what only one era has (a session id, raw requests). */
-export type RawClient = { era: '2025-11-25'; client: Client2025; transport: Transport2025 } | { era: '2026-07-28'; client: Client2026; transport: Transport2026 };
+export type RawClient =
+  { era: '2025-11-25'; client: Client2025; transport: Transport2025 } | { era: '2026-07-28'; client: Client2026; transport: Transport2026 };
 
 export interface ConnectedClient {
   era: McpEra;
@@ -192,7 +199,10 @@ async function connect2026(url: URL, signIn: Credentials | BrowserStep, options:
       { versionNegotiation: { mode: { pin: '2026-07-28' } }, ...(options.answer ? { capabilities: { elicitation: { form: {} } } } : {}) },
     );
     // On 2026-07-28 the client answers an input_required result through this handler and retries the call.
-    if (options.answer) client.setRequestHandler('elicitation/create', async (request) => answerResult(options.answer, 'message' in request.params ? request.params.message : ''));
+    if (options.answer)
+      client.setRequestHandler('elicitation/create', async (request) =>
+        answerResult(options.answer, 'message' in request.params ? request.params.message : ''),
+      );
     return client;
   };
   let client = make();

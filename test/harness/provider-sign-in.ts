@@ -40,7 +40,12 @@ export function isConsentPage(html: string): boolean {
 
 /** Post our consent page's form with `decision`. */
 export async function answerConsent(jar: CookieJar, pageUrl: string, html: string, decision: 'approve' | 'deny'): Promise<Response> {
-  const fields = { csrf: hiddenField(html, 'csrf') ?? '', handle: hiddenField(html, 'handle') ?? '', as: unescapeHtml(hiddenField(html, 'as') ?? ''), action: decision };
+  const fields = {
+    csrf: hiddenField(html, 'csrf') ?? '',
+    handle: hiddenField(html, 'handle') ?? '',
+    as: unescapeHtml(hiddenField(html, 'as') ?? ''),
+    action: decision,
+  };
   return jar.post(formAction(html, pageUrl), fields);
 }
 

@@ -9,17 +9,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,8 +61,7 @@ export const TEST_PASSWORD = 'mcpre-test-password-7f3a9c';
 // mcpreTestSalt01 ...`). A fixed hash lets us check /etc/shadow by string
 // equality and only rewrite it when it differs, so parallel test files don't
 // race on chpasswd every run. libxcrypt (used by sshd with UsePAM no) accepts $6$.
-const TEST_PASSWORD_HASH =
-  '$6$mcpreTestSalt01$mzewe0WR0GbFgHiy6yS7iB0pNQ6QB57ESK9VjGBA6L5UkVSV2HOGrRActOxndqFovPSn..PCcVJHOLoPKLdhr0';
+const TEST_PASSWORD_HASH = '$6$mcpreTestSalt01$mzewe0WR0GbFgHiy6yS7iB0pNQ6QB57ESK9VjGBA6L5UkVSV2HOGrRActOxndqFovPSn..PCcVJHOLoPKLdhr0';
 
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -81,9 +70,7 @@ const STDERR_LIMIT = 64 * 1024;
 
 export function requireSshd(): string {
   if (!existsSync(SSHD_PATH)) {
-    throw new Error(
-      `OpenSSH sshd not found at ${SSHD_PATH}. Install it: apt-get install -y openssh-server`,
-    );
+    throw new Error(`OpenSSH sshd not found at ${SSHD_PATH}. Install it: apt-get install -y openssh-server`);
   }
   return SSHD_PATH;
 }
@@ -240,12 +227,7 @@ function ownsListener(pid: number, port: number): boolean {
 }
 
 /** Resolves once the port answers with an SSH banner; a refused connection is retried until the deadline. */
-async function waitForBanner(
-  port: number,
-  deadline: number,
-  exited: () => boolean,
-  pid: number,
-): Promise<void> {
+async function waitForBanner(port: number, deadline: number, exited: () => boolean, pid: number): Promise<void> {
   let lastError = 'no attempt made';
   while (Date.now() < deadline) {
     if (exited()) throw new Error(`sshd exited before accepting connections (${lastError})`);
@@ -556,4 +538,3 @@ export function processIds(pid: number): { ppid: number; pgid: number; sid: numb
     return undefined;
   }
 }
-

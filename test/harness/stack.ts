@@ -43,7 +43,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     worker = await startWorker({ ...options.worker, ...(options.workerVars ? { vars: options.workerVars } : {}) });
     const relayOptions = typeof options.relay === 'function' ? options.relay(sshd) : options.relay;
     relay = await startRelay(worker, sshd, relayOptions);
-    const mcp = await connectMcpClient(worker.mcpUrl, { username: worker.adminUser, password: worker.adminPassword }, options.client ? { era: options.client } : {});
+    const mcp = await connectMcpClient(
+      worker.mcpUrl,
+      { username: worker.adminUser, password: worker.adminPassword },
+      options.client ? { era: options.client } : {},
+    );
     const started: TestWorker = worker;
     const stack: Stack = {
       sshd,

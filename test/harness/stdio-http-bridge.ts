@@ -93,7 +93,13 @@ export async function startStdioHttpBridge(env: Record<string, string>, options:
   let hosts: string[] = [];
 
   async function openSession(): Promise<Session> {
-    const child = new StdioClientTransport({ command: process.execPath, args: [CLI, ...args], env, cwd: mkdtempSync(join(tmpdir(), 'mre-bridge-cwd-')), stderr: 'pipe' });
+    const child = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, ...args],
+      env,
+      cwd: mkdtempSync(join(tmpdir(), 'mre-bridge-cwd-')),
+      stderr: 'pipe',
+    });
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-65536);
     });
@@ -186,7 +192,9 @@ export async function startStdioHttpBridge(env: Record<string, string>, options:
     sessionsStarted: () => started,
     stderr: () => stderr,
     async stop() {
-      await Promise.all([...live].map(async (session) => Promise.all([session.http.close().catch(() => undefined), session.child.close().catch(() => undefined)])));
+      await Promise.all(
+        [...live].map(async (session) => Promise.all([session.http.close().catch(() => undefined), session.child.close().catch(() => undefined)])),
+      );
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -63,7 +63,11 @@ export async function connectStdio(env: Record<string, string>, args: string[] =
  * Speak to the command over stdio without an SDK: write JSON-RPC lines, collect every stdout line
  * until the last request's answer arrives, so a test can check that nothing else is on stdout.
  */
-export async function rawStdioExchange(env: Record<string, string>, messages: Array<Record<string, unknown>>, timeoutMs = 20_000): Promise<{ stdout: string[]; stderr: string }> {
+export async function rawStdioExchange(
+  env: Record<string, string>,
+  messages: Array<Record<string, unknown>>,
+  timeoutMs = 20_000,
+): Promise<{ stdout: string[]; stderr: string }> {
   const child = spawn(process.execPath, [CLI], { cwd: mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-')), env, stdio: ['pipe', 'pipe', 'pipe'] });
   const lastId = [...messages].reverse().find((message) => 'id' in message)?.id;
   let stdout = '';
@@ -73,7 +77,10 @@ export async function rawStdioExchange(env: Record<string, string>, messages: Ar
   });
   try {
     return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer to request ${String(lastId)} within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no answer to request ${String(lastId)} within ${timeoutMs} ms; stdout:\n${stdout}\nstderr:\n${stderr}`)),
+        timeoutMs,
+      );
       child.stdout.on('data', (chunk: Buffer) => {
         stdout += chunk.toString('utf8');
         const lines = stdout.split('\n').filter((line) => line.trim() !== '');

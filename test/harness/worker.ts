@@ -61,7 +61,9 @@ export async function startWorker(options: WorkerOptions = {}): Promise<TestWork
   const adminPassword = randomSecret();
   const relayToken = randomSecret(32);
   const envFile = join(dir, 'secrets.env');
-  const extraSecrets = Object.entries(options.secrets ?? {}).map(([key, value]) => `${key}=${value}\n`).join('');
+  const extraSecrets = Object.entries(options.secrets ?? {})
+    .map(([key, value]) => `${key}=${value}\n`)
+    .join('');
   writeFileSync(envFile, `ADMIN_PASSWORD_HASH=${await hashPassword(adminPassword)}\nRELAY_TOKEN_HASH=${await sha256Hex(relayToken)}\n${extraSecrets}`);
   chmodSync(envFile, 0o600);
   const vars = { PUBLIC_URL: url, ...options.vars };

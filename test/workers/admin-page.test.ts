@@ -196,7 +196,11 @@ describe('admin page: CSRF', () => {
 
     const before = await team.policy();
     await admin.get('/admin/policy');
-    const policy = await admin.post('/admin/policy', { policy: JSON.stringify({ version: 1, grants: [{ subjects: ['*'], role: 'admin', hosts: ['*'] }] }) }, 'wrong-token');
+    const policy = await admin.post(
+      '/admin/policy',
+      { policy: JSON.stringify({ version: 1, grants: [{ subjects: ['*'], role: 'admin', hosts: ['*'] }] }) },
+      'wrong-token',
+    );
     expect(policy.status).toBe(403);
     expect(await team.policy()).toEqual(before);
   });
@@ -289,7 +293,10 @@ describe('admin page: users', () => {
 });
 
 describe('admin page: policy', () => {
-  const GOOD: Policy = { version: 1, grants: [{ effect: 'allow', subjects: ['group:page-test'], role: 'viewer', hosts: ['env=lab'], note: 'from the page test' }] };
+  const GOOD: Policy = {
+    version: 1,
+    grants: [{ effect: 'allow', subjects: ['group:page-test'], role: 'viewer', hosts: ['env=lab'], note: 'from the page test' }],
+  };
 
   it('keeps the stored policy and shows the error and the submitted text when the document is bad', async () => {
     const admin = await signedInAdmin();
@@ -391,7 +398,10 @@ describe('admin page: audit log', () => {
     expect(exported.status).toBe(200);
     expect(exported.headers.get('Content-Disposition')).toBe('attachment; filename="audit.jsonl"');
     expect(exported.headers.get('Content-Type')).toBe('application/x-ndjson');
-    const lines = exported.html.trimEnd().split('\n').map((line) => JSON.parse(line) as AuditEntry);
+    const lines = exported.html
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as AuditEntry);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ user: someone, outcome: 'denied', host: 'db', target: 'rm -rf /' });
   });

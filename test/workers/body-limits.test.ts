@@ -1,7 +1,13 @@
 import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
-import { ADMIN_API_BODY_LIMIT_BYTES, MCP_BODY_LIMIT_BYTES, REGISTER_BODY_LIMIT_BYTES, TOKEN_BODY_LIMIT_BYTES, withBodyLimit } from '../../worker/body-limits.ts';
+import {
+  ADMIN_API_BODY_LIMIT_BYTES,
+  MCP_BODY_LIMIT_BYTES,
+  REGISTER_BODY_LIMIT_BYTES,
+  TOKEN_BODY_LIMIT_BYTES,
+  withBodyLimit,
+} from '../../worker/body-limits.ts';
 import { accessToken, INITIALIZE, mcpPost, RESOURCE, TEST_ADMIN } from './oauth-flow.ts';
 import { BASE_URL } from './relay-socket.ts';
 
@@ -23,7 +29,12 @@ function chunked(total: number, chunkSize = 64 * 1024, fill = 0x20): ReadableStr
 
 /** A JSON-RPC tools/call padded with trailing spaces to exactly `size` bytes. */
 function paddedCall(id: number, size: number): Uint8Array {
-  const json = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'ssh_exec_command', arguments: { command: `echo body-limit-${id}` } } });
+  const json = JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'ssh_exec_command', arguments: { command: `echo body-limit-${id}` } },
+  });
   const bytes = new Uint8Array(size).fill(0x20);
   bytes.set(new TextEncoder().encode(json));
   return bytes;
@@ -55,7 +66,13 @@ async function openSession(token: string): Promise<string> {
 }
 
 function mcpHeaders(token: string, sessionId: string): Record<string, string> {
-  return { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+  return {
+    Authorization: `Bearer ${token}`,
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'mcp-session-id': sessionId,
+    'mcp-protocol-version': '2025-11-25',
+  };
 }
 
 async function auditRowsFor(command: string): Promise<number> {
@@ -108,7 +125,12 @@ describe('request body limits at the Worker entry', () => {
   it('adds no user when an admin API body runs over the limit mid-JSON', async () => {
     const username = `limit-${crypto.randomUUID().slice(0, 8)}`;
     const json = new TextEncoder().encode(JSON.stringify({ username, groups: ['x'.repeat(ADMIN_API_BODY_LIMIT_BYTES)] }));
-    const response = await SELF.fetch(`${BASE_URL}/admin/api/users`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: adminAuth }, body: streamOf(json), duplex: 'half' } as RequestInit);
+    const response = await SELF.fetch(`${BASE_URL}/admin/api/users`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: adminAuth },
+      body: streamOf(json),
+      duplex: 'half',
+    } as RequestInit);
     expect(response.status).toBe(413);
     const listed = await SELF.fetch(`${BASE_URL}/admin/api/users`, { headers: { Authorization: adminAuth } });
     expect(await listed.text()).not.toContain(username);
@@ -134,17 +156,19 @@ describe('request body limits at the Worker entry', () => {
         duplex: 'half',
       } as RequestInit);
     /** A handler that reads the whole body, as the relay hub does, and reports what it saw. */
-    const reader = (seen: { bytes: number; failed: boolean }) => async (request: Request): Promise<Response> => {
-      try {
-        seen.bytes = (await request.arrayBuffer()).byteLength;
-        return new Response('written', { status: 201 });
-      } catch {
-        seen.failed = true;
-        return new Response('the upload broke', { status: 400 });
-      }
-    };
+    const reader =
+      (seen: { bytes: number; failed: boolean }) =>
+      async (request: Request): Promise<Response> => {
+        try {
+          seen.bytes = (await request.arrayBuffer()).byteLength;
+          return new Response('written', { status: 201 });
+        } catch {
+          seen.failed = true;
+          return new Response('the upload broke', { status: 400 });
+        }
+      };
 
-    it('breaks the handler\'s read past the limit and answers 413 whatever the handler said', async () => {
+    it("breaks the handler's read past the limit and answers 413 whatever the handler said", async () => {
       const seen = { bytes: 0, failed: false };
       const response = await withBodyLimit(upload(chunked(LIMIT + 1, 64 * 1024, 0x61)), LIMIT, reader(seen));
       expect(response.status).toBe(413);

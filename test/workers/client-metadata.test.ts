@@ -12,7 +12,19 @@ import { z } from 'zod';
 import { clientLabel } from '../../worker/auth/authorization-steps.ts';
 import { CIMD_HOST, CIMD_REDIRECT_URI, cimdClientId } from '../harness/cimd-stand-in.ts';
 import { cookiesFrom, hiddenField, signInThroughForm } from '../harness/sign-in-form.ts';
-import { authorize, authorizeUrl, exchangeCode, INITIALIZE, mcpPost, pkcePair, REDIRECT_URI, registerClient, RESOURCE, selfFetch, TEST_ADMIN } from './oauth-flow.ts';
+import {
+  authorize,
+  authorizeUrl,
+  exchangeCode,
+  INITIALIZE,
+  mcpPost,
+  pkcePair,
+  REDIRECT_URI,
+  registerClient,
+  RESOURCE,
+  selfFetch,
+  TEST_ADMIN,
+} from './oauth-flow.ts';
 import { BASE_URL } from './relay-socket.ts';
 
 const storedGrant = z.object({ clientId: z.string() });
@@ -30,7 +42,16 @@ async function grantsFor(clientId: string): Promise<number> {
 
 async function cimdAuthorizeUrl(clientId: string, redirectUri = CIMD_REDIRECT_URI): Promise<string> {
   const { challenge } = await pkcePair();
-  return authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: redirectUri, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: RESOURCE, scope: 'mcp' });
+  return authorizeUrl({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    state: 's',
+    resource: RESOURCE,
+    scope: 'mcp',
+  });
 }
 
 /** Open /authorize for `clientId` and expect the refusal page: no redirect, no grant. */
@@ -100,7 +121,11 @@ describe('documents that are refused', () => {
   });
 
   it('refuses client_id URLs that cannot name a document (plain http, dot segments, a fragment) without fetching', async () => {
-    for (const clientId of [`http://${CIMD_HOST}/good/a/client.json`, `https://${CIMD_HOST}/good/%2e%2e/client.json`, `https://${CIMD_HOST}/good/b/client.json#x`]) {
+    for (const clientId of [
+      `http://${CIMD_HOST}/good/a/client.json`,
+      `https://${CIMD_HOST}/good/%2e%2e/client.json`,
+      `https://${CIMD_HOST}/good/b/client.json#x`,
+    ]) {
       const response = await selfFetch(await cimdAuthorizeUrl(clientId), { redirect: 'manual' });
       expect(response.status, clientId).toBe(400);
       expect(response.headers.get('location'), clientId).toBeNull();
@@ -165,14 +190,28 @@ describe('the consent page', () => {
     // Sign in once (for a registered client) so the browser holds a session, then ask for the CIMD client.
     const first = await registerClient('Session starter');
     const { challenge } = await pkcePair();
-    const firstUrl = authorizeUrl({ response_type: 'code', client_id: first, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: RESOURCE, scope: 'mcp' });
+    const firstUrl = authorizeUrl({
+      response_type: 'code',
+      client_id: first,
+      redirect_uri: REDIRECT_URI,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: 's',
+      resource: RESOURCE,
+      scope: 'mcp',
+    });
     const signInPage = await selfFetch(firstUrl, { redirect: 'manual' });
     const signInHtml = await signInPage.text();
     const signedIn = await selfFetch(firstUrl, {
       method: 'POST',
       redirect: 'manual',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: cookiesFrom(signInPage) },
-      body: new URLSearchParams({ csrf: hiddenField(signInHtml, 'csrf') ?? '', handle: hiddenField(signInHtml, 'handle') ?? '', ...TEST_ADMIN, action: 'approve' }),
+      body: new URLSearchParams({
+        csrf: hiddenField(signInHtml, 'csrf') ?? '',
+        handle: hiddenField(signInHtml, 'handle') ?? '',
+        ...TEST_ADMIN,
+        action: 'approve',
+      }),
     });
     await signedIn.body?.cancel();
     expect(signedIn.status).toBe(302);

@@ -8,7 +8,14 @@ function register(metadata: Record<string, unknown>): Promise<Response> {
   return SELF.fetch(`${BASE_URL}/register`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_name: 'registration test', redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], ...metadata }),
+    body: JSON.stringify({
+      client_name: 'registration test',
+      redirect_uris: [REDIRECT_URI],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      ...metadata,
+    }),
   });
 }
 
@@ -17,7 +24,11 @@ const longUri = (length: number): string => `http://127.0.0.1:43110/${'a'.repeat
 describe('dynamic client registration limits', () => {
   it('registers a client at every cap', async () => {
     const uris = Array.from({ length: MAX_REDIRECT_URIS }, (_, index) => (index === 0 ? longUri(MAX_REDIRECT_URI_CHARS) : `http://127.0.0.1:43110/cb${index}`));
-    const response = await register({ client_name: 'n'.repeat(MAX_CLIENT_NAME_CHARS), redirect_uris: uris, client_uri: `https://example.com/${'c'.repeat(MAX_METADATA_STRING_CHARS - 20)}` });
+    const response = await register({
+      client_name: 'n'.repeat(MAX_CLIENT_NAME_CHARS),
+      redirect_uris: uris,
+      client_uri: `https://example.com/${'c'.repeat(MAX_METADATA_STRING_CHARS - 20)}`,
+    });
     expect(response.status).toBe(201);
   });
 
@@ -25,7 +36,11 @@ describe('dynamic client registration limits', () => {
     ['a client name over the cap', { client_name: 'n'.repeat(MAX_CLIENT_NAME_CHARS + 1) }, 'invalid_client_metadata'],
     ['a client name with control characters', { client_name: 'evil\u001b[2J' }, 'invalid_client_metadata'],
     ['a client name that is not a string', { client_name: ['x'] }, 'invalid_client_metadata'],
-    ['too many redirect URIs', { redirect_uris: Array.from({ length: MAX_REDIRECT_URIS + 1 }, (_, index) => `http://127.0.0.1:43110/cb${index}`) }, 'invalid_redirect_uri'],
+    [
+      'too many redirect URIs',
+      { redirect_uris: Array.from({ length: MAX_REDIRECT_URIS + 1 }, (_, index) => `http://127.0.0.1:43110/cb${index}`) },
+      'invalid_redirect_uri',
+    ],
     ['a redirect URI over the cap', { redirect_uris: [longUri(MAX_REDIRECT_URI_CHARS + 1)] }, 'invalid_redirect_uri'],
     ['a redirect URI with a trailing space', { redirect_uris: [`${REDIRECT_URI} `] }, 'invalid_redirect_uri'],
     ['a redirect URI with a leading tab', { redirect_uris: [`\t${REDIRECT_URI}`] }, 'invalid_redirect_uri'],

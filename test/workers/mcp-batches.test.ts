@@ -12,10 +12,20 @@ beforeAll(async () => {
   sessionId = await openMcpSession(token);
 });
 
-const call = (id: number, command: string): Record<string, unknown> => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'ssh_exec_command', arguments: { command } } });
+const call = (id: number, command: string): Record<string, unknown> => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name: 'ssh_exec_command', arguments: { command } },
+});
 
 function post(body: string | Uint8Array, withToken = true): Promise<Response> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'mcp-session-id': sessionId,
+    'mcp-protocol-version': '2025-11-25',
+  };
   if (withToken) headers.Authorization = `Bearer ${token}`;
   return SELF.fetch(RESOURCE, { method: 'POST', headers, body });
 }

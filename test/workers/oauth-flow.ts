@@ -13,7 +13,13 @@ export async function registerClient(clientName = 'pool test client', redirectUr
   const response = await SELF.fetch(`${BASE_URL}/register`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_name: clientName, redirect_uris: redirectUris, token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
+    body: JSON.stringify({
+      client_name: clientName,
+      redirect_uris: redirectUris,
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    }),
   });
   if (response.status !== 201) throw new Error(`registration failed: ${response.status} ${await response.text()}`);
   const body: unknown = await response.json();
@@ -22,7 +28,10 @@ export async function registerClient(clientName = 'pool test client', redirectUr
 }
 
 function base64Url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  return btoa(String.fromCharCode(...bytes))
+    .replaceAll('+', '-')
+    .replaceAll('/', '_')
+    .replace(/=+$/, '');
 }
 
 export async function pkcePair(): Promise<{ verifier: string; challenge: string }> {
@@ -74,7 +83,8 @@ export async function accessToken(): Promise<string> {
   if (!code) throw new Error(`no code: ${result.status} ${result.body.slice(0, 500)}`);
   const response = await exchangeCode(clientId, code, verifier);
   const body: unknown = await response.json();
-  if (typeof body !== 'object' || body === null || !('access_token' in body) || typeof body.access_token !== 'string') throw new Error(`no token: ${JSON.stringify(body)}`);
+  if (typeof body !== 'object' || body === null || !('access_token' in body) || typeof body.access_token !== 'string')
+    throw new Error(`no token: ${JSON.stringify(body)}`);
   return body.access_token;
 }
 

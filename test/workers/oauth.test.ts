@@ -1,7 +1,20 @@
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { hiddenField } from '../harness/sign-in-form.ts';
-import { accessToken, authorize, authorizeUrl, exchangeCode, INITIALIZE, mcpPost, pkcePair, REDIRECT_URI, registerClient, RESOURCE, selfFetch, TEST_ADMIN } from './oauth-flow.ts';
+import {
+  accessToken,
+  authorize,
+  authorizeUrl,
+  exchangeCode,
+  INITIALIZE,
+  mcpPost,
+  pkcePair,
+  REDIRECT_URI,
+  registerClient,
+  RESOURCE,
+  selfFetch,
+  TEST_ADMIN,
+} from './oauth-flow.ts';
 import { signInThroughForm } from '../harness/sign-in-form.ts';
 import { BASE_URL } from './relay-socket.ts';
 
@@ -91,7 +104,14 @@ describe('sign-in and token exchange', () => {
   it('refuses a wrong password and issues no code', async () => {
     const clientId = await registerClient();
     const { challenge } = await pkcePair();
-    const url = authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', resource: RESOURCE });
+    const url = authorizeUrl({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: REDIRECT_URI,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      resource: RESOURCE,
+    });
     const result = await signInThroughForm(selfFetch, url, { username: TEST_ADMIN.username, password: 'wrong' });
     expect(result.status).toBe(401);
     expect(result.location).toBeNull();
@@ -101,7 +121,14 @@ describe('sign-in and token exchange', () => {
   it('refuses a sign-in post without the CSRF token', async () => {
     const clientId = await registerClient();
     const { challenge } = await pkcePair();
-    const url = authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', resource: RESOURCE });
+    const url = authorizeUrl({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: REDIRECT_URI,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      resource: RESOURCE,
+    });
     const response = await SELF.fetch(url, {
       method: 'POST',
       redirect: 'manual',
@@ -116,7 +143,15 @@ describe('sign-in and token exchange', () => {
   it('sends the client access_denied when the user denies', async () => {
     const clientId = await registerClient();
     const { challenge } = await pkcePair();
-    const url = authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', resource: RESOURCE, state: 's' });
+    const url = authorizeUrl({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: REDIRECT_URI,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      resource: RESOURCE,
+      state: 's',
+    });
     const result = await signInThroughForm(selfFetch, url, TEST_ADMIN, 'deny');
     expect(new URL(result.location ?? '').searchParams.get('error')).toBe('access_denied');
   });
@@ -127,7 +162,14 @@ describe('the sign-in page', () => {
     const clientId = await registerClient('<script>alert(1)</script>');
     const { challenge } = await pkcePair();
     const response = await SELF.fetch(
-      authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', resource: RESOURCE }),
+      authorizeUrl({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: REDIRECT_URI,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        resource: RESOURCE,
+      }),
     );
     const html = await response.text();
     expect(response.headers.get('Content-Security-Policy')).toContain("frame-ancestors 'none'");

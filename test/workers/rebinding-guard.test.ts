@@ -22,7 +22,14 @@ function execCall(command: string): string {
 }
 
 function mcpHeaders(extra: Record<string, string> = {}): Record<string, string> {
-  return { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', ...extra };
+  return {
+    Authorization: `Bearer ${token}`,
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'mcp-session-id': sessionId,
+    'mcp-protocol-version': '2025-11-25',
+    ...extra,
+  };
 }
 
 async function auditRowsFor(command: string): Promise<number> {
@@ -44,7 +51,11 @@ describe('Host on /mcp', () => {
   });
 
   it('refuses a forged Host header on the right address with 403', async () => {
-    const response = await SELF.fetch(RESOURCE, { method: 'POST', headers: { Host: 'rebind.attacker.example:8787', 'Content-Type': 'application/json' }, body: JSON.stringify(INITIALIZE) });
+    const response = await SELF.fetch(RESOURCE, {
+      method: 'POST',
+      headers: { Host: 'rebind.attacker.example:8787', 'Content-Type': 'application/json' },
+      body: JSON.stringify(INITIALIZE),
+    });
     await expectJsonRpc403(response);
   });
 
@@ -77,7 +88,11 @@ describe('Origin on /mcp', () => {
   });
 
   it('refuses a foreign Origin with 403 even without a token (before the 401)', async () => {
-    const response = await SELF.fetch(RESOURCE, { method: 'POST', headers: { Origin: 'https://rebind.attacker.example', 'Content-Type': 'application/json' }, body: JSON.stringify(INITIALIZE) });
+    const response = await SELF.fetch(RESOURCE, {
+      method: 'POST',
+      headers: { Origin: 'https://rebind.attacker.example', 'Content-Type': 'application/json' },
+      body: JSON.stringify(INITIALIZE),
+    });
     await expectJsonRpc403(response);
   });
 
@@ -89,7 +104,11 @@ describe('Origin on /mcp', () => {
   });
 
   it('answers a request without a token, from our origin, with 401 pointing at the resource metadata', async () => {
-    const response = await SELF.fetch(RESOURCE, { method: 'POST', headers: { Origin: BASE_URL, 'Content-Type': 'application/json' }, body: JSON.stringify(INITIALIZE) });
+    const response = await SELF.fetch(RESOURCE, {
+      method: 'POST',
+      headers: { Origin: BASE_URL, 'Content-Type': 'application/json' },
+      body: JSON.stringify(INITIALIZE),
+    });
     expect(response.status).toBe(401);
     expect(response.headers.get('WWW-Authenticate')).toContain(`resource_metadata="${BASE_URL}/.well-known/oauth-protected-resource/mcp"`);
   });
@@ -98,17 +117,32 @@ describe('Origin on /mcp', () => {
 describe('the other routes', () => {
   const adminAuth = `Basic ${btoa(`${TEST_ADMIN.username}:${TEST_ADMIN.password}`)}`;
 
-  it.each(['/', '/healthz', '/authorize', '/admin', '/admin/api/users', '/relay', '/token', '/register', '/.well-known/oauth-authorization-server', `/transfer/${'0'.repeat(32)}/${'A'.repeat(43)}`])(
-    'refuses %s under a foreign Host with 403',
-    async (path) => {
-      const response = await SELF.fetch(`${FOREIGN}${path}`);
-      expect(response.status).toBe(403);
-      await response.body?.cancel();
-    },
-  );
+  it.each([
+    '/',
+    '/healthz',
+    '/authorize',
+    '/admin',
+    '/admin/api/users',
+    '/relay',
+    '/token',
+    '/register',
+    '/.well-known/oauth-authorization-server',
+    `/transfer/${'0'.repeat(32)}/${'A'.repeat(43)}`,
+  ])('refuses %s under a foreign Host with 403', async (path) => {
+    const response = await SELF.fetch(`${FOREIGN}${path}`);
+    expect(response.status).toBe(403);
+    await response.body?.cancel();
+  });
 
   it('refuses the relay WebSocket with a valid token when a foreign page opens it', async () => {
-    const response = await SELF.fetch(`${BASE_URL}/relay`, { headers: { Upgrade: 'websocket', Authorization: `Bearer ${TEST_RELAY_TOKEN}`, 'X-Relay-Id': 'rebinding-relay', Origin: 'https://rebind.attacker.example' } });
+    const response = await SELF.fetch(`${BASE_URL}/relay`, {
+      headers: {
+        Upgrade: 'websocket',
+        Authorization: `Bearer ${TEST_RELAY_TOKEN}`,
+        'X-Relay-Id': 'rebinding-relay',
+        Origin: 'https://rebind.attacker.example',
+      },
+    });
     expect(response.status).toBe(403);
     expect(response.webSocket).toBeNull();
   });
@@ -126,7 +160,11 @@ describe('the other routes', () => {
     const metadata = await SELF.fetch(`${BASE_URL}/.well-known/oauth-authorization-server`, { headers: { Origin: 'https://inspector.example' } });
     expect(metadata.status).toBe(200);
     await metadata.body?.cancel();
-    const tokenEndpoint = await SELF.fetch(`${BASE_URL}/token`, { method: 'POST', headers: { Origin: 'https://inspector.example', 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code&code=x' });
+    const tokenEndpoint = await SELF.fetch(`${BASE_URL}/token`, {
+      method: 'POST',
+      headers: { Origin: 'https://inspector.example', 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=authorization_code&code=x',
+    });
     expect(tokenEndpoint.status).not.toBe(403);
     await tokenEndpoint.body?.cancel();
   });
@@ -136,7 +174,7 @@ describe('names and origins an admin allows', () => {
   const names = deploymentNames({ publicUrl: 'https://mcp.example.com', allowedHostnames: ['mcp-remote-exec.team.workers.dev', '[::1]'] });
   const at = (url: string, headers: Record<string, string> = {}): Request => new Request(url, { headers });
 
-  it('accepts PUBLIC_URL\'s name and each allowed name, as Host and as https origin', () => {
+  it("accepts PUBLIC_URL's name and each allowed name, as Host and as https origin", () => {
     expect(rebindingRefusal(at('https://mcp.example.com/mcp', { Origin: 'https://mcp.example.com' }), names)).toBeUndefined();
     expect(rebindingRefusal(at('https://mcp-remote-exec.team.workers.dev/mcp', { Origin: 'https://mcp-remote-exec.team.workers.dev' }), names)).toBeUndefined();
     expect(rebindingRefusal(at('https://[::1]/relay'), names)).toBeUndefined();
@@ -153,20 +191,29 @@ describe('names and origins an admin allows', () => {
     expect(rebindingRefusal(at('https://mcp.example.com/mcp', { Origin: '' }), names)?.status).toBe(403);
   });
 
-  it.each(['evil.example@127.0.0.1:8787', '127.0.0.1%2e:8787', '127.0.0.1.:8787', '2130706433:8787', '0x7f.0.0.1:8787', '127.0.0.1:8787/x', '127.0.0.1 :8787', '127.0.0.1:8787:1', '127.0.0.1:99999999', '[::1', ''])(
-    'refuses the Host value %j, which only a parser would turn into an allowed name',
-    (host) => {
-      const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: [] });
-      expect(rebindingRefusal(at('http://127.0.0.1:8787/healthz', { Host: host }), local)?.status).toBe(403);
-    },
-  );
+  it.each([
+    'evil.example@127.0.0.1:8787',
+    '127.0.0.1%2e:8787',
+    '127.0.0.1.:8787',
+    '2130706433:8787',
+    '0x7f.0.0.1:8787',
+    '127.0.0.1:8787/x',
+    '127.0.0.1 :8787',
+    '127.0.0.1:8787:1',
+    '127.0.0.1:99999999',
+    '[::1',
+    '',
+  ])('refuses the Host value %j, which only a parser would turn into an allowed name', (host) => {
+    const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: [] });
+    expect(rebindingRefusal(at('http://127.0.0.1:8787/healthz', { Host: host }), local)?.status).toBe(403);
+  });
 
   it.each(['127.0.0.1:8787', '127.0.0.1', 'LOCALHOST:8787', '[::1]:8787'])('accepts the local Host value %j', (host) => {
     const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: [] });
     expect(rebindingRefusal(at('http://127.0.0.1:8787/healthz', { Host: host }), local)).toBeUndefined();
   });
 
-  it('gives an allowed name PUBLIC_URL\'s scheme and port, and allows every loopback name in the local mode only', () => {
+  it("gives an allowed name PUBLIC_URL's scheme and port, and allows every loopback name in the local mode only", () => {
     const local = deploymentNames({ publicUrl: 'http://127.0.0.1:8787', allowedHostnames: ['localhost', 'lan-box.example'] });
     expect([...local.origins].sort()).toEqual(['http://127.0.0.1:8787', 'http://[::1]:8787', 'http://lan-box.example:8787', 'http://localhost:8787']);
     expect([...local.hostnames].sort()).toEqual(['127.0.0.1', '[::1]', 'lan-box.example', 'localhost']);
@@ -174,13 +221,13 @@ describe('names and origins an admin allows', () => {
     expect(rebindingRefusal(at('http://localhost/mcp', { Host: 'localhost:8787' }), names)?.status).toBe(403);
   });
 
-  it('answers the local mode\'s pages under localhost as well as 127.0.0.1', async () => {
+  it("answers the local mode's pages under localhost as well as 127.0.0.1", async () => {
     const response = await SELF.fetch('http://localhost:8787/healthz');
     expect(response.status).toBe(200);
     await response.body?.cancel();
   });
 
-  it('reads ALLOWED_HOSTNAMES as trimmed lowercase names and leaves out PUBLIC_URL\'s own', () => {
+  it("reads ALLOWED_HOSTNAMES as trimmed lowercase names and leaves out PUBLIC_URL's own", () => {
     expect(readSettings({ ...env, ALLOWED_HOSTNAMES: ' MCP.example.com , 127.0.0.1,, b.example ' }).allowedHostnames).toEqual(['mcp.example.com', 'b.example']);
     expect(readSettings({ ...env, ALLOWED_HOSTNAMES: undefined }).allowedHostnames).toEqual([]);
   });

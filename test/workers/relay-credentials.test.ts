@@ -124,7 +124,15 @@ describe('review fixes', () => {
     const token = await issue('site-i');
     const { socket: lurkerSocket, closed: lurkerClosed } = await admittedSocket(token);
     const real = await keep(connectFakeRelay({ token, relayId: null, helloRelayId: 'site-i', hosts: ['db1'] }));
-    lurkerSocket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-i', version: '0.0.0-evil', hosts: [{ name: 'db1', target: 'x', labels: {}, capabilities: ['exec'] }] }));
+    lurkerSocket.send(
+      JSON.stringify({
+        type: 'hello',
+        protocol: 1,
+        relayId: 'site-i',
+        version: '0.0.0-evil',
+        hosts: [{ name: 'db1', target: 'x', labels: {}, capabilities: ['exec'] }],
+      }),
+    );
     expect(await lurkerClosed).toBe(4009);
     expect(real.socket.readyState).toBe(WebSocket.OPEN);
     expect(await relayHub(env, 'site-i').inventory()).toMatchObject({ version: '0.0.0-test' });
@@ -153,7 +161,15 @@ describe('review fixes', () => {
   it('refuses a hello whose host names contain "/" (reserved for relay/host)', async () => {
     const token = await issue('site-k');
     const { socket, frames } = await admittedSocket(token);
-    socket.send(JSON.stringify({ type: 'hello', protocol: 1, relayId: 'site-k', version: '1', hosts: [{ name: 'other/prod', target: 'x', labels: {}, capabilities: ['exec'] }] }));
+    socket.send(
+      JSON.stringify({
+        type: 'hello',
+        protocol: 1,
+        relayId: 'site-k',
+        version: '1',
+        hosts: [{ name: 'other/prod', target: 'x', labels: {}, capabilities: ['exec'] }],
+      }),
+    );
     for (let i = 0; i < 40 && frames.length === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
     expect(frames.join('')).toContain('protocol_error');
     expect(await relayHub(env, 'site-k').inventory()).toBeNull();

@@ -46,7 +46,19 @@ describe('per-user share of the in-flight slots', () => {
     relay.send({
       type: 'result',
       id: 'bob-1',
-      result: { op: 'exec', exitCode: 0, signal: null, timedOut: false, cancelled: false, stopConfirmed: true, stdoutBytes: 0, stderrBytes: 0, stdoutTruncated: false, stderrTruncated: false, durationMs: 1 },
+      result: {
+        op: 'exec',
+        exitCode: 0,
+        signal: null,
+        timedOut: false,
+        cancelled: false,
+        stopConfirmed: true,
+        stdoutBytes: 0,
+        stderrBytes: 0,
+        stdoutTruncated: false,
+        stderrTruncated: false,
+        durationMs: 1,
+      },
     });
     expect((await bob).ok).toBe(true);
     // Alice's slots come back when her requests end.
@@ -145,7 +157,13 @@ describe('nonsense on the relay channel', () => {
     relay = await connectFakeRelay({ hosts: ['web1'] });
     const hub = relayHub(env, FAKE_RELAY_ID);
     const before = await hub.inventory();
-    relay.send({ type: 'hello', protocol: 1, relayId: FAKE_RELAY_ID, version: '9.9.9', hosts: [{ name: 'evil', target: 'x@y:22', labels: {}, capabilities: ['exec'] }] });
+    relay.send({
+      type: 'hello',
+      protocol: 1,
+      relayId: FAKE_RELAY_ID,
+      version: '9.9.9',
+      hosts: [{ name: 'evil', target: 'x@y:22', labels: {}, capabilities: ['exec'] }],
+    });
     const error = await relay.next((frame) => frame.type === 'error');
     expect(error).toMatchObject({ code: 'protocol_error' });
     expect(JSON.stringify(error)).toMatch(/second hello/);
@@ -158,7 +176,13 @@ describe('nonsense on the relay channel', () => {
   it('refuses a second hello sent right behind the first, before the first was answered', async () => {
     relay = await connectFakeRelay({ hello: false });
     const hello = (hosts: string[]): void =>
-      relay?.send({ type: 'hello', protocol: 1, relayId: FAKE_RELAY_ID, version: '0.0.0-test', hosts: hosts.map((name) => ({ name, target: `root@${name}:22`, labels: {}, capabilities: ['exec'] })) });
+      relay?.send({
+        type: 'hello',
+        protocol: 1,
+        relayId: FAKE_RELAY_ID,
+        version: '0.0.0-test',
+        hosts: hosts.map((name) => ({ name, target: `root@${name}:22`, labels: {}, capabilities: ['exec'] })),
+      });
     hello(['web1']);
     hello(['evil']);
     await relay.next((frame) => frame.type === 'welcome');

@@ -18,7 +18,16 @@ import { cookiesFrom, hiddenField } from '../harness/sign-in-form.ts';
 
 async function authorizationUrl(clientId: string): Promise<string> {
   const { challenge } = await pkcePair();
-  return authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: RESOURCE, scope: 'mcp' });
+  return authorizeUrl({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: REDIRECT_URI,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    state: 's',
+    resource: RESOURCE,
+    scope: 'mcp',
+  });
 }
 
 /** Sign in with a password and return the cookies a browser would now hold. */
@@ -74,7 +83,11 @@ describe('consent after a password sign-in', () => {
     const url = await authorizationUrl(await registerClient('Binding B'));
     const page = await selfFetch(url, { redirect: 'manual', headers: { Cookie: cookies } });
     const html = await page.text();
-    const withoutBinding = [cookies, cookiesFrom(page)].join('; ').split('; ').filter((cookie) => !cookie.startsWith('__Host-oauth-consent')).join('; ');
+    const withoutBinding = [cookies, cookiesFrom(page)]
+      .join('; ')
+      .split('; ')
+      .filter((cookie) => !cookie.startsWith('__Host-oauth-consent'))
+      .join('; ');
     const posted = await selfFetch(url, {
       method: 'POST',
       redirect: 'manual',
@@ -97,12 +110,22 @@ describe('identity provider configuration', () => {
     expect(() => readIdentityProviders({ ...oidc, OIDC_ISSUER: 'http://idp.example.com' })).toThrow(/https/);
     expect(() => readIdentityProviders({ ...oidc, OIDC_SCOPES: 'email' })).toThrow(/openid/);
     const read = readIdentityProviders({ ...oidc, OIDC_ALLOWED_DOMAINS: '@Example.com, other.org' });
-    expect(read.oidc).toMatchObject({ displayName: 'single sign-on', scopes: 'openid email profile', groupsClaim: 'groups', allowedDomains: ['example.com', 'other.org'] });
+    expect(read.oidc).toMatchObject({
+      displayName: 'single sign-on',
+      scopes: 'openid email profile',
+      groupsClaim: 'groups',
+      allowedDomains: ['example.com', 'other.org'],
+    });
   });
 });
 
 describe('membership', () => {
-  const config = readIdentityProviders({ OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'id', OIDC_CLIENT_SECRET: 's', OIDC_ALLOWED_GROUPS: 'ops,/platform' }).oidc;
+  const config = readIdentityProviders({
+    OIDC_ISSUER: 'https://idp.example.com',
+    OIDC_CLIENT_ID: 'id',
+    OIDC_CLIENT_SECRET: 's',
+    OIDC_ALLOWED_GROUPS: 'ops,/platform',
+  }).oidc;
   const claims = { sub: 'abc:1', email: 'Ann@Example.com', email_verified: true };
 
   it('decides OIDC membership by group (paths included) and lets nobody in without a rule', () => {
@@ -115,7 +138,12 @@ describe('membership', () => {
   });
 
   it('decides GitHub membership by login or organisation', () => {
-    const github = readIdentityProviders({ GITHUB_CLIENT_ID: 'id', GITHUB_CLIENT_SECRET: 's', GITHUB_ALLOWED_LOGINS: 'Octocat', GITHUB_ALLOWED_ORGS: 'acme' }).github;
+    const github = readIdentityProviders({
+      GITHUB_CLIENT_ID: 'id',
+      GITHUB_CLIENT_SECRET: 's',
+      GITHUB_ALLOWED_LOGINS: 'Octocat',
+      GITHUB_ALLOWED_ORGS: 'acme',
+    }).github;
     if (!github) throw new Error('config');
     expect(decideGithub(github, { login: 'OctoCat', id: 1 }, [])).toEqual({ ok: true, username: 'octocat@github', userId: 'github/1', groups: [] });
     expect(decideGithub(github, { login: 'someone', id: 2 }, ['ACME'])).toMatchObject({ ok: true, username: 'someone@github' });
@@ -128,7 +156,13 @@ describe('ID token verification', () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
     const keys = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] });
     const sign = (claims: Record<string, unknown>, expiresIn = '5m') =>
-      new SignJWT({ nonce: 'n-123', ...claims }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://idp.example.com').setSubject('u1').setIssuedAt().setExpirationTime(expiresIn).sign(privateKey);
+      new SignJWT({ nonce: 'n-123', ...claims })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer('https://idp.example.com')
+        .setSubject('u1')
+        .setIssuedAt()
+        .setExpirationTime(expiresIn)
+        .sign(privateKey);
     const expected = { issuer: 'https://idp.example.com', clientId: 'our-client', nonce: 'n-123', keys };
     return { sign, expected };
   }
@@ -141,7 +175,13 @@ describe('ID token verification', () => {
     await expect(verifyIdToken(await sign({ aud: ['our-client', 'another'] }), expected)).rejects.toThrow(/azp/);
     expect((await verifyIdToken(await sign({ aud: ['our-client', 'another'], azp: 'our-client' }), expected)).sub).toBe('u1');
     await expect(verifyIdToken(await sign({ aud: 'our-client' }, '-5m'), expected)).rejects.toThrow(/EXPIRED/);
-    const hs = await new SignJWT({ aud: 'our-client', nonce: 'n-123' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://idp.example.com').setSubject('u1').setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode('s'.repeat(32)));
+    const hs = await new SignJWT({ aud: 'our-client', nonce: 'n-123' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('https://idp.example.com')
+      .setSubject('u1')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('s'.repeat(32)));
     await expect(verifyIdToken(hs, expected)).rejects.toThrow(OidcError);
   });
 });

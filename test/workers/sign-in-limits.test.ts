@@ -3,13 +3,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { signIn, type SignInResult } from '../../worker/auth/accounts.ts';
 import { hashPassword } from '../../shared/password-hash.ts';
-import {
-  ACCOUNT_FAILURES_ALLOWED,
-  ADDRESS_FAILURES_ALLOWED,
-  FAILURE_WINDOW_MS,
-  PENDING_ATTEMPT_MS,
-  teamDirectory,
-} from '../../worker/team/team-directory.ts';
+import { ACCOUNT_FAILURES_ALLOWED, ADDRESS_FAILURES_ALLOWED, FAILURE_WINDOW_MS, PENDING_ATTEMPT_MS, teamDirectory } from '../../worker/team/team-directory.ts';
 
 const GUESSES = 30;
 
@@ -63,7 +57,9 @@ describe('sign-in rate limits under parallel guesses', () => {
     const { name, password } = await userWithPassword();
     const address = `2001:db8::${crypto.randomUUID().slice(0, 4)}`;
     // A different account each time, so no account reaches its own limit.
-    const results = await Promise.all(Array.from({ length: GUESSES }, (_, i) => signIn(env, `guess-${i}-${crypto.randomUUID().slice(0, 6)}`, 'wrong', address)));
+    const results = await Promise.all(
+      Array.from({ length: GUESSES }, (_, i) => signIn(env, `guess-${i}-${crypto.randomUUID().slice(0, 6)}`, 'wrong', address)),
+    );
     expect(checked(results)).toBe(ADDRESS_FAILURES_ALLOWED);
     expect(await signIn(env, name, password, address)).toMatchObject({ ok: false, reason: 'rate_limited' });
     await age(teamDirectory(env), `fail:address:${address}`, FAILURE_WINDOW_MS);

@@ -126,8 +126,20 @@ describe('TeamDirectory sign-in rate limits', () => {
   it('hands back what to verify: the stored hash, null for an unknown user, the secret for the bootstrap admin', async () => {
     const team = freshTeam();
     expect((await team.addUser('Ivan', 'stored-hash-ivan', ['ops'])).ok).toBe(true);
-    expect(await team.beginSignIn('ivan', '192.0.2.70')).toEqual({ locked: false, bootstrap: false, username: 'Ivan', passwordHash: 'stored-hash-ivan', disabled: false });
-    expect(await team.beginSignIn('nobody', '192.0.2.70')).toEqual({ locked: false, bootstrap: false, username: 'nobody', passwordHash: null, disabled: false });
+    expect(await team.beginSignIn('ivan', '192.0.2.70')).toEqual({
+      locked: false,
+      bootstrap: false,
+      username: 'Ivan',
+      passwordHash: 'stored-hash-ivan',
+      disabled: false,
+    });
+    expect(await team.beginSignIn('nobody', '192.0.2.70')).toEqual({
+      locked: false,
+      bootstrap: false,
+      username: 'nobody',
+      passwordHash: null,
+      disabled: false,
+    });
     const admin = await team.beginSignIn(BOOTSTRAP_NAME.toUpperCase(), '192.0.2.70');
     expect(admin).toEqual({ locked: false, bootstrap: true, username: BOOTSTRAP_NAME, passwordHash: env.ADMIN_PASSWORD_HASH, disabled: false });
     expect(env.ADMIN_PASSWORD_HASH).toBeTruthy();
@@ -303,9 +315,30 @@ function entry(overrides: Partial<AuditEntry>): AuditEntry {
 describe('AuditLog', () => {
   const rows: AuditEntry[] = [
     entry({ time: `${DAY}T10:00:00.000Z`, user: 'alice', host: 'web1', tool: 'ssh_exec', target: 'uptime', outcome: 'ok' }),
-    entry({ time: `${DAY}T11:00:00.000Z`, user: 'bob', host: 'db1', tool: 'ssh_read_file', target: '/etc/hosts', outcome: 'denied', code: 'access_denied', exitCode: null, bytes: null }),
+    entry({
+      time: `${DAY}T11:00:00.000Z`,
+      user: 'bob',
+      host: 'db1',
+      tool: 'ssh_read_file',
+      target: '/etc/hosts',
+      outcome: 'denied',
+      code: 'access_denied',
+      exitCode: null,
+      bytes: null,
+    }),
     entry({ time: `${DAY}T12:00:00.000Z`, user: 'alice', host: 'db1', tool: 'ssh_exec', target: 'false', outcome: 'error', code: 'exit_nonzero', exitCode: 1 }),
-    entry({ time: `${DAY}T13:00:00.000Z`, user: 'carol', host: null, relay: null, client: null, tool: 'ssh_list_hosts', target: null, outcome: 'ok', exitCode: null, bytes: null }),
+    entry({
+      time: `${DAY}T13:00:00.000Z`,
+      user: 'carol',
+      host: null,
+      relay: null,
+      client: null,
+      tool: 'ssh_list_hosts',
+      target: null,
+      outcome: 'ok',
+      exitCode: null,
+      bytes: null,
+    }),
     entry({ time: `${DAY}T14:00:00.000Z`, user: 'alice', host: 'web1', tool: 'ssh_upload', target: '/tmp/x', outcome: 'ok', bytes: 4096, durationMs: 12.6 }),
   ];
 

@@ -102,14 +102,22 @@ export async function changeUser(
   });
   if (!updated.ok) return { ok: false, reason: 'not_found', message: updated.message };
   const revoked = parsed.data.disabled || password !== undefined ? await revokeGrants(env, updated.user.username, updated.userId) : 0;
-  logEvent('info', 'user changed', { admin, username, disabled: parsed.data.disabled, groups: parsed.data.groups?.length, passwordReset: password !== undefined, grantsRevoked: revoked });
+  logEvent('info', 'user changed', {
+    admin,
+    username,
+    disabled: parsed.data.disabled,
+    groups: parsed.data.groups?.length,
+    passwordReset: password !== undefined,
+    grantsRevoked: revoked,
+  });
   return { ok: true, user: updated.user, grantsRevoked: revoked, ...(password !== undefined ? { password } : {}) };
 }
 
 /** Delete a user and revoke their grants. The deployment's own admin account cannot be deleted. */
 export async function deleteUser(env: Env, admin: string, username: string): Promise<ActionResult<{ deleted: string; grantsRevoked: number }>> {
   const owner = await teamDirectory(env).grantOwner(username);
-  if (!(await teamDirectory(env).deleteUser(username))) return { ok: false, reason: 'not_found', message: `There is no user "${username}" that can be deleted.` };
+  if (!(await teamDirectory(env).deleteUser(username)))
+    return { ok: false, reason: 'not_found', message: `There is no user "${username}" that can be deleted.` };
   const revoked = await revokeGrants(env, username, owner);
   logEvent('info', 'user deleted', { admin, username, grantsRevoked: revoked });
   return { ok: true, deleted: username, grantsRevoked: revoked };

@@ -74,7 +74,9 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
   const signedIn = await signIn(env, credentials.username, credentials.password, clientAddress(request, env));
   if (!signedIn.ok) {
     if (signedIn.reason === 'rate_limited') {
-      return problem(429, 'rate_limited', `Too many failed sign-ins; try again in ${signedIn.retryAfterSeconds} s.`, { 'Retry-After': String(signedIn.retryAfterSeconds) });
+      return problem(429, 'rate_limited', `Too many failed sign-ins; try again in ${signedIn.retryAfterSeconds} s.`, {
+        'Retry-After': String(signedIn.retryAfterSeconds),
+      });
     }
     return problem(401, 'unauthorized', 'Wrong user name or password.', challenge);
   }

@@ -45,7 +45,11 @@ export async function handleAdminPage(request: Request, env: Env): Promise<Respo
   let form: FormData | null = null;
   if (request.method === 'POST') {
     form = await readForm(request);
-    if (!form) return new Response(`Send a form (urlencoded or multipart) of at most ${MAX_FORM_BYTES} bytes.\n`, { status: 400, headers: { 'Cache-Control': 'no-store' } });
+    if (!form)
+      return new Response(`Send a form (urlencoded or multipart) of at most ${MAX_FORM_BYTES} bytes.\n`, {
+        status: 400,
+        headers: { 'Cache-Control': 'no-store' },
+      });
   }
 
   if (url.pathname === '/admin/sign-in' && request.method === 'POST') return handleSignIn(request, env, url, csrf, form);
@@ -61,7 +65,12 @@ export async function handleAdminPage(request: Request, env: Env): Promise<Respo
 
   const context: AdminContext = { request, env, url, admin: session.username, csrf, form };
   if (request.method === 'POST' && !csrfMatches(request, field(form, 'csrf'))) {
-    return messagePage(context, 403, 'Form expired', 'This form expired or was sent from another site, so nothing was changed. Go back, reload the page and try again.');
+    return messagePage(
+      context,
+      403,
+      'Form expired',
+      'This form expired or was sent from another site, so nothing was changed. Go back, reload the page and try again.',
+    );
   }
   for (const section of SECTIONS) {
     const answer = await section(context);

@@ -42,7 +42,11 @@ export async function listRelayStatuses(env: Env): Promise<RelayStatus[]> {
 }
 
 /** Issue relay `name` its own token. A relay already connected under that name with the deployment token is disconnected. */
-export async function issueRelayCredential(env: Env, admin: string, body: unknown): Promise<ActionResult<{ relay: RelayRecordSummary; token: string; note: string }>> {
+export async function issueRelayCredential(
+  env: Env,
+  admin: string,
+  body: unknown,
+): Promise<ActionResult<{ relay: RelayRecordSummary; token: string; note: string }>> {
   const parsed = newRelaySchema.safeParse(body);
   if (!parsed.success) return { ok: false, reason: 'invalid_argument', message: describeIssues(parsed.error, 'relay') };
   // Names are matched without regard to case: keep the spelling already on record, so the name in

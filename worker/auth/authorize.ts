@@ -27,7 +27,8 @@ function field(form: FormData, name: string): string | null {
   return typeof value === 'string' && value.length <= MAX_FIELD_LENGTH ? value : null;
 }
 
-const startAgain = (): Response => messagePage(400, 'This page has expired', 'This sign-in page expired, was already used, or was opened in another browser. Start again from your MCP client.');
+const startAgain = (): Response =>
+  messagePage(400, 'This page has expired', 'This sign-in page expired, was already used, or was opened in another browser. Start again from your MCP client.');
 
 async function parseOrExplain(request: Request, env: Env): Promise<AuthRequest | Response> {
   try {
@@ -50,7 +51,14 @@ function providerButtons(providers: IdentityProviders): ProviderButton[] {
   ];
 }
 
-async function showSignIn(request: Request, env: Env, oauthRequest: AuthRequest, providers: IdentityProviders, status: number, state: { username?: string; error?: string } = {}): Promise<Response> {
+async function showSignIn(
+  request: Request,
+  env: Env,
+  oauthRequest: AuthRequest,
+  providers: IdentityProviders,
+  status: number,
+  state: { username?: string; error?: string } = {},
+): Promise<Response> {
   const buttons = providerButtons(providers);
   // With no identity provider the form is always offered, so a fresh deployment explains itself on submit.
   const passwordForm = buttons.length === 0 || (await teamDirectory(env).passwordSignInUsable());
@@ -92,7 +100,9 @@ export async function handleAuthorize(request: Request, env: Env): Promise<Respo
     const form = await request.formData();
     if (!csrfMatches(request, field(form, 'csrf'))) {
       const error = 'This form expired or was submitted from elsewhere. Please try again.';
-      return session ? await showConsent(request, env, oauthRequest, session, oidcName, [], 403) : await showSignIn(request, env, oauthRequest, providers, 403, { error });
+      return session
+        ? await showConsent(request, env, oauthRequest, session, oidcName, [], 403)
+        : await showSignIn(request, env, oauthRequest, providers, 403, { error });
     }
     const action = field(form, 'action');
     const handle = field(form, 'handle') ?? '';
@@ -133,7 +143,14 @@ export async function handleAuthorize(request: Request, env: Env): Promise<Respo
   }
 }
 
-async function approveWithPassword(request: Request, env: Env, oauthRequest: AuthRequest, providers: IdentityProviders, form: FormData, handle: string): Promise<Response> {
+async function approveWithPassword(
+  request: Request,
+  env: Env,
+  oauthRequest: AuthRequest,
+  providers: IdentityProviders,
+  form: FormData,
+  handle: string,
+): Promise<Response> {
   const username = field(form, 'username') ?? '';
   const password = field(form, 'password') ?? '';
   const signedIn = await signIn(env, username.trim(), password, clientAddress(request, env));
@@ -141,7 +158,10 @@ async function approveWithPassword(request: Request, env: Env, oauthRequest: Aut
     if (signedIn.reason === 'rate_limited') {
       logEvent('warn', 'sign-in refused: too many failures', { clientId: oauthRequest.clientId });
       const minutes = Math.ceil(signedIn.retryAfterSeconds / 60);
-      return showSignIn(request, env, oauthRequest, providers, 429, { username, error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` });
+      return showSignIn(request, env, oauthRequest, providers, 429, {
+        username,
+        error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+      });
     }
     if (signedIn.reason === 'not_configured') {
       logEvent('error', 'sign-in attempted but ADMIN_PASSWORD_HASH is not set');

@@ -50,7 +50,6 @@ export async function cookieSecret(env: Env): Promise<string> {
   return teamDirectory(env).cookieSecret();
 }
 
-
 function isSession(value: unknown): value is BrowserSession {
   if (typeof value !== 'object' || value === null) return false;
   const session = value as Record<string, unknown>;
@@ -66,7 +65,13 @@ function isSession(value: unknown): value is BrowserSession {
 /** The Set-Cookie value that signs `identity` in on this browser. */
 export async function sessionCookie(request: Request, env: Env, identity: { userId: string; username: string }, source: IdentitySource): Promise<string> {
   const now = Date.now() / 1000;
-  const session: BrowserSession = { userId: identity.userId, username: identity.username, source, issuedAt: now, expiresAt: Math.floor(now) + SESSION_TTL_SECONDS };
+  const session: BrowserSession = {
+    userId: identity.userId,
+    username: identity.username,
+    source,
+    issuedAt: now,
+    expiresAt: Math.floor(now) + SESSION_TTL_SECONDS,
+  };
   const payload = new TextEncoder().encode(JSON.stringify(session));
   const signature = new Uint8Array(await crypto.subtle.sign('HMAC', await signingKey(env), payload));
   const url = new URL(request.url);

@@ -45,12 +45,14 @@ const metadataValue = z.union([
 /** The RFC 7591 error for a registration body, or null when it may go on to the provider. */
 export function registrationProblem(body: unknown): RegistrationError | null {
   const object = z.record(z.string(), z.unknown()).safeParse(body);
-  if (!object.success || Array.isArray(body)) return { error: 'invalid_client_metadata', error_description: 'The body must be a JSON object of client metadata.' };
+  if (!object.success || Array.isArray(body))
+    return { error: 'invalid_client_metadata', error_description: 'The body must be a JSON object of client metadata.' };
   const fields = object.data;
   const uris = fields['redirect_uris'];
   if (uris !== undefined) {
     if (!Array.isArray(uris)) return { error: 'invalid_redirect_uri', error_description: 'redirect_uris must be an array of strings.' };
-    if (uris.length > MAX_REDIRECT_URIS) return { error: 'invalid_redirect_uri', error_description: `At most ${MAX_REDIRECT_URIS} redirect_uris may be registered.` };
+    if (uris.length > MAX_REDIRECT_URIS)
+      return { error: 'invalid_redirect_uri', error_description: `At most ${MAX_REDIRECT_URIS} redirect_uris may be registered.` };
     for (const [index, uri] of uris.entries()) {
       const problem = redirectUriProblem(uri, index);
       if (problem) return { error: 'invalid_redirect_uri', error_description: `${problem}.` };
@@ -59,14 +61,18 @@ export function registrationProblem(body: unknown): RegistrationError | null {
   const name = fields['client_name'];
   if (name !== undefined) {
     if (typeof name !== 'string') return { error: 'invalid_client_metadata', error_description: 'client_name must be a string.' };
-    if (name.length > MAX_CLIENT_NAME_CHARS) return { error: 'invalid_client_metadata', error_description: `client_name is longer than ${MAX_CLIENT_NAME_CHARS} characters.` };
+    if (name.length > MAX_CLIENT_NAME_CHARS)
+      return { error: 'invalid_client_metadata', error_description: `client_name is longer than ${MAX_CLIENT_NAME_CHARS} characters.` };
     if (CONTROL.test(name)) return { error: 'invalid_client_metadata', error_description: 'client_name contains control characters.' };
   }
   for (const [key, value] of Object.entries(fields)) {
     if (key === 'redirect_uris' || key === 'client_name') continue;
     if (key.length > 100) return { error: 'invalid_client_metadata', error_description: 'A metadata field name is longer than 100 characters.' };
     if (!metadataValue.safeParse(value).success) {
-      return { error: 'invalid_client_metadata', error_description: `${key} is too long (strings up to ${MAX_METADATA_STRING_CHARS} characters, lists up to ${MAX_METADATA_ARRAY_ITEMS} items).` };
+      return {
+        error: 'invalid_client_metadata',
+        error_description: `${key} is too long (strings up to ${MAX_METADATA_STRING_CHARS} characters, lists up to ${MAX_METADATA_ARRAY_ITEMS} items).`,
+      };
     }
   }
   return null;
@@ -79,7 +85,10 @@ export async function checkRegistration(request: Request, next: (request: Reques
   try {
     body = JSON.parse(new TextDecoder().decode(await request.clone().arrayBuffer()));
   } catch {
-    return Response.json({ error: 'invalid_client_metadata', error_description: 'The body is not valid JSON.' }, { status: 400, headers: { 'Cache-Control': 'no-store' } });
+    return Response.json(
+      { error: 'invalid_client_metadata', error_description: 'The body is not valid JSON.' },
+      { status: 400, headers: { 'Cache-Control': 'no-store' } },
+    );
   }
   const problem = registrationProblem(body);
   if (problem) return Response.json(problem, { status: 400, headers: { 'Cache-Control': 'no-store' } });

@@ -43,7 +43,8 @@ export async function exchangeGithubCode(config: GithubConfig, code: string, ver
   const json: unknown = await response.json().catch(() => null);
   // GitHub reports a bad code as HTTP 200 with an error body.
   const failure = tokenErrorSchema.safeParse(json);
-  if (!response.ok || failure.success) throw new GithubError(`GitHub refused the code exchange (HTTP ${response.status}${failure.success ? `: ${failure.data.error}` : ''})`);
+  if (!response.ok || failure.success)
+    throw new GithubError(`GitHub refused the code exchange (HTTP ${response.status}${failure.success ? `: ${failure.data.error}` : ''})`);
   const parsed = tokenSchema.safeParse(json);
   if (!parsed.success) throw new GithubError('GitHub answered the code exchange without an access token');
   return parsed.data.access_token;

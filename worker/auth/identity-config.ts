@@ -64,7 +64,14 @@ type IdentityVars = Partial<
 
 /** A comma- or whitespace-separated list, lowercased (emails, domains, logins and groups compare without case). */
 function list(value: string | undefined): string[] {
-  return [...new Set((value ?? '').split(/[\s,]+/).map((item) => item.trim().toLowerCase()).filter(Boolean))];
+  return [
+    ...new Set(
+      (value ?? '')
+        .split(/[\s,]+/)
+        .map((item) => item.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  ];
 }
 
 function text(value: string | undefined): string | undefined {
@@ -88,7 +95,10 @@ const httpsOrLoopback = (name: string) =>
   });
 
 function required(name: string, value: string | undefined, provider: string): string {
-  if (!value) throw new SettingsError(`${name} is not set, but ${provider} sign-in is on: set it (as a secret if it is one; see README "Signing in") or unset ${provider === 'OpenID Connect' ? 'OIDC_CLIENT_ID' : 'GITHUB_CLIENT_ID'}`);
+  if (!value)
+    throw new SettingsError(
+      `${name} is not set, but ${provider} sign-in is on: set it (as a secret if it is one; see README "Signing in") or unset ${provider === 'OpenID Connect' ? 'OIDC_CLIENT_ID' : 'GITHUB_CLIENT_ID'}`,
+    );
   return value;
 }
 
@@ -103,7 +113,8 @@ function readOidc(vars: IdentityVars): OidcConfig | null {
   if (!clientId) {
     // A secret or issuer without a client id is a half-finished set-up, not "off".
     for (const name of ['OIDC_ISSUER', 'OIDC_CLIENT_SECRET'] as const) {
-      if (text(vars[name])) throw new SettingsError(`${name} is set but OIDC_CLIENT_ID is not: set OIDC_CLIENT_ID to turn OpenID Connect sign-in on, or unset ${name}`);
+      if (text(vars[name]))
+        throw new SettingsError(`${name} is set but OIDC_CLIENT_ID is not: set OIDC_CLIENT_ID to turn OpenID Connect sign-in on, or unset ${name}`);
     }
     return null;
   }
@@ -130,7 +141,10 @@ function readOidc(vars: IdentityVars): OidcConfig | null {
 function readGithub(vars: IdentityVars): GithubConfig | null {
   const clientId = text(vars.GITHUB_CLIENT_ID);
   if (!clientId) {
-    if (text(vars.GITHUB_CLIENT_SECRET)) throw new SettingsError('GITHUB_CLIENT_SECRET is set but GITHUB_CLIENT_ID is not: set GITHUB_CLIENT_ID to turn GitHub sign-in on, or unset GITHUB_CLIENT_SECRET');
+    if (text(vars.GITHUB_CLIENT_SECRET))
+      throw new SettingsError(
+        'GITHUB_CLIENT_SECRET is set but GITHUB_CLIENT_ID is not: set GITHUB_CLIENT_ID to turn GitHub sign-in on, or unset GITHUB_CLIENT_SECRET',
+      );
     return null;
   }
   return {

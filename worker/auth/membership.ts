@@ -12,19 +12,9 @@ import type { GithubConfig, OidcConfig } from './identity-config.ts';
 const GROUP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const MAX_GROUPS = 64;
 
-export type RefusalReason =
-  | 'no_rule'
-  | 'not_member'
-  | 'no_email'
-  | 'email_unverified'
-  | 'unusable_name'
-  | 'builtin_account'
-  | 'other_account'
-  | 'disabled';
+export type RefusalReason = 'no_rule' | 'not_member' | 'no_email' | 'email_unverified' | 'unusable_name' | 'builtin_account' | 'other_account' | 'disabled';
 
-export type MembershipDecision =
-  | { ok: true; username: string; userId: string; groups: string[] }
-  | { ok: false; reason: RefusalReason; who: string };
+export type MembershipDecision = { ok: true; username: string; userId: string; groups: string[] } | { ok: false; reason: RefusalReason; who: string };
 
 /** What a refused person is told. Exhaustive: a new reason does not compile until it has a message. */
 export function refusalMessage(reason: RefusalReason, provider: string): string {
@@ -78,10 +68,7 @@ export function decideOidc(config: OidcConfig, claims: JWTPayload): MembershipDe
   // Membership compares every group the provider sent; only valid names become policy groups.
   const groups = claimGroups(claims, config.groupsClaim);
   const domain = email.slice(email.lastIndexOf('@') + 1);
-  const member =
-    config.allowedEmails.includes(email) ||
-    config.allowedDomains.includes(domain) ||
-    groups.some((group) => config.allowedGroups.includes(group));
+  const member = config.allowedEmails.includes(email) || config.allowedDomains.includes(domain) || groups.some((group) => config.allowedGroups.includes(group));
   if (!member) return { ok: false, reason: 'not_member', who };
   return { ok: true, username: email, userId: `oidc/${encodeURIComponent(sub)}`, groups: policyGroups(groups) };
 }

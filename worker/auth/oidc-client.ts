@@ -59,7 +59,11 @@ function keySet(discovery: OidcDiscovery): JWTVerifyGetKey {
   return keys;
 }
 
-export function authorizationUrl(config: OidcConfig, discovery: OidcDiscovery, request: { redirectUri: string; state: string; nonce: string; codeChallenge: string }): string {
+export function authorizationUrl(
+  config: OidcConfig,
+  discovery: OidcDiscovery,
+  request: { redirectUri: string; state: string; nonce: string; codeChallenge: string },
+): string {
   const url = new URL(discovery.authorization_endpoint);
   url.searchParams.set('response_type', 'code');
   url.searchParams.set('client_id', config.clientId);
@@ -127,12 +131,14 @@ export async function verifyIdToken(idToken: string, expected: IdTokenExpectatio
       requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat'],
     }));
   } catch (error) {
-    if (error instanceof errors.JOSEError) throw new OidcError(`the ID token was refused: ${error.code}${error instanceof errors.JWTClaimValidationFailed ? ` (${error.claim})` : ''}`);
+    if (error instanceof errors.JOSEError)
+      throw new OidcError(`the ID token was refused: ${error.code}${error instanceof errors.JWTClaimValidationFailed ? ` (${error.claim})` : ''}`);
     throw error;
   }
   const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
   // §3.1.3.7 items 4-5: with several audiences the token must say it was issued to us.
-  if ((audiences.length > 1 || payload.azp !== undefined) && payload.azp !== expected.clientId) throw new OidcError('the ID token was refused: azp is not our client id');
+  if ((audiences.length > 1 || payload.azp !== undefined) && payload.azp !== expected.clientId)
+    throw new OidcError('the ID token was refused: azp is not our client id');
   if (payload.nonce !== expected.nonce) throw new OidcError('the ID token was refused: its nonce is not the one this sign-in sent');
   return payload;
 }

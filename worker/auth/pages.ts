@@ -80,10 +80,15 @@ export function signInPage(input: SignInPageInput): string {
 <div class="buttons"><button type="submit" name="action" value="approve">Sign in and allow</button><button class="secondary" type="submit" name="action" value="deny" formnovalidate>Deny</button></div>`
     : '';
   const providers = input.providers
-    .map((provider) => `<button class="provider" type="submit" name="action" value="${provider.action}" formnovalidate>Continue with ${escapeHtml(provider.label)}</button>`)
+    .map(
+      (provider) =>
+        `<button class="provider" type="submit" name="action" value="${provider.action}" formnovalidate>Continue with ${escapeHtml(provider.label)}</button>`,
+    )
     .join('');
   const providerBlock = providers ? `${input.passwordForm ? '<p class="or"><small>or</small></p>' : ''}<div class="providers">${providers}</div>` : '';
-  const denyOnly = input.passwordForm ? '' : '<div class="buttons"><button class="secondary" type="submit" name="action" value="deny" formnovalidate>Deny</button></div>';
+  const denyOnly = input.passwordForm
+    ? ''
+    : '<div class="buttons"><button class="secondary" type="submit" name="action" value="deny" formnovalidate>Deny</button></div>';
   return page(
     'Sign in: mcp-remote-exec',
     `<h1>Sign in to mcp-remote-exec</h1>
@@ -99,7 +104,8 @@ ${passwordFields}${providerBlock}${denyOnly}
 }
 
 export function consentPage(input: ConsentPageInput): string {
-  const scopes = input.details.scope.length > 0 ? `<p><small>Scopes: ${input.details.scope.map((scope) => `<code>${escapeHtml(scope)}</code>`).join(' ')}</small></p>` : '';
+  const scopes =
+    input.details.scope.length > 0 ? `<p><small>Scopes: ${input.details.scope.map((scope) => `<code>${escapeHtml(scope)}</code>`).join(' ')}</small></p>` : '';
   return page(
     `Allow ${input.details.clientName}? mcp-remote-exec`,
     `<h1>Allow ${escapeHtml(input.details.clientName.trim() || 'this client')}?</h1>

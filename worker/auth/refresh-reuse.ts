@@ -41,10 +41,7 @@ const REUSED = 'This refresh token was already used. The grant has been revoked 
 const CONTESTED = 'This refresh token is being exchanged by another request right now; if that succeeds, the grant is revoked for safety.';
 
 function invalidGrant(description: string = REUSED): Response {
-  return Response.json(
-    { error: 'invalid_grant', error_description: description },
-    { status: 400, headers: { 'Cache-Control': 'no-store' } },
-  );
+  return Response.json({ error: 'invalid_grant', error_description: description }, { status: 400, headers: { 'Cache-Control': 'no-store' } });
 }
 
 /** Who the grant belongs to, for the audit row, and whether it still exists. */

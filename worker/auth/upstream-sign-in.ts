@@ -66,7 +66,13 @@ export async function providerOrigins(providers: IdentityProviders): Promise<str
 }
 
 /** The sign-in page's "Continue with …" button: off to the provider. */
-export async function startUpstream(request: Request, env: Env, oauthRequest: AuthRequest, kind: ProviderKind, providers: IdentityProviders): Promise<Response> {
+export async function startUpstream(
+  request: Request,
+  env: Env,
+  oauthRequest: AuthRequest,
+  kind: ProviderKind,
+  providers: IdentityProviders,
+): Promise<Response> {
   const verifier = randomToken();
   const redirectUri = callbackUrl(env);
   const oidc = providers.oidc;
@@ -79,22 +85,39 @@ export async function startUpstream(request: Request, env: Env, oauthRequest: Au
     } catch (error) {
       if (!(error instanceof OidcError) && !(error instanceof TypeError) && !(error instanceof DOMException)) throw error;
       logEvent('error', 'OIDC discovery failed', { error: error.message });
-      return messagePage(502, `${oidc.displayName} is not reachable`, `Signing in with ${oidc.displayName} is not possible right now. Try again later, or tell the administrator.`);
+      return messagePage(
+        502,
+        `${oidc.displayName} is not reachable`,
+        `Signing in with ${oidc.displayName} is not possible right now. Try again later, or tell the administrator.`,
+      );
     }
     const nonce = randomToken();
-    const { state, headers } = await env.OAUTH_PROVIDER.beginUpstream(oauthRequest, { data: { provider: 'oidc', verifier, nonce }, headers: flowHeaders(oauthRequest) });
+    const { state, headers } = await env.OAUTH_PROVIDER.beginUpstream(oauthRequest, {
+      data: { provider: 'oidc', verifier, nonce },
+      headers: flowHeaders(oauthRequest),
+    });
     headers.set('Location', authorizationUrl(oidc, discovery, { redirectUri, state, nonce, codeChallenge: await s256(verifier) }));
     return new Response(null, { status: 302, headers });
   }
   if (kind === 'github' && github) {
-    const { state, headers } = await env.OAUTH_PROVIDER.beginUpstream(oauthRequest, { data: { provider: 'github', verifier }, headers: flowHeaders(oauthRequest) });
+    const { state, headers } = await env.OAUTH_PROVIDER.beginUpstream(oauthRequest, {
+      data: { provider: 'github', verifier },
+      headers: flowHeaders(oauthRequest),
+    });
     headers.set('Location', githubAuthorizationUrl(github, { redirectUri, state, codeChallenge: await s256(verifier) }));
     return new Response(null, { status: 302, headers });
   }
   return messagePage(400, 'This sign-in method is not offered', 'This deployment does not offer that way of signing in. Start again from your MCP client.');
 }
 
-async function decide(kind: ProviderKind, providers: IdentityProviders, env: Env, params: URLSearchParams, code: string, data: z.infer<typeof upstreamDataSchema>): Promise<MembershipDecision | null> {
+async function decide(
+  kind: ProviderKind,
+  providers: IdentityProviders,
+  env: Env,
+  params: URLSearchParams,
+  code: string,
+  data: z.infer<typeof upstreamDataSchema>,
+): Promise<MembershipDecision | null> {
   if (kind === 'oidc' && providers.oidc && data.nonce) {
     const config = providers.oidc;
     // RFC 9207: a provider that names itself in the response must be the one we sent the user to.
@@ -131,7 +154,11 @@ export async function handleUpstreamCallback(request: Request, env: Env): Promis
     resumed = await env.OAUTH_PROVIDER.finishUpstream<unknown>(request);
   } catch (error) {
     if (error instanceof AuthorizationError) {
-      return messagePage(400, 'This sign-in has expired', 'This sign-in expired, was already finished, or was started in another browser. Start again from your MCP client.');
+      return messagePage(
+        400,
+        'This sign-in has expired',
+        'This sign-in expired, was already finished, or was started in another browser. Start again from your MCP client.',
+      );
     }
     throw error;
   }
@@ -141,7 +168,8 @@ export async function handleUpstreamCallback(request: Request, env: Env): Promis
   const kind = data.data.provider;
   const label = providerLabel(kind, providers);
   const params = new URL(request.url).searchParams;
-  const refusal = (status: number, title: string, message: string): Response => messagePage(status, title, message, withCookies(flowHeaders(original), resumed.headers));
+  const refusal = (status: number, title: string, message: string): Response =>
+    messagePage(status, title, message, withCookies(flowHeaders(original), resumed.headers));
 
   // The person declined at the provider, or it failed there: the MCP client hears access_denied.
   const code = params.get('code');
@@ -156,16 +184,33 @@ export async function handleUpstreamCallback(request: Request, env: Env): Promis
   try {
     decision = await decide(kind, providers, env, params, code, data.data);
   } catch (error) {
-    if (!(error instanceof OidcError) && !(error instanceof GithubError) && !(error instanceof TypeError) && !(error instanceof DOMException) && !(error instanceof SyntaxError)) throw error;
+    if (
+      !(error instanceof OidcError) &&
+      !(error instanceof GithubError) &&
+      !(error instanceof TypeError) &&
+      !(error instanceof DOMException) &&
+      !(error instanceof SyntaxError)
+    )
+      throw error;
     logEvent('warn', 'identity provider sign-in failed', { provider: kind, error: error.message });
-    return refusal(502, 'Sign-in failed', `${label} did not confirm who you are, so you are not signed in. Start again from your MCP client; if it keeps failing, tell the administrator.`);
+    return refusal(
+      502,
+      'Sign-in failed',
+      `${label} did not confirm who you are, so you are not signed in. Start again from your MCP client; if it keeps failing, tell the administrator.`,
+    );
   }
-  if (!decision) return refusal(400, 'This sign-in method is not offered', `This deployment no longer offers ${label} sign-in. Start again from your MCP client.`);
+  if (!decision)
+    return refusal(400, 'This sign-in method is not offered', `This deployment no longer offers ${label} sign-in. Start again from your MCP client.`);
   if (!decision.ok) {
     logEvent('warn', 'sign-in refused', { provider: kind, reason: decision.reason, who: decision.who.slice(0, 128) });
     return refusal(403, 'You cannot sign in here', refusalMessage(decision.reason, label));
   }
-  const recorded = await teamDirectory(env).recordExternalSignIn({ username: decision.username, userId: decision.userId, source: kind, idpGroups: decision.groups });
+  const recorded = await teamDirectory(env).recordExternalSignIn({
+    username: decision.username,
+    userId: decision.userId,
+    source: kind,
+    idpGroups: decision.groups,
+  });
   if (!recorded.ok) {
     logEvent('warn', 'sign-in refused', { provider: kind, reason: recorded.reason, username: decision.username });
     return refusal(403, 'You cannot sign in here', refusalMessage(recorded.reason, label));

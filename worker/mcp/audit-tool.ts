@@ -16,7 +16,12 @@ const auditToolInput = z
     user: z.string().max(128).optional().describe('Only calls by this user name.'),
     host: z.string().max(256).optional().describe('Only calls on this host.'),
     tool: z.string().max(64).optional().describe('Only calls of this tool, e.g. ssh_exec_command.'),
-    outcome: z.enum(AUDIT_OUTCOMES).optional().describe('"ok", "error" (the call failed), "denied" (policy refused it) or "started" (sent to the host, outcome not known: still running, or the Worker or relay stopped before it was learned).'),
+    outcome: z
+      .enum(AUDIT_OUTCOMES)
+      .optional()
+      .describe(
+        '"ok", "error" (the call failed), "denied" (policy refused it) or "started" (sent to the host, outcome not known: still running, or the Worker or relay stopped before it was learned).',
+      ),
     since: z.iso.datetime({ offset: true, error: 'since must be an ISO 8601 time, e.g. 2026-11-23T00:00:00Z' }).optional().describe('Earliest time, ISO 8601.'),
     until: z.iso.datetime({ offset: true, error: 'until must be an ISO 8601 time' }).optional().describe('Latest time, ISO 8601.'),
     limit: z.number().int().min(1).max(500).default(50).describe('Entries to return, newest first (at most 500).'),
@@ -50,11 +55,13 @@ function line(entry: AuditEntry): string {
 }
 
 export function registerAuditTool(server: McpServer, env: Env, caller: Caller): void {
-  registerTool(server, 
+  registerTool(
+    server,
     'audit_log',
     {
       title: 'Read the audit log',
-      description: 'Admins only. List recorded tool calls (who ran what, where, when, and how it ended), newest first, filtered by user, host, tool, outcome or time.',
+      description:
+        'Admins only. List recorded tool calls (who ran what, where, when, and how it ended), newest first, filtered by user, host, tool, outcome or time.',
       inputSchema: auditToolInput,
       outputSchema: auditToolOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
@@ -63,7 +70,20 @@ export function registerAuditTool(server: McpServer, env: Env, caller: Caller): 
       const started = Date.now();
       const access = await teamDirectory(env).access(caller.username);
       const allowed = access.active && isDeploymentAdmin(access.policy, access.subject);
-      await writeAudit(env, { time: new Date(started).toISOString(), user: caller.username, client: caller.client, relay: null, host: null, tool: 'audit_log', target: null, outcome: allowed ? 'ok' : 'denied', code: allowed ? null : 'access_denied', exitCode: null, bytes: null, durationMs: 0 });
+      await writeAudit(env, {
+        time: new Date(started).toISOString(),
+        user: caller.username,
+        client: caller.client,
+        relay: null,
+        host: null,
+        tool: 'audit_log',
+        target: null,
+        outcome: allowed ? 'ok' : 'denied',
+        code: allowed ? null : 'access_denied',
+        exitCode: null,
+        bytes: null,
+        durationMs: 0,
+      });
       if (!allowed) return errorResult({ code: 'access_denied', message: 'Only admins of this deployment may read the audit log.' });
       const entries = await auditLog(env).query(args);
       const structured = {

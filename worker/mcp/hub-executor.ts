@@ -66,7 +66,7 @@ async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSig
   const onAbort = (): void => {
     // Under waitUntil: a client that drops its request ends the invocation at once, and the
     // cancel frame must still reach the relay.
-        waitUntil(hub.cancel(id).catch(() => undefined));
+    waitUntil(hub.cancel(id).catch(() => undefined));
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -78,9 +78,15 @@ async function cancellable<T>(hub: DurableObjectStub<RelayHub>, signal: AbortSig
 
 /** Check the target now, so a refusal (an existing file without overwrite) comes back to the assistant, not to curl later. */
 async function checkWritable(target: OnRelay, request: { ctid?: string; path: string; overwrite: boolean }, userId: string): Promise<Outcome<void>> {
-  const probe = await target.hub.readFile(crypto.randomUUID(), { host: target.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 }, userId);
+  const probe = await target.hub.readFile(
+    crypto.randomUUID(),
+    { host: target.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 },
+    userId,
+  );
   if (probe.ok) {
-    return request.overwrite ? success(undefined) : failure('already_exists', `${request.path} already exists ${request.ctid !== undefined ? `in container ${request.ctid} on` : 'on'} ${target.host}.`);
+    return request.overwrite
+      ? success(undefined)
+      : failure('already_exists', `${request.path} already exists ${request.ctid !== undefined ? `in container ${request.ctid} on` : 'on'} ${target.host}.`);
   }
   return probe.error.code === 'path_not_found' ? success(undefined) : probe;
 }
@@ -159,7 +165,9 @@ export class HubExecutor implements ToolExecutor {
     if (signal.aborted) return failure('cancelled', 'The request was cancelled before it started; nothing ran.');
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.execCommand(id, { ...request, host: target.value.host }, this.caller.userId));
+    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) =>
+      target.value.hub.execCommand(id, { ...request, host: target.value.host }, this.caller.userId),
+    );
     if (!reply.ok) return reply;
     const { result, stdout, stderr, host } = reply.value;
     if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
@@ -169,7 +177,9 @@ export class HubExecutor implements ToolExecutor {
   async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) => target.value.hub.pve(id, { ...request, host: target.value.host }, this.caller.userId));
+    const reply = await cancellable<HostReply>(target.value.hub, signal, (id) =>
+      target.value.hub.pve(id, { ...request, host: target.value.host }, this.caller.userId),
+    );
     if (!reply.ok) return reply;
     const { result, host } = reply.value;
     if (result.op !== 'pve') return failure('protocol_error', 'The relay answered a pct/qm command with another kind of result.');
@@ -222,19 +232,33 @@ export class HubExecutor implements ToolExecutor {
     if (!target.ok) return target;
     const writable = await checkWritable(target.value, request, this.caller.userId);
     if (!writable.ok) return writable;
-    return this.makeLink('upload', target.value, request.ctid, request.path, { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite }, signal);
+    return this.makeLink(
+      'upload',
+      target.value,
+      request.ctid,
+      request.path,
+      { ...(request.permissions !== undefined ? { permissions: request.permissions } : {}), overwrite: request.overwrite },
+      signal,
+    );
   }
 
   async requestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
     const target = onRelay(this.env, request.host);
     if (!target.ok) return target;
-    const probe = await target.value.hub.readFile(crypto.randomUUID(), { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 }, this.caller.userId);
+    const probe = await target.value.hub.readFile(
+      crypto.randomUUID(),
+      { host: target.value.host, ...(request.ctid !== undefined ? { ctid: request.ctid } : {}), path: request.path, offset: 0, length: 0, maxBytes: 0 },
+      this.caller.userId,
+    );
     if (!probe.ok) return probe;
     const { result } = probe.value;
     if (result.op !== 'read_file') return failure('protocol_error', 'The relay answered a check with another kind of result.');
     const limit = this.settings.tools.maxFileSize;
     if (result.info.size > limit) {
-      return failure('file_too_large', `${request.path} is ${result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${limit.toLocaleString('en-US')}).`);
+      return failure(
+        'file_too_large',
+        `${request.path} is ${result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${limit.toLocaleString('en-US')}).`,
+      );
     }
     return this.makeLink('download', target.value, request.ctid, request.path, { overwrite: false }, signal);
   }
@@ -268,7 +292,14 @@ export class HubExecutor implements ToolExecutor {
     const config = this.settings.imagekit;
     if (!config) return failure('invalid_argument', 'ImageKit is not configured on this server (ENABLE_IMAGEKIT and the IMAGEKIT_* settings).');
     const { ImageKitService } = await import('../../shared/imagekit/service.ts');
-    return success({ config, service: new ImageKitService(config), store: durableTransferStore(this.env), host: this.transferHost(), ownerId: this.caller.userId, maxFileSize: this.settings.tools.maxFileSize });
+    return success({
+      config,
+      service: new ImageKitService(config),
+      store: durableTransferStore(this.env),
+      host: this.transferHost(),
+      ownerId: this.caller.userId,
+      maxFileSize: this.settings.tools.maxFileSize,
+    });
   }
 
   /** How ImageKit transfers reach hosts: through the relay's hub, as the link tools do. Hosts are relay/host. */
@@ -285,7 +316,14 @@ export class HubExecutor implements ToolExecutor {
         if (!on.ok) return on;
         const reply = await on.value.hub.writeFromBody(
           crypto.randomUUID(),
-          { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, ...(target.permissions !== undefined ? { permissions: target.permissions } : {}), overwrite: target.overwrite, maxBytes: size },
+          {
+            host: on.value.host,
+            ...(target.ctid !== undefined ? { ctid: target.ctid } : {}),
+            path: target.path,
+            ...(target.permissions !== undefined ? { permissions: target.permissions } : {}),
+            overwrite: target.overwrite,
+            maxBytes: size,
+          },
           body,
           size,
           this.caller.userId,
@@ -303,9 +341,16 @@ export class HubExecutor implements ToolExecutor {
         const probe = await on.value.hub.readFile(crypto.randomUUID(), { ...where, path: target.path, offset: 0, length: 0, maxBytes: 0 }, this.caller.userId);
         if (!probe.ok) return probe;
         if (probe.value.result.op === 'read_file' && probe.value.result.info.size > maxBytes) {
-          return failure('file_too_large', `${target.path} is ${probe.value.result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')}).`);
+          return failure(
+            'file_too_large',
+            `${target.path} is ${probe.value.result.info.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')}).`,
+          );
         }
-        const opened = await on.value.hub.readAsStream(crypto.randomUUID(), { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, maxBytes }, this.caller.userId);
+        const opened = await on.value.hub.readAsStream(
+          crypto.randomUUID(),
+          { host: on.value.host, ...(target.ctid !== undefined ? { ctid: target.ctid } : {}), path: target.path, maxBytes },
+          this.caller.userId,
+        );
         if (!opened.ok) return opened;
         const data = await collect(opened.value.stream, maxBytes);
         return data.ok ? success({ host: target.host, data: data.value }) : data;
@@ -313,7 +358,14 @@ export class HubExecutor implements ToolExecutor {
     };
   }
 
-  private async makeLink(kind: 'upload' | 'download', target: OnRelay, ctid: string | undefined, path: string, options: { permissions?: number; overwrite: boolean }, _signal: AbortSignal): Promise<Outcome<LinkOffer>> {
+  private async makeLink(
+    kind: 'upload' | 'download',
+    target: OnRelay,
+    ctid: string | undefined,
+    path: string,
+    options: { permissions?: number; overwrite: boolean },
+    _signal: AbortSignal,
+  ): Promise<Outcome<LinkOffer>> {
     const id = toHex(randomBytes(16));
     // 256 bits; only its hash is stored and it is never logged.
     const token = toBase64Url(randomBytes(32));

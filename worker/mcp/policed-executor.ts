@@ -10,7 +10,13 @@ import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
 import type { GuestKind } from '../../shared/proxmox.ts';
-import { unknownTransfer, type ImageKitDownloadDone, type ImageKitDownloadOffer, type ImageKitUploadDone, type ImageKitUploadOffer } from '../../shared/imagekit/transfers.ts';
+import {
+  unknownTransfer,
+  type ImageKitDownloadDone,
+  type ImageKitDownloadOffer,
+  type ImageKitUploadDone,
+  type ImageKitUploadOffer,
+} from '../../shared/imagekit/transfers.ts';
 import type {
   DownloadLinkRequest,
   ExecRequest,
@@ -51,7 +57,13 @@ export class PolicedExecutor implements ToolExecutor {
   }
 
   private async record(entry: Omit<AuditEntry, 'time' | 'user' | 'client' | 'durationMs'>, started: number): Promise<void> {
-    await writeAudit(this.env, { ...entry, time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, durationMs: Date.now() - started });
+    await writeAudit(this.env, {
+      ...entry,
+      time: new Date(started).toISOString(),
+      user: this.caller.username,
+      client: this.caller.client,
+      durationMs: Date.now() - started,
+    });
   }
 
   /**
@@ -69,17 +81,33 @@ export class PolicedExecutor implements ToolExecutor {
     const started = Date.now();
     const { outcome: gate, denied } = await gateCall(this.env, this.caller.username, tool, requestedHost, needed);
     if (!gate.ok) {
-      await this.record({ relay: null, host: requestedHost ?? null, tool, target, outcome: denied ? 'denied' : 'error', code: gate.error.code, ...NO_DETAILS }, started);
+      await this.record(
+        { relay: null, host: requestedHost ?? null, tool, target, outcome: denied ? 'denied' : 'error', code: gate.error.code, ...NO_DETAILS },
+        started,
+      );
       return gate;
     }
     // The row exists before anything is sent, so a call whose outcome is never learned still shows.
-    const row = await beginAudit(this.env, { time: new Date(started).toISOString(), user: this.caller.username, client: this.caller.client, relay: gate.value.relay, host: gate.value.host, tool, target });
+    const row = await beginAudit(this.env, {
+      time: new Date(started).toISOString(),
+      user: this.caller.username,
+      client: this.caller.client,
+      relay: gate.value.relay,
+      host: gate.value.host,
+      tool,
+      target,
+    });
     if (!row.ok) return row;
     const finished = run(gate.value.qualified).then(async (result) => {
       await finishAudit(
         this.env,
         row.value,
-        { outcome: result.ok ? 'ok' : 'error', code: result.ok ? null : result.error.code, ...(result.ok ? details(result.value) : NO_DETAILS), durationMs: Date.now() - started },
+        {
+          outcome: result.ok ? 'ok' : 'error',
+          code: result.ok ? null : result.error.code,
+          ...(result.ok ? details(result.value) : NO_DETAILS),
+          durationMs: Date.now() - started,
+        },
         tool,
       );
       return result;
@@ -95,11 +123,19 @@ export class PolicedExecutor implements ToolExecutor {
     const started = Date.now();
     const { standing, relays } = await standingAndFleet(this.env, this.caller.username);
     if (!standing.ok) {
-      await this.record({ relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'denied', code: standing.error.code, ...NO_DETAILS }, started);
+      await this.record(
+        { relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'denied', code: standing.error.code, ...NO_DETAILS },
+        started,
+      );
       return standing;
     }
     const { policy, subject } = standing.value;
-    const visible = new Map(fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null).map((host) => [qualifiedName(host.relay, host.entry.name), host]));
+    const visible = new Map(
+      fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null).map((host) => [
+        qualifiedName(host.relay, host.entry.name),
+        host,
+      ]),
+    );
     // Only relays that serve the caller something are asked (and probed).
     const serving = relays.filter((relay) => [...visible.values()].some((host) => host.relay === relay.relayId)).map((relay) => relay.relayId);
     const listing = await this.inner.listRelays(serving, options.probe);
@@ -164,11 +200,15 @@ export class PolicedExecutor implements ToolExecutor {
   }
 
   async imagekitRequestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>> {
-    return this.onHost('imagekit_request_upload', pathLabel(request), request.host, 'operator', (host) => this.inner.imagekitRequestUpload({ ...request, host }, signal));
+    return this.onHost('imagekit_request_upload', pathLabel(request), request.host, 'operator', (host) =>
+      this.inner.imagekitRequestUpload({ ...request, host }, signal),
+    );
   }
 
   async imagekitRequestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>> {
-    return this.onHost('imagekit_request_download', pathLabel(request), request.host, 'viewer', (host) => this.inner.imagekitRequestDownload({ ...request, host }, signal));
+    return this.onHost('imagekit_request_download', pathLabel(request), request.host, 'viewer', (host) =>
+      this.inner.imagekitRequestDownload({ ...request, host }, signal),
+    );
   }
 
   /** A confirm acts on the transfer's own host and path: policy is checked on them again now. */
@@ -196,12 +236,20 @@ export class PolicedExecutor implements ToolExecutor {
   async proxmox(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>> {
     const looks = request.action === 'list' || request.action === 'status';
     const noun = request.kind === 'lxc' ? 'container' : 'vm';
-    const tool = request.action === 'list' ? `proxmox_list_${noun}s` : request.action === 'status' ? `proxmox_${noun}_status` : `proxmox_${request.action}_${noun}`;
+    const tool =
+      request.action === 'list' ? `proxmox_list_${noun}s` : request.action === 'status' ? `proxmox_${noun}_status` : `proxmox_${request.action}_${noun}`;
     const target = request.id !== undefined ? guestLabel(request.kind, request.id) : null;
-    return this.onHost(tool, target, request.host, looks ? 'viewer' : 'operator', (host) => this.inner.proxmox({ ...request, host }, signal), (value) => ({
-      exitCode: value.exitCode,
-      bytes: null,
-    }));
+    return this.onHost(
+      tool,
+      target,
+      request.host,
+      looks ? 'viewer' : 'operator',
+      (host) => this.inner.proxmox({ ...request, host }, signal),
+      (value) => ({
+        exitCode: value.exitCode,
+        bytes: null,
+      }),
+    );
   }
 
   /** Ping a relay that serves the caller at least one host (any relay, for a deployment admin). */
@@ -214,7 +262,9 @@ export class PolicedExecutor implements ToolExecutor {
     } else {
       const { policy, subject } = standing.value;
       const admin = isDeploymentAdmin(policy, subject);
-      const mine = relays.filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, policyHost(relay.relayId, host)) !== null)).map((relay) => relay.relayId);
+      const mine = relays
+        .filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, policyHost(relay.relayId, host)) !== null))
+        .map((relay) => relay.relayId);
       const chosen = selectRelay(mine, request.relay);
       result = chosen.ok ? await this.inner.ping({ relay: chosen.value }, signal) : chosen;
     }
@@ -247,7 +297,9 @@ function guestLabel(kind: GuestKind, id: string): string {
 function selectRelay(relays: readonly string[], requested: string | undefined): Outcome<string> {
   if (requested !== undefined) {
     const found = relays.find((relay) => relay.toLowerCase() === requested.toLowerCase());
-    return found ? success(found) : failure('relay_not_connected', `There is no relay "${requested}" serving you. ${relays.length > 0 ? `Relays: ${relays.join(', ')}.` : ''}`.trim());
+    return found
+      ? success(found)
+      : failure('relay_not_connected', `There is no relay "${requested}" serving you. ${relays.length > 0 ? `Relays: ${relays.join(', ')}.` : ''}`.trim());
   }
   if (relays.length === 1 && relays[0] !== undefined) return success(relays[0]);
   if (relays.length === 0) return failure('relay_not_connected', 'No relay serving you has connected to this server yet.');

@@ -46,7 +46,9 @@ export async function offerFor(env: Env, caller: Caller): Promise<ToolOffer> {
   if (!standing.ok) return { proxmox: false, audit: false };
   const { policy, subject } = standing.value;
   return {
-    proxmox: fleetHosts(relays, (relay, host) => host.capabilities.includes(PROXMOX_CAPABILITY) && roleOn(policy, subject, policyHost(relay, host)) !== null).length > 0,
+    proxmox:
+      fleetHosts(relays, (relay, host) => host.capabilities.includes(PROXMOX_CAPABILITY) && roleOn(policy, subject, policyHost(relay, host)) !== null).length >
+      0,
     audit: isDeploymentAdmin(policy, subject),
   };
 }

@@ -79,7 +79,13 @@ export class McpSession extends DurableObject<Env> {
     const props = sessionProps.safeParse(parseJson(request.headers.get(CALLER_HEADER)));
     if (!props.success) return new Response('No caller.', { status: 500 });
     const minted = request.headers.get(NEW_SESSION_HEADER);
-    const parsedBody: unknown = request.method === 'POST' ? await request.clone().json().catch(() => undefined) : undefined;
+    const parsedBody: unknown =
+      request.method === 'POST'
+        ? await request
+            .clone()
+            .json()
+            .catch(() => undefined)
+        : undefined;
 
     let live: Live;
     if (minted !== null) {
@@ -91,7 +97,8 @@ export class McpSession extends DurableObject<Env> {
       const owner = storedOwner.safeParse(await this.ctx.storage.get(OWNER_KEY));
       // Fail closed: a session without a recorded owner is nobody's.
       if (!owner.success || owner.data.caller.userId !== props.data.userId) return sessionNotFound();
-      const restored = this.live ?? (await (this.restoring ??= this.restore(owner.data.sessionId, callerOf(owner.data.caller)).finally(() => (this.restoring = undefined))));
+      const restored =
+        this.live ?? (await (this.restoring ??= this.restore(owner.data.sessionId, callerOf(owner.data.caller)).finally(() => (this.restoring = undefined))));
       if (!restored) return sessionNotFound();
       live = restored;
     }
@@ -151,7 +158,11 @@ export class McpSession extends DurableObject<Env> {
     const live = await this.open(sessionId, caller);
     const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
     const initialize = await live.transport.handleRequest(
-      new Request('http://session/mcp', { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 'restore', method: 'initialize', params: init.data }) }),
+      new Request('http://session/mcp', {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'restore', method: 'initialize', params: init.data }),
+      }),
     );
     await initialize.text();
     const initialized = await live.transport.handleRequest(

@@ -28,7 +28,10 @@ function jsonRpcError(status: number, code: number, message: string, headers: Re
 /** The body as JSON, or undefined (not JSON, or not a POST). The request itself stays readable. */
 async function peekBody(request: Request): Promise<unknown> {
   if (request.method !== 'POST') return undefined;
-  return request.clone().json().catch(() => undefined);
+  return request
+    .clone()
+    .json()
+    .catch(() => undefined);
 }
 
 function methodOf(body: unknown): string | undefined {

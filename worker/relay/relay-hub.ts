@@ -150,7 +150,6 @@ function inContainer(ctid: string | undefined): { ctid?: string } {
   return ctid !== undefined ? { ctid } : {};
 }
 
-
 const RELAY_TAG = 'relay';
 /** A connection must say hello this soon after the upgrade, or it is dropped by the next one. */
 const HELLO_TIMEOUT_MS = 10_000;
@@ -213,7 +212,8 @@ export class RelayHub extends DurableObject<Env> {
     // later, after the real relay, and be taken for the newer one).
     for (const other of this.ctx.getWebSockets(RELAY_TAG)) {
       const state = attachment(other);
-      if (!state.welcomed && Date.now() - (state.acceptedAt ?? 0) > HELLO_TIMEOUT_MS) this.retire(other, 4008, 'no hello in time', 'The relay connection was dropped.');
+      if (!state.welcomed && Date.now() - (state.acceptedAt ?? 0) > HELLO_TIMEOUT_MS)
+        this.retire(other, 4008, 'no hello in time', 'The relay connection was dropped.');
     }
     const live = this.liveSocket();
     if (live.ok) {
@@ -249,11 +249,17 @@ export class RelayHub extends DurableObject<Env> {
       const id = requestIdOf(message);
       const request = id !== null ? this.take(id, socket) : undefined;
       if (request) {
-        request.resolve(failure('protocol_error', `The relay's answer was not a valid frame (${boundText(parsed.reason, 300)}); the request may have run on the host.`));
+        request.resolve(
+          failure('protocol_error', `The relay's answer was not a valid frame (${boundText(parsed.reason, 300)}); the request may have run on the host.`),
+        );
         // Not counted towards closing the connection: it answered a real request (an older relay
         // that does not bound its messages), and what one user sends must never get the relay
         // dropped for everyone.
-        logEvent('warn', "rejected the relay's answer to a request as an invalid frame", { relayId: attachment(socket).relayId, id, reason: boundText(parsed.reason, 1000) });
+        logEvent('warn', "rejected the relay's answer to a request as an invalid frame", {
+          relayId: attachment(socket).relayId,
+          id,
+          reason: boundText(parsed.reason, 1000),
+        });
         this.trySend(socket, { type: 'error', code: 'protocol_error', message: boundText(`Invalid frame for request ${id}: ${parsed.reason}`) });
         return;
       }
@@ -450,7 +456,14 @@ export class RelayHub extends DurableObject<Env> {
     return this.onHost(request.host, (host) =>
       this.execute(
         id,
-        { op: 'exec', host, command: request.command, timeoutMs: request.timeoutMs, maxChars: request.maxChars, ...(request.guest ? { guest: request.guest } : {}) },
+        {
+          op: 'exec',
+          host,
+          command: request.command,
+          timeoutMs: request.timeoutMs,
+          maxChars: request.maxChars,
+          ...(request.guest ? { guest: request.guest } : {}),
+        },
         guestExecDeadlineMs(request.guest?.kind, request.timeoutMs),
         { maxChars: request.maxChars, userId },
       ),
@@ -480,10 +493,15 @@ export class RelayHub extends DurableObject<Env> {
   /** Read (part of) a file on a host; the bytes come back in the reply. */
   async readFile(id: string, request: ReadFileRequest, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: request.offset, length: request.length, maxBytes: request.maxBytes }, FILE_DEADLINE_MS, {
-        receiveBytes: request.maxBytes,
-        userId,
-      }),
+      this.execute(
+        id,
+        { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: request.offset, length: request.length, maxBytes: request.maxBytes },
+        FILE_DEADLINE_MS,
+        {
+          receiveBytes: request.maxBytes,
+          userId,
+        },
+      ),
     );
   }
 
@@ -494,7 +512,11 @@ export class RelayHub extends DurableObject<Env> {
     );
   }
 
-  async listDirectory(id: string, request: { host?: string; path: string }, userId: string = UNATTRIBUTED): Promise<Outcome<OperationReply & { host: string }>> {
+  async listDirectory(
+    id: string,
+    request: { host?: string; path: string },
+    userId: string = UNATTRIBUTED,
+  ): Promise<Outcome<OperationReply & { host: string }>> {
     return this.onHost(request.host, (host) => this.execute(id, { op: 'list_directory', host, path: request.path }, FILE_DEADLINE_MS, { userId }));
   }
 
@@ -518,7 +540,11 @@ export class RelayHub extends DurableObject<Env> {
    * Read a whole file as a stream (a transfer link's GET). Resolves once the relay has sent the
    * first bytes or finished, so an error such as a missing file becomes a proper HTTP status.
    */
-  async readAsStream(id: string, request: { host: string; ctid?: string; path: string; maxBytes: number }, userId: string = UNATTRIBUTED): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
+  async readAsStream(
+    id: string,
+    request: { host: string; ctid?: string; path: string; maxBytes: number },
+    userId: string = UNATTRIBUTED,
+  ): Promise<Outcome<{ stream: ReadableStream<Uint8Array> }>> {
     let firstBytes: () => void = () => undefined;
     const started = new Promise<void>((resolve) => {
       firstBytes = resolve;
@@ -550,7 +576,12 @@ export class RelayHub extends DurableObject<Env> {
     if (!sink) return failure('internal', 'Could not set up the download stream.');
     const streamSink = sink;
     const done = this.onHost(request.host, (host) =>
-      this.execute(id, { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 }, LINK_DEADLINE_MS, { sink: streamSink, userId }),
+      this.execute(
+        id,
+        { op: 'read_file', host, ...inContainer(request.ctid), path: request.path, offset: 0, length: request.maxBytes + 1, maxBytes: request.maxBytes + 1 },
+        LINK_DEADLINE_MS,
+        { sink: streamSink, userId },
+      ),
     );
     void done.then((outcome) => {
       if (!outcome.ok) {
@@ -570,10 +601,16 @@ export class RelayHub extends DurableObject<Env> {
     return success({ stream });
   }
 
-  private async onHost(requested: string | undefined, run: (host: string) => Promise<Outcome<OperationReply>>): Promise<Outcome<OperationReply & { host: string }>> {
+  private async onHost(
+    requested: string | undefined,
+    run: (host: string) => Promise<Outcome<OperationReply>>,
+  ): Promise<Outcome<OperationReply & { host: string }>> {
     const record = await this.ctx.storage.get<RelayRecord>(RELAY_RECORD_KEY);
     if (!record) return failure('relay_not_connected', 'No relay has connected to this server yet.');
-    const host = selectHost(record.hosts.map((entry) => entry.name), requested);
+    const host = selectHost(
+      record.hosts.map((entry) => entry.name),
+      requested,
+    );
     if (!host.ok) return host;
     const reply = await run(host.value);
     return reply.ok ? success({ ...reply.value, host: host.value }) : reply;
@@ -675,7 +712,11 @@ export class RelayHub extends DurableObject<Env> {
     const other = this.liveSocket();
     if (other.ok && other.value !== socket) {
       logEvent('warn', 'refused a second hello for a relay that is already connected', { relayId: hello.relayId });
-      send(socket, { type: 'error', code: 'protocol_error', message: `Relay "${hello.relayId}" is already connected. A second connection with the same identity does not take over.` });
+      send(socket, {
+        type: 'error',
+        code: 'protocol_error',
+        message: `Relay "${hello.relayId}" is already connected. A second connection with the same identity does not take over.`,
+      });
       socket.close(4009, 'relay already connected');
       return;
     }
@@ -788,10 +829,24 @@ export class RelayHub extends DurableObject<Env> {
     const state = attachment(socket);
     const invalidFrames = (state.invalidFrames ?? 0) + 1;
     socket.serializeAttachment({ ...state, invalidFrames } satisfies SocketAttachment);
-    logEvent('warn', 'rejected an invalid frame from the relay', { relayId: state.relayId, reason: boundText(reason, 1000), ...(id !== null ? { id } : {}), invalidFrames });
+    logEvent('warn', 'rejected an invalid frame from the relay', {
+      relayId: state.relayId,
+      reason: boundText(reason, 1000),
+      ...(id !== null ? { id } : {}),
+      invalidFrames,
+    });
     if (invalidFrames >= MAX_INVALID_FRAMES) {
-      this.trySend(socket, { type: 'error', code: 'protocol_error', message: `Closing: ${invalidFrames} invalid frames on this connection (last: ${boundText(reason, 1000)}).` });
-      this.retire(socket, 1002, 'too many invalid frames', 'The relay connection was closed for sending invalid frames; the outcome of this request is unknown.');
+      this.trySend(socket, {
+        type: 'error',
+        code: 'protocol_error',
+        message: `Closing: ${invalidFrames} invalid frames on this connection (last: ${boundText(reason, 1000)}).`,
+      });
+      this.retire(
+        socket,
+        1002,
+        'too many invalid frames',
+        'The relay connection was closed for sending invalid frames; the outcome of this request is unknown.',
+      );
       return;
     }
     this.trySend(socket, { type: 'error', code: 'protocol_error', message: boundText(`Invalid frame: ${reason}`) });
@@ -804,7 +859,8 @@ export class RelayHub extends DurableObject<Env> {
   private onStrayFrame(socket: WebSocket, type: string, id: string): void {
     const now = Date.now();
     if (now - this.strayLog.windowStart >= 60_000) {
-      if (this.strayLog.skipped > 0) logEvent('warn', 'more frames for requests not in flight were not logged', { relayId: attachment(socket).relayId, skipped: this.strayLog.skipped });
+      if (this.strayLog.skipped > 0)
+        logEvent('warn', 'more frames for requests not in flight were not logged', { relayId: attachment(socket).relayId, skipped: this.strayLog.skipped });
       this.strayLog.windowStart = now;
       this.strayLog.logged = 0;
       this.strayLog.skipped = 0;
@@ -839,8 +895,17 @@ export class RelayHub extends DurableObject<Env> {
     const lastPing = Math.max(this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0, attachment(socket).welcomedAt ?? 0);
     const silentForMs = Date.now() - lastPing;
     if (silentForMs > this.heartbeatMs * HEARTBEAT_SILENCE_INTERVALS) {
-      logEvent('warn', 'relay stopped sending heartbeats; closing its socket', { relayId: attachment(socket).relayId, silentForMs, heartbeatMs: this.heartbeatMs });
-      this.retire(socket, 4002, 'heartbeat timeout', 'The relay disconnected (it stopped answering heartbeats) while this request was in flight; its outcome is unknown.');
+      logEvent('warn', 'relay stopped sending heartbeats; closing its socket', {
+        relayId: attachment(socket).relayId,
+        silentForMs,
+        heartbeatMs: this.heartbeatMs,
+      });
+      this.retire(
+        socket,
+        4002,
+        'heartbeat timeout',
+        'The relay disconnected (it stopped answering heartbeats) while this request was in flight; its outcome is unknown.',
+      );
       return failure('relay_not_connected', 'The relay stopped sending heartbeats and was disconnected.');
     }
     return success(socket);
@@ -860,4 +925,3 @@ export class RelayHub extends DurableObject<Env> {
     }
   }
 }
-

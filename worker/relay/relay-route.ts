@@ -36,7 +36,9 @@ export async function handleRelayConnect(request: Request, env: Env): Promise<Re
   let tokenHash: string | null = null;
   if (issuedTo) {
     if (claimed && claimed !== issuedTo) {
-      return unauthorized(`This token was issued to relay "${issuedTo}", but the relay calls itself "${claimed}". Set RELAY_ID=${issuedTo} (or relay_id in its config), or leave it unset.`);
+      return unauthorized(
+        `This token was issued to relay "${issuedTo}", but the relay calls itself "${claimed}". Set RELAY_ID=${issuedTo} (or relay_id in its config), or leave it unset.`,
+      );
     }
     name = issuedTo;
     tokenHash = await sha256Hex(token);
@@ -51,7 +53,9 @@ export async function handleRelayConnect(request: Request, env: Env): Promise<Re
       return unauthorized('The relay token was refused.');
     }
     if (!claimed || !RELAY_NAME_PATTERN.test(claimed)) {
-      return new Response(`A relay using the deployment token must name itself in ${RELAY_ID_HEADER} (${RELAY_NAME_RULE}); upgrade the relay.`, { status: 400 });
+      return new Response(`A relay using the deployment token must name itself in ${RELAY_ID_HEADER} (${RELAY_NAME_RULE}); upgrade the relay.`, {
+        status: 400,
+      });
     }
     name = claimed;
   }

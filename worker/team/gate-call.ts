@@ -36,7 +36,13 @@ export async function standingAndFleet(env: Env, username: string): Promise<{ st
  * Resolve the host among those `username` may see, and check their role there. `denied` tells a
  * policy refusal (audited as denied) from a plain failure such as no relay.
  */
-export async function gateCall(env: Env, username: string, tool: string, requestedHost: string | undefined, needed: Role): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
+export async function gateCall(
+  env: Env,
+  username: string,
+  tool: string,
+  requestedHost: string | undefined,
+  needed: Role,
+): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
   const { standing, relays } = await standingAndFleet(env, username);
   if (!standing.ok) return { outcome: standing, denied: true };
   const { policy, subject } = standing.value;
@@ -45,7 +51,9 @@ export async function gateCall(env: Env, username: string, tool: string, request
   const selected = selectFleetHost(visible, requestedHost);
   if (!selected.ok) {
     // A host that exists but is hidden from the caller is reported exactly like a missing one.
-    const hidden = requestedHost !== undefined && fleetHosts(relays).some((host) => host.entry.name === requestedHost || qualifiedName(host.relay, host.entry.name) === requestedHost);
+    const hidden =
+      requestedHost !== undefined &&
+      fleetHosts(relays).some((host) => host.entry.name === requestedHost || qualifiedName(host.relay, host.entry.name) === requestedHost);
     return { outcome: selected, denied: hidden };
   }
   const { relay, entry, id } = selected.value;
@@ -55,7 +63,10 @@ export async function gateCall(env: Env, username: string, tool: string, request
     const readOnly = entry.capabilities.includes(READ_ONLY_CAPABILITY) && !roleAtLeast('viewer', needed);
     return {
       outcome: readOnly
-        ? failure('host_read_only', `The relay's configuration makes ${id} read-only (relay "${relay}"), so ${tool} is refused there whatever your role (${role ?? 'none'}). Nothing was sent to the host.`)
+        ? failure(
+            'host_read_only',
+            `The relay's configuration makes ${id} read-only (relay "${relay}"), so ${tool} is refused there whatever your role (${role ?? 'none'}). Nothing was sent to the host.`,
+          )
         : failure('access_denied', `Your role on ${id} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
       denied: true,
     };

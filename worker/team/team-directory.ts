@@ -16,7 +16,9 @@ import { EMPTY_POLICY, policySchema, type Policy, type Subject } from '../../sha
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 export const usernameSchema = z.string().regex(USERNAME_PATTERN, 'a user name is 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit');
-export const groupsSchema = z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'a group name is 1-64 letters, digits, ".", "_", "@" or "-"')).max(64);
+export const groupsSchema = z
+  .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'a group name is 1-64 letters, digits, ".", "_", "@" or "-"'))
+  .max(64);
 
 /**
  * Sign-in failures allowed per account, and per address, within the window before a pause. An
@@ -79,8 +81,7 @@ interface FailureWindow {
 }
 
 export type SignInGate =
-  | { locked: true; retryAfterSeconds: number }
-  | { locked: false; bootstrap: boolean; username: string; passwordHash: string | null; disabled: boolean };
+  { locked: true; retryAfterSeconds: number } | { locked: false; bootstrap: boolean; username: string; passwordHash: string | null; disabled: boolean };
 
 /** What a tool call needs to decide: the caller's standing, the current policy, and the relays to look at. */
 export interface Access {
@@ -175,7 +176,8 @@ export class TeamDirectory extends DurableObject<Env> {
 
   async access(username: string): Promise<Access> {
     const [policy, relays] = await Promise.all([this.policy(), this.relayNames()]);
-    if (this.isBootstrap(username)) return { active: Boolean(this.env.ADMIN_PASSWORD_HASH), subject: { username: this.bootstrapName(), groups: [], bootstrapAdmin: true }, policy, relays };
+    if (this.isBootstrap(username))
+      return { active: Boolean(this.env.ADMIN_PASSWORD_HASH), subject: { username: this.bootstrapName(), groups: [], bootstrapAdmin: true }, policy, relays };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
     if (!user) return { active: false, subject: { username, groups: [] }, policy, relays };
     const groups = [...new Set([...user.groups, ...(user.idpGroups ?? [])])];
@@ -208,9 +210,17 @@ export class TeamDirectory extends DurableObject<Env> {
   async admitRelay(name: string, tokenHash: string | null): Promise<RelayAdmission> {
     const stored = await this.ctx.storage.get<StoredRelay>(relayKey(name));
     const now = new Date().toISOString();
-    if (stored?.revokedAt) return { ok: false, message: `The credential of relay "${stored.name}" was revoked; ask an admin for a new one (mcp-remote-exec admin relays add ${stored.name}).` };
+    if (stored?.revokedAt)
+      return {
+        ok: false,
+        message: `The credential of relay "${stored.name}" was revoked; ask an admin for a new one (mcp-remote-exec admin relays add ${stored.name}).`,
+      };
     if (tokenHash === null) {
-      if (stored?.credential === 'issued') return { ok: false, message: `Relay "${stored.name}" has its own credential; the deployment token cannot stand in for it. Run it with the token issued for it.` };
+      if (stored?.credential === 'issued')
+        return {
+          ok: false,
+          message: `Relay "${stored.name}" has its own credential; the deployment token cannot stand in for it. Run it with the token issued for it.`,
+        };
       // Recorded so the hub's hello check finds it; "last seen" is stamped only once the hub
       // welcomes it (noteRelayConnected): a refused duplicate must not touch the live one's record.
       if (!stored) await this.ctx.storage.put(relayKey(name), { name, credential: 'deployment', tokenHash: null, createdAt: now } satisfies StoredRelay);
@@ -269,9 +279,16 @@ export class TeamDirectory extends DurableObject<Env> {
       [accountKey]: { ...account, pending: [...account.pending, now] } satisfies FailureWindow,
       [addressKey]: { ...fromAddress, pending: [...fromAddress.pending, now] } satisfies FailureWindow,
     });
-    if (this.isBootstrap(username)) return { locked: false, bootstrap: true, username: this.bootstrapName(), passwordHash: this.env.ADMIN_PASSWORD_HASH ?? null, disabled: false };
+    if (this.isBootstrap(username))
+      return { locked: false, bootstrap: true, username: this.bootstrapName(), passwordHash: this.env.ADMIN_PASSWORD_HASH ?? null, disabled: false };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
-    return { locked: false, bootstrap: false, username: user?.username ?? username, passwordHash: user?.passwordHash || null, disabled: user?.disabled ?? false };
+    return {
+      locked: false,
+      bootstrap: false,
+      username: user?.username ?? username,
+      passwordHash: user?.passwordHash || null,
+      disabled: user?.disabled ?? false,
+    };
   }
 
   /**
@@ -293,7 +310,10 @@ export class TeamDirectory extends DurableObject<Env> {
     const accountAfter: SettledWindow = succeeded ? { count: 0, since: now, pending: account.pending.slice(1) } : settle(account, true);
     const addressAfter = settle(fromAddress, !succeeded);
     // Nothing left to count: no key, as before any attempt.
-    const after: [string, SettledWindow][] = [[accountKey, accountAfter], [addressKey, addressAfter]];
+    const after: [string, SettledWindow][] = [
+      [accountKey, accountAfter],
+      [addressKey, addressAfter],
+    ];
     const kept = after.filter(([, window]) => !isEmpty(window));
     const gone = after.filter(([, window]) => isEmpty(window)).map(([key]) => key);
     if (kept.length > 0) await this.ctx.storage.put(Object.fromEntries(kept));
@@ -311,7 +331,15 @@ export class TeamDirectory extends DurableObject<Env> {
   async listUsers(): Promise<UserSummary[]> {
     const stored = await this.ctx.storage.list<StoredUser>({ prefix: 'user:' });
     const users = [...stored.values()].map(summary);
-    const bootstrap: UserSummary = { username: this.bootstrapName(), groups: [], disabled: !this.env.ADMIN_PASSWORD_HASH, createdAt: '', updatedAt: '', source: 'builtin', bootstrap: true };
+    const bootstrap: UserSummary = {
+      username: this.bootstrapName(),
+      groups: [],
+      disabled: !this.env.ADMIN_PASSWORD_HASH,
+      createdAt: '',
+      updatedAt: '',
+      source: 'builtin',
+      bootstrap: true,
+    };
     return [bootstrap, ...users].sort((a, b) => a.username.localeCompare(b.username));
   }
 
@@ -320,7 +348,16 @@ export class TeamDirectory extends DurableObject<Env> {
     if (await this.ctx.storage.get(userKey(username))) return { ok: false, message: `A user "${username}" already exists.` };
     const now = new Date().toISOString();
     // Browser sessions of an earlier account of the same name (deleted since) do not carry over.
-    const user: StoredUser = { username, passwordHash, groups: [...new Set(groups)], disabled: false, createdAt: now, updatedAt: now, source: 'builtin', sessionsValidAfter: Date.now() };
+    const user: StoredUser = {
+      username,
+      passwordHash,
+      groups: [...new Set(groups)],
+      disabled: false,
+      createdAt: now,
+      updatedAt: now,
+      source: 'builtin',
+      sessionsValidAfter: Date.now(),
+    };
     await this.ctx.storage.put(userKey(username), user);
     return { ok: true, user: summary(user) };
   }
@@ -337,7 +374,12 @@ export class TeamDirectory extends DurableObject<Env> {
    * refresh the provider's groups after. Never takes over a built-in account or another external
    * identity of the same name, and never re-enables an account an admin disabled.
    */
-  async recordExternalSignIn(signIn: { username: string; userId: string; source: Exclude<UserSource, 'builtin'>; idpGroups: string[] }): Promise<ExternalSignInResult> {
+  async recordExternalSignIn(signIn: {
+    username: string;
+    userId: string;
+    source: Exclude<UserSource, 'builtin'>;
+    idpGroups: string[];
+  }): Promise<ExternalSignInResult> {
     if (this.isBootstrap(signIn.username)) return { ok: false, reason: 'builtin_account' };
     const existing = await this.ctx.storage.get<StoredUser>(userKey(signIn.username));
     const now = new Date().toISOString();
@@ -369,7 +411,8 @@ export class TeamDirectory extends DurableObject<Env> {
     username: string,
     change: { disabled?: boolean; groups?: string[]; passwordHash?: string },
   ): Promise<{ ok: true; user: UserSummary; userId: string | null } | { ok: false; message: string }> {
-    if (this.isBootstrap(username)) return { ok: false, message: `"${username}" is the deployment's own admin account; change it with the ADMIN_PASSWORD_HASH secret.` };
+    if (this.isBootstrap(username))
+      return { ok: false, message: `"${username}" is the deployment's own admin account; change it with the ADMIN_PASSWORD_HASH secret.` };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
     if (!user) return { ok: false, message: `There is no user "${username}".` };
     const source = user.source ?? 'builtin';

@@ -63,8 +63,17 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   // The link works only while its owner may still do this there: a disabled user's links die with them.
   const started = Date.now();
   const tool = kind === 'upload' ? 'transfer_link_upload' : 'transfer_link_download';
-  const startedEntry = (relay: string | null): StartedEntry => ({ time: new Date(started).toISOString(), user: record.username, client: record.client, relay, host: record.host, tool, target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path });
-  const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null): Promise<void> => writeAudit(env, { ...startedEntry(relay), outcome, code, exitCode: null, bytes: null, durationMs: Date.now() - started });
+  const startedEntry = (relay: string | null): StartedEntry => ({
+    time: new Date(started).toISOString(),
+    user: record.username,
+    client: record.client,
+    relay,
+    host: record.host,
+    tool,
+    target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path,
+  });
+  const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null): Promise<void> =>
+    writeAudit(env, { ...startedEntry(relay), outcome, code, exitCode: null, bytes: null, durationMs: Date.now() - started });
   const gate = await gateCall(env, record.username, tool, qualifiedName(record.relay, record.host), kind === 'upload' ? 'operator' : 'viewer');
   if (!gate.outcome.ok) {
     await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null);
@@ -85,7 +94,10 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     }
     const size = Number(declared);
     if (size > record.maxBytes) {
-      return problem({ code: 'file_too_large', message: `The upload is ${size.toLocaleString('en-US')} bytes, more than the ${record.maxBytes.toLocaleString('en-US')} this link accepts; nothing was written.` });
+      return problem({
+        code: 'file_too_large',
+        message: `The upload is ${size.toLocaleString('en-US')} bytes, more than the ${record.maxBytes.toLocaleString('en-US')} this link accepts; nothing was written.`,
+      });
     }
     if (!(await link.claim(tokenHash, kind))) return unknownLink();
     const row = await beginAudit(env, startedEntry(relay));
@@ -93,26 +105,68 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     const body = request.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
     const outcome = await hub.writeFromBody(
       crypto.randomUUID(),
-      { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, ...(record.permissions !== undefined ? { permissions: record.permissions } : {}), overwrite: record.overwrite, maxBytes: record.maxBytes },
+      {
+        host: record.host,
+        ...(record.ctid !== undefined ? { ctid: record.ctid } : {}),
+        path: record.path,
+        ...(record.permissions !== undefined ? { permissions: record.permissions } : {}),
+        overwrite: record.overwrite,
+        maxBytes: record.maxBytes,
+      },
       body,
       size,
       record.userId,
     );
-    logEvent('info', 'transfer upload finished', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
-    await finishAudit(env, row.value, { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: outcome.ok ? size : null, durationMs: Date.now() - started }, tool);
+    logEvent('info', 'transfer upload finished', {
+      transferId: id,
+      userId: record.userId,
+      host: record.host,
+      ok: outcome.ok,
+      ...(outcome.ok ? {} : { code: outcome.error.code }),
+    });
+    await finishAudit(
+      env,
+      row.value,
+      {
+        outcome: outcome.ok ? 'ok' : 'error',
+        code: outcome.ok ? null : outcome.error.code,
+        exitCode: null,
+        bytes: outcome.ok ? size : null,
+        durationMs: Date.now() - started,
+      },
+      tool,
+    );
     if (!outcome.ok) return problem(outcome.error);
     const result = outcome.value.result;
     if (result.op !== 'write_file') return problem({ code: 'protocol_error', message: 'The relay answered an upload with another kind of result.' });
-    return Response.json({ path: result.path, host: record.host, size: result.size, sha256: result.sha256, mode: result.mode, replaced: result.replaced }, { status: 201 });
+    return Response.json(
+      { path: result.path, host: record.host, size: result.size, sha256: result.sha256, mode: result.mode, replaced: result.replaced },
+      { status: 201 },
+    );
   }
 
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
   const row = await beginAudit(env, startedEntry(relay));
   if (!row.ok) return problem(row.error);
-  const outcome = await hub.readAsStream(crypto.randomUUID(), { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes }, record.userId);
-  logEvent('info', 'transfer download started', { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
+  const outcome = await hub.readAsStream(
+    crypto.randomUUID(),
+    { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes },
+    record.userId,
+  );
+  logEvent('info', 'transfer download started', {
+    transferId: id,
+    userId: record.userId,
+    host: record.host,
+    ok: outcome.ok,
+    ...(outcome.ok ? {} : { code: outcome.error.code }),
+  });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
-  await finishAudit(env, row.value, { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: null, durationMs: Date.now() - started }, tool);
+  await finishAudit(
+    env,
+    row.value,
+    { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: null, durationMs: Date.now() - started },
+    tool,
+  );
   if (!outcome.ok) return problem(outcome.error);
   const name = record.path.split('/').pop() || 'download';
   return new Response(outcome.value.stream, {

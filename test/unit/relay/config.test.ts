@@ -19,7 +19,13 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const seed = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ HOST: '192.0.2.10', SSH_USERNAME: 'deploy', SSH_KEY: key, MCP_REMOTE_EXEC_STATE_DIR: dir, ...extra });
+const seed = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+  HOST: '192.0.2.10',
+  SSH_USERNAME: 'deploy',
+  SSH_KEY: key,
+  MCP_REMOTE_EXEC_STATE_DIR: dir,
+  ...extra,
+});
 
 function configError(env: NodeJS.ProcessEnv, path?: string): string {
   try {
@@ -35,7 +41,14 @@ describe('hosts from the seed variables', () => {
   it('builds one host with the seed defaults', () => {
     const config = loadHostsConfig(seed());
     expect(config.hosts).toHaveLength(1);
-    expect(config.hosts[0]).toMatchObject({ name: '192.0.2.10', address: '192.0.2.10', port: 22, username: 'deploy', strictHostKeyChecking: true, maxSessions: 10 });
+    expect(config.hosts[0]).toMatchObject({
+      name: '192.0.2.10',
+      address: '192.0.2.10',
+      port: 22,
+      username: 'deploy',
+      strictHostKeyChecking: true,
+      maxSessions: 10,
+    });
     expect(config.recordKnownHostsFile).toBe(join(dir, 'known_hosts'));
   });
 
@@ -103,10 +116,27 @@ describe('hosts from a config file', () => {
   it.each([
     ['invalid JSON', '{', 'is not valid JSON'],
     ['an unknown field', { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', colour: 'red' }] }, 'colour'],
-    ['two credential sources', { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', password_env: 'P' }] }, 'exactly one of key_path, password_env or password_file'],
-    ['a duplicate name', { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'P' }, { name: 'a', address: 'y', user: 'u', password_env: 'P' }] }, 'appears twice'],
+    [
+      'two credential sources',
+      { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', password_env: 'P' }] },
+      'exactly one of key_path, password_env or password_file',
+    ],
+    [
+      'a duplicate name',
+      {
+        hosts: [
+          { name: 'a', address: 'x', user: 'u', password_env: 'P' },
+          { name: 'a', address: 'y', user: 'u', password_env: 'P' },
+        ],
+      },
+      'appears twice',
+    ],
     ['an unset password variable', { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'NOT_SET_ANYWHERE' }] }, 'NOT_SET_ANYWHERE, which is not set'],
-    ['a malformed fingerprint', { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'P', host_key_fingerprints: ['MD5:aa'] }] }, 'SHA256:<43 base64 characters>'],
+    [
+      'a malformed fingerprint',
+      { hosts: [{ name: 'a', address: 'x', user: 'u', password_env: 'P', host_key_fingerprints: ['MD5:aa'] }] },
+      'SHA256:<43 base64 characters>',
+    ],
   ])('explains %s', (_label, content, message) => {
     expect(configError({ P: 'x', MCP_REMOTE_EXEC_STATE_DIR: dir }, writeConfig(content))).toContain(message);
   });

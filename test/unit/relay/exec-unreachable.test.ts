@@ -51,7 +51,12 @@ describe('a command for a host that does not answer', () => {
   it('says the relay is still connecting when the timeout passes first, never host_busy', async () => {
     const pool = new HostPool(host(30_000), { files: [], recordFile: '/dev/null' });
     try {
-      const result = await runExec(pool, { op: 'exec', host: 'silent', command: 'true', timeoutMs: 1_000, maxChars: 100 }, () => undefined, new AbortController().signal);
+      const result = await runExec(
+        pool,
+        { op: 'exec', host: 'silent', command: 'true', timeoutMs: 1_000, maxChars: 100 },
+        () => undefined,
+        new AbortController().signal,
+      );
       expect(result.ok).toBe(false);
       if (result.ok) return;
       expect(result.error.code).toBe('host_unreachable');
@@ -65,7 +70,12 @@ describe('a command for a host that does not answer', () => {
   it('reports the connect failure itself once the connect deadline has passed', async () => {
     const pool = new HostPool(host(500), { files: [], recordFile: '/dev/null' });
     try {
-      const result = await runExec(pool, { op: 'exec', host: 'silent', command: 'true', timeoutMs: 3_000, maxChars: 100 }, () => undefined, new AbortController().signal);
+      const result = await runExec(
+        pool,
+        { op: 'exec', host: 'silent', command: 'true', timeoutMs: 3_000, maxChars: 100 },
+        () => undefined,
+        new AbortController().signal,
+      );
       expect(result.ok).toBe(false);
       if (!result.ok) expect(result.error.code).toBe('host_unreachable');
     } finally {

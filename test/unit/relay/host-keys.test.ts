@@ -37,10 +37,7 @@ function sshKeygen(args: string[]): string {
 
 let dir: string;
 let fileCounter = 0;
-const keys: Record<'ed25519' | 'ed25519b' | 'rsa' | 'ecdsa', TestKey> = {} as Record<
-  'ed25519' | 'ed25519b' | 'rsa' | 'ecdsa',
-  TestKey
->;
+const keys: Record<'ed25519' | 'ed25519b' | 'rsa' | 'ecdsa', TestKey> = {} as Record<'ed25519' | 'ed25519b' | 'rsa' | 'ecdsa', TestKey>;
 
 function makeKey(name: string, args: string[]): TestKey {
   const file = join(dir, name);
@@ -192,18 +189,12 @@ describe('findKnownHostKeys', () => {
   });
 
   it('matches * and ? wildcards, including against the bracketed [host]:port form', () => {
-    const text = [
-      `*.example.com ${keys.ed25519.entry}`,
-      `10.0.0.? ${keys.rsa.entry}`,
-      `[192.168.1.*]:2222 ${keys.ecdsa.entry}`,
-    ].join('\n');
+    const text = [`*.example.com ${keys.ed25519.entry}`, `10.0.0.? ${keys.rsa.entry}`, `[192.168.1.*]:2222 ${keys.ecdsa.entry}`].join('\n');
     expect(findKnownHostKeys(text, 'f', 'a.b.example.com', 22).map((k) => k.keyType)).toEqual(['ssh-ed25519']);
     expect(findKnownHostKeys(text, 'f', 'example.com', 22)).toHaveLength(0);
     expect(findKnownHostKeys(text, 'f', '10.0.0.7', 22).map((k) => k.keyType)).toEqual(['ssh-rsa']);
     expect(findKnownHostKeys(text, 'f', '10.0.0.17', 22)).toHaveLength(0);
-    expect(findKnownHostKeys(text, 'f', '192.168.1.40', 2222).map((k) => k.keyType)).toEqual([
-      'ecdsa-sha2-nistp256',
-    ]);
+    expect(findKnownHostKeys(text, 'f', '192.168.1.40', 2222).map((k) => k.keyType)).toEqual(['ecdsa-sha2-nistp256']);
     expect(findKnownHostKeys(text, 'f', '192.168.1.40', 22)).toHaveLength(0);
   });
 
@@ -288,10 +279,7 @@ describe('decideHostKey', () => {
 
   it('refuses an unknown host under strict checking and writes nothing', () => {
     const recordFile = join(dir, `strict-record-${++fileCounter}`, 'known_hosts');
-    const decision = decideHostKey(
-      policy({ knownHostsFiles: [join(dir, 'missing'), recordFile], recordFile }),
-      keys.ed25519.blob,
-    );
+    const decision = decideHostKey(policy({ knownHostsFiles: [join(dir, 'missing'), recordFile], recordFile }), keys.ed25519.blob);
     expect(decision).toEqual({
       ok: false,
       reason: 'unknown',
@@ -326,9 +314,7 @@ describe('decideHostKey', () => {
   it('starts the recorded entry on a new line when the file lacks a trailing newline', () => {
     const recordFile = tmpFile(`other.example ${keys.rsa.entry}`);
     decideHostKey(policy({ strict: false, knownHostsFiles: [recordFile], recordFile }), keys.ed25519.blob);
-    expect(readFileSync(recordFile, 'utf8')).toBe(
-      `other.example ${keys.rsa.entry}\nserver.example ${keys.ed25519.entry}\n`,
-    );
+    expect(readFileSync(recordFile, 'utf8')).toBe(`other.example ${keys.rsa.entry}\nserver.example ${keys.ed25519.entry}\n`);
   });
 
   it('refuses a changed key of the same type under strict checking', () => {
@@ -436,15 +422,7 @@ describe('decideHostKey', () => {
 });
 
 describe('preferredHostKeyAlgorithms', () => {
-  const defaults = [
-    'ssh-ed25519',
-    'ecdsa-sha2-nistp256',
-    'ecdsa-sha2-nistp384',
-    'ecdsa-sha2-nistp521',
-    'rsa-sha2-512',
-    'rsa-sha2-256',
-    'ssh-rsa',
-  ];
+  const defaults = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
   const known = (keyType: string, marker?: KnownHostKey['marker']): KnownHostKey => {
     const k: KnownHostKey = { keyType, blob: Buffer.alloc(0), file: 'f', line: 1 };
     if (marker !== undefined) k.marker = marker;
@@ -489,9 +467,7 @@ describe('preferredHostKeyAlgorithms', () => {
 
   it('leaves the defaults untouched when nothing usable is known', () => {
     expect(preferredHostKeyAlgorithms([], defaults)).toEqual(defaults);
-    expect(preferredHostKeyAlgorithms([known('ssh-rsa', 'revoked'), known('ssh-rsa', 'cert-authority')], defaults)).toEqual(
-      defaults,
-    );
+    expect(preferredHostKeyAlgorithms([known('ssh-rsa', 'revoked'), known('ssh-rsa', 'cert-authority')], defaults)).toEqual(defaults);
   });
 
   it('orders by the key types read from real known_hosts entries', () => {
@@ -505,9 +481,7 @@ describe('trustCommand', () => {
     expect(trustCommand('127.0.0.1', 2222, 'ssh-ed25519', '/root/.ssh/known_hosts')).toBe(
       "ssh-keyscan -p 2222 -t ed25519 127.0.0.1 >> '/root/.ssh/known_hosts'",
     );
-    expect(trustCommand('server.example', 22, 'ecdsa-sha2-nistp256', '/kh')).toBe(
-      "ssh-keyscan -t ecdsa server.example >> '/kh'",
-    );
+    expect(trustCommand('server.example', 22, 'ecdsa-sha2-nistp256', '/kh')).toBe("ssh-keyscan -t ecdsa server.example >> '/kh'");
     expect(trustCommand('h', 22, 'ssh-rsa', '/kh')).toBe("ssh-keyscan -t rsa h >> '/kh'");
   });
 

@@ -41,8 +41,18 @@ function welcomeOnHello(socket: WebSocket, frame: RelayFrame): void {
   if (frame.type === 'ping') socket.send('{"type":"pong"}');
 }
 
-function startRelay(options: { heartbeatMs?: number; healthyAfterMs?: number; onReconnectScheduled?: (attempt: number, delayMs: number) => void } = {}): HubConnection {
-  const operations = new RelayOperations({ relayId: 'unit', relayIdExplicit: true, hosts: [], knownHostsFiles: [], recordKnownHostsFile: '/nonexistent', stateDir: '/nonexistent-state', source: 'test' });
+function startRelay(
+  options: { heartbeatMs?: number; healthyAfterMs?: number; onReconnectScheduled?: (attempt: number, delayMs: number) => void } = {},
+): HubConnection {
+  const operations = new RelayOperations({
+    relayId: 'unit',
+    relayIdExplicit: true,
+    hosts: [],
+    knownHostsFiles: [],
+    recordKnownHostsFile: '/nonexistent',
+    stateDir: '/nonexistent-state',
+    source: 'test',
+  });
   connection = new HubConnection({
     url: hub.url,
     token: 'secret-token',
@@ -96,7 +106,13 @@ describe('frameText', () => {
   });
 
   it('turns an answer too large for a frame into a valid error for the same request', () => {
-    const entries = Array.from({ length: 1000 }, (_, index) => ({ path: `/${'d'.repeat(2000)}/${index}`, type: 'file' as const, size: 1, mode: '644', mtime: '2026-01-01T00:00:00Z' }));
+    const entries = Array.from({ length: 1000 }, (_, index) => ({
+      path: `/${'d'.repeat(2000)}/${index}`,
+      type: 'file' as const,
+      size: 1,
+      mode: '644',
+      mtime: '2026-01-01T00:00:00Z',
+    }));
     const text = frameText({ type: 'result', id: 'big-1', result: { op: 'list_directory', path: '/', entries, truncated: false } });
     expect(text.length).toBeLessThanOrEqual(MAX_FRAME_CHARS);
     const parsed = parseRelayFrame(text);
@@ -261,8 +277,23 @@ describe('HubConnection', () => {
     const operations = new RelayOperations({
       relayId: 'unit',
       relayIdExplicit: true,
-      hosts: [{ name: 'silent', address: '127.0.0.1', port, username: 'u', auth: { kind: 'password', password: 'p' }, strictHostKeyChecking: true, hostKeyFingerprints: [], labels: {},
-              readOnly: false, proxmox: false, maxSessions: 10, maxConnections: 1, connectTimeoutMs: 5000 }],
+      hosts: [
+        {
+          name: 'silent',
+          address: '127.0.0.1',
+          port,
+          username: 'u',
+          auth: { kind: 'password', password: 'p' },
+          strictHostKeyChecking: true,
+          hostKeyFingerprints: [],
+          labels: {},
+          readOnly: false,
+          proxmox: false,
+          maxSessions: 10,
+          maxConnections: 1,
+          connectTimeoutMs: 5000,
+        },
+      ],
       knownHostsFiles: [],
       recordKnownHostsFile: '/nonexistent',
       stateDir: '/nonexistent-state',

@@ -33,7 +33,10 @@ describe('the journal of unfinished writes', () => {
     const dir = stateDir();
     // PID 2147483646 is not running; the test's own parent is.
     writeFileSync(join(dir, 'unfinished-writes-2147483646.json'), JSON.stringify([{ host: 'db1', path: '/tmp/.x.mre-1.tmp', since: '2026-01-01T00:00:00Z' }]));
-    writeFileSync(join(dir, `unfinished-writes-${process.ppid}.json`), JSON.stringify([{ host: 'db1', path: '/tmp/.live.mre-2.tmp', since: '2026-01-01T00:00:00Z' }]));
+    writeFileSync(
+      join(dir, `unfinished-writes-${process.ppid}.json`),
+      JSON.stringify([{ host: 'db1', path: '/tmp/.live.mre-2.tmp', since: '2026-01-01T00:00:00Z' }]),
+    );
     const journal = new UnfinishedWrites(dir);
     expect(journal.leftovers().map((entry) => entry.path)).toEqual(['/tmp/.x.mre-1.tmp']);
     expect(readdirSync(dir).sort()).toEqual([`unfinished-writes-${process.pid}.json`, `unfinished-writes-${process.ppid}.json`].sort());

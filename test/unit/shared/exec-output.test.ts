@@ -52,7 +52,9 @@ describe('formatExecResult', () => {
     const { text, isError, structured } = formatExecResult(outcome({ stdout: 'partial', exitCode: null, timedOut: true, timeoutMs: 5000 }), 'text', 100);
     expect(isError).toBe(true);
     expect(text).toContain('partial');
-    expect(text).toContain('TIMED OUT: the command was still running after 5 s and was stopped (its process group and every process it started were sent TERM, then KILL)');
+    expect(text).toContain(
+      'TIMED OUT: the command was still running after 5 s and was stopped (its process group and every process it started were sent TERM, then KILL)',
+    );
     expect(text).not.toContain('MAY STILL RUN');
     expect(structured).not.toHaveProperty('processes_may_still_run');
     expect(text).toContain('EXIT CODE: none');

@@ -38,7 +38,12 @@ describe('host names across relays', () => {
     const hosts = fleetHosts(relays);
     expect(selectFleetHost(hosts, undefined)).toMatchObject({ ok: false, error: { code: 'host_ambiguous' } });
     expect(selectFleetHost(hosts, 'site-c/web')).toMatchObject({ ok: false, error: { code: 'host_not_configured' } });
-    expect(selectFleetHost(fleetHosts([relays[0] as RelayInventory], (_r, host) => host.name === 'db'), undefined)).toMatchObject({ ok: true, value: { id: 'db' } });
+    expect(
+      selectFleetHost(
+        fleetHosts([relays[0] as RelayInventory], (_r, host) => host.name === 'db'),
+        undefined,
+      ),
+    ).toMatchObject({ ok: true, value: { id: 'db' } });
   });
 });
 

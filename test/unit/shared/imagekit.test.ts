@@ -10,14 +10,22 @@ describe('ImageKit settings', () => {
     expect(readImageKitConfig({ ENABLE_IMAGEKIT: 'false', IMAGEKIT_PUBLIC_KEY: 'x' })).toBeNull();
   });
 
-  it.each(['IMAGEKIT_PUBLIC_KEY', 'IMAGEKIT_PRIVATE_KEY', 'IMAGEKIT_URL_ENDPOINT'] as const)('names %s when it is missing, rather than turning the plugin off', (name) => {
-    const source: Record<string, string | undefined> = { ...complete, [name]: undefined };
-    expect(() => readImageKitConfig(source)).toThrow(ImageKitConfigError);
-    expect(() => readImageKitConfig(source)).toThrow(`${name} is not set`);
-  });
+  it.each(['IMAGEKIT_PUBLIC_KEY', 'IMAGEKIT_PRIVATE_KEY', 'IMAGEKIT_URL_ENDPOINT'] as const)(
+    'names %s when it is missing, rather than turning the plugin off',
+    (name) => {
+      const source: Record<string, string | undefined> = { ...complete, [name]: undefined };
+      expect(() => readImageKitConfig(source)).toThrow(ImageKitConfigError);
+      expect(() => readImageKitConfig(source)).toThrow(`${name} is not set`);
+    },
+  );
 
   it('has the seed defaults and trims the endpoint', () => {
-    expect(readImageKitConfig(complete)).toMatchObject({ folder: '/mcp-remote-exec', transferTimeoutSeconds: 3600, urlEndpoint: 'https://ik.imagekit.io/acme', apiBaseUrl: null });
+    expect(readImageKitConfig(complete)).toMatchObject({
+      folder: '/mcp-remote-exec',
+      transferTimeoutSeconds: 3600,
+      urlEndpoint: 'https://ik.imagekit.io/acme',
+      apiBaseUrl: null,
+    });
   });
 
   it('refuses a folder with .. or odd characters, and a timeout out of range', () => {
@@ -29,7 +37,18 @@ describe('ImageKit settings', () => {
 });
 
 describe('transfer state rules', () => {
-  const transfer: ImageKitTransfer = { id: 'a'.repeat(32), kind: 'upload', ownerId: 'alice', host: 'web', path: '/x', overwrite: false, folder: '/f/a', createdAt: 0, expiresAt: 10_000, state: 'open' };
+  const transfer: ImageKitTransfer = {
+    id: 'a'.repeat(32),
+    kind: 'upload',
+    ownerId: 'alice',
+    host: 'web',
+    path: '/x',
+    overwrite: false,
+    folder: '/f/a',
+    createdAt: 0,
+    expiresAt: 10_000,
+    state: 'open',
+  };
 
   it('lets the owner claim an open transfer before it expires', () => {
     expect(claimTransfer(transfer, transfer.id, 'alice', 'upload', 5_000)).toMatchObject({ ok: true });
@@ -43,9 +62,18 @@ describe('transfer state rules', () => {
   });
 
   it('refuses a replay, a confirm in progress, a late confirm and the wrong kind', () => {
-    expect(claimTransfer({ ...transfer, state: 'done' }, transfer.id, 'alice', 'upload', 5_000)).toMatchObject({ ok: false, error: { message: expect.stringContaining('already confirmed') } });
-    expect(claimTransfer({ ...transfer, state: 'confirming' }, transfer.id, 'alice', 'upload', 5_000)).toMatchObject({ ok: false, error: { message: expect.stringContaining('right now') } });
-    expect(claimTransfer(transfer, transfer.id, 'alice', 'upload', 10_000)).toMatchObject({ ok: false, error: { message: expect.stringContaining('expired') } });
+    expect(claimTransfer({ ...transfer, state: 'done' }, transfer.id, 'alice', 'upload', 5_000)).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('already confirmed') },
+    });
+    expect(claimTransfer({ ...transfer, state: 'confirming' }, transfer.id, 'alice', 'upload', 5_000)).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('right now') },
+    });
+    expect(claimTransfer(transfer, transfer.id, 'alice', 'upload', 10_000)).toMatchObject({
+      ok: false,
+      error: { message: expect.stringContaining('expired') },
+    });
     expect(claimTransfer(transfer, transfer.id, 'alice', 'download', 5_000)).toMatchObject({ ok: false, error: { code: 'invalid_argument' } });
   });
 

@@ -18,12 +18,16 @@ describe('password hashes', () => {
     expect(await hashPassword('x', 20_000)).not.toContain('$');
   });
 
-  it.each(['', 'plain', 'pbkdf2-sha256:1:AAAA:BBBB', 'pbkdf2-sha256:100000:AAAAAAAAAAAA:short', 'md5:1:2:3', 'pbkdf2-sha256:999999:AAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'])(
-    'rejects the malformed hash %j',
-    (text) => {
-      expect(parsePasswordHash(text)).toBeNull();
-    },
-  );
+  it.each([
+    '',
+    'plain',
+    'pbkdf2-sha256:1:AAAA:BBBB',
+    'pbkdf2-sha256:100000:AAAAAAAAAAAA:short',
+    'md5:1:2:3',
+    'pbkdf2-sha256:999999:AAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+  ])('rejects the malformed hash %j', (text) => {
+    expect(parsePasswordHash(text)).toBeNull();
+  });
 
   it('hashes tokens with SHA-256 in hex', async () => {
     expect(await sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');

@@ -139,18 +139,12 @@ describe('roleOn: several grants', () => {
   });
 
   it('"deny admin" leaves operator', () => {
-    const p = policy(
-      { subjects: ['user:alice'], role: 'admin', hosts: ['*'] },
-      { effect: 'deny', subjects: ['group:ops'], role: 'admin', hosts: ['web1'] },
-    );
+    const p = policy({ subjects: ['user:alice'], role: 'admin', hosts: ['*'] }, { effect: 'deny', subjects: ['group:ops'], role: 'admin', hosts: ['web1'] });
     expect(roleOn(p, alice, web1)).toBe('operator');
   });
 
   it('"deny viewer" removes all access even when an admin allow matches', () => {
-    const p = policy(
-      { subjects: ['user:alice'], role: 'admin', hosts: ['*'] },
-      { effect: 'deny', subjects: ['*'], role: 'viewer', hosts: ['env=prod'] },
-    );
+    const p = policy({ subjects: ['user:alice'], role: 'admin', hosts: ['*'] }, { effect: 'deny', subjects: ['*'], role: 'viewer', hosts: ['env=prod'] });
     expect(roleOn(p, alice, web1)).toBeNull();
     expect(roleOn(p, alice, db1)).toBe('admin');
   });
@@ -168,10 +162,7 @@ describe('roleOn: several grants', () => {
   });
 
   it('a deny for someone else does not touch this user', () => {
-    const p = policy(
-      { subjects: ['*'], role: 'operator', hosts: ['*'] },
-      { effect: 'deny', subjects: ['user:bob'], role: 'viewer', hosts: ['*'] },
-    );
+    const p = policy({ subjects: ['*'], role: 'operator', hosts: ['*'] }, { effect: 'deny', subjects: ['user:bob'], role: 'viewer', hosts: ['*'] });
     expect(roleOn(p, alice, web1)).toBe('operator');
     expect(roleOn(p, bob, web1)).toBeNull();
   });
@@ -255,18 +246,12 @@ describe('isDeploymentAdmin', () => {
   });
 
   it('is false with a deny admin grant on "*" that matches', () => {
-    const p = policy(
-      { subjects: ['user:alice'], role: 'admin', hosts: ['*'] },
-      { effect: 'deny', subjects: ['group:ops'], role: 'admin', hosts: ['*'] },
-    );
+    const p = policy({ subjects: ['user:alice'], role: 'admin', hosts: ['*'] }, { effect: 'deny', subjects: ['group:ops'], role: 'admin', hosts: ['*'] });
     expect(isDeploymentAdmin(p, alice)).toBe(false);
   });
 
   it('is false with a lower deny on "*" that matches, since it also forbids admin', () => {
-    const p = policy(
-      { subjects: ['user:alice'], role: 'admin', hosts: ['*'] },
-      { effect: 'deny', subjects: ['user:alice'], role: 'operator', hosts: ['*'] },
-    );
+    const p = policy({ subjects: ['user:alice'], role: 'admin', hosts: ['*'] }, { effect: 'deny', subjects: ['user:alice'], role: 'operator', hosts: ['*'] });
     expect(isDeploymentAdmin(p, alice)).toBe(false);
   });
 

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_FRAME_CHARS, PING_FRAME, PONG_FRAME, parseHubFrame, parseRelayFrame } from '../../../shared/protocol.ts';
 
-const hello = { type: 'hello', protocol: 1, relayId: 'lan-1', version: '0.1.0', hosts: [{ name: 'web1', target: 'u@h:22', labels: { env: 'prod' }, capabilities: ['exec'] }] };
+const hello = {
+  type: 'hello',
+  protocol: 1,
+  relayId: 'lan-1',
+  version: '0.1.0',
+  hosts: [{ name: 'web1', target: 'u@h:22', labels: { env: 'prod' }, capabilities: ['exec'] }],
+};
 
 describe('relay frames', () => {
   it('accepts a well-formed hello', () => {
@@ -44,12 +50,22 @@ describe('relay frames', () => {
 
 describe('hub frames', () => {
   it('accepts an exec request with a deadline', () => {
-    const frame = { type: 'request', id: 'r1', deadlineMs: 30_000, operation: { op: 'exec', host: 'web1', command: 'uptime', timeoutMs: 30_000, maxChars: 25_000 } };
+    const frame = {
+      type: 'request',
+      id: 'r1',
+      deadlineMs: 30_000,
+      operation: { op: 'exec', host: 'web1', command: 'uptime', timeoutMs: 30_000, maxChars: 25_000 },
+    };
     expect(parseHubFrame(JSON.stringify(frame)).ok).toBe(true);
   });
 
   it('rejects an exec request over the command length limit', () => {
-    const frame = { type: 'request', id: 'r1', deadlineMs: 1000, operation: { op: 'exec', host: 'web1', command: 'x'.repeat(10_001), timeoutMs: 1000, maxChars: 10 } };
+    const frame = {
+      type: 'request',
+      id: 'r1',
+      deadlineMs: 1000,
+      operation: { op: 'exec', host: 'web1', command: 'x'.repeat(10_001), timeoutMs: 1000, maxChars: 10 },
+    };
     expect(parseHubFrame(JSON.stringify(frame)).ok).toBe(false);
   });
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { guestIdSchema, parsePctList, parseQmList, parseStatus, pveArgv } from '../../../shared/proxmox.ts';
 
-const row = (vmid: string, status: string, lock: string, name: string): string => `${vmid.padEnd(10)} ${status.padEnd(10)} ${lock.padEnd(12)} ${name.padEnd(20)}`;
+const row = (vmid: string, status: string, lock: string, name: string): string =>
+  `${vmid.padEnd(10)} ${status.padEnd(10)} ${lock.padEnd(12)} ${name.padEnd(20)}`;
 const PCT_HEADER = row('VMID', 'Status', 'Lock', 'Name');
 
 describe('container and VM ids', () => {
@@ -9,9 +10,12 @@ describe('container and VM ids', () => {
     expect(guestIdSchema.safeParse(value)).toMatchObject({ success: true, data: String(value) });
   });
 
-  it.each(['100;reboot', '099', '1e3', '-1', ' 101', '101\n', '99', '1000000000', '', '0x65', '101 ', 'abc', 99, 1_000_000_000, 100.5, -101, null, true])('refuses %j', (value) => {
-    expect(guestIdSchema.safeParse(value).success).toBe(false);
-  });
+  it.each(['100;reboot', '099', '1e3', '-1', ' 101', '101\n', '99', '1000000000', '', '0x65', '101 ', 'abc', 99, 1_000_000_000, 100.5, -101, null, true])(
+    'refuses %j',
+    (value) => {
+      expect(guestIdSchema.safeParse(value).success).toBe(false);
+    },
+  );
 
   it('builds pct/qm words with nothing but the id from the caller', () => {
     expect(pveArgv('lxc', 'list', undefined)).toEqual(['pct', 'list']);
@@ -23,7 +27,8 @@ describe('container and VM ids', () => {
 
 describe('pct list', () => {
   it('keeps the lock column out of the name', () => {
-    const text = [PCT_HEADER, row('101', 'running', '', 'web'), row('102', 'stopped', 'backup', 'db'), row('103', 'running', 'mounted', 'cache-1')].join('\n') + '\n';
+    const text =
+      [PCT_HEADER, row('101', 'running', '', 'web'), row('102', 'stopped', 'backup', 'db'), row('103', 'running', 'mounted', 'cache-1')].join('\n') + '\n';
     expect(parsePctList(text)).toEqual([
       { vmid: '101', status: 'running', lock: null, name: 'web' },
       { vmid: '102', status: 'stopped', lock: 'backup', name: 'db' },
@@ -55,7 +60,10 @@ describe('qm list and status', () => {
 
   it('reads status and verbose fields', () => {
     expect(parseStatus('status: running\n')).toEqual({ status: 'running', fields: { status: 'running' } });
-    expect(parseStatus('cpus: 2\nname: web\nstatus: stopped\nuptime: 0\n')).toMatchObject({ status: 'stopped', fields: { cpus: '2', name: 'web', uptime: '0' } });
+    expect(parseStatus('cpus: 2\nname: web\nstatus: stopped\nuptime: 0\n')).toMatchObject({
+      status: 'stopped',
+      fields: { cpus: '2', name: 'web', uptime: '0' },
+    });
     expect(parseStatus('garbage').status).toBeNull();
   });
 });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { quoteShellWord } from '../../../shared/shell-quote.ts';
 
-const awkward = ["plain", "with space", "it's", '"double"', '$(id)', '`id`', 'a;b', 'new\nline', '-rf', '*', '', "'", "\\'", '$HOME', '!!'];
+const awkward = ['plain', 'with space', "it's", '"double"', '$(id)', '`id`', 'a;b', 'new\nline', '-rf', '*', '', "'", "\\'", '$HOME', '!!'];
 
 describe('quoteShellWord', () => {
   it.each(awkward)('makes %j arrive literally in sh', (word) => {

@@ -25,7 +25,11 @@ describe('tool registration', () => {
 
 describe('what leaves a tool', () => {
   it('passes a question for the caller (input_required) through untouched, and makes a result safe to show', () => {
-    const question = inputRequired({ inputRequests: { name: inputRequired.elicit({ message: 'Name?\u001b[2J', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } }) } });
+    const question = inputRequired({
+      inputRequests: {
+        name: inputRequired.elicit({ message: 'Name?\u001b[2J', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } }),
+      },
+    });
     expect(safeOutcome(question, false)).toBe(question);
     const shown = safeOutcome({ content: [{ type: 'text', text: 'A\u001b[31mB' }] }, false);
     expect(shown).toEqual({ content: [{ type: 'text', text: expect.not.stringContaining('\u001b') }] });

@@ -87,13 +87,27 @@ ${
 <section class="card"><h2>Filter</h2>${filterForm(typed)}
 <p><small>Every tool call, allowed or denied, with who, which client, where and what; never file contents or output. Fields match exactly.</small></p></section>
 ${results}`;
-  return htmlResponse(context.url, context.csrf, result.ok ? 200 : 400, adminLayout('Audit log', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: AUDIT_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    result.ok ? 200 : 400,
+    adminLayout('Audit log', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: AUDIT_PATH }),
+  );
 }
 
 async function exportJsonl(context: AdminContext): Promise<Response> {
   const result = await queryAudit(context.env, readFilters(context.url.searchParams));
   if (!result.ok) {
-    return htmlResponse(context.url, context.csrf, 400, adminLayout('Audit log', `<h1>Audit log</h1>${errorBox(`The export was not made: ${result.message}`)}<p><a href="${AUDIT_PATH}">Back to the audit log</a></p>`, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: AUDIT_PATH }));
+    return htmlResponse(
+      context.url,
+      context.csrf,
+      400,
+      adminLayout(
+        'Audit log',
+        `<h1>Audit log</h1>${errorBox(`The export was not made: ${result.message}`)}<p><a href="${AUDIT_PATH}">Back to the audit log</a></p>`,
+        { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: AUDIT_PATH },
+      ),
+    );
   }
   return download(auditJsonl(result.entries), 'application/x-ndjson', 'audit.jsonl');
 }

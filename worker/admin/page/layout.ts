@@ -68,7 +68,9 @@ small,.muted{color:#57534e}
 function header(options: LayoutOptions): string {
   if (!options.signedInAs) return `<header><span class="brand">mcp-remote-exec admin</span></header>`;
   const nav = options.showNav
-    ? ADMIN_NAV.map((item) => `<a href="${escapeHtml(item.path)}"${item.path === options.active ? ' aria-current="page"' : ''}>${escapeHtml(item.label)}</a>`).join('')
+    ? ADMIN_NAV.map(
+        (item) => `<a href="${escapeHtml(item.path)}"${item.path === options.active ? ' aria-current="page"' : ''}>${escapeHtml(item.label)}</a>`,
+      ).join('')
     : '';
   return `<header><span class="brand">mcp-remote-exec admin</span><nav>${nav}</nav>
 <span class="who">Signed in as <strong>${escapeHtml(options.signedInAs)}</strong></span>

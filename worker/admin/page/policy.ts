@@ -47,13 +47,21 @@ ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}
 <div><label for="policy-file">Policy file (policy.json)</label><input id="policy-file" name="file" type="file" accept=".json,application/json" required></div>
 <div><button type="submit">Import</button></div></form>
 <p><small>The file replaces the whole policy, after the same checks as Save; a file with a mistake changes nothing.</small></p></section>`;
-  return htmlResponse(context.url, context.csrf, status, adminLayout('Policy', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: POLICY_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    status,
+    adminLayout('Policy', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: POLICY_PATH }),
+  );
 }
 
 /** Check and store `text`; on any problem, show it again with the reason. */
 async function save(context: AdminContext, text: string, how: 'saved' | 'imported'): Promise<Response> {
   if (new TextEncoder().encode(text).byteLength > MAX_POLICY_BYTES) {
-    return policyPage(context, 413, { error: `The policy was not changed: the document is over ${MAX_POLICY_BYTES} bytes.`, text: text.slice(0, MAX_POLICY_BYTES) });
+    return policyPage(context, 413, {
+      error: `The policy was not changed: the document is over ${MAX_POLICY_BYTES} bytes.`,
+      text: text.slice(0, MAX_POLICY_BYTES),
+    });
   }
   let document: unknown;
   try {
@@ -69,7 +77,8 @@ async function save(context: AdminContext, text: string, how: 'saved' | 'importe
 
 async function importFile(context: AdminContext): Promise<Response> {
   const file = context.form?.get('file');
-  if (!(file instanceof File) || file.size === 0) return policyPage(context, 400, { error: 'The policy was not changed: choose a policy file (JSON) to import.' });
+  if (!(file instanceof File) || file.size === 0)
+    return policyPage(context, 400, { error: 'The policy was not changed: choose a policy file (JSON) to import.' });
   if (file.size > MAX_POLICY_BYTES) return policyPage(context, 413, { error: `The policy was not changed: the file is over ${MAX_POLICY_BYTES} bytes.` });
   return save(context, await file.text(), 'imported');
 }
@@ -83,6 +92,7 @@ export const policySection: AdminSection = async (context) => {
   }
   if (pathname === POLICY_PATH && method === 'POST') return save(context, field(context.form, 'policy') ?? '', 'saved');
   if (pathname === IMPORT_PATH && method === 'POST') return importFile(context);
-  if (pathname === EXPORT_PATH && method === 'GET') return download(policyText(await readPolicy(context.env)), 'application/json; charset=utf-8', 'policy.json');
+  if (pathname === EXPORT_PATH && method === 'GET')
+    return download(policyText(await readPolicy(context.env)), 'application/json; charset=utf-8', 'policy.json');
   return null;
 };

@@ -25,8 +25,14 @@ function stateBadge(relay: RelayStatus): string {
 }
 
 function relayRow(relay: RelayStatus): string {
-  const seen = relay.online && relay.connectedAt ? `connected ${displayTime(relay.connectedAt)}` : relay.lastConnectedAt ? `last seen ${displayTime(relay.disconnectedAt ?? relay.lastConnectedAt)}` : 'never connected';
-  const hosts = relay.hosts.length > 0 ? relay.hosts.map((host) => `<code>${escapeHtml(host.name)}</code>`).join(', ') : '<small class="muted">none reported</small>';
+  const seen =
+    relay.online && relay.connectedAt
+      ? `connected ${displayTime(relay.connectedAt)}`
+      : relay.lastConnectedAt
+        ? `last seen ${displayTime(relay.disconnectedAt ?? relay.lastConnectedAt)}`
+        : 'never connected';
+  const hosts =
+    relay.hosts.length > 0 ? relay.hosts.map((host) => `<code>${escapeHtml(host.name)}</code>`).join(', ') : '<small class="muted">none reported</small>';
   const credential = relay.credential === 'issued' ? 'its own token' : 'deployment token (RELAY_TOKEN_HASH)';
   const revoke = relay.revokedAt
     ? `<small class="muted">revoked ${escapeHtml(displayTime(relay.revokedAt))}</small>`
@@ -40,7 +46,10 @@ async function relaysPage(context: AdminContext, status: number, state: RelaysPa
     ? `<div class="secret" role="status"><p>Issued relay <strong>${escapeHtml(state.issued.name)}</strong> its own token: <code id="relay-token">${escapeHtml(state.issued.token)}</code></p>
 <p><small>Copy it now: it is not shown again, and only its hash is stored. On the relay's machine put it in a file readable only by the relay (mode 600) and set <code>RELAY_TOKEN_FILE</code>; the token names the relay, so <code>RELAY_ID</code> can stay unset.</small></p></div>`
     : '';
-  const rows = relays.length > 0 ? relays.map((relay) => relayRow(relay)).join('\n') : '<tr><td colspan="7"><small class="muted">No relay has connected or been issued a token yet.</small></td></tr>';
+  const rows =
+    relays.length > 0
+      ? relays.map((relay) => relayRow(relay)).join('\n')
+      : '<tr><td colspan="7"><small class="muted">No relay has connected or been issued a token yet.</small></td></tr>';
   const body = `<h1>Relays</h1>
 ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}${issued}
 <section class="card"><div class="table-wrap"><table>
@@ -51,7 +60,12 @@ ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}${issued}
 <div><label for="relay-name">Relay name</label><input id="relay-name" name="name" type="text" required pattern="${RELAY_NAME_PATTERN.source.slice(1, -1)}" maxlength="64" value="${escapeHtml(state.draft ?? '')}" placeholder="site-a"></div>
 <div><button type="submit">Issue token</button></div></form>
 <p><small>One token per relay (one per site or LAN). A relay already connected under this name with the deployment token is disconnected and must switch to the new token. A second relay presenting a live relay's token is refused, not allowed to take over.</small></p></section>`;
-  return htmlResponse(context.url, context.csrf, status, adminLayout('Relays', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: RELAYS_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    status,
+    adminLayout('Relays', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: RELAYS_PATH }),
+  );
 }
 
 function confirmRevokePage(context: AdminContext): Response {
@@ -60,7 +74,12 @@ function confirmRevokePage(context: AdminContext): Response {
 <section class="card"><p>Its connection closes now, requests in flight on it fail as "outcome unknown", and its hosts disappear from every listing. It cannot connect again with this token; issue a new one to bring it back.</p>
 <form method="post" action="${REVOKE_PATH}">${csrfField(context.csrf)}<input type="hidden" name="relay" value="${escapeHtml(name)}">
 <p class="actions"><button class="danger" type="submit">Revoke ${escapeHtml(name)}</button><a class="button secondary" href="${RELAYS_PATH}">Cancel</a></p></form></section>`;
-  return htmlResponse(context.url, context.csrf, 200, adminLayout('Revoke relay', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: RELAYS_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    200,
+    adminLayout('Revoke relay', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: RELAYS_PATH }),
+  );
 }
 
 export const relaysSection: AdminSection = async (context) => {

@@ -44,7 +44,8 @@ export async function handleSignIn(request: Request, env: Env, url: URL, csrf: s
     return signInPage(url, csrf, 403, { username, error: 'The sign-in form expired or was sent from another site. Please sign in again.' });
   }
   const password = field(form, 'password') ?? '';
-  if (!username || !password || password.length > MAX_CREDENTIAL_CHARS) return signInPage(url, csrf, 400, { username, error: 'Enter your user name and password.' });
+  if (!username || !password || password.length > MAX_CREDENTIAL_CHARS)
+    return signInPage(url, csrf, 400, { username, error: 'Enter your user name and password.' });
   const result = await signIn(env, username, password, clientAddress(request, env));
   if (!result.ok) {
     switch (result.reason) {

@@ -43,7 +43,10 @@ function parseGroups(text: string): string[] {
 
 function secretBox(secret: UsersPageState['secret']): string {
   if (!secret) return '';
-  const what = secret.reason === 'added' ? `Added <strong>${escapeHtml(secret.username)}</strong>. Their one-time password is` : `New one-time password for <strong>${escapeHtml(secret.username)}</strong>:`;
+  const what =
+    secret.reason === 'added'
+      ? `Added <strong>${escapeHtml(secret.username)}</strong>. Their one-time password is`
+      : `New one-time password for <strong>${escapeHtml(secret.username)}</strong>:`;
   return `<div class="secret" role="status"><p>${what} <code id="one-time-password">${escapeHtml(secret.password)}</code></p>
 <p><small>Copy it now and give it to ${escapeHtml(secret.username)} over a private channel: it is not shown again, and only its hash is stored.</small></p></div>`;
 }
@@ -83,7 +86,12 @@ ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}${secretBox(st
 <thead><tr><th>User</th><th>Groups</th><th>Status</th><th>Created</th><th>Updated</th><th>Actions</th></tr></thead>
 <tbody>${users.map((user) => userRow(user, context.csrf)).join('\n')}</tbody></table></div>
 <p><small>Disabling a user, resetting their password or deleting them ends their sign-ins and revokes their MCP tokens at once.</small></p></section>`;
-  return htmlResponse(context.url, context.csrf, status, adminLayout('Users', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: USERS_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    status,
+    adminLayout('Users', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: USERS_PATH }),
+  );
 }
 
 function failureStatus(failure: ActionFailure): number {
@@ -110,7 +118,12 @@ function confirmDeletePage(context: AdminContext): Response {
 <p class="muted">To stop access for now but keep the account, disable it instead.</p>
 <form method="post" action="${ACTION_PATH}" class="actions">${csrfField(context.csrf)}<input type="hidden" name="username" value="${name}">
 <button class="danger" type="submit" name="action" value="delete">Delete ${name}</button><a class="button secondary" href="${USERS_PATH}">Cancel</a></form></section>`;
-  return htmlResponse(context.url, context.csrf, 200, adminLayout(`Delete ${username}`, body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: USERS_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    200,
+    adminLayout(`Delete ${username}`, body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: USERS_PATH }),
+  );
 }
 
 function done(context: AdminContext, code: NoticeCode, username: string): Response {
