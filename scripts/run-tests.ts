@@ -1,5 +1,5 @@
 /**
- * `npm test`: type-check, then the fast tests (unit + Workers pool), then the end-to-end tests
+ * `npm test`: check the formatting (Prettier) and type-check, then the fast tests (unit + Workers pool), then the end-to-end tests
  * (real sshd, wrangler dev, relay) once with a 2025-era MCP client (SDK v1) and once more with a
  * 2026-07-28 client (SDK v2; the files that never touch /mcp are not repeated), then the
  * fault-injection tests, each in their own run so they do not compete for the CPU. Ends with
@@ -50,6 +50,8 @@ function counts(file: string): Counts {
 const failures: string[] = [];
 const only = process.argv.slice(2);
 
+const prettier = join(dirname(require.resolve('prettier/package.json')), 'bin', 'prettier.cjs');
+if (run('format check (prettier; `npm run format` fixes it)', [prettier, '--check', '.', '--log-level', 'warn']) !== 0) failures.push('format check');
 for (const project of ['tsconfig.json', 'worker/tsconfig.json', 'test/workers/tsconfig.json']) {
   if (run(`type-check ${project}`, [tsc, '-p', project]) !== 0) failures.push(`type-check ${project}`);
 }
