@@ -2,8 +2,8 @@
  * Throughput under concurrency: 200 concurrent ssh_exec_command("sleep 0.2") calls from 5 MCP
  * sessions (5 users of one team) on one host, through the whole local stack (client → Worker → session DO → relay hub →
  * relay → sshd), against baselines measured in the same run on the same sshd:
- *   ideal  the pool's capacity: max_connections (4) × sshd MaxSessions (10) channels at once, so
- *          ceil(200 / 40) rounds of 0.2 s;
+ *   ideal  the pool's capacity: max_connections (4) × 8 channels (sshd's MaxSessions 10, less the 2
+ *          the pool keeps for stopping commands) at once, so ceil(200 / 32) rounds of 0.2 s;
  *   stdio  the same 200 calls through one stdio session (same relay code and one pool, no Worker).
  * CPU time of the Worker (workerd) and the relay during the burst shows where a call's cost goes.
  * Target: the Worker path within 2 × the stdio path; before this bench, it took 7–8 s (≈ 30 calls/s).
@@ -19,7 +19,8 @@ import { treeCpuMs } from './process-cpu.ts';
 const SESSIONS = 5;
 const CALLS = Number(process.env.CALLS ?? 200);
 const SLEEP_S = 0.2;
-const POOL_CHANNELS = 4 * 10;
+/** max_connections (4) × the pool's channels per connection (sshd's MaxSessions 10, less 2 kept for stopping commands). */
+const POOL_CHANNELS = 4 * 8;
 
 type CallTool = (args: { name: string; arguments: Record<string, unknown> }) => Promise<Record<string, unknown>>;
 
