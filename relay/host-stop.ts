@@ -19,7 +19,9 @@
  * A watchdog started by the wrapper (its own `sh`, outside the marker, output to /dev/null) gives
  * the host its own deadline: at timeout + slack it runs the same stop script the relay would, so a
  * command whose relay died does not outlive its timeout by more than a few seconds. It ends within
- * a second of the run ending (its parent gone and nothing left holding the output pipe).
+ * a second of the run ending (its parent gone and nothing left carrying the marker). So with the
+ * relay gone, a process that cleared its environment and outlived its parent is not stopped by the
+ * host's deadline (the relay's stop still finds it by the output pipe).
  */
 import { randomBytes } from 'node:crypto';
 import { quoteShellWord } from '../shared/shell-quote.ts';
@@ -146,7 +148,7 @@ export function stopCommand(identity: RunIdentity, runId: string, settings: Stop
  * The host-side deadline, as the text of an `sh -c` script taking the wrapper's PID ($1), the
  * output pipe ($2) and the seconds to wait ($3). It is in the run's process group, so the relay's
  * stop ends it with the rest; it ignores HUP (the relay's connection dropping). It ends when its
- * parent has ended and nothing writes to the output pipe any more, and otherwise stops the run at
+ * parent has ended and nothing carries the run's marker any more, and otherwise stops the run at
  * the deadline, ignoring TERM from then on (it signals its own group).
  */
 function watchdogScript(runId: string, settings: StopSettings): string {
@@ -154,8 +156,11 @@ function watchdogScript(runId: string, settings: StopSettings): string {
     `trap '' HUP INT; ` +
     `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
     SCAN_FUNCTIONS +
-    `holders() { writers; [ -n "$wr" ]; }; ` +
-    `w=0; while [ "$w" -lt "$3" ]; do if ! kill -0 "$g" 2>/dev/null; then holders || exit 0; fi; sleep 1; w=$((w+1)); done; ` +
+    // Once the leader is gone, stay only while something of the run still carries its marker (every
+    // child inherits it, setsid and nohup ones too). One grep, not the output-pipe scan: that scan
+    // (an ls of every process's fds) made each watchdog cost tens of ms of CPU as its run ended,
+    // halving throughput under many concurrent commands.
+    `w=0; while [ "$w" -lt "$3" ]; do if ! kill -0 "$g" 2>/dev/null; then marked; [ -n "$m" ] || exit 0; fi; sleep 1; w=$((w+1)); done; ` +
     `trap '' TERM; ` +
     stopBody(settings, false)
   );

@@ -82,6 +82,20 @@ for (const shell of ['dash', 'bash']) {
       expect(result.stdout.slice(end + MARKER_END.length)).toBe('out\n');
     });
 
+    it("the host's watchdog stops a marked setsid child at the deadline after its parent ended, with no relay", async () => {
+      const seconds = `1012.${process.pid}${shell === 'dash' ? 1 : 2}`;
+      // Timeout 1 s: the watchdog fires 1 + 2 s after the start, though the shell itself ended at once.
+      const started = await startDetached(shell, wrapCommand(`setsid sleep ${seconds} >/dev/null 2>&1 &`, newRunId(), 1_000));
+      expect(parseMarker(started.stdout.slice(MARKER.length, started.stdout.indexOf(MARKER_END)))).not.toBeNull();
+      try {
+        const until = Date.now() + 10_000;
+        while (pidsRunning(`sleep ${seconds}`).length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(pidsRunning(`sleep ${seconds}`)).toEqual([]);
+      } finally {
+        for (const pid of pidsRunning(`sleep ${seconds}`)) process.kill(pid, 'SIGKILL');
+      }
+    });
+
     it('stops a marked setsid child that let go of the output, and reports nothing left', async () => {
       const runId = newRunId();
       const seconds = `1011.${process.pid}${shell === 'dash' ? 1 : 2}`;
