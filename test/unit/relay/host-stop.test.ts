@@ -85,16 +85,24 @@ for (const shell of ['dash', 'bash']) {
     it("the host's watchdog stops a marked setsid child at the deadline after its parent ended, with no relay", async () => {
       const seconds = `1012.${process.pid}${shell === 'dash' ? 1 : 2}`;
       // Timeout 1 s: the watchdog fires 1 + 2 s after the start, though the shell itself ended at once.
-      const started = await startDetached(shell, wrapCommand(`setsid sleep ${seconds} >/dev/null 2>&1 &`, newRunId(), 1_000));
-      expect(parseMarker(started.stdout.slice(MARKER.length, started.stdout.indexOf(MARKER_END)))).not.toBeNull();
+      // The shell leads its own session (detached: setsid without a fork) and this process reaps it
+      // at once, as sshd does: the watchdog must see its leader really gone, not a zombie.
+      const shellExited = new Promise<void>((resolve) => {
+        const child = spawn(shell, ['-c', wrapCommand(`setsid sleep ${seconds} >/dev/null 2>&1 &`, newRunId(), 1_000)], { detached: true, stdio: 'ignore' });
+        child.on('exit', () => resolve());
+      });
+      await shellExited;
       try {
+        const appeared = Date.now() + 5_000;
+        while (pidsRunning(`sleep ${seconds}`).length === 0 && Date.now() < appeared) await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(pidsRunning(`sleep ${seconds}`)).toHaveLength(1);
         const until = Date.now() + 10_000;
         while (pidsRunning(`sleep ${seconds}`).length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
         expect(pidsRunning(`sleep ${seconds}`)).toEqual([]);
       } finally {
         for (const pid of pidsRunning(`sleep ${seconds}`)) process.kill(pid, 'SIGKILL');
       }
-    });
+    }, 30_000);
 
     it('stops a marked setsid child that let go of the output, and reports nothing left', async () => {
       const runId = newRunId();
