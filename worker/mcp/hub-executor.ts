@@ -13,7 +13,7 @@ import { execOutcomeFrom, type ExecOutcome } from '../../shared/exec-output.ts';
 import { toBase64 } from '../../shared/file-tools.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { hostViews } from '../../shared/host-views.ts';
-import { sha256Hex } from '../../shared/password-hash.ts';
+import { sha256Hex } from '../auth/password-hash.ts';
 import type {
   DownloadLinkRequest,
   ExecRequest,

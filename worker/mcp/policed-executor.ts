@@ -5,10 +5,10 @@
  * a user or changing a grant takes effect on the very next request.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName } from '../../shared/fleet.ts';
+import { fleetHosts, policyHost, qualifiedName } from '../team/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
-import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
+import { isDeploymentAdmin, roleOn, type Role } from '../team/policy.ts';
 import type { GuestKind } from '../../shared/proxmox.ts';
 import {
   unknownTransfer,

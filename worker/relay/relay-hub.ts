@@ -28,7 +28,7 @@ import {
   type Operation,
   type OperationResult,
 } from '../../shared/protocol.ts';
-import type { RelayInventory } from '../../shared/fleet.ts';
+import type { RelayInventory } from '../team/fleet.ts';
 import { selectHost } from '../../shared/host-selection.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';

@@ -4,8 +4,9 @@
  * host enough.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type RelayInventory } from '../../shared/fleet.ts';
-import { READ_ONLY_CAPABILITY, roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
+import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type RelayInventory } from './fleet.ts';
+import { READ_ONLY_CAPABILITY } from '../../shared/capabilities.ts';
+import { roleAtLeast, roleOn, type Role } from './policy.ts';
 import { relayStates } from '../relay/fleet.ts';
 import { teamDirectory, type Access } from './team-directory.ts';
 

@@ -11,8 +11,8 @@ import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
 import { randomBytes, toHex } from '../../shared/encoding.ts';
-import { equalBytes } from '../../shared/password-hash.ts';
-import { EMPTY_POLICY, policySchema, type Policy, type Subject } from '../../shared/policy.ts';
+import { equalBytes } from '../auth/password-hash.ts';
+import { EMPTY_POLICY, policySchema, type Policy, type Subject } from './policy.ts';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 export const usernameSchema = z.string().regex(USERNAME_PATTERN, 'a user name is 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit');

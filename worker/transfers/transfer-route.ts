@@ -6,10 +6,10 @@
  */
 import type { ErrorCode, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
-import { sha256Hex } from '../../shared/password-hash.ts';
+import { sha256Hex } from '../auth/password-hash.ts';
 import { beginAudit, finishAudit, writeAudit, type AuditEntry, type StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
-import { qualifiedName } from '../../shared/fleet.ts';
+import { qualifiedName } from '../team/fleet.ts';
 import { gateCall } from '../team/gate-call.ts';
 import { relayHub } from '../relay/hub-stub.ts';
 import type { TransferRecord } from './transfer-link.ts';

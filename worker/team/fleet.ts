@@ -3,9 +3,9 @@
  * the hosts the caller can see, and as `relay/host` when two relays have a host of that name;
  * `relay/host` is always accepted. Used by the Worker to pick the relay and host of a call.
  */
-import { failure, success, type Outcome } from './errors.ts';
+import { failure, success, type Outcome } from '../../shared/errors.ts';
 import type { PolicyHost } from './policy.ts';
-import type { HostInventoryEntry } from './protocol.ts';
+import type { HostInventoryEntry } from '../../shared/protocol.ts';
 
 export interface RelayInventory {
   relayId: string;
