@@ -4,19 +4,20 @@
  * host enough.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type RelayInventory } from './fleet.ts';
+import { fleetHosts, policyHost, qualifiedName, selectFleetHost } from './fleet.ts';
 import { READ_ONLY_CAPABILITY } from '../../shared/capabilities.ts';
 import { roleAtLeast, roleOn, type Role } from './policy.ts';
+import type { HostRoute } from '../relay/host-route.ts';
 import { relayStates } from '../relay/fleet.ts';
+import type { RelayState } from '../relay/relay-hub.ts';
 import { teamDirectory, type Access } from './team-directory.ts';
 
+/** A call the gate let through: where it goes, resolved once, and the names it is known by. */
 export interface CallGate {
-  relay: string;
-  /** The host's own name on its relay. */
-  host: string;
+  route: HostRoute;
   /** What the caller calls it: the bare name, or relay/host when several relays have that name. */
   id: string;
-  /** relay/host: names the host unambiguously whatever other relays appear later. */
+  /** relay/host: names the host unambiguously whatever other relays appear later (for records that outlive the call). */
   qualified: string;
 }
 
@@ -27,7 +28,7 @@ export async function standingOf(env: Env, username: string): Promise<Outcome<Ac
 }
 
 /** The caller's standing and the inventories of the relays that count. */
-export async function standingAndFleet(env: Env, username: string): Promise<{ standing: Outcome<Access>; relays: RelayInventory[] }> {
+export async function standingAndFleet(env: Env, username: string): Promise<{ standing: Outcome<Access>; relays: RelayState[] }> {
   const standing = await standingOf(env, username);
   if (!standing.ok) return { standing, relays: [] };
   return { standing, relays: await relayStates(env, standing.value.relays) };
@@ -72,5 +73,5 @@ export async function gateCall(
       denied: true,
     };
   }
-  return { outcome: success({ relay, host: entry.name, id, qualified: qualifiedName(relay, entry.name) }), denied: false };
+  return { outcome: success({ route: { relay, host: entry.name }, id, qualified: qualifiedName(relay, entry.name) }), denied: false };
 }
