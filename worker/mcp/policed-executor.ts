@@ -32,6 +32,7 @@ import type {
 } from '../../shared/tool-executor.ts';
 import { waitUntil } from 'cloudflare:workers';
 import { beginAudit, finishAudit, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
+import { reportDoCalls } from '../do-call-count.ts';
 import { gateCall, standingAndFleet, type CallGate } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
@@ -116,6 +117,7 @@ export class PolicedExecutor implements ToolExecutor {
     // relay's answer to the cancel must still arrive and the audit row must still be completed.
     waitUntil(finished);
     const result = await finished;
+    reportDoCalls(tool);
     return result.ok ? success({ ...result.value, host: gate.value.id }) : result;
   }
 
