@@ -366,7 +366,8 @@ export class RelayHub extends DurableObject<Env> {
     const record: RelayRecord = { relayId: hello.relayId, version: hello.version, hosts: hello.hosts, connectedAt: new Date().toISOString() };
     await this.ctx.storage.put(RELAY_RECORD_KEY, record);
     this.hostNames = new Set(record.hosts.map((host) => host.name));
-    await teamDirectory(this.env).noteRelayConnected(hello.relayId);
+    // Before the welcome: the next tool call, which reads the fleet from the team directory, sees these hosts.
+    await teamDirectory(this.env).noteRelayConnected(hello.relayId, hello.hosts);
     socket.serializeAttachment({ ...attachment(socket), welcomed: true, relayId: hello.relayId, welcomedAt: Date.now() } satisfies SocketAttachment);
     send(socket, { type: 'welcome', protocol: PROTOCOL_VERSION, maxOutputChunkChars: MAX_OUTPUT_CHUNK_CHARS });
     logEvent('info', 'relay connected', { relayId: hello.relayId, version: hello.version, hosts: hello.hosts.length });

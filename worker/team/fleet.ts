@@ -13,6 +13,9 @@ export interface RelayInventory {
   hosts: HostInventoryEntry[];
 }
 
+/** What naming and selecting hosts needs of a relay: its name and its hosts. */
+export type FleetRelay = Pick<RelayInventory, 'relayId' | 'hosts'>;
+
 export interface FleetHost {
   relay: string;
   entry: HostInventoryEntry;
@@ -30,7 +33,7 @@ export function qualifiedName(relay: string, host: string): string {
 }
 
 /** Every host of the given relays, each with the name the caller should use for it. */
-export function fleetHosts(relays: readonly RelayInventory[], include: (relay: string, entry: HostInventoryEntry) => boolean = () => true): FleetHost[] {
+export function fleetHosts(relays: readonly FleetRelay[], include: (relay: string, entry: HostInventoryEntry) => boolean = () => true): FleetHost[] {
   const hosts = relays.flatMap((relay) => relay.hosts.filter((entry) => include(relay.relayId, entry)).map((entry) => ({ relay: relay.relayId, entry })));
   const counts = new Map<string, number>();
   for (const host of hosts) counts.set(host.entry.name, (counts.get(host.entry.name) ?? 0) + 1);

@@ -4,7 +4,7 @@
  * host enough.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName, selectFleetHost } from './fleet.ts';
+import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type FleetRelay } from './fleet.ts';
 import { READ_ONLY_CAPABILITY } from '../../shared/capabilities.ts';
 import { roleAtLeast, roleOn, type Role } from './policy.ts';
 import type { HostRoute } from '../relay/host-route.ts';
@@ -35,6 +35,22 @@ export async function standingAndFleet(env: Env, username: string): Promise<{ st
 }
 
 /**
+ * The hosts of the relays that count, from the copy the team directory keeps (each hub pushes its
+ * relay's hosts there before it welcomes the relay, and a revoked relay leaves at once), so a call
+ * costs one TeamDirectory call for standing and fleet together. A relay that has not pushed its
+ * hosts yet (it last said hello before the copy existed) is asked through its hub.
+ */
+async function fleetOf(env: Env, access: Access): Promise<FleetRelay[]> {
+  const missing = access.fleet.filter((relay) => relay.hosts === null).map((relay) => relay.relayId);
+  const asked = missing.length > 0 ? await relayStates(env, missing) : [];
+  return access.fleet.flatMap((relay) => {
+    if (relay.hosts !== null) return [{ relayId: relay.relayId, hosts: relay.hosts }];
+    const state = asked.find((candidate) => candidate.relayId.toLowerCase() === relay.relayId.toLowerCase());
+    return state ? [{ relayId: relay.relayId, hosts: state.hosts }] : [];
+  });
+}
+
+/**
  * Resolve the host among those `username` may see, and check their role there. `denied` tells a
  * policy refusal (audited as denied) from a plain failure such as no relay.
  */
@@ -45,9 +61,10 @@ export async function gateCall(
   requestedHost: string | undefined,
   needed: Role,
 ): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
-  const { standing, relays } = await standingAndFleet(env, username);
+  const standing = await standingOf(env, username);
   if (!standing.ok) return { outcome: standing, denied: true };
   const { policy, subject } = standing.value;
+  const relays = await fleetOf(env, standing.value);
   if (relays.length === 0) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
   const visible = fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null);
   const selected = selectFleetHost(visible, requestedHost);
