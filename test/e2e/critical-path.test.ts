@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMcpClient, MCP_ERAS, type ConnectedClient, type McpEra } from '../harness/mcp-client.ts';
+import { waitForDoCalls } from '../harness/do-calls.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 /**
@@ -16,7 +17,6 @@ import { startStack, textOf, type Stack } from '../harness/stack.ts';
  * audit row's completion awaited before the answer.
  */
 const EXPECTED_CALLS: Record<McpEra, number> = { '2025-11-25': 4, '2026-07-28': 3 };
-const EVENT = 'durable object calls before the answer';
 
 let stack: Stack;
 const sessions: ConnectedClient[] = [];
@@ -30,40 +30,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** The counts the Worker logged for `tool` since `mark`. */
-function loggedCounts(mark: number, tool: string): number[] {
-  const output = stack.worker.process.output();
-  const since = output.slice(Math.max(0, output.length - (stack.worker.process.mark() - mark)));
-  return since
-    .split('\n')
-    .filter((line) => line.includes(EVENT))
-    .flatMap((line) => {
-      const json = line.slice(line.indexOf('{'));
-      try {
-        const parsed: unknown = JSON.parse(json);
-        return typeof parsed === 'object' &&
-          parsed !== null &&
-          'tool' in parsed &&
-          parsed.tool === tool &&
-          'calls' in parsed &&
-          typeof parsed.calls === 'number'
-          ? [parsed.calls]
-          : [];
-      } catch {
-        return [];
-      }
-    });
-}
-
-async function waitForCounts(mark: number, tool: string, count: number): Promise<number[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const counts = loggedCounts(mark, tool);
-    if (counts.length >= count || Date.now() > deadline) return counts;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
   it(`makes ${EXPECTED_CALLS[era]} Durable Object calls before its answer, and its audit row is completed after it`, async () => {
     const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
@@ -72,7 +38,7 @@ describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
     const mark = stack.worker.process.mark();
     const result = await session.client.callTool({ name: 'ssh_exec_command', arguments: { command } });
     expect(textOf(result)).toContain(`critical-path-${era}`);
-    expect(await waitForCounts(mark, 'ssh_exec_command', 1)).toEqual([EXPECTED_CALLS[era]]);
+    expect(await waitForDoCalls(stack.worker, mark, 'ssh_exec_command', 1)).toEqual([EXPECTED_CALLS[era]]);
     // The completed row exists once the waitUntil work has run (never left "started").
     const deadline = Date.now() + 10_000;
     for (;;) {
