@@ -1,6 +1,6 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
-import { hashPassword } from './shared/password-hash.ts';
+import { hashPassword } from './worker/auth/password-hash.ts';
 import { cimdStandIn } from './test/harness/cimd-stand-in.ts';
 
 // Fixed test secrets for the Workers pool only (the e2e harness makes fresh ones per run).

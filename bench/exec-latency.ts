@@ -16,12 +16,19 @@
  * stdio, their run-a-command tool). Targets: (e) within 1.5 × (a), at least 10× faster than both.
  * PEERS=0 skips the peers (their first run installs them into bench/.peers).
  *
+ * Also printed: the Durable Object calls on one ssh_exec_command's critical path, for each client
+ * era, as the Worker counts them in test builds (worker/do-call-count.ts; the stack runs with
+ * MCP_REMOTE_EXEC_TEST_TOOLS=true for that, which adds a proxy per Durable Object stub call).
+ * Target: at most two, the relay hub being one.
+ *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */
 import { readFileSync } from 'node:fs';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Client, type ConnectConfig } from 'ssh2';
+import { waitForDoCalls } from '../test/harness/do-calls.ts';
+import { connectMcpClient, MCP_ERAS } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { connectStdio, stdioEnv } from '../test/harness/stdio.ts';
 import { preparePeers } from './peers.ts';
@@ -61,7 +68,7 @@ function peakRssMb(pid: number): number {
   return Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'NaN') / 1024;
 }
 
-const stack = await startStack();
+const stack = await startStack({ workerVars: { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' } });
 try {
   const config = sshConfig(stack);
   const open = await connect(config);
@@ -95,6 +102,18 @@ try {
       if (!response.ok) throw new Error(`/healthz answered ${response.status}`);
     }),
   );
+  // The Durable Object calls of one ssh_exec_command before its answer, for each client era.
+  const doCalls: string[] = [];
+  for (const era of MCP_ERAS) {
+    const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    await client.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+    const mark = stack.worker.process.mark();
+    const result = await client.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+    if (result.isError) throw new Error(`ssh_exec_command failed: ${JSON.stringify(result.content)}`);
+    const counts = await waitForDoCalls(stack.worker, mark, 'ssh_exec_command', 1);
+    doCalls.push(`${era}: ${counts.length === 1 ? String(counts[0]) : `not counted (${JSON.stringify(counts)})`}`);
+    await client.close();
+  }
   const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
   const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
 
@@ -145,6 +164,7 @@ try {
     '',
     `(c) − (f) medians: ${(noop.median - platform.median).toFixed(2)} ms = ${((noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
     `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+    `Durable Object calls on one ssh_exec_command's critical path: ${doCalls.join(', ')}   [target ≤ 2]`,
     `(d) / (b) medians: ${(exec.median / fresh.median).toFixed(2)}   [target well under 1]`,
     `relay peak RSS: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after 200 MB of stdout (${(bigMs / 1000).toFixed(2)} s for that call)`,
     `50 concurrent ssh_exec_command("sleep 0.2") on one host: ${concurrentMs.toFixed(0)} ms wall`,

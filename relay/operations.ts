@@ -5,8 +5,7 @@
 import { boundText } from '../shared/bounded-text.ts';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeOperation } from '../shared/protocol.ts';
-import { READ_ONLY_CAPABILITY } from '../shared/policy.ts';
-import { PROXMOX_CAPABILITY } from '../shared/proxmox.ts';
+import { EXEC_CAPABILITY, PROXMOX_CAPABILITY, READ_ONLY_CAPABILITY } from '../shared/capabilities.ts';
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
@@ -92,7 +91,7 @@ export class RelayOperations {
       name: host.name,
       target: describeTarget(host),
       labels: host.labels,
-      capabilities: [host.readOnly ? READ_ONLY_CAPABILITY : 'exec', ...(host.proxmox ? [PROXMOX_CAPABILITY] : [])],
+      capabilities: [host.readOnly ? READ_ONLY_CAPABILITY : EXEC_CAPABILITY, ...(host.proxmox ? [PROXMOX_CAPABILITY] : [])],
     }));
   }
 

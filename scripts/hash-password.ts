@@ -3,7 +3,7 @@
  * shell history and the process list):
  *   printf '%s' 'the password' | npm run -s hash-password | npx wrangler secret put ADMIN_PASSWORD_HASH
  */
-import { hashPassword } from '../shared/password-hash.ts';
+import { hashPassword } from '../worker/auth/password-hash.ts';
 
 const chunks: Buffer[] = [];
 for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk));

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashPassword, sha256Hex } from '../shared/password-hash.ts';
+import { hashPassword, sha256Hex } from '../worker/auth/password-hash.ts';
 
 export interface LocalSecrets {
   /** File wrangler reads with --env-file: ADMIN_PASSWORD_HASH and RELAY_TOKEN_HASH. */

@@ -3,7 +3,7 @@
  * SHA-256 goes to the Worker (RELAY_TOKEN_HASH), so the Worker holds nothing that could
  * impersonate the relay.
  */
-import { sha256Hex } from '../shared/password-hash.ts';
+import { sha256Hex } from '../worker/auth/password-hash.ts';
 import { newSecret } from './local-secrets.ts';
 
 const token = newSecret(32);

@@ -5,9 +5,6 @@
  */
 import { z } from 'zod';
 
-/** Hosts marked as Proxmox VE in the relay config carry this capability. */
-export const PROXMOX_CAPABILITY = 'proxmox';
-
 /** A container or VM id: 100 to 999999999, digits only, exactly as Proxmox accepts them. */
 export const GUEST_ID_PATTERN = /^[1-9][0-9]{2,8}$/;
 const GUEST_ID_RULE = 'a whole number from 100 to 999999999 (digits only, e.g. 101)';

@@ -16,6 +16,7 @@ import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
 import { CALLBACK_PATH, handleUpstreamCallback } from './auth/upstream-sign-in.ts';
 import { logEvent } from './log.ts';
+import { countingEnv, countingOn, withDoCallCount } from './do-call-count.ts';
 import { mcpApiHandler } from './mcp/transport.ts';
 import { handleRelayConnect } from './relay/relay-route.ts';
 import { handleTransfer, TRANSFER_PATH } from './transfers/transfer-route.ts';
@@ -103,21 +104,27 @@ function route(request: Request, env: Env, ctx: ExecutionContext, built: Entry):
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-    let built: Entry;
-    try {
-      built = entry ??= buildEntry(env);
-    } catch (error) {
-      if (error instanceof SettingsError) {
-        logEvent('error', 'configuration error', { error: error.message });
-        return new Response(`Configuration error: ${error.message}\n`, { status: 500 });
-      }
-      throw error;
-    }
-    // A foreign Host or Origin is refused before a byte of the body is read or a token looked at.
-    const refused = rebindingRefusal(request, built.names);
-    if (refused) return refused;
-    // Body limits next, before any handler reads a byte (worker/body-limits.ts); then batches, which
-    // need the body that the limit has just read whole.
-    return withBodyLimit(request, built.maxFileSize, async (limited) => (await batchRefusal(limited)) ?? route(limited, env, ctx, built));
+    // Test builds count the Durable Object calls each request makes (worker/do-call-count.ts).
+    if (countingOn(env)) return withDoCallCount(0, () => serve(request, countingEnv(env), ctx));
+    return serve(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
+
+async function serve(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  let built: Entry;
+  try {
+    built = entry ??= buildEntry(env);
+  } catch (error) {
+    if (error instanceof SettingsError) {
+      logEvent('error', 'configuration error', { error: error.message });
+      return new Response(`Configuration error: ${error.message}\n`, { status: 500 });
+    }
+    throw error;
+  }
+  // A foreign Host or Origin is refused before a byte of the body is read or a token looked at.
+  const refused = rebindingRefusal(request, built.names);
+  if (refused) return refused;
+  // Body limits next, before any handler reads a byte (worker/body-limits.ts); then batches, which
+  // need the body that the limit has just read whole.
+  return withBodyLimit(request, built.maxFileSize, async (limited) => (await batchRefusal(limited)) ?? route(limited, env, ctx, built));
+}

@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { hashPassword, sha256Hex } from '../../shared/password-hash.ts';
+import { hashPassword, sha256Hex } from '../../worker/auth/password-hash.ts';
 import { freePort } from './ports.ts';
 import { startManaged, type Managed } from './processes.ts';
 

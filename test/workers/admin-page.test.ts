@@ -4,7 +4,7 @@
  */
 import { env } from 'cloudflare:workers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMPTY_POLICY, type Policy } from '../../shared/policy.ts';
+import { EMPTY_POLICY, type Policy } from '../../worker/team/policy.ts';
 import { auditLog, type AuditEntry } from '../../worker/audit/audit-log.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
 import { TEST_ADMIN } from './oauth-flow.ts';

@@ -5,7 +5,7 @@
  */
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../shared/password-hash.ts';
+import { sha256Hex } from '../../worker/auth/password-hash.ts';
 import { newRelayToken, relayNameInToken } from '../../shared/relay-credential.ts';
 import { issueRelayCredential } from '../../worker/admin/relay-actions.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';

@@ -7,7 +7,9 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_FRAME_CHARS } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
-import { MAX_INVALID_FRAMES, USER_PENDING_SHARE } from '../../worker/relay/relay-hub.ts';
+import { execOn, probeOn, readOn } from './hub-requests.ts';
+import { MAX_INVALID_FRAMES } from '../../worker/relay/relay-hub.ts';
+import { USER_PENDING_SHARE } from '../../worker/relay/relay-requests.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
 import { connectFakeRelay, FAKE_RELAY_ID, openRelaySocket, type FakeRelay } from './relay-socket.ts';
 
@@ -29,10 +31,10 @@ describe('per-user share of the in-flight slots', () => {
   it('refuses a user past their share, naming them, the relay and the share, while another user still gets through', async () => {
     relay = await connectFakeRelay();
     const hub = relayHub(env, FAKE_RELAY_ID);
-    const flood = Array.from({ length: USER_PENDING_SHARE }, (_, index) => hub.execCommand(`alice-${index}`, execRequest, 'user-alice'));
+    const flood = Array.from({ length: USER_PENDING_SHARE }, (_, index) => execOn(hub, `alice-${index}`, execRequest, 'user-alice'));
     // All of alice's share reached the relay (nobody answers them yet).
     for (let count = 0; count < USER_PENDING_SHARE; count += 1) await relay.next((frame) => frame.type === 'request');
-    const refused = await hub.execCommand('alice-over', execRequest, 'user-alice');
+    const refused = await execOn(hub, 'alice-over', execRequest, 'user-alice');
     expect(refused.ok).toBe(false);
     if (!refused.ok) {
       expect(refused.error.code).toBe('relay_busy');
@@ -40,7 +42,7 @@ describe('per-user share of the in-flight slots', () => {
       expect(refused.error.message).toMatch(/your share/);
       expect(refused.error.message).toMatch(/Other users are unaffected/);
     }
-    const bob = hub.execCommand('bob-1', execRequest, 'user-bob');
+    const bob = execOn(hub, 'bob-1', execRequest, 'user-bob');
     const request = await relay.next((frame) => frame.type === 'request' && frame.id === 'bob-1');
     expect(request).toMatchObject({ id: 'bob-1' });
     relay.send({
@@ -73,13 +75,13 @@ describe("a host check (ssh_list_hosts check=true) counts against the caller's s
     relay = await connectFakeRelay();
     const hub = relayHub(env, FAKE_RELAY_ID);
     // Probes that the relay never answers (a host that does not answer holds each for PROBE_TIMEOUT_MS).
-    const flood = Array.from({ length: USER_PENDING_SHARE }, () => hub.listHosts(true, crypto.randomUUID(), 'user-alice'));
+    const flood = Array.from({ length: USER_PENDING_SHARE }, () => probeOn(hub, crypto.randomUUID(), 'user-alice'));
     for (let count = 0; count < USER_PENDING_SHARE; count += 1) await relay.next((frame) => frame.type === 'request');
-    const over = await hub.listHosts(true, crypto.randomUUID(), 'user-alice');
+    const over = await probeOn(hub, crypto.randomUUID(), 'user-alice');
     expect(over.ok === false && over.error.code).toBe('relay_busy');
     expect(over.ok === false && over.error.message).toMatch(/your share/);
     const bobId = crypto.randomUUID();
-    const bob = hub.listHosts(true, bobId, 'user-bob');
+    const bob = probeOn(hub, bobId, 'user-bob');
     const request = await relay.next((frame) => frame.type === 'request' && frame.id === bobId, 2000);
     expect(request).toMatchObject({ id: bobId, caller: 'user-bob' });
     relay.send({ type: 'result', id: bobId, result: { op: 'probe', hosts: [{ name: 'web1', reachable: true, latencyMs: 1 }] } });
@@ -92,7 +94,7 @@ describe("a host check (ssh_list_hosts check=true) counts against the caller's s
 describe('answers that do not fit', () => {
   it('fails the request at once when its answer is larger than a frame', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-huge', { ...execRequest, timeoutMs: 60_000 });
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-huge', { ...execRequest, timeoutMs: 60_000 });
     await relay.next((frame) => frame.type === 'request');
     relay.send(JSON.stringify({ type: 'error', id: 'req-huge', code: 'path_not_found', message: `No such file: /${'p'.repeat(MAX_FRAME_CHARS)}` }));
     const outcome = await pending;
@@ -101,7 +103,7 @@ describe('answers that do not fit', () => {
 
   it('fails the request at once when its answer breaks the schema (a message over the limit)', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).readFile('req-long', { host: 'web1', path: '/x', offset: 0, length: 10, maxBytes: 10 }, 'user-alice');
+    const pending = readOn(relayHub(env, FAKE_RELAY_ID), 'req-long', { host: 'web1', path: '/x', offset: 0, length: 10, maxBytes: 10 }, 'user-alice');
     await relay.next((frame) => frame.type === 'request');
     relay.send(JSON.stringify({ type: 'error', id: 'req-long', code: 'path_not_found', message: `No such file: /${'p'.repeat(5000)}` }));
     const outcome = await pending;
@@ -112,7 +114,7 @@ describe('answers that do not fit', () => {
   it('leaves other requests alone when an invalid frame names an id that is not theirs', async () => {
     relay = await connectFakeRelay();
     const hub = relayHub(env, FAKE_RELAY_ID);
-    const pending = hub.execCommand('req-kept', execRequest);
+    const pending = execOn(hub, 'req-kept', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.send(JSON.stringify({ type: 'error', id: 'someone-else', code: 'ssh_error', message: 'x'.repeat(5000) }));
     await relay.next((frame) => frame.type === 'error');
@@ -126,13 +128,13 @@ describe('answers that break the schema, from a relay that does not bound them',
     relay = await connectFakeRelay();
     const hub = relayHub(env, FAKE_RELAY_ID);
     for (let count = 0; count < MAX_INVALID_FRAMES + 2; count += 1) {
-      const pending = hub.readFile(`req-old-${count}`, { host: 'web1', path: '/x', offset: 0, length: 10, maxBytes: 10 }, 'user-alice');
+      const pending = readOn(hub, `req-old-${count}`, { host: 'web1', path: '/x', offset: 0, length: 10, maxBytes: 10 }, 'user-alice');
       await relay.next((frame) => frame.type === 'request');
       relay.send(JSON.stringify({ type: 'error', id: `req-old-${count}`, code: 'path_not_found', message: `No such file: /${'p'.repeat(5000)}` }));
       expect((await pending).ok === false).toBe(true);
     }
     expect(relay.socket.readyState).toBe(WebSocket.OPEN);
-    const next = hub.execCommand('req-after', execRequest, 'user-bob');
+    const next = execOn(hub, 'req-after', execRequest, 'user-bob');
     await relay.next((frame) => frame.type === 'request' && frame.id === 'req-after');
     relay.send({ type: 'error', id: 'req-after', code: 'ssh_error', message: 'fine' });
     expect(await next).toEqual({ ok: false, error: { code: 'ssh_error', message: 'fine' } });
@@ -145,7 +147,7 @@ describe('nonsense on the relay channel', () => {
     for (let count = 1; count < MAX_INVALID_FRAMES; count += 1) relay.send('not json');
     for (let count = 1; count < MAX_INVALID_FRAMES; count += 1) await relay.next((frame) => frame.type === 'error');
     expect(relay.socket.readyState).toBe(WebSocket.OPEN);
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-victim', execRequest);
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-victim', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.socket.send(new Uint8Array([1, 2, 3]));
     expect((await relay.closed).code).toBe(1002);

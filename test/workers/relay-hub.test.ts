@@ -2,6 +2,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecResultFrame } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
+import { execOn } from './hub-requests.ts';
 import { connectFakeRelay, FAKE_RELAY_ID, openRelaySocket, type FakeRelay } from './relay-socket.ts';
 
 let relay: FakeRelay | undefined;
@@ -60,7 +61,7 @@ describe('relay hub', () => {
 
   it('correlates a request with its streamed output and result', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-1', execRequest);
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-1', execRequest);
     const request = await relay.next((frame) => frame.type === 'request');
     expect(request).toMatchObject({ type: 'request', id: 'req-1', operation: { op: 'exec', host: 'web1', command: 'uptime' } });
     relay.send({ type: 'output', id: 'req-1', stream: 'stdout', data: 'up 3 days\n' });
@@ -72,12 +73,12 @@ describe('relay hub', () => {
     });
     const outcome = await pending;
     expect(outcome.ok).toBe(true);
-    if (outcome.ok) expect(outcome.value).toMatchObject({ host: 'web1', stdout: 'up 3 days\n', stderr: 'warn\n', result: { exitCode: 0 } });
+    if (outcome.ok) expect(outcome.value).toMatchObject({ stdout: 'up 3 days\n', stderr: 'warn\n', result: { exitCode: 0 } });
   });
 
   it('keeps no more output than the caller asked for, whatever the relay sends', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-cap', { ...execRequest, maxChars: 5 });
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-cap', { ...execRequest, maxChars: 5 });
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'output', id: 'req-cap', stream: 'stdout', data: '0123456789' });
     relay.send({
@@ -91,7 +92,7 @@ describe('relay hub', () => {
 
   it('passes a relay error through with its code', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-2', execRequest);
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-2', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'error', id: 'req-2', code: 'auth_failed', message: 'Authentication as "root" failed.' });
     const outcome = await pending;
@@ -100,7 +101,7 @@ describe('relay hub', () => {
 
   it('fails requests in flight at once when the relay disconnects, and does not resend them', async () => {
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-3', execRequest);
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-3', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.socket.close(1001, 'relay going away');
     const outcome = await pending;
@@ -114,7 +115,7 @@ describe('relay hub', () => {
   it('forwards a cancel for a request in flight', async () => {
     relay = await connectFakeRelay();
     const hub = relayHub(env, FAKE_RELAY_ID);
-    const pending = hub.execCommand('req-4', execRequest);
+    const pending = execOn(hub, 'req-4', execRequest);
     await relay.next((frame) => frame.type === 'request');
     await hub.cancel('req-4');
     expect(await relay.next((frame) => frame.type === 'cancel')).toEqual({ type: 'cancel', id: 'req-4' });
@@ -127,15 +128,24 @@ describe('relay hub', () => {
     expect(outcome.ok && outcome.value.result.op === 'exec' && outcome.value.result.cancelled).toBe(true);
   });
 
-  it('resolves host names against the inventory before anything reaches the relay', async () => {
+  it('refuses a host its relay does not serve before anything reaches the relay', async () => {
     relay = await connectFakeRelay({ hosts: ['web1', 'db1'] });
     const hub = relayHub(env, FAKE_RELAY_ID);
-    const ambiguous = await hub.execCommand('req-5', execRequest);
-    expect(ambiguous.ok === false && ambiguous.error.code).toBe('host_ambiguous');
-    const unknown = await hub.execCommand('req-6', { ...execRequest, host: 'mail1' });
+    const unknown = await execOn(hub, 'req-6', { ...execRequest, host: 'mail1' });
     expect(unknown.ok === false && unknown.error.code).toBe('host_not_configured');
+    expect(unknown.ok === false && unknown.error.message).toMatch(/does not serve a host "mail1"/);
+    // A name differing only in case, or carrying a relay prefix, is not the host either.
+    for (const host of ['WEB1', 'fake-relay/web1']) {
+      const other = await execOn(hub, crypto.randomUUID(), { ...execRequest, host });
+      expect(other.ok === false && other.error.code).toBe('host_not_configured');
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(relay.received.filter((frame) => frame.type === 'request')).toEqual([]);
+    // A host it serves goes through.
+    const served = execOn(hub, 'req-db1', { ...execRequest, host: 'db1' });
+    expect(await relay.next((frame) => frame.type === 'request')).toMatchObject({ id: 'req-db1', operation: { host: 'db1' } });
+    relay.send({ type: 'result', id: 'req-db1', result: execResult({}) });
+    expect((await served).ok).toBe(true);
   });
 
   it('rejects an invalid frame with a protocol error and keeps the connection', async () => {
@@ -164,7 +174,7 @@ describe('relay hub', () => {
     const second = await openRelaySocket();
     expect(second.status).toBe(409);
     expect(await second.text()).toMatch(/already connected.*does not take over/s);
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-first', execRequest);
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-first', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'result', id: 'req-first', result: execResult({}) });
     expect((await pending).ok).toBe(true);
@@ -175,7 +185,7 @@ describe('relay hub', () => {
     old.socket.close(1001, 'restarting');
     await old.closed;
     relay = await connectFakeRelay();
-    const pending = relayHub(env, FAKE_RELAY_ID).execCommand('req-new', execRequest);
+    const pending = execOn(relayHub(env, FAKE_RELAY_ID), 'req-new', execRequest);
     await relay.next((frame) => frame.type === 'request');
     relay.send({ type: 'result', id: 'req-new', result: execResult({}) });
     expect((await pending).ok).toBe(true);
@@ -185,7 +195,7 @@ describe('relay hub', () => {
     relay = await connectFakeRelay();
     const hub = relayHub(env, FAKE_RELAY_ID);
     await hub.cancel('req-early');
-    const outcome = await hub.execCommand('req-early', execRequest);
+    const outcome = await execOn(hub, 'req-early', execRequest);
     expect(outcome.ok === false && outcome.error.code).toBe('cancelled');
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(relay.received.filter((frame) => frame.type === 'request')).toEqual([]);
@@ -199,10 +209,12 @@ describe('relay hub', () => {
 
   it('lists the inventory with the relay state', async () => {
     relay = await connectFakeRelay({ hosts: ['web1'] });
-    const listing = await relayHub(env, FAKE_RELAY_ID).listHosts(false, 'list-1');
-    expect(listing.ok && listing.value).toMatchObject({
-      relays: [{ id: 'fake-relay', connected: true, version: '0.0.0-test' }],
-      hosts: [{ name: 'web1', relay: 'fake-relay', reachable: null, labels: { env: 'test' } }],
+    const state = await relayHub(env, FAKE_RELAY_ID).inventory();
+    expect(state).toMatchObject({
+      relayId: 'fake-relay',
+      connected: true,
+      version: '0.0.0-test',
+      hosts: [{ name: 'web1', labels: { env: 'test' } }],
     });
   });
 });

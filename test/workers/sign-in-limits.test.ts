@@ -2,7 +2,7 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { signIn, type SignInResult } from '../../worker/auth/accounts.ts';
-import { hashPassword } from '../../shared/password-hash.ts';
+import { hashPassword } from '../../worker/auth/password-hash.ts';
 import { ACCOUNT_FAILURES_ALLOWED, ADDRESS_FAILURES_ALLOWED, FAILURE_WINDOW_MS, PENDING_ATTEMPT_MS, teamDirectory } from '../../worker/team/team-directory.ts';
 
 const GUESSES = 30;

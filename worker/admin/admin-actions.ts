@@ -8,8 +8,8 @@
  */
 import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
-import { hashPassword } from '../../shared/password-hash.ts';
-import type { Policy } from '../../shared/policy.ts';
+import { hashPassword } from '../auth/password-hash.ts';
+import type { Policy } from '../team/policy.ts';
 import { auditLog, auditQuerySchema, type AuditEntry } from '../audit/audit-log.ts';
 import { builtInUserId } from '../auth/accounts.ts';
 import { logEvent } from '../log.ts';

@@ -16,7 +16,7 @@
  *
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
-import { isDeploymentAdmin } from '../../shared/policy.ts';
+import { isDeploymentAdmin } from '../team/policy.ts';
 import { clientAddress, signIn } from '../auth/accounts.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import { issueRelayCredential, listRelayStatuses, revokeRelayCredential } from './relay-actions.ts';

@@ -9,7 +9,7 @@
  *   4. a POST must carry this browser's CSRF token, else nothing is changed;
  *   5. then each section is asked in turn to answer.
  */
-import { isDeploymentAdmin } from '../../shared/policy.ts';
+import { isDeploymentAdmin } from '../team/policy.ts';
 import { readSession } from '../auth/browser-session.ts';
 import { csrfMatches } from '../auth/csrf.ts';
 import { escapeHtml } from '../auth/html.ts';

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
 import type { HostInventoryEntry } from '../../shared/protocol.ts';
-import { sha256Hex } from '../../shared/password-hash.ts';
+import { sha256Hex } from '../auth/password-hash.ts';
 import { newRelayToken, RELAY_NAME_PATTERN, RELAY_NAME_RULE } from '../../shared/relay-credential.ts';
 import { logEvent } from '../log.ts';
 import { relayHub } from '../relay/hub-stub.ts';

@@ -4,7 +4,7 @@
  * rate-limited per account and per address. Later identity sources (OIDC, GitHub) return the
  * same Identity.
  */
-import { parsePasswordHash, verifyPassword, type ParsedPasswordHash } from '../../shared/password-hash.ts';
+import { parsePasswordHash, verifyPassword, type ParsedPasswordHash } from './password-hash.ts';
 import { readSettings } from '../settings.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 

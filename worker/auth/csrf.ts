@@ -4,7 +4,7 @@
  * development cannot have, so the prefix is used whenever the page is served over https.
  */
 import { randomBytes, toBase64Url } from '../../shared/encoding.ts';
-import { equalBytes } from '../../shared/password-hash.ts';
+import { equalBytes } from './password-hash.ts';
 import { readCookie } from './cookies.ts';
 
 function cookieName(url: URL): string {

@@ -25,7 +25,7 @@
  */
 import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { z } from 'zod';
-import { sha256Hex } from '../../shared/password-hash.ts';
+import { sha256Hex } from './password-hash.ts';
 import { writeAudit } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
 import type { RefreshLedger } from './refresh-ledger.ts';

@@ -4,7 +4,7 @@
  */
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { isDeploymentAdmin } from '../../shared/policy.ts';
+import { isDeploymentAdmin } from '../team/policy.ts';
 import { errorResult } from '../../shared/tool-results.ts';
 import { registerTool } from '../../shared/tool-registration.ts';
 import { AUDIT_OUTCOMES, auditLog, writeAudit, type AuditEntry } from '../audit/audit-log.ts';

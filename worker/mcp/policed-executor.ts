@@ -5,10 +5,10 @@
  * a user or changing a grant takes effect on the very next request.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName } from '../../shared/fleet.ts';
+import { fleetHosts, policyHost, qualifiedName } from '../team/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
-import { isDeploymentAdmin, roleOn, type Role } from '../../shared/policy.ts';
+import { isDeploymentAdmin, roleOn, type Role } from '../team/policy.ts';
 import type { GuestKind } from '../../shared/proxmox.ts';
 import {
   unknownTransfer,
@@ -32,7 +32,8 @@ import type {
 } from '../../shared/tool-executor.ts';
 import { waitUntil } from 'cloudflare:workers';
 import { beginAudit, finishAudit, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
-import { gateCall, standingAndFleet } from '../team/gate-call.ts';
+import { reportDoCalls } from '../do-call-count.ts';
+import { gateCall, standingAndFleet, type CallGate } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
 export interface Caller {
@@ -68,14 +69,14 @@ export class PolicedExecutor implements ToolExecutor {
 
   /**
    * Check, run on the resolved host, and audit, for a tool that works on one host. The inner
-   * executor gets the host as relay/host; the caller sees it by the name they know it by.
+   * executor gets the gate's route (resolved once); the caller sees the host by the name they know it by.
    */
   private async onHost<T extends { host: string }>(
     tool: string,
     target: string | null,
     requestedHost: string | undefined,
     needed: Role,
-    run: (qualifiedHost: string) => Promise<Outcome<T>>,
+    run: (gate: CallGate) => Promise<Outcome<T>>,
     details: (value: T) => Details = () => NO_DETAILS,
   ): Promise<Outcome<T>> {
     const started = Date.now();
@@ -92,30 +93,36 @@ export class PolicedExecutor implements ToolExecutor {
       time: new Date(started).toISOString(),
       user: this.caller.username,
       client: this.caller.client,
-      relay: gate.value.relay,
-      host: gate.value.host,
+      relay: gate.value.route.relay,
+      host: gate.value.route.host,
       tool,
       target,
     });
     if (!row.ok) return row;
-    const finished = run(gate.value.qualified).then(async (result) => {
-      await finishAudit(
-        this.env,
-        row.value,
-        {
-          outcome: result.ok ? 'ok' : 'error',
-          code: result.ok ? null : result.error.code,
-          ...(result.ok ? details(result.value) : NO_DETAILS),
-          durationMs: Date.now() - started,
-        },
-        tool,
-      );
+    const outcome = run(gate.value).then((result) => {
+      // The answer is ready here: what came before it is the critical path (test builds count it).
+      reportDoCalls(tool);
       return result;
     });
+    // The row is completed off the critical path: the answer does not wait for the audit log.
     // Under waitUntil: when the client drops the request the invocation ends at once, yet the
     // relay's answer to the cancel must still arrive and the audit row must still be completed.
-    waitUntil(finished);
-    const result = await finished;
+    waitUntil(
+      outcome.then((result) =>
+        finishAudit(
+          this.env,
+          row.value,
+          {
+            outcome: result.ok ? 'ok' : 'error',
+            code: result.ok ? null : result.error.code,
+            ...(result.ok ? details(result.value) : NO_DETAILS),
+            durationMs: Date.now() - started,
+          },
+          tool,
+        ),
+      ),
+    );
+    const result = await outcome;
     return result.ok ? success({ ...result.value, host: gate.value.id }) : result;
   }
 
@@ -137,7 +144,7 @@ export class PolicedExecutor implements ToolExecutor {
       ]),
     );
     // Only relays that serve the caller something are asked (and probed).
-    const serving = relays.filter((relay) => [...visible.values()].some((host) => host.relay === relay.relayId)).map((relay) => relay.relayId);
+    const serving = relays.filter((relay) => [...visible.values()].some((host) => host.relay === relay.relayId));
     const listing = await this.inner.listRelays(serving, options.probe);
     if (!listing.ok) {
       await this.record({ relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'error', code: listing.error.code, ...NO_DETAILS }, started);
@@ -160,7 +167,7 @@ export class PolicedExecutor implements ToolExecutor {
       guest ? `${guestLabel(guest.kind, guest.id)}: ${request.command}` : request.command,
       request.host,
       'operator',
-      (host) => this.inner.exec({ ...request, host }, signal),
+      ({ route }) => this.inner.exec(route, request, signal),
       (value) => ({ exitCode: value.exitCode, bytes: value.stdoutBytes + value.stderrBytes }),
     );
   }
@@ -171,7 +178,7 @@ export class PolicedExecutor implements ToolExecutor {
       pathLabel(request),
       request.host,
       'viewer',
-      (host) => this.inner.readFile({ ...request, host }, signal),
+      ({ route }) => this.inner.readFile(route, request),
       (value) => ({ exitCode: null, bytes: Math.floor((value.dataBase64.length * 3) / 4) }),
     );
   }
@@ -182,54 +189,61 @@ export class PolicedExecutor implements ToolExecutor {
       pathLabel(request),
       request.host,
       'operator',
-      (host) => this.inner.writeFile({ ...request, host }, signal),
+      ({ route }) => this.inner.writeFile(route, request),
       (value) => ({ exitCode: null, bytes: value.size }),
     );
   }
 
   async listDirectory(request: { host?: string; path: string }, signal: AbortSignal): Promise<Outcome<DirectoryListing & { host: string }>> {
-    return this.onHost('ssh_list_directory', request.path, request.host, 'viewer', (host) => this.inner.listDirectory({ ...request, host }, signal));
+    return this.onHost('ssh_list_directory', request.path, request.host, 'viewer', ({ route }) => this.inner.listDirectory(route, request));
   }
 
   async requestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
-    return this.onHost('ssh_request_upload', pathLabel(request), request.host, 'operator', (host) => this.inner.requestUpload({ ...request, host }, signal));
+    return this.onHost('ssh_request_upload', pathLabel(request), request.host, 'operator', ({ route }) => this.inner.requestUpload(route, request));
   }
 
   async requestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>> {
-    return this.onHost('ssh_request_download', pathLabel(request), request.host, 'viewer', (host) => this.inner.requestDownload({ ...request, host }, signal));
+    return this.onHost('ssh_request_download', pathLabel(request), request.host, 'viewer', ({ route }) => this.inner.requestDownload(route, request));
   }
 
   async imagekitRequestUpload(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitUploadOffer>> {
-    return this.onHost('imagekit_request_upload', pathLabel(request), request.host, 'operator', (host) =>
-      this.inner.imagekitRequestUpload({ ...request, host }, signal),
+    return this.onHost('imagekit_request_upload', pathLabel(request), request.host, 'operator', ({ route, qualified }) =>
+      this.inner.imagekitRequestUpload(route, { ...request, host: qualified }),
     );
   }
 
   async imagekitRequestDownload(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>> {
-    return this.onHost('imagekit_request_download', pathLabel(request), request.host, 'viewer', (host) =>
-      this.inner.imagekitRequestDownload({ ...request, host }, signal),
+    return this.onHost('imagekit_request_download', pathLabel(request), request.host, 'viewer', ({ route, qualified }) =>
+      this.inner.imagekitRequestDownload(route, { ...request, host: qualified }),
     );
   }
 
   /** A confirm acts on the transfer's own host and path: policy is checked on them again now. */
   async imagekitConfirmUpload(request: { transferId: string; fileId?: string }, signal: AbortSignal): Promise<Outcome<ImageKitUploadDone>> {
-    const done = await this.onTransfer('imagekit_confirm_upload', request.transferId, 'operator', () => this.inner.imagekitConfirmUpload(request, signal));
+    const done = await this.onTransfer('imagekit_confirm_upload', request.transferId, 'operator', ({ route }) =>
+      this.inner.imagekitConfirmUpload(route, request),
+    );
     // The caller sees the host by the name they know it by, here too.
     return done.ok ? success({ ...done.value, written: { ...done.value.written, host: done.value.host } }) : done;
   }
 
   async imagekitConfirmDownload(request: { transferId: string }, signal: AbortSignal): Promise<Outcome<ImageKitDownloadDone>> {
-    return this.onTransfer('imagekit_confirm_download', request.transferId, 'viewer', () => this.inner.imagekitConfirmDownload(request, signal));
+    return this.onTransfer('imagekit_confirm_download', request.transferId, 'viewer', ({ route }) => this.inner.imagekitConfirmDownload(route, request));
   }
 
-  private async onTransfer<T extends { host: string }>(tool: string, transferId: string, needed: Role, run: () => Promise<Outcome<T>>): Promise<Outcome<T>> {
+  private async onTransfer<T extends { host: string }>(
+    tool: string,
+    transferId: string,
+    needed: Role,
+    run: (gate: CallGate) => Promise<Outcome<T>>,
+  ): Promise<Outcome<T>> {
     const transfer = await this.inner.imagekitPeek(transferId);
     if (!transfer) {
       const started = Date.now();
       await this.record({ relay: null, host: null, tool, target: `transfer ${transferId}`, outcome: 'error', code: 'transfer_closed', ...NO_DETAILS }, started);
       return unknownTransfer(transferId);
     }
-    return this.onHost(tool, pathLabel(transfer), transfer.host, needed, () => run());
+    return this.onHost(tool, pathLabel(transfer), transfer.host, needed, run);
   }
 
   /** pct/qm: looking (list, status) needs viewer; starting and stopping needs operator. */
@@ -244,7 +258,7 @@ export class PolicedExecutor implements ToolExecutor {
       target,
       request.host,
       looks ? 'viewer' : 'operator',
-      (host) => this.inner.proxmox({ ...request, host }, signal),
+      ({ route }) => this.inner.proxmox(route, request, signal),
       (value) => ({
         exitCode: value.exitCode,
         bytes: null,
@@ -266,7 +280,7 @@ export class PolicedExecutor implements ToolExecutor {
         .filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, policyHost(relay.relayId, host)) !== null))
         .map((relay) => relay.relayId);
       const chosen = selectRelay(mine, request.relay);
-      result = chosen.ok ? await this.inner.ping({ relay: chosen.value }, signal) : chosen;
+      result = chosen.ok ? await this.inner.ping(chosen.value) : chosen;
     }
     await this.record(
       {

@@ -11,10 +11,10 @@
  * round trip for a decision the gate makes again.
  */
 import type { McpServer } from '@modelcontextprotocol/server';
-import { fleetHosts, policyHost } from '../../shared/fleet.ts';
+import { fleetHosts, policyHost } from '../team/fleet.ts';
 import { buildMcpServer, type ProtocolEra } from '../../shared/mcp-server.ts';
-import { isDeploymentAdmin, roleOn } from '../../shared/policy.ts';
-import { PROXMOX_CAPABILITY } from '../../shared/proxmox.ts';
+import { isDeploymentAdmin, roleOn } from '../team/policy.ts';
+import { PROXMOX_CAPABILITY } from '../../shared/capabilities.ts';
 import { readSettings } from '../settings.ts';
 import { standingAndFleet } from '../team/gate-call.ts';
 import { registerAuditTool } from './audit-tool.ts';

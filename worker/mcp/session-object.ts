@@ -19,6 +19,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { isJSONRPCRequest, WebStandardStreamableHTTPServerTransport, type McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { countingEnv, countingOn, DO_CALLS_HEADER, withDoCallCount } from '../do-call-count.ts';
 import { logEvent } from '../log.ts';
 import type { Caller } from './policed-executor.ts';
 import { offerFor, STREAM_KEEPALIVE_MS, workerMcpServer } from './server-factory.ts';
@@ -75,7 +76,18 @@ export class McpSession extends DurableObject<Env> {
   private lastUsed = 0;
   private lastStored = 0;
 
+  constructor(ctx: DurableObjectState, env: Env) {
+    // Test builds count the Durable Object calls each request makes (worker/do-call-count.ts).
+    super(ctx, countingOn(env) ? countingEnv(env) : env);
+  }
+
   override async fetch(request: Request): Promise<Response> {
+    if (!countingOn(this.env)) return this.serve(request);
+    const start = Number(request.headers.get(DO_CALLS_HEADER) ?? '0');
+    return withDoCallCount(Number.isSafeInteger(start) && start >= 0 ? start : 0, () => this.serve(request));
+  }
+
+  private async serve(request: Request): Promise<Response> {
     const props = sessionProps.safeParse(parseJson(request.headers.get(CALLER_HEADER)));
     if (!props.success) return new Response('No caller.', { status: 500 });
     const minted = request.headers.get(NEW_SESSION_HEADER);

@@ -13,6 +13,7 @@
 import { isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
 import { createMcpHandler } from 'agents/mcp/server';
 import { MCP_MAX_BODY_BYTES } from '../../shared/limits.ts';
+import { DO_CALLS_HEADER, doCallsSoFar } from '../do-call-count.ts';
 import { logEvent } from '../log.ts';
 import { deploymentNames } from '../rebinding-guard.ts';
 import { readSettings } from '../settings.ts';
@@ -45,7 +46,11 @@ async function toSession(request: Request, env: Env, props: SessionProps, body: 
   if (request.method === 'GET') return new Response(null, { status: 405, headers: { Allow: 'POST, DELETE' } });
   const headers = new Headers(request.headers);
   headers.delete(NEW_SESSION_HEADER);
+  headers.delete(DO_CALLS_HEADER);
   headers.set(CALLER_HEADER, JSON.stringify(props));
+  // Test builds: the session object counts on from the calls made so far, this fetch included.
+  const counted = doCallsSoFar();
+  if (counted !== null) headers.set(DO_CALLS_HEADER, String(counted + 1));
   let sessionId = request.headers.get('mcp-session-id');
   if (sessionId === null) {
     if (!isInitializeRequest(body)) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');

@@ -5,7 +5,7 @@
  *   name it sends in X-Relay-Id.
  * Only then is the request handed to that relay's own hub Durable Object, with the settled name.
  */
-import { equalBytes, sha256Hex } from '../../shared/password-hash.ts';
+import { equalBytes, sha256Hex } from '../auth/password-hash.ts';
 import { RELAY_ID_HEADER, RELAY_NAME_PATTERN, RELAY_NAME_RULE, relayNameInToken } from '../../shared/relay-credential.ts';
 import { logEvent } from '../log.ts';
 import { teamDirectory } from '../team/team-directory.ts';

@@ -4,18 +4,20 @@
  * host enough.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type RelayInventory } from '../../shared/fleet.ts';
-import { READ_ONLY_CAPABILITY, roleAtLeast, roleOn, type Role } from '../../shared/policy.ts';
+import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type FleetRelay } from './fleet.ts';
+import { READ_ONLY_CAPABILITY } from '../../shared/capabilities.ts';
+import { roleAtLeast, roleOn, type Role } from './policy.ts';
+import type { HostRoute } from '../relay/host-route.ts';
 import { relayStates } from '../relay/fleet.ts';
+import type { RelayState } from '../relay/relay-hub.ts';
 import { teamDirectory, type Access } from './team-directory.ts';
 
+/** A call the gate let through: where it goes, resolved once, and the names it is known by. */
 export interface CallGate {
-  relay: string;
-  /** The host's own name on its relay. */
-  host: string;
+  route: HostRoute;
   /** What the caller calls it: the bare name, or relay/host when several relays have that name. */
   id: string;
-  /** relay/host: names the host unambiguously whatever other relays appear later. */
+  /** relay/host: names the host unambiguously whatever other relays appear later (for records that outlive the call). */
   qualified: string;
 }
 
@@ -26,10 +28,26 @@ export async function standingOf(env: Env, username: string): Promise<Outcome<Ac
 }
 
 /** The caller's standing and the inventories of the relays that count. */
-export async function standingAndFleet(env: Env, username: string): Promise<{ standing: Outcome<Access>; relays: RelayInventory[] }> {
+export async function standingAndFleet(env: Env, username: string): Promise<{ standing: Outcome<Access>; relays: RelayState[] }> {
   const standing = await standingOf(env, username);
   if (!standing.ok) return { standing, relays: [] };
   return { standing, relays: await relayStates(env, standing.value.relays) };
+}
+
+/**
+ * The hosts of the relays that count, from the copy the team directory keeps (each hub pushes its
+ * relay's hosts there before it welcomes the relay, and a revoked relay leaves at once), so a call
+ * costs one TeamDirectory call for standing and fleet together. A relay that has not pushed its
+ * hosts yet (it last said hello before the copy existed) is asked through its hub.
+ */
+async function fleetOf(env: Env, access: Access): Promise<FleetRelay[]> {
+  const missing = access.fleet.filter((relay) => relay.hosts === null).map((relay) => relay.relayId);
+  const asked = missing.length > 0 ? await relayStates(env, missing) : [];
+  return access.fleet.flatMap((relay) => {
+    if (relay.hosts !== null) return [{ relayId: relay.relayId, hosts: relay.hosts }];
+    const state = asked.find((candidate) => candidate.relayId.toLowerCase() === relay.relayId.toLowerCase());
+    return state ? [{ relayId: relay.relayId, hosts: state.hosts }] : [];
+  });
 }
 
 /**
@@ -43,9 +61,10 @@ export async function gateCall(
   requestedHost: string | undefined,
   needed: Role,
 ): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
-  const { standing, relays } = await standingAndFleet(env, username);
+  const standing = await standingOf(env, username);
   if (!standing.ok) return { outcome: standing, denied: true };
   const { policy, subject } = standing.value;
+  const relays = await fleetOf(env, standing.value);
   if (relays.length === 0) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
   const visible = fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null);
   const selected = selectFleetHost(visible, requestedHost);
@@ -71,5 +90,5 @@ export async function gateCall(
       denied: true,
     };
   }
-  return { outcome: success({ relay, host: entry.name, id, qualified: qualifiedName(relay, entry.name) }), denied: false };
+  return { outcome: success({ route: { relay, host: entry.name }, id, qualified: qualifiedName(relay, entry.name) }), denied: false };
 }

@@ -11,8 +11,9 @@ import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
 import { randomBytes, toHex } from '../../shared/encoding.ts';
-import { equalBytes } from '../../shared/password-hash.ts';
-import { EMPTY_POLICY, policySchema, type Policy, type Subject } from '../../shared/policy.ts';
+import { equalBytes } from '../auth/password-hash.ts';
+import type { HostInventoryEntry } from '../../shared/protocol.ts';
+import { EMPTY_POLICY, policySchema, type Policy, type Subject } from './policy.ts';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 export const usernameSchema = z.string().regex(USERNAME_PATTERN, 'a user name is 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit');
@@ -94,6 +95,8 @@ export interface Access {
   sessionsValidAfter?: number;
   /** Relays that may serve hosts: every known relay whose credential is not revoked. */
   relays: string[];
+  /** The hosts of each of those relays, as its hub last pushed them; null for a relay that has not pushed any yet. */
+  fleet: Array<{ relayId: string; hosts: HostInventoryEntry[] | null }>;
 }
 
 /**
@@ -111,6 +114,12 @@ export interface RelayRecordSummary {
 
 interface StoredRelay extends RelayRecordSummary {
   tokenHash: string | null;
+  /**
+   * The hosts the relay reported at its last hello, pushed by its hub before the hub welcomes it,
+   * so a tool call reads the caller's standing and the fleet in one call (Access.fleet). Absent
+   * until the relay says hello after this field existed (the gate then asks its hub).
+   */
+  hosts?: HostInventoryEntry[];
 }
 
 export type RelayAdmission = { ok: true; name: string } | { ok: false; message: string };
@@ -175,17 +184,26 @@ export class TeamDirectory extends DurableObject<Env> {
   }
 
   async access(username: string): Promise<Access> {
-    const [policy, relays] = await Promise.all([this.policy(), this.relayNames()]);
+    const [policy, known] = await Promise.all([this.policy(), this.liveRelays()]);
+    const relays = known.map((relay) => relay.name);
+    const fleet = known.map((relay) => ({ relayId: relay.name, hosts: relay.hosts ?? null }));
     if (this.isBootstrap(username))
-      return { active: Boolean(this.env.ADMIN_PASSWORD_HASH), subject: { username: this.bootstrapName(), groups: [], bootstrapAdmin: true }, policy, relays };
+      return {
+        active: Boolean(this.env.ADMIN_PASSWORD_HASH),
+        subject: { username: this.bootstrapName(), groups: [], bootstrapAdmin: true },
+        policy,
+        relays,
+        fleet,
+      };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
-    if (!user) return { active: false, subject: { username, groups: [] }, policy, relays };
+    if (!user) return { active: false, subject: { username, groups: [] }, policy, relays, fleet };
     const groups = [...new Set([...user.groups, ...(user.idpGroups ?? [])])];
     return {
       active: !user.disabled,
       subject: { username: user.username, groups },
       policy,
       relays,
+      fleet,
       ...(user.userId ? { userId: user.userId } : {}),
       ...(user.sessionsValidAfter !== undefined ? { sessionsValidAfter: user.sessionsValidAfter } : {}),
     };
@@ -193,13 +211,17 @@ export class TeamDirectory extends DurableObject<Env> {
 
   /** Names of the relays whose hosts count: known and not revoked. */
   async relayNames(): Promise<string[]> {
+    return (await this.liveRelays()).map((relay) => relay.name);
+  }
+
+  private async liveRelays(): Promise<StoredRelay[]> {
     const stored = await this.ctx.storage.list<StoredRelay>({ prefix: 'relay:' });
-    return [...stored.values()].filter((relay) => !relay.revokedAt).map((relay) => relay.name);
+    return [...stored.values()].filter((relay) => !relay.revokedAt);
   }
 
   async listRelays(): Promise<RelayRecordSummary[]> {
     const stored = await this.ctx.storage.list<StoredRelay>({ prefix: 'relay:' });
-    return [...stored.values()].map(({ tokenHash: _hash, ...summary }) => summary).sort((a, b) => a.name.localeCompare(b.name));
+    return [...stored.values()].map(({ tokenHash: _hash, hosts: _hosts, ...summary }) => summary).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /**
@@ -234,9 +256,11 @@ export class TeamDirectory extends DurableObject<Env> {
   }
 
   /** The hub welcomed relay `name`: stamp when it last connected (the admin page's "last seen"). */
-  async noteRelayConnected(name: string): Promise<void> {
+  /** The hub of relay `name` welcomes it now, with these hosts: recorded before the welcome, so the next call sees them. */
+  async noteRelayConnected(name: string, hosts: HostInventoryEntry[]): Promise<void> {
     const stored = await this.ctx.storage.get<StoredRelay>(relayKey(name));
-    if (stored && !stored.revokedAt) await this.ctx.storage.put(relayKey(name), { ...stored, lastConnectedAt: new Date().toISOString() } satisfies StoredRelay);
+    if (stored && !stored.revokedAt)
+      await this.ctx.storage.put(relayKey(name), { ...stored, hosts, lastConnectedAt: new Date().toISOString() } satisfies StoredRelay);
   }
 
   /** Give relay `name` its own credential (its token's SHA-256). Refused while it has a live one: revoke first. */

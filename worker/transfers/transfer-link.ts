@@ -4,7 +4,7 @@
  * the link's token is stored.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { equalBytes } from '../../shared/password-hash.ts';
+import { equalBytes } from '../auth/password-hash.ts';
 
 export interface TransferRecord {
   id: string;

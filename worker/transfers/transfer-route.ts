@@ -6,12 +6,12 @@
  */
 import type { ErrorCode, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
-import { sha256Hex } from '../../shared/password-hash.ts';
+import { sha256Hex } from '../auth/password-hash.ts';
 import { beginAudit, finishAudit, writeAudit, type AuditEntry, type StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
-import { qualifiedName } from '../../shared/fleet.ts';
+import { qualifiedName } from '../team/fleet.ts';
 import { gateCall } from '../team/gate-call.ts';
-import { relayHub } from '../relay/hub-stub.ts';
+import { RelayAdapter } from '../relay/relay-adapter.ts';
 import type { TransferRecord } from './transfer-link.ts';
 
 export const TRANSFER_PATH = /^\/transfer\/([0-9a-f]{32})\/([A-Za-z0-9_-]{43})$/;
@@ -79,13 +79,14 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null);
     return problem(gate.outcome.error);
   }
-  const relay = gate.outcome.value.relay;
+  const route = gate.outcome.value.route;
+  const relay = route.relay;
   // The link names one relay's host; the gate must have found exactly that one.
-  if (relay !== record.relay || gate.outcome.value.host !== record.host) {
+  if (relay !== record.relay || route.host !== record.host) {
     await audit('error', 'host_not_configured', null);
     return unknownLink();
   }
-  const hub = relayHub(env, relay);
+  const adapter = new RelayAdapter(env, record.userId);
 
   if (kind === 'upload') {
     const declared = request.headers.get('Content-Length');
@@ -103,10 +104,9 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     const row = await beginAudit(env, startedEntry(relay));
     if (!row.ok) return problem(row.error);
     const body = request.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
-    const outcome = await hub.writeFromBody(
-      crypto.randomUUID(),
+    const outcome = await adapter.writeFromBody(
+      route,
       {
-        host: record.host,
         ...(record.ctid !== undefined ? { ctid: record.ctid } : {}),
         path: record.path,
         ...(record.permissions !== undefined ? { permissions: record.permissions } : {}),
@@ -115,7 +115,6 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       },
       body,
       size,
-      record.userId,
     );
     logEvent('info', 'transfer upload finished', {
       transferId: id,
@@ -137,8 +136,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       tool,
     );
     if (!outcome.ok) return problem(outcome.error);
-    const result = outcome.value.result;
-    if (result.op !== 'write_file') return problem({ code: 'protocol_error', message: 'The relay answered an upload with another kind of result.' });
+    const result = outcome.value;
     return Response.json(
       { path: result.path, host: record.host, size: result.size, sha256: result.sha256, mode: result.mode, replaced: result.replaced },
       { status: 201 },
@@ -148,11 +146,11 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   if (!(await link.claim(tokenHash, kind))) return unknownLink();
   const row = await beginAudit(env, startedEntry(relay));
   if (!row.ok) return problem(row.error);
-  const outcome = await hub.readAsStream(
-    crypto.randomUUID(),
-    { host: record.host, ...(record.ctid !== undefined ? { ctid: record.ctid } : {}), path: record.path, maxBytes: record.maxBytes },
-    record.userId,
-  );
+  const outcome = await adapter.readAsStream(route, {
+    ...(record.ctid !== undefined ? { ctid: record.ctid } : {}),
+    path: record.path,
+    maxBytes: record.maxBytes,
+  });
   logEvent('info', 'transfer download started', {
     transferId: id,
     userId: record.userId,
@@ -169,7 +167,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   );
   if (!outcome.ok) return problem(outcome.error);
   const name = record.path.split('/').pop() || 'download';
-  return new Response(outcome.value.stream, {
+  return new Response(outcome.value, {
     headers: {
       'Content-Type': 'application/octet-stream',
       'Content-Disposition': `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,

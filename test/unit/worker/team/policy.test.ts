@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { READ_ONLY_CAPABILITY } from '../../../../shared/capabilities.ts';
 import {
   EMPTY_POLICY,
   isDeploymentAdmin,
   policySchema,
-  READ_ONLY_CAPABILITY,
   roleAtLeast,
   roleOn,
   type Grant,
   type Policy,
   type PolicyHost,
   type Subject,
-} from '../../../shared/policy.ts';
+} from '../../../../worker/team/policy.ts';
 
 function policy(...grants: Array<Partial<Grant> & Pick<Grant, 'role' | 'subjects' | 'hosts'>>): Policy {
   return { version: 1, grants: grants.map((grant) => ({ effect: 'allow', ...grant })) };

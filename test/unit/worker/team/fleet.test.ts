@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fleetHosts, selectFleetHost, type RelayInventory } from '../../../shared/fleet.ts';
-import { newRelayToken, relayNameInToken } from '../../../shared/relay-credential.ts';
+import { fleetHosts, selectFleetHost, type RelayInventory } from '../../../../worker/team/fleet.ts';
+import { newRelayToken, relayNameInToken } from '../../../../shared/relay-credential.ts';
 
 const entry = (name: string, labels: Record<string, string> = {}) => ({ name, target: `root@${name}:22`, labels, capabilities: ['exec'] });
 const relays: RelayInventory[] = [

@@ -12,6 +12,7 @@
  * all access and "deny operator" leaves read-only access. Deny beats allow.
  */
 import { z } from 'zod';
+import { READ_ONLY_CAPABILITY } from '../../shared/capabilities.ts';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -68,8 +69,6 @@ export interface PolicyHost {
   /** The relay that serves it, as the Worker admitted it (not as the relay describes itself). */
   relay?: string;
 }
-
-export const READ_ONLY_CAPABILITY = 'read-only';
 
 /** User and group names are matched without regard to case, as accounts are looked up. */
 function matchesSubject(grant: Grant, who: Subject): boolean {

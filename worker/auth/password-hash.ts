@@ -4,8 +4,11 @@
  * (colons, not the usual '$', because .env loaders expand '$name' and would corrupt the value)
  * PBKDF2 through WebCrypto, so the same code runs in workerd (which caps PBKDF2 at 100,000
  * iterations) and in Node (the local launcher and the hash-password script that create hashes).
+ * It lives under worker/ because only the Worker checks these secrets (the relay never sees them);
+ * the scripts under scripts/ that make them import it from here, so it imports nothing from node:
+ * or cloudflare: (test/unit/shared/runtime-neutral.test.ts checks that too).
  */
-import { fromBase64Url, toBase64Url, toHex } from './encoding.ts';
+import { fromBase64Url, toBase64Url, toHex } from '../../shared/encoding.ts';
 
 export const PBKDF2_ITERATIONS = 100_000;
 const SALT_BYTES = 16;

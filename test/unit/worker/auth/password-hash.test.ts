@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashPassword, parsePasswordHash, sha256Hex, verifyPassword } from '../../../shared/password-hash.ts';
+import { hashPassword, parsePasswordHash, sha256Hex, verifyPassword } from '../../../../worker/auth/password-hash.ts';
 
 describe('password hashes', () => {
   it('verifies the right password and refuses a wrong one', async () => {

@@ -3,15 +3,18 @@
  * the hosts the caller can see, and as `relay/host` when two relays have a host of that name;
  * `relay/host` is always accepted. Used by the Worker to pick the relay and host of a call.
  */
-import { failure, success, type Outcome } from './errors.ts';
+import { failure, success, type Outcome } from '../../shared/errors.ts';
 import type { PolicyHost } from './policy.ts';
-import type { HostInventoryEntry } from './protocol.ts';
+import type { HostInventoryEntry } from '../../shared/protocol.ts';
 
 export interface RelayInventory {
   relayId: string;
   connected: boolean;
   hosts: HostInventoryEntry[];
 }
+
+/** What naming and selecting hosts needs of a relay: its name and its hosts. */
+export type FleetRelay = Pick<RelayInventory, 'relayId' | 'hosts'>;
 
 export interface FleetHost {
   relay: string;
@@ -30,7 +33,7 @@ export function qualifiedName(relay: string, host: string): string {
 }
 
 /** Every host of the given relays, each with the name the caller should use for it. */
-export function fleetHosts(relays: readonly RelayInventory[], include: (relay: string, entry: HostInventoryEntry) => boolean = () => true): FleetHost[] {
+export function fleetHosts(relays: readonly FleetRelay[], include: (relay: string, entry: HostInventoryEntry) => boolean = () => true): FleetHost[] {
   const hosts = relays.flatMap((relay) => relay.hosts.filter((entry) => include(relay.relayId, entry)).map((entry) => ({ relay: relay.relayId, entry })));
   const counts = new Map<string, number>();
   for (const host of hosts) counts.set(host.entry.name, (counts.get(host.entry.name) ?? 0) + 1);

@@ -1,0 +1,55 @@
+/**
+ * The Durable Object calls on a tool call's critical path (issue 13, Benchmark): counted by the
+ * Worker itself in test builds (worker/do-call-count.ts), for ssh_exec_command on one relay, for a
+ * 2025-era client (which goes through its session object) and a 2026-07-28 client (stateless).
+ * What runs after the answer under waitUntil (the audit row's completion) is off the path, yet the
+ * row is still completed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectMcpClient, MCP_ERAS, type ConnectedClient, type McpEra } from '../harness/mcp-client.ts';
+import { waitForDoCalls } from '../harness/do-calls.ts';
+import { startStack, textOf, type Stack } from '../harness/stack.ts';
+
+/**
+ * Per call: the caller's standing and the fleet (one TeamDirectory call), the audit row written
+ * before the request is sent (AuditLog), and the relay hub; a 2025-era call also crosses into its
+ * session object. Before the cuts it was 5 and 6: one hub call per relay for its inventory, and the
+ * audit row's completion awaited before the answer.
+ */
+const EXPECTED_CALLS: Record<McpEra, number> = { '2025-11-25': 4, '2026-07-28': 3 };
+
+let stack: Stack;
+const sessions: ConnectedClient[] = [];
+
+beforeAll(async () => {
+  stack = await startStack({ workerVars: { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' } });
+});
+
+afterAll(async () => {
+  for (const session of sessions) await session.close().catch(() => undefined);
+  await stack?.stop();
+});
+
+describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
+  it(`makes ${EXPECTED_CALLS[era]} Durable Object calls before its answer, and its audit row is completed after it`, async () => {
+    const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    sessions.push(session);
+    const command = `echo critical-path-${era}`;
+    const mark = stack.worker.process.mark();
+    const result = await session.client.callTool({ name: 'ssh_exec_command', arguments: { command } });
+    expect(textOf(result)).toContain(`critical-path-${era}`);
+    expect(await waitForDoCalls(stack.worker, mark, 'ssh_exec_command', 1)).toEqual([EXPECTED_CALLS[era]]);
+    // The completed row exists once the waitUntil work has run (never left "started").
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const listed = await session.client.callTool({ name: 'audit_log', arguments: { tool: 'ssh_exec_command', limit: 50 } });
+      const entries = (listed.structuredContent as { entries: Array<{ target: string | null; outcome: string }> }).entries.filter(
+        (entry) => entry.target === command,
+      );
+      expect(entries.length).toBe(1);
+      if (entries[0]?.outcome === 'ok') break;
+      if (Date.now() > deadline) throw new Error(`the audit row of ${command} is still ${entries[0]?.outcome}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+});

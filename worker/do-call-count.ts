@@ -1,0 +1,86 @@
+/**
+ * Test builds only (MCP_REMOTE_EXEC_TEST_TOOLS=true): counts the Durable Object calls a request
+ * makes, so tests and bench/exec-latency.ts can see how many lie on a tool call's critical path.
+ *
+ * The env's Durable Object namespaces are wrapped so that every method called on a stub (RPC or
+ * fetch) adds one to the count of the request it runs in (AsyncLocalStorage: concurrent requests
+ * never share a count). A 2025-era call crosses into the session object: the Worker hands its
+ * count on in DO_CALLS_HEADER and the session object goes on counting from there. When a tool has
+ * its answer, the policed executor logs the count (reportDoCalls): what came before the answer is
+ * the critical path; what runs after it under waitUntil is not.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { logEvent } from './log.ts';
+
+/** The count so far, handed from the Worker to the session Durable Object (test builds only). */
+export const DO_CALLS_HEADER = 'x-mcp-remote-exec-do-calls';
+/** The log line tests and the bench look for. */
+export const DO_CALLS_EVENT = 'durable object calls before the answer';
+
+interface Tally {
+  calls: number;
+}
+
+const current = new AsyncLocalStorage<Tally>();
+
+export function countingOn(env: Env): boolean {
+  return env.MCP_REMOTE_EXEC_TEST_TOOLS === 'true';
+}
+
+function isNamespace(value: unknown): value is DurableObjectNamespace {
+  return typeof value === 'object' && value !== null && 'idFromName' in value && typeof value.idFromName === 'function';
+}
+
+function countingStub<T extends object>(stub: T): T {
+  return new Proxy(stub, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      // id and name are data; `then` must stay absent so a stub is never taken for a promise.
+      if (typeof value !== 'function' || property === 'then') return value;
+      return (...args: unknown[]): unknown => {
+        const tally = current.getStore();
+        if (tally) tally.calls += 1;
+        return Reflect.apply(value, target, args);
+      };
+    },
+  });
+}
+
+function countingNamespace(namespace: DurableObjectNamespace): DurableObjectNamespace {
+  return new Proxy(namespace, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      if (property === 'get' || property === 'getByName') {
+        return (...args: unknown[]): unknown => {
+          const stub: unknown = Reflect.apply(value, target, args);
+          return typeof stub === 'object' && stub !== null ? countingStub(stub) : stub;
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+/** `env` with every Durable Object namespace counting its stub calls. */
+export function countingEnv(env: Env): Env {
+  const wrapped: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(env)) wrapped[key] = isNamespace(value) ? countingNamespace(value) : value;
+  return wrapped as unknown as Env;
+}
+
+/** Run `work` with a count of its own, starting at `start` (calls already made on its behalf). */
+export function withDoCallCount<T>(start: number, work: () => T): T {
+  return current.run({ calls: start }, work);
+}
+
+/** The calls counted so far in this request, or null when nothing counts. */
+export function doCallsSoFar(): number | null {
+  return current.getStore()?.calls ?? null;
+}
+
+/** Log the count for a tool that has its answer now (test builds only; nothing when not counting). */
+export function reportDoCalls(tool: string): void {
+  const calls = doCallsSoFar();
+  if (calls !== null) logEvent('info', DO_CALLS_EVENT, { tool, calls });
+}
