@@ -575,43 +575,47 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
 
 type Transfer<R> = (request: R, signal: AbortSignal) => Promise<Outcome<LocalTransferResult & { host: string }>>;
 
-/** An upload from the local machine, with progress when the client asked for it; used by ssh_upload_file and the container upload tool. */
-export async function runUpload(
-  upload: Transfer<UploadFileRequest>,
-  request: Omit<UploadFileRequest, 'onProgress'>,
+/**
+ * Run a local-file transfer with progress when the client asked for it, and say what moved where:
+ * the one shape behind runUpload and runDownload.
+ */
+async function runLocalTransfer<R extends { ctid?: string; onProgress?: ProgressReporter }>(
+  transfer: Transfer<R>,
+  request: Omit<R, 'onProgress'>,
   ctx: ProgressContext,
+  describe: (result: LocalTransferResult, where: string) => string,
 ): Promise<CallToolResult> {
   const progress = progressReporter(ctx);
-  const outcome = await upload({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, ctx.mcpReq.signal);
+  // The request with the reporter added back: exactly an R (TypeScript cannot see that through Omit).
+  const outcome = await transfer({ ...request, ...(progress ? { onProgress: progress.report } : {}) } as R, ctx.mcpReq.signal);
   await progress?.settled();
   if (!outcome.ok) return errorResult(outcome.error);
   const result = outcome.value;
   const where = request.ctid !== undefined ? `container ${request.ctid} on ${result.host}` : result.host;
-  return {
-    content: [
-      {
-        type: 'text',
-        text: `Uploaded ${result.from} to ${result.to} on ${where}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.`,
-      },
-    ],
-    structuredContent: { ...result },
-  };
+  return { content: [{ type: 'text', text: describe(result, where) }], structuredContent: { ...result } };
+}
+
+/** An upload from the local machine; used by ssh_upload_file and the container upload tool. */
+export function runUpload(upload: Transfer<UploadFileRequest>, request: Omit<UploadFileRequest, 'onProgress'>, ctx: ProgressContext): Promise<CallToolResult> {
+  return runLocalTransfer(
+    upload,
+    request,
+    ctx,
+    (result, where) =>
+      `Uploaded ${result.from} to ${result.to} on ${where}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.`,
+  );
 }
 
 /** A download to the local machine; used by ssh_download_file and the container download tool. */
-export async function runDownload(
+export function runDownload(
   download: Transfer<DownloadFileRequest>,
   request: Omit<DownloadFileRequest, 'onProgress'>,
   ctx: ProgressContext,
 ): Promise<CallToolResult> {
-  const progress = progressReporter(ctx);
-  const outcome = await download({ ...request, ...(progress ? { onProgress: progress.report } : {}) }, ctx.mcpReq.signal);
-  await progress?.settled();
-  if (!outcome.ok) return errorResult(outcome.error);
-  const result = outcome.value;
-  const where = request.ctid !== undefined ? `container ${request.ctid} on ${result.host}` : result.host;
-  return {
-    content: [{ type: 'text', text: `Downloaded ${result.from} from ${where} to ${result.to}: ${count(result.size)} bytes, SHA-256 ${result.sha256}.` }],
-    structuredContent: { ...result },
-  };
+  return runLocalTransfer(
+    download,
+    request,
+    ctx,
+    (result, where) => `Downloaded ${result.from} from ${where} to ${result.to}: ${count(result.size)} bytes, SHA-256 ${result.sha256}.`,
+  );
 }
