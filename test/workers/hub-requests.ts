@@ -3,6 +3,7 @@
  * hub takes whole protocol operations (execute), so these build the ones the tests need.
  */
 import type { Outcome } from '../../shared/errors.ts';
+import type { ExecResultFrame } from '../../shared/protocol.ts';
 import { PROBE_TIMEOUT_MS } from '../../shared/limits.ts';
 import type { RelayHub } from '../../worker/relay/relay-hub.ts';
 import type { OperationReply } from '../../worker/relay/relay-requests.ts';
@@ -37,4 +38,22 @@ export function readOn(
 /** A probe of every host (what ssh_list_hosts check=true sends). */
 export function probeOn(hub: DurableObjectStub<RelayHub>, id: string, userId?: string): Promise<Outcome<OperationReply>> {
   return hub.execute(id, { op: 'probe', hosts: [], timeoutMs: PROBE_TIMEOUT_MS }, PROBE_TIMEOUT_MS, { ...(userId !== undefined ? { userId } : {}) });
+}
+
+/** An exec result frame as a relay sends it, for a command that ran and exited 0, with `overrides`. */
+export function execResult(overrides: Partial<ExecResultFrame>): ExecResultFrame {
+  return {
+    op: 'exec',
+    exitCode: 0,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    stopConfirmed: true,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    durationMs: 1,
+    ...overrides,
+  };
 }

@@ -7,7 +7,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_FRAME_CHARS } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
-import { execOn, probeOn, readOn } from './hub-requests.ts';
+import { execOn, execResult, probeOn, readOn } from './hub-requests.ts';
 import { MAX_INVALID_FRAMES } from '../../worker/relay/relay-hub.ts';
 import { USER_PENDING_SHARE } from '../../worker/relay/relay-requests.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
@@ -48,19 +48,7 @@ describe('per-user share of the in-flight slots', () => {
     relay.send({
       type: 'result',
       id: 'bob-1',
-      result: {
-        op: 'exec',
-        exitCode: 0,
-        signal: null,
-        timedOut: false,
-        cancelled: false,
-        stopConfirmed: true,
-        stdoutBytes: 0,
-        stderrBytes: 0,
-        stdoutTruncated: false,
-        stderrTruncated: false,
-        durationMs: 1,
-      },
+      result: execResult({}),
     });
     expect((await bob).ok).toBe(true);
     // Alice's slots come back when her requests end.

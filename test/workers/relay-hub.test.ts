@@ -2,7 +2,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExecResultFrame } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
-import { execOn } from './hub-requests.ts';
+import { execOn, execResult } from './hub-requests.ts';
 import { connectFakeRelay, FAKE_RELAY_ID, openRelaySocket, type FakeRelay } from './relay-socket.ts';
 
 let relay: FakeRelay | undefined;
@@ -13,23 +13,6 @@ afterEach(async () => {
 });
 
 const execRequest = { command: 'uptime', timeoutMs: 5000, maxChars: 100 };
-
-function execResult(overrides: Partial<ExecResultFrame>): ExecResultFrame {
-  return {
-    op: 'exec',
-    exitCode: 0,
-    signal: null,
-    timedOut: false,
-    cancelled: false,
-    stopConfirmed: true,
-    stdoutBytes: 0,
-    stderrBytes: 0,
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    durationMs: 1,
-    ...overrides,
-  };
-}
 
 describe('relay authentication', () => {
   it('refuses a missing token before upgrading', async () => {
