@@ -1,6 +1,5 @@
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExecResultFrame } from '../../shared/protocol.ts';
 import { relayHub } from '../../worker/relay/hub-stub.ts';
 import { execOn, execResult } from './hub-requests.ts';
 import { connectFakeRelay, FAKE_RELAY_ID, openRelaySocket, type FakeRelay } from './relay-socket.ts';
