@@ -120,7 +120,7 @@ export class AuditLog extends DurableObject<Env> {
 
   /** A row's column values, in the order of the insert statements. */
   private columns(entry: AuditEntry): Array<string | number | null> {
-    const target = entry.target !== null && entry.target.length > MAX_TARGET_CHARS ? `${entry.target.slice(0, MAX_TARGET_CHARS)}… [cut]` : entry.target;
+    const target = clipTarget(entry.target);
     return [
       // One format for every row, so the time filters can compare them as text.
       new Date(entry.time).toISOString(),
@@ -195,6 +195,11 @@ export type StartedEntry = Omit<AuditEntry, 'outcome' | 'code' | 'exitCode' | 'b
 export type OutboxDelivery = AuditEntry & { outboxId: string };
 /** How a started call ended. */
 export type AuditEnd = Pick<AuditEntry, 'outcome' | 'code' | 'exitCode' | 'bytes' | 'durationMs'> & { outcome: 'ok' | 'error' };
+
+/** A command or path as stored: at most MAX_TARGET_CHARS, the rest marked as cut (the outbox stores it the same way). */
+export function clipTarget(target: string | null): string | null {
+  return target !== null && target.length > MAX_TARGET_CHARS ? `${target.slice(0, MAX_TARGET_CHARS)}… [cut]` : target;
+}
 
 export function auditLog(env: Env): DurableObjectStub<AuditLog> {
   return env.AUDIT_LOG.get(env.AUDIT_LOG.idFromName('audit'));

@@ -9,7 +9,7 @@
  * started row whose completion never comes (the Worker died) is kept, delivered as started, until
  * the audit retention has passed.
  */
-import type { AuditEnd, AuditEntry, OutboxDelivery } from '../audit/audit-log.ts';
+import { clipTarget, type AuditEnd, type AuditEntry, type OutboxDelivery } from '../audit/audit-log.ts';
 
 const STARTED = 1;
 const COMPLETE = 2;
@@ -52,7 +52,7 @@ export function addOutboxRow(sql: SqlStorage, entry: AuditEntry): string {
     entry.relay,
     entry.host,
     entry.tool,
-    entry.target,
+    clipTarget(entry.target),
     entry.outcome,
     entry.code,
     entry.exitCode,
