@@ -11,12 +11,13 @@ import { waitForDoCalls } from '../harness/do-calls.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 /**
- * Per call: the caller's standing and the fleet (one TeamDirectory call), the audit row written
- * before the request is sent (AuditLog), and the relay hub; a 2025-era call also crosses into its
- * session object. Before the cuts it was 5 and 6: one hub call per relay for its inventory, and the
- * audit row's completion awaited before the answer.
+ * Per call: the gate (one TeamDirectory call: the caller's standing, the fleet, and the audit row
+ * written into its outbox before the request is sent) and the relay hub; a 2025-era call also
+ * crosses into its session object. Before the cuts it was 5 and 6 (one hub call per relay for its
+ * inventory, the audit row's completion awaited before the answer), then 3 and 4 (the started row
+ * written by a separate AuditLog call).
  */
-const EXPECTED_CALLS: Record<McpEra, number> = { '2025-11-25': 4, '2026-07-28': 3 };
+const EXPECTED_CALLS: Record<McpEra, number> = { '2025-11-25': 3, '2026-07-28': 2 };
 
 let stack: Stack;
 const sessions: ConnectedClient[] = [];

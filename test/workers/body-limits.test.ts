@@ -1,6 +1,6 @@
 import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
+import { auditQuerySchema, readAudit } from '../../worker/audit/audit-log.ts';
 import {
   ADMIN_API_BODY_LIMIT_BYTES,
   MCP_BODY_LIMIT_BYTES,
@@ -76,7 +76,7 @@ function mcpHeaders(token: string, sessionId: string): Record<string, string> {
 }
 
 async function auditRowsFor(command: string): Promise<number> {
-  const rows = await auditLog(env).query(auditQuerySchema.parse({ tool: 'ssh_exec_command', limit: 10_000 }));
+  const rows = await readAudit(env, auditQuerySchema.parse({ tool: 'ssh_exec_command', limit: 10_000 }));
   return rows.filter((row) => row.target === command).length;
 }
 

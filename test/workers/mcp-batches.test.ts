@@ -1,6 +1,6 @@
 import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
+import { auditQuerySchema, readAudit } from '../../worker/audit/audit-log.ts';
 import { INVALID_REQUEST, startsWithArray } from '../../worker/mcp-batches.ts';
 import { accessToken, INITIALIZE, mcpPost, openMcpSession, RESOURCE } from './oauth-flow.ts';
 
@@ -31,7 +31,7 @@ function post(body: string | Uint8Array, withToken = true): Promise<Response> {
 }
 
 async function auditRowsFor(command: string): Promise<number> {
-  const rows = await auditLog(env).query(auditQuerySchema.parse({ tool: 'ssh_exec_command', limit: 10_000 }));
+  const rows = await readAudit(env, auditQuerySchema.parse({ tool: 'ssh_exec_command', limit: 10_000 }));
   return rows.filter((row) => row.target === command).length;
 }
 

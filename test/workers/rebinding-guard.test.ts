@@ -1,6 +1,6 @@
 import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { auditLog, auditQuerySchema } from '../../worker/audit/audit-log.ts';
+import { auditQuerySchema, readAudit } from '../../worker/audit/audit-log.ts';
 import { deploymentNames, rebindingRefusal } from '../../worker/rebinding-guard.ts';
 import { readSettings, SettingsError } from '../../worker/settings.ts';
 import { accessToken, INITIALIZE, mcpPost, openMcpSession, RESOURCE, TEST_ADMIN } from './oauth-flow.ts';
@@ -33,7 +33,7 @@ function mcpHeaders(extra: Record<string, string> = {}): Record<string, string> 
 }
 
 async function auditRowsFor(command: string): Promise<number> {
-  const rows = await auditLog(env).query(auditQuerySchema.parse({ tool: 'ssh_exec_command', limit: 10_000 }));
+  const rows = await readAudit(env, auditQuerySchema.parse({ tool: 'ssh_exec_command', limit: 10_000 }));
   return rows.filter((row) => row.target === command).length;
 }
 

@@ -351,18 +351,20 @@ describe('AuditLog', () => {
   const q = (query: Record<string, unknown>) => auditQuerySchema.parse(query);
   const times = (entries: AuditEntry[]) => entries.map((found) => found.time);
 
-  it('writes a started row before a call is sent and completes it once with the outcome', async () => {
+  it('upserts outbox deliveries by their id: a repeat adds nothing, and a late started never overwrites the completion', async () => {
     const log = freshAudit();
-    const { outcome: _o, code: _c, exitCode: _e, bytes: _b, durationMs: _d, ...known } = entry({ target: 'sleep 100' });
-    const seq = await log.begin(known);
-    // Until the answer comes, the call shows as started with nothing made up about how it ended.
-    expect(await log.query(q({ outcome: 'started' }))).toEqual([{ ...known, outcome: 'started', code: null, exitCode: null, bytes: null, durationMs: 0 }]);
-    await log.finish(seq, { outcome: 'error', code: 'relay_disconnected', exitCode: null, bytes: null, durationMs: 1500 });
-    expect(await log.query(q({}))).toEqual([{ ...known, outcome: 'error', code: 'relay_disconnected', exitCode: null, bytes: null, durationMs: 1500 }]);
-    // A completed row is never rewritten (a late or repeated finish changes nothing).
-    await log.finish(seq, { outcome: 'ok', code: null, exitCode: 0, bytes: 1, durationMs: 1 });
-    expect((await log.query(q({})))[0]).toMatchObject({ outcome: 'error', code: 'relay_disconnected' });
-    expect(await log.query(q({ outcome: 'started' }))).toEqual([]);
+    const startedRow = entry({ target: 'sleep 100', outcome: 'started', code: null, exitCode: null, bytes: null, durationMs: 0 });
+    const outboxId = crypto.randomUUID();
+    await log.deliver([{ ...startedRow, outboxId }]);
+    await log.deliver([{ ...startedRow, outboxId }]);
+    expect(await log.query(q({}))).toEqual([startedRow]);
+    const done = { ...startedRow, outcome: 'error' as const, code: 'relay_disconnected', durationMs: 1500 };
+    await log.deliver([{ ...done, outboxId }]);
+    expect(await log.query(q({}))).toEqual([done]);
+    // A started that arrives after its completion (a retried delivery) and a second completion change nothing.
+    await log.deliver([{ ...startedRow, outboxId }]);
+    await log.deliver([{ ...done, outcome: 'ok', code: null, outboxId }]);
+    expect(await log.query(q({}))).toEqual([done]);
   });
 
   it('returns every entry newest first, each as recorded', async () => {

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { describeIssues } from '../../shared/describe-issues.ts';
 import { hashPassword } from '../auth/password-hash.ts';
 import type { Policy } from '../team/policy.ts';
-import { auditLog, auditQuerySchema, type AuditEntry } from '../audit/audit-log.ts';
+import { auditQuerySchema, readAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { builtInUserId } from '../auth/accounts.ts';
 import { logEvent } from '../log.ts';
 import { groupsSchema, teamDirectory, usernameSchema, type UserSummary } from '../team/team-directory.ts';
@@ -135,11 +135,11 @@ export async function replacePolicy(env: Env, admin: string, document: unknown):
   return { ok: true, policy: saved.policy };
 }
 
-/** Audit rows matching `filters` (the fields of auditQuerySchema, as strings), newest first. */
+/** Audit rows matching `filters` (the fields of auditQuerySchema, as strings), newest first, including the calls just made (readAudit). */
 export async function queryAudit(env: Env, filters: Record<string, string>): Promise<ActionResult<{ entries: AuditEntry[] }>> {
   const parsed = auditQuerySchema.safeParse(filters);
   if (!parsed.success) return invalid(describeIssues(parsed.error, 'body'));
-  return { ok: true, entries: await auditLog(env).query(parsed.data) };
+  return { ok: true, entries: await readAudit(env, parsed.data) };
 }
 
 /** One JSON object per line, newline-terminated (JSON Lines). */

@@ -6,13 +6,16 @@
  *
  * A call that reaches a relay is written twice: as `started` before anything is sent, then
  * completed with its outcome. A call whose outcome is never learned (the Worker stopped, the
- * relay vanished) therefore still shows, as started with its outcome unknown.
+ * relay vanished) therefore still shows, as started with its outcome unknown. Those rows (and the
+ * rows of denied calls) are written first into the TeamDirectory's outbox, in the same call that
+ * decides the tool call (worker/team/audit-outbox.ts), and arrive here through `deliver`; readers
+ * flush that outbox before they query (readAudit).
  */
 import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
-import { failure, success, type Outcome } from '../../shared/errors.ts';
 import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
+import { teamDirectory } from '../team/team-directory.ts';
 
 /** `started`: sent towards the host, outcome not (yet) known. */
 export const AUDIT_OUTCOMES = ['ok', 'error', 'denied', 'started'] as const;
@@ -72,34 +75,53 @@ export class AuditLog extends DurableObject<Env> {
       duration_ms INTEGER NOT NULL
     )`);
     ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS audit_time ON audit (time)');
+    // Rows delivered from the TeamDirectory's outbox carry its id, so a delivery repeated after a
+    // failure or by a concurrent flush updates its row instead of adding another.
+    const columns = ctx.storage.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('audit')").toArray();
+    if (!columns.some((column) => column.name === 'outbox_id')) ctx.storage.sql.exec('ALTER TABLE audit ADD COLUMN outbox_id TEXT');
+    ctx.storage.sql.exec('CREATE UNIQUE INDEX IF NOT EXISTS audit_outbox_id ON audit (outbox_id)');
+  }
+
+  /**
+   * Test builds' fault hook (workers tests set it through runInDurableObject): this many coming
+   * deliveries fail, as when the AuditLog is unreachable.
+   */
+  failingDeliveries = 0;
+
+  /**
+   * Upsert rows from the TeamDirectory's outbox, keyed by their outbox id: a repeated delivery
+   * changes nothing, a completion completes its started row, and a `started` that arrives after the
+   * completion never overwrites it.
+   */
+  async deliver(rows: OutboxDelivery[]): Promise<void> {
+    if (this.failingDeliveries > 0) {
+      this.failingDeliveries -= 1;
+      throw new Error('audit log delivery failed (test hook)');
+    }
+    this.ctx.storage.transactionSync(() => {
+      for (const row of rows) {
+        this.ctx.storage.sql.exec(
+          `INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms, outbox_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (outbox_id) DO UPDATE SET outcome = excluded.outcome, code = excluded.code, exit_code = excluded.exit_code,
+             bytes = excluded.bytes, duration_ms = excluded.duration_ms
+           WHERE audit.outcome = 'started' AND excluded.outcome <> 'started'`,
+          ...this.columns(row),
+          row.outboxId,
+        );
+      }
+    });
+    this.prune();
   }
 
   async record(entry: AuditEntry): Promise<void> {
     this.insert(entry);
   }
 
-  /** Write the row of a call about to be sent; its number completes it later. */
-  async begin(entry: StartedEntry): Promise<number> {
-    return this.insert({ ...entry, outcome: 'started', code: null, exitCode: null, bytes: null, durationMs: 0 });
-  }
-
-  /** Complete a started row with how the call ended (once: a completed row is never rewritten). */
-  async finish(seq: number, end: AuditEnd): Promise<void> {
-    this.ctx.storage.sql.exec(
-      "UPDATE audit SET outcome = ?, code = ?, exit_code = ?, bytes = ?, duration_ms = ? WHERE seq = ? AND outcome = 'started'",
-      end.outcome,
-      end.code,
-      end.exitCode,
-      end.bytes,
-      Math.round(end.durationMs),
-      seq,
-    );
-  }
-
-  private insert(entry: AuditEntry): number {
-    const target = entry.target !== null && entry.target.length > MAX_TARGET_CHARS ? `${entry.target.slice(0, MAX_TARGET_CHARS)}… [cut]` : entry.target;
-    const inserted = this.ctx.storage.sql.exec<{ seq: number }>(
-      'INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
+  /** A row's column values, in the order of the insert statements. */
+  private columns(entry: AuditEntry): Array<string | number | null> {
+    const target = clipTarget(entry.target);
+    return [
       // One format for every row, so the time filters can compare them as text.
       new Date(entry.time).toISOString(),
       entry.user,
@@ -113,10 +135,15 @@ export class AuditLog extends DurableObject<Env> {
       entry.exitCode,
       entry.bytes,
       Math.round(entry.durationMs),
+    ];
+  }
+
+  private insert(entry: AuditEntry): void {
+    this.ctx.storage.sql.exec(
+      'INSERT INTO audit (time, user, client, relay, host, tool, target, outcome, code, exit_code, bytes, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ...this.columns(entry),
     );
-    const seq = inserted.one().seq;
     this.prune();
-    return seq;
   }
 
   /** Delete rows older than AUDIT_RETENTION_DAYS, at most once an hour. */
@@ -128,7 +155,7 @@ export class AuditLog extends DurableObject<Env> {
     this.ctx.storage.sql.exec('DELETE FROM audit WHERE time < ?', cutoff);
   }
 
-  /** Newest first. */
+  /** Newest first (by the call's time: rows from the outbox may arrive after later direct ones). */
   async query(query: AuditQuery): Promise<AuditEntry[]> {
     const conditions: string[] = [];
     const values: (string | number)[] = [];
@@ -143,7 +170,7 @@ export class AuditLog extends DurableObject<Env> {
     where('outcome = ?', query.outcome);
     where('time >= ?', query.since === undefined ? undefined : new Date(query.since).toISOString());
     where('time <= ?', query.until === undefined ? undefined : new Date(query.until).toISOString());
-    const sql = `SELECT * FROM audit ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const sql = `SELECT * FROM audit ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY time DESC, seq DESC LIMIT ?`;
     const rows = this.ctx.storage.sql.exec<Record<string, string | number | null>>(sql, ...values, query.limit).toArray();
     return rows.map((row) => ({
       time: String(row.time),
@@ -164,8 +191,15 @@ export class AuditLog extends DurableObject<Env> {
 
 /** What is known of a call before it is sent. */
 export type StartedEntry = Omit<AuditEntry, 'outcome' | 'code' | 'exitCode' | 'bytes' | 'durationMs'>;
+/** A row on its way from the TeamDirectory's outbox, keyed by its outbox id. */
+export type OutboxDelivery = AuditEntry & { outboxId: string };
 /** How a started call ended. */
 export type AuditEnd = Pick<AuditEntry, 'outcome' | 'code' | 'exitCode' | 'bytes' | 'durationMs'> & { outcome: 'ok' | 'error' };
+
+/** A command or path as stored: at most MAX_TARGET_CHARS, the rest marked as cut (the outbox stores it the same way). */
+export function clipTarget(target: string | null): string | null {
+  return target !== null && target.length > MAX_TARGET_CHARS ? `${target.slice(0, MAX_TARGET_CHARS)}… [cut]` : target;
+}
 
 export function auditLog(env: Env): DurableObjectStub<AuditLog> {
   return env.AUDIT_LOG.get(env.AUDIT_LOG.idFromName('audit'));
@@ -181,23 +215,14 @@ export async function writeAudit(env: Env, entry: AuditEntry): Promise<void> {
 }
 
 /**
- * Write the `started` row of a call before it is sent. No row, no call: a tool call that could not
- * be audited is refused rather than run unrecorded.
+ * Rows matching `query`, newest first, with read-your-writes: the TeamDirectory's outbox is flushed
+ * into the log first (one call, made by readers, never by a tool call). A flush that fails is
+ * logged and the rows the log has are returned.
  */
-export async function beginAudit(env: Env, entry: StartedEntry): Promise<Outcome<number>> {
-  try {
-    return success(await auditLog(env).begin(entry));
-  } catch (error) {
-    logEvent('error', 'could not write the audit log; the call was not run', { tool: entry.tool, user: entry.user, error: String(error) });
-    return failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.');
-  }
-}
-
-/** Complete a started row. The call already happened, so a failure here is logged loudly, not thrown; the row stays `started`. */
-export async function finishAudit(env: Env, seq: number, end: AuditEnd, tool: string): Promise<void> {
-  try {
-    await auditLog(env).finish(seq, end);
-  } catch (error) {
-    logEvent('error', 'could not complete an audit row; it stays as started', { seq, tool, error: String(error) });
-  }
+export async function readAudit(env: Env, query: AuditQuery): Promise<AuditEntry[]> {
+  const flushed = await teamDirectory(env)
+    .flushAudit()
+    .catch((error: unknown) => String(error));
+  if (flushed !== true) logEvent('error', 'could not flush the audit outbox before a query; recent rows may be missing', { error: String(flushed) });
+  return auditLog(env).query(query);
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { isDeploymentAdmin } from '../team/policy.ts';
 import { errorResult } from '../../shared/tool-results.ts';
 import { registerTool } from '../../shared/tool-registration.ts';
-import { AUDIT_OUTCOMES, auditLog, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
+import { AUDIT_OUTCOMES, readAudit, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import type { Caller } from './policed-executor.ts';
 
@@ -85,7 +85,7 @@ export function registerAuditTool(server: McpServer, env: Env, caller: Caller): 
         durationMs: 0,
       });
       if (!allowed) return errorResult({ code: 'access_denied', message: 'Only admins of this deployment may read the audit log.' });
-      const entries = await auditLog(env).query(args);
+      const entries = await readAudit(env, args);
       const structured = {
         entries: entries.map((entry) => ({
           time: entry.time,

@@ -31,9 +31,9 @@ import type {
   WriteFileRequest,
 } from '../../shared/tool-executor.ts';
 import { waitUntil } from 'cloudflare:workers';
-import { beginAudit, finishAudit, writeAudit, type AuditEntry } from '../audit/audit-log.ts';
+import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { reportDoCalls } from '../do-call-count.ts';
-import { gateCall, standingAndFleet, type CallGate } from '../team/gate-call.ts';
+import { finishAudit, gateCall, standingAndFleet, type CallGate } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
 
 export interface Caller {
@@ -80,25 +80,24 @@ export class PolicedExecutor implements ToolExecutor {
     details: (value: T) => Details = () => NO_DETAILS,
   ): Promise<Outcome<T>> {
     const started = Date.now();
-    const { outcome: gate, denied } = await gateCall(this.env, this.caller.username, tool, requestedHost, needed);
-    if (!gate.ok) {
-      await this.record(
-        { relay: null, host: requestedHost ?? null, tool, target, outcome: denied ? 'denied' : 'error', code: gate.error.code, ...NO_DETAILS },
-        started,
-      );
-      return gate;
-    }
-    // The row exists before anything is sent, so a call whose outcome is never learned still shows.
-    const row = await beginAudit(this.env, {
-      time: new Date(started).toISOString(),
-      user: this.caller.username,
-      client: this.caller.client,
-      relay: gate.value.route.relay,
-      host: gate.value.route.host,
-      tool,
-      target,
+    // One TeamDirectory call decides the call and writes its audit row: `started` before anything
+    // is sent (so a call whose outcome is never learned still shows), or complete when refused.
+    const { outcome: gate, auditId } = await gateCall(this.env, {
+      entry: {
+        time: new Date(started).toISOString(),
+        user: this.caller.username,
+        client: this.caller.client,
+        relay: null,
+        host: requestedHost ?? null,
+        tool,
+        target,
+      },
+      requestedHost,
+      needed,
+      begin: true,
     });
-    if (!row.ok) return row;
+    if (!gate.ok) return gate;
+    if (auditId === null) return failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.');
     const outcome = run(gate.value).then((result) => {
       // The answer is ready here: what came before it is the critical path (test builds count it).
       reportDoCalls(tool);
@@ -111,7 +110,7 @@ export class PolicedExecutor implements ToolExecutor {
       outcome.then((result) =>
         finishAudit(
           this.env,
-          row.value,
+          auditId,
           {
             outcome: result.ok ? 'ok' : 'error',
             code: result.ok ? null : result.error.code,

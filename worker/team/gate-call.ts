@@ -1,25 +1,16 @@
 /**
- * The one policy check every tool call and every transfer link goes through: is the caller's
- * account active, which hosts (across all relays) may they see, and is their role on the chosen
- * host enough.
+ * The one policy check every tool call and every transfer link goes through (decided in the
+ * TeamDirectory, worker/team/gate-decision.ts), and the audit rows of those calls, which go to the
+ * TeamDirectory's outbox (worker/team/audit-outbox.ts) and from there to the AuditLog.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { fleetHosts, policyHost, qualifiedName, selectFleetHost, type FleetRelay } from './fleet.ts';
-import { READ_ONLY_CAPABILITY } from '../../shared/capabilities.ts';
-import { roleAtLeast, roleOn, type Role } from './policy.ts';
-import type { HostRoute } from '../relay/host-route.ts';
 import { relayStates } from '../relay/fleet.ts';
 import type { RelayState } from '../relay/relay-hub.ts';
-import { teamDirectory, type Access } from './team-directory.ts';
+import type { AuditEnd, AuditEntry, StartedEntry } from '../audit/audit-log.ts';
+import { logEvent } from '../log.ts';
+import { teamDirectory, type Access, type GateAnswer, type GateRequest } from './team-directory.ts';
 
-/** A call the gate let through: where it goes, resolved once, and the names it is known by. */
-export interface CallGate {
-  route: HostRoute;
-  /** What the caller calls it: the bare name, or relay/host when several relays have that name. */
-  id: string;
-  /** relay/host: names the host unambiguously whatever other relays appear later (for records that outlive the call). */
-  qualified: string;
-}
+export type { CallGate } from './gate-decision.ts';
 
 export async function standingOf(env: Env, username: string): Promise<Outcome<Access>> {
   const access = await teamDirectory(env).access(username);
@@ -35,60 +26,48 @@ export async function standingAndFleet(env: Env, username: string): Promise<{ st
 }
 
 /**
- * The hosts of the relays that count, from the copy the team directory keeps (each hub pushes its
- * relay's hosts there before it welcomes the relay, and a revoked relay leaves at once), so a call
- * costs one TeamDirectory call for standing and fleet together. A relay that has not pushed its
- * hosts yet (it last said hello before the copy existed) is asked through its hub.
+ * Decide a call and write its audit row, in one TeamDirectory call (TeamDirectory.gate): a call let
+ * through gets its `started` row (when `begin`) before anything is sent, and its id to complete it
+ * (finishAudit); a refused one is recorded complete. No row, no call: if the row cannot be written
+ * the call is refused rather than run unrecorded.
  */
-async function fleetOf(env: Env, access: Access): Promise<FleetRelay[]> {
-  const missing = access.fleet.filter((relay) => relay.hosts === null).map((relay) => relay.relayId);
-  const asked = missing.length > 0 ? await relayStates(env, missing) : [];
-  return access.fleet.flatMap((relay) => {
-    if (relay.hosts !== null) return [{ relayId: relay.relayId, hosts: relay.hosts }];
-    const state = asked.find((candidate) => candidate.relayId.toLowerCase() === relay.relayId.toLowerCase());
-    return state ? [{ relayId: relay.relayId, hosts: state.hosts }] : [];
-  });
-}
-
-/**
- * Resolve the host among those `username` may see, and check their role there. `denied` tells a
- * policy refusal (audited as denied) from a plain failure such as no relay.
- */
-export async function gateCall(
-  env: Env,
-  username: string,
-  tool: string,
-  requestedHost: string | undefined,
-  needed: Role,
-): Promise<{ outcome: Outcome<CallGate>; denied: boolean }> {
-  const standing = await standingOf(env, username);
-  if (!standing.ok) return { outcome: standing, denied: true };
-  const { policy, subject } = standing.value;
-  const relays = await fleetOf(env, standing.value);
-  if (relays.length === 0) return { outcome: failure('relay_not_connected', 'No relay has connected to this server yet.'), denied: false };
-  const visible = fleetHosts(relays, (relay, host) => roleOn(policy, subject, policyHost(relay, host)) !== null);
-  const selected = selectFleetHost(visible, requestedHost);
-  if (!selected.ok) {
-    // A host that exists but is hidden from the caller is reported exactly like a missing one.
-    const hidden =
-      requestedHost !== undefined &&
-      fleetHosts(relays).some((host) => host.entry.name === requestedHost || qualifiedName(host.relay, host.entry.name) === requestedHost);
-    return { outcome: selected, denied: hidden };
-  }
-  const { relay, entry, id } = selected.value;
-  const role = roleOn(policy, subject, policyHost(relay, entry));
-  if (!roleAtLeast(role, needed)) {
-    // Say the real reason: on a host the relay marks read-only, no grant can allow more than viewing.
-    const readOnly = entry.capabilities.includes(READ_ONLY_CAPABILITY) && !roleAtLeast('viewer', needed);
+export async function gateCall(env: Env, request: GateRequest): Promise<GateAnswer> {
+  try {
+    return await teamDirectory(env).gate(request);
+  } catch (error) {
+    logEvent('error', 'could not decide or audit a call; it was not run', { tool: request.entry.tool, user: request.entry.user, error: String(error) });
     return {
-      outcome: readOnly
-        ? failure(
-            'host_read_only',
-            `The relay's configuration makes ${id} read-only (relay "${relay}"), so ${tool} is refused there whatever your role (${role ?? 'none'}). Nothing was sent to the host.`,
-          )
-        : failure('access_denied', `Your role on ${id} is ${role ?? 'none'}; ${tool} needs ${needed}. Nothing was sent to the host.`),
-      denied: true,
+      outcome: failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.'),
+      denied: false,
+      auditId: null,
     };
   }
-  return { outcome: success({ route: { relay, host: entry.name }, id, qualified: qualifiedName(relay, entry.name) }), denied: false };
+}
+
+/** Write the `started` row of a call about to be sent, outside the gate (a transfer link after its claim). Refused when it cannot be written. */
+export async function beginAudit(env: Env, entry: StartedEntry): Promise<Outcome<string>> {
+  try {
+    return success(await teamDirectory(env).beginAudit(entry));
+  } catch (error) {
+    logEvent('error', 'could not write the audit log; the call was not run', { tool: entry.tool, user: entry.user, error: String(error) });
+    return failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.');
+  }
+}
+
+/** Complete a started row. The call already happened, so a failure here is logged loudly, not thrown; the row stays `started`. */
+export async function finishAudit(env: Env, auditId: string, end: AuditEnd, tool: string): Promise<void> {
+  try {
+    await teamDirectory(env).finishAudit(auditId, end);
+  } catch (error) {
+    logEvent('error', 'could not complete an audit row; it stays as started', { auditId, tool, error: String(error) });
+  }
+}
+
+/** Record a call refused or failed before it was sent, through the same outbox (logged, not thrown, on failure). */
+export async function recordCall(env: Env, entry: AuditEntry): Promise<void> {
+  try {
+    await teamDirectory(env).recordAudit(entry);
+  } catch (error) {
+    logEvent('error', 'could not write the audit log', { tool: entry.tool, user: entry.user, error: String(error) });
+  }
 }

@@ -13,7 +13,22 @@ import { describeIssues } from '../../shared/describe-issues.ts';
 import { randomBytes, toHex } from '../../shared/encoding.ts';
 import { equalBytes } from '../auth/password-hash.ts';
 import type { HostInventoryEntry } from '../../shared/protocol.ts';
-import { EMPTY_POLICY, policySchema, type Policy, type Subject } from './policy.ts';
+import { EMPTY_POLICY, policySchema, type Policy, type Role, type Subject } from './policy.ts';
+import { auditLog, type AuditEnd, type AuditEntry, type StartedEntry } from '../audit/audit-log.ts';
+import { logEvent } from '../log.ts';
+import { readSettings } from '../settings.ts';
+import { decideGate, type GateDecision } from './gate-decision.ts';
+import {
+  addOutboxRow,
+  completeOutboxRow,
+  confirmDelivered,
+  createOutbox,
+  DRAIN_BATCH,
+  DRAIN_ROUNDS,
+  dropStale,
+  pendingCount,
+  undelivered,
+} from './audit-outbox.ts';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 export const usernameSchema = z.string().regex(USERNAME_PATTERN, 'a user name is 1-64 letters, digits, ".", "_", "@" or "-", starting with a letter or digit');
@@ -151,7 +166,129 @@ function blockedUntilFor(window: SettledWindow, allowed: number): number {
   return 0;
 }
 
+/** What the gate records of a call: the audit row's fields known before the decision. */
+export interface GateRequest {
+  /** The audit row's fields; relay and host are filled from the route when the call is let through. */
+  entry: StartedEntry;
+  requestedHost: string | undefined;
+  needed: Role;
+  /** Write the `started` row of a call let through (false: the caller begins it later, with beginAudit). */
+  begin: boolean;
+}
+
+/** The gate's decision, and the outbox id of the `started` row of a call let through (when begun). */
+export type GateAnswer = GateDecision & { auditId: string | null };
+
+/** Retry delays of a failed outbox delivery: doubling from the first, capped. */
+const DRAIN_RETRY_FIRST_MS = 500;
+const DRAIN_RETRY_MAX_MS = 60_000;
+
 export class TeamDirectory extends DurableObject<Env> {
+  /** Failed deliveries in a row (sets the next retry's delay); reset by a delivery that works. */
+  private drainFailures = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    createOutbox(ctx.storage.sql);
+  }
+
+  /**
+   * The one call on a tool call's path to the team: decide it (standing, fleet, role) and, in the
+   * same call, write its audit row into the outbox: `started` for a call let through (before
+   * anything is sent), complete for one refused. If the row cannot be written this throws, and the
+   * caller refuses the call.
+   */
+  async gate(request: GateRequest): Promise<GateAnswer> {
+    const { entry } = request;
+    const access = await this.access(entry.user);
+    const decision = await decideGate(this.env, access, entry.user, entry.tool, request.requestedHost, request.needed);
+    const outcome = decision.outcome;
+    if (!outcome.ok) {
+      const durationMs = Date.now() - new Date(entry.time).getTime();
+      const row: AuditEntry = {
+        ...entry,
+        relay: null,
+        outcome: decision.denied ? 'denied' : 'error',
+        code: outcome.error.code,
+        exitCode: null,
+        bytes: null,
+        durationMs: Math.max(0, durationMs),
+      };
+      addOutboxRow(this.ctx.storage.sql, row);
+      await this.scheduleDrain();
+      return { ...decision, auditId: null };
+    }
+    if (!request.begin) return { ...decision, auditId: null };
+    const auditId = addOutboxRow(this.ctx.storage.sql, started({ ...entry, relay: outcome.value.route.relay, host: outcome.value.route.host }));
+    await this.scheduleDrain();
+    return { ...decision, auditId };
+  }
+
+  /** Write the `started` row of a call about to be sent (a transfer link, after its claim); its id completes it. */
+  async beginAudit(entry: StartedEntry): Promise<string> {
+    const id = addOutboxRow(this.ctx.storage.sql, started(entry));
+    await this.scheduleDrain();
+    return id;
+  }
+
+  /** Write a complete row (a call refused or failed before it was sent). */
+  async recordAudit(entry: AuditEntry): Promise<void> {
+    addOutboxRow(this.ctx.storage.sql, entry);
+    await this.scheduleDrain();
+  }
+
+  /** Complete a started row with how the call ended (once: a complete row is never rewritten). */
+  async finishAudit(auditId: string, end: AuditEnd): Promise<void> {
+    if (completeOutboxRow(this.ctx.storage.sql, auditId, end)) await this.scheduleDrain();
+  }
+
+  /**
+   * Deliver every outbox row to the AuditLog now (audit readers, before they query). False when the
+   * AuditLog failed: the rows stay and the alarm retries them.
+   */
+  async flushAudit(): Promise<boolean> {
+    try {
+      await this.drainAudit();
+      return true;
+    } catch (error) {
+      logEvent('error', 'could not flush the audit outbox; the alarm retries it', { error: String(error) });
+      await this.scheduleDrain();
+      return false;
+    }
+  }
+
+  /** The alarm delivers the outbox; a failed delivery is retried with a growing delay, never dropped. */
+  override async alarm(): Promise<void> {
+    try {
+      await this.drainAudit();
+      this.drainFailures = 0;
+      if (pendingCount(this.ctx.storage.sql) > 0) await this.ctx.storage.setAlarm(Date.now());
+    } catch (error) {
+      this.drainFailures += 1;
+      const delay = Math.min(DRAIN_RETRY_MAX_MS, DRAIN_RETRY_FIRST_MS * 2 ** Math.min(this.drainFailures - 1, 20));
+      logEvent('error', 'could not deliver the audit outbox; retrying', { failures: this.drainFailures, retryInMs: delay, error: String(error) });
+      await this.ctx.storage.setAlarm(Date.now() + delay);
+    }
+  }
+
+  /** Deliver undelivered rows in bounded batches. A concurrent drain may deliver a row twice: the AuditLog's upsert makes that harmless. */
+  private async drainAudit(): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    for (let round = 0; round < DRAIN_ROUNDS; round += 1) {
+      const rows = undelivered(sql, DRAIN_BATCH);
+      if (rows.length === 0) break;
+      await auditLog(this.env).deliver(rows.map(({ state: _state, ...row }) => row));
+      confirmDelivered(sql, rows);
+    }
+    const retention = readSettings(this.env).auditRetentionDays * 24 * 3600 * 1000;
+    dropStale(sql, new Date(Date.now() - retention).toISOString());
+  }
+
+  /** Run the drain at once, unless an alarm is already set (a pending retry keeps its delay). */
+  private async scheduleDrain(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+  }
+
   private bootstrapName(): string {
     return this.env.ADMIN_USERNAME || 'admin';
   }
@@ -470,6 +607,10 @@ export class TeamDirectory extends DurableObject<Env> {
   async grantOwner(username: string): Promise<string | null> {
     return (await this.ctx.storage.get<StoredUser>(userKey(username)))?.userId ?? null;
   }
+}
+
+function started(entry: StartedEntry): AuditEntry {
+  return { ...entry, outcome: 'started', code: null, exitCode: null, bytes: null, durationMs: 0 };
 }
 
 export function teamDirectory(env: Env): DurableObjectStub<TeamDirectory> {

@@ -7,10 +7,10 @@
 import type { ErrorCode, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
 import { sha256Hex } from '../auth/password-hash.ts';
-import { beginAudit, finishAudit, writeAudit, type AuditEntry, type StartedEntry } from '../audit/audit-log.ts';
+import type { AuditEntry, StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
 import { qualifiedName } from '../team/fleet.ts';
-import { gateCall } from '../team/gate-call.ts';
+import { beginAudit, finishAudit, gateCall, recordCall } from '../team/gate-call.ts';
 import { RelayAdapter } from '../relay/relay-adapter.ts';
 import type { TransferRecord } from './transfer-link.ts';
 
@@ -73,12 +73,16 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path,
   });
   const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null): Promise<void> =>
-    writeAudit(env, { ...startedEntry(relay), outcome, code, exitCode: null, bytes: null, durationMs: Date.now() - started });
-  const gate = await gateCall(env, record.username, tool, qualifiedName(record.relay, record.host), kind === 'upload' ? 'operator' : 'viewer');
-  if (!gate.outcome.ok) {
-    await audit(gate.denied ? 'denied' : 'error', gate.outcome.error.code, null);
-    return problem(gate.outcome.error);
-  }
+    recordCall(env, { ...startedEntry(relay), outcome, code, exitCode: null, bytes: null, durationMs: Date.now() - started });
+  // The gate records a refusal itself; the started row of a call let through is written after the
+  // link is claimed (beginAudit), so a link claimed by another request leaves no started row behind.
+  const gate = await gateCall(env, {
+    entry: startedEntry(null),
+    requestedHost: qualifiedName(record.relay, record.host),
+    needed: kind === 'upload' ? 'operator' : 'viewer',
+    begin: false,
+  });
+  if (!gate.outcome.ok) return problem(gate.outcome.error);
   const route = gate.outcome.value.route;
   const relay = route.relay;
   // The link names one relay's host; the gate must have found exactly that one.
