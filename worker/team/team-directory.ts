@@ -181,6 +181,12 @@ export type GateAnswer = GateDecision & { auditId: string | null };
 
 /** Retry delays of a failed outbox delivery: doubling from the first, capped. */
 const DRAIN_RETRY_FIRST_MS = 500;
+/**
+ * New outbox rows wait this long before the alarm delivers them, so one delivery carries the rows of
+ * many calls and never competes with the call that wrote them (audit readers flush first, so they
+ * still read their writes).
+ */
+const DRAIN_DELAY_MS = 1_000;
 const DRAIN_RETRY_MAX_MS = 60_000;
 
 export class TeamDirectory extends DurableObject<Env> {
@@ -284,9 +290,9 @@ export class TeamDirectory extends DurableObject<Env> {
     dropStale(sql, new Date(Date.now() - retention).toISOString());
   }
 
-  /** Run the drain at once, unless an alarm is already set (a pending retry keeps its delay). */
+  /** Run the drain soon, unless an alarm is already set (a pending retry keeps its delay). */
   private async scheduleDrain(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DRAIN_DELAY_MS);
   }
 
   private bootstrapName(): string {
