@@ -5,6 +5,7 @@
  */
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { schemaOnce } from './schema-once.ts';
 import { cutAt } from './exec-output.ts';
 import { guestIdSchema } from './proxmox.ts';
 import { hostArgument, type ToolSettings } from './tool-catalog.ts';
@@ -63,6 +64,10 @@ export const overwriteArgument = z
   .describe('Replace an existing file. Default false: an existing file is an error and nothing changes.');
 
 export function readFileInput() {
+  return schemaOnce('ssh_read_file', buildReadFileInput);
+}
+
+function buildReadFileInput() {
   return z
     .object({
       path: remotePath('path'),
@@ -105,6 +110,10 @@ function writeTooLarge(settings: FileToolSettings, size: number, largerFiles: st
 }
 
 export function writeFileInput(settings: FileToolSettings) {
+  return schemaOnce(`ssh_write_file limit=${writeLimit(settings)}`, () => buildWriteFileInput(settings));
+}
+
+function buildWriteFileInput(settings: FileToolSettings) {
   return z
     .object({
       path: remotePath('path'),

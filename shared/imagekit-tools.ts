@@ -5,6 +5,7 @@
  */
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { schemaOnce } from './schema-once.ts';
 import { permissionsArgument, overwriteArgument, type FileToolSettings } from './file-tools.ts';
 import type { ImageKitDownloadOffer, ImageKitUploadOffer } from './imagekit/transfers.ts';
 import { guestIdSchema } from './proxmox.ts';
@@ -98,7 +99,9 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     {
       title: 'Start an upload through ImageKit',
       description: `Step 1 of an upload to a host through ImageKit: returns a ready curl command with single-use upload credentials. Then call imagekit_confirm_upload. Fails now if the file exists and overwrite is false. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
-      inputSchema: z.object({ remote_path: remotePath, permissions: permissionsArgument, overwrite: overwriteArgument, ctid, host: hostArgument }).strict(),
+      inputSchema: schemaOnce('imagekit_request_upload', () =>
+        z.object({ remote_path: remotePath, permissions: permissionsArgument, overwrite: overwriteArgument, ctid, host: hostArgument }).strict(),
+      ),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
@@ -123,18 +126,20 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
       title: 'Finish an upload through ImageKit',
       description:
         'Step 2: moves the file uploaded for this transfer from ImageKit to the host (atomically, with the overwrite rule given in step 1), deletes it from ImageKit and closes the transfer.',
-      inputSchema: z
-        .object({
-          transfer_id: transferId,
-          file_id: z
-            .string()
-            .min(1)
-            .max(64)
-            .regex(/^[A-Za-z0-9_-]+$/, 'file_id is the fileId ImageKit returned')
-            .optional()
-            .describe('The fileId ImageKit returned, when more than one file was uploaded for this transfer.'),
-        })
-        .strict(),
+      inputSchema: schemaOnce('imagekit_confirm_upload', () =>
+        z
+          .object({
+            transfer_id: transferId,
+            file_id: z
+              .string()
+              .min(1)
+              .max(64)
+              .regex(/^[A-Za-z0-9_-]+$/, 'file_id is the fileId ImageKit returned')
+              .optional()
+              .describe('The fileId ImageKit returned, when more than one file was uploaded for this transfer.'),
+          })
+          .strict(),
+      ),
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
@@ -168,7 +173,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     {
       title: 'Start a download through ImageKit',
       description: `Step 1 of a download through ImageKit: stores the host file as a private ImageKit file and returns a signed URL that expires. Then call imagekit_confirm_download. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
-      inputSchema: z.object({ remote_path: remotePath, ctid, host: hostArgument }).strict(),
+      inputSchema: schemaOnce('imagekit_request_download', () => z.object({ remote_path: remotePath, ctid, host: hostArgument }).strict()),
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
@@ -186,7 +191,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     {
       title: 'Finish a download through ImageKit',
       description: 'Step 2: deletes the downloaded file from ImageKit and closes the transfer.',
-      inputSchema: z.object({ transfer_id: transferId }).strict(),
+      inputSchema: schemaOnce('imagekit_confirm_download', () => z.object({ transfer_id: transferId }).strict()),
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {

@@ -7,6 +7,7 @@
  */
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { schemaOnce } from './schema-once.ts';
 import type { Outcome } from './errors.ts';
 import { execStructuredOutput, formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
@@ -150,16 +151,18 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
       {
         title: 'Upload a local file into a Proxmox container',
         description: `Copy a file from the machine running this server into an LXC container (pct push through a private temporary file on the host), atomically. Fails if the file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
-        inputSchema: z
-          .object({
-            ctid: idArgument('lxc'),
-            local_path: localPathArgument('local_path'),
-            container_path: containerPathArgument,
-            host: hostArgument,
-            permissions: permissionsArgument,
-            overwrite: overwriteArgument,
-          })
-          .strict(),
+        inputSchema: schemaOnce('proxmox_upload_file_to_container', () =>
+          z
+            .object({
+              ctid: idArgument('lxc'),
+              local_path: localPathArgument('local_path'),
+              container_path: containerPathArgument,
+              host: hostArgument,
+              permissions: permissionsArgument,
+              overwrite: overwriteArgument,
+            })
+            .strict(),
+        ),
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
@@ -186,15 +189,17 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
       {
         title: 'Download a file from a Proxmox container',
         description: `Copy a file out of an LXC container (pct pull through a private temporary file on the host) to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
-        inputSchema: z
-          .object({
-            ctid: idArgument('lxc'),
-            container_path: containerPathArgument,
-            local_path: localPathArgument('local_path'),
-            host: hostArgument,
-            overwrite: overwriteArgument,
-          })
-          .strict(),
+        inputSchema: schemaOnce('proxmox_download_file_from_container', () =>
+          z
+            .object({
+              ctid: idArgument('lxc'),
+              container_path: containerPathArgument,
+              local_path: localPathArgument('local_path'),
+              host: hostArgument,
+              overwrite: overwriteArgument,
+            })
+            .strict(),
+        ),
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
@@ -230,7 +235,9 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       {
         title: `List Proxmox ${noun.many}`,
         description: `List the ${noun.many} on a Proxmox VE host (${noun.tool} list): id, status${kind === 'lxc' ? ', lock' : ''} and name.`,
-        inputSchema: z.object({ host: hostArgument, response_format: responseFormat }).strict(),
+        inputSchema: schemaOnce(kind === 'lxc' ? 'proxmox_list_containers' : 'proxmox_list_vms', () =>
+          z.object({ host: hostArgument, response_format: responseFormat }).strict(),
+        ),
         outputSchema: listOutput,
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
@@ -246,14 +253,16 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       {
         title: `Proxmox ${noun.one} status`,
         description: `Whether a ${noun.one} is running or stopped (${noun.tool} status); verbose adds its resource figures.`,
-        inputSchema: z
-          .object({
-            [noun.id]: idArgument(kind),
-            verbose: z.boolean().default(false).describe('Include every field pct/qm reports.'),
-            host: hostArgument,
-            response_format: responseFormat,
-          })
-          .strict(),
+        inputSchema: schemaOnce(`proxmox_${suffix}_status`, () =>
+          z
+            .object({
+              [noun.id]: idArgument(kind),
+              verbose: z.boolean().default(false).describe('Include every field pct/qm reports.'),
+              host: hostArgument,
+              response_format: responseFormat,
+            })
+            .strict(),
+        ),
         outputSchema: statusOutput,
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
@@ -316,7 +325,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         {
           title,
           description,
-          inputSchema: z.object(shape).strict(),
+          inputSchema: schemaOnce(`proxmox_${action}_${suffix}`, () => z.object(shape).strict()),
           outputSchema: actionOutput,
           annotations: { readOnlyHint: false, destructiveHint: action !== 'start', idempotentHint: true, openWorldHint: false },
         },
@@ -364,15 +373,19 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
           kind === 'lxc'
             ? 'Run a command inside an LXC container (pct exec … -- bash -c COMMAND), with the same limits, formats and timeout as ssh_exec_command: after the timeout the command is stopped inside the container.'
             : 'Run a command inside a VM through the QEMU guest agent (qm guest exec … -- bash -c COMMAND). The agent must be installed and running in the VM. It cannot stop a command: after the timeout the command may go on running in the VM, and the result says so.',
-        inputSchema: z
-          .object({
-            [noun.id]: idArgument(kind),
-            command: commandArgument(noun.one),
-            timeout: timeoutArgument(settings, kind === 'lxc' ? 'the command is stopped' : 'the wait ends'),
-            host: hostArgument,
-            response_format: responseFormat,
-          })
-          .strict(),
+        inputSchema: schemaOnce(
+          `${kind === 'lxc' ? 'proxmox_container_exec_command' : 'proxmox_vm_exec_command'} timeout=${settings.defaultTimeoutSeconds}`,
+          () =>
+            z
+              .object({
+                [noun.id]: idArgument(kind),
+                command: commandArgument(noun.one),
+                timeout: timeoutArgument(settings, kind === 'lxc' ? 'the command is stopped' : 'the wait ends'),
+                host: hostArgument,
+                response_format: responseFormat,
+              })
+              .strict(),
+        ),
         outputSchema: execStructuredOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },

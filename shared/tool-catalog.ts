@@ -4,6 +4,7 @@
  * refused, so a misspelt argument is an error rather than silently ignored.
  */
 import { z } from 'zod';
+import { schemaOnce } from './schema-once.ts';
 import { RELAY_NAME_PATTERN, RELAY_NAME_RULE } from './relay-credential.ts';
 import { execStructuredOutput } from './exec-output.ts';
 import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
@@ -28,6 +29,10 @@ export const responseFormat = z
   .describe('"text": readable sections for stdout, stderr and exit code. "json": one JSON object (also returned as structured content).');
 
 export function execCommandInput(settings: ToolSettings) {
+  return schemaOnce(`ssh_exec_command timeout=${settings.defaultTimeoutSeconds}`, () => buildExecCommandInput(settings));
+}
+
+function buildExecCommandInput(settings: ToolSettings) {
   return z
     .object({
       command: z
