@@ -11,7 +11,7 @@
  * is set: those are read whole so an initialize can be pinned to that revision.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { listenOnLoopback } from './ports.ts';
 import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { pinInitializeVersion } from './pin-protocol-version.ts';
 
@@ -79,7 +79,6 @@ function readAll(incoming: NodeJS.ReadableStream): Promise<Buffer> {
 
 export async function startBearerProxy(upstreamUrl: string, token: () => string, options: BearerProxyOptions = {}): Promise<BearerProxy> {
   const upstream = new URL(upstreamUrl);
-  const sockets = new Set<Socket>();
   let forwardedCount = 0;
   let ownPort = 0;
   const server: Server = createServer((incoming, outgoing) => {
@@ -129,23 +128,12 @@ export async function startBearerProxy(upstreamUrl: string, token: () => string,
       },
     );
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  ownPort = typeof address === 'object' && address ? address.port : 0;
+  const listener = await listenOnLoopback(server);
+  ownPort = listener.port;
   return {
     port: ownPort,
     mcpUrl: `http://127.0.0.1:${ownPort}${upstream.pathname}`,
     forwarded: () => forwardedCount,
-    async stop() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    stop: () => listener.close(),
   };
 }

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { listenOnLoopback } from './ports.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -87,7 +87,6 @@ export async function startStdioHttpBridge(env: Record<string, string>, options:
   /** Initialized sessions by id; `live` also holds those still initializing. */
   const sessions = new Map<string, Session>();
   const live = new Set<Session>();
-  const sockets = new Set<Socket>();
   let started = 0;
   let stderr = '';
   let hosts: string[] = [];
@@ -176,16 +175,8 @@ export async function startStdioHttpBridge(env: Record<string, string>, options:
       else response.destroy();
     });
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const listener = await listenOnLoopback(server);
+  const port = listener.port;
   hosts = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
   return {
     mcpUrl: `http://127.0.0.1:${port}/mcp`,
@@ -195,8 +186,7 @@ export async function startStdioHttpBridge(env: Record<string, string>, options:
       await Promise.all(
         [...live].map(async (session) => Promise.all([session.http.close().catch(() => undefined), session.child.close().catch(() => undefined)])),
       );
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listener.close();
     },
   };
 }

@@ -12,19 +12,7 @@ import { z } from 'zod';
 import { clientLabel } from '../../worker/auth/authorization-steps.ts';
 import { CIMD_HOST, CIMD_REDIRECT_URI, cimdClientId } from '../harness/cimd-stand-in.ts';
 import { cookiesFrom, hiddenField, signInThroughForm } from '../harness/sign-in-form.ts';
-import {
-  authorize,
-  authorizeUrl,
-  exchangeCode,
-  INITIALIZE,
-  mcpPost,
-  pkcePair,
-  REDIRECT_URI,
-  registerClient,
-  RESOURCE,
-  selfFetch,
-  TEST_ADMIN,
-} from './oauth-flow.ts';
+import { authorize, exchangeCode, INITIALIZE, mcpPost, pkceAuthorizeUrl, registerClient, RESOURCE, selfFetch, TEST_ADMIN } from './oauth-flow.ts';
 import { BASE_URL } from './relay-socket.ts';
 
 const storedGrant = z.object({ clientId: z.string() });
@@ -41,17 +29,7 @@ async function grantsFor(clientId: string): Promise<number> {
 }
 
 async function cimdAuthorizeUrl(clientId: string, redirectUri = CIMD_REDIRECT_URI): Promise<string> {
-  const { challenge } = await pkcePair();
-  return authorizeUrl({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: redirectUri,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    state: 's',
-    resource: RESOURCE,
-    scope: 'mcp',
-  });
+  return (await pkceAuthorizeUrl(clientId, { redirect_uri: redirectUri })).url;
 }
 
 /** Open /authorize for `clientId` and expect the refusal page: no redirect, no grant. */
@@ -189,17 +167,7 @@ describe('the consent page', () => {
   it('names the verified domain apart from the self-chosen name, and warns about a loopback redirect', async () => {
     // Sign in once (for a registered client) so the browser holds a session, then ask for the CIMD client.
     const first = await registerClient('Session starter');
-    const { challenge } = await pkcePair();
-    const firstUrl = authorizeUrl({
-      response_type: 'code',
-      client_id: first,
-      redirect_uri: REDIRECT_URI,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state: 's',
-      resource: RESOURCE,
-      scope: 'mcp',
-    });
+    const { url: firstUrl } = await pkceAuthorizeUrl(first);
     const signInPage = await selfFetch(firstUrl, { redirect: 'manual' });
     const signInHtml = await signInPage.text();
     const signedIn = await selfFetch(firstUrl, {

@@ -52,8 +52,11 @@ export interface Authorization {
   code: string;
 }
 
-export async function authorize(overrides: Record<string, string | undefined> = {}): Promise<{ clientId: string; verifier: string; result: SignInResult }> {
-  const clientId = overrides.client_id ?? (await registerClient());
+/**
+ * An authorization request for `clientId` with a fresh PKCE pair (S256), our redirect URI, resource
+ * and scope; `overrides` replace fields (undefined leaves one out).
+ */
+export async function pkceAuthorizeUrl(clientId: string, overrides: Record<string, string | undefined> = {}): Promise<{ url: string; verifier: string }> {
   const { verifier, challenge } = await pkcePair();
   const url = authorizeUrl({
     response_type: 'code',
@@ -61,11 +64,17 @@ export async function authorize(overrides: Record<string, string | undefined> = 
     redirect_uri: REDIRECT_URI,
     code_challenge: challenge,
     code_challenge_method: 'S256',
-    state: 'state-123',
+    state: 's',
     resource: RESOURCE,
     scope: 'mcp',
     ...overrides,
   });
+  return { url, verifier };
+}
+
+export async function authorize(overrides: Record<string, string | undefined> = {}): Promise<{ clientId: string; verifier: string; result: SignInResult }> {
+  const clientId = overrides.client_id ?? (await registerClient());
+  const { url, verifier } = await pkceAuthorizeUrl(clientId, { state: 'state-123', ...overrides });
   return { clientId, verifier, result: await signInThroughForm(selfFetch, url, TEST_ADMIN) };
 }
 

@@ -4,10 +4,10 @@ import { hiddenField } from '../harness/sign-in-form.ts';
 import {
   accessToken,
   authorize,
-  authorizeUrl,
   exchangeCode,
   INITIALIZE,
   mcpPost,
+  pkceAuthorizeUrl,
   pkcePair,
   REDIRECT_URI,
   registerClient,
@@ -103,15 +103,7 @@ describe('sign-in and token exchange', () => {
 
   it('refuses a wrong password and issues no code', async () => {
     const clientId = await registerClient();
-    const { challenge } = await pkcePair();
-    const url = authorizeUrl({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: REDIRECT_URI,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      resource: RESOURCE,
-    });
+    const { url } = await pkceAuthorizeUrl(clientId, { state: undefined, scope: undefined });
     const result = await signInThroughForm(selfFetch, url, { username: TEST_ADMIN.username, password: 'wrong' });
     expect(result.status).toBe(401);
     expect(result.location).toBeNull();
@@ -120,15 +112,7 @@ describe('sign-in and token exchange', () => {
 
   it('refuses a sign-in post without the CSRF token', async () => {
     const clientId = await registerClient();
-    const { challenge } = await pkcePair();
-    const url = authorizeUrl({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: REDIRECT_URI,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      resource: RESOURCE,
-    });
+    const { url } = await pkceAuthorizeUrl(clientId, { state: undefined, scope: undefined });
     const response = await SELF.fetch(url, {
       method: 'POST',
       redirect: 'manual',
@@ -142,16 +126,7 @@ describe('sign-in and token exchange', () => {
 
   it('sends the client access_denied when the user denies', async () => {
     const clientId = await registerClient();
-    const { challenge } = await pkcePair();
-    const url = authorizeUrl({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: REDIRECT_URI,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      resource: RESOURCE,
-      state: 's',
-    });
+    const { url } = await pkceAuthorizeUrl(clientId, { scope: undefined });
     const result = await signInThroughForm(selfFetch, url, TEST_ADMIN, 'deny');
     expect(new URL(result.location ?? '').searchParams.get('error')).toBe('access_denied');
   });
@@ -160,17 +135,8 @@ describe('sign-in and token exchange', () => {
 describe('the sign-in page', () => {
   it('cannot be framed and escapes the client name', async () => {
     const clientId = await registerClient('<script>alert(1)</script>');
-    const { challenge } = await pkcePair();
-    const response = await SELF.fetch(
-      authorizeUrl({
-        response_type: 'code',
-        client_id: clientId,
-        redirect_uri: REDIRECT_URI,
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        resource: RESOURCE,
-      }),
-    );
+    const { url } = await pkceAuthorizeUrl(clientId, { state: undefined, scope: undefined });
+    const response = await SELF.fetch(url);
     const html = await response.text();
     expect(response.headers.get('Content-Security-Policy')).toContain("frame-ancestors 'none'");
     expect(response.headers.get('X-Frame-Options')).toBe('DENY');

@@ -13,21 +13,11 @@ import { decideGithub, decideOidc } from '../../worker/auth/membership.ts';
 import { OidcError, verifyIdToken } from '../../worker/auth/oidc-client.ts';
 import { SettingsError } from '../../worker/settings.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
-import { authorizeUrl, pkcePair, registerClient, REDIRECT_URI, RESOURCE, selfFetch, TEST_ADMIN } from './oauth-flow.ts';
+import { pkceAuthorizeUrl, registerClient, selfFetch, TEST_ADMIN } from './oauth-flow.ts';
 import { cookiesFrom, hiddenField } from '../harness/sign-in-form.ts';
 
 async function authorizationUrl(clientId: string): Promise<string> {
-  const { challenge } = await pkcePair();
-  return authorizeUrl({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT_URI,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    state: 's',
-    resource: RESOURCE,
-    scope: 'mcp',
-  });
+  return (await pkceAuthorizeUrl(clientId)).url;
 }
 
 /** Sign in with a password and return the cookies a browser would now hold. */

@@ -54,14 +54,8 @@ const MAX_TARGET_CHARS = 2000;
 /** Old rows are deleted at most this often, on a write. */
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
-export class AuditLog extends DurableObject<Env> {
-  private lastPruned = 0;
-
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS audit (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      time TEXT NOT NULL,
+/** The columns of one audit row, shared by the log and the TeamDirectory's outbox (worker/team/audit-outbox.ts). */
+export const AUDIT_ROW_COLUMNS = `time TEXT NOT NULL,
       user TEXT NOT NULL,
       client TEXT,
       relay TEXT,
@@ -72,8 +66,14 @@ export class AuditLog extends DurableObject<Env> {
       code TEXT,
       exit_code INTEGER,
       bytes INTEGER,
-      duration_ms INTEGER NOT NULL
-    )`);
+      duration_ms INTEGER NOT NULL`;
+
+export class AuditLog extends DurableObject<Env> {
+  private lastPruned = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, ${AUDIT_ROW_COLUMNS})`);
     ctx.storage.sql.exec('CREATE INDEX IF NOT EXISTS audit_time ON audit (time)');
     // Rows delivered from the TeamDirectory's outbox carry its id, so a delivery repeated after a
     // failure or by a concurrent flush updates its row instead of adding another.

@@ -9,7 +9,7 @@
  * started row whose completion never comes (the Worker died) is kept, delivered as started, until
  * the audit retention has passed.
  */
-import { clipTarget, type AuditEnd, type AuditEntry, type OutboxDelivery } from '../audit/audit-log.ts';
+import { AUDIT_ROW_COLUMNS, clipTarget, type AuditEnd, type AuditEntry, type OutboxDelivery } from '../audit/audit-log.ts';
 
 const STARTED = 1;
 const COMPLETE = 2;
@@ -20,23 +20,7 @@ export const DRAIN_ROUNDS = 20;
 type Row = Record<string, SqlStorageValue>;
 
 export function createOutbox(sql: SqlStorage): void {
-  sql.exec(`CREATE TABLE IF NOT EXISTS audit_outbox (
-    id TEXT PRIMARY KEY,
-    state INTEGER NOT NULL,
-    sent INTEGER NOT NULL DEFAULT 0,
-    time TEXT NOT NULL,
-    user TEXT NOT NULL,
-    client TEXT,
-    relay TEXT,
-    host TEXT,
-    tool TEXT NOT NULL,
-    target TEXT,
-    outcome TEXT NOT NULL,
-    code TEXT,
-    exit_code INTEGER,
-    bytes INTEGER,
-    duration_ms INTEGER NOT NULL
-  )`);
+  sql.exec(`CREATE TABLE IF NOT EXISTS audit_outbox (id TEXT PRIMARY KEY, state INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0, ${AUDIT_ROW_COLUMNS})`);
 }
 
 /** Add a row (started, or already complete); its id is what completes it and what the AuditLog keys it by. */

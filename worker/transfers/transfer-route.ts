@@ -4,7 +4,7 @@
  * flow control; nothing is buffered whole. An unknown, used, expired or foreign link all get the
  * same 404, and the token is never logged.
  */
-import type { ErrorCode, ToolError } from '../../shared/errors.ts';
+import type { ErrorCode, Outcome, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
 import { sha256Hex } from '../auth/password-hash.ts';
 import type { AuditEntry, StartedEntry } from '../audit/audit-log.ts';
@@ -72,6 +72,17 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     tool,
     target: record.ctid !== undefined ? `ct ${record.ctid}:${record.path}` : record.path,
   });
+  /** Log how the transfer went and complete its audit row (`bytes` counted only when it went well). */
+  const settled = async (auditId: string, event: string, outcome: Outcome<unknown>, bytes: number | null): Promise<void> => {
+    logEvent('info', event, { transferId: id, userId: record.userId, host: record.host, ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.error.code }) });
+    const failed = outcome.ok ? null : outcome.error.code;
+    await finishAudit(
+      env,
+      auditId,
+      { outcome: failed === null ? 'ok' : 'error', code: failed, exitCode: null, bytes: failed === null ? bytes : null, durationMs: Date.now() - started },
+      tool,
+    );
+  };
   const audit = (outcome: AuditEntry['outcome'], code: string | null, relay: string | null): Promise<void> =>
     recordCall(env, { ...startedEntry(relay), outcome, code, exitCode: null, bytes: null, durationMs: Date.now() - started });
   // The gate records a refusal itself; the started row of a call let through is written after the
@@ -120,25 +131,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       body,
       size,
     );
-    logEvent('info', 'transfer upload finished', {
-      transferId: id,
-      userId: record.userId,
-      host: record.host,
-      ok: outcome.ok,
-      ...(outcome.ok ? {} : { code: outcome.error.code }),
-    });
-    await finishAudit(
-      env,
-      row.value,
-      {
-        outcome: outcome.ok ? 'ok' : 'error',
-        code: outcome.ok ? null : outcome.error.code,
-        exitCode: null,
-        bytes: outcome.ok ? size : null,
-        durationMs: Date.now() - started,
-      },
-      tool,
-    );
+    await settled(row.value, 'transfer upload finished', outcome, size);
     if (!outcome.ok) return problem(outcome.error);
     const result = outcome.value;
     return Response.json(
@@ -155,20 +148,8 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     path: record.path,
     maxBytes: record.maxBytes,
   });
-  logEvent('info', 'transfer download started', {
-    transferId: id,
-    userId: record.userId,
-    host: record.host,
-    ok: outcome.ok,
-    ...(outcome.ok ? {} : { code: outcome.error.code }),
-  });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
-  await finishAudit(
-    env,
-    row.value,
-    { outcome: outcome.ok ? 'ok' : 'error', code: outcome.ok ? null : outcome.error.code, exitCode: null, bytes: null, durationMs: Date.now() - started },
-    tool,
-  );
+  await settled(row.value, 'transfer download started', outcome, null);
   if (!outcome.ok) return problem(outcome.error);
   const name = record.path.split('/').pop() || 'download';
   return new Response(outcome.value, {
