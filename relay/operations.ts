@@ -190,6 +190,13 @@ export class RelayOperations {
         return success({ op: 'probe', hosts: await this.probe(operation, signal) });
       case 'ping':
         return success({ op: 'ping', relayVersion: VERSION });
+      case 'job_start':
+      case 'job_status':
+      case 'job_output':
+      case 'job_cancel':
+      case 'job_cleanup':
+        // Interim, until relay/host-jobs.ts lands: the hosts do not report the jobs capability yet.
+        return failure('protocol_error', `This relay does not run background jobs yet (${operation.op}).`);
       default: {
         const unhandled: never = operation;
         return failure('protocol_error', `unknown operation ${JSON.stringify(unhandled)}`);

@@ -12,3 +12,6 @@ export const READ_ONLY_CAPABILITY = 'read-only';
 
 /** Hosts marked as Proxmox VE in the relay config carry this capability. */
 export const PROXMOX_CAPABILITY = 'proxmox';
+
+/** The relay can run background jobs on this host (job_* operations); older relays lack it. */
+export const JOBS_CAPABILITY = 'jobs';

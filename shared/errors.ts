@@ -32,6 +32,8 @@ export const ERROR_CODES = [
   'cancelled',
   'protocol_error',
   'version_mismatch',
+  'job_not_found',
+  'job_limit',
   'internal',
 ] as const;
 
@@ -116,6 +118,10 @@ export function adviceFor(code: ErrorCode): string {
       return 'The relay and the server disagreed on a message; check that both run the same release.';
     case 'version_mismatch':
       return 'Upgrade the relay and the server to the same release.';
+    case 'job_not_found':
+      return 'Check the job id (ssh_list_jobs lists your jobs). Jobs and their output are deleted some time after they end; a job started by someone else is not visible to you.';
+    case 'job_limit':
+      return 'Too many jobs are running at once (the limit named above). Wait for one to end, or cancel one with ssh_cancel_job, then start again.';
     case 'internal':
       return 'An unexpected error occurred; the operator can find details in the server logs.';
     default: {

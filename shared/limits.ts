@@ -41,3 +41,21 @@ export const MCP_JSON_OVERHEAD_BYTES = 64 * 1024;
  * (ssh_request_upload). Stdio has no transport limit.
  */
 export const WORKER_WRITE_BYTES_PER_CALL = Math.floor((MCP_MAX_BODY_BYTES - MCP_JSON_OVERHEAD_BYTES) / 4) * 3;
+
+/** Longest a background job may run, in seconds (24 h); synchronous commands keep MAX_TIMEOUT_SECONDS. */
+export const MAX_JOB_TIMEOUT_SECONDS = 86_400;
+/** Job timeout when the caller gives none: one hour. */
+export const DEFAULT_JOB_TIMEOUT_SECONDS = 3_600;
+/** Bytes one ssh_job_output call returns at most; the default page is smaller. */
+export const MAX_JOB_PAGE_BYTES = 256 * 1024;
+export const DEFAULT_JOB_PAGE_BYTES = 64 * 1024;
+/** Jobs one user may have running at once (JOBS_PER_USER). */
+export const DEFAULT_JOBS_PER_USER = 10;
+/** Jobs that may run at once on one host, all users together (JOBS_PER_HOST). */
+export const DEFAULT_JOBS_PER_HOST = 32;
+/** Bytes of each stream a job keeps on the host; beyond it the oldest are dropped (JOB_OUTPUT_KEEP_BYTES, 64 MiB). */
+export const DEFAULT_JOB_OUTPUT_KEEP_BYTES = 64 * 1024 * 1024;
+/** How long a finished job and its files are kept before they are deleted (JOB_RETENTION_HOURS, 7 days). */
+export const DEFAULT_JOB_RETENTION_HOURS = 168;
+/** The last output a job status shows: at most this many bytes of each stream, then cut to whole lines. */
+export const JOB_TAIL_BYTES = 2048;

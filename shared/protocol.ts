@@ -11,7 +11,8 @@
 import { z } from 'zod';
 import { MAX_MESSAGE_CHARS } from './bounded-text.ts';
 import { ERROR_CODES } from './errors.ts';
-import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS } from './limits.ts';
+import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_JOB_PAGE_BYTES, MAX_JOB_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS } from './limits.ts';
+import { JOB_ID_PATTERN, JOB_HOST_STATES } from './jobs.ts';
 import { GUEST_KINDS, guestIdWire, PVE_ACTIONS } from './proxmox.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -151,6 +152,56 @@ export const writeFileOperation = z.object({
 
 export const listDirectoryOperation = z.object({ op: z.literal('list_directory'), host: hostName, path: remotePath });
 
+// ---- background jobs (shared/jobs.ts): each operation is short; the job runs detached on the host ----
+
+const jobId = z.string().regex(JOB_ID_PATTERN);
+const jobGuest = { guest: z.object({ kind: z.enum(GUEST_KINDS), id: guestIdWire }).optional() };
+
+/** Start `command` detached on the host (or in a guest), its state in a private directory named by jobId. */
+export const jobStartOperation = z.object({
+  op: z.literal('job_start'),
+  host: hostName,
+  ...jobGuest,
+  jobId,
+  command: z.string().min(1).max(MAX_COMMAND_LENGTH),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(MAX_JOB_TIMEOUT_SECONDS * 1000),
+  /** Bytes of each stream kept on the host; older output beyond it is dropped. */
+  keepBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(64 * 1024 * 1024 * 1024),
+});
+export type JobStartOperation = z.infer<typeof jobStartOperation>;
+
+/** Read a job's state from the host: what its files and process say now. */
+export const jobStatusOperation = z.object({ op: z.literal('job_status'), host: hostName, ...jobGuest, jobId });
+export type JobStatusOperation = z.infer<typeof jobStatusOperation>;
+
+/** Bytes [offset, offset+length) of one stream, exactly as the job wrote them. */
+export const jobOutputOperation = z.object({
+  op: z.literal('job_output'),
+  host: hostName,
+  ...jobGuest,
+  jobId,
+  stream: z.enum(['stdout', 'stderr']),
+  offset: z.number().int().min(0),
+  length: z.number().int().min(1).max(MAX_JOB_PAGE_BYTES),
+});
+export type JobOutputOperation = z.infer<typeof jobOutputOperation>;
+
+/** Stop the job's whole process tree; answers with the job's state afterwards. */
+export const jobCancelOperation = z.object({ op: z.literal('job_cancel'), host: hostName, ...jobGuest, jobId });
+export type JobCancelOperation = z.infer<typeof jobCancelOperation>;
+
+/** Delete a finished job's directory on the host. */
+export const jobCleanupOperation = z.object({ op: z.literal('job_cleanup'), host: hostName, ...jobGuest, jobId });
+export type JobCleanupOperation = z.infer<typeof jobCleanupOperation>;
+
 export const operation = z.discriminatedUnion('op', [
   execOperation,
   pveOperation,
@@ -159,6 +210,11 @@ export const operation = z.discriminatedUnion('op', [
   readFileOperation,
   writeFileOperation,
   listDirectoryOperation,
+  jobStartOperation,
+  jobStatusOperation,
+  jobOutputOperation,
+  jobCancelOperation,
+  jobCleanupOperation,
 ]);
 export type Operation = z.infer<typeof operation>;
 
@@ -231,6 +287,51 @@ export const listDirectoryResult = z.object({
   truncated: z.boolean(),
 });
 
+const epochMs = z.number().int().min(0);
+
+/** What the host says of a job (relay/host-jobs.ts reads it from the job's directory and process). */
+export const jobReport = z.object({
+  state: z.enum(JOB_HOST_STATES),
+  /** The command's exit status when it exited; null otherwise. */
+  exitCode: z.number().int().min(0).max(255).nullable(),
+  /** The signal that ended it (e.g. "KILL"), when it was killed by one. */
+  signal: z.string().max(16).nullable(),
+  /** Host clock, milliseconds since the epoch; null when the host has no record (absent). */
+  startedAt: epochMs.nullable(),
+  endedAt: epochMs.nullable(),
+  /** Bytes each stream has written in all, including any dropped. */
+  stdoutBytes: z.number().int().min(0),
+  stderrBytes: z.number().int().min(0),
+  /** Bytes at the start of each stream dropped to keep within keepBytes: offsets below are gone. */
+  stdoutDropped: z.number().int().min(0),
+  stderrDropped: z.number().int().min(0),
+  /** The end of each stream (at most JOB_TAIL_BYTES, cut to whole lines where possible), decoded as UTF-8. */
+  stdoutTail: z.string().max(16 * 1024),
+  stderrTail: z.string().max(16 * 1024),
+  /** For a cancelled or timed-out job: whether every process of it was seen to end. */
+  stopConfirmed: z.boolean().nullable(),
+  /** Processes seen alive after KILL, as "PID (command)". */
+  processesLeft: z.array(z.string().max(100)).max(20),
+});
+export type JobReport = z.infer<typeof jobReport>;
+
+export const jobStartResult = z.object({ op: z.literal('job_start'), report: jobReport });
+export const jobStatusResult = z.object({ op: z.literal('job_status'), report: jobReport });
+export const jobCancelResult = z.object({ op: z.literal('job_cancel'), report: jobReport });
+export const jobOutputResult = z.object({
+  op: z.literal('job_output'),
+  offset: z.number().int().min(0),
+  /** The bytes, base64; at most MAX_JOB_PAGE_BYTES before encoding. */
+  data: z.string().max(Math.ceil(MAX_JOB_PAGE_BYTES / 3) * 4),
+  /** Bytes the stream has written in all, and the dropped prefix (offsets below it are gone). */
+  size: z.number().int().min(0),
+  dropped: z.number().int().min(0),
+  /** The job has ended, so the stream will not grow. */
+  ended: z.boolean(),
+});
+export type JobOutputResult = z.infer<typeof jobOutputResult>;
+export const jobCleanupResult = z.object({ op: z.literal('job_cleanup'), removed: z.boolean() });
+
 export const operationResult = z.discriminatedUnion('op', [
   execResult,
   pveResult,
@@ -239,6 +340,11 @@ export const operationResult = z.discriminatedUnion('op', [
   readFileResult,
   writeFileResult,
   listDirectoryResult,
+  jobStartResult,
+  jobStatusResult,
+  jobCancelResult,
+  jobOutputResult,
+  jobCleanupResult,
 ]);
 export type OperationResult = z.infer<typeof operationResult>;
 
