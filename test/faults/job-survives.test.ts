@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CallToolResult } from '@modelcontextprotocol/server';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
@@ -41,7 +41,7 @@ afterAll(async () => {
 
 function structured(result: CallToolResult): Record<string, unknown> {
   if (result.isError) throw new Error(result.content.map((item) => (item.type === 'text' ? item.text : '')).join('\n'));
-  return result.structuredContent ?? {};
+  return (result.structuredContent ?? {}) as Record<string, unknown>;
 }
 
 async function call(on: ConnectedClient, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
