@@ -77,7 +77,7 @@ describe('exec tools as tasks, 2025-11-25 (SDK v1 client, experimental tasks)', 
 
   it('runs a command as a task and completes with exactly the synchronous answer', async () => {
     const host = new JobHostDouble();
-    host.script('build', { stdout: LONG, stderr: 'warn ✓\n', exitCode: 3 });
+    host.script('build', { stdout: LONG, stderr: 'warn ✓\u001b[31m red\n', exitCode: 3 });
     const client = await legacyClient(new JobExecutorDouble(host, 'ann'));
     const seen = await runAsTask(client, 'build', (taskId) => setTimeout(() => host.finish(taskId), 30));
     expect(seen[0]?.type).toBe('taskCreated');
