@@ -6,6 +6,8 @@
  */
 import { McpServer } from '@modelcontextprotocol/server';
 import type { FileToolSettings } from './file-tools.ts';
+import { registerJobTools } from './job-tools.ts';
+import type { JobExecutor } from './jobs.ts';
 import { registerImageKitTools, type ImageKitExecutor } from './imagekit-tools.ts';
 import { registerProxmoxTools, type ProxmoxExecutor } from './proxmox-tools.ts';
 import { registerTools } from './register-tools.ts';
@@ -48,19 +50,34 @@ function canImageKit(executor: ToolExecutor): executor is ImageKitExecutor {
   );
 }
 
+/** The executor itself as a JobExecutor, when it implements every job method. */
+export function jobsOf(executor: ToolExecutor): JobExecutor | null {
+  const { startJob, jobStatus, jobOutput, cancelJob, listJobs } = executor;
+  if (!startJob || !jobStatus || !jobOutput || !cancelJob || !listJobs) return null;
+  return {
+    startJob: startJob.bind(executor),
+    jobStatus: jobStatus.bind(executor),
+    jobOutput: jobOutput.bind(executor),
+    cancelJob: cancelJob.bind(executor),
+    listJobs: listJobs.bind(executor),
+  };
+}
+
 export function buildMcpServer(spec: McpServerSpec): McpServer {
   const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: spec.instructions });
   const { executor, settings } = spec;
+  const jobs = jobsOf(executor);
   const toolCall = captureToolCallHandler(server, () => {
     registerTools(server, executor, settings);
     if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
     if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
+    if (jobs) registerJobTools(server, jobs);
     for (const register of spec.extraTools ?? []) register(server);
     if (spec.testTools) registerTestTools(server, spec.era);
   });
   installTaskCalls(server, toolCall, {
     era: spec.era,
-    executor,
+    jobs,
     settings,
     ...(spec.taskMinTimeoutSeconds !== undefined ? { minTimeoutSeconds: spec.taskMinTimeoutSeconds } : {}),
   });

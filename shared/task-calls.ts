@@ -37,7 +37,6 @@ import { ENDED_JOB_STATES, JOB_ID_PATTERN, type JobExecutor, type JobView, type 
 import { DEFAULT_JOB_RETENTION_HOURS, RELAY_REPLY_GRACE_MS } from './limits.ts';
 import type { ToolCallHandler } from './tool-call-capture.ts';
 import type { ToolSettings } from './tool-catalog.ts';
-import type { ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registeredTool, safeResult } from './tool-registration.ts';
 
@@ -62,18 +61,11 @@ type Format = 'text' | 'json';
 
 export interface TaskCallSpec {
   era: TaskEra;
-  executor: ToolExecutor;
+  /** The caller's jobs (shared/mcp-server.ts jobsOf); null where the executor has none. */
+  jobs: JobExecutor | null;
   settings: ToolSettings;
   /** Default DEFAULT_TASK_MIN_TIMEOUT_SECONDS; 2026-07-28 only. */
   minTimeoutSeconds?: number;
-}
-
-type TaskExecutor = ToolExecutor & Pick<JobExecutor, 'startJob' | 'jobStatus' | 'jobOutput' | 'cancelJob'>;
-
-/** Tasks are offered only where the executor runs background jobs. */
-export function canRunTasks(executor: ToolExecutor): executor is TaskExecutor {
-  const jobs = executor as Partial<JobExecutor>;
-  return jobs.startJob !== undefined && jobs.jobStatus !== undefined && jobs.jobOutput !== undefined && jobs.cancelJob !== undefined;
 }
 
 /** The exec tools and how each one's (validated) arguments become a job. */
@@ -235,8 +227,9 @@ function abortAfter(ms: number, signal: AbortSignal): Promise<void> {
  */
 export function installTaskCalls(server: McpServer, toolCall: ToolCallHandler | null, spec: TaskCallSpec): void {
   const { era, settings } = spec;
-  if (toolCall === null || !canRunTasks(spec.executor)) return;
-  const executor: TaskExecutor = spec.executor;
+  // Tasks are offered only where the executor runs background jobs.
+  if (toolCall === null || spec.jobs === null) return;
+  const executor: JobExecutor = spec.jobs;
   const tools = new Map<ExecToolName, RegisteredTool>();
   for (const name of Object.keys(EXEC_TOOLS)) {
     const tool = isExecTool(name) ? registeredTool(server, name) : undefined;

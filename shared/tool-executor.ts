@@ -8,6 +8,7 @@ import type { Outcome } from './errors.ts';
 import type { ExecOutcome } from './exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
 import type { GuestKind, PveAction } from './proxmox.ts';
+import type { JobExecutor } from './jobs.ts';
 import type { ImageKitDownloadDone, ImageKitDownloadOffer, ImageKitUploadDone, ImageKitUploadOffer } from './imagekit/transfers.ts';
 
 export interface ExecRequest {
@@ -147,7 +148,8 @@ export interface LinkOffer {
   maxBytes: number;
 }
 
-export interface ToolExecutor {
+/** The job tools (shared/job-tools.ts) are offered where the executor implements all of JobExecutor. */
+export interface ToolExecutor extends Partial<JobExecutor> {
   /** Edge and local modes: one-time HTTPS links in place of the local-path tools. */
   requestUpload?(request: UploadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
   requestDownload?(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<LinkOffer>>;
