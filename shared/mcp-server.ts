@@ -11,6 +11,8 @@ import type { JobExecutor } from './jobs.ts';
 import { registerImageKitTools, type ImageKitExecutor } from './imagekit-tools.ts';
 import { registerProxmoxTools, type ProxmoxExecutor } from './proxmox-tools.ts';
 import { registerTools } from './register-tools.ts';
+import { installTaskCalls } from './task-calls.ts';
+import { captureToolCallHandler } from './tool-call-capture.ts';
 import { registerTestTools } from './test-tools.ts';
 import type { ToolExecutor } from './tool-executor.ts';
 import { VERSION } from './version.ts';
@@ -31,6 +33,8 @@ export interface McpServerSpec {
   extraTools?: ReadonlyArray<(server: McpServer) => void>;
   /** The test-only tools (shared/test-tools.ts); only the test harness turns this on. */
   testTools?: boolean;
+  /** 2026-07-28: the shortest timeout an exec call may have to be answered as a task (shared/task-calls.ts). */
+  taskMinTimeoutSeconds?: number;
 }
 
 function canProxmox(executor: ToolExecutor): executor is ProxmoxExecutor {
@@ -62,12 +66,20 @@ export function jobsOf(executor: ToolExecutor): JobExecutor | null {
 export function buildMcpServer(spec: McpServerSpec): McpServer {
   const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: spec.instructions });
   const { executor, settings } = spec;
-  registerTools(server, executor, settings);
-  if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
-  if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
   const jobs = jobsOf(executor);
-  if (jobs) registerJobTools(server, jobs);
-  for (const register of spec.extraTools ?? []) register(server);
-  if (spec.testTools) registerTestTools(server, spec.era);
+  const toolCall = captureToolCallHandler(server, () => {
+    registerTools(server, executor, settings);
+    if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
+    if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
+    if (jobs) registerJobTools(server, jobs);
+    for (const register of spec.extraTools ?? []) register(server);
+    if (spec.testTools) registerTestTools(server, spec.era);
+  });
+  installTaskCalls(server, toolCall, {
+    era: spec.era,
+    jobs,
+    settings,
+    ...(spec.taskMinTimeoutSeconds !== undefined ? { minTimeoutSeconds: spec.taskMinTimeoutSeconds } : {}),
+  });
   return server;
 }

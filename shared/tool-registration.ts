@@ -42,6 +42,14 @@ export function safeOutcome(result: CallToolResult | InputRequiredResult, json: 
   return isInputRequiredResult(result) ? result : safeResult(result, json);
 }
 
+/** Each server's tools as registered here, so a later layer (shared/task-calls.ts) can find a tool's schema. */
+const registered = new WeakMap<McpServer, Map<string, RegisteredTool>>();
+
+/** A tool registered on this server through registerTool, by name. */
+export function registeredTool(server: McpServer, name: string): RegisteredTool | undefined {
+  return registered.get(server)?.get(name);
+}
+
 export function registerTool<InputArgs extends StandardSchemaWithJSON, OutputArgs extends StandardSchemaWithJSON>(
   server: McpServer,
   name: string,
@@ -53,5 +61,9 @@ export function registerTool<InputArgs extends StandardSchemaWithJSON, OutputArg
   type Run = (args: unknown, ctx: unknown) => CallToolResult | InputRequiredResult | Promise<CallToolResult | InputRequiredResult>;
   const run = handler as Run;
   const safe: Run = async (args, ctx) => safeOutcome(await run(args, ctx), jsonRequested(args));
-  return server.registerTool(name, config, safe as ToolCallback<InputArgs>);
+  const tool = server.registerTool(name, config, safe as ToolCallback<InputArgs>);
+  const tools = registered.get(server) ?? new Map<string, RegisteredTool>();
+  tools.set(name, tool);
+  registered.set(server, tools);
+  return tool;
 }
