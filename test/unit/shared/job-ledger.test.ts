@@ -33,6 +33,17 @@ class MemoryStore implements JobStore {
   }
 }
 
+/** A store shared by several processes: it decides who records an end. */
+class SharedStore extends MemoryStore {
+  private readonly claimed = new Set<string>();
+  async claimEnd(jobId: string): Promise<boolean> {
+    await tick();
+    if (this.claimed.has(jobId)) return false;
+    this.claimed.add(jobId);
+    return true;
+  }
+}
+
 type Answer = Outcome<OperationResult> | ((operation: JobOperationBody) => Outcome<OperationResult> | Promise<Outcome<OperationResult>>);
 
 /** A host whose answers the test writes: per op, a queue of answers, else a default. */
@@ -170,6 +181,17 @@ describe('the job ledger', () => {
     await ledger.status(started.value.jobId, signal);
     await ledger.tick(signal);
     expect(ended).toHaveLength(1);
+  });
+
+  it('records an end once when two ledgers on one shared store (two stdio servers) see it at the same time', async () => {
+    const link = new ScriptedLink().answer('job_start', startedAs('running')).answer('job_status', statusIs('exited'));
+    const store = new SharedStore();
+    const first = ledgerWith(link, { store });
+    const second = ledgerWith(link, { store });
+    const started = await first.ledger.start(job(), signal);
+    if (!started.ok) throw new Error('start failed');
+    await Promise.all([first.ledger.status(started.value.jobId, signal), second.ledger.status(started.value.jobId, signal)]);
+    expect(first.ended.length + second.ended.length).toBe(1);
   });
 
   it('records an end once when a status that failed to reach the host finishes after another call recorded the end', async () => {
