@@ -39,6 +39,10 @@ export interface HostConfig {
   maxSessions: number;
   maxConnections: number;
   connectTimeoutMs: number;
+  /** Where background jobs keep their directories on the host (`jobs_dir`); DEFAULT_JOBS_DIR when unset. */
+  jobsDir?: string;
+  /** Jobs that may run at once on the host (`max_jobs`, stdio JOBS_PER_HOST); DEFAULT_JOBS_PER_HOST when unset. */
+  maxJobs?: number;
 }
 
 export interface RelayHostsConfig {
@@ -86,6 +90,12 @@ const hostEntry = z
       .positive()
       .max(120)
       .default(DEFAULT_CONNECT_TIMEOUT_MS / 1000),
+    jobs_dir: z
+      .string()
+      .max(1024)
+      .refine(isJobsDir, 'jobs_dir is an absolute path or one under ~/, without blanks or ".." (default ~/.mcp-remote-exec/jobs)')
+      .optional(),
+    max_jobs: z.number().int().min(1).max(10_000).optional(),
   })
   .strict();
 
@@ -218,7 +228,30 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     maxSessions: DEFAULT_MAX_SESSIONS,
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+    ...jobSettingsFromEnv(env),
   };
+}
+
+/** Same rule as relay/host-jobs.ts checkJobsDir (kept here so config parsing needs no shell code). */
+function isJobsDir(dir: string): boolean {
+  return /^(~|~\/[^\s]*|\/[^\s]*)$/.test(dir) && !/(^|\/)\.\.(\/|$)/.test(dir);
+}
+
+/** The stdio mode's job settings: JOBS_PER_HOST and JOBS_DIR, as the config file's max_jobs and jobs_dir. */
+function jobSettingsFromEnv(env: NodeJS.ProcessEnv): Pick<HostConfig, 'jobsDir' | 'maxJobs'> {
+  const settings: Pick<HostConfig, 'jobsDir' | 'maxJobs'> = {};
+  const max = env.JOBS_PER_HOST?.trim();
+  if (max) {
+    const value = Number(max);
+    if (!Number.isInteger(value) || value < 1 || value > 10_000) throw new ConfigError(`JOBS_PER_HOST must be a whole number from 1 to 10000, not "${max}".`);
+    settings.maxJobs = value;
+  }
+  const dir = env.JOBS_DIR?.trim();
+  if (dir) {
+    if (!isJobsDir(dir)) throw new ConfigError(`JOBS_DIR must be an absolute path or one under ~/, without blanks or "..", not "${dir}".`);
+    settings.jobsDir = dir;
+  }
+  return settings;
 }
 
 function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv, file: string): HostConfig {
@@ -258,6 +291,8 @@ function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv,
     maxSessions: entry.max_sessions,
     maxConnections: entry.max_connections,
     connectTimeoutMs: entry.connect_timeout_seconds * 1000,
+    ...(entry.jobs_dir !== undefined ? { jobsDir: entry.jobs_dir } : {}),
+    ...(entry.max_jobs !== undefined ? { maxJobs: entry.max_jobs } : {}),
   };
 }
 

@@ -66,7 +66,7 @@ export function parseMarker(text: string): RunIdentity | null {
   return pgid > 1 ? { pgid, output: match[2] ?? null } : null;
 }
 
-function checkRunId(runId: string): string {
+export function checkRunId(runId: string): string {
   if (!/^[0-9a-f]{16}$/.test(runId)) throw new Error('a run id is 16 hex digits');
   return runId;
 }
@@ -81,23 +81,27 @@ function inodeOf(pid: string, variable: string): string {
 }
 
 /**
- * Shell functions shared by the stop script and the watchdog. `scan` sets $t to the PIDs of the
- * run (group g or session g, the marker r in the environment, or fd 1/2 writing to the output
- * pipe o), then adds their descendants; it skips itself ($me), its own helpers (children of $me)
+ * Shell functions shared by the stop script and the watchdogs (these and the job scripts of
+ * host-jobs.ts). `scan` sets $t to the PIDs of the run (group g or session g, the marker r in the
+ * environment, or fd 1/2 writing to the output pipe o, or, for a background job, to the files
+ * $jd/out or $jd/err), then adds their descendants; it skips itself ($me), its own helpers (children of $me)
  * and zombies. Other users' processes are skipped: their environ and fd are unreadable.
  * Two helper processes per scan (one grep over every environ, one ls over every fd 1 and 2), not
  * one per process: a root login may see thousands of processes.
  */
-const SCAN_FUNCTIONS =
+export const SCAN_FUNCTIONS =
   `st() { read -r s 2>/dev/null <"/proc/$1/stat" || return 1; s=\${s##*") "}; }; ` +
   `live() { st "$1" || return 1; set -- $s; [ "$1" != Z ]; }; ` +
   // PIDs whose environment holds the marker (substring: the id is 64 random bits).
   `marked() { m=; for f in $(grep -lF "$r" /proc/[0-9]*/environ 2>/dev/null); do f=\${f#/proc/}; m="$m \${f%/environ}"; done; }; ` +
   // PIDs writing to the output: a pipe's write end (sshd holds the read end, same inode), or the socket itself.
-  `writers() { wr=; [ -n "$o" ] || return 0; ` +
+  `writers() { wr=; [ -n "$o$jd" ] || return 0; ` +
   // set -f while splitting each line: a target such as "pipe:[123]" is also a glob, which a file
   // named "pipe:1" in the working directory (the SSH user's home) would otherwise replace.
-  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | { set -f; while read -r l; do set -- $l; x=\${11#*[}; [ "\${x%]}" = "$o" ] || continue; case "$1:\${11}" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done; }); }; ` +
+  `wr=$(LC_ALL=C ls -l /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2 2>/dev/null | { set -f; while read -r l; do set -- $l; ` +
+  // A job's output is a file in its directory (a path without blanks: the relay config refuses them).
+  `if [ -n "$jd" ]; then case "\${11}" in "$jd/out"|"$jd/err") f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; continue; fi; ` +
+  `x=\${11#*[}; [ "\${x%]}" = "$o" ] || continue; case "$1:\${11}" in l-wx*:pipe:*|l*:socket:*) f=\${9#/proc/}; printf ' %s' "\${f%%/*}";; esac; done; }); }; ` +
   `scan() { t=; pairs=; marked; writers; for d in /proc/[0-9]*; do p=\${d#/proc/}; [ "$p" = "$me" ] && continue; [ -r "$d/environ" ] || continue; st "$p" || continue; set -- $s; ` +
   `[ "$1" = Z ] && continue; [ "$2" = "$me" ] && continue; ` +
   `case " $m $wr " in *" $p "*) t="$t $p"; continue;; esac; ` +
@@ -109,7 +113,7 @@ function variables(pgid: number, runId: string, output: string | null): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
   if (output !== null && !/^[0-9]{1,20}$/.test(output)) throw new Error('an output pipe is named by its inode number');
   // Hosts whose fdinfo has no inode (old kernels) printed none: read it off the group leader now.
-  return `g=${pgid}; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=${output ?? ''}; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; `;
+  return `g=${pgid}; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; jd=; o=${output ?? ''}; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; `;
 }
 
 /**
@@ -117,7 +121,7 @@ function variables(pgid: number, runId: string, output: string | null): string {
  * forked meanwhile). With `report`, then prints one `mre-left PID COMMAND` line per process of the
  * run still alive. No "--" to kill: dash's kill refuses it; "-PGID" after the signal is a group.
  */
-function stopBody(settings: StopSettings, report: boolean): string {
+export function stopBody(settings: StopSettings, report: boolean): string {
   return (
     // The group first (the scan can take a moment on a busy host), then what the scan finds outside it.
     `kill -TERM -"$g" 2>/dev/null; scan; [ -n "$t" ] && kill -TERM $t 2>/dev/null; echo ${TERM_SENT}; ` +
@@ -154,7 +158,7 @@ export function stopCommand(identity: RunIdentity, runId: string, settings: Stop
 function watchdogScript(runId: string, settings: StopSettings): string {
   return (
     `trap '' HUP INT; ` +
-    `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
+    `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; jd=; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
     SCAN_FUNCTIONS +
     // Once the leader is gone, stay only while something of the run still carries its marker (every
     // child inherits it, setsid and nohup ones too). One grep, not the output-pipe scan: that scan

@@ -5,10 +5,12 @@
 import { boundText } from '../shared/bounded-text.ts';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostInventoryEntry, HostStatus, Operation, OperationResult, ProbeOperation } from '../shared/protocol.ts';
-import { EXEC_CAPABILITY, PROXMOX_CAPABILITY, READ_ONLY_CAPABILITY } from '../shared/capabilities.ts';
+import { EXEC_CAPABILITY, JOBS_CAPABILITY, PROXMOX_CAPABILITY, READ_ONLY_CAPABILITY } from '../shared/capabilities.ts';
 import { VERSION } from '../shared/version.ts';
 import type { RelayHostsConfig } from './config.ts';
 import { runExec, type OutputSink } from './exec.ts';
+import type { JobTimings } from './host-jobs.ts';
+import { HostJobs } from './job-ops.ts';
 import { runGuestExec, runPve } from './proxmox-ops.ts';
 import { streamFromContainer, writeIntoContainer } from './container-files.ts';
 import { deleteLeftover, listDirectory, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
@@ -30,13 +32,16 @@ export interface ByteStreams {
 export class RelayOperations {
   readonly config: RelayHostsConfig;
   private readonly pools: SshPools;
+  private readonly jobs: HostJobs;
 
   private readonly unfinished: UnfinishedWrites;
   private sweepTimer: ReturnType<typeof setTimeout> | undefined;
   private sweepDelay = SWEEP_RETRY_MS;
 
-  constructor(config: RelayHostsConfig) {
+  /** `jobTimings`: the job watchdog's step and the stop's grace (tests shorten them). */
+  constructor(config: RelayHostsConfig, jobTimings?: JobTimings) {
     this.config = config;
+    this.jobs = new HostJobs(jobTimings);
     this.pools = new SshPools(config.hosts, { files: config.knownHostsFiles, recordFile: config.recordKnownHostsFile });
     this.unfinished = new UnfinishedWrites(config.stateDir);
     // Temporary files left by a relay that was killed mid-write.
@@ -91,7 +96,8 @@ export class RelayOperations {
       name: host.name,
       target: describeTarget(host),
       labels: host.labels,
-      capabilities: [host.readOnly ? READ_ONLY_CAPABILITY : EXEC_CAPABILITY, ...(host.proxmox ? [PROXMOX_CAPABILITY] : [])],
+      // Jobs run commands: a read-only host has none to start (and so none to read).
+      capabilities: [host.readOnly ? READ_ONLY_CAPABILITY : EXEC_CAPABILITY, ...(host.proxmox ? [PROXMOX_CAPABILITY] : []), ...(host.readOnly ? [] : [JOBS_CAPABILITY])],
     }));
   }
 
@@ -190,13 +196,26 @@ export class RelayOperations {
         return success({ op: 'probe', hosts: await this.probe(operation, signal) });
       case 'ping':
         return success({ op: 'ping', relayVersion: VERSION });
-      case 'job_start':
+      case 'job_start': {
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
+        if (!pool) return this.unknownHost(operation.host);
+        const refusal = this.readOnlyRefusal(operation.host, 'run commands') ?? this.guestJobRefusal(operation);
+        if (refusal) return refusal;
+        return this.jobs.start(pool, operation, signal);
+      }
       case 'job_status':
       case 'job_output':
       case 'job_cancel':
-      case 'job_cleanup':
-        // Interim, until relay/host-jobs.ts lands: the hosts do not report the jobs capability yet.
-        return failure('protocol_error', `This relay does not run background jobs yet (${operation.op}).`);
+      case 'job_cleanup': {
+        const pool = this.pools.get(operation.host)?.forCaller(caller);
+        if (!pool) return this.unknownHost(operation.host);
+        const refusal = this.guestJobRefusal(operation);
+        if (refusal) return refusal;
+        if (operation.op === 'job_status') return this.jobs.status(pool, operation, signal);
+        if (operation.op === 'job_output') return this.jobs.output(pool, operation, signal);
+        if (operation.op === 'job_cancel') return this.jobs.cancel(pool, operation, signal);
+        return this.jobs.cleanup(pool, operation, signal);
+      }
       default: {
         const unhandled: never = operation;
         return failure('protocol_error', `unknown operation ${JSON.stringify(unhandled)}`);
@@ -207,6 +226,21 @@ export class RelayOperations {
   close(): void {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.pools.closeAll();
+  }
+
+  /**
+   * Jobs in guests: containers through `pct exec` (needs a Proxmox host); not VMs, because the
+   * QEMU guest agent's exec cannot leave a process running detached and be asked about it later
+   * in any way the relay could rely on (its PID-based status ends with the agent's bookkeeping).
+   */
+  private guestJobRefusal(operation: { host: string; guest?: { kind: 'lxc' | 'qemu'; id: string } | undefined }): { ok: false; error: ToolError } | null {
+    if (!operation.guest) return null;
+    const refusal = this.notProxmoxRefusal(operation.host);
+    if (refusal) return refusal;
+    if (operation.guest.kind === 'qemu') {
+      return failure('invalid_argument', `Background jobs run on hosts and in containers, not in VMs (VM ${operation.guest.id}): the guest agent cannot keep a command running detached. Use a synchronous command in the VM instead.`);
+    }
+    return null;
   }
 
   private unknownHost(name: string): Outcome<never> {

@@ -1,0 +1,268 @@
+/**
+ * The job_* operations: each runs one short script of host-jobs.ts on its own SSH channel from the
+ * host's pool and answers from what the host printed. A job never holds a channel: it runs
+ * detached on the host, and the relay keeps nothing about it (any relay answers for (host, jobId)).
+ *
+ * What a failed job_start means for whoever records jobs:
+ * - invalid_argument, already_exists, job_limit, host_read_only, host_not_configured, and any
+ *   failure to get a channel (host_busy, host_unreachable before the channel opened, cancelled
+ *   while waiting): nothing was started;
+ * - a failure after the channel opened (the connection lost, no answer in time, an unreadable
+ *   answer) says "outcome unknown": the job may be running. A job_status of the same id settles it
+ *   (absent: it never started).
+ */
+import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
+import { DEFAULT_JOBS_PER_HOST, JOB_TAIL_BYTES } from '../shared/limits.ts';
+import type {
+  JobCancelOperation,
+  JobCleanupOperation,
+  JobOutputOperation,
+  JobReport,
+  JobStartOperation,
+  JobStatusOperation,
+  OperationResult,
+} from '../shared/protocol.ts';
+import {
+  cancelJobArgs,
+  cleanupJobArgs,
+  DEFAULT_JOB_TIMINGS,
+  DEFAULT_JOBS_DIR,
+  jobCommandLine,
+  jobReportFrom,
+  pageJobArgs,
+  parseCleanup,
+  parseJobFrame,
+  parsePage,
+  parseStartRefusal,
+  startJobArgs,
+  statusJobArgs,
+  type JobTimings,
+} from './host-jobs.ts';
+import { newRunId } from './host-stop.ts';
+import type { HostChannels } from './ssh-pool.ts';
+
+/** Bounds on each script: the start waits up to 5 s for the runner's pid; a cancel includes the stop's grace. */
+const START_MS = 20_000;
+const READ_MS = 15_000;
+const PAGE_MS = 30_000;
+const CLEANUP_MS = 30_000;
+const CANCEL_EXTRA_MS = 15_000;
+/** A state frame: a few short lines and two tails. */
+const FRAME_BYTES = 2 * JOB_TAIL_BYTES + 8 * 1024;
+const STDERR_BYTES = 4 * 1024;
+
+interface ScriptRun {
+  stdout: Buffer;
+  stderr: string;
+  code: number | null;
+}
+
+type JobTarget = { kind: 'host' } | { kind: 'lxc'; ctid: string };
+
+/**
+ * Run one script on a channel of its own, keeping at most `maxBytes` of stdout. `opened` in the
+ * answer tells a failure before the channel opened (nothing ran) from one after (outcome unknown).
+ */
+async function runScript(
+  pool: HostChannels,
+  command: string,
+  maxBytes: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<{ ok: true; value: ScriptRun } | { ok: false; opened: boolean; outcome: { ok: false; error: ToolError } }> {
+  const limit = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const opened = await pool.exec(command, limit);
+  if (!opened.ok) return { ok: false, opened: false, outcome: opened };
+  const { channel, exit } = opened.value;
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let tooLong = false;
+  let stderr = '';
+  channel.on('data', (chunk: Buffer) => {
+    if (bytes + chunk.length > maxBytes) {
+      tooLong = true;
+      channel.close();
+      return;
+    }
+    chunks.push(chunk);
+    bytes += chunk.length;
+  });
+  channel.stderr.on('data', (chunk: Buffer) => {
+    if (stderr.length < STDERR_BYTES) stderr += chunk.toString('utf8').slice(0, STDERR_BYTES - stderr.length);
+  });
+  // The scripts read nothing: end stdin so nothing waits on it.
+  channel.end();
+  const closed = await new Promise<boolean>((resolve) => {
+    const onAbort = (): void => resolve(false);
+    if (limit.aborted) onAbort();
+    limit.addEventListener('abort', onAbort, { once: true });
+    channel.once('close', () => {
+      limit.removeEventListener('abort', onAbort);
+      resolve(true);
+    });
+  });
+  if (!closed) {
+    channel.close();
+    const why = signal.aborted ? 'it was cancelled' : `no answer within ${timeoutMs / 1000} s`;
+    return { ok: false, opened: true, outcome: failure(signal.aborted ? 'cancelled' : 'host_unreachable', `The job script on host "${pool.host.name}" did not finish (${why}).`) };
+  }
+  if (tooLong) return { ok: false, opened: true, outcome: failure('protocol_error', `The job script on host "${pool.host.name}" answered more than ${maxBytes} bytes.`) };
+  if (!exit.exited) {
+    return { ok: false, opened: true, outcome: failure('host_unreachable', `The connection to host "${pool.host.name}" was lost during a job operation.`) };
+  }
+  return { ok: true, value: { stdout: Buffer.concat(chunks), stderr, code: exit.code } };
+}
+
+function unreadable(pool: HostChannels, run: ScriptRun, what: string): Outcome<never> {
+  const said = run.stderr.trim().slice(0, 500);
+  return failure('ssh_error', `Host "${pool.host.name}" gave no readable answer to the job ${what} (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`);
+}
+
+function baseRefusal(pool: HostChannels, jobsDir: string, why: string): Outcome<never> {
+  const reason: Record<string, string> = {
+    symlink: 'is a symbolic link; the jobs directory must be a real directory',
+    owner: 'is not owned by the SSH user',
+    nodir: 'could not be created',
+    nosetsid: 'cannot be used: the host has no setsid command, which jobs need to run detached',
+    write: 'could not be written',
+  };
+  return failure(
+    'invalid_argument',
+    `Jobs on host "${pool.host.name}" keep their files in ${jobsDir}, which ${reason[why] ?? 'cannot be used'}. Fix it, or set jobs_dir for this host in the relay config.`,
+  );
+}
+
+export class HostJobs {
+  private readonly timings: JobTimings;
+  /** One start at a time per host and guest: counting running jobs and starting one must not interleave. */
+  private readonly starts = new Map<string, Promise<unknown>>();
+
+  constructor(timings: JobTimings = DEFAULT_JOB_TIMINGS) {
+    this.timings = timings;
+  }
+
+  private target(op: { guest?: { kind: 'lxc' | 'qemu'; id: string } | undefined }): JobTarget {
+    return op.guest?.kind === 'lxc' ? { kind: 'lxc', ctid: op.guest.id } : { kind: 'host' };
+  }
+
+  /** The base on the host, or inside the container (whose root's home holds it; the host's jobs_dir is a host path). */
+  private jobsDir(pool: HostChannels, target: JobTarget): string {
+    return target.kind === 'host' ? (pool.host.jobsDir ?? DEFAULT_JOBS_DIR) : DEFAULT_JOBS_DIR;
+  }
+
+  private line(argv: string[], target: JobTarget): string {
+    return jobCommandLine(argv, target.kind === 'lxc' ? target.ctid : null);
+  }
+
+  private serial<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.starts.get(key) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.starts.set(key, tail);
+    void tail.then(() => {
+      if (this.starts.get(key) === tail) this.starts.delete(key);
+    });
+    return run;
+  }
+
+  start(pool: HostChannels, op: JobStartOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+    const target = this.target(op);
+    const key = `${pool.host.name}\0${target.kind === 'lxc' ? target.ctid : ''}`;
+    return this.serial(key, async () => {
+      if (signal.aborted) return failure('cancelled', 'The job start was cancelled before it was sent; nothing was started.');
+      const jobsDir = this.jobsDir(pool, target);
+      const maxJobs = pool.host.maxJobs ?? DEFAULT_JOBS_PER_HOST;
+      const argv = startJobArgs(
+        { jobsDir, jobId: op.jobId, runId: newRunId(), timeoutMs: op.timeoutMs, keepBytes: op.keepBytes, maxJobs, command: op.command },
+        this.timings,
+      );
+      const ran = await runScript(pool, this.line(argv, target), FRAME_BYTES, START_MS, signal);
+      if (!ran.ok) {
+        if (!ran.opened) return ran.outcome;
+        return failure(ran.outcome.error.code, `${ran.outcome.error.message} Whether job ${op.jobId} started is unknown; its status will tell.`);
+      }
+      const refusal = parseStartRefusal(ran.value.stdout);
+      if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
+      if (refusal?.kind === 'exists') return failure('already_exists', `Job id ${op.jobId} already exists on host "${pool.host.name}"; a job id is never reused.`);
+      if (refusal?.kind === 'limit') {
+        return failure(
+          'job_limit',
+          `Host "${pool.host.name}" already runs ${refusal.running} background jobs, its limit (${maxJobs}; max_jobs in the relay config, JOBS_PER_HOST in stdio mode). The job was not started.`,
+        );
+      }
+      const frame = parseJobFrame(ran.value.stdout);
+      if (!frame) return failure('ssh_error', `${unreadableText(pool, ran.value)} Whether job ${op.jobId} started is unknown; its status will tell.`);
+      return success({ op: 'job_start', report: jobReportFrom(frame) });
+    });
+  }
+
+  async status(pool: HostChannels, op: JobStatusOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+    const report = await this.report(pool, op, statusJobArgs(this.jobsDir(pool, this.target(op)), op.jobId), READ_MS, 'status', signal);
+    return report.ok ? success({ op: 'job_status', report: report.value }) : report;
+  }
+
+  async cancel(pool: HostChannels, op: JobCancelOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+    const argv = cancelJobArgs(this.jobsDir(pool, this.target(op)), op.jobId, this.timings.stop);
+    const report = await this.report(pool, op, argv, this.timings.stop.graceSteps * 100 + CANCEL_EXTRA_MS, 'cancel', signal);
+    return report.ok ? success({ op: 'job_cancel', report: report.value }) : report;
+  }
+
+  private async report(
+    pool: HostChannels,
+    op: JobStatusOperation | JobCancelOperation,
+    argv: string[],
+    timeoutMs: number,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<Outcome<JobReport>> {
+    const target = this.target(op);
+    const ran = await runScript(pool, this.line(argv, target), FRAME_BYTES, timeoutMs, signal);
+    if (!ran.ok) return ran.outcome;
+    const refusal = parseStartRefusal(ran.value.stdout);
+    if (refusal?.kind === 'refused') return baseRefusal(pool, this.jobsDir(pool, target), refusal.why);
+    const frame = parseJobFrame(ran.value.stdout);
+    if (!frame) return unreadable(pool, ran.value, what);
+    return success(jobReportFrom(frame));
+  }
+
+  async output(pool: HostChannels, op: JobOutputOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+    const target = this.target(op);
+    const jobsDir = this.jobsDir(pool, target);
+    const ran = await runScript(pool, this.line(pageJobArgs(jobsDir, op.jobId, op.stream, op.offset, op.length), target), op.length + 512, PAGE_MS, signal);
+    if (!ran.ok) return ran.outcome;
+    const refusal = parseStartRefusal(ran.value.stdout);
+    if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
+    const page = parsePage(ran.value.stdout, op.length);
+    if (page === null) return unreadable(pool, ran.value, 'output');
+    if (page === 'absent') return failure('job_not_found', `Host "${pool.host.name}" has no job ${op.jobId} (never started there, or cleaned up).`);
+    if (op.offset < page.dropped) {
+      return failure(
+        'invalid_argument',
+        `Offset ${op.offset} of ${op.stream} is no longer kept: the first ${page.dropped} bytes were dropped to stay within the job's output limit. Kept output starts at offset ${page.dropped} (the stream has ${page.size} bytes).`,
+      );
+    }
+    return success({ op: 'job_output', offset: op.offset, data: page.data.toString('base64'), size: page.size, dropped: page.dropped, ended: page.ended });
+  }
+
+  async cleanup(pool: HostChannels, op: JobCleanupOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+    const target = this.target(op);
+    const jobsDir = this.jobsDir(pool, target);
+    const ran = await runScript(pool, this.line(cleanupJobArgs(jobsDir, op.jobId), target), 1024, CLEANUP_MS, signal);
+    if (!ran.ok) return ran.outcome;
+    const refusal = parseStartRefusal(ran.value.stdout);
+    if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
+    const answer = parseCleanup(ran.value.stdout);
+    if (answer === null) return unreadable(pool, ran.value, 'cleanup');
+    if (answer === 'running') return failure('invalid_argument', `Job ${op.jobId} is still running on host "${pool.host.name}": cancel it first; its files are kept while it runs.`);
+    if (answer === 'failed') return failure('ssh_error', `Could not delete the files of job ${op.jobId} on host "${pool.host.name}".`);
+    return success({ op: 'job_cleanup', removed: answer === 'removed' });
+  }
+}
+
+function unreadableText(pool: HostChannels, run: ScriptRun): string {
+  const said = run.stderr.trim().slice(0, 500);
+  return `Host "${pool.host.name}" gave no readable answer to the job start (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`;
+}
