@@ -77,6 +77,7 @@ function count(value: number, what: string, max: number): string {
  * alone: only the marker and the output files find the job); `report` prints the job's state frame.
  */
 const JOB_FUNCTIONS =
+  'umask 077; ' +
   SCAN_FUNCTIONS +
   `now() { t=$(date +%s%3N 2>/dev/null); case "$t" in ''|*[!0-9]*) t=$(( $(date +%s) * 1000 ));; esac; }; ` +
   `base() { b=$1; case "$b" in '~') b=$HOME;; '~/'*) b="$HOME/\${b#"~/"}";; esac; ` +
