@@ -373,6 +373,11 @@ export class JobLedger {
     return nextWake(await store.list(), this.now());
   }
 
+  /** When the periodic check next has something to do (null: nothing). */
+  async nextWake(): Promise<number | null> {
+    return nextWake(await this.deps.store.list(), this.now());
+  }
+
   private async refresh(record: JobRecord, signal: AbortSignal): Promise<Outcome<JobView>> {
     const asked = await this.deps.link.run(record.route, { op: 'job_status', jobId: record.jobId, ...(record.guest ? { guest: record.guest } : {}) }, signal);
     if (!asked.ok) {

@@ -50,6 +50,10 @@ interface SecretsAndHelpers {
    * or a second name). Requests under any other Host are refused (worker/rebinding-guard.ts).
    */
   ALLOWED_HOSTNAMES?: string;
+  /** Background jobs (README "Background jobs"): limits; defaults in shared/limits.ts. */
+  JOBS_PER_USER?: string;
+  JOB_OUTPUT_KEEP_BYTES?: string;
+  JOB_RETENTION_HOURS?: string;
   /** For tests only: "true" adds the test tools (shared/test-tools.ts). Only the test harness sets it. */
   MCP_REMOTE_EXEC_TEST_TOOLS?: string;
   /** Set by OAuthProvider on the env its default handler receives. */

@@ -29,6 +29,7 @@ export { TeamDirectory } from './team/team-directory.ts';
 export { AuditLog } from './audit/audit-log.ts';
 export { ImageKitTransferState } from './imagekit/transfer-state.ts';
 export { RefreshLedger } from './auth/refresh-ledger.ts';
+export { JobBook } from './jobs/job-book.ts';
 
 const defaultHandler = {
   async fetch(request: Request, env: Env): Promise<Response> {

@@ -10,7 +10,11 @@ import {
   DEFAULT_TIMEOUT_SECONDS,
   MAX_TIMEOUT_SECONDS,
   MIN_TIMEOUT_SECONDS,
+  DEFAULT_JOBS_PER_USER,
+  DEFAULT_JOB_OUTPUT_KEEP_BYTES,
+  DEFAULT_JOB_RETENTION_HOURS,
 } from '../shared/limits.ts';
+import type { JobLimits } from '../shared/job-ledger.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
 
@@ -42,6 +46,8 @@ export interface WorkerSettings {
   auditRetentionDays: number;
   /** ImageKit transfers, when ENABLE_IMAGEKIT is on. */
   imagekit: ImageKitConfig | null;
+  /** JOBS_PER_USER, JOB_OUTPUT_KEEP_BYTES, JOB_RETENTION_HOURS. */
+  jobs: JobLimits;
 }
 
 const numberVar = (name: string, min: number, max: number, fallback: number) =>
@@ -113,6 +119,9 @@ const settingsSchema = z.object({
   TRANSFER_LINK_TTL_SECONDS: numberVar('TRANSFER_LINK_TTL_SECONDS', 1, 7 * 24 * 3600, DEFAULT_LINK_TTL_SECONDS),
   AUDIT_RETENTION_DAYS: numberVar('AUDIT_RETENTION_DAYS', 1, 100 * 365, DEFAULT_AUDIT_RETENTION_DAYS),
   ALLOWED_HOSTNAMES: hostnameList,
+  JOBS_PER_USER: numberVar('JOBS_PER_USER', 1, 1000, DEFAULT_JOBS_PER_USER),
+  JOB_OUTPUT_KEEP_BYTES: numberVar('JOB_OUTPUT_KEEP_BYTES', 64 * 1024, 64 * 1024 * 1024 * 1024, DEFAULT_JOB_OUTPUT_KEEP_BYTES),
+  JOB_RETENTION_HOURS: numberVar('JOB_RETENTION_HOURS', 1, 24 * 366, DEFAULT_JOB_RETENTION_HOURS),
 });
 
 export class SettingsError extends Error {
@@ -128,9 +137,17 @@ export function readSettings(env: Env): WorkerSettings {
     TRANSFER_LINK_TTL_SECONDS: env.TRANSFER_LINK_TTL_SECONDS,
     AUDIT_RETENTION_DAYS: env.AUDIT_RETENTION_DAYS,
     ALLOWED_HOSTNAMES: env.ALLOWED_HOSTNAMES,
+    JOBS_PER_USER: env.JOBS_PER_USER,
+    JOB_OUTPUT_KEEP_BYTES: env.JOB_OUTPUT_KEEP_BYTES,
+    JOB_RETENTION_HOURS: env.JOB_RETENTION_HOURS,
   });
   if (!parsed.success) throw new SettingsError(parsed.error.issues.map((issue) => issue.message).join('; '));
   const { PUBLIC_URL, CHARACTER_LIMIT, TIMEOUT, MAX_FILE_SIZE, TRANSFER_LINK_TTL_SECONDS, AUDIT_RETENTION_DAYS, ALLOWED_HOSTNAMES } = parsed.data;
+  const jobs: JobLimits = {
+    perUser: parsed.data.JOBS_PER_USER,
+    keepBytes: parsed.data.JOB_OUTPUT_KEEP_BYTES,
+    retentionMs: parsed.data.JOB_RETENTION_HOURS * 3600_000,
+  };
   let imagekit: ImageKitConfig | null;
   try {
     imagekit = readImageKitConfig(env);
@@ -153,5 +170,6 @@ export function readSettings(env: Env): WorkerSettings {
     linkTtlSeconds: TRANSFER_LINK_TTL_SECONDS,
     auditRetentionDays: AUDIT_RETENTION_DAYS,
     imagekit,
+    jobs,
   };
 }

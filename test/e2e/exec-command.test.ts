@@ -40,12 +40,17 @@ describe('tools over the full local stack', () => {
     expect([...byName.keys()].sort()).toEqual([
       'audit_log',
       'relay_ping',
+      'ssh_cancel_job',
       'ssh_exec_command',
+      'ssh_job_output',
+      'ssh_job_status',
       'ssh_list_directory',
       'ssh_list_hosts',
+      'ssh_list_jobs',
       'ssh_read_file',
       'ssh_request_download',
       'ssh_request_upload',
+      'ssh_start_job',
       'ssh_write_file',
     ]);
     expect(byName.get('ssh_exec_command')?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });

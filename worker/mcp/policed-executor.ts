@@ -33,8 +33,10 @@ import type {
 import { waitUntil } from 'cloudflare:workers';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { reportDoCalls } from '../do-call-count.ts';
-import { finishAudit, gateCall, standingAndFleet, type CallGate } from '../team/gate-call.ts';
+import { finishAudit, gateCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
 import type { HubExecutor } from './hub-executor.ts';
+import { jobBook, jobOwners, type JobBook } from '../jobs/job-book.ts';
+import { newJobId, type JobListRequest, type JobPage, type JobStream, type JobView, type StartJobRequest } from '../../shared/jobs.ts';
 
 export interface Caller {
   userId: string;
@@ -295,6 +297,117 @@ export class PolicedExecutor implements ToolExecutor {
     );
     return result;
   }
+
+  // ---- background jobs: records in the caller's JobBook (worker/jobs/job-book.ts) ----
+
+  /** Starting a job needs what running the command would: operator on the host. */
+  async startJob(request: StartJobRequest, _signal: AbortSignal): Promise<Outcome<JobView>> {
+    const guest = request.guest;
+    return this.onHost(
+      'ssh_start_job',
+      guest ? `${guestLabel(guest.kind, guest.id)}: ${request.command}` : request.command,
+      request.host,
+      'operator',
+      ({ route, id }) =>
+        jobBook(this.env, this.caller.userId).start({
+          jobId: newJobId(),
+          owner: this.caller.userId,
+          ownerName: this.caller.username,
+          name: request.name ?? null,
+          hostLabel: id,
+          route,
+          guest: guest ?? null,
+          command: request.command,
+          timeoutMs: request.timeoutMs,
+        }),
+    );
+  }
+
+  async jobStatus(request: { jobId: string }, _signal: AbortSignal): Promise<Outcome<JobView>> {
+    return this.onJob('ssh_job_status', request.jobId, 'viewer', (book, owner) => book.status(owner, request.jobId));
+  }
+
+  async jobOutput(
+    request: { jobId: string; stream: JobStream; offset: number; limit: number },
+    _signal: AbortSignal,
+  ): Promise<Outcome<JobPage & { host: string }>> {
+    return this.onJob('ssh_job_output', request.jobId, 'viewer', async (book, owner, host) => {
+      const page = await book.output(owner, request);
+      return page.ok ? success({ ...page.value, host }) : page;
+    });
+  }
+
+  /** Stopping a job needs what starting it did. */
+  async cancelJob(request: { jobId: string }, _signal: AbortSignal): Promise<Outcome<JobView>> {
+    return this.onJob('ssh_cancel_job', request.jobId, 'operator', (book, owner) => book.cancel(owner, request.jobId));
+  }
+
+  /** The caller's jobs; with `everyone`, a deployment admin's view of every user's. */
+  async listJobs(request: JobListRequest, _signal: AbortSignal): Promise<Outcome<JobView[]>> {
+    const started = Date.now();
+    let owners = [this.caller.userId];
+    if (request.everyone) {
+      const standing = await standingOf(this.env, this.caller.username);
+      if (!standing.ok || !isDeploymentAdmin(standing.value.policy, standing.value.subject)) {
+        await this.record(
+          { relay: null, host: null, tool: 'ssh_list_jobs', target: 'all users', outcome: 'denied', code: 'access_denied', ...NO_DETAILS },
+          started,
+        );
+        return failure('access_denied', "Only an admin of this deployment may list every user's jobs (all_users=true). Nothing was listed.");
+      }
+      owners = await jobOwners(this.env);
+    }
+    const lists = await Promise.all(owners.map((owner) => jobBook(this.env, owner).list(owner, request)));
+    await this.record(
+      { relay: null, host: null, tool: 'ssh_list_jobs', target: request.everyone ? 'all users' : null, outcome: 'ok', code: null, ...NO_DETAILS },
+      started,
+    );
+    return success(lists.flat().sort((a, b) => b.createdAt.localeCompare(a.createdAt)));
+  }
+
+  /**
+   * A call about one job: found in the caller's own book (a deployment admin's search goes on
+   * through every user's book), then checked against the policy on the job's host now, as any call on
+   * that host would be. An id that is not found is answered the same whoever owns it.
+   */
+  private async onJob<T extends { host: string }>(
+    tool: string,
+    jobId: string,
+    needed: Role,
+    run: (book: DurableObjectStub<JobBook>, owner: string, host: string) => Promise<Outcome<T>>,
+  ): Promise<Outcome<T>> {
+    const found = await this.findJob(jobId);
+    if (!found) {
+      const started = Date.now();
+      await this.record({ relay: null, host: null, tool, target: jobLabel(jobId), outcome: 'error', code: 'job_not_found', ...NO_DETAILS }, started);
+      return failure('job_not_found', `No job ${jobId} of yours exists.`);
+    }
+    const { book, owner, where } = found;
+    const host = where.relay !== null ? qualifiedName(where.relay, where.host) : where.host;
+    return this.onHost(tool, jobLabel(jobId), host, needed, () => run(book, owner, where.hostLabel));
+  }
+
+  private async findJob(
+    jobId: string,
+  ): Promise<{ book: DurableObjectStub<JobBook>; owner: string; where: { relay: string | null; host: string; hostLabel: string } } | null> {
+    const own = jobBook(this.env, this.caller.userId);
+    const where = await own.locate(jobId);
+    if (where) return { book: own, owner: this.caller.userId, where };
+    const standing = await standingOf(this.env, this.caller.username);
+    if (!standing.ok || !isDeploymentAdmin(standing.value.policy, standing.value.subject)) return null;
+    for (const owner of await jobOwners(this.env)) {
+      if (owner === this.caller.userId) continue;
+      const book = jobBook(this.env, owner);
+      const theirs = await book.locate(jobId);
+      if (theirs) return { book, owner, where: theirs };
+    }
+    return null;
+  }
+}
+
+/** How the audit log names a job call's target. */
+function jobLabel(jobId: string): string {
+  return `job ${jobId}`;
 }
 
 /** A path as the audit log names it: `ct 101:/etc/hosts` when it is inside a container. */

@@ -15,7 +15,8 @@ import { toBase64 } from '../../shared/file-tools.ts';
 import type { DirectoryListing, FileInfo, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { hostViews } from '../../shared/host-views.ts';
 import { PROBE_TIMEOUT_MS } from '../../shared/limits.ts';
-import type { Operation } from '../../shared/protocol.ts';
+import type { Operation, OperationResult } from '../../shared/protocol.ts';
+import type { JobOperationBody } from '../../shared/job-ledger.ts';
 import { guestExecDeadlineMs, pveDeadlineMs } from '../../shared/proxmox.ts';
 import type { ExecRequest, HostListing, PveOutcome, PveRequest, ReadFileRequest, RelayPing, WriteFileRequest } from '../../shared/tool-executor.ts';
 import type { HostRoute } from './host-route.ts';
@@ -28,6 +29,8 @@ const FILE_DEADLINE_MS = 120_000;
 /** Link transfers stream; they may take longer than in-call file work. */
 const LINK_DEADLINE_MS = 30 * 60_000;
 const PING_DEADLINE_MS = 5_000;
+/** A job operation is short (the job itself runs detached); a cancel waits out the stop script's grace. */
+const JOB_DEADLINE_MS = 30_000;
 
 /** Where a file operation's path is: on the host, or inside one of its containers. */
 export interface FileTarget {
@@ -239,6 +242,13 @@ export class RelayAdapter {
       },
     });
     return success(opened.value.stream.pipeThrough(checked));
+  }
+
+  /** One job operation (shared/job-ledger.ts) on the route's host; the reply's result, as the relay sent it. */
+  async job(route: HostRoute, body: JobOperationBody, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+    if (signal.aborted) return failure('cancelled', 'The request was cancelled before it was sent.');
+    const reply = await this.execute(route.relay, { ...body, host: route.host }, JOB_DEADLINE_MS, {});
+    return reply.ok ? success(reply.value.result) : reply;
   }
 
   /** One request on the route's relay hub, in this user's share. */

@@ -1,0 +1,117 @@
+/**
+ * Background jobs: what a job costs against the same run's floors, through the full local stack
+ * (Worker, JobBook, relay hub, relay, loopback sshd):
+ *   (a) raw ssh2 exec of `true` on an open connection (the floor)
+ *   (c) a no-op tool call (relay_ping)
+ *   (d) ssh_exec_command("true")
+ *   (s) ssh_start_job("true"): call to id returned
+ *   (t) ssh_job_status of a running job (asks the host) and of an ended one (answered from the record)
+ *   (o) ssh_job_output of a 4 KiB page
+ * Targets: (s) ≤ (d); (t) of an ended job ≤ (c). Then 100 jobs started at once on one host: wall
+ * time to all ids, and the relay's peak RSS before and after.
+ *
+ * Run: npm run bench:jobs   (CALLS=100 by default; needs root for the test sshd, like the e2e tests)
+ */
+import { readFileSync } from 'node:fs';
+import { Client, type ConnectConfig } from 'ssh2';
+import { startStack } from '../test/harness/stack.ts';
+import { row, summarize, timeSequential } from './stats.ts';
+
+const CALLS = Number(process.env.CALLS ?? 100);
+
+function connect(config: ConnectConfig): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client.on('connect', () => client.setNoDelay(true));
+    client.once('ready', () => resolve(client));
+    client.once('error', reject);
+    client.connect(config);
+  });
+}
+
+function execTrue(client: Client): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.exec('true', (error, channel) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      channel.resume();
+      channel.stderr.resume();
+      channel.once('close', () => resolve());
+    });
+  });
+}
+
+function peakRssMb(pid: number): number {
+  return Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'NaN') / 1024;
+}
+
+const stack = await startStack({ workerVars: { JOBS_PER_USER: '1000' }, relay: (sshd) => ({ configFile: relayConfig(sshd) }) });
+
+function relayConfig(sshd: { port: number; user: string; privateKeyPath: string; knownHostsPath: string }): unknown {
+  return {
+    relay_id: 'bench-relay',
+    known_hosts: [sshd.knownHostsPath],
+    hosts: [{ name: 'bench', address: '127.0.0.1', port: sshd.port, user: sshd.user, key_path: sshd.privateKeyPath, max_jobs: 1000 }],
+  };
+}
+
+try {
+  const open = await connect({ host: '127.0.0.1', port: stack.sshd.port, username: stack.sshd.user, privateKey: stack.sshd.privateKey });
+  for (let index = 0; index < 20; index += 1) await execTrue(open);
+  const floor = summarize(await timeSequential(CALLS, () => execTrue(open)));
+  open.end();
+
+  // Timing an error path would flatter the figures: every call must succeed.
+  const call = async (name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const result = await stack.mcp.client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 });
+    if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
+    return (result.structuredContent ?? {}) as Record<string, unknown>;
+  };
+  for (let index = 0; index < 10; index += 1) {
+    await call('relay_ping', {});
+    await call('ssh_exec_command', { command: 'true' });
+  }
+  const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
+  const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
+
+  const started: string[] = [];
+  const start = summarize(
+    await timeSequential(CALLS, async () => {
+      started.push(String((await call('ssh_start_job', { command: 'true' })).job_id));
+    }),
+  );
+  const running = String((await call('ssh_start_job', { command: 'head -c 4096 /dev/zero | tr "\\0" x; sleep 600', timeout: 900 })).job_id);
+  const statusRunning = summarize(await timeSequential(CALLS, () => call('ssh_job_status', { job_id: running })));
+  const ended = started[0] ?? '';
+  // Make sure its end is recorded, so later looks are answered from the record.
+  for (let attempt = 0; attempt < 50 && (await call('ssh_job_status', { job_id: ended })).state === 'running'; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const statusEnded = summarize(await timeSequential(CALLS, () => call('ssh_job_status', { job_id: ended })));
+  const page = summarize(await timeSequential(CALLS, () => call('ssh_job_output', { job_id: running, limit: 4096 })));
+  await call('ssh_cancel_job', { job_id: running });
+
+  const rssBefore = peakRssMb(stack.relay.process.pid);
+  const burstStarted = performance.now();
+  const burst = await Promise.all(Array.from({ length: 100 }, () => call('ssh_start_job', { command: 'sleep 30', timeout: 120 })));
+  const burstMs = performance.now() - burstStarted;
+  const rssAfter = peakRssMb(stack.relay.process.pid);
+  for (const job of burst) await call('ssh_cancel_job', { job_id: String(job.job_id) });
+
+  const a = floor.median;
+  console.log(row('(a) raw ssh2 exec `true` (open connection)', floor));
+  console.log(row('(c) relay_ping through the stack', noop));
+  console.log(row('(d) ssh_exec_command("true")', exec));
+  console.log(row('(s) ssh_start_job("true"), to the id', start));
+  console.log(row('(t) ssh_job_status, running job (asks the host)', statusRunning));
+  console.log(row('(t) ssh_job_status, ended job (from the record)', statusEnded));
+  console.log(row('(o) ssh_job_output, 4 KiB page', page));
+  console.log(`(s) / (d) = ${(start.median / exec.median).toFixed(2)}   target ≤ 1`);
+  console.log(`(t ended) / (c) = ${(statusEnded.median / noop.median).toFixed(2)}   target ≤ 1`);
+  console.log(`(t running) − (c) = ${((statusRunning.median - noop.median) / a).toFixed(2)} × (a)`);
+  console.log(`100 jobs started at once: ${burstMs.toFixed(0)} ms to all ids; relay peak RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MB`);
+} finally {
+  await stack.stop();
+}
