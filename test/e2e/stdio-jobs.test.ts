@@ -5,7 +5,7 @@
  * whole process tree (checked in /proc), and the limits and unknown ids answer clearly.
  */
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +136,36 @@ describe('background jobs in the stdio mode', () => {
     const endLines = second.stderr().split('\n').filter((line) => line.includes('"job ended"') && line.includes(start.job_id));
     expect(endLines).toHaveLength(1);
     expect(second.stderr()).not.toContain('line 599');
+  });
+
+  it('lets two stdio servers on one state directory see each other\'s jobs, logs the end once, and skips a corrupt record', async () => {
+    const env = jobEnv();
+    const garbage = newJobId();
+    const a = await open(env);
+    writeFileSync(join(env.MCP_REMOTE_EXEC_STATE_DIR ?? '', 'jobs', `${garbage}.json`), '{"jobId":"half');
+    const b = await open(env);
+    const start = job(await call(a, 'ssh_start_job', { command: 'sleep 1; echo done' }));
+    const listed = await call(b, 'ssh_list_jobs', {});
+    expect((listed.structuredContent as { jobs: Array<{ job_id: string }> }).jobs.map((each) => each.job_id)).toEqual([start.job_id]);
+    // Neither is asked: both servers' own periodic looks find the end (due at the same moment for both).
+    const endLines = (): string[] =>
+      [a, b].flatMap((session) => session.stderr().split('\n')).filter((line) => line.includes('"job ended"') && line.includes(start.job_id));
+    const until = Date.now() + 30_000;
+    while (endLines().length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const session of [a, b]) expect(job(await call(session, 'ssh_job_status', { job_id: start.job_id }))).toMatchObject({ state: 'exited', exit_code: 0 });
+    // Both have looked again since (a status call each, and several periodic looks).
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(endLines()).toHaveLength(1);
+    expect([a, b].filter((session) => session.stderr().includes('skipped an unreadable job record') && session.stderr().includes(garbage))).toHaveLength(2);
+  });
+
+  it('refuses a job in a container on a host that is not marked Proxmox, and keeps no record of it', async () => {
+    const env = jobEnv();
+    const session = await open(env);
+    const refused = await call(session, 'ssh_start_job', { command: 'true', ctid: 101 });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain('not marked as a Proxmox VE host');
+    expect(readdirSync(join(env.MCP_REMOTE_EXEC_STATE_DIR ?? '', 'jobs'))).toEqual([]);
   });
 
   it('answers a made-up job id with job_not_found', async () => {

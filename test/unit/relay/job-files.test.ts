@@ -3,7 +3,7 @@
  * file and rename of every write, and two processes writing one record and claiming one end.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -79,6 +79,13 @@ describe('job records in files', () => {
     mkdirSync(join(dir, 'jobs'), { mode: 0o755 });
     new FileJobStore(dir);
     expect(statSync(join(dir, 'jobs')).mode & 0o777).toBe(0o700);
+  });
+
+  it('refuses a jobs directory that is a symbolic link', () => {
+    const dir = stateDir();
+    const elsewhere = stateDir();
+    symlinkSync(elsewhere, join(dir, 'jobs'));
+    expect(() => new FileJobStore(dir)).toThrow(/must be a directory/);
   });
 
   it('skips a corrupt, foreign or oversized file with one log line, and never throws', async () => {
