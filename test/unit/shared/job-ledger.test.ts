@@ -157,11 +157,18 @@ describe('the job ledger', () => {
     expect(store.records.size).toBe(0);
   });
 
-  it('settles a "starting" job whose start never reached the host as lost, saying so', async () => {
+  it('settles a "starting" job the host does not know as lost, saying so, once its start can no longer be on its way', async () => {
     const link = new ScriptedLink().once('job_start', failure('relay_timeout', 'no answer')).answer('job_status', statusIs('absent'));
-    const { ledger, ended } = ledgerWith(link);
+    const { ledger, ended, clock } = ledgerWith(link);
     const started = await ledger.start(job(), signal);
     if (!started.ok) throw new Error('start failed');
+    // Soon after: the start may still be queued on its way to the host.
+    clock.now += 60_000;
+    const early = await ledger.status(started.value.jobId, signal);
+    expect(early.ok && early.value.state).toBe('starting');
+    await ledger.tick(signal);
+    expect(ended).toHaveLength(0);
+    clock.now += 60_000;
     const status = await ledger.status(started.value.jobId, signal);
     expect(status.ok && status.value.state).toBe('lost');
     expect(status.ok && status.value.staleReason).toContain('never reached the host');
