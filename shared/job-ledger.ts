@@ -102,7 +102,7 @@ export interface NewJob {
 
 /** A cleaned job's tombstone is kept this long, so its id says "deleted" rather than "unknown". */
 export const TOMBSTONE_MS = 30 * 24 * 3600_000;
-/** A job the host does not know yet is taken as never started only this long after its start was sent. */
+/** A start still in flight that the host does not know yet is taken as never run only this long after it was sent. */
 const START_SETTLE_MS = 2 * 60_000;
 /** The host's answer may be late by this much after a job's deadline (watchdog step, clocks). */
 const DEADLINE_SLACK_MS = 30_000;
@@ -410,9 +410,10 @@ export class JobLedger {
     const current = (await store.get(before.jobId)) ?? before;
     // Cleaned up while this report was on its way: its files are gone; the tombstone stays.
     if (current.state === 'cleaned') return current;
-    // A start may still be on its way to the host (queued for a channel, a slow connection): a
-    // periodic look that finds no job yet must not settle it as never run while that can be.
-    if (report.state === 'absent' && current.state === 'starting' && now - current.createdAt < START_SETTLE_MS) {
+    // A start still in flight (no outcome noted: queued for a channel, a slow connection, or its
+    // sender died mid-start) may yet reach the host: a look that finds no job does not settle it as
+    // never run until that can no longer be. A start whose answer was lost is settled at once.
+    if (report.state === 'absent' && current.state === 'starting' && current.note === null && now - current.createdAt < START_SETTLE_MS) {
       const waiting = { ...current, checkedAt: now };
       await store.put(waiting);
       return waiting;

@@ -157,21 +157,68 @@ describe('the job ledger', () => {
     expect(store.records.size).toBe(0);
   });
 
-  it('settles a "starting" job the host does not know as lost, saying so, once its start can no longer be on its way', async () => {
+  it('settles a "starting" job whose start never reached the host as lost, saying so', async () => {
     const link = new ScriptedLink().once('job_start', failure('relay_timeout', 'no answer')).answer('job_status', statusIs('absent'));
-    const { ledger, ended, clock } = ledgerWith(link);
+    const { ledger, ended } = ledgerWith(link);
     const started = await ledger.start(job(), signal);
     if (!started.ok) throw new Error('start failed');
-    // Soon after: the start may still be queued on its way to the host.
-    clock.now += 60_000;
-    const early = await ledger.status(started.value.jobId, signal);
-    expect(early.ok && early.value.state).toBe('starting');
-    await ledger.tick(signal);
-    expect(ended).toHaveLength(0);
-    clock.now += 60_000;
     const status = await ledger.status(started.value.jobId, signal);
     expect(status.ok && status.value.state).toBe('lost');
     expect(status.ok && status.value.staleReason).toContain('never reached the host');
+    expect(ended).toHaveLength(1);
+  });
+
+  it('does not settle a start still on its way as lost when a periodic look finds no job on the host yet', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const link = new ScriptedLink()
+      .once('job_start', async () => {
+        await held;
+        return startedAs('running');
+      })
+      .once('job_status', statusIs('absent'))
+      .answer('job_status', statusIs('exited'));
+    const { ledger, ended, clock, store } = ledgerWith(link);
+    const starting = ledger.start(job(), signal);
+    while (store.records.size === 0) await tick();
+    const [id] = [...store.records.keys()];
+    if (id === undefined) throw new Error('no record');
+    clock.now += 6_000;
+    await ledger.tick(signal);
+    expect(link.count('job_status')).toBe(1);
+    expect((await store.get(id))?.state).toBe('starting');
+    release();
+    const started = await starting;
+    expect(started.ok && started.value.state).toBe('running');
+    const status = await ledger.status(id, signal);
+    expect(status.ok && status.value.state).toBe('exited');
+    expect(ended.map((record) => record.state)).toEqual(['exited']);
+  });
+
+  it('settles a start whose sender died mid-start as lost once it can no longer reach the host', async () => {
+    const link = new ScriptedLink().answer('job_status', statusIs('absent'));
+    const { ledger, ended, clock, store } = ledgerWith(link);
+    const id = newJobId();
+    // What a process killed between recording the start and sending it leaves behind.
+    await store.put({
+      ...job({ jobId: id }),
+      createdAt: clock.now,
+      keepBytes: 1024,
+      state: 'starting',
+      report: null,
+      checkedAt: null,
+      cleanupAt: null,
+      cleanedAt: null,
+      endRecorded: false,
+      note: null,
+    });
+    clock.now += 60_000;
+    expect((await ledger.status(id, signal)).ok && (await store.get(id))?.state).toBe('starting');
+    clock.now += 60_000;
+    const status = await ledger.status(id, signal);
+    expect(status.ok && status.value.state).toBe('lost');
     expect(ended).toHaveLength(1);
   });
 
