@@ -215,7 +215,7 @@ describe('background jobs in the stdio mode', () => {
     expect(records.sort()).toEqual([`${first.job_id}.json`, `${again.job_id}.json`].sort());
   });
 
-  it('stops at startup with a clear message when a job setting is out of range', () => {
+  it('stops at startup with a clear message when a job setting is out of range or the job records cannot be kept', () => {
     for (const [name, value] of [
       ['JOBS_PER_USER', '0'],
       ['JOB_OUTPUT_KEEP_BYTES', '1000'],
@@ -226,5 +226,12 @@ describe('background jobs in the stdio mode', () => {
       expect(result.stderr).toContain(`${name} must be a whole number`);
       expect(result.stderr).toContain(`"${value}"`);
     }
+    // A state directory whose jobs/ is not a directory of this user's.
+    const env = jobEnv();
+    writeFileSync(join(env.MCP_REMOTE_EXEC_STATE_DIR ?? '', 'jobs'), 'not a directory');
+    const result = runCliOnce([], env);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('cannot start');
+    expect(result.stderr).toContain('background job records cannot be kept');
   });
 });
