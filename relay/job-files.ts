@@ -37,7 +37,10 @@ const jobRecord = z
     name: z.string().max(256).nullable(),
     hostLabel: z.string().min(1).max(256),
     route: z.object({ relay: z.string().max(256).nullable(), host: z.string().min(1).max(256) }).strict(),
-    guest: z.object({ kind: z.enum(GUEST_KINDS), id: guestIdWire }).strict().nullable(),
+    guest: z
+      .object({ kind: z.enum(GUEST_KINDS), id: guestIdWire })
+      .strict()
+      .nullable(),
     command: z.string().max(100_000),
     createdAt: epochMs,
     timeoutMs: z.number().int().positive(),

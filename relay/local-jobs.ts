@@ -90,7 +90,12 @@ export class LocalJobs implements JobExecutor {
 
   /** Every job here is the user's own: `everyone` (all_users) changes nothing. */
   async listJobs(request: JobListRequest, _signal: AbortSignal): Promise<Outcome<JobView[]>> {
-    return success(await this.ledger.list({ ...(request.host !== undefined ? { host: request.host } : {}), ...(request.state !== undefined ? { state: request.state } : {}) }));
+    return success(
+      await this.ledger.list({
+        ...(request.host !== undefined ? { host: request.host } : {}),
+        ...(request.state !== undefined ? { state: request.state } : {}),
+      }),
+    );
   }
 
   /** Look at the jobs now and then while the process runs; the timer never keeps it alive. */

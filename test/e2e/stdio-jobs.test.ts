@@ -133,12 +133,15 @@ describe('background jobs in the stdio mode', () => {
       expect.objectContaining({ job_id: start.job_id, name: 'six hundred', state: 'exited' }),
     );
     // The end is logged once, by the process that saw it; the output never is.
-    const endLines = second.stderr().split('\n').filter((line) => line.includes('"job ended"') && line.includes(start.job_id));
+    const endLines = second
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('"job ended"') && line.includes(start.job_id));
     expect(endLines).toHaveLength(1);
     expect(second.stderr()).not.toContain('line 599');
   });
 
-  it('lets two stdio servers on one state directory see each other\'s jobs, logs the end once, and skips a corrupt record', async () => {
+  it("lets two stdio servers on one state directory see each other's jobs, logs the end once, and skips a corrupt record", async () => {
     const env = jobEnv();
     const garbage = newJobId();
     const a = await open(env);

@@ -62,7 +62,7 @@ describe('job records in files', () => {
   it('keeps each record in a 0600 file in a 0700 directory, and reads it back as written', async () => {
     const dir = stateDir();
     const store = new FileJobStore(dir);
-    const written = record({ guest: { kind: 'lxc', id: '101' }, name: 'build ✓', command: "printf '%s\\n' \"$HOME\"" });
+    const written = record({ guest: { kind: 'lxc', id: '101' }, name: 'build ✓', command: 'printf \'%s\\n\' "$HOME"' });
     await store.put(written);
     expect(statSync(join(dir, 'jobs')).mode & 0o777).toBe(0o700);
     expect(statSync(join(dir, 'jobs', `${written.jobId}.json`)).mode & 0o777).toBe(0o600);

@@ -6,7 +6,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { failure, success, type Outcome } from '../../../shared/errors.ts';
-import { JobLedger, TOMBSTONE_MS, type JobHostLink, type JobOperationBody, type JobRecord, type JobRoute, type JobStore, type NewJob } from '../../../shared/job-ledger.ts';
+import {
+  JobLedger,
+  TOMBSTONE_MS,
+  type JobHostLink,
+  type JobOperationBody,
+  type JobRecord,
+  type JobRoute,
+  type JobStore,
+  type NewJob,
+} from '../../../shared/job-ledger.ts';
 import { newJobId } from '../../../shared/jobs.ts';
 import type { JobReport, OperationResult } from '../../../shared/protocol.ts';
 
@@ -325,9 +334,7 @@ describe('the job ledger', () => {
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const link = new ScriptedLink()
-      .answer('job_start', startedAs('running'))
-      .answer('job_cleanup', success({ op: 'job_cleanup', removed: true }));
+    const link = new ScriptedLink().answer('job_start', startedAs('running')).answer('job_cleanup', success({ op: 'job_cleanup', removed: true }));
     const { ledger, clock, store } = ledgerWith(link);
     const started = await ledger.start(job(), signal);
     if (!started.ok) throw new Error('start failed');
