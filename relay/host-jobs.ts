@@ -252,7 +252,9 @@ export function cleanupJobArgs(jobsDir: string, jobId: string): string[] {
 
 /** The argv as the login shell (host) or `pct exec CTID --` (container) runs it, every word quoted. */
 export function jobCommandLine(argv: string[], ctid: string | null): string {
-  return (ctid === null ? ['exec', ...argv] : ['pct', 'exec', ctid, '--', ...argv]).map((word, i) => (ctid === null && i === 0 ? word : quoteShellWord(word))).join(' ');
+  return (ctid === null ? ['exec', ...argv] : ['pct', 'exec', ctid, '--', ...argv])
+    .map((word, i) => (ctid === null && i === 0 ? word : quoteShellWord(word)))
+    .join(' ');
 }
 
 // ---- what the scripts print ----
@@ -326,7 +328,8 @@ export function parseJobFrame(output: Buffer): RawJobState | null {
     if ((match = /^meta [0-9a-f]{16} [0-9]{1,12} [0-9]{1,20} ([0-9]{1,16})$/.exec(text))) raw.startedAt = Number(match[1]);
     else if ((match = /^pid ([0-9]{1,10}) ([0-9]{1,24})$/.exec(text))) raw.pid = { pgid: Number(match[1]), startTime: match[2] ?? '' };
     else if ((match = /^status ([0-9]{1,3}) ([0-9]{1,16})$/.exec(text))) raw.status = { rc: Number(match[1]), endedAt: Number(match[2]) };
-    else if ((match = /^stopped (cancel|timeout) ([0-9]{1,16})$/.exec(text))) raw.stopped = { kind: match[1] === 'cancel' ? 'cancel' : 'timeout', at: Number(match[2]) };
+    else if ((match = /^stopped (cancel|timeout) ([0-9]{1,16})$/.exec(text)))
+      raw.stopped = { kind: match[1] === 'cancel' ? 'cancel' : 'timeout', at: Number(match[2]) };
     else if (text === 'alive 1') raw.alive = true;
     else if (text === 'left-file') raw.leftFile = true;
     else if (text.startsWith('mre-left ')) leftLines.push(text);
@@ -344,14 +347,53 @@ export function parseJobFrame(output: Buffer): RawJobState | null {
 
 function absentState(): RawJobState {
   const empty = { size: 0, dropped: 0, tail: Buffer.alloc(0) };
-  return { present: false, startedAt: null, pid: null, status: null, stopped: null, alive: false, leftFile: false, left: [], now: 0, streams: { out: empty, err: { ...empty } } };
+  return {
+    present: false,
+    startedAt: null,
+    pid: null,
+    status: null,
+    stopped: null,
+    alive: false,
+    leftFile: false,
+    left: [],
+    now: 0,
+    streams: { out: empty, err: { ...empty } },
+  };
 }
 
 /** Linux signal numbers (x86, arm) to names, for "killed by signal". */
 const SIGNALS: Record<number, string> = {
-  1: 'HUP', 2: 'INT', 3: 'QUIT', 4: 'ILL', 5: 'TRAP', 6: 'ABRT', 7: 'BUS', 8: 'FPE', 9: 'KILL', 10: 'USR1', 11: 'SEGV', 12: 'USR2', 13: 'PIPE', 14: 'ALRM',
-  15: 'TERM', 16: 'STKFLT', 17: 'CHLD', 18: 'CONT', 19: 'STOP', 20: 'TSTP', 21: 'TTIN', 22: 'TTOU', 23: 'URG', 24: 'XCPU', 25: 'XFSZ', 26: 'VTALRM', 27: 'PROF',
-  28: 'WINCH', 29: 'IO', 30: 'PWR', 31: 'SYS',
+  1: 'HUP',
+  2: 'INT',
+  3: 'QUIT',
+  4: 'ILL',
+  5: 'TRAP',
+  6: 'ABRT',
+  7: 'BUS',
+  8: 'FPE',
+  9: 'KILL',
+  10: 'USR1',
+  11: 'SEGV',
+  12: 'USR2',
+  13: 'PIPE',
+  14: 'ALRM',
+  15: 'TERM',
+  16: 'STKFLT',
+  17: 'CHLD',
+  18: 'CONT',
+  19: 'STOP',
+  20: 'TSTP',
+  21: 'TTIN',
+  22: 'TTOU',
+  23: 'URG',
+  24: 'XCPU',
+  25: 'XFSZ',
+  26: 'VTALRM',
+  27: 'PROF',
+  28: 'WINCH',
+  29: 'IO',
+  30: 'PWR',
+  31: 'SYS',
 };
 
 /**

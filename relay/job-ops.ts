@@ -104,9 +104,14 @@ async function runScript(
   if (!closed) {
     channel.close();
     const why = signal.aborted ? 'it was cancelled' : `no answer within ${timeoutMs / 1000} s`;
-    return { ok: false, opened: true, outcome: failure(signal.aborted ? 'cancelled' : 'host_unreachable', `The job script on host "${pool.host.name}" did not finish (${why}).`) };
+    return {
+      ok: false,
+      opened: true,
+      outcome: failure(signal.aborted ? 'cancelled' : 'host_unreachable', `The job script on host "${pool.host.name}" did not finish (${why}).`),
+    };
   }
-  if (tooLong) return { ok: false, opened: true, outcome: failure('protocol_error', `The job script on host "${pool.host.name}" answered more than ${maxBytes} bytes.`) };
+  if (tooLong)
+    return { ok: false, opened: true, outcome: failure('protocol_error', `The job script on host "${pool.host.name}" answered more than ${maxBytes} bytes.`) };
   if (!exit.exited) {
     return { ok: false, opened: true, outcome: failure('host_unreachable', `The connection to host "${pool.host.name}" was lost during a job operation.`) };
   }
@@ -115,7 +120,10 @@ async function runScript(
 
 function unreadable(pool: HostChannels, run: ScriptRun, what: string): Outcome<never> {
   const said = run.stderr.trim().slice(0, 500);
-  return failure('ssh_error', `Host "${pool.host.name}" gave no readable answer to the job ${what} (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`);
+  return failure(
+    'ssh_error',
+    `Host "${pool.host.name}" gave no readable answer to the job ${what} (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`,
+  );
 }
 
 function baseRefusal(pool: HostChannels, jobsDir: string, why: string): Outcome<never> {
@@ -186,7 +194,8 @@ export class HostJobs {
       }
       const refusal = parseStartRefusal(ran.value.stdout);
       if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
-      if (refusal?.kind === 'exists') return failure('already_exists', `Job id ${op.jobId} already exists on host "${pool.host.name}"; a job id is never reused.`);
+      if (refusal?.kind === 'exists')
+        return failure('already_exists', `Job id ${op.jobId} already exists on host "${pool.host.name}"; a job id is never reused.`);
       if (refusal?.kind === 'limit') {
         return failure(
           'job_limit',
@@ -256,7 +265,8 @@ export class HostJobs {
     if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
     const answer = parseCleanup(ran.value.stdout);
     if (answer === null) return unreadable(pool, ran.value, 'cleanup');
-    if (answer === 'running') return failure('invalid_argument', `Job ${op.jobId} is still running on host "${pool.host.name}": cancel it first; its files are kept while it runs.`);
+    if (answer === 'running')
+      return failure('invalid_argument', `Job ${op.jobId} is still running on host "${pool.host.name}": cancel it first; its files are kept while it runs.`);
     if (answer === 'failed') return failure('ssh_error', `Could not delete the files of job ${op.jobId} on host "${pool.host.name}".`);
     return success({ op: 'job_cleanup', removed: answer === 'removed' });
   }

@@ -97,7 +97,11 @@ export class RelayOperations {
       target: describeTarget(host),
       labels: host.labels,
       // Jobs run commands: a read-only host has none to start (and so none to read).
-      capabilities: [host.readOnly ? READ_ONLY_CAPABILITY : EXEC_CAPABILITY, ...(host.proxmox ? [PROXMOX_CAPABILITY] : []), ...(host.readOnly ? [] : [JOBS_CAPABILITY])],
+      capabilities: [
+        host.readOnly ? READ_ONLY_CAPABILITY : EXEC_CAPABILITY,
+        ...(host.proxmox ? [PROXMOX_CAPABILITY] : []),
+        ...(host.readOnly ? [] : [JOBS_CAPABILITY]),
+      ],
     }));
   }
 
@@ -238,7 +242,10 @@ export class RelayOperations {
     const refusal = this.notProxmoxRefusal(operation.host);
     if (refusal) return refusal;
     if (operation.guest.kind === 'qemu') {
-      return failure('invalid_argument', `Background jobs run on hosts and in containers, not in VMs (VM ${operation.guest.id}): the guest agent cannot keep a command running detached. Use a synchronous command in the VM instead.`);
+      return failure(
+        'invalid_argument',
+        `Background jobs run on hosts and in containers, not in VMs (VM ${operation.guest.id}): the guest agent cannot keep a command running detached. Use a synchronous command in the VM instead.`,
+      );
     }
     return null;
   }

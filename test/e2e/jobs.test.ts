@@ -5,6 +5,8 @@
  * the SSH channels synchronous calls need, and that starts, cancels and ends are audited without
  * their output.
  */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
@@ -25,7 +27,8 @@ function relayConfig(sshd: TestSshd): unknown {
     relay_id: 'jobs-relay',
     known_hosts: [sshd.knownHostsPath],
     hosts: [
-      { name: 'web', ...base, labels: { env: 'prod' }, max_connections: 2 },
+      // Its own jobs directory: jobs of other files (or of a failed earlier run) do not count against max_jobs here.
+      { name: 'web', ...base, labels: { env: 'prod' }, max_connections: 2, jobs_dir: `~/.mcp-remote-exec/test-jobs-${RUN}` },
       { name: 'vault', ...base, labels: { env: 'prod' }, read_only: true },
     ],
   };
@@ -65,6 +68,17 @@ async function waitForState(session: ConnectedClient, jobId: string, done: (stat
   throw new Error(`job ${jobId} stayed ${String(status.state)}`);
 }
 
+/** The SSH user's processes whose command line is exactly `command` (not a shell that mentions it). */
+function running(command: string): number[] {
+  return remoteProcesses(command, stack.sshd.user).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() === command;
+    } catch {
+      return false;
+    }
+  });
+}
+
 let alice: ConnectedClient;
 let dave: ConnectedClient;
 let bob: ConnectedClient;
@@ -87,6 +101,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const session of sessions) await session.close().catch(() => undefined);
+  // Whatever a failed test left running (every command here carries RUN), by PID.
+  if (stack) for (const pid of remoteProcesses(RUN, stack.sshd.user)) process.kill(pid, 'SIGKILL');
+  if (stack) rmSync(join(stack.sshd.home, '.mcp-remote-exec', `test-jobs-${RUN}`), { recursive: true, force: true });
   await stack?.stop();
 });
 
@@ -143,10 +160,10 @@ describe('background jobs through the Worker', () => {
     const marker = `1000.${RUN}2`;
     const command = `setsid sleep ${marker} & nohup sleep ${marker} >/dev/null 2>&1 & sleep ${marker}`;
     const started = fields(await call(alice, 'ssh_start_job', { host: 'web', command, timeout: 600 }));
-    await waitFor(() => remoteProcesses(`sleep ${marker}`, stack.sshd.user).length === 3, 10_000, 'three sleeps to start');
+    await waitFor(() => running(`sleep ${marker}`).length === 3, 10_000, 'three sleeps to start');
     const cancelled = fields(await call(alice, 'ssh_cancel_job', { job_id: String(started.job_id) }));
     expect(cancelled).toMatchObject({ state: 'cancelled', stop_confirmed: true, processes_may_still_run: [] });
-    expect(remoteProcesses(`sleep ${marker}`, stack.sshd.user)).toEqual([]);
+    expect(running(`sleep ${marker}`)).toEqual([]);
     const audit = await adminApi(stack.worker).get('audit?tool=ssh_cancel_job&user=alice');
     expect(audit.body.entries).toContainEqual(expect.objectContaining({ target: `job ${String(started.job_id)}`, outcome: 'ok' }));
   });
@@ -159,15 +176,15 @@ describe('background jobs through the Worker', () => {
       ),
     );
     expect(new Set(ids).size).toBe(20);
-    await waitFor(() => remoteProcesses(`sleep ${marker}`, stack.sshd.user).length === 20, 15_000, 'twenty jobs to run');
+    await waitFor(() => running(`sleep ${marker}`).length === 20, 15_000, 'twenty jobs to run');
     // The host allows two SSH connections (max_connections 2): a job holding a channel for its life would starve these.
     for (let index = 0; index < 5; index += 1) {
       const result = await call(alice, 'ssh_exec_command', { host: 'web', command: `echo sync ${index}`, timeout: 10 });
       expect(fields(result)).toMatchObject({ stdout: `sync ${index}\n`, exit_code: 0 });
     }
-    expect(remoteProcesses(`sleep ${marker}`, stack.sshd.user)).toHaveLength(20);
+    expect(running(`sleep ${marker}`)).toHaveLength(20);
     for (const id of ids) await call(dave, 'ssh_cancel_job', { job_id: id });
-    expect(remoteProcesses(`sleep ${marker}`, stack.sshd.user)).toEqual([]);
+    expect(running(`sleep ${marker}`)).toEqual([]);
   });
 
   it('refuses bad arguments with what to fix', async () => {

@@ -93,7 +93,10 @@ async function run(operation: Operation, through: RelayOperations = ops): Promis
   return through.run(operation, () => undefined, AbortSignal.timeout(60_000));
 }
 
-async function start(command: string, options: { host?: string; jobId?: string; timeoutMs?: number; keepBytes?: number } = {}): Promise<{ jobId: string; outcome: Outcome<OperationResult> }> {
+async function start(
+  command: string,
+  options: { host?: string; jobId?: string; timeoutMs?: number; keepBytes?: number } = {},
+): Promise<{ jobId: string; outcome: Outcome<OperationResult> }> {
   const jobId = options.jobId ?? newJobId();
   const outcome = await run({
     op: 'job_start',
@@ -182,7 +185,13 @@ describe('a background job on the host', () => {
   it('reports the exit code, and a signal as killed with its name', async () => {
     const exited = await started('echo out; echo err >&2; exit 7');
     const killed = await started('kill -TERM $$');
-    expect(await until(exited, (r) => r.state !== 'running')).toMatchObject({ state: 'exited', exitCode: 7, signal: null, stdoutTail: 'out\n', stderrTail: 'err\n' });
+    expect(await until(exited, (r) => r.state !== 'running')).toMatchObject({
+      state: 'exited',
+      exitCode: 7,
+      signal: null,
+      stdoutTail: 'out\n',
+      stderrTail: 'err\n',
+    });
     const report = await until(killed, (r) => r.state !== 'running');
     expect(report).toMatchObject({ state: 'killed', exitCode: null, signal: 'TERM' });
   });
@@ -192,7 +201,14 @@ describe('a background job on the host', () => {
     const first = operations();
     const jobId = newJobId();
     const outcome = await run(
-      { op: 'job_start', host: 'h', jobId, command: `setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & sleep ${mark}3`, timeoutMs: 2_000, keepBytes: 65536 },
+      {
+        op: 'job_start',
+        host: 'h',
+        jobId,
+        command: `setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & sleep ${mark}3`,
+        timeoutMs: 2_000,
+        keepBytes: 65536,
+      },
       first,
     );
     expect(outcome.ok).toBe(true);
@@ -206,8 +222,11 @@ describe('a background job on the host', () => {
 
   it('cancel stops setsid and nohup children too, and says so', async () => {
     const mark = `1001.${RUN}2`;
-    const jobId = await started(`setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & echo up; sleep ${mark}3`);
-    expect((await waitPresent(mark, 3, 5_000)).length).toBeGreaterThanOrEqual(3);
+    // The fourth is found by the marker alone: its parent is gone, it left the group and the session, and its output is not the job's.
+    const jobId = await started(
+      `setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & (setsid sleep ${mark}4 >/dev/null 2>&1 &); echo up; sleep ${mark}3`,
+    );
+    expect((await waitPresent(mark, 4, 5_000)).length).toBeGreaterThanOrEqual(4);
     const cancelled = await run({ op: 'job_cancel', host: 'h', jobId });
     if (!cancelled.ok || cancelled.value.op !== 'job_cancel') throw new Error(JSON.stringify(cancelled));
     expect(cancelled.value.report).toMatchObject({ state: 'cancelled', stopConfirmed: true, processesLeft: [], stdoutTail: 'up\n' });
@@ -271,7 +290,9 @@ describe('a background job on the host', () => {
     const mark = `1001.${RUN}3`;
     const jobId = await started(`sleep ${mark}`);
     expect(await waitPresent(mark, 1, 5_000)).toHaveLength(1);
-    const [pgid, startTime] = readFileSync(join(jobDir(jobId), 'pid'), 'utf8').trim().split(' ');
+    const [pgid, startTime] = readFileSync(join(jobDir(jobId), 'pid'), 'utf8')
+      .trim()
+      .split(' ');
     process.kill(-Number(pgid), 'SIGKILL');
     expect(await waitGone(mark, 5_000)).toEqual([]);
     expect((await until(jobId, (r) => r.state !== 'running', 10_000)).state).toBe('lost');
@@ -332,12 +353,16 @@ describe('a background job on the host', () => {
     // The host allows 10 channels per connection and the pool 4 connections: 20 jobs holding a
     // channel each would leave the execs waiting until their deadline.
     const execs = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => ops.run({ op: 'exec', host: 'crowd', command: `echo exec-${i}`, timeoutMs: 15_000, maxChars: 1000 }, () => undefined, AbortSignal.timeout(20_000))),
+      Array.from({ length: 30 }, (_, i) =>
+        ops.run({ op: 'exec', host: 'crowd', command: `echo exec-${i}`, timeoutMs: 15_000, maxChars: 1000 }, () => undefined, AbortSignal.timeout(20_000)),
+      ),
     );
     expect(execs.map((outcome) => outcome.ok && outcome.value.op === 'exec' && outcome.value.exitCode)).toEqual(Array.from({ length: 30 }, () => 0));
     expect(remoteProcesses(mark, sshd.user)).toHaveLength(20);
     const cancels = await Promise.all(outcomes.map(({ jobId }) => run({ op: 'job_cancel', host: 'crowd', jobId })));
-    expect(cancels.map((cancelled) => cancelled.ok && cancelled.value.op === 'job_cancel' && cancelled.value.report.state)).toEqual(Array.from({ length: 20 }, () => 'cancelled'));
+    expect(cancels.map((cancelled) => cancelled.ok && cancelled.value.op === 'job_cancel' && cancelled.value.report.state)).toEqual(
+      Array.from({ length: 20 }, () => 'cancelled'),
+    );
     expect(await waitGone(mark, 10_000)).toEqual([]);
   });
 
@@ -357,7 +382,15 @@ describe('a background job on the host', () => {
   it('refuses to start a job on a read-only host, and in a VM', async () => {
     const readOnly = await start('true', { host: 'ro' });
     expect(readOnly.outcome.ok ? 'ok' : readOnly.outcome.error.code).toBe('host_read_only');
-    const vm = await run({ op: 'job_start', host: 'h', guest: { kind: 'qemu', id: '100' }, jobId: newJobId(), command: 'true', timeoutMs: 1000, keepBytes: 65536 });
+    const vm = await run({
+      op: 'job_start',
+      host: 'h',
+      guest: { kind: 'qemu', id: '100' },
+      jobId: newJobId(),
+      command: 'true',
+      timeoutMs: 1000,
+      keepBytes: 65536,
+    });
     expect(vm.ok ? 'ok' : vm.error.code).toBe('invalid_argument');
   });
 });
