@@ -9,6 +9,7 @@ import { selectHost } from '../shared/host-selection.ts';
 import { hostViews } from '../shared/host-views.ts';
 import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
 import type { HostStatus } from '../shared/protocol.ts';
+import type { JobExecutor } from '../shared/jobs.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from '../shared/file-types.ts';
 import type {
   DownloadFileRequest,
@@ -60,10 +61,24 @@ export class LocalExecutor implements ToolExecutor {
   private readonly operations: RelayOperations;
   private readonly imagekit: LocalImageKit | null;
   private readonly startedAt = new Date().toISOString();
+  // The background-job methods (relay/local-jobs.ts): present only when jobs are given, since the
+  // job tools are offered where the executor has them.
+  readonly startJob?: JobExecutor['startJob'];
+  readonly jobStatus?: JobExecutor['jobStatus'];
+  readonly jobOutput?: JobExecutor['jobOutput'];
+  readonly cancelJob?: JobExecutor['cancelJob'];
+  readonly listJobs?: JobExecutor['listJobs'];
 
-  constructor(operations: RelayOperations, imagekit: LocalImageKit | null = null) {
+  constructor(operations: RelayOperations, imagekit: LocalImageKit | null = null, jobs: JobExecutor | null = null) {
     this.operations = operations;
     this.imagekit = imagekit;
+    if (jobs) {
+      this.startJob = (request, signal) => jobs.startJob(request, signal);
+      this.jobStatus = (request, signal) => jobs.jobStatus(request, signal);
+      this.jobOutput = (request, signal) => jobs.jobOutput(request, signal);
+      this.cancelJob = (request, signal) => jobs.cancelJob(request, signal);
+      this.listJobs = (request, signal) => jobs.listJobs(request, signal);
+    }
   }
 
   private bridge(): Outcome<BridgeContext> {

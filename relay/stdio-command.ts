@@ -22,7 +22,9 @@ import { RelayOperations } from './operations.ts';
 import { RISK_NOTICE, risksAccepted } from './risk.ts';
 import { exitWhenDrained } from './exit-drained.ts';
 import { StartupError } from './startup-error.ts';
-import { readStdioSettings } from './tool-settings.ts';
+import { readJobSettings, readStdioSettings } from './tool-settings.ts';
+import { FileJobStore } from './job-files.ts';
+import { LocalJobs } from './local-jobs.ts';
 
 const STARTUP_CHECK_TIMEOUT_MS = 15_000;
 
@@ -59,6 +61,7 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   applyLogLevel(env);
   if (!risksAccepted(env)) throw new StartupError(`Risks not accepted. ${RISK_NOTICE}`);
   const settings = readStdioSettings(env);
+  const jobSettings = readJobSettings(env);
   const config = loadHostsConfig({ RELAY_ID: 'stdio', ...env }, values.config);
   if (config.hosts.length === 0) throw new StartupError(NO_HOST_MESSAGE);
   let imagekitConfig: ImageKitConfig | null;
@@ -87,7 +90,19 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
     store.startSweeping(service);
     imagekit = { config: imagekitConfig, service, store, maxFileSize: settings.maxFileSize };
   }
-  const executor = new LocalExecutor(operations, imagekit);
+  let jobStore: FileJobStore;
+  try {
+    jobStore = new FileJobStore(config.stateDir);
+  } catch (error) {
+    operations.close();
+    store?.stop();
+    throw new StartupError(
+      `The background job records cannot be kept in ${config.stateDir}: ${error instanceof Error ? error.message : String(error)} (MCP_REMOTE_EXEC_STATE_DIR sets the state directory).`,
+    );
+  }
+  const jobs = new LocalJobs(operations, jobStore, jobSettings);
+  jobs.startChecking();
+  const executor = new LocalExecutor(operations, imagekit, jobs);
   const toolSettings = { ...settings, transfersViaImageKit: imagekit !== null };
   // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
   const proxmox = config.hosts.some((host) => host.proxmox);
@@ -103,6 +118,7 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
     closing = true;
     log('info', 'stdio server stopping', { reason });
     store?.stop();
+    jobs.stop();
     operations.close();
     void served.close().finally(() => exitWhenDrained(0));
   };

@@ -54,6 +54,12 @@ export interface JobStore {
   put(record: JobRecord): Promise<void>;
   list(): Promise<JobRecord[]>;
   delete(jobId: string): Promise<void>;
+  /**
+   * For a store that several processes share (stdio servers on one state directory): true for
+   * exactly one caller per job, across all of them, so the end is recorded once. A store with one
+   * writer (a Durable Object) leaves it out; the ledger serializes its own calls per job.
+   */
+  claimEnd?(jobId: string): Promise<boolean>;
 }
 
 /** A job operation without its host: the link adds the route's host. */
@@ -96,6 +102,8 @@ export interface NewJob {
 
 /** A cleaned job's tombstone is kept this long, so its id says "deleted" rather than "unknown". */
 export const TOMBSTONE_MS = 30 * 24 * 3600_000;
+/** A start still in flight that the host does not know yet is taken as never run only this long after it was sent. */
+const START_SETTLE_MS = 2 * 60_000;
 /** The host's answer may be late by this much after a job's deadline (watchdog step, clocks). */
 const DEADLINE_SLACK_MS = 30_000;
 
@@ -183,9 +191,33 @@ function cleanedAway(record: JobRecord): { ok: false; error: ToolError } {
   );
 }
 
+/**
+ * Runs async steps one after another per key. A record is read, changed and written back around
+ * awaits (the store, the host); two calls on one job interleaving there could record its end
+ * twice or put back a record from before it.
+ */
+class Serial {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, step: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    const result = before.then(step, step);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
+/** The key under which starts are admitted one at a time (job ids are hex, so it cannot clash). */
+const ADMISSION = 'admission';
+
 export class JobLedger {
   private readonly deps: JobLedgerDeps;
   private readonly now: () => number;
+  private readonly serial = new Serial();
 
   constructor(deps: JobLedgerDeps) {
     this.deps = deps;
@@ -193,7 +225,43 @@ export class JobLedger {
   }
 
   async start(job: NewJob, signal: AbortSignal): Promise<Outcome<JobView>> {
-    const { store, link, limits } = this.deps;
+    // Counted and recorded as one step, so starts that arrive together cannot all pass the limit.
+    const admitted = await this.serial.run(ADMISSION, () => this.admit(job));
+    if (!admitted.ok) return admitted;
+    const record = admitted.value;
+    const started = await this.deps.link.run(
+      job.route,
+      {
+        op: 'job_start',
+        jobId: job.jobId,
+        command: job.command,
+        timeoutMs: job.timeoutMs,
+        keepBytes: record.keepBytes,
+        ...(job.guest ? { guest: job.guest } : {}),
+      },
+      signal,
+    );
+    if (!started.ok) {
+      if (NOT_STARTED.has(started.error.code)) {
+        await this.deps.store.delete(job.jobId);
+        return started;
+      }
+      // Sent, but whether it started is unknown: keep the record; status will ask the host.
+      const unknown = { ...record, note: `The start was sent but its answer was lost (${started.error.message}); ssh_job_status will ask the host.` };
+      await this.serial.run(job.jobId, async () => {
+        // Unless a status call has settled it meanwhile.
+        const current = await this.deps.store.get(job.jobId);
+        if (current?.state === 'starting' && current.report === null) await this.deps.store.put(unknown);
+      });
+      return success(viewOf(unknown));
+    }
+    if (started.value.op !== 'job_start') return failure('protocol_error', 'The relay answered a job start with another kind of result.');
+    return success(viewOf(await this.apply(record, started.value.report)));
+  }
+
+  /** Within the per-user limit: the new record, put before the start is sent. */
+  private async admit(job: NewJob): Promise<Outcome<JobRecord>> {
+    const { store, limits } = this.deps;
     const running = (await store.list()).filter((record) => record.owner === job.owner && !isEnded(record.state));
     if (running.length >= limits.perUser) {
       return failure(
@@ -219,30 +287,7 @@ export class JobLedger {
     };
     // Recorded before it is sent: if this process dies now, the next look at the host settles it.
     await store.put(record);
-    const started = await link.run(
-      job.route,
-      {
-        op: 'job_start',
-        jobId: job.jobId,
-        command: job.command,
-        timeoutMs: job.timeoutMs,
-        keepBytes: limits.keepBytes,
-        ...(job.guest ? { guest: job.guest } : {}),
-      },
-      signal,
-    );
-    if (!started.ok) {
-      if (NOT_STARTED.has(started.error.code)) {
-        await store.delete(job.jobId);
-        return started;
-      }
-      // Sent, but whether it started is unknown: keep the record; status will ask the host.
-      const unknown = { ...record, note: `The start was sent but its answer was lost (${started.error.message}); ssh_job_status will ask the host.` };
-      await store.put(unknown);
-      return success(viewOf(unknown));
-    }
-    if (started.value.op !== 'job_start') return failure('protocol_error', 'The relay answered a job start with another kind of result.');
-    return success(viewOf(await this.apply(record, started.value.report)));
+    return success(record);
   }
 
   /** The job's state, asked of the host unless its end is already known. */
@@ -317,9 +362,14 @@ export class JobLedger {
       } else if (!isEnded(record.state) || !record.endRecorded) {
         if (nextCheckAt(record) <= now) await this.refresh(record, signal);
       } else if (record.cleanupAt !== null && record.cleanupAt <= now) {
-        const removed = await link.run(record.route, { op: 'job_cleanup', jobId: record.jobId, ...(record.guest ? { guest: record.guest } : {}) }, signal);
-        // The relay away or the host unreachable: try again at the next check.
-        if (removed.ok) await store.put({ ...record, state: 'cleaned', cleanedAt: now, cleanupAt: now + TOMBSTONE_MS });
+        await this.serial.run(record.jobId, async () => {
+          const removed = await link.run(record.route, { op: 'job_cleanup', jobId: record.jobId, ...(record.guest ? { guest: record.guest } : {}) }, signal);
+          // The relay away or the host unreachable: try again at the next check.
+          if (!removed.ok) return;
+          const current = (await store.get(record.jobId)) ?? record;
+          const done = this.now();
+          await store.put({ ...current, state: 'cleaned', cleanedAt: done, cleanupAt: done + TOMBSTONE_MS });
+        });
       }
     }
     return nextWake(await store.list(), this.now());
@@ -333,20 +383,41 @@ export class JobLedger {
   private async refresh(record: JobRecord, signal: AbortSignal): Promise<Outcome<JobView>> {
     const asked = await this.deps.link.run(record.route, { op: 'job_status', jobId: record.jobId, ...(record.guest ? { guest: record.guest } : {}) }, signal);
     if (!asked.ok) {
-      // The last known state, said to be stale and why.
-      await this.deps.store.put({ ...record, checkedAt: this.now() });
-      return success(viewOf(record, { staleReason: `Not fresh from the host: ${asked.error.message}` }));
+      // The last known state, said to be stale and why. Read again: another call may have
+      // recorded the end while this one waited; putting back `record` would undo that.
+      const current = await this.serial.run(record.jobId, async () => {
+        const latest = await this.deps.store.get(record.jobId);
+        if (latest === undefined) return record;
+        await this.deps.store.put({ ...latest, checkedAt: this.now() });
+        return latest;
+      });
+      if (current.state === 'cleaned') return cleanedAway(current);
+      return success(viewOf(current, { staleReason: `Not fresh from the host: ${asked.error.message}` }));
     }
     if (asked.value.op !== 'job_status') return failure('protocol_error', 'The relay answered a job status with another kind of result.');
     return success(viewOf(await this.apply(record, asked.value.report)));
   }
 
   /** Take the host's report into the record; the first time it shows an end, record the end once. */
-  private async apply(before: JobRecord, report: JobReport): Promise<JobRecord> {
+  private apply(before: JobRecord, report: JobReport): Promise<JobRecord> {
+    return this.serial.run(before.jobId, () => this.applyNow(before, report));
+  }
+
+  private async applyNow(before: JobRecord, report: JobReport): Promise<JobRecord> {
     const { store, limits } = this.deps;
     const now = this.now();
     // Read again: another call may have recorded the end while this one waited for the host.
     const current = (await store.get(before.jobId)) ?? before;
+    // Cleaned up while this report was on its way: its files are gone; the tombstone stays.
+    if (current.state === 'cleaned') return current;
+    // A start still in flight (no outcome noted: queued for a channel, a slow connection, or its
+    // sender died mid-start) may yet reach the host: a look that finds no job does not settle it as
+    // never run until that can no longer be. A start whose answer was lost is settled at once.
+    if (report.state === 'absent' && current.state === 'starting' && current.note === null && now - current.createdAt < START_SETTLE_MS) {
+      const waiting = { ...current, checkedAt: now };
+      await store.put(waiting);
+      return waiting;
+    }
     let state = STATE_OF_HOST[report.state];
     let note = current.note;
     if (report.state === 'absent')
@@ -367,7 +438,8 @@ export class JobLedger {
       endRecorded: current.endRecorded || ended,
     };
     await store.put(next);
-    if (ended && !current.endRecorded) await this.deps.onEnded(next);
+    // Another process sharing the store may have seen the end at the same moment: one records it.
+    if (ended && !current.endRecorded && (store.claimEnd === undefined || (await store.claimEnd(next.jobId)))) await this.deps.onEnded(next);
     return next;
   }
 }

@@ -138,14 +138,19 @@ describe('startup errors', () => {
 });
 
 describe('serving MCP over stdio', () => {
-  it("offers the Worker's host tools (less the relay check) and the seed's file tools", async () => {
+  it("offers the Worker's host tools (less the relay check), the seed's file tools and the job tools", async () => {
     const { tools } = await session.client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual([
+      'ssh_cancel_job',
       'ssh_download_file',
       'ssh_exec_command',
+      'ssh_job_output',
+      'ssh_job_status',
       'ssh_list_directory',
       'ssh_list_hosts',
+      'ssh_list_jobs',
       'ssh_read_file',
+      'ssh_start_job',
       'ssh_upload_file',
       'ssh_write_file',
     ]);
