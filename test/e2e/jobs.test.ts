@@ -187,6 +187,22 @@ describe('background jobs through the Worker', () => {
     expect(running(`sleep ${marker}`)).toEqual([]);
   });
 
+  it("lets a deployment admin list and cancel everyone's jobs, audited, and nobody else", async () => {
+    const started = fields(await call(alice, 'ssh_start_job', { host: 'web', command: `sleep 300.${RUN}4`, timeout: 600 }));
+    const jobId = String(started.job_id);
+    const everyone = fields(await stack.call('ssh_list_jobs', { all_users: true, state: 'active' }));
+    expect(everyone.jobs).toContainEqual(expect.objectContaining({ job_id: jobId, owner: 'alice' }));
+    // Without all_users an admin sees only their own jobs, like anyone.
+    const own = fields(await stack.call('ssh_list_jobs', {}));
+    expect((own.jobs as Array<{ job_id: string }>).map((job) => job.job_id)).not.toContain(jobId);
+    const refused = await call(bob, 'ssh_list_jobs', { all_users: true });
+    expect(textOf(refused)).toContain('access_denied');
+    expect(fields(await stack.call('ssh_cancel_job', { job_id: jobId }))).toMatchObject({ state: 'cancelled' });
+    expect(fields(await call(alice, 'ssh_job_status', { job_id: jobId })).state).toBe('cancelled');
+    const audit = await adminApi(stack.worker).get(`audit?tool=ssh_cancel_job&user=${stack.worker.adminUser}`);
+    expect(audit.body.entries).toContainEqual(expect.objectContaining({ target: `job ${jobId}`, outcome: 'ok' }));
+  });
+
   it('refuses bad arguments with what to fix', async () => {
     const cases: Array<[string, Record<string, unknown>, string]> = [
       ['ssh_job_status', { job_id: '../etc' }, 'job_id must be the 32 hexadecimal digits'],
