@@ -1,0 +1,145 @@
+/**
+ * Exec tools as MCP tasks for a 2026-07-28 client (extension io.modelcontextprotocol/tasks), through
+ * the real Worker, relay and sshd. The SDK v2 client has no task runtime, so the requests are raw
+ * JSON-RPC with the signed-in client's token, and every answer is checked against the extension's
+ * own schemas (@modelcontextprotocol/ext-tasks).
+ */
+import { readFileSync } from 'node:fs';
+import { CancelTaskResultV2Schema, CreateTaskResultV2Schema, GetTaskResultV2Schema } from '@modelcontextprotocol/ext-tasks/core/v2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminApi } from '../harness/admin-api.ts';
+import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
+import { remoteProcesses } from '../harness/sshd.ts';
+import { startStack, type Stack } from '../harness/stack.ts';
+import { sleep, waitFor } from '../harness/wait.ts';
+
+const EXTENSION = 'io.modelcontextprotocol/tasks';
+/** Unique per run, so processes of another run or file are never mistaken for this one's. */
+const RUN = `${process.pid}${Date.now() % 100_000}`;
+
+let stack: Stack;
+let bob: ConnectedClient | undefined;
+let rpcId = 0;
+
+interface Rpc {
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string };
+}
+
+/** One JSON-RPC request as a 2026-07-28 client sends it; the answer read from JSON or from the SSE stream. */
+async function rpc(session: ConnectedClient, method: string, params: Record<string, unknown>, name: string): Promise<Rpc> {
+  const id = ++rpcId;
+  const response = await fetch(stack.worker.mcpUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${session.accessToken()}`,
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      'mcp-name': name,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientInfo': { name: 'raw-2026', version: '1' },
+          'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXTENSION]: {} } },
+        },
+      },
+    }),
+  });
+  const text = await response.text();
+  const bodies = (response.headers.get('content-type') ?? '').includes('text/event-stream')
+    ? text
+        .split('\n')
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).trim())
+    : [text];
+  for (const body of bodies) {
+    const message = JSON.parse(body) as Rpc & { id?: number };
+    if (message.id === id) return message;
+  }
+  throw new Error(`no answer to ${method} in ${text.slice(0, 500)}`);
+}
+
+/** The SSH user's processes whose command line is exactly `command`. */
+function running(command: string): number[] {
+  return remoteProcesses(command, stack.sshd.user).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() === command;
+    } catch {
+      return false;
+    }
+  });
+}
+
+beforeAll(async () => {
+  stack = await startStack({ client: '2026-07-28' });
+  const added = await adminApi(stack.worker).post('users', { username: 'bob', groups: [] });
+  await adminApi(stack.worker).put('policy', { version: 1, grants: [{ subjects: ['user:bob'], role: 'operator', hosts: ['*'] }] });
+  bob = await connectMcpClient(stack.worker.mcpUrl, { username: 'bob', password: String(added.body.password) }, { era: '2026-07-28' });
+});
+
+afterAll(async () => {
+  await bob?.close().catch(() => undefined);
+  if (stack) for (const pid of remoteProcesses(RUN, stack.sshd.user)) process.kill(pid, 'SIGKILL');
+  await stack?.stop();
+});
+
+describe('exec tools as MCP tasks through the Worker (2026-07-28)', () => {
+  it('answers an opted-in long call with a task whose tasks/get carries the synchronous answer', async () => {
+    const created = await rpc(
+      stack.mcp,
+      'tools/call',
+      { name: 'ssh_exec_command', arguments: { command: 'sleep 3; echo done', timeout: 60 } },
+      'ssh_exec_command',
+    );
+    expect(CreateTaskResultV2Schema.safeParse(created.result).success, JSON.stringify(created)).toBe(true);
+    expect(created.result).toMatchObject({ resultType: 'task', status: 'working' });
+    const taskId = String(created.result?.taskId);
+    let got: Rpc = {};
+    for (const until = Date.now() + 30_000; Date.now() < until; await sleep(500)) {
+      got = await rpc(stack.mcp, 'tasks/get', { taskId }, taskId);
+      if (got.result?.status !== 'working') break;
+    }
+    expect(GetTaskResultV2Schema.safeParse(got.result).success, JSON.stringify(got)).toBe(true);
+    expect(got.result).toMatchObject({ status: 'completed', result: { structuredContent: { stdout: 'done\n', exit_code: 0 } } });
+    // A short call stays synchronous even when the client opts in.
+    const quick = await rpc(stack.mcp, 'tools/call', { name: 'ssh_exec_command', arguments: { command: 'echo now', timeout: 5 } }, 'ssh_exec_command');
+    expect(quick.result).toMatchObject({ structuredContent: { stdout: 'now\n' } });
+  });
+
+  it('stops the remote command on tasks/cancel', async () => {
+    const command = `sleep 1000.${RUN}1`;
+    const created = await rpc(stack.mcp, 'tools/call', { name: 'ssh_exec_command', arguments: { command, timeout: 120 } }, 'ssh_exec_command');
+    const taskId = String(created.result?.taskId);
+    await waitFor(() => running(command).length === 1, 10_000, 'the command to start');
+    const ack = await rpc(stack.mcp, 'tasks/cancel', { taskId }, taskId);
+    expect(CancelTaskResultV2Schema.safeParse(ack.result).success, JSON.stringify(ack)).toBe(true);
+    await waitFor(() => running(command).length === 0, 10_000, 'the command to stop');
+    expect((await rpc(stack.mcp, 'tasks/get', { taskId }, taskId)).result).toMatchObject({ status: 'cancelled' });
+  });
+
+  it("answers another user's task id exactly as a made-up one, and does not cancel it", async () => {
+    if (!bob) throw new Error('no second user');
+    const command = `sleep 1000.${RUN}2`;
+    const created = await rpc(stack.mcp, 'tools/call', { name: 'ssh_exec_command', arguments: { command, timeout: 120 } }, 'ssh_exec_command');
+    const taskId = String(created.result?.taskId);
+    await waitFor(() => running(command).length === 1, 10_000, 'the command to start');
+    const madeUp = 'e'.repeat(32);
+    const theirs = await rpc(bob, 'tasks/get', { taskId }, taskId);
+    const none = await rpc(bob, 'tasks/get', { taskId: madeUp }, madeUp);
+    expect(theirs.error?.code).toBe(-32602);
+    expect(theirs.error?.message.replace(taskId, 'ID')).toBe(none.error?.message.replace(madeUp, 'ID'));
+    await rpc(bob, 'tasks/cancel', { taskId }, taskId);
+    await sleep(1_000);
+    expect(running(command)).toHaveLength(1);
+    await rpc(stack.mcp, 'tasks/cancel', { taskId }, taskId);
+    await waitFor(() => running(command).length === 0, 10_000, 'the command to stop');
+  });
+});
