@@ -48,11 +48,7 @@ export function execProgressMessage(elapsedSeconds: number, latest: LatestLine |
  * (a client drops progress that arrives after the result); a read of the latest line still
  * pending when the command ends is abandoned, not awaited.
  */
-export async function withExecProgress<T>(
-  ctx: ProgressContext,
-  timeoutSeconds: number,
-  start: (tap: ExecProgressTap | undefined) => Promise<T>,
-): Promise<T> {
+export async function withExecProgress<T>(ctx: ProgressContext, timeoutSeconds: number, start: (tap: ExecProgressTap | undefined) => Promise<T>): Promise<T> {
   const token = ctx.mcpReq._meta?.progressToken;
   if (token === undefined) return start(undefined);
   let source: LatestLineSource | null = null;

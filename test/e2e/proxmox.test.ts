@@ -127,7 +127,10 @@ describe('containers', () => {
       await session.close();
     }
     expect(seen.length, JSON.stringify(seen)).toBeGreaterThan(0);
-    expect(seen.every((message) => /^running for \d+ s; latest stdout: ct step 1$/.test(message)), JSON.stringify(seen)).toBe(true);
+    expect(
+      seen.every((message) => /^running for \d+ s; latest stdout: ct step 1$/.test(message)),
+      JSON.stringify(seen),
+    ).toBe(true);
   });
 
   it('passes the command as one literal argument to bash -c inside the container', async () => {

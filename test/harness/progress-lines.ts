@@ -30,7 +30,10 @@ export interface SeenProgress {
 /** What the client saw during PROGRESS_LINES_COMMAND (timeout 30 s) shows both lines, in order, escaped and bounded. */
 export function expectProgressLines(seen: SeenProgress[]): void {
   const messages = seen.map((event) => event.message ?? '');
-  expect(seen.every((event) => event.total === 30), JSON.stringify(seen)).toBe(true);
+  expect(
+    seen.every((event) => event.total === 30),
+    JSON.stringify(seen),
+  ).toBe(true);
   const progress = seen.map((event) => event.progress);
   expect([...progress].sort((a, b) => a - b)).toEqual(progress);
   // Nothing before the third second.

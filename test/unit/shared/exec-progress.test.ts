@@ -1,5 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EXEC_PROGRESS_DELAY_MS, EXEC_PROGRESS_INTERVAL_MS, execProgressMessage, PROGRESS_LINE_CHARS, withExecProgress } from '../../../shared/exec-progress.ts';
+import {
+  EXEC_PROGRESS_DELAY_MS,
+  EXEC_PROGRESS_INTERVAL_MS,
+  execProgressMessage,
+  PROGRESS_LINE_CHARS,
+  withExecProgress,
+} from '../../../shared/exec-progress.ts';
 import type { ProgressContext } from '../../../shared/file-tools.ts';
 import { LatestLineTracker, type ExecProgressTap, type LatestLine } from '../../../shared/latest-line.ts';
 
