@@ -7,6 +7,7 @@ import { failure, success, type Outcome } from '../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../shared/exec-output.ts';
 import { selectHost } from '../shared/host-selection.ts';
 import { hostViews } from '../shared/host-views.ts';
+import { LatestLineTracker } from '../shared/latest-line.ts';
 import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
 import type { HostStatus } from '../shared/protocol.ts';
 import type { JobExecutor } from '../shared/jobs.ts';
@@ -202,6 +203,9 @@ export class LocalExecutor implements ToolExecutor {
     );
     if (!host.ok) return host;
     const output = { stdout: '', stderr: '' };
+    // Only when the client asked for progress: the reporter reads the latest line from here.
+    const latest = request.progress ? new LatestLineTracker(request.maxChars) : null;
+    if (latest) request.progress?.attach(() => latest.latest());
     const result = await this.operations.run(
       {
         op: 'exec',
@@ -213,6 +217,7 @@ export class LocalExecutor implements ToolExecutor {
       },
       (stream, text) => {
         output[stream] += text;
+        latest?.push(stream, text);
       },
       signal,
     );

@@ -395,11 +395,16 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         const command = values.command as string;
         const timeoutMs = (values.timeout as number) * 1000;
         const format = values.response_format as 'text' | 'json';
-        const outcome = await withExecProgress(
-          ctx,
-          values.timeout as number,
+        const outcome = await withExecProgress(ctx, values.timeout as number, (progress) =>
           executor.exec(
-            { ...host(values.host as string | undefined), command, timeoutMs, maxChars: settings.characterLimit, guest: { kind, id } },
+            {
+              ...host(values.host as string | undefined),
+              command,
+              timeoutMs,
+              maxChars: settings.characterLimit,
+              guest: { kind, id },
+              ...(progress ? { progress } : {}),
+            },
             ctx.mcpReq.signal,
           ),
         );

@@ -109,11 +109,15 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
     },
     async (args, ctx): Promise<CallToolResult> => {
       const timeoutMs = args.timeout * 1000;
-      const outcome = await withExecProgress(
-        ctx,
-        args.timeout,
+      const outcome = await withExecProgress(ctx, args.timeout, (progress) =>
         executor.exec(
-          { ...(args.host !== undefined ? { host: args.host } : {}), command: args.command, timeoutMs, maxChars: settings.characterLimit },
+          {
+            ...(args.host !== undefined ? { host: args.host } : {}),
+            command: args.command,
+            timeoutMs,
+            maxChars: settings.characterLimit,
+            ...(progress ? { progress } : {}),
+          },
           ctx.mcpReq.signal,
         ),
       );

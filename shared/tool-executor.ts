@@ -6,6 +6,7 @@
  */
 import type { Outcome } from './errors.ts';
 import type { ExecOutcome } from './exec-output.ts';
+import type { ExecProgressTap } from './latest-line.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
 import type { GuestKind, PveAction } from './proxmox.ts';
 import type { JobExecutor } from './jobs.ts';
@@ -19,6 +20,8 @@ export interface ExecRequest {
   maxChars: number;
   /** Run inside this Proxmox container or VM on the host. */
   guest?: { kind: GuestKind; id: string };
+  /** Only when the client asked for progress: where to tell the reporter the latest output line can be read. */
+  progress?: ExecProgressTap;
 }
 
 /** A fixed pct/qm command on a Proxmox host. */

@@ -53,4 +53,24 @@ describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   });
+
+  it('asks the relay hub for the latest output line once per progress notification, and never without a progress token', async () => {
+    const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    sessions.push(session);
+    // Long enough for progress (from the third second on), with and without a token.
+    const seen: string[] = [];
+    let mark = stack.worker.process.mark();
+    const withToken = await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'echo with-token; sleep 3.5' } }, undefined, {
+      onprogress: (progress) => seen.push(progress.message ?? ''),
+    });
+    expect(textOf(withToken)).toContain('with-token');
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen[0]).toContain('latest stdout: with-token');
+    const [withCalls] = await waitForDoCalls(stack.worker, mark, 'ssh_exec_command', 1);
+    expect(withCalls).toBeGreaterThanOrEqual(EXPECTED_CALLS[era] + seen.length);
+    mark = stack.worker.process.mark();
+    const withoutToken = await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'echo no-token; sleep 3.5' } });
+    expect(textOf(withoutToken)).toContain('no-token');
+    expect(await waitForDoCalls(stack.worker, mark, 'ssh_exec_command', 1)).toEqual([EXPECTED_CALLS[era]]);
+  });
 });

@@ -113,6 +113,26 @@ describe('containers', () => {
     expect(result.structured).toMatchObject({ exit_code: 3, stdout: 'inside\n', stderr: 'oops\n', timed_out: false });
   });
 
+  it('sends progress carrying the latest output line of a command inside a container', async () => {
+    const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword });
+    const seen: string[] = [];
+    try {
+      const result = await session.client.callTool(
+        { name: 'proxmox_container_exec_command', arguments: { host: 'pve', ctid: 101, command: "printf 'ct step 1\\n'; sleep 3.5" } },
+        undefined,
+        { onprogress: (progress) => seen.push(progress.message ?? '') },
+      );
+      expect(result.isError, textOf(result)).toBeFalsy();
+    } finally {
+      await session.close();
+    }
+    expect(seen.length, JSON.stringify(seen)).toBeGreaterThan(0);
+    expect(
+      seen.every((message) => /^running for \d+ s; latest stdout: ct step 1$/.test(message)),
+      JSON.stringify(seen),
+    ).toBe(true);
+  });
+
   it('passes the command as one literal argument to bash -c inside the container', async () => {
     const before = pve.readCalls().length;
     const result = await call('proxmox_container_exec_command', { host: 'pve', ctid: 101, command: NASTY_COMMAND, response_format: 'json' });

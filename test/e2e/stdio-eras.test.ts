@@ -13,6 +13,7 @@ import { StdioClientTransport as Stdio2025 } from '@modelcontextprotocol/sdk/cli
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../../shared/version.ts';
+import { expectProgressLines, PROGRESS_LINES_COMMAND, type SeenProgress } from '../harness/progress-lines.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { CLI, stdioEnv } from '../harness/stdio.ts';
 
@@ -49,15 +50,16 @@ async function connect2026(): Promise<Client2026> {
 }
 
 describe('stdio mode, 2026-07-28 client', () => {
-  it('runs a command with progress, and asks its question as input_required', async () => {
+  it('runs a command with progress carrying its latest output line (escaped, bounded), and asks its question as input_required', async () => {
     const client = await connect2026();
-    const progress: number[] = [];
+    const progress: SeenProgress[] = [];
     const ran = await client.callTool(
-      { name: 'ssh_exec_command', arguments: { command: 'sleep 1.5; echo stdio-2026' } },
-      { onprogress: (event) => progress.push(event.progress) },
+      { name: 'ssh_exec_command', arguments: { command: PROGRESS_LINES_COMMAND, timeout: 30 } },
+      { onprogress: (event) => progress.push(event) },
     );
-    expect(ran.structuredContent).toMatchObject({ stdout: 'stdio-2026\n', exit_code: 0 });
-    expect(progress.length).toBeGreaterThan(0);
+    expect(ran.structuredContent).toMatchObject({ stdout: expect.stringMatching(/^step 1\nstep 2 /), exit_code: 0 });
+    // The latest output line, escaped and bounded, in the progress messages.
+    expectProgressLines(progress);
     const asked = await client.callTool({ name: 'test_ask_name', arguments: {} });
     expect(asked.structuredContent).toEqual({ name: 'Grace', era: 'modern' });
   });

@@ -14,6 +14,7 @@ import { execOutcomeFrom, type ExecOutcome } from '../../shared/exec-output.ts';
 import { toBase64 } from '../../shared/file-tools.ts';
 import type { DirectoryListing, FileInfo, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
 import { hostViews } from '../../shared/host-views.ts';
+import type { ExecProgressTap } from '../../shared/latest-line.ts';
 import { PROBE_TIMEOUT_MS } from '../../shared/limits.ts';
 import type { Operation, OperationResult } from '../../shared/protocol.ts';
 import type { JobOperationBody } from '../../shared/job-ledger.ts';
@@ -88,9 +89,14 @@ export class RelayAdapter {
       maxChars: request.maxChars,
       ...(request.guest ? { guest: request.guest } : {}),
     };
-    const reply = await this.cancellable(route.relay, signal, operation, guestExecDeadlineMs(request.guest?.kind, request.timeoutMs), {
-      maxChars: request.maxChars,
-    });
+    const reply = await this.cancellable(
+      route.relay,
+      signal,
+      operation,
+      guestExecDeadlineMs(request.guest?.kind, request.timeoutMs),
+      { maxChars: request.maxChars, ...(request.progress ? { latestLine: true } : {}) },
+      request.progress,
+    );
     if (!reply.ok) return reply;
     const { result, stdout, stderr } = reply.value;
     if (result.op !== 'exec') return failure('protocol_error', 'The relay answered a command with another kind of result.');
@@ -258,7 +264,9 @@ export class RelayAdapter {
 
   /**
    * One request under a fresh id; an aborted MCP request (notifications/cancelled) sends a cancel
-   * for that id, which stops the remote work, and the relay's answer still ends the call.
+   * for that id, which stops the remote work, and the relay's answer still ends the call. With a
+   * progress tap (the client sent a progress token), the reporter reads the latest output line
+   * from the hub by that id, one call per notification; without one, nothing more is asked of it.
    */
   private async cancellable(
     relay: string,
@@ -266,9 +274,12 @@ export class RelayAdapter {
     operation: Operation,
     deadlineMs: number,
     options: ExecuteOptions,
+    progress?: ExecProgressTap,
   ): Promise<Outcome<OperationReply>> {
     const hub: DurableObjectStub<RelayHub> = relayHub(this.env, relay);
     const id = crypto.randomUUID();
+    const userId = this.userId;
+    progress?.attach(() => hub.latestLine(id, userId));
     const onAbort = (): void => {
       // Under waitUntil: a client that drops its request ends the invocation at once, and the
       // cancel frame must still reach the relay.

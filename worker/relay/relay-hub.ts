@@ -26,6 +26,7 @@ import {
   type HubFrame,
   type Operation,
 } from '../../shared/protocol.ts';
+import type { LatestLine } from '../../shared/latest-line.ts';
 import type { RelayInventory } from '../team/fleet.ts';
 import { logEvent } from '../log.ts';
 import { AUTHENTICATED_RELAY_HEADER } from './hub-stub.ts';
@@ -252,6 +253,14 @@ export class RelayHub extends DurableObject<Env> {
   /** The reply that ended stream `id` (executeToStream), told once. */
   async streamResult(id: string): Promise<Outcome<OperationReply>> {
     return this.requests.streamResult(id);
+  }
+
+  /**
+   * The latest output line of request `id` (started with latestLine) for `userId`'s progress
+   * notifications; null when there is none yet, or no such request of theirs is in flight.
+   */
+  async latestLine(id: string, userId: string): Promise<LatestLine | null> {
+    return this.requests.latestLine(id, userId);
   }
 
   /** Ask the relay to stop a request; its answer (marked cancelled) still resolves the call. */

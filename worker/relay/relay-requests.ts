@@ -14,6 +14,7 @@ import { RELAY_REPLY_GRACE_MS } from '../../shared/limits.ts';
 import { MAX_OUTPUT_CHUNK_CHARS, type HubFrame, type Operation, type OperationResult, type RelayFrame } from '../../shared/protocol.ts';
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
 import { ByteSender, concatBytes, sendStream } from '../../shared/byte-streams.ts';
+import { LatestLineTracker, type LatestLine } from '../../shared/latest-line.ts';
 
 export interface OperationReply {
   result: OperationResult;
@@ -34,6 +35,8 @@ export interface ExecuteOptions {
   receiveBytes?: number;
   /** Stream these bytes to the relay once it grants credit. */
   sendBytes?: Uint8Array;
+  /** Keep the latest complete output line, readable with latestLine(id) (only when the client asked for progress). */
+  latestLine?: boolean;
 }
 
 /** Bytes arriving from the relay for one request, kept up to a limit. */
@@ -64,6 +67,7 @@ interface Pending {
   stdout: string;
   stderr: string;
   maxChars: number;
+  latest?: LatestLineTracker;
   timer: ReturnType<typeof setTimeout>;
   incoming?: IncomingBytes;
   sender?: ByteSender;
@@ -152,6 +156,7 @@ export class RelayRequests {
         resolve,
         ...(options.receiveBytes !== undefined ? { incoming: { chunks: [], bytes: 0, nextSequence: 0, limit: options.receiveBytes } } : {}),
         ...(options.sink ? { sink: options.sink } : {}),
+        ...(options.latestLine ? { latest: new LatestLineTracker(options.maxChars ?? 0) } : {}),
         ...(options.sendBytes || options.sendBody
           ? {
               sender: new ByteSender(id, (frame) => {
@@ -259,6 +264,15 @@ export class RelayRequests {
     return outcome ?? failure('internal', 'The outcome of this stream is not known here (it ended long ago, or the hub restarted).');
   }
 
+  /**
+   * The latest complete output line of request `id`, when it is in flight for `userId` and was
+   * started with latestLine; null otherwise (also for another user's request: nothing to tell apart).
+   */
+  latestLine(id: string, userId: string): LatestLine | null {
+    const request = this.pending.get(id);
+    return request && request.userId === userId ? (request.latest?.latest() ?? null) : null;
+  }
+
   /** Ask the relay to stop a request; its answer (marked cancelled) still resolves the call. */
   cancel(id: string): void {
     const request = this.pending.get(id);
@@ -279,7 +293,9 @@ export class RelayRequests {
         if (!request || request.socket !== socket) return this.channel.stray(socket, frame.type, frame.id);
         // The relay already keeps at most maxChars per stream; enforce it here too rather than trust it.
         const room = request.maxChars - request[frame.stream].length;
-        if (room > 0) request[frame.stream] += frame.data.slice(0, Math.min(room, MAX_OUTPUT_CHUNK_CHARS));
+        const kept = room > 0 ? frame.data.slice(0, Math.min(room, MAX_OUTPUT_CHUNK_CHARS)) : '';
+        request[frame.stream] += kept;
+        request.latest?.push(frame.stream, kept);
         return;
       }
       case 'result': {
