@@ -21,18 +21,10 @@ import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { CALLER_HEADER, NEW_SESSION_HEADER } from './session-object.ts';
 import { sessionProps, type SessionProps } from './session-props.ts';
+import { bodyJson } from './request-body.ts';
 
 function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
   return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status, headers });
-}
-
-/** The body as JSON, or undefined (not JSON, or not a POST). The request itself stays readable. */
-async function peekBody(request: Request): Promise<unknown> {
-  if (request.method !== 'POST') return undefined;
-  return request
-    .clone()
-    .json()
-    .catch(() => undefined);
 }
 
 function methodOf(body: unknown): string | undefined {
@@ -87,7 +79,7 @@ export const mcpApiHandler = {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const props = sessionProps.safeParse(ctx.props);
     if (!props.success) return new Response('The access token carries no user.', { status: 403 });
-    const body = await peekBody(request);
+    const body = await bodyJson(request);
     if (await isLegacyRequest(request, body)) return toSession(request, env, props.data, body);
     const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null };
     return stateless(request, env, ctx, caller, body);
