@@ -18,7 +18,8 @@
  *
  * Also printed: the Durable Object calls on one ssh_exec_command's critical path, for each client
  * era, as the Worker counts them in test builds (worker/do-call-count.ts; the stack runs with
- * MCP_REMOTE_EXEC_TEST_TOOLS=true for that, which adds a proxy per Durable Object stub call).
+ * MCP_REMOTE_EXEC_TEST_TOOLS=true for that). Only the two counting clients ask to be counted
+ * (COUNT_DO_CALLS): the timed calls carry no counting and no per-call log line, as in production.
  * Target: at most two, the relay hub being one.
  *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
@@ -27,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Client, type ConnectConfig } from 'ssh2';
-import { waitForDoCalls } from '../test/harness/do-calls.ts';
+import { COUNT_DO_CALLS, waitForDoCalls } from '../test/harness/do-calls.ts';
 import { connectMcpClient, MCP_ERAS } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { connectStdio, stdioEnv } from '../test/harness/stdio.ts';
@@ -105,8 +106,15 @@ try {
   // The Durable Object calls of one ssh_exec_command before its answer, for each client era.
   const doCalls: string[] = [];
   for (const era of MCP_ERAS) {
-    const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    const client = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: stack.worker.adminUser, password: stack.worker.adminPassword },
+      { era, headers: COUNT_DO_CALLS },
+    );
+    // A first call warms the session; its count line may reach wrangler's output late, so wait for it before marking.
+    const before = stack.worker.process.mark();
     await client.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+    await waitForDoCalls(stack.worker, before, 'ssh_exec_command', 1);
     const mark = stack.worker.process.mark();
     const result = await client.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
     if (result.isError) throw new Error(`ssh_exec_command failed: ${JSON.stringify(result.content)}`);

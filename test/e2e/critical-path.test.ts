@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMcpClient, MCP_ERAS, type ConnectedClient, type McpEra } from '../harness/mcp-client.ts';
-import { waitForDoCalls } from '../harness/do-calls.ts';
+import { COUNT_DO_CALLS, waitForDoCalls } from '../harness/do-calls.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 /**
@@ -33,7 +33,11 @@ afterAll(async () => {
 
 describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
   it(`makes ${EXPECTED_CALLS[era]} Durable Object calls before its answer, and its audit row is completed after it`, async () => {
-    const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    const session = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: stack.worker.adminUser, password: stack.worker.adminPassword },
+      { era, headers: COUNT_DO_CALLS },
+    );
     sessions.push(session);
     const command = `echo critical-path-${era}`;
     const mark = stack.worker.process.mark();
