@@ -22,6 +22,9 @@
  * (COUNT_DO_CALLS): the timed calls carry no counting and no per-call log line, as in production.
  * Target: at most two, the relay hub being one.
  *
+ * (c) and (d) are measured for both client eras: MCP_CLIENT_ERA's (default 2025-11-25) first, then
+ * the other one (OTHER_ERA=0 skips it).
+ *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */
 import { readFileSync } from 'node:fs';
@@ -125,6 +128,27 @@ try {
   const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
   const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
 
+  // The same two figures for the other client era, through a client of its own (OTHER_ERA=0 skips it).
+  const otherEra = MCP_ERAS.find((era) => era !== stack.mcp.era);
+  let other: { era: string; noop: Summary; exec: Summary } | null = null;
+  if (otherEra && process.env.OTHER_ERA !== '0') {
+    const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era: otherEra });
+    const callOther = async (name: string, args: Record<string, unknown>): Promise<void> => {
+      const result = await client.client.callTool({ name, arguments: args });
+      if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
+    };
+    for (let index = 0; index < 20; index += 1) {
+      await callOther('relay_ping', {});
+      await callOther('ssh_exec_command', { command: 'true' });
+    }
+    other = {
+      era: otherEra,
+      noop: summarize(await timeSequential(CALLS, () => callOther('relay_ping', {}))),
+      exec: summarize(await timeSequential(CALLS, () => callOther('ssh_exec_command', { command: 'true' }))),
+    };
+    await client.close();
+  }
+
   const rssBefore = peakRssMb(stack.relay.process.pid);
   const bigStarted = performance.now();
   await call('ssh_exec_command', { command: 'head -c 200000000 /dev/zero', timeout: 120 });
@@ -167,11 +191,20 @@ try {
     row('(a) raw ssh2 exec `true`, open connection (floor)', floor),
     row('(b) fresh ssh2 connection per call', fresh),
     row('(f) bare HTTP round trip to the local Worker (/healthz)', platform),
-    row('(c) no-op tool call through the full stack (relay_ping)', noop),
-    row('(d) ssh_exec_command("true") through the full stack', exec),
+    row(`(c) no-op tool call through the full stack (relay_ping), ${stack.mcp.era} client`, noop),
+    row(`(d) ssh_exec_command("true") through the full stack, ${stack.mcp.era} client`, exec),
     '',
     `(c) − (f) medians: ${(noop.median - platform.median).toFixed(2)} ms = ${((noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
     `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+    ...(other
+      ? [
+          `with a ${other.era} client:`,
+          row(`(c) relay_ping, ${other.era} client`, other.noop),
+          row(`(d) ssh_exec_command("true"), ${other.era} client`, other.exec),
+          `(c) − (f) medians: ${(other.noop.median - platform.median).toFixed(2)} ms = ${((other.noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
+          `(d) − (c) medians: ${(other.exec.median - other.noop.median).toFixed(2)} ms = ${((other.exec.median - other.noop.median) / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+        ]
+      : []),
     `Durable Object calls on one ssh_exec_command's critical path: ${doCalls.join(', ')}   [target ≤ 2]`,
     `(d) / (b) medians: ${(exec.median / fresh.median).toFixed(2)}   [target well under 1]`,
     `relay peak RSS: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after 200 MB of stdout (${(bigMs / 1000).toFixed(2)} s for that call)`,
