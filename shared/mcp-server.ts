@@ -9,6 +9,7 @@ import type { FileToolSettings } from './file-tools.ts';
 import { registerImageKitTools, type ImageKitExecutor } from './imagekit-tools.ts';
 import { registerProxmoxTools, type ProxmoxExecutor } from './proxmox-tools.ts';
 import { registerTools } from './register-tools.ts';
+import { foundOnly, registerOnly } from './tool-registration.ts';
 import { registerTestTools } from './test-tools.ts';
 import type { ToolExecutor } from './tool-executor.ts';
 import { VERSION } from './version.ts';
@@ -29,6 +30,11 @@ export interface McpServerSpec {
   extraTools?: ReadonlyArray<(server: McpServer) => void>;
   /** The test-only tools (shared/test-tools.ts); only the test harness turns this on. */
   testTools?: boolean;
+  /**
+   * The server answers one tools/call of this tool and nothing else: only that tool is registered
+   * (all of them when it is not one of ours, so the answer for an unknown tool stays the SDK's own).
+   */
+  onlyTool?: string;
 }
 
 function canProxmox(executor: ToolExecutor): executor is ProxmoxExecutor {
@@ -46,11 +52,16 @@ function canImageKit(executor: ToolExecutor): executor is ImageKitExecutor {
 
 export function buildMcpServer(spec: McpServerSpec): McpServer {
   const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: spec.instructions });
+  if (spec.onlyTool !== undefined) registerOnly(server, spec.onlyTool);
   const { executor, settings } = spec;
   registerTools(server, executor, settings);
   if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
   if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
   for (const register of spec.extraTools ?? []) register(server);
   if (spec.testTools) registerTestTools(server, spec.era);
+  if (spec.onlyTool !== undefined && !foundOnly(server)) {
+    const { onlyTool: _unknown, ...everything } = spec;
+    return buildMcpServer(everything);
+  }
   return server;
 }

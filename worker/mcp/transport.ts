@@ -31,6 +31,13 @@ function methodOf(body: unknown): string | undefined {
   return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
 }
 
+/** The tool a tools/call names, if it names one. */
+function calledTool(body: unknown): string | undefined {
+  if (methodOf(body) !== 'tools/call' || typeof body !== 'object' || body === null || !('params' in body)) return undefined;
+  const params = body.params;
+  return typeof params === 'object' && params !== null && 'name' in params && typeof params.name === 'string' ? params.name : undefined;
+}
+
 /** A 2025-era request: to its session object, or to a new one for an initialize. */
 async function toSession(request: Request, env: Env, props: SessionProps, body: unknown): Promise<Response> {
   // A standalone GET stream would hold the session object open for nothing: this server sends
@@ -63,7 +70,9 @@ async function stateless(request: Request, env: Env, ctx: ExecutionContext, call
   // Host and Origin were checked at the entry (worker/rebinding-guard.ts); the handler's own check,
   // which by default knows only localhost and workers.dev, gets the same names so a custom domain works.
   const names = [...deploymentNames(readSettings(env)).hostnames];
-  const handler = createMcpHandler(({ era }) => workerMcpServer(env, caller, era, offer), {
+  // A tools/call needs only the tool it names: the server registers that one (server-factory.ts).
+  const onlyTool = calledTool(body);
+  const handler = createMcpHandler(({ era }) => workerMcpServer(env, caller, era, offer, onlyTool), {
     legacy: 'reject',
     allowedHostnames: names,
     allowedOriginHostnames: names,
