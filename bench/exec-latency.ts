@@ -18,8 +18,12 @@
  *
  * Also printed: the Durable Object calls on one ssh_exec_command's critical path, for each client
  * era, as the Worker counts them in test builds (worker/do-call-count.ts; the stack runs with
- * MCP_REMOTE_EXEC_TEST_TOOLS=true for that, which adds a proxy per Durable Object stub call).
+ * MCP_REMOTE_EXEC_TEST_TOOLS=true for that). Only the two counting clients ask to be counted
+ * (COUNT_DO_CALLS): the timed calls carry no counting and no per-call log line, as in production.
  * Target: at most two, the relay hub being one.
+ *
+ * (c) and (d) are measured for both client eras: MCP_CLIENT_ERA's (default 2025-11-25) first, then
+ * the other one (OTHER_ERA=0 skips it).
  *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */
@@ -27,7 +31,7 @@ import { readFileSync } from 'node:fs';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Client, type ConnectConfig } from 'ssh2';
-import { waitForDoCalls } from '../test/harness/do-calls.ts';
+import { COUNT_DO_CALLS, waitForDoCalls } from '../test/harness/do-calls.ts';
 import { connectMcpClient, MCP_ERAS } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { connectStdio, stdioEnv } from '../test/harness/stdio.ts';
@@ -105,8 +109,15 @@ try {
   // The Durable Object calls of one ssh_exec_command before its answer, for each client era.
   const doCalls: string[] = [];
   for (const era of MCP_ERAS) {
-    const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    const client = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: stack.worker.adminUser, password: stack.worker.adminPassword },
+      { era, headers: COUNT_DO_CALLS },
+    );
+    // A first call warms the session; its count line may reach wrangler's output late, so wait for it before marking.
+    const before = stack.worker.process.mark();
     await client.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+    await waitForDoCalls(stack.worker, before, 'ssh_exec_command', 1);
     const mark = stack.worker.process.mark();
     const result = await client.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
     if (result.isError) throw new Error(`ssh_exec_command failed: ${JSON.stringify(result.content)}`);
@@ -116,6 +127,27 @@ try {
   }
   const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
   const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
+
+  // The same two figures for the other client era, through a client of its own (OTHER_ERA=0 skips it).
+  const otherEra = MCP_ERAS.find((era) => era !== stack.mcp.era);
+  let other: { era: string; noop: Summary; exec: Summary } | null = null;
+  if (otherEra && process.env.OTHER_ERA !== '0') {
+    const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era: otherEra });
+    const callOther = async (name: string, args: Record<string, unknown>): Promise<void> => {
+      const result = await client.client.callTool({ name, arguments: args });
+      if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
+    };
+    for (let index = 0; index < 20; index += 1) {
+      await callOther('relay_ping', {});
+      await callOther('ssh_exec_command', { command: 'true' });
+    }
+    other = {
+      era: otherEra,
+      noop: summarize(await timeSequential(CALLS, () => callOther('relay_ping', {}))),
+      exec: summarize(await timeSequential(CALLS, () => callOther('ssh_exec_command', { command: 'true' }))),
+    };
+    await client.close();
+  }
 
   const rssBefore = peakRssMb(stack.relay.process.pid);
   const bigStarted = performance.now();
@@ -159,11 +191,20 @@ try {
     row('(a) raw ssh2 exec `true`, open connection (floor)', floor),
     row('(b) fresh ssh2 connection per call', fresh),
     row('(f) bare HTTP round trip to the local Worker (/healthz)', platform),
-    row('(c) no-op tool call through the full stack (relay_ping)', noop),
-    row('(d) ssh_exec_command("true") through the full stack', exec),
+    row(`(c) no-op tool call through the full stack (relay_ping), ${stack.mcp.era} client`, noop),
+    row(`(d) ssh_exec_command("true") through the full stack, ${stack.mcp.era} client`, exec),
     '',
     `(c) − (f) medians: ${(noop.median - platform.median).toFixed(2)} ms = ${((noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
     `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+    ...(other
+      ? [
+          `with a ${other.era} client:`,
+          row(`(c) relay_ping, ${other.era} client`, other.noop),
+          row(`(d) ssh_exec_command("true"), ${other.era} client`, other.exec),
+          `(c) − (f) medians: ${(other.noop.median - platform.median).toFixed(2)} ms = ${((other.noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
+          `(d) − (c) medians: ${(other.exec.median - other.noop.median).toFixed(2)} ms = ${((other.exec.median - other.noop.median) / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+        ]
+      : []),
     `Durable Object calls on one ssh_exec_command's critical path: ${doCalls.join(', ')}   [target ≤ 2]`,
     `(d) / (b) medians: ${(exec.median / fresh.median).toFixed(2)}   [target well under 1]`,
     `relay peak RSS: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after 200 MB of stdout (${(bigMs / 1000).toFixed(2)} s for that call)`,

@@ -23,5 +23,5 @@ export async function timeSequential(count: number, action: () => Promise<unknow
 }
 
 export function row(label: string, summary: Summary): string {
-  return `${label.padEnd(58)} median ${summary.median.toFixed(2).padStart(8)} ms   p99 ${summary.p99.toFixed(2).padStart(8)} ms   (n=${summary.count})`;
+  return `${label.padEnd(72)} median ${summary.median.toFixed(2).padStart(8)} ms   p99 ${summary.p99.toFixed(2).padStart(8)} ms   (n=${summary.count})`;
 }

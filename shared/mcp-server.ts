@@ -13,6 +13,7 @@ import { registerProxmoxTools, type ProxmoxExecutor } from './proxmox-tools.ts';
 import { registerTools } from './register-tools.ts';
 import { installTaskCalls } from './task-calls.ts';
 import { captureToolCallHandler } from './tool-call-capture.ts';
+import { foundOnly, registerOnly } from './tool-registration.ts';
 import { registerTestTools } from './test-tools.ts';
 import type { ToolExecutor } from './tool-executor.ts';
 import { VERSION } from './version.ts';
@@ -35,6 +36,11 @@ export interface McpServerSpec {
   testTools?: boolean;
   /** 2026-07-28: the shortest timeout an exec call may have to be answered as a task (shared/task-calls.ts). */
   taskMinTimeoutSeconds?: number;
+  /**
+   * The server answers one tools/call of this tool and nothing else: only that tool is registered
+   * (all of them when it is not one of ours, so the answer for an unknown tool stays the SDK's own).
+   */
+  onlyTool?: string;
 }
 
 function canProxmox(executor: ToolExecutor): executor is ProxmoxExecutor {
@@ -65,6 +71,7 @@ export function jobsOf(executor: ToolExecutor): JobExecutor | null {
 
 export function buildMcpServer(spec: McpServerSpec): McpServer {
   const server = new McpServer({ name: 'mcp-remote-exec', version: VERSION }, { instructions: spec.instructions });
+  if (spec.onlyTool !== undefined) registerOnly(server, spec.onlyTool);
   const { executor, settings } = spec;
   const jobs = jobsOf(executor);
   const toolCall = captureToolCallHandler(server, () => {
@@ -81,5 +88,9 @@ export function buildMcpServer(spec: McpServerSpec): McpServer {
     settings,
     ...(spec.taskMinTimeoutSeconds !== undefined ? { minTimeoutSeconds: spec.taskMinTimeoutSeconds } : {}),
   });
+  if (spec.onlyTool !== undefined && !foundOnly(server)) {
+    const { onlyTool: _unknown, ...everything } = spec;
+    return buildMcpServer(everything);
+  }
   return server;
 }

@@ -304,7 +304,8 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
       },
     ];
     for (const { action, title, description } of actions) {
-      const shape = {
+      // Built inside schemaOnce's callback, so only the first server of the process pays for it.
+      const shape = (): z.ZodRawShape => ({
         [noun.id]: idArgument(kind),
         host: hostArgument,
         ...(action === 'shutdown'
@@ -318,14 +319,14 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
                 .describe(`Seconds the ${noun.one} gets to shut down before ${noun.tool} gives up. Default ${DEFAULT_SHUTDOWN_SECONDS}.`),
             }
           : {}),
-      };
+      });
       registerTool(
         server,
         `proxmox_${action}_${suffix}`,
         {
           title,
           description,
-          inputSchema: schemaOnce(`proxmox_${action}_${suffix}`, () => z.object(shape).strict()),
+          inputSchema: schemaOnce(`proxmox_${action}_${suffix}`, () => z.object(shape()).strict()),
           outputSchema: actionOutput,
           annotations: { readOnlyHint: false, destructiveHint: action !== 'start', idempotentHint: true, openWorldHint: false },
         },

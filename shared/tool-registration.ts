@@ -50,12 +50,36 @@ export function registeredTool(server: McpServer, name: string): RegisteredTool 
   return registered.get(server)?.get(name);
 }
 
+/**
+ * Servers that answer one tools/call and nothing else (the Worker builds one per 2026-07-28
+ * request): only the tool named here is registered on them, since registering the rest is most of
+ * the cost of building a server and none of them can be reached by that request. `found` says
+ * whether that tool exists.
+ */
+const singleTool = new WeakMap<McpServer, { name: string; found: boolean }>();
+
+/** Register only `name` on `server` from now on. */
+export function registerOnly(server: McpServer, name: string): void {
+  singleTool.set(server, { name, found: false });
+}
+
+/** Whether the one tool asked of registerOnly was registered (false: there is no such tool here). */
+export function foundOnly(server: McpServer): boolean {
+  return singleTool.get(server)?.found ?? false;
+}
+
+/** Registers the tool (undefined when `server` takes only another one: registerOnly). */
 export function registerTool<InputArgs extends StandardSchemaWithJSON, OutputArgs extends StandardSchemaWithJSON>(
   server: McpServer,
   name: string,
   config: ToolConfig<InputArgs, OutputArgs>,
   handler: ToolCallback<InputArgs>,
-): RegisteredTool {
+): RegisteredTool | undefined {
+  const single = singleTool.get(server);
+  if (single !== undefined) {
+    if (single.name !== name) return undefined;
+    single.found = true;
+  }
   // Every tool here takes arguments, so the handler is (args, ctx); the SDK's conditional
   // callback type cannot be narrowed generically, hence the one cast.
   type Run = (args: unknown, ctx: unknown) => CallToolResult | InputRequiredResult | Promise<CallToolResult | InputRequiredResult>;

@@ -107,10 +107,15 @@ function countingStream(body: ReadableStream<Uint8Array>, limit: number, onOver:
 
 /**
  * Run `next` with the body of `request` held to its route's limit; 413 when it is over, whether
- * the header said so or the bytes did.
+ * the header said so or the bytes did. A route whose body is read whole hands `next` those bytes
+ * too (null when there is no body or it streams), so later checks need not read it again.
  */
-export async function withBodyLimit(request: Request, maxFileSize: number, next: (request: Request) => Promise<Response>): Promise<Response> {
-  if (request.body === null) return next(request);
+export async function withBodyLimit(
+  request: Request,
+  maxFileSize: number,
+  next: (request: Request, bytes: Uint8Array | null) => Promise<Response>,
+): Promise<Response> {
+  if (request.body === null) return next(request, null);
   const { pathname } = new URL(request.url);
   const rule = bodyRuleFor(pathname, maxFileSize);
   const declared = request.headers.get('Content-Length');
@@ -122,7 +127,7 @@ export async function withBodyLimit(request: Request, maxFileSize: number, next:
   if (!rule.stream) {
     const bytes = await readUpTo(request.body, rule.limit);
     if (bytes === null) return tooLarge(rule.limit, pathname);
-    return next(new Request(request, { body: bytes }));
+    return next(new Request(request, { body: bytes }), bytes);
   }
   let over = false;
   const counted = countingStream(request.body, rule.limit, () => {
@@ -130,7 +135,7 @@ export async function withBodyLimit(request: Request, maxFileSize: number, next:
   });
   let response: Response;
   try {
-    response = await next(new Request(request, { body: counted.stream }));
+    response = await next(new Request(request, { body: counted.stream }), null);
   } finally {
     counted.release();
   }

@@ -1,6 +1,8 @@
 /**
- * Test builds only (MCP_REMOTE_EXEC_TEST_TOOLS=true): counts the Durable Object calls a request
- * makes, so tests and bench/exec-latency.ts can see how many lie on a tool call's critical path.
+ * Test builds only (MCP_REMOTE_EXEC_TEST_TOOLS=true): counts the Durable Object calls of a request
+ * that asks for it (COUNT_DO_CALLS_HEADER), so tests and bench/exec-latency.ts can see how many lie
+ * on a tool call's critical path. Only requests that ask are counted and logged: the log line costs
+ * a tool call real time under wrangler dev, and the benchmark times thousands of calls.
  *
  * The env's Durable Object namespaces are wrapped so that every method called on a stub (RPC or
  * fetch) adds one to the count of the request it runs in (AsyncLocalStorage: concurrent requests
@@ -12,6 +14,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { logEvent } from './log.ts';
 
+/** A request carrying this header with the value 1 is counted (test builds only). */
+export const COUNT_DO_CALLS_HEADER = 'x-mcp-remote-exec-count-do-calls';
 /** The count so far, handed from the Worker to the session Durable Object (test builds only). */
 export const DO_CALLS_HEADER = 'x-mcp-remote-exec-do-calls';
 /** The log line tests and the bench look for. */
@@ -25,6 +29,11 @@ const current = new AsyncLocalStorage<Tally>();
 
 export function countingOn(env: Env): boolean {
   return env.MCP_REMOTE_EXEC_TEST_TOOLS === 'true';
+}
+
+/** Whether to count this request: a test build, and the request asks. */
+export function countingRequested(env: Env, request: Request): boolean {
+  return countingOn(env) && request.headers.get(COUNT_DO_CALLS_HEADER) === '1';
 }
 
 function isNamespace(value: unknown): value is DurableObjectNamespace {
@@ -62,11 +71,18 @@ function countingNamespace(namespace: DurableObjectNamespace): DurableObjectName
   });
 }
 
+/** One counting env per env: the count lives in AsyncLocalStorage, so requests can share the wrapper. */
+const wrappers = new WeakMap<Env, Env>();
+
 /** `env` with every Durable Object namespace counting its stub calls. */
 export function countingEnv(env: Env): Env {
+  const known = wrappers.get(env);
+  if (known) return known;
   const wrapped: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(env)) wrapped[key] = isNamespace(value) ? countingNamespace(value) : value;
-  return wrapped as unknown as Env;
+  const counting = wrapped as unknown as Env;
+  wrappers.set(env, counting);
+  return counting;
 }
 
 /** Run `work` with a count of its own, starting at `start` (calls already made on its behalf). */

@@ -16,8 +16,9 @@ import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
 import { CALLBACK_PATH, handleUpstreamCallback } from './auth/upstream-sign-in.ts';
 import { logEvent } from './log.ts';
-import { countingEnv, countingOn, withDoCallCount } from './do-call-count.ts';
+import { countingEnv, countingRequested, withDoCallCount } from './do-call-count.ts';
 import { mcpApiHandler } from './mcp/transport.ts';
+import { holdBody } from './mcp/request-body.ts';
 import { handleRelayConnect } from './relay/relay-route.ts';
 import { handleTransfer, TRANSFER_PATH } from './transfers/transfer-route.ts';
 import { readSettings, SettingsError } from './settings.ts';
@@ -105,8 +106,8 @@ function route(request: Request, env: Env, ctx: ExecutionContext, built: Entry):
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-    // Test builds count the Durable Object calls each request makes (worker/do-call-count.ts).
-    if (countingOn(env)) return withDoCallCount(0, () => serve(request, countingEnv(env), ctx));
+    // Test builds count the Durable Object calls of requests that ask (worker/do-call-count.ts).
+    if (countingRequested(env, request)) return withDoCallCount(0, () => serve(request, countingEnv(env), ctx));
     return serve(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
@@ -127,5 +128,11 @@ async function serve(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (refused) return refused;
   // Body limits next, before any handler reads a byte (worker/body-limits.ts); then batches, which
   // need the body that the limit has just read whole.
-  return withBodyLimit(request, built.maxFileSize, async (limited) => (await batchRefusal(limited)) ?? route(limited, env, ctx, built));
+  return withBodyLimit(request, built.maxFileSize, async (limited, bytes) => {
+    const refusedBatch = batchRefusal(limited, bytes);
+    if (refusedBatch) return refusedBatch;
+    // The MCP route parses these bytes rather than reading the body again (worker/mcp/request-body.ts).
+    if (bytes !== null) holdBody(limited, bytes);
+    return route(limited, env, ctx, built);
+  });
 }

@@ -32,14 +32,13 @@ export function startsWithArray(bytes: Uint8Array): boolean {
 
 /**
  * A JSON-RPC error (HTTP 400) when `request` is a POST to the MCP endpoint whose body is a batch;
- * undefined otherwise. The body must already be held whole (worker/body-limits.ts reads /mcp bodies
- * up to their limit before this runs), so reading a clone costs a copy, not the network.
+ * undefined otherwise. `bytes` is the whole body as worker/body-limits.ts read it (it reads every
+ * /mcp body whole, up to its limit, before this runs); null when there is none.
  */
-export async function batchRefusal(request: Request): Promise<Response | undefined> {
+export function batchRefusal(request: Request, bytes: Uint8Array | null): Response | undefined {
+  if (request.method !== 'POST' || bytes === null) return undefined;
   const { pathname } = new URL(request.url);
-  if (request.method !== 'POST' || request.body === null) return undefined;
   if (pathname !== '/mcp' && !pathname.startsWith('/mcp/')) return undefined;
-  const bytes = new Uint8Array(await request.clone().arrayBuffer());
   if (!startsWithArray(bytes)) return undefined;
   return Response.json(
     {

@@ -128,7 +128,23 @@ export class SettingsError extends Error {
   override name = 'SettingsError';
 }
 
+/**
+ * Settings already read, by the env they came from. Every request reads them (several times), and
+ * parsing them again each time was measurable CPU on a tool call. An env's vars and secrets do not
+ * change while the isolate lives (a new deployment or secret is a new isolate), and a different env
+ * object (another test, the test builds' counting env) is simply read afresh.
+ */
+const readBefore = new WeakMap<Env, WorkerSettings>();
+
 export function readSettings(env: Env): WorkerSettings {
+  const known = readBefore.get(env);
+  if (known) return known;
+  const settings = parseSettings(env);
+  readBefore.set(env, settings);
+  return settings;
+}
+
+function parseSettings(env: Env): WorkerSettings {
   const parsed = settingsSchema.safeParse({
     PUBLIC_URL: env.PUBLIC_URL,
     CHARACTER_LIMIT: env.CHARACTER_LIMIT,

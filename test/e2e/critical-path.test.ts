@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMcpClient, MCP_ERAS, type ConnectedClient, type McpEra } from '../harness/mcp-client.ts';
-import { waitForDoCalls } from '../harness/do-calls.ts';
+import { COUNT_DO_CALLS, waitForDoCalls } from '../harness/do-calls.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
 /**
@@ -33,7 +33,11 @@ afterAll(async () => {
 
 describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
   it(`makes ${EXPECTED_CALLS[era]} Durable Object calls before its answer, and its audit row is completed after it`, async () => {
-    const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    const session = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: stack.worker.adminUser, password: stack.worker.adminPassword },
+      { era, headers: COUNT_DO_CALLS },
+    );
     sessions.push(session);
     const command = `echo critical-path-${era}`;
     const mark = stack.worker.process.mark();
@@ -72,5 +76,40 @@ describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
     const withoutToken = await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'echo no-token; sleep 3.5' } });
     expect(textOf(withoutToken)).toContain('no-token');
     expect(await waitForDoCalls(stack.worker, mark, 'ssh_exec_command', 1)).toEqual([EXPECTED_CALLS[era]]);
+  });
+});
+
+/**
+ * relay_ping, the benchmark's no-op call: the standing and the relays' hosts from the team
+ * directory's copy (one call), then the hub; its audit row is written after the answer.
+ */
+const PING_CALLS: Record<McpEra, number> = { '2025-11-25': 3, '2026-07-28': 2 };
+
+describe.each(MCP_ERAS)('relay_ping, %s client', (era) => {
+  it(`makes ${PING_CALLS[era]} Durable Object calls before its answer, and its audit row is written after it`, async () => {
+    const session = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: stack.worker.adminUser, password: stack.worker.adminPassword },
+      { era, headers: COUNT_DO_CALLS },
+    );
+    sessions.push(session);
+    const listedBefore = await session.client.callTool({ name: 'audit_log', arguments: { tool: 'relay_ping', limit: 500 } });
+    const before = (listedBefore.structuredContent as { entries: unknown[] }).entries.length;
+    const mark = stack.worker.process.mark();
+    const result = await session.client.callTool({ name: 'relay_ping', arguments: {} });
+    expect(result.isError).toBeFalsy();
+    expect(await waitForDoCalls(stack.worker, mark, 'relay_ping', 1)).toEqual([PING_CALLS[era]]);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const listed = await session.client.callTool({ name: 'audit_log', arguments: { tool: 'relay_ping', limit: 500 } });
+      const entries = (listed.structuredContent as { entries: Array<{ outcome: string; user: string }> }).entries;
+      if (entries.length === before + 1) {
+        expect(entries[0]).toMatchObject({ outcome: 'ok', user: stack.worker.adminUser });
+        break;
+      }
+      expect(entries.length).toBe(before);
+      if (Date.now() > deadline) throw new Error('the audit row of relay_ping was never written');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   });
 });

@@ -5,6 +5,9 @@
  */
 import type { TestWorker } from './worker.ts';
 
+/** Headers for a client whose calls the Worker should count (worker/do-call-count.ts COUNT_DO_CALLS_HEADER); only those are. */
+export const COUNT_DO_CALLS: Record<string, string> = { 'x-mcp-remote-exec-count-do-calls': '1' };
+
 /** The log line's message (worker/do-call-count.ts DO_CALLS_EVENT). */
 const EVENT = 'durable object calls before the answer';
 

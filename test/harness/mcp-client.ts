@@ -146,6 +146,8 @@ export interface ConnectOptions {
   era?: McpEra;
   /** Answer the server's questions (elicitation on 2025, input_required on 2026-07-28); without it the client declares no elicitation support. */
   answer?: (message: string) => Record<string, string> | 'decline';
+  /** Extra HTTP headers on every request (e.g. COUNT_DO_CALLS_HEADER, to have the Worker count this client's calls). */
+  headers?: Record<string, string>;
 }
 
 function tokenOf(tokens: unknown): string {
@@ -167,14 +169,14 @@ async function connect2025(url: URL, signIn: Credentials | BrowserStep, options:
     return client;
   };
   let client = make();
-  let transport = new Transport2025(url, { authProvider: provider });
+  let transport = new Transport2025(url, { authProvider: provider, ...(options.headers ? { requestInit: { headers: options.headers } } : {}) });
   try {
     await client.connect(transport);
   } catch (error) {
     if (!(error instanceof Unauthorized2025) || !provider.authorizationCode) throw error;
     await transport.finishAuth(provider.authorizationCode);
     client = make();
-    transport = new Transport2025(url, { authProvider: provider });
+    transport = new Transport2025(url, { authProvider: provider, ...(options.headers ? { requestInit: { headers: options.headers } } : {}) });
     await client.connect(transport);
   }
   const connected = client;
@@ -206,14 +208,14 @@ async function connect2026(url: URL, signIn: Credentials | BrowserStep, options:
     return client;
   };
   let client = make();
-  let transport = new Transport2026(url, { authProvider: provider });
+  let transport = new Transport2026(url, { authProvider: provider, ...(options.headers ? { requestInit: { headers: options.headers } } : {}) });
   try {
     await client.connect(transport);
   } catch (error) {
     if (!(error instanceof Unauthorized2026) || !provider.authorizationCode) throw error;
     await transport.finishAuth(provider.authorizationCode, provider.authorizationIssuer);
     client = make();
-    transport = new Transport2026(url, { authProvider: provider });
+    transport = new Transport2026(url, { authProvider: provider, ...(options.headers ? { requestInit: { headers: options.headers } } : {}) });
     await client.connect(transport);
   }
   const connected = client;

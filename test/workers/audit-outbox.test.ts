@@ -121,4 +121,18 @@ describe('the audit outbox', () => {
     expect(await outbox(team)).toEqual([]);
     expect(await logged(target)).toEqual([expect.objectContaining({ outcome: 'ok', exitCode: 0 })]);
   });
+  it('schedules a delivery for every row written, also after an earlier delivery has run', async () => {
+    const team = await freshTeam();
+    const alarm = (): Promise<number | null> => runInDurableObject(team, (_instance, state) => state.storage.getAlarm());
+    for (let round = 0; round < 3; round += 1) {
+      const target = `echo schedule-${round}-${crypto.randomUUID()}`;
+      const { auditId } = await team.gate(gateRequest(target));
+      if (auditId === null) throw new Error('no audit id');
+      await team.finishAudit(auditId, END);
+      expect(await alarm()).not.toBeNull();
+      await runDurableObjectAlarm(team);
+      expect(await outbox(team)).toEqual([]);
+      expect(await logged(target)).toEqual([expect.objectContaining({ outcome: 'ok' })]);
+    }
+  });
 });

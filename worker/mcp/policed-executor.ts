@@ -33,7 +33,8 @@ import type {
 import { waitUntil } from 'cloudflare:workers';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { reportDoCalls } from '../do-call-count.ts';
-import { finishAudit, gateCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
+import { finishAudit, gateCall, recordCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
+import { fleetOf } from '../team/gate-decision.ts';
 import type { HubExecutor } from './hub-executor.ts';
 import { jobBook, jobOwners, type JobBook } from '../jobs/job-book.ts';
 import { newJobId, type JobListRequest, type JobPage, type JobStream, type JobView, type StartJobRequest } from '../../shared/jobs.ts';
@@ -267,24 +268,33 @@ export class PolicedExecutor implements ToolExecutor {
     );
   }
 
-  /** Ping a relay that serves the caller at least one host (any relay, for a deployment admin). */
+  /**
+   * Ping a relay that serves the caller at least one host (any relay, for a deployment admin). The
+   * relays and their hosts come from the team directory's copy (one call, with the standing), and
+   * the audit row goes to its outbox after the answer (waitUntil): a ping runs nothing on a host.
+   */
   async ping(request: { relay?: string }, signal: AbortSignal): Promise<Outcome<RelayPing>> {
     const started = Date.now();
-    const { standing, relays } = await standingAndFleet(this.env, this.caller.username);
+    const standing = await standingOf(this.env, this.caller.username);
     let result: Outcome<RelayPing>;
     if (!standing.ok) {
       result = standing;
     } else {
       const { policy, subject } = standing.value;
       const admin = isDeploymentAdmin(policy, subject);
+      const relays = await fleetOf(this.env, standing.value);
       const mine = relays
         .filter((relay) => admin || relay.hosts.some((host) => roleOn(policy, subject, policyHost(relay.relayId, host)) !== null))
         .map((relay) => relay.relayId);
       const chosen = selectRelay(mine, request.relay);
       result = chosen.ok ? await this.inner.ping(chosen.value) : chosen;
     }
-    await this.record(
-      {
+    reportDoCalls('relay_ping');
+    waitUntil(
+      recordCall(this.env, {
+        time: new Date(started).toISOString(),
+        user: this.caller.username,
+        client: this.caller.client,
         relay: result.ok ? result.value.relayId : (request.relay ?? null),
         host: null,
         tool: 'relay_ping',
@@ -292,8 +302,8 @@ export class PolicedExecutor implements ToolExecutor {
         outcome: result.ok ? 'ok' : standing.ok ? 'error' : 'denied',
         code: result.ok ? null : result.error.code,
         ...NO_DETAILS,
-      },
-      started,
+        durationMs: Date.now() - started,
+      }),
     );
     return result;
   }

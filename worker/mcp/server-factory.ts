@@ -58,7 +58,8 @@ export function testToolsOn(env: Env): boolean {
   return env.MCP_REMOTE_EXEC_TEST_TOOLS === 'true';
 }
 
-export function workerMcpServer(env: Env, caller: Caller, era: ProtocolEra, offer: ToolOffer): McpServer {
+/** `onlyTool`: the server answers one tools/call of that tool (a 2026-07-28 request), so only it is registered. */
+export function workerMcpServer(env: Env, caller: Caller, era: ProtocolEra, offer: ToolOffer, onlyTool?: string): McpServer {
   const settings = readSettings(env);
   // Every tool goes through policy and audit; the hub executor only runs what was allowed.
   const executor = new PolicedExecutor(new HubExecutor(env, caller, settings), env, caller);
@@ -71,5 +72,6 @@ export function workerMcpServer(env: Env, caller: Caller, era: ProtocolEra, offe
     imagekit: settings.imagekit !== null,
     extraTools: offer.audit ? [(server) => registerAuditTool(server, env, caller)] : [],
     testTools: testToolsOn(env),
+    ...(onlyTool !== undefined ? { onlyTool } : {}),
   });
 }

@@ -75,6 +75,8 @@ export class McpSession extends DurableObject<Env> {
   /** When this instance last served a request (in memory), and the last time that was stored. */
   private lastUsed = 0;
   private lastStored = 0;
+  /** The stored owner, once read or written: it never changes while the session lives (close deletes both). */
+  private owner: z.infer<typeof storedOwner> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     // Test builds count the Durable Object calls each request makes (worker/do-call-count.ts).
@@ -82,8 +84,10 @@ export class McpSession extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    if (!countingOn(this.env)) return this.serve(request);
-    const start = Number(request.headers.get(DO_CALLS_HEADER) ?? '0');
+    // The Worker sets the header only on a request it counts (and removes any a client sent).
+    const counted = request.headers.get(DO_CALLS_HEADER);
+    if (!countingOn(this.env) || counted === null) return this.serve(request);
+    const start = Number(counted);
     return withDoCallCount(Number.isSafeInteger(start) && start >= 0 ? start : 0, () => this.serve(request));
   }
 
@@ -103,14 +107,15 @@ export class McpSession extends DurableObject<Env> {
     if (minted !== null) {
       if ((await this.ctx.storage.get(OWNER_KEY)) !== undefined) return sessionNotFound();
       live = await this.open(minted, callerOf(props.data));
-      await this.ctx.storage.put(OWNER_KEY, { sessionId: minted, caller: props.data });
+      this.owner = { sessionId: minted, caller: props.data };
+      await this.ctx.storage.put(OWNER_KEY, this.owner);
       await this.ctx.storage.setAlarm(Date.now() + SESSION_IDLE_MS);
     } else {
-      const owner = storedOwner.safeParse(await this.ctx.storage.get(OWNER_KEY));
+      const owner = await this.storedOwner();
       // Fail closed: a session without a recorded owner is nobody's.
-      if (!owner.success || owner.data.caller.userId !== props.data.userId) return sessionNotFound();
+      if (owner === undefined || owner.caller.userId !== props.data.userId) return sessionNotFound();
       const restored =
-        this.live ?? (await (this.restoring ??= this.restore(owner.data.sessionId, callerOf(owner.data.caller)).finally(() => (this.restoring = undefined))));
+        this.live ?? (await (this.restoring ??= this.restore(owner.sessionId, callerOf(owner.caller)).finally(() => (this.restoring = undefined))));
       if (!restored) return sessionNotFound();
       live = restored;
     }
@@ -120,10 +125,19 @@ export class McpSession extends DurableObject<Env> {
     if (minted !== null) await this.remember(parsedBody, response);
     if (request.method === 'DELETE' && response.ok) {
       this.live = undefined;
+      this.owner = undefined;
       await this.ctx.storage.deleteAll();
       return response;
     }
     return isJSONRPCRequest(parsedBody) ? cancelOnDrop(response, live.transport, parsedBody.id) : response;
+  }
+
+  /** Who opened this session, from memory after the first read; undefined when no owner is recorded. */
+  private async storedOwner(): Promise<z.infer<typeof storedOwner> | undefined> {
+    if (this.owner) return this.owner;
+    const stored = storedOwner.safeParse(await this.ctx.storage.get(OWNER_KEY));
+    if (stored.success) this.owner = stored.data;
+    return this.owner;
   }
 
   private async touch(): Promise<void> {
@@ -143,6 +157,7 @@ export class McpSession extends DurableObject<Env> {
     }
     const live = this.live;
     this.live = undefined;
+    this.owner = undefined;
     await live?.server.close().catch(() => undefined);
     await this.ctx.storage.deleteAll();
   }

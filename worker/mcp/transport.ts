@@ -21,22 +21,21 @@ import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { CALLER_HEADER, NEW_SESSION_HEADER } from './session-object.ts';
 import { sessionProps, type SessionProps } from './session-props.ts';
+import { bodyJson } from './request-body.ts';
 
 function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
   return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status, headers });
 }
 
-/** The body as JSON, or undefined (not JSON, or not a POST). The request itself stays readable. */
-async function peekBody(request: Request): Promise<unknown> {
-  if (request.method !== 'POST') return undefined;
-  return request
-    .clone()
-    .json()
-    .catch(() => undefined);
-}
-
 function methodOf(body: unknown): string | undefined {
   return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
+}
+
+/** The tool a tools/call names, if it names one. */
+function calledTool(body: unknown): string | undefined {
+  if (methodOf(body) !== 'tools/call' || typeof body !== 'object' || body === null || !('params' in body)) return undefined;
+  const params = body.params;
+  return typeof params === 'object' && params !== null && 'name' in params && typeof params.name === 'string' ? params.name : undefined;
 }
 
 /** A 2025-era request: to its session object, or to a new one for an initialize. */
@@ -71,7 +70,9 @@ async function stateless(request: Request, env: Env, ctx: ExecutionContext, call
   // Host and Origin were checked at the entry (worker/rebinding-guard.ts); the handler's own check,
   // which by default knows only localhost and workers.dev, gets the same names so a custom domain works.
   const names = [...deploymentNames(readSettings(env)).hostnames];
-  const handler = createMcpHandler(({ era }) => workerMcpServer(env, caller, era, offer), {
+  // A tools/call needs only the tool it names: the server registers that one (server-factory.ts).
+  const onlyTool = calledTool(body);
+  const handler = createMcpHandler(({ era }) => workerMcpServer(env, caller, era, offer, onlyTool), {
     legacy: 'reject',
     allowedHostnames: names,
     allowedOriginHostnames: names,
@@ -87,7 +88,7 @@ export const mcpApiHandler = {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const props = sessionProps.safeParse(ctx.props);
     if (!props.success) return new Response('The access token carries no user.', { status: 403 });
-    const body = await peekBody(request);
+    const body = await bodyJson(request);
     if (await isLegacyRequest(request, body)) return toSession(request, env, props.data, body);
     const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null };
     return stateless(request, env, ctx, caller, body);

@@ -71,8 +71,11 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
   incoming?: IncomingBytes;
   sender?: ByteSender;
-  /** Stops an outgoing byte stream when the request ends. */
-  streamAbort: AbortController;
+  /**
+   * Stops an outgoing byte stream when the request ends; only requests that send bytes have one
+   * (aborting builds an exception with a stack: measurable on every call of a hot path).
+   */
+  streamAbort?: AbortController;
   resolve(outcome: Outcome<OperationReply>): void;
 }
 
@@ -135,12 +138,13 @@ export class RelayRequests {
     // The relay gets the whole budget (its own timeout handling must finish inside it); the hub
     // waits a little longer for the answer to travel back.
     const relayDeadlineMs = deadlineMs + RELAY_REPLY_GRACE_MS;
+    const streamAbort = options.sendBytes || options.sendBody ? new AbortController() : undefined;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         const expired = this.pending.get(id);
         if (!expired) return;
         this.pending.delete(id);
-        expired.streamAbort.abort();
+        expired.streamAbort?.abort();
         this.channel.send(socket, { type: 'cancel', id });
         resolve(failure('relay_timeout', `The relay did not answer within ${Math.round(relayDeadlineMs / 1000)} s.`));
       }, relayDeadlineMs + REPLY_TRANSIT_MS);
@@ -152,11 +156,11 @@ export class RelayRequests {
         stderr: '',
         maxChars: options.maxChars ?? 0,
         timer,
-        streamAbort: new AbortController(),
         resolve,
         ...(options.receiveBytes !== undefined ? { incoming: { chunks: [], bytes: 0, nextSequence: 0, limit: options.receiveBytes } } : {}),
         ...(options.sink ? { sink: options.sink } : {}),
         ...(options.latestLine ? { latest: new LatestLineTracker(options.maxChars ?? 0) } : {}),
+        ...(streamAbort ? { streamAbort } : {}),
         ...(options.sendBytes || options.sendBody
           ? {
               sender: new ByteSender(id, (frame) => {
@@ -180,10 +184,10 @@ export class RelayRequests {
         return;
       }
       if (pending.incoming || pending.sink) this.channel.send(socket, { type: 'credit', id, bytes: STREAM_WINDOW_BYTES });
-      if (pending.sender && options.sendBytes) void pending.sender.send(options.sendBytes, pending.streamAbort.signal);
-      if (pending.sender && options.sendBody) {
+      if (pending.sender && streamAbort && options.sendBytes) void pending.sender.send(options.sendBytes, streamAbort.signal);
+      if (pending.sender && streamAbort && options.sendBody) {
         const { body, size } = options.sendBody;
-        void sendStream(pending.sender, body, size, pending.streamAbort.signal).then((sent) => {
+        void sendStream(pending.sender, body, size, streamAbort.signal).then((sent) => {
           if (sent === 'ok' || sent === 'aborted') return;
           const why =
             sent === 'short'
@@ -342,7 +346,7 @@ export class RelayRequests {
       if (request.socket !== socket) continue;
       this.pending.delete(id);
       clearTimeout(request.timer);
-      request.streamAbort.abort();
+      request.streamAbort?.abort();
       request.resolve(failure('relay_disconnected', message));
     }
   }
@@ -403,7 +407,7 @@ export class RelayRequests {
     if (!request || request.socket !== socket) return undefined;
     this.pending.delete(id);
     clearTimeout(request.timer);
-    request.streamAbort.abort();
+    request.streamAbort?.abort();
     return request;
   }
 

@@ -31,7 +31,7 @@ export interface GateDecision {
  * relay's hosts there before it welcomes the relay, and a revoked relay leaves at once). A relay
  * that has not pushed its hosts yet (it last said hello before the copy existed) is asked through its hub.
  */
-async function fleetOf(env: Env, access: Access): Promise<FleetRelay[]> {
+export async function fleetOf(env: Env, access: Access): Promise<FleetRelay[]> {
   const missing = access.fleet.filter((relay) => relay.hosts === null).map((relay) => relay.relayId);
   const asked = missing.length > 0 ? await relayStates(env, missing) : [];
   return access.fleet.flatMap((relay) => {

@@ -192,6 +192,11 @@ const DRAIN_RETRY_MAX_MS = 60_000;
 export class TeamDirectory extends DurableObject<Env> {
   /** Failed deliveries in a row (sets the next retry's delay); reset by a delivery that works. */
   private drainFailures = 0;
+  /**
+   * True once this instance has seen an alarm set, until the alarm runs: every tool call writes a
+   * row, and asking storage whether an alarm is set each time is avoidable work on its path.
+   */
+  private alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -265,15 +270,21 @@ export class TeamDirectory extends DurableObject<Env> {
 
   /** The alarm delivers the outbox; a failed delivery is retried with a growing delay, never dropped. */
   override async alarm(): Promise<void> {
+    // This alarm is spent; whatever is set from here on sets the flag again.
+    this.alarmSet = false;
     try {
       await this.drainAudit();
       this.drainFailures = 0;
-      if (pendingCount(this.ctx.storage.sql) > 0) await this.ctx.storage.setAlarm(Date.now());
+      if (pendingCount(this.ctx.storage.sql) > 0) {
+        await this.ctx.storage.setAlarm(Date.now());
+        this.alarmSet = true;
+      }
     } catch (error) {
       this.drainFailures += 1;
       const delay = Math.min(DRAIN_RETRY_MAX_MS, DRAIN_RETRY_FIRST_MS * 2 ** Math.min(this.drainFailures - 1, 20));
       logEvent('error', 'could not deliver the audit outbox; retrying', { failures: this.drainFailures, retryInMs: delay, error: String(error) });
       await this.ctx.storage.setAlarm(Date.now() + delay);
+      this.alarmSet = true;
     }
   }
 
@@ -292,7 +303,9 @@ export class TeamDirectory extends DurableObject<Env> {
 
   /** Run the drain soon, unless an alarm is already set (a pending retry keeps its delay). */
   private async scheduleDrain(): Promise<void> {
+    if (this.alarmSet) return;
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DRAIN_DELAY_MS);
+    this.alarmSet = true;
   }
 
   private bootstrapName(): string {
