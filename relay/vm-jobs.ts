@@ -30,11 +30,16 @@ const WRAPPER =
   `[ -n "\${SHELL:-}" ] || { SHELL=/bin/sh; b=$(command -v bash 2>/dev/null) && SHELL=$b; }; export SHELL; ` +
   `if command -v base64 >/dev/null 2>&1; then echo mre-vm-b64; "$@" | base64; else echo mre-vm-hex; "$@" | od -An -v -tx1; fi`;
 
+/** The argv the guest agent runs: the wrapper around a job script's argv. */
+export function vmJobArgv(argv: string[]): string[] {
+  return ['sh', '-c', WRAPPER, 'mre-vm-job', ...argv];
+}
+
 /** The host command line: qm runs the wrapper in VM `vmid`, waiting up to `seconds` for it. */
 export function vmJobCommandLine(vmid: string, argv: string[], seconds: number): string {
   if (!/^[1-9][0-9]{2,8}$/.test(vmid)) throw new Error(`not a VM id: ${vmid}`);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`qm timeout out of range: ${seconds}`);
-  return ['qm', 'guest', 'exec', vmid, '--timeout', String(seconds), '--', 'sh', '-c', WRAPPER, 'mre-vm-job', ...argv].map(quoteShellWord).join(' ');
+  return ['qm', 'guest', 'exec', vmid, '--timeout', String(seconds), '--', ...vmJobArgv(argv)].map(quoteShellWord).join(' ');
 }
 
 /** Bytes of qm's answer for at most `decoded` bytes of script output: hex through od is the widest (3 chars a byte, a line per 16). */
