@@ -55,6 +55,8 @@ beforeAll(async () => {
   pve.addContainer({ vmid: 102, name: 'limited', status: 'running' });
   pve.addVm({ vmid: 200, name: 'build', status: 'running', agent: 'running' });
   pve.addVm({ vmid: 201, name: 'no-agent', status: 'running', agent: 'none' });
+  pve.addVm({ vmid: 202, name: 'off', status: 'stopped', agent: 'running' });
+  pve.addContainer({ vmid: 103, name: 'off', status: 'stopped' });
   sshd = await startSshd({ extraConfig: pve.sshdConfigLines() });
   const config: RelayHostsConfig = {
     relayId: 'guest-jobs-test',
@@ -246,10 +248,18 @@ describe('limits and refusals of jobs in guests', () => {
     expect(await waitGone(mark, 10_000)).toEqual([]);
   });
 
-  it("refuses a VM without a guest agent with qm's words, and guests on a host not marked proxmox", async () => {
+  it("refuses a VM without a guest agent or stopped with qm's words, a stopped container with pct's, and guests on a host not marked proxmox", async () => {
     const { outcome } = await start({ kind: 'qemu', id: '201' }, 'true');
     expect(outcome.ok ? 'ok' : outcome.error.code).toBe('guest_error');
     if (!outcome.ok) expect(outcome.error.message).toContain('No QEMU guest agent configured');
+    const off = await start({ kind: 'qemu', id: '202' }, 'true');
+    expect(off.outcome.ok ? 'ok' : off.outcome.error.code).toBe('guest_error');
+    if (!off.outcome.ok) expect(off.outcome.error.message).toContain('VM 202 is not running');
+    // pct exec's failure is the command's exit status: the relay cannot tell it from a start that
+    // died half-way, so it says the outcome is unknown (with pct's words) rather than guess.
+    const ct = await start({ kind: 'lxc', id: '103' }, 'true');
+    expect(ct.outcome.ok ? 'ok' : ct.outcome.error.code).toBe('ssh_error');
+    if (!ct.outcome.ok) expect(ct.outcome.error.message).toContain("container '103' not running!");
     const plain = await start(VM, 'true', { host: 'plain' });
     expect(plain.outcome.ok ? 'ok' : plain.outcome.error.code).toBe('invalid_argument');
     if (!plain.outcome.ok) expect(plain.outcome.error.message).toContain('not marked as a Proxmox VE host');
