@@ -481,6 +481,14 @@ describe('pct/qm stand-in through the test sshd', () => {
       expect(JSON.parse(r.stdout)).toEqual({ exitcode: 0, exited: 1, 'out-data': `${fake.vmGuestDir(100)}\n${fake.vmGuestDir(100)}/root\n` });
     });
 
+    it('guest exec reports a command exited only once nothing holds its output open, as the agent does', async () => {
+      const held = await run(['qm', 'guest', 'exec', '100', '--timeout', '1', '--', 'sh', '-c', 'sleep 47.6 & echo started']);
+      expect(held.stderr).toBe('timeout reached, returning pid\n');
+      const detached = await run(['qm', 'guest', 'exec', '100', '--timeout', '5', '--', 'sh', '-c', 'sleep 47.7 >/dev/null 2>&1 & echo started']);
+      expect(JSON.parse(detached.stdout)).toEqual({ exitcode: 0, exited: 1, 'out-data': 'started\n' });
+      for (const pid of [...remoteProcesses('sleep 47.6', TEST_USER), ...remoteProcesses('sleep 47.7', TEST_USER)]) process.kill(pid, 'SIGKILL');
+    });
+
     it('guest exec refuses without an agent, with the agent down, and on a stopped VM', async () => {
       expect(await run(['qm', 'guest', 'exec', '102', '--', 'true'])).toEqual({ stdout: '', stderr: 'No QEMU guest agent configured\n', code: 255 });
       expect(await run(['qm', 'guest', 'exec', '103', '--', 'true'])).toEqual({ stdout: '', stderr: 'QEMU guest agent is not running\n', code: 255 });
