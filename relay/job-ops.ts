@@ -12,6 +12,7 @@
  *   (absent: it never started).
  */
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
+import { GUEST_EXEC_MARGIN_MS } from '../shared/proxmox.ts';
 import { DEFAULT_JOBS_PER_HOST, JOB_TAIL_BYTES } from '../shared/limits.ts';
 import type {
   JobCancelOperation,
@@ -40,6 +41,7 @@ import {
 } from './host-jobs.ts';
 import { newRunId } from './host-stop.ts';
 import type { HostChannels } from './ssh-pool.ts';
+import { readVmAnswer, vmAnswerBytes, vmJobCommandLine } from './vm-jobs.ts';
 
 /** Bounds on each script: the start waits up to 5 s for the runner's pid; a cancel includes the stop's grace. */
 const START_MS = 20_000;
@@ -57,19 +59,16 @@ interface ScriptRun {
   code: number | null;
 }
 
-type JobTarget = { kind: 'host' } | { kind: 'lxc'; ctid: string };
+/** Where the job runs: on the host, in a container (`pct exec`), or in a VM (its guest agent, vm-jobs.ts). */
+type JobTarget = { kind: 'host' } | { kind: 'lxc'; ctid: string } | { kind: 'qemu'; vmid: string };
+
+type ScriptOutcome = { ok: true; value: ScriptRun } | { ok: false; opened: boolean; outcome: { ok: false; error: ToolError } };
 
 /**
  * Run one script on a channel of its own, keeping at most `maxBytes` of stdout. `opened` in the
  * answer tells a failure before the channel opened (nothing ran) from one after (outcome unknown).
  */
-async function runScript(
-  pool: HostChannels,
-  command: string,
-  maxBytes: number,
-  timeoutMs: number,
-  signal: AbortSignal,
-): Promise<{ ok: true; value: ScriptRun } | { ok: false; opened: boolean; outcome: { ok: false; error: ToolError } }> {
+async function runScript(pool: HostChannels, command: string, maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<ScriptOutcome> {
   const limit = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
   const opened = await pool.exec(command, limit);
   if (!opened.ok) return { ok: false, opened: false, outcome: opened };
@@ -118,25 +117,71 @@ async function runScript(
   return { ok: true, value: { stdout: Buffer.concat(chunks), stderr, code: exit.code } };
 }
 
-function unreadable(pool: HostChannels, run: ScriptRun, what: string): Outcome<never> {
+/** The place a job runs, for messages: 'host "h"', 'container 101 on host "h"', 'VM 100 on host "h"'. */
+function where(pool: HostChannels, target: JobTarget): string {
+  const host = `host "${pool.host.name}"`;
+  if (target.kind === 'lxc') return `container ${target.ctid} on ${host}`;
+  if (target.kind === 'qemu') return `VM ${target.vmid} on ${host}`;
+  return host;
+}
+
+function unreadable(pool: HostChannels, target: JobTarget, run: ScriptRun, what: string): Outcome<never> {
   const said = run.stderr.trim().slice(0, 500);
   return failure(
     'ssh_error',
-    `Host "${pool.host.name}" gave no readable answer to the job ${what} (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`,
+    `${capital(where(pool, target))} gave no readable answer to the job ${what} (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`,
   );
 }
 
-function baseRefusal(pool: HostChannels, jobsDir: string, why: string): Outcome<never> {
+function capital(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * Run a job script in the VM through `qm guest exec` (vm-jobs.ts) and hand back its decoded stdout,
+ * as runScript does for a host. qm's own refusal (no agent, VM stopped, no sh in the guest) comes
+ * before the agent runs anything: guest_error, nothing ran. An answer qm stopped waiting for, or
+ * one that cannot be read, leaves the outcome unknown (opened).
+ */
+async function runInVm(pool: HostChannels, vmid: string, argv: string[], maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<ScriptOutcome> {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  const ran = await runScript(pool, vmJobCommandLine(vmid, argv, seconds), vmAnswerBytes(maxBytes), seconds * 1000 + GUEST_EXEC_MARGIN_MS, signal);
+  if (!ran.ok) return ran;
+  const answer = readVmAnswer(ran.value.stdout, ran.value.stderr);
+  const vm = `VM ${vmid} on host "${pool.host.name}"`;
+  switch (answer.kind) {
+    case 'ran':
+      return { ok: true, value: { stdout: answer.stdout, stderr: '', code: answer.exitCode } };
+    case 'refused':
+      return { ok: false, opened: false, outcome: failure('guest_error', `The guest agent of ${vm} did not run the job script: ${answer.message}`) };
+    case 'pending':
+      return {
+        ok: false,
+        opened: true,
+        outcome: failure('ssh_error', `The job script in ${vm} did not finish within ${seconds} s; the guest agent still has it.`),
+      };
+    case 'truncated':
+      return { ok: false, opened: true, outcome: failure('protocol_error', `The guest agent of ${vm} cut the job script's answer short.`) };
+    case 'unreadable':
+      return { ok: true, value: { stdout: Buffer.alloc(0), stderr: ran.value.stdout.subarray(0, 500).toString('utf8'), code: ran.value.code } };
+    default: {
+      const unhandled: never = answer;
+      throw new Error(`unknown VM answer ${JSON.stringify(unhandled)}`);
+    }
+  }
+}
+
+function baseRefusal(pool: HostChannels, target: JobTarget, jobsDir: string, why: string): Outcome<never> {
   const reason: Record<string, string> = {
     symlink: 'is a symbolic link; the jobs directory must be a real directory',
     owner: 'is not owned by the SSH user',
     nodir: 'could not be created',
-    nosetsid: 'cannot be used: the host has no setsid command, which jobs need to run detached',
+    nosetsid: 'cannot be used: there is no setsid command, which jobs need to run detached',
     write: 'could not be written',
   };
   return failure(
     'invalid_argument',
-    `Jobs on host "${pool.host.name}" keep their files in ${jobsDir}, which ${reason[why] ?? 'cannot be used'}. Fix it, or set jobs_dir for this host in the relay config.`,
+    `Jobs on ${where(pool, target)} keep their files in ${jobsDir}, which ${reason[why] ?? 'cannot be used'}. ${target.kind === 'host' ? 'Fix it, or set jobs_dir for this host in the relay config.' : 'Fix it inside the guest (jobs_dir applies to the host only).'}`,
   );
 }
 
@@ -150,16 +195,20 @@ export class HostJobs {
   }
 
   private target(op: { guest?: { kind: 'lxc' | 'qemu'; id: string } | undefined }): JobTarget {
-    return op.guest?.kind === 'lxc' ? { kind: 'lxc', ctid: op.guest.id } : { kind: 'host' };
+    if (op.guest?.kind === 'lxc') return { kind: 'lxc', ctid: op.guest.id };
+    if (op.guest?.kind === 'qemu') return { kind: 'qemu', vmid: op.guest.id };
+    return { kind: 'host' };
   }
 
-  /** The base on the host, or inside the container (whose root's home holds it; the host's jobs_dir is a host path). */
+  /** The base on the host, or inside the guest (in the home of the user the guest runs it as; the host's jobs_dir is a host path). */
   private jobsDir(pool: HostChannels, target: JobTarget): string {
     return target.kind === 'host' ? (pool.host.jobsDir ?? DEFAULT_JOBS_DIR) : DEFAULT_JOBS_DIR;
   }
 
-  private line(argv: string[], target: JobTarget): string {
-    return jobCommandLine(argv, target.kind === 'lxc' ? target.ctid : null);
+  /** Run one job script where the job lives; its stdout as the script printed it. */
+  private exec(pool: HostChannels, target: JobTarget, argv: string[], maxBytes: number, timeoutMs: number, signal: AbortSignal): Promise<ScriptOutcome> {
+    if (target.kind === 'qemu') return runInVm(pool, target.vmid, argv, maxBytes, timeoutMs, signal);
+    return runScript(pool, jobCommandLine(argv, target.kind === 'lxc' ? target.ctid : null), maxBytes, timeoutMs, signal);
   }
 
   private serial<T>(key: string, work: () => Promise<T>): Promise<T> {
@@ -178,7 +227,7 @@ export class HostJobs {
 
   start(pool: HostChannels, op: JobStartOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
     const target = this.target(op);
-    const key = `${pool.host.name}\0${target.kind === 'lxc' ? target.ctid : ''}`;
+    const key = `${pool.host.name}\0${target.kind === 'lxc' ? `lxc ${target.ctid}` : target.kind === 'qemu' ? `qemu ${target.vmid}` : ''}`;
     return this.serial(key, async () => {
       if (signal.aborted) return failure('cancelled', 'The job start was cancelled before it was sent; nothing was started.');
       const jobsDir = this.jobsDir(pool, target);
@@ -187,23 +236,26 @@ export class HostJobs {
         { jobsDir, jobId: op.jobId, runId: newRunId(), timeoutMs: op.timeoutMs, keepBytes: op.keepBytes, maxJobs, command: op.command },
         this.timings,
       );
-      const ran = await runScript(pool, this.line(argv, target), FRAME_BYTES, START_MS, signal);
+      const ran = await this.exec(pool, target, argv, FRAME_BYTES, START_MS, signal);
       if (!ran.ok) {
         if (!ran.opened) return ran.outcome;
-        return failure(ran.outcome.error.code, `${ran.outcome.error.message} Whether job ${op.jobId} started is unknown; its status will tell.`);
+        // Not host_unreachable or protocol_error: whoever records jobs reads those as "nothing started".
+        const code = ran.outcome.error.code === 'cancelled' ? 'cancelled' : 'ssh_error';
+        return failure(code, `${ran.outcome.error.message} Whether job ${op.jobId} started is unknown; its status will tell.`);
       }
       const refusal = parseStartRefusal(ran.value.stdout);
-      if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
+      if (refusal?.kind === 'refused') return baseRefusal(pool, target, jobsDir, refusal.why);
       if (refusal?.kind === 'exists')
-        return failure('already_exists', `Job id ${op.jobId} already exists on host "${pool.host.name}"; a job id is never reused.`);
+        return failure('already_exists', `Job id ${op.jobId} already exists on ${where(pool, target)}; a job id is never reused.`);
       if (refusal?.kind === 'limit') {
+        // Counted in the base where the job would run: a guest's jobs count against that guest's limit.
         return failure(
           'job_limit',
-          `Host "${pool.host.name}" already runs ${refusal.running} background jobs, its limit (${maxJobs}; max_jobs in the relay config, JOBS_PER_HOST in stdio mode). The job was not started.`,
+          `${capital(where(pool, target))} already runs ${refusal.running} background jobs, its limit (${maxJobs}; max_jobs in the relay config, JOBS_PER_HOST in stdio mode). The job was not started.`,
         );
       }
       const frame = parseJobFrame(ran.value.stdout);
-      if (!frame) return failure('ssh_error', `${unreadableText(pool, ran.value)} Whether job ${op.jobId} started is unknown; its status will tell.`);
+      if (!frame) return failure('ssh_error', `${unreadableText(pool, target, ran.value)} Whether job ${op.jobId} started is unknown; its status will tell.`);
       return success({ op: 'job_start', report: jobReportFrom(frame) });
     });
   }
@@ -228,25 +280,25 @@ export class HostJobs {
     signal: AbortSignal,
   ): Promise<Outcome<JobReport>> {
     const target = this.target(op);
-    const ran = await runScript(pool, this.line(argv, target), FRAME_BYTES, timeoutMs, signal);
+    const ran = await this.exec(pool, target, argv, FRAME_BYTES, timeoutMs, signal);
     if (!ran.ok) return ran.outcome;
     const refusal = parseStartRefusal(ran.value.stdout);
-    if (refusal?.kind === 'refused') return baseRefusal(pool, this.jobsDir(pool, target), refusal.why);
+    if (refusal?.kind === 'refused') return baseRefusal(pool, target, this.jobsDir(pool, target), refusal.why);
     const frame = parseJobFrame(ran.value.stdout);
-    if (!frame) return unreadable(pool, ran.value, what);
+    if (!frame) return unreadable(pool, target, ran.value, what);
     return success(jobReportFrom(frame));
   }
 
   async output(pool: HostChannels, op: JobOutputOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
     const target = this.target(op);
     const jobsDir = this.jobsDir(pool, target);
-    const ran = await runScript(pool, this.line(pageJobArgs(jobsDir, op.jobId, op.stream, op.offset, op.length), target), op.length + 512, PAGE_MS, signal);
+    const ran = await this.exec(pool, target, pageJobArgs(jobsDir, op.jobId, op.stream, op.offset, op.length), op.length + 512, PAGE_MS, signal);
     if (!ran.ok) return ran.outcome;
     const refusal = parseStartRefusal(ran.value.stdout);
-    if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
+    if (refusal?.kind === 'refused') return baseRefusal(pool, target, jobsDir, refusal.why);
     const page = parsePage(ran.value.stdout, op.length);
-    if (page === null) return unreadable(pool, ran.value, 'output');
-    if (page === 'absent') return failure('job_not_found', `Host "${pool.host.name}" has no job ${op.jobId} (never started there, or cleaned up).`);
+    if (page === null) return unreadable(pool, target, ran.value, 'output');
+    if (page === 'absent') return failure('job_not_found', `${capital(where(pool, target))} has no job ${op.jobId} (never started there, or cleaned up).`);
     if (op.offset < page.dropped) {
       return failure(
         'invalid_argument',
@@ -259,20 +311,20 @@ export class HostJobs {
   async cleanup(pool: HostChannels, op: JobCleanupOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
     const target = this.target(op);
     const jobsDir = this.jobsDir(pool, target);
-    const ran = await runScript(pool, this.line(cleanupJobArgs(jobsDir, op.jobId), target), 1024, CLEANUP_MS, signal);
+    const ran = await this.exec(pool, target, cleanupJobArgs(jobsDir, op.jobId), 1024, CLEANUP_MS, signal);
     if (!ran.ok) return ran.outcome;
     const refusal = parseStartRefusal(ran.value.stdout);
-    if (refusal?.kind === 'refused') return baseRefusal(pool, jobsDir, refusal.why);
+    if (refusal?.kind === 'refused') return baseRefusal(pool, target, jobsDir, refusal.why);
     const answer = parseCleanup(ran.value.stdout);
-    if (answer === null) return unreadable(pool, ran.value, 'cleanup');
+    if (answer === null) return unreadable(pool, target, ran.value, 'cleanup');
     if (answer === 'running')
-      return failure('invalid_argument', `Job ${op.jobId} is still running on host "${pool.host.name}": cancel it first; its files are kept while it runs.`);
-    if (answer === 'failed') return failure('ssh_error', `Could not delete the files of job ${op.jobId} on host "${pool.host.name}".`);
+      return failure('invalid_argument', `Job ${op.jobId} is still running on ${where(pool, target)}: cancel it first; its files are kept while it runs.`);
+    if (answer === 'failed') return failure('ssh_error', `Could not delete the files of job ${op.jobId} on ${where(pool, target)}.`);
     return success({ op: 'job_cleanup', removed: answer === 'removed' });
   }
 }
 
-function unreadableText(pool: HostChannels, run: ScriptRun): string {
+function unreadableText(pool: HostChannels, target: JobTarget, run: ScriptRun): string {
   const said = run.stderr.trim().slice(0, 500);
-  return `Host "${pool.host.name}" gave no readable answer to the job start (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`;
+  return `${capital(where(pool, target))} gave no readable answer to the job start (exit code ${run.code ?? 'none'}${said ? `: ${said}` : ''}).`;
 }

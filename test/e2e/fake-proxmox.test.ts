@@ -274,14 +274,14 @@ describe('pct/qm stand-in through the test sshd', () => {
       expect(await run(['pct', 'exec', '101', '--', 'cat'], 'from stdin')).toEqual({ stdout: 'from stdin', stderr: '', code: 0 });
     });
 
-    it('runs in the rootfs with HOME=/root, in a session of its own', async () => {
+    it("runs in the rootfs with HOME the container's /root (mapped into the rootfs), in a session of its own", async () => {
       const r = await run(['pct', 'exec', '101', '--', 'bash', '-c', 'pwd; echo "$HOME"; ps -o sid= -p $$; echo $$']);
       const [pwd, home, sid, pid] = r.stdout
         .trim()
         .split('\n')
         .map((s) => s.trim());
       expect(pwd).toBe(fake.containerPath(101, '/').replace(/\/$/, ''));
-      expect(home).toBe('/root');
+      expect(home).toBe(fake.containerPath(101, '/root'));
       expect(sid).toBe(pid);
     });
 
@@ -474,6 +474,19 @@ describe('pct/qm stand-in through the test sshd', () => {
       });
       const quoted = await run(['qm', 'guest', 'exec', '100', '--', 'printf', '%s', `a "q" \\ $(id) \`id\`\n`]);
       expect(JSON.parse(quoted.stdout)).toEqual({ exitcode: 0, exited: 1, 'out-data': `a "q" \\ $(id) \`id\`\n` });
+    });
+
+    it("guest exec runs with the guest's / as working directory and HOME its /root (mapped)", async () => {
+      const r = await run(['qm', 'guest', 'exec', '100', '--', 'sh', '-c', 'pwd; echo "$HOME"']);
+      expect(JSON.parse(r.stdout)).toEqual({ exitcode: 0, exited: 1, 'out-data': `${fake.vmGuestDir(100)}\n${fake.vmGuestDir(100)}/root\n` });
+    });
+
+    it('guest exec reports a command exited only once nothing holds its output open, as the agent does', async () => {
+      const held = await run(['qm', 'guest', 'exec', '100', '--timeout', '1', '--', 'sh', '-c', 'sleep 47.6 & echo started']);
+      expect(held.stderr).toBe('timeout reached, returning pid\n');
+      const detached = await run(['qm', 'guest', 'exec', '100', '--timeout', '5', '--', 'sh', '-c', 'sleep 47.7 >/dev/null 2>&1 & echo started']);
+      expect(JSON.parse(detached.stdout)).toEqual({ exitcode: 0, exited: 1, 'out-data': 'started\n' });
+      for (const pid of [...remoteProcesses('sleep 47.6', TEST_USER), ...remoteProcesses('sleep 47.7', TEST_USER)]) process.kill(pid, 'SIGKILL');
     });
 
     it('guest exec refuses without an agent, with the agent down, and on a stopped VM', async () => {

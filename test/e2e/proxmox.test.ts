@@ -289,6 +289,39 @@ describe('symbolic links inside a container', () => {
   });
 });
 
+describe('background jobs in guests, through the Worker', () => {
+  async function waitEnded(jobId: string): Promise<Record<string, unknown> | undefined> {
+    for (let i = 0; i < 100; i += 1) {
+      const status = await call('ssh_job_status', { job_id: jobId, response_format: 'json' });
+      if (status.structured?.state !== 'running') return status.structured;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    return undefined;
+  }
+
+  it('starts a job in a container (ctid) and in a VM (vmid), with its files inside the guest and its output byte-exact', async () => {
+    const command = "printf 'caf\\303\\251\\n'; echo warn >&2; exit 3";
+    const inCt = await call('ssh_start_job', { host: 'pve', ctid: 101, command });
+    expect(inCt.isError, inCt.text).toBe(false);
+    expect(inCt.structured?.guest).toEqual({ kind: 'lxc', id: '101' });
+    const inVm = await call('ssh_start_job', { host: 'pve', vmid: 200, command });
+    expect(inVm.isError, inVm.text).toBe(false);
+    expect(inVm.structured?.guest).toEqual({ kind: 'qemu', id: '200' });
+    for (const [started, home] of [
+      [inCt, pve.containerPath(101, '/root')],
+      [inVm, `${pve.vmGuestDir(200)}/root`],
+    ] as const) {
+      const jobId = String(started.structured?.job_id);
+      expect(await waitEnded(jobId)).toMatchObject({ state: 'exited', exit_code: 3, stderr_tail: 'warn\n' });
+      const page = await call('ssh_job_output', { job_id: jobId, response_format: 'json' });
+      expect(page.structured).toMatchObject({ data: 'café\n', encoding: 'utf-8', complete: true });
+      expect(existsSync(`${home}/.mcp-remote-exec/jobs/${jobId}/out`)).toBe(true);
+    }
+    const text = await call('ssh_job_status', { job_id: String(inCt.structured?.job_id) });
+    expect(text.text).toContain('container 101 on pve');
+  });
+});
+
 describe('VMs', () => {
   it('lists VMs and reports status', async () => {
     const listed = await call('proxmox_list_vms', { host: 'pve', response_format: 'json' });

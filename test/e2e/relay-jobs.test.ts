@@ -379,7 +379,7 @@ describe('a background job on the host', () => {
     expect((await status(jobId)).state).toBe('absent');
   });
 
-  it('refuses to start a job on a read-only host, and in a VM', async () => {
+  it('refuses to start a job on a read-only host, and in a VM of a host not marked proxmox', async () => {
     const readOnly = await start('true', { host: 'ro' });
     expect(readOnly.outcome.ok ? 'ok' : readOnly.outcome.error.code).toBe('host_read_only');
     const vm = await run({
@@ -392,5 +392,6 @@ describe('a background job on the host', () => {
       keepBytes: 65536,
     });
     expect(vm.ok ? 'ok' : vm.error.code).toBe('invalid_argument');
+    if (!vm.ok) expect(vm.error.message).toContain('not marked as a Proxmox VE host');
   });
 });

@@ -7,10 +7,14 @@
  * `sshdConfigLines()` (passed to `startSshd({ extraConfig })`).
  *
  * Containers and VMs are directories under `root` (layout in lib.sh). `pct exec` runs commands on
- * this host in a new session with the container's rootfs as working directory; for file utilities
- * (test, stat, mv, ln, rm, mkdir, cat, ...) absolute paths are mapped into the rootfs, as push and
- * pull map theirs. Scripts run through `bash -c` / `sh -c` see the host's filesystem, so a check on
- * "a file in the container" from a test belongs at `containerPath(vmid, path)`.
+ * this host in a new session with the container's rootfs as working directory and HOME the
+ * container's /root mapped into it (`containerPath(vmid, '/root')`); for file utilities (test,
+ * stat, mv, ln, rm, mkdir, cat, ...) absolute paths are mapped into the rootfs, as push and pull
+ * map theirs. Scripts run through `bash -c` / `sh -c` see the host's filesystem apart from ~ and
+ * relative paths, so a check on "a file in the container" from a test belongs at
+ * `containerPath(vmid, path)`. `qm guest exec` does the same with `vmGuestDir(vmid)` as the
+ * guest's / (HOME = its root/). What lives under ~ there (background jobs) is therefore inside the
+ * guest, as on real PVE; the processes themselves run on this host, in no namespace of their own.
  *
  * Needs root, to hand the guests' state to the test account. The usual order is: install (no
  * sshd yet), then `startSshd({ extraConfig: fake.sshdConfigLines() })`; the account is created here
@@ -65,7 +69,7 @@ export interface FakeProxmox {
   readCalls(): string[][];
   /** sshd_config lines that put the stand-ins first on the test account's PATH. */
   sshdConfigLines(): string[];
-  /** SIGKILL what `pct exec` / `qm guest exec` left running, then delete the state. */
+  /** SIGKILL what `pct exec` / `qm guest exec` left running (background jobs too), then delete the state. */
   remove(): void;
 }
 
@@ -238,6 +242,18 @@ export function installFakeProxmox(sshd?: TestSshd): FakeProxmox {
         const sessions = join(root, 'lxc', vmid, 'sessions');
         if (!existsSync(sessions)) continue;
         for (const pid of readdirSync(sessions)) killGroup(pid);
+      }
+      // Stopping a real guest ends its background jobs: their runners lead the groups named in their pid files.
+      for (const home of [
+        ...readdirSync(join(root, 'lxc')).map((vmid) => join(root, 'lxc', vmid, 'rootfs', 'root')),
+        ...readdirSync(join(root, 'qemu')).map((vmid) => join(root, 'qemu', vmid, 'guest', 'root')),
+      ]) {
+        const jobs = join(home, '.mcp-remote-exec', 'jobs');
+        if (!existsSync(jobs)) continue;
+        for (const job of readdirSync(jobs)) {
+          const pid = join(jobs, job, 'pid');
+          if (existsSync(pid)) killGroup(readFileSync(pid, 'utf8').split(' ')[0] ?? '');
+        }
       }
       for (const vmid of readdirSync(join(root, 'qemu'))) {
         const runs = join(root, 'qemu', vmid, 'runs');
