@@ -59,7 +59,11 @@ describe.each(MCP_ERAS)('ssh_exec_command on one relay, %s client', (era) => {
   });
 
   it('asks the relay hub for the latest output line once per progress notification, and never without a progress token', async () => {
-    const session = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era });
+    const session = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: stack.worker.adminUser, password: stack.worker.adminPassword },
+      { era, headers: COUNT_DO_CALLS },
+    );
     sessions.push(session);
     // Long enough for progress (from the third second on), with and without a token.
     const seen: string[] = [];
