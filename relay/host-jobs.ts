@@ -9,6 +9,7 @@
  * when it exists: an id is never reused):
  *
  *   <base>/<jobId>/cmd        the command, as given
+ *   <base>/<jobId>/owner      a tag of the user who started it ("-" in stdio mode), for the per-user share
  *   <base>/<jobId>/meta       "RUNID TIMEOUT_MS KEEP_BYTES STARTED_MS"
  *   <base>/<jobId>/pid        "PGID STARTTIME" (the runner's PID = its group = its session; STARTTIME
  *                             is field 22 of /proc/PID/stat, so a reused PID is not taken for the job)
@@ -62,6 +63,11 @@ export function checkJobsDir(dir: string): string {
 function checkJobId(jobId: string): string {
   if (!JOB_ID_PATTERN.test(jobId)) throw new Error('a job id is 32 lowercase hex digits');
   return jobId;
+}
+
+function checkOwnerTag(tag: string): string {
+  if (!/^[0-9a-f]{16}$/.test(tag)) throw new Error('an owner tag is 16 lowercase hex digits');
+  return tag;
 }
 
 function count(value: number, what: string, max: number): string {
@@ -159,6 +165,11 @@ export interface StartScriptInput {
   keepBytes: number;
   maxJobs: number;
   command: string;
+  /**
+   * Who starts it, as a tag (hex; none in stdio mode, which has one user), and how many jobs one
+   * tag may have running on this host: a share of maxJobs, so one user cannot take every slot.
+   */
+  owner?: { tag: string; share: number };
 }
 
 /**
@@ -169,15 +180,17 @@ export interface StartScriptInput {
  */
 function startScript(timings: JobTimings): string {
   return (
-    `umask 077; id=$2; rid=$3; tm=$4; keep=$5; max=$6; step=$7; cmd=$8; ` +
+    `umask 077; id=$2; rid=$3; tm=$4; keep=$5; max=$6; step=$7; cmd=$8; own=$9; share=\${10}; ` +
     JOB_FUNCTIONS +
     `base "$1"; command -v setsid >/dev/null 2>&1 || { echo "mre-job refused nosetsid"; exit 0; }; ` +
     `mkdir -p -m 700 "$b" 2>/dev/null; [ -d "$b" ] && [ ! -L "$b" ] || { echo "mre-job refused nodir"; exit 0; }; ` +
     `[ -O "$b" ] || { echo "mre-job refused owner"; exit 0; }; chmod 700 "$b" 2>/dev/null; ` +
-    `n=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" && n=$((n + 1)); done; ` +
+    `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" || continue; n=$((n + 1)); ` +
+    `jo=; [ -r "$j/owner" ] && read -r jo <"$j/owner"; [ "$jo" = "$own" ] && mine=$((mine + 1)); done; ` +
     `[ "$n" -ge "$max" ] && { echo "mre-job limit $n"; exit 0; }; ` +
+    `[ "$own" != - ] && [ "$mine" -ge "$share" ] && { echo "mre-job share $mine"; exit 0; }; ` +
     `d=$b/$id; mkdir -m 700 "$d" 2>/dev/null || { echo "mre-job exists"; exit 0; }; ` +
-    `printf '%s' "$cmd" >"$d/cmd" && : >"$d/out" && : >"$d/err" || { echo "mre-job refused write"; rm -rf -- "$d"; exit 0; }; ` +
+    `printf '%s' "$cmd" >"$d/cmd" && printf '%s\\n' "$own" >"$d/owner" && : >"$d/out" && : >"$d/err" || { echo "mre-job refused write"; rm -rf -- "$d"; exit 0; }; ` +
     `now; printf '%s %s %s %s\\n' "$rid" "$tm" "$keep" "$t" >"$d/meta"; dl=$(( t / 1000 + (tm + 999) / 1000 )); ` +
     `setsid sh -c ${quoteShellWord(runnerScript(timings.stop))} mre-job "$d" "$rid" "$dl" "$step" "$keep" </dev/null >/dev/null 2>&1 & ` +
     `i=0; while [ ! -f "$d/pid" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; report "$d"`
@@ -198,6 +211,8 @@ export function startJobArgs(input: StartScriptInput, timings: JobTimings = DEFA
     count(input.maxJobs, 'maxJobs', 100_000),
     count(timings.watchdogStepS, 'watchdog step', 3600),
     input.command,
+    input.owner ? checkOwnerTag(input.owner.tag) : '-',
+    count(input.owner?.share ?? input.maxJobs, 'share', 100_000),
   ];
 }
 
@@ -260,7 +275,11 @@ export function jobCommandLine(argv: string[], ctid: string | null): string {
 // ---- what the scripts print ----
 
 /** A refusal the start script printed: nothing was started. */
-export type StartRefusal = { kind: 'refused'; why: string } | { kind: 'limit'; running: number } | { kind: 'exists' };
+export type StartRefusal =
+  | { kind: 'refused'; why: string }
+  | { kind: 'limit'; running: number }
+  | { kind: 'share'; running: number }
+  | { kind: 'exists' };
 
 export function parseStartRefusal(output: Buffer): StartRefusal | null {
   const line = output.subarray(0, Math.min(output.length, 200)).toString('latin1').split('\n')[0] ?? '';
@@ -268,6 +287,8 @@ export function parseStartRefusal(output: Buffer): StartRefusal | null {
   if (match?.[1]) return { kind: 'refused', why: match[1] };
   match = /^mre-job limit ([0-9]{1,9})$/.exec(line);
   if (match?.[1]) return { kind: 'limit', running: Number(match[1]) };
+  match = /^mre-job share ([0-9]{1,9})$/.exec(line);
+  if (match?.[1]) return { kind: 'share', running: Number(match[1]) };
   if (line === 'mre-job exists') return { kind: 'exists' };
   return null;
 }

@@ -11,6 +11,7 @@
  *   answer) says "outcome unknown": the job may be running. A job_status of the same id settles it
  *   (absent: it never started).
  */
+import { createHash } from 'node:crypto';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import { DEFAULT_JOBS_PER_HOST, JOB_TAIL_BYTES } from '../shared/limits.ts';
 import type {
@@ -39,7 +40,7 @@ import {
   type JobTimings,
 } from './host-jobs.ts';
 import { newRunId } from './host-stop.ts';
-import type { HostChannels } from './ssh-pool.ts';
+import { CALLER_SHARE, type HostChannels } from './ssh-pool.ts';
 
 /** Bounds on each script: the start waits up to 5 s for the runner's pid; a cancel includes the stop's grace. */
 const START_MS = 20_000;
@@ -118,6 +119,17 @@ async function runScript(
   return { ok: true, value: { stdout: Buffer.concat(chunks), stderr, code: exit.code } };
 }
 
+/**
+ * The caller's mark on the host and their share of its job slots, as with the host's SSH channels:
+ * `max_jobs` is for all users together, so one user may have at most half of it running (at least
+ * one), and cannot take every slot from the others. The tag is a hash: the host learns no user id.
+ * Stdio mode (no caller) has one user, who may use every slot.
+ */
+export function jobOwner(caller: string | undefined, maxJobs: number): { tag: string; share: number } | undefined {
+  if (caller === undefined) return undefined;
+  return { tag: createHash('sha256').update(caller).digest('hex').slice(0, 16), share: Math.max(1, Math.floor(maxJobs * CALLER_SHARE)) };
+}
+
 function unreadable(pool: HostChannels, run: ScriptRun, what: string): Outcome<never> {
   const said = run.stderr.trim().slice(0, 500);
   return failure(
@@ -176,15 +188,26 @@ export class HostJobs {
     return run;
   }
 
-  start(pool: HostChannels, op: JobStartOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+  /** `caller`: the hub's user id (none in stdio mode); their running jobs on the host count against their share. */
+  start(pool: HostChannels, op: JobStartOperation, signal: AbortSignal, caller?: string): Promise<Outcome<OperationResult>> {
     const target = this.target(op);
     const key = `${pool.host.name}\0${target.kind === 'lxc' ? target.ctid : ''}`;
     return this.serial(key, async () => {
       if (signal.aborted) return failure('cancelled', 'The job start was cancelled before it was sent; nothing was started.');
       const jobsDir = this.jobsDir(pool, target);
       const maxJobs = pool.host.maxJobs ?? DEFAULT_JOBS_PER_HOST;
+      const owner = jobOwner(caller, maxJobs);
       const argv = startJobArgs(
-        { jobsDir, jobId: op.jobId, runId: newRunId(), timeoutMs: op.timeoutMs, keepBytes: op.keepBytes, maxJobs, command: op.command },
+        {
+          jobsDir,
+          jobId: op.jobId,
+          runId: newRunId(),
+          timeoutMs: op.timeoutMs,
+          keepBytes: op.keepBytes,
+          maxJobs,
+          command: op.command,
+          ...(owner ? { owner } : {}),
+        },
         this.timings,
       );
       const ran = await runScript(pool, this.line(argv, target), FRAME_BYTES, START_MS, signal);
@@ -200,6 +223,12 @@ export class HostJobs {
         return failure(
           'job_limit',
           `Host "${pool.host.name}" already runs ${refusal.running} background jobs, its limit (${maxJobs}; max_jobs in the relay config, JOBS_PER_HOST in stdio mode). The job was not started.`,
+        );
+      }
+      if (refusal?.kind === 'share') {
+        return failure(
+          'job_limit',
+          `You already run ${refusal.running} background jobs on host "${pool.host.name}", your share of its limit: one user may have at most ${owner?.share ?? maxJobs} of its ${maxJobs} (max_jobs in the relay config) running at once, so others can start jobs too. The job was not started.`,
         );
       }
       const frame = parseJobFrame(ran.value.stdout);
