@@ -320,6 +320,15 @@ export class JobLedger {
     const { offset, data, size, dropped, ended } = page.value;
     const bytes = fromBase64(data);
     if (bytes === null) return failure('protocol_error', 'The relay sent a job output page that is not base64.');
+    // The page must be the one asked for: a relay that answers another offset, more bytes than
+    // asked, or bytes outside what the stream keeps would make next_offset and `complete` lie.
+    // (No bytes at or past the end is a fair answer: the caller read ahead of a running job.)
+    if (offset !== request.offset || bytes.length > request.limit || dropped > size || (bytes.length > 0 && (offset < dropped || offset + bytes.length > size))) {
+      return failure(
+        'protocol_error',
+        `The relay answered a read of ${request.limit} bytes at offset ${request.offset} with ${bytes.length} bytes at offset ${offset} of a ${size}-byte stream (${dropped} dropped): not that page.`,
+      );
+    }
     return success({ jobId: record.jobId, stream: request.stream, offset, data: bytes, size, dropped, complete: ended && offset + bytes.length >= size });
   }
 

@@ -382,4 +382,26 @@ describe('the job ledger', () => {
     expect((await ledger.start(job(), signal)).ok).toBe(true);
     expect((await ledger.start(job(), signal)).ok).toBe(false);
   });
+
+  it('refuses a page the relay answers for another offset, longer than asked, or past the end of the stream', async () => {
+    const link = new ScriptedLink().answer('job_start', startedAs('running'));
+    const { ledger } = ledgerWith(link);
+    const started = await ledger.start(job(), signal);
+    if (!started.ok) throw new Error('not started');
+    const jobId = started.value.jobId;
+    const page = (offset: number, bytes: number, size: number, dropped = 0): Outcome<OperationResult> =>
+      success({ op: 'job_output', offset, data: Buffer.alloc(bytes, 0x61).toString('base64'), size, dropped, ended: true });
+    const read = async (answer: Outcome<OperationResult>) => {
+      link.once('job_output', answer);
+      return ledger.output({ jobId, stream: 'stdout', offset: 100, limit: 10 }, signal);
+    };
+    // The page asked for: fine.
+    expect(await read(page(100, 10, 200))).toMatchObject({ ok: true, value: { offset: 100, size: 200, complete: false } });
+    expect(await read(page(100, 0, 100))).toMatchObject({ ok: true, value: { offset: 100, complete: true } });
+    // Reading ahead of a stream that has not reached the offset yet: no bytes, not an error.
+    expect(await read(page(100, 0, 50))).toMatchObject({ ok: true, value: { offset: 100, size: 50 } });
+    for (const forged of [page(0, 10, 200), page(100, 11, 200), page(100, 10, 105), page(100, 5, 200, 300), page(100, 5, 200, 150)]) {
+      expect(await read(forged)).toMatchObject({ ok: false, error: { code: 'protocol_error' } });
+    }
+  });
 });
