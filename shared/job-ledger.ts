@@ -13,6 +13,7 @@ import { failure, success, type ErrorCode, type Outcome, type ToolError } from '
 import { ENDED_JOB_STATES, type JobGuest, type JobListRequest, type JobPage, type JobState, type JobStream, type JobView } from './jobs.ts';
 import type { JobReport, OperationResult } from './protocol.ts';
 import { fromBase64 } from './file-tools.ts';
+import { MAX_LISTED_JOBS } from './limits.ts';
 
 /** Where the job runs: the relay that serves the host (null in stdio mode) and the host's name there. */
 export interface JobRoute {
@@ -343,6 +344,7 @@ export class JobLedger {
     return success(viewOf(await this.apply(record, stopped.value.report)));
   }
 
+  /** The owner's jobs that match, newest first: at most MAX_LISTED_JOBS + 1. */
   async list(request: JobListRequest): Promise<JobView[]> {
     const records = await this.deps.store.list();
     return records
@@ -354,6 +356,8 @@ export class JobLedger {
         return record.state === request.state;
       })
       .sort((a, b) => b.createdAt - a.createdAt)
+      // The newest, and one more to tell that more exist (shared/job-tools.ts shows MAX_LISTED_JOBS).
+      .slice(0, MAX_LISTED_JOBS + 1)
       .map((record) => viewOf(record, { withOwner: request.everyone === true }));
   }
 

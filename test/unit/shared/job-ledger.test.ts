@@ -17,6 +17,7 @@ import {
   type NewJob,
 } from '../../../shared/job-ledger.ts';
 import { newJobId } from '../../../shared/jobs.ts';
+import { MAX_LISTED_JOBS } from '../../../shared/limits.ts';
 import type { JobReport, OperationResult } from '../../../shared/protocol.ts';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -403,5 +404,27 @@ describe('the job ledger', () => {
     for (const forged of [page(0, 10, 200), page(100, 11, 200), page(100, 10, 105), page(100, 5, 200, 300), page(100, 5, 200, 150)]) {
       expect(await read(forged)).toMatchObject({ ok: false, error: { code: 'protocol_error' } });
     }
+  });
+
+  it('lists the newest jobs only, one more than are shown, however many records the store holds', async () => {
+    const { ledger, store } = ledgerWith(new ScriptedLink());
+    for (let index = 0; index < 3 * MAX_LISTED_JOBS; index += 1) {
+      const record: JobRecord = {
+        ...job(),
+        createdAt: 1_000 + index,
+        keepBytes: 1024,
+        state: 'exited',
+        report: report('exited'),
+        checkedAt: 2_000,
+        cleanupAt: null,
+        cleanedAt: null,
+        endRecorded: true,
+        note: null,
+      };
+      store.records.set(record.jobId, record);
+    }
+    const listed = await ledger.list({});
+    expect(listed).toHaveLength(MAX_LISTED_JOBS + 1);
+    expect(listed.map((view) => Date.parse(view.createdAt))).toEqual(Array.from({ length: MAX_LISTED_JOBS + 1 }, (_, i) => 1_000 + 3 * MAX_LISTED_JOBS - 1 - i));
   });
 });
