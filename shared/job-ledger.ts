@@ -148,6 +148,14 @@ export function isEnded(state: JobState): boolean {
   return ENDED_JOB_STATES.has(state);
 }
 
+/**
+ * The command ended, but processes it started (setsid, nohup, `&`) still ran at the last look:
+ * its record is not final (status asks the host again) and a cancel still has something to stop.
+ */
+function leftRunning(record: JobRecord): boolean {
+  return (record.state === 'exited' || record.state === 'killed' || record.state === 'lost') && (record.report?.processesLeft.length ?? 0) > 0;
+}
+
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 export function viewOf(record: JobRecord, options: { staleReason?: string; withOwner?: boolean } = {}): JobView {
@@ -296,7 +304,7 @@ export class JobLedger {
     const record = await this.deps.store.get(jobId);
     if (!record) return notFound(jobId);
     if (record.state === 'cleaned') return cleanedAway(record);
-    if (isEnded(record.state) && record.endRecorded) return success(viewOf(record));
+    if (isEnded(record.state) && record.endRecorded && !leftRunning(record)) return success(viewOf(record));
     return this.refresh(record, signal);
   }
 
@@ -337,7 +345,7 @@ export class JobLedger {
     const record = await this.deps.store.get(jobId);
     if (!record) return notFound(jobId);
     if (record.state === 'cleaned') return cleanedAway(record);
-    if (isEnded(record.state)) return success(viewOf(record));
+    if (isEnded(record.state) && !leftRunning(record)) return success(viewOf(record));
     const stopped = await this.deps.link.run(record.route, { op: 'job_cancel', jobId, ...(record.guest ? { guest: record.guest } : {}) }, signal);
     if (!stopped.ok) return stopped;
     if (stopped.value.op !== 'job_cancel') return failure('protocol_error', 'The relay answered a job cancel with another kind of result.');

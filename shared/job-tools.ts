@@ -236,7 +236,9 @@ export function formatJob(view: JobView): string {
   lines.push(
     view.state === 'running' || view.state === 'starting'
       ? `Next: ssh_job_status(job_id) to look again; ssh_job_output(job_id) pages through the whole output; ssh_cancel_job(job_id) stops it.`
-      : `Next: ssh_job_output(job_id, stream, offset) pages through the whole output.`,
+      : view.processesLeft.length > 0 && (view.state === 'exited' || view.state === 'killed' || view.state === 'lost')
+        ? `Next: ssh_cancel_job(job_id) stops the processes it left running (else they are stopped at its timeout); ssh_job_output(job_id, stream, offset) pages through the whole output.`
+        : `Next: ssh_job_output(job_id, stream, offset) pages through the whole output.`,
   );
   return lines.join('\n');
 }

@@ -237,6 +237,22 @@ describe('a background job on the host', () => {
     expect(again.ok && again.value.op === 'job_cancel' && again.value.report.state).toBe('cancelled');
   });
 
+  it('says what a command that ended left running, and a cancel after its end stops it', async () => {
+    const mark = `1001.${RUN}9`;
+    // The command itself ends at once (exit 0); a setsid and a nohup child run on, with the job's marker.
+    const jobId = await started(`setsid sleep ${mark}1 >/dev/null 2>&1 & nohup sleep ${mark}2 >/dev/null 2>&1 & echo up`);
+    const ended = await until(jobId, (report) => report.state === 'exited' && report.processesLeft.length === 2, 10_000);
+    expect(ended).toMatchObject({ state: 'exited', exitCode: 0, stdoutTail: 'up\n' });
+    expect(ended.processesLeft).toEqual(expect.arrayContaining([expect.stringContaining('(sleep)'), expect.stringContaining('(sleep)')]));
+    expect(remoteProcesses(mark, sshd.user)).toHaveLength(2);
+    const cancelled = await run({ op: 'job_cancel', host: 'h', jobId });
+    if (!cancelled.ok || cancelled.value.op !== 'job_cancel') throw new Error(JSON.stringify(cancelled));
+    // Still the command's own end, with nothing left.
+    expect(cancelled.value.report).toMatchObject({ state: 'exited', exitCode: 0, processesLeft: [] });
+    expect(remoteProcesses(mark, sshd.user)).toEqual([]);
+    expect((await status(jobId)).processesLeft).toEqual([]);
+  });
+
   it('pages 600 lines at random offsets that reassemble byte-exact, and binary bytes exactly', async () => {
     const lines = await started('for i in $(seq 1 600); do echo line $i; done');
     const binary = await started("printf '\\377\\376\\000\\200caf\\303\\251\\n\\300'");

@@ -427,4 +427,30 @@ describe('the job ledger', () => {
     expect(listed).toHaveLength(MAX_LISTED_JOBS + 1);
     expect(listed.map((view) => Date.parse(view.createdAt))).toEqual(Array.from({ length: MAX_LISTED_JOBS + 1 }, (_, i) => 1_000 + 3 * MAX_LISTED_JOBS - 1 - i));
   });
+
+  it('keeps asking about an ended job that left processes running, and sends a cancel for them, but not for one that left none', async () => {
+    const left = ['4242 (sleep)'];
+    const link = new ScriptedLink()
+      .answer('job_start', startedAs('running'))
+      .once('job_status', statusIs('exited', { processesLeft: left }))
+      .once('job_status', statusIs('exited', { processesLeft: left }))
+      .answer('job_cancel', success({ op: 'job_cancel', report: report('exited') }));
+    const { ledger, ended } = ledgerWith(link);
+    const started = await ledger.start(job(), signal);
+    if (!started.ok) throw new Error('not started');
+    const jobId = started.value.jobId;
+    expect(await ledger.status(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited', processesLeft: left } });
+    // Not final while something it started runs: the host is asked again.
+    expect(await ledger.status(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited', processesLeft: left } });
+    expect(link.count('job_status')).toBe(2);
+    const cancelled = await ledger.cancel(jobId, signal);
+    expect(cancelled).toMatchObject({ ok: true, value: { state: 'exited', exitCode: 0, processesLeft: [] } });
+    expect(link.count('job_cancel')).toBe(1);
+    // Now final: answered from the record, and the end was recorded once.
+    expect(await ledger.status(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited' } });
+    expect(await ledger.cancel(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited' } });
+    expect(link.count('job_status')).toBe(2);
+    expect(link.count('job_cancel')).toBe(1);
+    expect(ended).toHaveLength(1);
+  });
 });
