@@ -40,7 +40,7 @@ import {
   type JobTimings,
 } from './host-jobs.ts';
 import { newRunId } from './host-stop.ts';
-import { CALLER_SHARE, type HostChannels } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 
 /** Bounds on each script: the start waits up to 5 s for the runner's pid; a cancel includes the stop's grace. */
 const START_MS = 20_000;
@@ -120,14 +120,16 @@ async function runScript(
 }
 
 /**
- * The caller's mark on the host and their share of its job slots, as with the host's SSH channels:
- * `max_jobs` is for all users together, so one user may have at most half of it running (at least
- * one), and cannot take every slot from the others. The tag is a hash: the host learns no user id.
- * Stdio mode (no caller) has one user, who may use every slot.
+ * The caller's mark on the host and their share of its job slots. `max_jobs` is for all users
+ * together; without a share one user could take every slot and refuse everyone else's jobs. The
+ * SSH channels give a caller half (ssh-pool.ts CALLER_SHARE), but jobs are long and few, and one
+ * user running 20 at once on a host of the default 32 is a use the jobs are made for; so a quarter
+ * of the slots (at least one) is kept for the others instead. The tag is a hash: the host learns
+ * no user id. Stdio mode (no caller) has one user, who may use every slot.
  */
 export function jobOwner(caller: string | undefined, maxJobs: number): { tag: string; share: number } | undefined {
   if (caller === undefined) return undefined;
-  return { tag: createHash('sha256').update(caller).digest('hex').slice(0, 16), share: Math.max(1, Math.floor(maxJobs * CALLER_SHARE)) };
+  return { tag: createHash('sha256').update(caller).digest('hex').slice(0, 16), share: Math.max(1, maxJobs - Math.max(1, Math.floor(maxJobs / 4))) };
 }
 
 function unreadable(pool: HostChannels, run: ScriptRun, what: string): Outcome<never> {

@@ -35,8 +35,8 @@ export const KEEPALIVE_INTERVAL_MS = 5_000;
 const KEEPALIVE_COUNT_MAX = 3;
 /** A live sshd confirms a channel in milliseconds; this long without an answer means the connection is dead. */
 export const CHANNEL_OPEN_TIMEOUT_MS = 5_000;
-/** The part of a host's channels one caller may hold at once (and of its job slots, relay/job-ops.ts). */
-export const CALLER_SHARE = 0.5;
+/** The part of a host's channels one caller may hold at once. */
+const CALLER_SHARE = 0.5;
 /** Connections with no channel for this long are closed; the next call reconnects. */
 export const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** sshd may refuse a channel for a moment after another closed; retry this often, this many times. */
