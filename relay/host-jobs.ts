@@ -9,6 +9,7 @@
  * when it exists: an id is never reused):
  *
  *   <base>/<jobId>/cmd        the command, as given
+ *   <base>/<jobId>/owner      a tag of the user who started it ("-" in stdio mode), for the per-user share
  *   <base>/<jobId>/meta       "RUNID TIMEOUT_MS KEEP_BYTES STARTED_MS"
  *   <base>/<jobId>/pid        "PGID STARTTIME" (the runner's PID = its group = its session; STARTTIME
  *                             is field 22 of /proc/PID/stat, so a reused PID is not taken for the job)
@@ -17,6 +18,8 @@
  *   <base>/<jobId>/status     "RC ENDED_MS", written when the command ends (tmp + mv)
  *   <base>/<jobId>/stopped    "cancel|timeout MS", written before a stop (tmp + mv)
  *   <base>/<jobId>/left       the stop's report: one "mre-left PID COMM" line per survivor
+ *   <base>/<jobId>/stray      after the command ended: processes it started that still run (setsid,
+ *                             nohup, `&` children), one "PID COMM" line each, kept by the watchdog
  *   <base>/<jobId>/nopunch    this filesystem cannot punch holes: output is kept whole
  *
  * The runner (`setsid sh -c RUNNER`) leads its own session and process group with stdin /dev/null
@@ -64,6 +67,11 @@ function checkJobId(jobId: string): string {
   return jobId;
 }
 
+function checkOwnerTag(tag: string): string {
+  if (!/^[0-9a-f]{16}$/.test(tag)) throw new Error('an owner tag is 16 lowercase hex digits');
+  return tag;
+}
+
 function count(value: number, what: string, max: number): string {
   if (!Number.isInteger(value) || value < 0 || value > max) throw new Error(`${what} out of range: ${value}`);
   return String(value);
@@ -90,6 +98,7 @@ const JOB_FUNCTIONS =
   `for f in meta pid status stopped; do l=; [ -r "$1/$f" ] && read -r l <"$1/$f"; [ -n "$l" ] && printf '%s %s\\n' "$f" "$l"; done; ` +
   `alive "$1" && echo "alive 1"; ` +
   `[ -r "$1/left" ] && { echo "left-file"; grep '^mre-left ' "$1/left" | head -n ${MAX_LEFT_REPORTED}; }; ` +
+  `[ -r "$1/stray" ] && head -n ${MAX_LEFT_REPORTED} "$1/stray" | while read -r sp sc; do case "$sp" in ''|*[!0-9]*) continue;; esac; live "$sp" && printf 'stray %s %s\\n' "$sp" "$sc"; done; ` +
   `now; echo "now $t"; ` +
   `for x in out err; do size "$1" "$x"; n=$((sz - dr)); [ "$n" -gt ${JOB_TAIL_BYTES} ] && n=${JOB_TAIL_BYTES}; [ "$n" -lt 0 ] && n=0; ` +
   `echo "tail $x $sz $dr $n"; [ "$n" -gt 0 ] && tail -c "$n" "$1/$x"; echo; done; echo "mre-end"; }; `;
@@ -112,6 +121,13 @@ const TRIM =
   `printf '%s\\n' "$dr" >"$d/drop.$x.tmp" && mv -f "$d/drop.$x.tmp" "$d/drop.$x"; : >"$d/nopunch"; return 0; done; }; `;
 
 /**
+ * After the command ended, what it started still runs while anything carries the marker ($m from
+ * `marked`): recorded in `stray` (tmp + mv) at each step, so status says so and a cancel stops them.
+ */
+const STRAYS =
+  `strays() { k=0; for p in $m; do k=$((k + 1)); [ "$k" -gt ${MAX_LEFT_REPORTED} ] && break; c=; read -r c <"/proc/$p/comm" 2>/dev/null; printf '%s %s\\n' "$p" "$c"; done >"$d/stray.tmp" && mv -f "$d/stray.tmp" "$d/stray"; }; `;
+
+/**
  * The job watchdog: args DIR PGID STARTTIME RUNID DEADLINE_S STEP_S KEEP. Its own session (so the
  * stop it runs at the deadline, which KILLs the job's group, does not end it), HUP and INT
  * ignored. Each step: trim; once the command has ended (status) or the runner is gone, a last trim,
@@ -123,13 +139,14 @@ function watchdogScript(stop: StopSettings): string {
     `trap '' HUP INT; d=$1; g=$2; gs=$3; r="MRE_RUN=$4"; dl=$5; step=$6; keep=$7; o=; jd=$d; me=$$; ` +
     JOB_FUNCTIONS +
     TRIM +
-    `while :; do if [ -f "$d/status" ] || ! alive "$d"; then trim; marked; [ -n "$m" ] || exit 0; fi; ` +
+    STRAYS +
+    `while :; do if [ -f "$d/status" ] || ! alive "$d"; then trim; marked; [ -n "$m" ] || { rm -f "$d/stray"; exit 0; }; strays; fi; ` +
     `now; [ $((t / 1000)) -ge "$dl" ] && break; trim; ` +
     `w=$((dl - t / 1000)); [ "$w" -gt "$step" ] && w=$step; [ "$w" -lt 1 ] && w=1; sleep "$w"; done; ` +
     `trap '' TERM; wl=; ` +
     `if [ ! -f "$d/status" ] && [ ! -f "$d/stopped" ]; then now; printf 'timeout %s\\n' "$t" >"$d/stopped.tmp" && mv -f "$d/stopped.tmp" "$d/stopped"; wl=1; fi; ` +
     `read -r g gs <"$d/pid"; ours || g=; ` +
-    `( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; if [ -n "$wl" ]; then mv -f "$d/left.tmp" "$d/left"; else rm -f "$d/left.tmp"; fi; trim; exit 0`
+    `( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; if [ -n "$wl" ]; then mv -f "$d/left.tmp" "$d/left"; else rm -f "$d/left.tmp"; fi; rm -f "$d/stray"; trim; exit 0`
   );
 }
 
@@ -159,6 +176,11 @@ export interface StartScriptInput {
   keepBytes: number;
   maxJobs: number;
   command: string;
+  /**
+   * Who starts it, as a tag (hex; none in stdio mode, which has one user), and how many jobs one
+   * tag may have running on this host: a share of maxJobs, so one user cannot take every slot.
+   */
+  owner?: { tag: string; share: number };
 }
 
 /**
@@ -169,15 +191,17 @@ export interface StartScriptInput {
  */
 function startScript(timings: JobTimings): string {
   return (
-    `umask 077; id=$2; rid=$3; tm=$4; keep=$5; max=$6; step=$7; cmd=$8; ` +
+    `umask 077; id=$2; rid=$3; tm=$4; keep=$5; max=$6; step=$7; cmd=$8; own=$9; share=\${10}; ` +
     JOB_FUNCTIONS +
     `base "$1"; command -v setsid >/dev/null 2>&1 || { echo "mre-job refused nosetsid"; exit 0; }; ` +
     `mkdir -p -m 700 "$b" 2>/dev/null; [ -d "$b" ] && [ ! -L "$b" ] || { echo "mre-job refused nodir"; exit 0; }; ` +
     `[ -O "$b" ] || { echo "mre-job refused owner"; exit 0; }; chmod 700 "$b" 2>/dev/null; ` +
-    `n=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" && n=$((n + 1)); done; ` +
+    `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" || continue; n=$((n + 1)); ` +
+    `jo=; [ -r "$j/owner" ] && read -r jo <"$j/owner"; [ "$jo" = "$own" ] && mine=$((mine + 1)); done; ` +
     `[ "$n" -ge "$max" ] && { echo "mre-job limit $n"; exit 0; }; ` +
+    `[ "$own" != - ] && [ "$mine" -ge "$share" ] && { echo "mre-job share $mine"; exit 0; }; ` +
     `d=$b/$id; mkdir -m 700 "$d" 2>/dev/null || { echo "mre-job exists"; exit 0; }; ` +
-    `printf '%s' "$cmd" >"$d/cmd" && : >"$d/out" && : >"$d/err" || { echo "mre-job refused write"; rm -rf -- "$d"; exit 0; }; ` +
+    `printf '%s' "$cmd" >"$d/cmd" && printf '%s\\n' "$own" >"$d/owner" && : >"$d/out" && : >"$d/err" || { echo "mre-job refused write"; rm -rf -- "$d"; exit 0; }; ` +
     `now; printf '%s %s %s %s\\n' "$rid" "$tm" "$keep" "$t" >"$d/meta"; dl=$(( t / 1000 + (tm + 999) / 1000 )); ` +
     `setsid sh -c ${quoteShellWord(runnerScript(timings.stop))} mre-job "$d" "$rid" "$dl" "$step" "$keep" </dev/null >/dev/null 2>&1 & ` +
     `i=0; while [ ! -f "$d/pid" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; report "$d"`
@@ -198,6 +222,8 @@ export function startJobArgs(input: StartScriptInput, timings: JobTimings = DEFA
     count(input.maxJobs, 'maxJobs', 100_000),
     count(timings.watchdogStepS, 'watchdog step', 3600),
     input.command,
+    input.owner ? checkOwnerTag(input.owner.tag) : '-',
+    count(input.owner?.share ?? input.maxJobs, 'share', 100_000),
   ];
 }
 
@@ -237,7 +263,11 @@ export function cancelJobArgs(jobsDir: string, jobId: string, stop: StopSettings
     `if [ -d "$d" ] && [ ! -f "$d/status" ]; then rid=; read -r rid rest <"$d/meta"; case "$rid" in *[!0-9a-f]*|'') rid=0000000000000000;; esac; ` +
     `r="MRE_RUN=$rid"; o=; jd=$d; me=$$; ` +
     `if alive "$d" && [ ! -f "$d/stopped" ]; then now; printf 'cancel %s\\n' "$t" >"$d/stopped.tmp" && mv -f "$d/stopped.tmp" "$d/stopped"; fi; ` +
-    `ours || g=; ( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; mv -f "$d/left.tmp" "$d/left"; fi; report "$d"`;
+    `ours || g=; ( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; mv -f "$d/left.tmp" "$d/left"; ` +
+    // Ended, but what it started still runs (stray): stop that too. The group is the runner's, gone
+    // now, so only the marker and the output files find them; the state stays the command's own end.
+    `elif [ -f "$d/stray" ]; then rid=; read -r rid rest <"$d/meta"; case "$rid" in *[!0-9a-f]*|'') rid=0000000000000000;; esac; ` +
+    `r="MRE_RUN=$rid"; o=; jd=$d; me=$$; g=; ( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; mv -f "$d/left.tmp" "$d/left"; rm -f "$d/stray"; fi; report "$d"`;
   return ['sh', '-c', script, 'mre-job-cancel', checkJobsDir(jobsDir), checkJobId(jobId)];
 }
 
@@ -260,7 +290,11 @@ export function jobCommandLine(argv: string[], ctid: string | null): string {
 // ---- what the scripts print ----
 
 /** A refusal the start script printed: nothing was started. */
-export type StartRefusal = { kind: 'refused'; why: string } | { kind: 'limit'; running: number } | { kind: 'exists' };
+export type StartRefusal =
+  | { kind: 'refused'; why: string }
+  | { kind: 'limit'; running: number }
+  | { kind: 'share'; running: number }
+  | { kind: 'exists' };
 
 export function parseStartRefusal(output: Buffer): StartRefusal | null {
   const line = output.subarray(0, Math.min(output.length, 200)).toString('latin1').split('\n')[0] ?? '';
@@ -268,6 +302,8 @@ export function parseStartRefusal(output: Buffer): StartRefusal | null {
   if (match?.[1]) return { kind: 'refused', why: match[1] };
   match = /^mre-job limit ([0-9]{1,9})$/.exec(line);
   if (match?.[1]) return { kind: 'limit', running: Number(match[1]) };
+  match = /^mre-job share ([0-9]{1,9})$/.exec(line);
+  if (match?.[1]) return { kind: 'share', running: Number(match[1]) };
   if (line === 'mre-job exists') return { kind: 'exists' };
   return null;
 }
@@ -282,6 +318,8 @@ export interface RawJobState {
   alive: boolean;
   leftFile: boolean;
   left: string[];
+  /** Processes the command started that still ran after it ended (the watchdog's `stray`, still alive). */
+  stray: string[];
   now: number;
   streams: Record<'out' | 'err', { size: number; dropped: number; tail: Buffer }>;
 }
@@ -313,15 +351,18 @@ export function parseJobFrame(output: Buffer): RawJobState | null {
     alive: false,
     leftFile: false,
     left: [],
+    stray: [],
     now: 0,
     streams: { out: { size: 0, dropped: 0, tail: Buffer.alloc(0) }, err: { size: 0, dropped: 0, tail: Buffer.alloc(0) } },
   };
   const leftLines: string[] = [];
+  const strayLines: string[] = [];
   for (let guard = 0; guard < 64; guard += 1) {
     const text = line();
     if (text === null) return null;
     if (text === 'mre-end') {
       raw.left = parseLeft(leftLines.join('\n'));
+      raw.stray = parseLeft(strayLines.join('\n'));
       return raw;
     }
     let match: RegExpExecArray | null;
@@ -333,6 +374,7 @@ export function parseJobFrame(output: Buffer): RawJobState | null {
     else if (text === 'alive 1') raw.alive = true;
     else if (text === 'left-file') raw.leftFile = true;
     else if (text.startsWith('mre-left ')) leftLines.push(text);
+    else if (text.startsWith('stray ')) strayLines.push(`mre-left ${text.slice('stray '.length)}`);
     else if ((match = /^now ([0-9]{1,16})$/.exec(text))) raw.now = Number(match[1]);
     else if ((match = /^tail (out|err) ([0-9]{1,16}) ([0-9]{1,16}) ([0-9]{1,5})$/.exec(text))) {
       const n = Number(match[4]);
@@ -356,6 +398,7 @@ function absentState(): RawJobState {
     alive: false,
     leftFile: false,
     left: [],
+    stray: [],
     now: 0,
     streams: { out: empty, err: { ...empty } },
   };
@@ -420,6 +463,8 @@ export function tailText(tail: Buffer, wholeStream: boolean): string {
  * | yes       | none         | none    | yes                             | running                        |
  * | yes       | none         | none    | no pid file, started < 30 s ago | running (the runner is starting)|
  * | yes       | none         | none    | no                              | lost                           |
+ * An ended command (exited, killed, lost) names in processesLeft what it started that still runs
+ * (setsid, nohup and `&` children: the watchdog's `stray`); a cancel stops them, else the deadline.
  * `stopped` is written only while the command has not ended, so it wins over a `status` written
  * during the stop. rc>128 is how sh reports a signal; a command that itself exits 129..255 reads
  * as killed too (sh cannot tell them apart).
@@ -450,12 +495,14 @@ export function jobReportFrom(raw: RawJobState): JobReport {
   }
   if (raw.status) {
     const { rc, endedAt } = raw.status;
-    if (rc > 128) return { ...base, state: 'killed', signal: SIGNALS[rc - 128] ?? String(rc - 128), endedAt };
-    return { ...base, state: 'exited', exitCode: rc, endedAt };
+    // What the command started and left running (until a cancel, or the job's deadline).
+    const processesLeft = raw.stray.length > 0 ? raw.stray : raw.leftFile ? raw.left : [];
+    if (rc > 128) return { ...base, state: 'killed', signal: SIGNALS[rc - 128] ?? String(rc - 128), endedAt, processesLeft };
+    return { ...base, state: 'exited', exitCode: rc, endedAt, processesLeft };
   }
   if (raw.alive) return { ...base, state: 'running' };
   if (raw.pid === null && raw.startedAt !== null && raw.now - raw.startedAt < START_GRACE_MS) return { ...base, state: 'running' };
-  return { ...base, state: 'lost', processesLeft: raw.left };
+  return { ...base, state: 'lost', processesLeft: raw.stray.length > 0 ? raw.stray : raw.left };
 }
 
 export interface PageHeader {

@@ -11,6 +11,7 @@
  *   answer) says "outcome unknown": the job may be running. A job_status of the same id settles it
  *   (absent: it never started).
  */
+import { createHash } from 'node:crypto';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import { GUEST_EXEC_MARGIN_MS } from '../shared/proxmox.ts';
 import { DEFAULT_JOBS_PER_HOST, JOB_TAIL_BYTES } from '../shared/limits.ts';
@@ -125,6 +126,19 @@ function where(pool: HostChannels, target: JobTarget): string {
   return host;
 }
 
+/**
+ * The caller's mark on the host and their share of its job slots. `max_jobs` is for all users
+ * together; without a share one user could take every slot and refuse everyone else's jobs. The
+ * SSH channels give a caller half (ssh-pool.ts CALLER_SHARE), but jobs are long and few, and one
+ * user running 20 at once on a host of the default 32 is a use the jobs are made for; so a quarter
+ * of the slots (at least one) is kept for the others instead. The tag is a hash: the host learns
+ * no user id. Stdio mode (no caller) has one user, who may use every slot.
+ */
+export function jobOwner(caller: string | undefined, maxJobs: number): { tag: string; share: number } | undefined {
+  if (caller === undefined) return undefined;
+  return { tag: createHash('sha256').update(caller).digest('hex').slice(0, 16), share: Math.max(1, maxJobs - Math.max(1, Math.floor(maxJobs / 4))) };
+}
+
 function unreadable(pool: HostChannels, target: JobTarget, run: ScriptRun, what: string): Outcome<never> {
   const said = run.stderr.trim().slice(0, 500);
   return failure(
@@ -225,15 +239,26 @@ export class HostJobs {
     return run;
   }
 
-  start(pool: HostChannels, op: JobStartOperation, signal: AbortSignal): Promise<Outcome<OperationResult>> {
+  /** `caller`: the hub's user id (none in stdio mode); their running jobs on the host count against their share. */
+  start(pool: HostChannels, op: JobStartOperation, signal: AbortSignal, caller?: string): Promise<Outcome<OperationResult>> {
     const target = this.target(op);
     const key = `${pool.host.name}\0${target.kind === 'lxc' ? `lxc ${target.ctid}` : target.kind === 'qemu' ? `qemu ${target.vmid}` : ''}`;
     return this.serial(key, async () => {
       if (signal.aborted) return failure('cancelled', 'The job start was cancelled before it was sent; nothing was started.');
       const jobsDir = this.jobsDir(pool, target);
       const maxJobs = pool.host.maxJobs ?? DEFAULT_JOBS_PER_HOST;
+      const owner = jobOwner(caller, maxJobs);
       const argv = startJobArgs(
-        { jobsDir, jobId: op.jobId, runId: newRunId(), timeoutMs: op.timeoutMs, keepBytes: op.keepBytes, maxJobs, command: op.command },
+        {
+          jobsDir,
+          jobId: op.jobId,
+          runId: newRunId(),
+          timeoutMs: op.timeoutMs,
+          keepBytes: op.keepBytes,
+          maxJobs,
+          command: op.command,
+          ...(owner ? { owner } : {}),
+        },
         this.timings,
       );
       const ran = await this.exec(pool, target, argv, FRAME_BYTES, START_MS, signal);
@@ -252,6 +277,12 @@ export class HostJobs {
         return failure(
           'job_limit',
           `${capital(where(pool, target))} already runs ${refusal.running} background jobs, its limit (${maxJobs}; max_jobs in the relay config, JOBS_PER_HOST in stdio mode). The job was not started.`,
+        );
+      }
+      if (refusal?.kind === 'share') {
+        return failure(
+          'job_limit',
+          `You already run ${refusal.running} background jobs on ${where(pool, target)}, your share of its limit: one user may have at most ${owner?.share ?? maxJobs} of its ${maxJobs} (max_jobs in the relay config) running at once, so others can start jobs too. The job was not started.`,
         );
       }
       const frame = parseJobFrame(ran.value.stdout);

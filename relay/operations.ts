@@ -205,7 +205,7 @@ export class RelayOperations {
         if (!pool) return this.unknownHost(operation.host);
         const refusal = this.readOnlyRefusal(operation.host, 'run commands') ?? this.guestJobRefusal(operation);
         if (refusal) return refusal;
-        return this.jobs.start(pool, operation, signal);
+        return this.jobs.start(pool, operation, signal, caller);
       }
       case 'job_status':
       case 'job_output':

@@ -13,6 +13,7 @@ import { failure, success, type ErrorCode, type Outcome, type ToolError } from '
 import { ENDED_JOB_STATES, type JobGuest, type JobListRequest, type JobPage, type JobState, type JobStream, type JobView } from './jobs.ts';
 import type { JobReport, OperationResult } from './protocol.ts';
 import { fromBase64 } from './file-tools.ts';
+import { MAX_LISTED_JOBS } from './limits.ts';
 
 /** Where the job runs: the relay that serves the host (null in stdio mode) and the host's name there. */
 export interface JobRoute {
@@ -145,6 +146,14 @@ const STATE_OF_HOST: Record<JobReport['state'], JobState> = {
 
 export function isEnded(state: JobState): boolean {
   return ENDED_JOB_STATES.has(state);
+}
+
+/**
+ * The command ended, but processes it started (setsid, nohup, `&`) still ran at the last look:
+ * its record is not final (status asks the host again) and a cancel still has something to stop.
+ */
+function leftRunning(record: JobRecord): boolean {
+  return (record.state === 'exited' || record.state === 'killed' || record.state === 'lost') && (record.report?.processesLeft.length ?? 0) > 0;
 }
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -295,7 +304,7 @@ export class JobLedger {
     const record = await this.deps.store.get(jobId);
     if (!record) return notFound(jobId);
     if (record.state === 'cleaned') return cleanedAway(record);
-    if (isEnded(record.state) && record.endRecorded) return success(viewOf(record));
+    if (isEnded(record.state) && record.endRecorded && !leftRunning(record)) return success(viewOf(record));
     return this.refresh(record, signal);
   }
 
@@ -320,6 +329,15 @@ export class JobLedger {
     const { offset, data, size, dropped, ended } = page.value;
     const bytes = fromBase64(data);
     if (bytes === null) return failure('protocol_error', 'The relay sent a job output page that is not base64.');
+    // The page must be the one asked for: a relay that answers another offset, more bytes than
+    // asked, or bytes outside what the stream keeps would make next_offset and `complete` lie.
+    // (No bytes at or past the end is a fair answer: the caller read ahead of a running job.)
+    if (offset !== request.offset || bytes.length > request.limit || dropped > size || (bytes.length > 0 && (offset < dropped || offset + bytes.length > size))) {
+      return failure(
+        'protocol_error',
+        `The relay answered a read of ${request.limit} bytes at offset ${request.offset} with ${bytes.length} bytes at offset ${offset} of a ${size}-byte stream (${dropped} dropped): not that page.`,
+      );
+    }
     return success({ jobId: record.jobId, stream: request.stream, offset, data: bytes, size, dropped, complete: ended && offset + bytes.length >= size });
   }
 
@@ -327,13 +345,14 @@ export class JobLedger {
     const record = await this.deps.store.get(jobId);
     if (!record) return notFound(jobId);
     if (record.state === 'cleaned') return cleanedAway(record);
-    if (isEnded(record.state)) return success(viewOf(record));
+    if (isEnded(record.state) && !leftRunning(record)) return success(viewOf(record));
     const stopped = await this.deps.link.run(record.route, { op: 'job_cancel', jobId, ...(record.guest ? { guest: record.guest } : {}) }, signal);
     if (!stopped.ok) return stopped;
     if (stopped.value.op !== 'job_cancel') return failure('protocol_error', 'The relay answered a job cancel with another kind of result.');
     return success(viewOf(await this.apply(record, stopped.value.report)));
   }
 
+  /** The owner's jobs that match, newest first: at most MAX_LISTED_JOBS + 1. */
   async list(request: JobListRequest): Promise<JobView[]> {
     const records = await this.deps.store.list();
     return records
@@ -345,6 +364,8 @@ export class JobLedger {
         return record.state === request.state;
       })
       .sort((a, b) => b.createdAt - a.createdAt)
+      // The newest, and one more to tell that more exist (shared/job-tools.ts shows MAX_LISTED_JOBS).
+      .slice(0, MAX_LISTED_JOBS + 1)
       .map((record) => viewOf(record, { withOwner: request.everyone === true }));
   }
 

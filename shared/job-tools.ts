@@ -8,7 +8,14 @@ import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { decodeUtf8Prefix, toBase64 } from './file-tools.ts';
 import { JOB_ID_PATTERN, JOB_STATES, type JobExecutor, type JobPage, type JobView } from './jobs.ts';
-import { DEFAULT_JOB_PAGE_BYTES, DEFAULT_JOB_TIMEOUT_SECONDS, MAX_COMMAND_LENGTH, MAX_JOB_PAGE_BYTES, MAX_JOB_TIMEOUT_SECONDS } from './limits.ts';
+import {
+  DEFAULT_JOB_PAGE_BYTES,
+  DEFAULT_JOB_TIMEOUT_SECONDS,
+  MAX_COMMAND_LENGTH,
+  MAX_JOB_PAGE_BYTES,
+  MAX_JOB_TIMEOUT_SECONDS,
+  MAX_LISTED_JOBS,
+} from './limits.ts';
 import { guestIdSchema } from './proxmox.ts';
 import { schemaOnce } from './schema-once.ts';
 import { hostArgument, responseFormat } from './tool-catalog.ts';
@@ -129,7 +136,11 @@ const jobOutput = z.object({
 });
 type JobOutput = z.infer<typeof jobOutput>;
 
-const jobListOutput = z.object({ jobs: z.array(jobOutput) });
+const jobListOutput = z.object({
+  jobs: z.array(jobOutput),
+  /** Older jobs that match were left out (at most MAX_LISTED_JOBS are listed). */
+  more: z.boolean(),
+});
 
 const jobPageOutput = z.object({
   job_id: z.string(),
@@ -225,7 +236,9 @@ export function formatJob(view: JobView): string {
   lines.push(
     view.state === 'running' || view.state === 'starting'
       ? `Next: ssh_job_status(job_id) to look again; ssh_job_output(job_id) pages through the whole output; ssh_cancel_job(job_id) stops it.`
-      : `Next: ssh_job_output(job_id, stream, offset) pages through the whole output.`,
+      : view.processesLeft.length > 0 && (view.state === 'exited' || view.state === 'killed' || view.state === 'lost')
+        ? `Next: ssh_cancel_job(job_id) stops the processes it left running (else they are stopped at its timeout); ssh_job_output(job_id, stream, offset) pages through the whole output.`
+        : `Next: ssh_job_output(job_id, stream, offset) pages through the whole output.`,
   );
   return lines.join('\n');
 }
@@ -353,7 +366,7 @@ export function registerJobTools(server: McpServer, jobs: JobExecutor): void {
     'ssh_list_jobs',
     {
       title: 'List background jobs',
-      description: 'Your background jobs, newest first, optionally only on one host or in one state.',
+      description: `Your background jobs, newest first (at most ${MAX_LISTED_JOBS}), optionally only on one host or in one state.`,
       inputSchema: listJobsInput(),
       outputSchema: jobListOutput,
       annotations: { readOnlyHint: true, openWorldHint: false },
@@ -364,18 +377,21 @@ export function registerJobTools(server: McpServer, jobs: JobExecutor): void {
         ctx.mcpReq.signal,
       );
       if (!outcome.ok) return errorResult(outcome.error);
-      const structured = { jobs: outcome.value.map(jobStructured) };
+      const shown = outcome.value.slice(0, MAX_LISTED_JOBS);
+      const more = outcome.value.length > MAX_LISTED_JOBS;
+      const structured = { jobs: shown.map(jobStructured), more };
+      const moreNote = more ? `\nThe newest ${MAX_LISTED_JOBS} are shown; older ones match too: narrow the list with host or state.` : '';
       const text =
         args.response_format === 'json'
           ? JSON.stringify(structured, null, 2)
-          : outcome.value.length === 0
+          : shown.length === 0
             ? 'No jobs.'
-            : outcome.value
+            : shown
                 .map(
                   (view) =>
                     `${view.jobId}  ${describeJobState(view)}  on ${view.host}${view.owner !== undefined ? `  by ${view.owner}` : ''}${view.name ? `  "${view.name}"` : ''}\n    ${view.command.length > 120 ? `${view.command.slice(0, 120)}…` : view.command}`,
                 )
-                .join('\n');
+                .join('\n') + moreNote;
       return { content: [{ type: 'text', text }], structuredContent: structured };
     },
   );

@@ -57,5 +57,11 @@ export const DEFAULT_JOBS_PER_HOST = 32;
 export const DEFAULT_JOB_OUTPUT_KEEP_BYTES = 64 * 1024 * 1024;
 /** How long a finished job and its files are kept before they are deleted (JOB_RETENTION_HOURS, 7 days). */
 export const DEFAULT_JOB_RETENTION_HOURS = 168;
+/**
+ * Jobs one ssh_list_jobs answer shows, newest first: a job's entry carries its command (up to 10,000
+ * characters) and two tails (2 KiB each), so 2,000 records in a book would answer tens of MB.
+ * Listings ask for one more, so the tool can say that older ones were left out.
+ */
+export const MAX_LISTED_JOBS = 100;
 /** The last output a job status shows: at most this many bytes of each stream, then cut to whole lines. */
 export const JOB_TAIL_BYTES = 2048;

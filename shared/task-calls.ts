@@ -39,6 +39,7 @@ import type { ToolCallHandler } from './tool-call-capture.ts';
 import type { ToolSettings } from './tool-catalog.ts';
 import { errorResult } from './tool-results.ts';
 import { registeredTool, safeResult } from './tool-registration.ts';
+import { visibleText } from './visible-text.ts';
 
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
 /**
@@ -189,8 +190,15 @@ function modernTaskFields(view: JobView, status: TaskStatus, now: number) {
 const unknownTask = (): ProtocolError =>
   new ProtocolError(ProtocolErrorCode.InvalidParams, 'Unknown task: no task of yours has this id (it may have expired).');
 
+/**
+ * A failure as a JSON-RPC error. Its message may quote the host (a job script's stderr) and does
+ * not pass through the tool results' escaping (shared/tool-registration.ts), so it is made visible here.
+ */
 function executorFailure(error: ToolError): ProtocolError {
-  return new ProtocolError(error.code === 'invalid_argument' ? ProtocolErrorCode.InvalidParams : ProtocolErrorCode.InternalError, describeError(error));
+  return new ProtocolError(
+    error.code === 'invalid_argument' ? ProtocolErrorCode.InvalidParams : ProtocolErrorCode.InternalError,
+    visibleText(describeError(error)),
+  );
 }
 
 const taskIdParams = z.object({ taskId: z.string() }).loose();

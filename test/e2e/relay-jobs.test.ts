@@ -64,6 +64,7 @@ beforeAll(async () => {
       host('h', { jobsDir: base('main') }),
       host('limited', { jobsDir: base('limited'), maxJobs: 3 }),
       host('crowd', { jobsDir: base('crowd') }),
+      host('shared', { jobsDir: base('shared'), maxJobs: 4 }),
       host('linked', { jobsDir: base('linked') }),
       host('ro', { jobsDir: base('ro'), readOnly: true }),
     ],
@@ -236,6 +237,22 @@ describe('a background job on the host', () => {
     expect(again.ok && again.value.op === 'job_cancel' && again.value.report.state).toBe('cancelled');
   });
 
+  it('says what a command that ended left running, and a cancel after its end stops it', async () => {
+    const mark = `1001.${RUN}9`;
+    // The command itself ends at once (exit 0); a setsid and a nohup child run on, with the job's marker.
+    const jobId = await started(`setsid sleep ${mark}1 >/dev/null 2>&1 & nohup sleep ${mark}2 >/dev/null 2>&1 & echo up`);
+    const ended = await until(jobId, (report) => report.state === 'exited' && report.processesLeft.length === 2, 10_000);
+    expect(ended).toMatchObject({ state: 'exited', exitCode: 0, stdoutTail: 'up\n' });
+    expect(ended.processesLeft).toEqual(expect.arrayContaining([expect.stringContaining('(sleep)'), expect.stringContaining('(sleep)')]));
+    expect(remoteProcesses(mark, sshd.user)).toHaveLength(2);
+    const cancelled = await run({ op: 'job_cancel', host: 'h', jobId });
+    if (!cancelled.ok || cancelled.value.op !== 'job_cancel') throw new Error(JSON.stringify(cancelled));
+    // Still the command's own end, with nothing left.
+    expect(cancelled.value.report).toMatchObject({ state: 'exited', exitCode: 0, processesLeft: [] });
+    expect(remoteProcesses(mark, sshd.user)).toEqual([]);
+    expect((await status(jobId)).processesLeft).toEqual([]);
+  });
+
   it('pages 600 lines at random offsets that reassemble byte-exact, and binary bytes exactly', async () => {
     const lines = await started('for i in $(seq 1 600); do echo line $i; done');
     const binary = await started("printf '\\377\\376\\000\\200caf\\303\\251\\n\\300'");
@@ -343,6 +360,26 @@ describe('a background job on the host', () => {
     const first = running[0] ?? '';
     await run({ op: 'job_cancel', host: 'limited', jobId: first });
     expect((await start(`sleep ${mark}`, { host: 'limited' })).outcome.ok).toBe(true);
+  });
+
+  it("keeps a quarter of a host's job slots for other users, so one user cannot take them all", async () => {
+    const mark = `1001.${RUN}8`;
+    const as = (caller: string) => {
+      const operation: Operation = { op: 'job_start', host: 'shared', jobId: newJobId(), command: `sleep ${mark}`, timeoutMs: 600_000, keepBytes: 65536 };
+      return ops.run(operation, () => undefined, AbortSignal.timeout(60_000), undefined, caller);
+    };
+    const code = (outcome: Outcome<OperationResult>): string => (outcome.ok ? 'ok' : outcome.error.code);
+    // max_jobs 4: alice may have 3 running, however fast she asks.
+    const alice = await Promise.all([as('alice'), as('alice'), as('alice'), as('alice')]);
+    expect(alice.map(code).sort()).toEqual(['job_limit', 'ok', 'ok', 'ok']);
+    const refused = alice.find((outcome) => !outcome.ok);
+    expect(refused && !refused.ok ? refused.error.message : '').toContain('your share of its limit');
+    // bob still gets the slot kept for others; then the host is full for everyone.
+    expect(code(await as('bob'))).toBe('ok');
+    const carol = await as('carol');
+    expect(carol.ok ? '' : carol.error.message).toContain('its limit (4');
+    expect(await waitPresent(mark, 4, 10_000)).toHaveLength(4);
+    for (const pid of remoteProcesses(mark, sshd.user)) process.kill(pid, 'SIGKILL');
   });
 
   it('runs 20 jobs at once while synchronous commands still get channels', async () => {

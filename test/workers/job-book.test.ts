@@ -10,7 +10,7 @@ import { newJobId } from '../../shared/jobs.ts';
 import type { JobRecord } from '../../shared/job-ledger.ts';
 import type { HubFrame, JobReport } from '../../shared/protocol.ts';
 import { auditQuerySchema, readAudit } from '../../worker/audit/audit-log.ts';
-import { jobBook } from '../../worker/jobs/job-book.ts';
+import { jobBook, MAX_JOB_RECORDS } from '../../worker/jobs/job-book.ts';
 import { connectFakeRelay, FAKE_RELAY_ID, type FakeRelay } from './relay-socket.ts';
 
 let relay: FakeRelay | undefined;
@@ -186,6 +186,44 @@ describe('a JobBook', () => {
     const before = relay.received.length;
     const refused = await book.start(newJob(owner));
     expect(refused).toMatchObject({ ok: false, error: { code: 'job_limit', message: expect.stringContaining(`JOBS_PER_USER=${limit}`) } });
+    expect(relay.received.slice(before).filter((frame) => frame.type === 'request')).toEqual([]);
+  });
+
+  it('at its record cap drops the oldest tombstone to start a job, and refuses only when every record is still live', async () => {
+    relay = await connectFakeRelay({ hosts: ['web1'] });
+    const owner = `hal-${crypto.randomUUID()}`;
+    const book = jobBook(env, owner);
+    const old = Date.now() - 40 * 24 * 3600_000;
+    // A heavy user's book: ended jobs whose output is still kept, and one tombstone (the oldest record).
+    const tombstone = newJobId();
+    await runInDurableObject(book, (_instance, state) => {
+      const put = (record: JobRecord): void => {
+        state.storage.sql.exec('INSERT INTO jobs (job_id, created_at, record) VALUES (?, ?, ?)', record.jobId, record.createdAt, JSON.stringify(record));
+      };
+      const ended = (jobId: string, createdAt: number, cleaned: boolean): JobRecord => ({
+        ...newJob(owner, 'true'),
+        jobId,
+        createdAt,
+        keepBytes: 1024 * 1024,
+        state: cleaned ? 'cleaned' : 'exited',
+        report: report({ state: 'exited', exitCode: 0, endedAt: createdAt + 1 }),
+        checkedAt: createdAt + 1,
+        cleanupAt: Date.now() + 24 * 3600_000,
+        cleanedAt: cleaned ? createdAt + 2 : null,
+        endRecorded: true,
+        note: null,
+      });
+      put(ended(tombstone, old, true));
+      for (let index = 1; index < MAX_JOB_RECORDS; index += 1) put(ended(newJobId(), old + index, false));
+    });
+    expect(await book.status(owner, tombstone)).toMatchObject({ ok: false, error: { message: expect.stringContaining('output was deleted') } });
+    const started = book.start(newJob(owner));
+    await answer(relay, 'job_start', { state: 'running' });
+    expect(await started).toMatchObject({ ok: true, value: { state: 'running' } });
+    expect(await book.locate(tombstone)).toBeNull();
+    // Now every record is a running job or an ended one whose output the host still keeps: refused, nothing sent.
+    const before = relay.received.length;
+    expect(await book.start(newJob(owner))).toMatchObject({ ok: false, error: { code: 'job_limit' } });
     expect(relay.received.slice(before).filter((frame) => frame.type === 'request')).toEqual([]);
   });
 });

@@ -19,8 +19,8 @@ import { readSettings } from '../settings.ts';
 
 /** Each operation on the host is short; nothing here waits on the job itself. */
 const HOST_CALL_TIMEOUT_MS = 45_000;
-/** Records one book keeps (running, ended and tombstones); the oldest tombstones go first. */
-const MAX_RECORDS = 2_000;
+/** Records one book keeps (running, ended and tombstones); at the cap the oldest tombstones go first. */
+export const MAX_JOB_RECORDS = 2_000;
 const INDEX_BOOK = 'index';
 
 export function jobBook(env: Env, userId: string): DurableObjectStub<JobBook> {
@@ -50,7 +50,7 @@ class SqlJobStore implements JobStore {
 
   async list(): Promise<JobRecord[]> {
     return this.sql
-      .exec<{ record: string }>('SELECT record FROM jobs ORDER BY created_at DESC LIMIT ?', MAX_RECORDS)
+      .exec<{ record: string }>('SELECT record FROM jobs ORDER BY created_at DESC LIMIT ?', MAX_JOB_RECORDS)
       .toArray()
       .map((row) => JSON.parse(row.record) as JobRecord);
   }
@@ -61,6 +61,22 @@ class SqlJobStore implements JobStore {
 
   count(): number {
     return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM jobs').one().n;
+  }
+
+  /**
+   * Room for one more record under `max`: the oldest tombstones are dropped first (a tombstone
+   * only turns "its output was deleted" into "unknown id"; its files on the host are gone). Records
+   * of running jobs and of ended ones whose files are still on the host are never dropped.
+   */
+  makeRoom(max: number): boolean {
+    const excess = this.count() - (max - 1);
+    if (excess > 0) {
+      this.sql.exec(
+        "DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs WHERE json_extract(record, '$.state') = 'cleaned' ORDER BY created_at ASC LIMIT ?)",
+        excess,
+      );
+    }
+    return this.count() < max;
   }
 }
 
@@ -117,8 +133,11 @@ export class JobBook extends DurableObject<Env> {
   }
 
   async start(job: NewJob): Promise<Outcome<JobView>> {
-    if (this.store.count() >= MAX_RECORDS) {
-      return failure('job_limit', `You have ${MAX_RECORDS} job records; ended ones are deleted after the retention time. Try again later.`);
+    if (!this.store.makeRoom(MAX_JOB_RECORDS)) {
+      return failure(
+        'job_limit',
+        `You have ${MAX_JOB_RECORDS} job records of running jobs and of ended jobs whose output is still kept; ended ones are deleted after the retention time. Try again later.`,
+      );
     }
     await this.ctx.storage.put('owner', job.owner);
     if ((await this.ctx.storage.get<boolean>('indexed')) !== true) {

@@ -37,6 +37,7 @@ import { finishAudit, gateCall, recordCall, standingAndFleet, standingOf, type C
 import { fleetOf } from '../team/gate-decision.ts';
 import type { HubExecutor } from './hub-executor.ts';
 import { jobBook, jobOwners, type JobBook } from '../jobs/job-book.ts';
+import { MAX_LISTED_JOBS } from '../../shared/limits.ts';
 import { newJobId, type JobListRequest, type JobPage, type JobStream, type JobView, type StartJobRequest } from '../../shared/jobs.ts';
 
 export interface Caller {
@@ -372,7 +373,13 @@ export class PolicedExecutor implements ToolExecutor {
       { relay: null, host: null, tool: 'ssh_list_jobs', target: request.everyone ? 'all users' : null, outcome: 'ok', code: null, ...NO_DETAILS },
       started,
     );
-    return success(lists.flat().sort((a, b) => b.createdAt.localeCompare(a.createdAt)));
+    // Each book sends at most MAX_LISTED_JOBS + 1; the newest of them all, as one book's list.
+    return success(
+      lists
+        .flat()
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+        .slice(0, MAX_LISTED_JOBS + 1),
+    );
   }
 
   /**

@@ -17,6 +17,7 @@ import {
   type NewJob,
 } from '../../../shared/job-ledger.ts';
 import { newJobId } from '../../../shared/jobs.ts';
+import { MAX_LISTED_JOBS } from '../../../shared/limits.ts';
 import type { JobReport, OperationResult } from '../../../shared/protocol.ts';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -381,5 +382,75 @@ describe('the job ledger', () => {
     await ledger.status(first.value.jobId, signal);
     expect((await ledger.start(job(), signal)).ok).toBe(true);
     expect((await ledger.start(job(), signal)).ok).toBe(false);
+  });
+
+  it('refuses a page the relay answers for another offset, longer than asked, or past the end of the stream', async () => {
+    const link = new ScriptedLink().answer('job_start', startedAs('running'));
+    const { ledger } = ledgerWith(link);
+    const started = await ledger.start(job(), signal);
+    if (!started.ok) throw new Error('not started');
+    const jobId = started.value.jobId;
+    const page = (offset: number, bytes: number, size: number, dropped = 0): Outcome<OperationResult> =>
+      success({ op: 'job_output', offset, data: Buffer.alloc(bytes, 0x61).toString('base64'), size, dropped, ended: true });
+    const read = async (answer: Outcome<OperationResult>) => {
+      link.once('job_output', answer);
+      return ledger.output({ jobId, stream: 'stdout', offset: 100, limit: 10 }, signal);
+    };
+    // The page asked for: fine.
+    expect(await read(page(100, 10, 200))).toMatchObject({ ok: true, value: { offset: 100, size: 200, complete: false } });
+    expect(await read(page(100, 0, 100))).toMatchObject({ ok: true, value: { offset: 100, complete: true } });
+    // Reading ahead of a stream that has not reached the offset yet: no bytes, not an error.
+    expect(await read(page(100, 0, 50))).toMatchObject({ ok: true, value: { offset: 100, size: 50 } });
+    for (const forged of [page(0, 10, 200), page(100, 11, 200), page(100, 10, 105), page(100, 5, 200, 300), page(100, 5, 200, 150)]) {
+      expect(await read(forged)).toMatchObject({ ok: false, error: { code: 'protocol_error' } });
+    }
+  });
+
+  it('lists the newest jobs only, one more than are shown, however many records the store holds', async () => {
+    const { ledger, store } = ledgerWith(new ScriptedLink());
+    for (let index = 0; index < 3 * MAX_LISTED_JOBS; index += 1) {
+      const record: JobRecord = {
+        ...job(),
+        createdAt: 1_000 + index,
+        keepBytes: 1024,
+        state: 'exited',
+        report: report('exited'),
+        checkedAt: 2_000,
+        cleanupAt: null,
+        cleanedAt: null,
+        endRecorded: true,
+        note: null,
+      };
+      store.records.set(record.jobId, record);
+    }
+    const listed = await ledger.list({});
+    expect(listed).toHaveLength(MAX_LISTED_JOBS + 1);
+    expect(listed.map((view) => Date.parse(view.createdAt))).toEqual(Array.from({ length: MAX_LISTED_JOBS + 1 }, (_, i) => 1_000 + 3 * MAX_LISTED_JOBS - 1 - i));
+  });
+
+  it('keeps asking about an ended job that left processes running, and sends a cancel for them, but not for one that left none', async () => {
+    const left = ['4242 (sleep)'];
+    const link = new ScriptedLink()
+      .answer('job_start', startedAs('running'))
+      .once('job_status', statusIs('exited', { processesLeft: left }))
+      .once('job_status', statusIs('exited', { processesLeft: left }))
+      .answer('job_cancel', success({ op: 'job_cancel', report: report('exited') }));
+    const { ledger, ended } = ledgerWith(link);
+    const started = await ledger.start(job(), signal);
+    if (!started.ok) throw new Error('not started');
+    const jobId = started.value.jobId;
+    expect(await ledger.status(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited', processesLeft: left } });
+    // Not final while something it started runs: the host is asked again.
+    expect(await ledger.status(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited', processesLeft: left } });
+    expect(link.count('job_status')).toBe(2);
+    const cancelled = await ledger.cancel(jobId, signal);
+    expect(cancelled).toMatchObject({ ok: true, value: { state: 'exited', exitCode: 0, processesLeft: [] } });
+    expect(link.count('job_cancel')).toBe(1);
+    // Now final: answered from the record, and the end was recorded once.
+    expect(await ledger.status(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited' } });
+    expect(await ledger.cancel(jobId, signal)).toMatchObject({ ok: true, value: { state: 'exited' } });
+    expect(link.count('job_status')).toBe(2);
+    expect(link.count('job_cancel')).toBe(1);
+    expect(ended).toHaveLength(1);
   });
 });

@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createMcpHandler, InMemoryTransport, McpServer } from '@modelcontextprotocol/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { failure } from '../../../shared/errors.ts';
 import { buildMcpServer, type ProtocolEra } from '../../../shared/mcp-server.ts';
 import { captureToolCallHandler } from '../../../shared/tool-call-capture.ts';
 import type { ToolExecutor } from '../../../shared/tool-executor.ts';
@@ -160,6 +161,25 @@ describe('exec tools as tasks, 2025-11-25 (SDK v1 client, experimental tasks)', 
     expect(host.calls.filter((call) => call.startsWith('cancel'))).toEqual([]);
     // The owner still reads it.
     await expect(ann.experimental.tasks.getTask(annTask)).resolves.toMatchObject({ status: 'completed' });
+  });
+
+  it("shows control characters in a host's error as escapes when a task method fails", async () => {
+    const host = new JobHostDouble();
+    const double = new JobExecutorDouble(host, 'ann');
+    // A hostile host's stderr reaches the error message of a failed cancel (relay/job-ops.ts unreadable()).
+    double.cancelJob = async () => failure('ssh_error', 'Host gave no readable answer: \u001b[2J\u001b]0;pwned\u0007\u202egnp.exe\r');
+    const client = await legacyClient(double);
+    let rejected: unknown;
+    await runAsTask(client, 'sleep 1000', (taskId) => {
+      rejected = client.experimental.tasks.cancelTask(taskId).then(
+        () => 'answered',
+        (error: { message?: string }) => error.message ?? '',
+      );
+      setTimeout(() => host.finish(taskId), 50);
+    });
+    const message = String(await rejected);
+    expect(message).toContain('\\x1b[2J');
+    expect(message).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
   });
 
   it('refuses tasks/list (not offered)', async () => {
