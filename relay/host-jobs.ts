@@ -124,8 +124,7 @@ const TRIM =
  * After the command ended, what it started still runs while anything carries the marker ($m from
  * `marked`): recorded in `stray` (tmp + mv) at each step, so status says so and a cancel stops them.
  */
-const STRAYS =
-  `strays() { k=0; for p in $m; do k=$((k + 1)); [ "$k" -gt ${MAX_LEFT_REPORTED} ] && break; c=; read -r c <"/proc/$p/comm" 2>/dev/null; printf '%s %s\\n' "$p" "$c"; done >"$d/stray.tmp" && mv -f "$d/stray.tmp" "$d/stray"; }; `;
+const STRAYS = `strays() { k=0; for p in $m; do k=$((k + 1)); [ "$k" -gt ${MAX_LEFT_REPORTED} ] && break; c=; read -r c <"/proc/$p/comm" 2>/dev/null; printf '%s %s\\n' "$p" "$c"; done >"$d/stray.tmp" && mv -f "$d/stray.tmp" "$d/stray"; }; `;
 
 /**
  * The job watchdog: args DIR PGID STARTTIME RUNID DEADLINE_S STEP_S KEEP. Its own session (so the
@@ -290,11 +289,7 @@ export function jobCommandLine(argv: string[], ctid: string | null): string {
 // ---- what the scripts print ----
 
 /** A refusal the start script printed: nothing was started. */
-export type StartRefusal =
-  | { kind: 'refused'; why: string }
-  | { kind: 'limit'; running: number }
-  | { kind: 'share'; running: number }
-  | { kind: 'exists' };
+export type StartRefusal = { kind: 'refused'; why: string } | { kind: 'limit'; running: number } | { kind: 'share'; running: number } | { kind: 'exists' };
 
 export function parseStartRefusal(output: Buffer): StartRefusal | null {
   const line = output.subarray(0, Math.min(output.length, 200)).toString('latin1').split('\n')[0] ?? '';

@@ -332,7 +332,12 @@ export class JobLedger {
     // The page must be the one asked for: a relay that answers another offset, more bytes than
     // asked, or bytes outside what the stream keeps would make next_offset and `complete` lie.
     // (No bytes at or past the end is a fair answer: the caller read ahead of a running job.)
-    if (offset !== request.offset || bytes.length > request.limit || dropped > size || (bytes.length > 0 && (offset < dropped || offset + bytes.length > size))) {
+    if (
+      offset !== request.offset ||
+      bytes.length > request.limit ||
+      dropped > size ||
+      (bytes.length > 0 && (offset < dropped || offset + bytes.length > size))
+    ) {
       return failure(
         'protocol_error',
         `The relay answered a read of ${request.limit} bytes at offset ${request.offset} with ${bytes.length} bytes at offset ${offset} of a ${size}-byte stream (${dropped} dropped): not that page.`,
@@ -355,18 +360,20 @@ export class JobLedger {
   /** The owner's jobs that match, newest first: at most MAX_LISTED_JOBS + 1. */
   async list(request: JobListRequest): Promise<JobView[]> {
     const records = await this.deps.store.list();
-    return records
-      .filter((record) => request.host === undefined || record.hostLabel === request.host)
-      .filter((record) => {
-        if (request.state === undefined) return record.state !== 'cleaned';
-        if (request.state === 'active') return !isEnded(record.state);
-        if (request.state === 'ended') return isEnded(record.state);
-        return record.state === request.state;
-      })
-      .sort((a, b) => b.createdAt - a.createdAt)
-      // The newest, and one more to tell that more exist (shared/job-tools.ts shows MAX_LISTED_JOBS).
-      .slice(0, MAX_LISTED_JOBS + 1)
-      .map((record) => viewOf(record, { withOwner: request.everyone === true }));
+    return (
+      records
+        .filter((record) => request.host === undefined || record.hostLabel === request.host)
+        .filter((record) => {
+          if (request.state === undefined) return record.state !== 'cleaned';
+          if (request.state === 'active') return !isEnded(record.state);
+          if (request.state === 'ended') return isEnded(record.state);
+          return record.state === request.state;
+        })
+        .sort((a, b) => b.createdAt - a.createdAt)
+        // The newest, and one more to tell that more exist (shared/job-tools.ts shows MAX_LISTED_JOBS).
+        .slice(0, MAX_LISTED_JOBS + 1)
+        .map((record) => viewOf(record, { withOwner: request.everyone === true }))
+    );
   }
 
   /**

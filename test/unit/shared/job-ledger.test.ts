@@ -425,7 +425,9 @@ describe('the job ledger', () => {
     }
     const listed = await ledger.list({});
     expect(listed).toHaveLength(MAX_LISTED_JOBS + 1);
-    expect(listed.map((view) => Date.parse(view.createdAt))).toEqual(Array.from({ length: MAX_LISTED_JOBS + 1 }, (_, i) => 1_000 + 3 * MAX_LISTED_JOBS - 1 - i));
+    expect(listed.map((view) => Date.parse(view.createdAt))).toEqual(
+      Array.from({ length: MAX_LISTED_JOBS + 1 }, (_, i) => 1_000 + 3 * MAX_LISTED_JOBS - 1 - i),
+    );
   });
 
   it('keeps asking about an ended job that left processes running, and sends a cancel for them, but not for one that left none', async () => {
