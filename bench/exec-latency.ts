@@ -27,10 +27,9 @@
  *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */
-import { readFileSync } from 'node:fs';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { Client, type ConnectConfig } from 'ssh2';
+import { connect, execTrue, peakRssMb, sshConfig } from './ssh-floor.ts';
 import { COUNT_DO_CALLS, waitForDoCalls } from '../test/harness/do-calls.ts';
 import { connectMcpClient, MCP_ERAS } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
@@ -40,41 +39,9 @@ import { row, summarize, timeSequential, type Summary } from './stats.ts';
 
 const CALLS = Number(process.env.CALLS ?? 300);
 
-function sshConfig(stack: Awaited<ReturnType<typeof startStack>>): ConnectConfig {
-  return { host: '127.0.0.1', port: stack.sshd.port, username: stack.sshd.user, privateKey: stack.sshd.privateKey };
-}
-
-function connect(config: ConnectConfig): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    client.on('connect', () => client.setNoDelay(true));
-    client.once('ready', () => resolve(client));
-    client.once('error', reject);
-    client.connect(config);
-  });
-}
-
-function execTrue(client: Client): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.exec('true', (error, channel) => {
-      if (error) {
-        reject(error);
-        return;
-      }
-      channel.resume();
-      channel.stderr.resume();
-      channel.once('close', () => resolve());
-    });
-  });
-}
-
-function peakRssMb(pid: number): number {
-  return Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'NaN') / 1024;
-}
-
 const stack = await startStack({ workerVars: { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' } });
 try {
-  const config = sshConfig(stack);
+  const config = sshConfig(stack.sshd);
   const open = await connect(config);
   for (let index = 0; index < 20; index += 1) await execTrue(open); // warm-up
   const floor = summarize(await timeSequential(CALLS, () => execTrue(open)));

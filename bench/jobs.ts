@@ -12,40 +12,11 @@
  *
  * Run: npm run bench:jobs   (CALLS=100 by default; needs root for the test sshd, like the e2e tests)
  */
-import { readFileSync } from 'node:fs';
-import { Client, type ConnectConfig } from 'ssh2';
+import { connect, execTrue, peakRssMb, sshConfig } from './ssh-floor.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { row, summarize, timeSequential } from './stats.ts';
 
 const CALLS = Number(process.env.CALLS ?? 100);
-
-function connect(config: ConnectConfig): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    client.on('connect', () => client.setNoDelay(true));
-    client.once('ready', () => resolve(client));
-    client.once('error', reject);
-    client.connect(config);
-  });
-}
-
-function execTrue(client: Client): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.exec('true', (error, channel) => {
-      if (error) {
-        reject(error);
-        return;
-      }
-      channel.resume();
-      channel.stderr.resume();
-      channel.once('close', () => resolve());
-    });
-  });
-}
-
-function peakRssMb(pid: number): number {
-  return Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'NaN') / 1024;
-}
 
 const stack = await startStack({ workerVars: { JOBS_PER_USER: '1000' }, relay: (sshd) => ({ configFile: relayConfig(sshd) }) });
 
@@ -58,7 +29,7 @@ function relayConfig(sshd: { port: number; user: string; privateKeyPath: string;
 }
 
 try {
-  const open = await connect({ host: '127.0.0.1', port: stack.sshd.port, username: stack.sshd.user, privateKey: stack.sshd.privateKey });
+  const open = await connect(sshConfig(stack.sshd));
   for (let index = 0; index < 20; index += 1) await execTrue(open);
   const floor = summarize(await timeSequential(CALLS, () => execTrue(open)));
   open.end();

@@ -5,13 +5,13 @@
  * the SSH channels synchronous calls need, and that starts, cancels and ends are audited without
  * their output.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
-import { remoteProcesses, type TestSshd } from '../harness/sshd.ts';
+import { processesRunning, remoteProcesses, type TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 import { sleep, waitFor } from '../harness/wait.ts';
 
@@ -68,15 +68,9 @@ async function waitForState(session: ConnectedClient, jobId: string, done: (stat
   throw new Error(`job ${jobId} stayed ${String(status.state)}`);
 }
 
-/** The SSH user's processes whose command line is exactly `command` (not a shell that mentions it). */
+/** The SSH user's processes whose command line is exactly `command`. */
 function running(command: string): number[] {
-  return remoteProcesses(command, stack.sshd.user).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() === command;
-    } catch {
-      return false;
-    }
-  });
+  return processesRunning(command, stack.sshd.user);
 }
 
 let alice: ConnectedClient;

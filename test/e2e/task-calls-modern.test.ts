@@ -4,12 +4,11 @@
  * JSON-RPC with the signed-in client's token, and every answer is checked against the extension's
  * own schemas (@modelcontextprotocol/ext-tasks).
  */
-import { readFileSync } from 'node:fs';
 import { CancelTaskResultV2Schema, CreateTaskResultV2Schema, GetTaskResultV2Schema } from '@modelcontextprotocol/ext-tasks/core/v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
-import { remoteProcesses } from '../harness/sshd.ts';
+import { processesRunning, remoteProcesses } from '../harness/sshd.ts';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { sleep, waitFor } from '../harness/wait.ts';
 
@@ -69,13 +68,7 @@ async function rpc(session: ConnectedClient, method: string, params: Record<stri
 
 /** The SSH user's processes whose command line is exactly `command`. */
 function running(command: string): number[] {
-  return remoteProcesses(command, stack.sshd.user).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() === command;
-    } catch {
-      return false;
-    }
-  });
+  return processesRunning(command, stack.sshd.user);
 }
 
 beforeAll(async () => {

@@ -538,3 +538,14 @@ export function processIds(pid: number): { ppid: number; pgid: number; sid: numb
     return undefined;
   }
 }
+
+/** The user's processes whose command line is exactly `command` (not a shell whose script mentions it). */
+export function processesRunning(command: string, user: string): number[] {
+  return remoteProcesses(command, user).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() === command;
+    } catch {
+      return false;
+    }
+  });
+}
