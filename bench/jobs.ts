@@ -7,12 +7,14 @@
  *   (s) ssh_start_job("true"): call to id returned
  *   (t) ssh_job_status of a running job (asks the host) and of an ended one (answered from the record)
  *   (o) ssh_job_output of a 4 KiB page
- * Targets: (s) ≤ (d); (t) of an ended job ≤ (c). Then 100 jobs started at once on one host: wall
+ * Targets: (s) ≤ (d); (t) of an ended job ≤ (c). Then 100 jobs started at once on one host (by four users): wall
  * time to all ids, and the relay's peak RSS before and after.
  *
  * Run: npm run bench:jobs   (CALLS=100 by default; needs root for the test sshd, like the e2e tests)
  */
 import { connect, execTrue, peakRssMb, sshConfig } from './ssh-floor.ts';
+import { adminApi } from '../test/harness/admin-api.ts';
+import { connectMcpClient, type ConnectedClient } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { row, summarize, timeSequential } from './stats.ts';
 
@@ -64,12 +66,33 @@ try {
   const page = summarize(await timeSequential(CALLS, () => call('ssh_job_output', { job_id: running, limit: 4096 })));
   await call('ssh_cancel_job', { job_id: running });
 
+  // 100 jobs at once from four people (one person's share of a relay's in-flight requests is 64).
+  const admin = adminApi(stack.worker);
+  const people: ConnectedClient[] = [];
+  for (let index = 0; index < 4; index += 1) {
+    const added = await admin.post('users', { username: `bench-${index}`, groups: ['ops'] });
+    if (added.status !== 201) throw new Error(`could not add a user: ${added.text}`);
+    people.push(await connectMcpClient(stack.worker.mcpUrl, { username: `bench-${index}`, password: String(added.body.password) }));
+  }
+  const policy = await admin.put('policy', { version: 1, grants: [{ subjects: ['group:ops'], role: 'operator', hosts: ['*'] }] });
+  if (policy.status !== 200) throw new Error(`could not set the policy: ${policy.text}`);
+  const callAs = async (person: ConnectedClient, name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const result = await person.client.callTool({ name, arguments: args }, undefined, { timeout: 120_000 });
+    if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
+    return (result.structuredContent ?? {}) as Record<string, unknown>;
+  };
   const rssBefore = peakRssMb(stack.relay.process.pid);
   const burstStarted = performance.now();
-  const burst = await Promise.all(Array.from({ length: 100 }, () => call('ssh_start_job', { command: 'sleep 30', timeout: 120 })));
+  const burst = await Promise.all(
+    Array.from({ length: 100 }, async (_, index) => {
+      const person = people[index % people.length] as ConnectedClient;
+      return { person, job: await callAs(person, 'ssh_start_job', { command: 'sleep 30', timeout: 120 }) };
+    }),
+  );
   const burstMs = performance.now() - burstStarted;
   const rssAfter = peakRssMb(stack.relay.process.pid);
-  for (const job of burst) await call('ssh_cancel_job', { job_id: String(job.job_id) });
+  for (const { person, job } of burst) await callAs(person, 'ssh_cancel_job', { job_id: String(job.job_id) });
+  for (const person of people) await person.close();
 
   const a = floor.median;
   console.log(row('(a) raw ssh2 exec `true` (open connection)', floor));

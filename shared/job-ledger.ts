@@ -156,6 +156,15 @@ function leftRunning(record: JobRecord): boolean {
   return (record.state === 'exited' || record.state === 'killed' || record.state === 'lost') && (record.report?.processesLeft.length ?? 0) > 0;
 }
 
+/**
+ * The view of a job whose story is over (ended, its end recorded, nothing of it left running, its
+ * files still kept): what the host would say now anyway, so it is answered without asking. Null
+ * for any other job.
+ */
+export function settledView(record: JobRecord): JobView | null {
+  return record.state !== 'cleaned' && isEnded(record.state) && record.endRecorded && !leftRunning(record) ? viewOf(record) : null;
+}
+
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 export function viewOf(record: JobRecord, options: { staleReason?: string; withOwner?: boolean } = {}): JobView {
@@ -304,8 +313,8 @@ export class JobLedger {
     const record = await this.deps.store.get(jobId);
     if (!record) return notFound(jobId);
     if (record.state === 'cleaned') return cleanedAway(record);
-    if (isEnded(record.state) && record.endRecorded && !leftRunning(record)) return success(viewOf(record));
-    return this.refresh(record, signal);
+    const settled = settledView(record);
+    return settled ? success(settled) : this.refresh(record, signal);
   }
 
   async output(request: { jobId: string; stream: JobStream; offset: number; limit: number }, signal: AbortSignal): Promise<Outcome<JobPage>> {

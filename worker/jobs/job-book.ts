@@ -10,7 +10,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { failure, type Outcome } from '../../shared/errors.ts';
-import { JobLedger, type JobHostLink, type JobRecord, type JobStore, type NewJob } from '../../shared/job-ledger.ts';
+import { JobLedger, settledView, type JobHostLink, type JobRecord, type JobStore, type NewJob } from '../../shared/job-ledger.ts';
 import type { JobListRequest, JobPage, JobStream, JobView } from '../../shared/jobs.ts';
 import { recordCall } from '../team/gate-call.ts';
 import { logEvent } from '../log.ts';
@@ -22,6 +22,14 @@ const HOST_CALL_TIMEOUT_MS = 45_000;
 /** Records one book keeps (running, ended and tombstones); at the cap the oldest tombstones go first. */
 export const MAX_JOB_RECORDS = 2_000;
 const INDEX_BOOK = 'index';
+
+/** Where a job runs; for a job whose story is over, also its final view (no need to ask the host). */
+export interface JobLocation {
+  relay: string | null;
+  host: string;
+  hostLabel: string;
+  settled: JobView | null;
+}
 
 export function jobBook(env: Env, userId: string): DurableObjectStub<JobBook> {
   return env.JOB_BOOK.get(env.JOB_BOOK.idFromName(`jobs:${userId}`));
@@ -151,9 +159,9 @@ export class JobBook extends DurableObject<Env> {
   }
 
   /** Where a job runs, for the policy check before anything is asked of the host. */
-  async locate(jobId: string): Promise<{ relay: string | null; host: string; hostLabel: string } | null> {
+  async locate(jobId: string): Promise<JobLocation | null> {
     const record = await this.store.get(jobId);
-    return record ? { relay: record.route.relay, host: record.route.host, hostLabel: record.hostLabel } : null;
+    return record ? { relay: record.route.relay, host: record.route.host, hostLabel: record.hostLabel, settled: settledView(record) } : null;
   }
 
   async status(owner: string, jobId: string): Promise<Outcome<JobView>> {

@@ -36,7 +36,7 @@ import { reportDoCalls } from '../do-call-count.ts';
 import { finishAudit, gateCall, recordCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
 import { fleetOf } from '../team/gate-decision.ts';
 import type { HubExecutor } from './hub-executor.ts';
-import { jobBook, jobOwners, type JobBook } from '../jobs/job-book.ts';
+import { jobBook, jobOwners, type JobBook, type JobLocation } from '../jobs/job-book.ts';
 import { MAX_LISTED_JOBS } from '../../shared/limits.ts';
 import { newJobId, type JobListRequest, type JobPage, type JobStream, type JobView, type StartJobRequest } from '../../shared/jobs.ts';
 
@@ -335,7 +335,10 @@ export class PolicedExecutor implements ToolExecutor {
   }
 
   async jobStatus(request: { jobId: string }, _signal: AbortSignal): Promise<Outcome<JobView>> {
-    return this.onJob('ssh_job_status', request.jobId, 'viewer', (book, owner) => book.status(owner, request.jobId));
+    // A job whose story is over is answered from where it was found: the policy check is the only other call.
+    return this.onJob('ssh_job_status', request.jobId, 'viewer', (book, owner, _host, where) =>
+      where.settled ? Promise.resolve(success(where.settled)) : book.status(owner, request.jobId),
+    );
   }
 
   async jobOutput(
@@ -391,7 +394,7 @@ export class PolicedExecutor implements ToolExecutor {
     tool: string,
     jobId: string,
     needed: Role,
-    run: (book: DurableObjectStub<JobBook>, owner: string, host: string) => Promise<Outcome<T>>,
+    run: (book: DurableObjectStub<JobBook>, owner: string, host: string, where: JobLocation) => Promise<Outcome<T>>,
   ): Promise<Outcome<T>> {
     const found = await this.findJob(jobId);
     if (!found) {
@@ -401,12 +404,10 @@ export class PolicedExecutor implements ToolExecutor {
     }
     const { book, owner, where } = found;
     const host = where.relay !== null ? qualifiedName(where.relay, where.host) : where.host;
-    return this.onHost(tool, jobLabel(jobId), host, needed, () => run(book, owner, where.hostLabel));
+    return this.onHost(tool, jobLabel(jobId), host, needed, () => run(book, owner, where.hostLabel, where));
   }
 
-  private async findJob(
-    jobId: string,
-  ): Promise<{ book: DurableObjectStub<JobBook>; owner: string; where: { relay: string | null; host: string; hostLabel: string } } | null> {
+  private async findJob(jobId: string): Promise<{ book: DurableObjectStub<JobBook>; owner: string; where: JobLocation } | null> {
     const own = jobBook(this.env, this.caller.userId);
     const where = await own.locate(jobId);
     if (where) return { book: own, owner: this.caller.userId, where };
