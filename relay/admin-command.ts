@@ -25,8 +25,14 @@ Relays:
 Policy (keep it in version control):
   policy get                         print the policy as JSON
   policy set FILE                    replace the policy with FILE (- for stdin); checked first
+Freeze (stop every new call at once):
+  freeze                             show what is frozen
+  freeze deployment|user NAME|relay NAME [--cancel-jobs]
+                                     refuse every new call of that scope; --cancel-jobs also
+                                     cancels its running jobs and reports how many
+  unfreeze deployment|user NAME|relay NAME
 Audit:
-  audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied|started]
+  audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied|started|checked]
         [--since TIME] [--until TIME] [--limit N] [--jsonl]
 
 Environment: MCP_REMOTE_EXEC_URL (or RELAY_URL, or --url), MCP_REMOTE_EXEC_ADMIN_USER (default
@@ -34,6 +40,8 @@ admin), MCP_REMOTE_EXEC_ADMIN_PASSWORD or MCP_REMOTE_EXEC_ADMIN_PASSWORD_FILE.`;
 
 interface Reply {
   status: number;
+  /** The policy's revision, on policy answers. */
+  revision: string | null;
   body: Record<string, unknown>;
   text: string;
 }
@@ -63,7 +71,22 @@ async function request(target: { url: string; authorization: string }, method: s
   } catch {
     // JSONL: printed as it came.
   }
-  return { status: response.status, body: parsed, text };
+  return { status: response.status, revision: response.headers.get('Policy-Revision'), body: parsed, text };
+}
+
+interface FreezeLine {
+  deployment: { by: string; at: string } | null;
+  users: Array<{ name: string; by: string; at: string }>;
+  relays: Array<{ name: string; by: string; at: string }>;
+}
+
+function formatFreeze(state: FreezeLine): string {
+  const lines = [
+    ...(state.deployment ? [`deployment frozen by ${state.deployment.by} at ${state.deployment.at}`] : []),
+    ...state.users.map((user) => `user ${user.name} frozen by ${user.by} at ${user.at}`),
+    ...state.relays.map((relay) => `relay ${relay.name} frozen by ${relay.by} at ${relay.at}`),
+  ];
+  return lines.length > 0 ? lines.join('\n') : 'Nothing is frozen.';
 }
 
 interface RelayLine {
@@ -108,6 +131,7 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv = process.
       until: { type: 'string' },
       limit: { type: 'string' },
       jsonl: { type: 'boolean' },
+      'cancel-jobs': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -195,7 +219,11 @@ RELAY_TOKEN=${String(body.token)}`,
     }
   }
   if (area === 'policy') {
-    if (action === 'get') return show(await request(target, 'GET', 'policy'), [200], json);
+    if (action === 'get') {
+      const reply = await request(target, 'GET', 'policy');
+      if (reply.revision !== null) process.stderr.write(`Policy revision ${reply.revision}\n`);
+      return show(reply, [200], json);
+    }
     if (action === 'set') {
       const file = name ?? usageError('policy set needs a FILE (or - for stdin).');
       const text = readFileSync(file === '-' ? 0 : file, 'utf8');
@@ -204,9 +232,28 @@ RELAY_TOKEN=${String(body.token)}`,
       } catch (error) {
         throw new ConfigError(`${file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
       }
-      return show(await request(target, 'PUT', 'policy', text), [200], (body) => `Policy replaced: ${(body.grants as unknown[]).length} grant(s).`);
+      const reply = await request(target, 'PUT', 'policy', text);
+      return show(reply, [200], (body) => {
+        const rules = Array.isArray(body.commandRules) ? `, ${body.commandRules.length} command rule(s)` : '';
+        return `Policy replaced: ${(body.grants as unknown[]).length} grant(s)${rules}; revision ${reply.revision ?? '?'}.`;
+      });
     }
     return usageError(`Unknown policy command "${action ?? ''}".`);
+  }
+  if (area === 'freeze' || area === 'unfreeze') {
+    if (area === 'freeze' && action === undefined) return show(await request(target, 'GET', 'freeze'), [200], (body) => formatFreeze(body.freeze as FreezeLine));
+    if (action !== 'deployment' && action !== 'user' && action !== 'relay') return usageError(`${area} needs a scope: deployment, user NAME or relay NAME.`);
+    if (action !== 'deployment' && name === undefined) return usageError(`${area} ${action} needs a ${action} name.`);
+    if (action === 'deployment' && name !== undefined) return usageError(`${area} deployment takes no name.`);
+    if (area === 'unfreeze' && values['cancel-jobs']) return usageError('--cancel-jobs belongs to freeze.');
+    const body = { scope: action, ...(name !== undefined ? { name } : {}), ...(area === 'freeze' ? { cancelJobs: Boolean(values['cancel-jobs']) } : {}) };
+    return show(await request(target, 'POST', area, body), [200], (reply) => {
+      const jobs = reply.jobs as { found: number; cancelled: number; failed: string[] } | null | undefined;
+      const cancelled = jobs
+        ? `\nRunning jobs: ${jobs.found} found, ${jobs.cancelled} cancelled${jobs.failed.length > 0 ? `; not cancelled: ${jobs.failed.join(', ')}` : ''}.`
+        : '';
+      return `${area === 'freeze' ? 'Frozen' : 'Unfrozen'}: ${action}${name !== undefined ? ` ${name}` : ''}.${cancelled}\n${formatFreeze(reply.freeze as FreezeLine)}`;
+    });
   }
   if (area === 'audit') {
     if (action !== undefined || extra !== undefined) usageError('audit takes options only.');

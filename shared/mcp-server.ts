@@ -16,6 +16,7 @@ import { captureToolCallHandler } from './tool-call-capture.ts';
 import { foundOnly, registerOnly } from './tool-registration.ts';
 import { registerTestTools } from './test-tools.ts';
 import type { ToolExecutor } from './tool-executor.ts';
+import { registerCheckCommandTool, type CheckCommandExecutor } from './check-command-tool.ts';
 import { VERSION } from './version.ts';
 
 export type ProtocolEra = 'legacy' | 'modern';
@@ -56,6 +57,10 @@ function canImageKit(executor: ToolExecutor): executor is ImageKitExecutor {
   );
 }
 
+function canCheck(executor: ToolExecutor): executor is ToolExecutor & CheckCommandExecutor {
+  return executor.checkCommand !== undefined;
+}
+
 /** The executor itself as a JobExecutor, when it implements every job method. */
 export function jobsOf(executor: ToolExecutor): JobExecutor | null {
   const { startJob, jobStatus, jobOutput, cancelJob, listJobs } = executor;
@@ -79,6 +84,7 @@ export function buildMcpServer(spec: McpServerSpec): McpServer {
     if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
     if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
     if (jobs) registerJobTools(server, jobs);
+    if (canCheck(executor)) registerCheckCommandTool(server, executor);
     for (const register of spec.extraTools ?? []) register(server);
     if (spec.testTools) registerTestTools(server, spec.era);
   });

@@ -10,6 +10,7 @@ import type { ExecProgressTap } from './latest-line.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
 import type { GuestKind, PveAction } from './proxmox.ts';
 import type { JobExecutor } from './jobs.ts';
+import type { CheckCommandExecutor } from './check-command-tool.ts';
 import type { ImageKitDownloadDone, ImageKitDownloadOffer, ImageKitUploadDone, ImageKitUploadOffer } from './imagekit/transfers.ts';
 
 export interface ExecRequest {
@@ -173,6 +174,8 @@ export interface ToolExecutor extends Partial<JobExecutor> {
   imagekitConfirmUpload?(request: { transferId: string; fileId?: string }, signal: AbortSignal): Promise<Outcome<ImageKitUploadDone>>;
   imagekitRequestDownload?(request: DownloadLinkRequest, signal: AbortSignal): Promise<Outcome<ImageKitDownloadOffer>>;
   imagekitConfirmDownload?(request: { transferId: string }, signal: AbortSignal): Promise<Outcome<ImageKitDownloadDone>>;
+  /** ssh_check_command (a dry run against policy) is offered where this exists. */
+  checkCommand?: CheckCommandExecutor['checkCommand'];
   /** pct/qm on a Proxmox host; the Proxmox tools are offered where this exists. */
   proxmox?(request: PveRequest, signal: AbortSignal): Promise<Outcome<PveOutcome>>;
 }

@@ -123,16 +123,16 @@ export async function deleteUser(env: Env, admin: string, username: string): Pro
   return { ok: true, deleted: username, grantsRevoked: revoked };
 }
 
-export async function readPolicy(env: Env): Promise<Policy> {
-  return teamDirectory(env).policy();
+export async function readPolicy(env: Env): Promise<{ policy: Policy; revision: number }> {
+  return teamDirectory(env).policyAndRevision();
 }
 
-/** Replace the policy with `document` if it is valid; otherwise the stored policy stays as it was. */
-export async function replacePolicy(env: Env, admin: string, document: unknown): Promise<ActionResult<{ policy: Policy }>> {
+/** Replace the policy with `document` if it is valid; otherwise the stored policy stays as it was. Every save is a new revision. */
+export async function replacePolicy(env: Env, admin: string, document: unknown): Promise<ActionResult<{ policy: Policy; revision: number }>> {
   const saved = await teamDirectory(env).setPolicy(document);
   if (!saved.ok) return invalid(`The policy was not changed: ${saved.message}`);
-  logEvent('info', 'policy replaced', { admin, grants: saved.policy.grants.length });
-  return { ok: true, policy: saved.policy };
+  logEvent('info', 'policy replaced', { admin, grants: saved.policy.grants.length, commandRules: saved.policy.commandRules?.length ?? 0, revision: saved.revision });
+  return { ok: true, policy: saved.policy, revision: saved.revision };
 }
 
 /** Audit rows matching `filters` (the fields of auditQuerySchema, as strings), newest first, including the calls just made (readAudit). */

@@ -7,18 +7,22 @@
  *   POST   /admin/api/users                     {username, groups?} → the new user's one-time password
  *   PATCH  /admin/api/users/NAME                {disabled?, groups?, resetPassword?}
  *   DELETE /admin/api/users/NAME
- *   GET    /admin/api/policy                    the policy document
- *   PUT    /admin/api/policy                    replace it (validated; the old one stays on error)
+ *   GET    /admin/api/policy                    the policy document (its revision in the Policy-Revision header)
+ *   PUT    /admin/api/policy                    replace it (validated; the old one stays on error); answers as GET
  *   GET    /admin/api/audit?user=&host=&tool=&outcome=&since=&until=&limit=&format=jsonl
  *   GET    /admin/api/relays                    each relay: credential, online, version, last seen, hosts
  *   POST   /admin/api/relays                    {name} → the relay's own token, shown once
  *   DELETE /admin/api/relays/NAME               revoke its credential and close its connection
+ *   GET    /admin/api/freeze                    what is frozen
+ *   POST   /admin/api/freeze                    {scope: deployment|user|relay, name?, cancelJobs?} → the freeze, jobs cancelled
+ *   POST   /admin/api/unfreeze                  {scope, name?}
  *
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
 import { isDeploymentAdmin } from '../team/policy.ts';
 import { clientAddress, signIn } from '../auth/accounts.ts';
 import { teamDirectory } from '../team/team-directory.ts';
+import { freeze, readFreeze, unfreeze } from './freeze-actions.ts';
 import { issueRelayCredential, listRelayStatuses, revokeRelayCredential } from './relay-actions.ts';
 import { addUser, auditJsonl, changeUser, deleteUser, listUsers, queryAudit, readPolicy, replacePolicy, type ActionFailure } from './admin-actions.ts';
 
@@ -30,6 +34,13 @@ function problem(status: number, error: string, message: string, headers: Header
 
 function ok(body: unknown, status = 200): Response {
   return Response.json(body, { status, headers: { 'Cache-Control': 'no-store' } });
+}
+
+export const POLICY_REVISION_HEADER = 'Policy-Revision';
+
+function withRevision(response: Response, revision: number): Response {
+  response.headers.set(POLICY_REVISION_HEADER, String(revision));
+  return response;
 }
 
 function basicCredentials(request: Request): { username: string; password: string } | null {
@@ -121,11 +132,26 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
       if (!revoked.ok) return failed(revoked);
       return ok({ relay: revoked.relay });
     }
-    if (path === 'policy' && request.method === 'GET') return ok(await readPolicy(env));
+    // The revision rides in a header, so the body stays a document that `policy set` takes back as it is.
+    if (path === 'policy' && request.method === 'GET') {
+      const { policy, revision } = await readPolicy(env);
+      return withRevision(ok(policy), revision);
+    }
     if (path === 'policy' && request.method === 'PUT') {
       const saved = await replacePolicy(env, admin, await jsonBody(request));
       if (!saved.ok) return failed(saved);
-      return ok(saved.policy);
+      return withRevision(ok(saved.policy), saved.revision);
+    }
+    if (path === 'freeze' && request.method === 'GET') return ok({ freeze: await readFreeze(env) });
+    if (path === 'freeze' && request.method === 'POST') {
+      const frozen = await freeze(env, admin, await jsonBody(request));
+      if (!frozen.ok) return failed(frozen);
+      return ok({ freeze: frozen.freeze, jobs: frozen.jobs });
+    }
+    if (path === 'unfreeze' && request.method === 'POST') {
+      const thawed = await unfreeze(env, admin, await jsonBody(request));
+      if (!thawed.ok) return failed(thawed);
+      return ok({ freeze: thawed.freeze });
     }
     if (path === 'audit' && request.method === 'GET') {
       const { format, ...filters } = Object.fromEntries(new URL(request.url).searchParams);

@@ -17,8 +17,8 @@ import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 
-/** `started`: sent towards the host, outcome not (yet) known. */
-export const AUDIT_OUTCOMES = ['ok', 'error', 'denied', 'started'] as const;
+/** `started`: sent towards the host, outcome not (yet) known. `checked`: a dry run (ssh_check_command); nothing was sent. */
+export const AUDIT_OUTCOMES = ['ok', 'error', 'denied', 'started', 'checked'] as const;
 
 export interface AuditEntry {
   time: string;

@@ -35,6 +35,11 @@ import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { reportDoCalls } from '../do-call-count.ts';
 import { finishAudit, gateCall, recordCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
 import { fleetOf } from '../team/gate-decision.ts';
+import { teamDirectory, type CommandCheck, type GateCommand } from '../team/team-directory.ts';
+import type { ClassifyCommand } from '../../shared/shell/command-class.ts';
+import type { CommandCheckResult } from '../../shared/check-command-tool.ts';
+import { logEvent } from '../log.ts';
+import { holdForPerson } from './command-hold.ts';
 import type { HubExecutor } from './hub-executor.ts';
 import { jobBook, jobOwners, type JobBook, type JobLocation } from '../jobs/job-book.ts';
 import { MAX_LISTED_JOBS } from '../../shared/limits.ts';
@@ -54,11 +59,24 @@ export class PolicedExecutor implements ToolExecutor {
   private readonly inner: HubExecutor;
   private readonly env: Env;
   private readonly caller: Caller;
+  private readonly classify: ClassifyCommand;
 
-  constructor(inner: HubExecutor, env: Env, caller: Caller) {
+  /** `classify`: the Worker's command classifier (worker/shell/classifier.ts), run here before the gate. */
+  constructor(inner: HubExecutor, env: Env, caller: Caller, classify: ClassifyCommand) {
     this.inner = inner;
     this.env = env;
     this.caller = caller;
+    this.classify = classify;
+  }
+
+  /** A classifier that fails (its parser could not load) leaves the command unknown: treated as privileged, never as safe. */
+  private async classified(text: string): Promise<GateCommand> {
+    try {
+      return { text, classification: await this.classify(text) };
+    } catch (error) {
+      logEvent('error', 'could not classify a command; it counts as unknown', { error: String(error) });
+      return { text, classification: { class: 'unknown', programs: [], reasons: ['the command could not be classified'] } };
+    }
   }
 
   private async record(entry: Omit<AuditEntry, 'time' | 'user' | 'client' | 'durationMs'>, started: number): Promise<void> {
@@ -82,25 +100,29 @@ export class PolicedExecutor implements ToolExecutor {
     needed: Role,
     run: (gate: CallGate) => Promise<Outcome<T>>,
     details: (value: T) => Details = () => NO_DETAILS,
+    commandText?: string,
   ): Promise<Outcome<T>> {
     const started = Date.now();
+    // A command is classified here, in the Worker, so the gate's one call can apply the command rules.
+    const command = commandText !== undefined ? await this.classified(commandText) : undefined;
+    const entry = {
+      time: new Date(started).toISOString(),
+      user: this.caller.username,
+      client: this.caller.client,
+      relay: null,
+      host: requestedHost ?? null,
+      tool,
+      target,
+    };
     // One TeamDirectory call decides the call and writes its audit row: `started` before anything
     // is sent (so a call whose outcome is never learned still shows), or complete when refused.
-    const { outcome: gate, auditId } = await gateCall(this.env, {
-      entry: {
-        time: new Date(started).toISOString(),
-        user: this.caller.username,
-        client: this.caller.client,
-        relay: null,
-        host: requestedHost ?? null,
-        tool,
-        target,
-      },
-      requestedHost,
-      needed,
-      begin: true,
-    });
+    const { outcome: gate, auditId } = await gateCall(this.env, { entry, requestedHost, needed, begin: true, ...(command ? { command } : {}) });
     if (!gate.ok) return gate;
+    const decided = gate.value.command;
+    if (command && decided && (decided.effect === 'approve' || decided.effect === 'confirm')) {
+      const held = await holdForPerson({ env: this.env, caller: this.caller, gate: { ...gate.value, command: decided }, command, entry }, run);
+      return held.ok ? success({ ...held.value, host: gate.value.id }) : held;
+    }
     if (auditId === null) return failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.');
     const outcome = run(gate.value).then((result) => {
       // The answer is ready here: what came before it is the critical path (test builds count it).
@@ -127,6 +149,42 @@ export class PolicedExecutor implements ToolExecutor {
     );
     const result = await outcome;
     return result.ok ? success({ ...result.value, host: gate.value.id }) : result;
+  }
+
+  /** ssh_check_command: classify here, then one TeamDirectory call resolves the host, applies the rules and records a `checked` row. */
+  async checkCommand(request: { command: string; host?: string }, _signal: AbortSignal): Promise<Outcome<CommandCheckResult>> {
+    const started = Date.now();
+    const { classification } = await this.classified(request.command);
+    const entry = {
+      time: new Date(started).toISOString(),
+      user: this.caller.username,
+      client: this.caller.client,
+      relay: null,
+      host: request.host ?? null,
+      tool: 'ssh_check_command',
+      target: request.command,
+    };
+    let checked: Outcome<CommandCheck>;
+    try {
+      checked = await teamDirectory(this.env).checkCommand(entry, request.host, classification);
+    } catch (error) {
+      logEvent('error', 'could not check a command', { user: this.caller.username, error: String(error) });
+      return failure('internal', 'The policy could not be read; retry in a moment. Nothing was run.');
+    }
+    reportDoCalls('ssh_check_command');
+    if (!checked.ok) return checked;
+    const { host, role, ruling, policyRevision } = checked.value;
+    return success({
+      host,
+      ...classification,
+      decision: {
+        effect: ruling.effect,
+        rule: ruling.rule,
+        ...(ruling.effect === 'approve' ? { approvers: ruling.approvers } : {}),
+        role,
+        policyRevision,
+      },
+    });
   }
 
   async listHosts(options: { probe: boolean }, _signal: AbortSignal): Promise<Outcome<HostListing>> {
@@ -172,6 +230,7 @@ export class PolicedExecutor implements ToolExecutor {
       'operator',
       ({ route }) => this.inner.exec(route, request, signal),
       (value) => ({ exitCode: value.exitCode, bytes: value.stdoutBytes + value.stderrBytes }),
+      request.command,
     );
   }
 
@@ -331,6 +390,8 @@ export class PolicedExecutor implements ToolExecutor {
           command: request.command,
           timeoutMs: request.timeoutMs,
         }),
+      undefined,
+      request.command,
     );
   }
 

@@ -20,6 +20,7 @@ import { standingAndFleet } from '../team/gate-call.ts';
 import { registerAuditTool } from './audit-tool.ts';
 import { HubExecutor } from './hub-executor.ts';
 import { PolicedExecutor, type Caller } from './policed-executor.ts';
+import { workerClassifier } from './worker-classifier.ts';
 
 export const SERVER_INSTRUCTIONS =
   'Runs commands on the servers your team connected through an SSH relay. Call ssh_list_hosts first to learn the host names. ' +
@@ -62,7 +63,7 @@ export function testToolsOn(env: Env): boolean {
 export function workerMcpServer(env: Env, caller: Caller, era: ProtocolEra, offer: ToolOffer, onlyTool?: string): McpServer {
   const settings = readSettings(env);
   // Every tool goes through policy and audit; the hub executor only runs what was allowed.
-  const executor = new PolicedExecutor(new HubExecutor(env, caller, settings), env, caller);
+  const executor = new PolicedExecutor(new HubExecutor(env, caller, settings), env, caller, workerClassifier);
   return buildMcpServer({
     instructions: SERVER_INSTRUCTIONS,
     executor,

@@ -8,13 +8,17 @@ import { relayStates } from '../relay/fleet.ts';
 import type { RelayState } from '../relay/relay-hub.ts';
 import type { AuditEnd, AuditEntry, StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
+import { frozenReason } from './freeze.ts';
 import { teamDirectory, type Access, type GateAnswer, type GateRequest } from './team-directory.ts';
 
 export type { CallGate } from './gate-decision.ts';
 
+/** The caller's standing for a call that does not pass the gate (listings, pings): refused when disabled or frozen. */
 export async function standingOf(env: Env, username: string): Promise<Outcome<Access>> {
   const access = await teamDirectory(env).access(username);
   if (!access.active) return failure('access_denied', `The account "${username}" is disabled or no longer exists.`);
+  const frozen = frozenReason(access.freeze, access.subject.username);
+  if (frozen !== null) return failure('access_denied', frozen);
   return success(access);
 }
 

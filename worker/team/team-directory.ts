@@ -13,11 +13,15 @@ import { describeIssues } from '../../shared/describe-issues.ts';
 import { randomBytes, toHex } from '../../shared/encoding.ts';
 import { equalBytes } from '../auth/password-hash.ts';
 import type { HostInventoryEntry } from '../../shared/protocol.ts';
-import { EMPTY_POLICY, policySchema, type Policy, type Role, type Subject } from './policy.ts';
+import { decideCommand, EMPTY_POLICY, policySchema, type CommandRuling, type Policy, type Role, type Subject } from './policy.ts';
 import { auditLog, type AuditEnd, type AuditEntry, type StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
-import { decideGate, type GateDecision } from './gate-decision.ts';
+import { decideGate, resolveGateHost, type GateDecision } from './gate-decision.ts';
+import { applyFreeze, NO_FREEZE, type FreezeMark, type FreezeScope, type FreezeState } from './freeze.ts';
+import { success, type Outcome } from '../../shared/errors.ts';
+import type { CommandClassification } from '../../shared/shell/command-class.ts';
+import { policyHost } from './fleet.ts';
 import {
   addOutboxRow,
   completeOutboxRow,
@@ -112,6 +116,10 @@ export interface Access {
   relays: string[];
   /** The hosts of each of those relays, as its hub last pushed them; null for a relay that has not pushed any yet. */
   fleet: Array<{ relayId: string; hosts: HostInventoryEntry[] | null }>;
+  /** Counts every setPolicy (0 before the first): a decision names the revision it was made under. */
+  policyRevision: number;
+  /** What an admin froze: read with the standing, so the very next call is refused. */
+  freeze: FreezeState;
 }
 
 /**
@@ -174,10 +182,34 @@ export interface GateRequest {
   needed: Role;
   /** Write the `started` row of a call let through (false: the caller begins it later, with beginAudit). */
   begin: boolean;
+  /** A call that runs a command: its text and the Worker's classification, for the command rules. */
+  command?: GateCommand;
 }
 
-/** The gate's decision, and the outbox id of the `started` row of a call let through (when begun). */
+export interface GateCommand {
+  text: string;
+  classification: CommandClassification;
+}
+
+/**
+ * The gate's decision, and the outbox id of the `started` row of a call let through (when begun).
+ * A command held for a person (CallGate.command approve/confirm) gets no row here: auditId is null,
+ * and whoever holds it writes its rows.
+ */
 export type GateAnswer = GateDecision & { auditId: string | null };
+
+/** What ssh_check_command answers: what the gate would do with the command, without running it. */
+export interface CommandCheck {
+  /** The host as the caller names it. */
+  host: string;
+  role: Role | null;
+  ruling: CommandRuling;
+  policyRevision: number;
+}
+
+const POLICY_KEY = 'policy';
+const REVISION_KEY = 'policy-revision';
+const FREEZE_KEY = 'freeze';
 
 /** Retry delays of a failed outbox delivery: doubling from the first, capped. */
 const DRAIN_RETRY_FIRST_MS = 500;
@@ -212,7 +244,7 @@ export class TeamDirectory extends DurableObject<Env> {
   async gate(request: GateRequest): Promise<GateAnswer> {
     const { entry } = request;
     const access = await this.access(entry.user);
-    const decision = await decideGate(this.env, access, entry.user, entry.tool, request.requestedHost, request.needed);
+    const decision = await decideGate(this.env, access, entry.user, entry.tool, request.requestedHost, request.needed, request.command?.classification);
     const outcome = decision.outcome;
     if (!outcome.ok) {
       const durationMs = Date.now() - new Date(entry.time).getTime();
@@ -229,10 +261,33 @@ export class TeamDirectory extends DurableObject<Env> {
       await this.scheduleDrain();
       return { ...decision, auditId: null };
     }
-    if (!request.begin) return { ...decision, auditId: null };
+    const held = outcome.value.command?.effect === 'approve' || outcome.value.command?.effect === 'confirm';
+    if (!request.begin || held) return { ...decision, auditId: null };
     const auditId = addOutboxRow(this.ctx.storage.sql, started({ ...entry, relay: outcome.value.route.relay, host: outcome.value.route.host }));
     await this.scheduleDrain();
     return { ...decision, auditId };
+  }
+
+  /**
+   * ssh_check_command: what the gate would decide for `command` on the requested host, in one call,
+   * recorded as a complete `checked` row (or as denied / error when the host cannot be used at all).
+   */
+  async checkCommand(entry: StartedEntry, requestedHost: string | undefined, command: CommandClassification): Promise<Outcome<CommandCheck>> {
+    const access = await this.access(entry.user);
+    const resolved = await resolveGateHost(this.env, access, entry.user, requestedHost);
+    const durationMs = Math.max(0, Date.now() - new Date(entry.time).getTime());
+    const none = { code: null, exitCode: null, bytes: null, durationMs };
+    if (!resolved.ok) {
+      const code = resolved.outcome.ok ? null : resolved.outcome.error.code;
+      addOutboxRow(this.ctx.storage.sql, { ...entry, relay: null, ...none, outcome: resolved.denied ? 'denied' : 'error', code });
+      await this.scheduleDrain();
+      return resolved.outcome;
+    }
+    const { relay, entry: hostEntry, id, role } = resolved.host;
+    const ruling = decideCommand(access.policy, access.subject, policyHost(relay, hostEntry), role, command);
+    addOutboxRow(this.ctx.storage.sql, { ...entry, relay, host: hostEntry.name, ...none, outcome: 'checked' });
+    await this.scheduleDrain();
+    return success({ host: id, role, ruling, policyRevision: access.policyRevision });
   }
 
   /** Write the `started` row of a call about to be sent (a transfer link, after its claim); its id completes it. */
@@ -329,18 +384,40 @@ export class TeamDirectory extends DurableObject<Env> {
   }
 
   async policy(): Promise<Policy> {
-    return (await this.ctx.storage.get<Policy>('policy')) ?? EMPTY_POLICY;
+    return (await this.ctx.storage.get<Policy>(POLICY_KEY)) ?? EMPTY_POLICY;
   }
 
-  async setPolicy(document: unknown): Promise<{ ok: true; policy: Policy } | { ok: false; message: string }> {
+  /** The policy and its revision, read together. */
+  async policyAndRevision(): Promise<{ policy: Policy; revision: number }> {
+    const stored = await this.ctx.storage.get([POLICY_KEY, REVISION_KEY]);
+    return { policy: (stored.get(POLICY_KEY) as Policy | undefined) ?? EMPTY_POLICY, revision: (stored.get(REVISION_KEY) as number | undefined) ?? 0 };
+  }
+
+  /** Replace the policy; every save counts a new revision (an approval made under an older one no longer holds). */
+  async setPolicy(document: unknown): Promise<{ ok: true; policy: Policy; revision: number } | { ok: false; message: string }> {
     const parsed = policySchema.safeParse(document);
     if (!parsed.success) return { ok: false, message: describeIssues(parsed.error, 'policy') };
-    await this.ctx.storage.put('policy', parsed.data);
-    return { ok: true, policy: parsed.data };
+    const revision = ((await this.ctx.storage.get<number>(REVISION_KEY)) ?? 0) + 1;
+    await this.ctx.storage.put({ [POLICY_KEY]: parsed.data, [REVISION_KEY]: revision });
+    return { ok: true, policy: parsed.data, revision };
+  }
+
+  async freezeState(): Promise<FreezeState> {
+    return (await this.ctx.storage.get<FreezeState>(FREEZE_KEY)) ?? NO_FREEZE;
+  }
+
+  /** Freeze (mark) or unfreeze (null) one scope; the next call anywhere sees it. */
+  async setFreeze(scope: FreezeScope, name: string | undefined, mark: FreezeMark | null): Promise<FreezeState> {
+    const state = applyFreeze(await this.freezeState(), scope, name, mark);
+    await this.ctx.storage.put(FREEZE_KEY, state);
+    return state;
   }
 
   async access(username: string): Promise<Access> {
-    const [policy, known] = await Promise.all([this.policy(), this.liveRelays()]);
+    const [stored, known] = await Promise.all([this.ctx.storage.get([POLICY_KEY, REVISION_KEY, FREEZE_KEY]), this.liveRelays()]);
+    const policy = (stored.get(POLICY_KEY) as Policy | undefined) ?? EMPTY_POLICY;
+    const policyRevision = (stored.get(REVISION_KEY) as number | undefined) ?? 0;
+    const freeze = (stored.get(FREEZE_KEY) as FreezeState | undefined) ?? NO_FREEZE;
     const relays = known.map((relay) => relay.name);
     const fleet = known.map((relay) => ({ relayId: relay.name, hosts: relay.hosts ?? null }));
     if (this.isBootstrap(username))
@@ -350,9 +427,11 @@ export class TeamDirectory extends DurableObject<Env> {
         policy,
         relays,
         fleet,
+        policyRevision,
+        freeze,
       };
     const user = await this.ctx.storage.get<StoredUser>(userKey(username));
-    if (!user) return { active: false, subject: { username, groups: [] }, policy, relays, fleet };
+    if (!user) return { active: false, subject: { username, groups: [] }, policy, relays, fleet, policyRevision, freeze };
     const groups = [...new Set([...user.groups, ...(user.idpGroups ?? [])])];
     return {
       active: !user.disabled,
@@ -360,6 +439,8 @@ export class TeamDirectory extends DurableObject<Env> {
       policy,
       relays,
       fleet,
+      policyRevision,
+      freeze,
       ...(user.userId ? { userId: user.userId } : {}),
       ...(user.sessionsValidAfter !== undefined ? { sessionsValidAfter: user.sessionsValidAfter } : {}),
     };

@@ -24,8 +24,10 @@ function policyText(document: unknown): string {
 }
 
 async function policyPage(context: AdminContext, status: number, state: { notice?: string; error?: string; text?: string }): Promise<Response> {
-  const text = state.text ?? policyText(await readPolicy(context.env));
+  const stored = await readPolicy(context.env);
+  const text = state.text ?? policyText(stored.policy);
   const body = `<h1>Policy</h1>
+<p><small>Revision ${stored.revision}: every save counts one.</small></p>
 ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}
 <section class="card"><h2>Edit</h2>
 <form method="post" action="${POLICY_PATH}">${csrfField(context.csrf)}
@@ -93,6 +95,6 @@ export const policySection: AdminSection = async (context) => {
   if (pathname === POLICY_PATH && method === 'POST') return save(context, field(context.form, 'policy') ?? '', 'saved');
   if (pathname === IMPORT_PATH && method === 'POST') return importFile(context);
   if (pathname === EXPORT_PATH && method === 'GET')
-    return download(policyText(await readPolicy(context.env)), 'application/json; charset=utf-8', 'policy.json');
+    return download(policyText((await readPolicy(context.env)).policy), 'application/json; charset=utf-8', 'policy.json');
   return null;
 };
