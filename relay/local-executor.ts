@@ -6,6 +6,8 @@
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../shared/exec-output.ts';
 import { selectHost } from '../shared/host-selection.ts';
+import type { CheckCommandExecutor, CommandCheckResult } from '../shared/check-command-tool.ts';
+import type { ClassifyCommand, CommandClassification } from '../shared/shell/command-class.ts';
 import { hostViews } from '../shared/host-views.ts';
 import { LatestLineTracker } from '../shared/latest-line.ts';
 import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
@@ -69,10 +71,13 @@ export class LocalExecutor implements ToolExecutor {
   readonly jobOutput?: JobExecutor['jobOutput'];
   readonly cancelJob?: JobExecutor['cancelJob'];
   readonly listJobs?: JobExecutor['listJobs'];
+  /** ssh_check_command: offered when a classifier is given. */
+  readonly checkCommand?: CheckCommandExecutor['checkCommand'];
 
-  constructor(operations: RelayOperations, imagekit: LocalImageKit | null = null, jobs: JobExecutor | null = null) {
+  constructor(operations: RelayOperations, imagekit: LocalImageKit | null = null, jobs: JobExecutor | null = null, classify: ClassifyCommand | null = null) {
     this.operations = operations;
     this.imagekit = imagekit;
+    if (classify) this.checkCommand = (request) => this.classifyOnly(classify, request);
     if (jobs) {
       this.startJob = (request, signal) => jobs.startJob(request, signal);
       this.jobStatus = (request, signal) => jobs.jobStatus(request, signal);
@@ -193,6 +198,27 @@ export class LocalExecutor implements ToolExecutor {
     return success({
       relays: [{ id: relayId, connected: true, version: VERSION, connectedSince: this.startedAt }],
       hosts: hostViews(relayId, inventory, statuses),
+    });
+  }
+
+  /** The stdio mode has no team policy: the check says what the command is, and that nothing here decides on it. */
+  private async classifyOnly(classify: ClassifyCommand, request: { command: string; host?: string }): Promise<Outcome<CommandCheckResult>> {
+    const host = selectHost(
+      this.operations.inventory().map((entry) => entry.name),
+      request.host,
+    );
+    if (!host.ok) return host;
+    let classification: CommandClassification;
+    try {
+      classification = await classify(request.command);
+    } catch (error) {
+      classification = { class: 'unknown', programs: [], reasons: [`the command could not be classified (${error instanceof Error ? error.message : String(error)})`] };
+    }
+    return success({
+      host: host.value,
+      ...classification,
+      decision: null,
+      note: 'stdio mode has no team policy or command rules: the class is for your information, and every command you send runs.',
     });
   }
 

@@ -102,7 +102,8 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   }
   const jobs = new LocalJobs(operations, jobStore, jobSettings);
   jobs.startChecking();
-  const executor = new LocalExecutor(operations, imagekit, jobs);
+  // The command classifier (relay/shell/classifier.ts) offers ssh_check_command here; null until it is built in.
+  const executor = new LocalExecutor(operations, imagekit, jobs, null);
   const toolSettings = { ...settings, transfersViaImageKit: imagekit !== null };
   // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
   const proxmox = config.hosts.some((host) => host.proxmox);
