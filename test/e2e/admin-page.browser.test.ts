@@ -203,6 +203,30 @@ describe('admin page in chromium', () => {
     await screenshot(admin, 'admin-12-audit-bad-filter');
   });
 
+  it('freezes a user from the freeze section and unfreezes them; a forged form changes nothing', async () => {
+    await admin.goto(`${worker.url}/admin/freeze`);
+    expect(await text(admin, 'h1')).toBe('Freeze');
+    expect(await text(admin, '#frozen tbody')).toBe('Nothing is frozen.');
+    await admin.selectOption('#freeze-scope', 'user');
+    await admin.fill('#freeze-name', 'dana');
+    expect(await submit(admin, 'form[action="/admin/freeze"] button[type=submit]')).toBe(200);
+    expect(await text(admin, '.notice')).toContain('Frozen.');
+    expect(await text(admin, '#frozen tbody')).toContain('user dana');
+    expect((await adminApi(worker).get('freeze')).body.freeze).toMatchObject({ users: [expect.objectContaining({ name: 'dana', by: worker.adminUser })] });
+    await screenshot(admin, 'admin-11-frozen');
+    // The same form without this browser's CSRF token: refused, nothing changed.
+    const forged = await adminContext.request.post(`${worker.url}/admin/freeze/unfreeze`, { form: { scope: 'user', name: 'dana', csrf: 'forged' } });
+    expect(forged.status()).toBe(403);
+    expect((await adminApi(worker).get('freeze')).body.freeze).toMatchObject({ users: [expect.objectContaining({ name: 'dana' })] });
+    expect(await submit(admin, 'form[action="/admin/freeze/unfreeze"] button')).toBe(200);
+    expect(await text(admin, '.notice')).toBe('Unfrozen.');
+    expect(await text(admin, '#frozen tbody')).toBe('Nothing is frozen.');
+    await admin.selectOption('#freeze-scope', 'user');
+    await admin.fill('#freeze-name', 'no such name!');
+    expect(await submit(admin, 'form[action="/admin/freeze"] button[type=submit]')).toBe(400);
+    expect(await text(admin, '.error')).toContain('Nothing was frozen');
+  });
+
   it('signs the admin out', async () => {
     await submit(admin, 'header button:has-text("Sign out")');
     expect(await text(admin, 'h1')).toBe('Sign in to the admin page');

@@ -15,6 +15,7 @@ export const ADMIN_NAV: readonly { path: string; label: string }[] = [
   { path: '/admin/relays', label: 'Relays' },
   { path: '/admin/policy', label: 'Policy' },
   { path: '/admin/audit', label: 'Audit log' },
+  { path: '/admin/freeze', label: 'Freeze' },
 ];
 
 export interface LayoutOptions {
