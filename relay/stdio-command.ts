@@ -14,6 +14,7 @@ import { describeError } from '../shared/errors.ts';
 import { buildMcpServer } from '../shared/mcp-server.ts';
 import { VERSION } from '../shared/version.ts';
 import { ConfigError, loadEnvironment, loadHostsConfig, type RelayHostsConfig } from './config.ts';
+import { classifyCommand } from './shell/classifier.ts';
 import { LocalExecutor, type LocalImageKit } from './local-executor.ts';
 import { FileTransferStore } from './imagekit-store.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
@@ -102,8 +103,8 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   }
   const jobs = new LocalJobs(operations, jobStore, jobSettings);
   jobs.startChecking();
-  // The command classifier (relay/shell/classifier.ts) offers ssh_check_command here; null until it is built in.
-  const executor = new LocalExecutor(operations, imagekit, jobs, null);
+  // The command classifier offers ssh_check_command here (the class only: stdio has no team policy).
+  const executor = new LocalExecutor(operations, imagekit, jobs, classifyCommand);
   const toolSettings = { ...settings, transfersViaImageKit: imagekit !== null };
   // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
   const proxmox = config.hosts.some((host) => host.proxmox);
