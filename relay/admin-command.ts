@@ -241,7 +241,8 @@ RELAY_TOKEN=${String(body.token)}`,
     return usageError(`Unknown policy command "${action ?? ''}".`);
   }
   if (area === 'freeze' || area === 'unfreeze') {
-    if (area === 'freeze' && action === undefined) return show(await request(target, 'GET', 'freeze'), [200], (body) => formatFreeze(body.freeze as FreezeLine));
+    if (area === 'freeze' && action === undefined)
+      return show(await request(target, 'GET', 'freeze'), [200], (body) => formatFreeze(body.freeze as FreezeLine));
     if (action !== 'deployment' && action !== 'user' && action !== 'relay') return usageError(`${area} needs a scope: deployment, user NAME or relay NAME.`);
     if (action !== 'deployment' && name === undefined) return usageError(`${area} ${action} needs a ${action} name.`);
     if (action === 'deployment' && name !== undefined) return usageError(`${area} deployment takes no name.`);

@@ -212,7 +212,11 @@ export class LocalExecutor implements ToolExecutor {
     try {
       classification = await classify(request.command);
     } catch (error) {
-      classification = { class: 'unknown', programs: [], reasons: [`the command could not be classified (${error instanceof Error ? error.message : String(error)})`] };
+      classification = {
+        class: 'unknown',
+        programs: [],
+        reasons: [`the command could not be classified (${error instanceof Error ? error.message : String(error)})`],
+      };
     }
     return success({
       host: host.value,

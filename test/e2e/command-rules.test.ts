@@ -184,7 +184,10 @@ describe('ssh_check_command', () => {
     expect(checked?.text).toContain('Decision: deny');
     expect(checked?.text).toContain('Nothing was run.');
     const allowed = await call(vera, 'ssh_check_command', { host: 'stage', command: 'df -h' });
-    expect(allowed.structured).toMatchObject({ class: 'read-only', decision: { effect: 'allow', rule: { index: 0, note: 'viewers may look around staging' } } });
+    expect(allowed.structured).toMatchObject({
+      class: 'read-only',
+      decision: { effect: 'allow', rule: { index: 0, note: 'viewers may look around staging' } },
+    });
     const otto = await signIn('otto');
     const approve = await call(otto, 'ssh_check_command', { host: 'prod', command: 'sudo reboot' });
     expect(approve.structured).toMatchObject({ class: 'privileged', decision: { effect: 'approve', rule: { index: 1 }, approvers: [], role: 'operator' } });
@@ -264,7 +267,13 @@ describe('freeze', () => {
 
   it('refuses malformed requests clearly', async () => {
     const admin = adminApi(stack.worker);
-    for (const body of [{ scope: 'galaxy' }, { scope: 'user' }, { scope: 'user', name: 'a b' }, { scope: 'deployment', name: 'x' }, { scope: 'user', name: 'x', extra: 1 }]) {
+    for (const body of [
+      { scope: 'galaxy' },
+      { scope: 'user' },
+      { scope: 'user', name: 'a b' },
+      { scope: 'deployment', name: 'x' },
+      { scope: 'user', name: 'x', extra: 1 },
+    ]) {
       const reply = await admin.post('freeze', body);
       expect(reply.status, JSON.stringify(body)).toBe(400);
       expect(String(reply.body.message)).toContain('Nothing was frozen');

@@ -131,7 +131,12 @@ export async function readPolicy(env: Env): Promise<{ policy: Policy; revision: 
 export async function replacePolicy(env: Env, admin: string, document: unknown): Promise<ActionResult<{ policy: Policy; revision: number }>> {
   const saved = await teamDirectory(env).setPolicy(document);
   if (!saved.ok) return invalid(`The policy was not changed: ${saved.message}`);
-  logEvent('info', 'policy replaced', { admin, grants: saved.policy.grants.length, commandRules: saved.policy.commandRules?.length ?? 0, revision: saved.revision });
+  logEvent('info', 'policy replaced', {
+    admin,
+    grants: saved.policy.grants.length,
+    commandRules: saved.policy.commandRules?.length ?? 0,
+    revision: saved.revision,
+  });
   return { ok: true, policy: saved.policy, revision: saved.revision };
 }
 

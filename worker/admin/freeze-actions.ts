@@ -29,8 +29,7 @@ function scopeLabel(request: FreezeRequest): string {
 /** The running jobs of the frozen scope, cancelled one by one (bounded), each in its owner's book. */
 async function cancelJobsOf(env: Env, request: FreezeRequest): Promise<JobsCancelled> {
   const name = request.name ?? '';
-  const owners =
-    request.scope === 'user' ? [(await teamDirectory(env).grantOwner(name)) ?? builtInUserId(name)] : await jobOwners(env);
+  const owners = request.scope === 'user' ? [(await teamDirectory(env).grantOwner(name)) ?? builtInUserId(name)] : await jobOwners(env);
   const result: JobsCancelled = { found: 0, cancelled: 0, failed: [] };
   for (const owner of owners) {
     const book = jobBook(env, owner);

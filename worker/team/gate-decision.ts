@@ -131,7 +131,10 @@ export async function decideGate(
     ruling = decideCommand(access.policy, access.subject, policyHost(host.relay, host.entry), host.role, command);
     if (ruling.effect === 'deny')
       return {
-        outcome: ruling.rule === null ? roleRefusal(host, tool, COMMAND_ROLE, (access.policy.commandRules ?? []).length > 0) : ruleRefusal(host.id, ruling.rule, command),
+        outcome:
+          ruling.rule === null
+            ? roleRefusal(host, tool, COMMAND_ROLE, (access.policy.commandRules ?? []).length > 0)
+            : ruleRefusal(host.id, ruling.rule, command),
         denied: true,
       };
   } else if (!roleAtLeast(host.role, needed)) {

@@ -60,7 +60,11 @@ export const commandRuleSchema = z
     /** Who it applies to; everyone when absent. */
     subjects: z.array(subject).min(1, 'subjects, when given, names at least one subject').max(256).optional(),
     /** The caller's role on the host it applies to; any role when absent. */
-    roles: z.array(z.enum(ROLES, { error: `a role is one of ${ROLES.join(', ')}` })).min(1, 'roles, when given, names at least one role').max(3).optional(),
+    roles: z
+      .array(z.enum(ROLES, { error: `a role is one of ${ROLES.join(', ')}` }))
+      .min(1, 'roles, when given, names at least one role')
+      .max(3)
+      .optional(),
     hosts: z.array(hostSelector).min(1, 'a command rule names at least one host selector ("*" for all)').max(256),
     /** Command classes it applies to; every class when absent. "privileged" also covers "unknown". */
     classes: z
@@ -176,7 +180,10 @@ export const COMMAND_ROLE: Role = 'operator';
 
 /** A basename glob ("mkfs*", "?sh") as a whole-name test; case matters, as it does to the host. */
 function globMatches(glob: string, program: string): boolean {
-  const pattern = glob.replace(/[.+\-]/g, (char) => `\\${char}`).replace(/\*/g, '.*').replace(/\?/g, '.');
+  const pattern = glob
+    .replace(/[.+\-]/g, (char) => `\\${char}`)
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${pattern}$`).test(program);
 }
 
@@ -187,7 +194,11 @@ function matchesRule(rule: CommandRule, who: Subject, host: PolicyHost, role: Ro
   // Unknown counts as privileged: a rule about privileged commands covers what cannot be classified.
   if (rule.classes !== undefined && !rule.classes.includes(command.class) && !(command.class === 'unknown' && rule.classes.includes('privileged')))
     return false;
-  if (rule.programs !== undefined && !rule.programs.some((glob) => command.programs.some((program) => globMatches(glob, program.slice(program.lastIndexOf('/') + 1))))) return false;
+  if (
+    rule.programs !== undefined &&
+    !rule.programs.some((glob) => command.programs.some((program) => globMatches(glob, program.slice(program.lastIndexOf('/') + 1))))
+  )
+    return false;
   return true;
 }
 

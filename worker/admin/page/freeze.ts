@@ -46,7 +46,12 @@ ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}
 <div><label><input type="checkbox" name="cancelJobs" value="true"> also cancel its running jobs</label></div>
 <div><button class="danger" type="submit">Freeze</button></div></form>
 <p><small>From the next request on, every new call of that scope (tools, transfer links, job calls) is refused and audited. Unfreeze restores it; nothing else changes.</small></p></section>`;
-  return htmlResponse(context.url, context.csrf, status, adminLayout('Freeze', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: FREEZE_PATH }));
+  return htmlResponse(
+    context.url,
+    context.csrf,
+    status,
+    adminLayout('Freeze', body, { csrf: context.csrf, signedInAs: context.admin, showNav: true, active: FREEZE_PATH }),
+  );
 }
 
 /** The form's fields as the API body: the name only where the scope takes one. */

@@ -5,7 +5,16 @@
 import { describe, expect, it } from 'vitest';
 import { READ_ONLY_CAPABILITY } from '../../../../shared/capabilities.ts';
 import type { CommandClassification } from '../../../../shared/shell/command-class.ts';
-import { decideCommand, policySchema, roleOn, type CommandRule, type Policy, type PolicyHost, type Role, type Subject } from '../../../../worker/team/policy.ts';
+import {
+  decideCommand,
+  policySchema,
+  roleOn,
+  type CommandRule,
+  type Policy,
+  type PolicyHost,
+  type Role,
+  type Subject,
+} from '../../../../worker/team/policy.ts';
 
 const viewer: Subject = { username: 'vera', groups: ['support'] };
 const operator: Subject = { username: 'otto', groups: ['ops'] };
@@ -73,11 +82,7 @@ describe('decideCommand: allow lifts a role below operator', () => {
 
 describe('decideCommand: precedence deny > approve > confirm > allow > role', () => {
   it('deny beats an approve and an allow that also match', () => {
-    const p = policy(
-      { effect: 'allow', hosts: ['*'] },
-      { effect: 'approve', hosts: ['*'] },
-      { effect: 'deny', hosts: ['*'], programs: ['rm'], note: 'no rm' },
-    );
+    const p = policy({ effect: 'allow', hosts: ['*'] }, { effect: 'approve', hosts: ['*'] }, { effect: 'deny', hosts: ['*'], programs: ['rm'], note: 'no rm' });
     expect(decide(p, operator, prod, mutating('rm'))).toEqual({ effect: 'deny', rule: { index: 2, note: 'no rm' } });
   });
   it('approve beats confirm and allow, and names its approvers', () => {
