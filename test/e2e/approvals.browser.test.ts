@@ -140,7 +140,9 @@ describe('approvals queue', () => {
       rule_note: 'prod needs a second person',
       url: `${worker.url}/admin/approvals#approval-${firstId}`,
     });
-    expect(Object.keys(payload).sort()).toEqual(['class', 'client', 'created_at', 'expires_at', 'host', 'id', 'requester', 'rule_note', 'tool', 'type', 'url'].sort());
+    expect(Object.keys(payload).sort()).toEqual(
+      ['class', 'client', 'created_at', 'expires_at', 'host', 'id', 'requester', 'rule_note', 'tool', 'type', 'url'].sort(),
+    );
   });
 
   it('shows the queue to the admin with the exact command made visible, and approves with the CSRF token', async () => {
@@ -152,7 +154,15 @@ describe('approvals queue', () => {
     const first = admin.locator(`[data-approval="${ids[0]}"]`);
     expect(await first.locator('pre.command').textContent()).toBe(SHOWN);
     const card = (await first.textContent()) ?? '';
-    for (const part of ['bob', 'site-a/db1', 'privileged', 'mcp-remote-exec e2e client', 'runs psql', 'rule 0: prod needs a second person', 'a deployment admin'])
+    for (const part of [
+      'bob',
+      'site-a/db1',
+      'privileged',
+      'mcp-remote-exec e2e client',
+      'runs psql',
+      'rule 0: prod needs a second person',
+      'a deployment admin',
+    ])
       expect(card).toContain(part);
     expect(await admin.locator('[data-approval]').count()).toBe(2);
     await screenshot(admin, 'approvals-01-queue');

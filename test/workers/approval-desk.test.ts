@@ -166,7 +166,10 @@ describe('deciding', () => {
     const opened = await requestApproval(env, ask(alice, { decision: { effect: 'approve', rule: { index: 1, note: null }, approvers: [`group:${group}`] } }));
     if (!opened.ok) throw new Error(opened.error.message);
     const id = opened.value.id;
-    expect(await approvalDesk(env).decide(id, bystander, 'approve')).toEqual({ ok: false, error: { code: 'approval_not_found', message: `No approval ${id} of yours exists.` } });
+    expect(await approvalDesk(env).decide(id, bystander, 'approve')).toEqual({
+      ok: false,
+      error: { code: 'approval_not_found', message: `No approval ${id} of yours exists.` },
+    });
     expect((await approvalDesk(env).status(id, bystander)).ok).toBe(false);
     const listed = await approvalDesk(env).list(oncall);
     expect(listed.ok && listed.value.map((record) => record.id)).toEqual([id]);

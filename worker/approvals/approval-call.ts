@@ -17,9 +17,16 @@ export const approvalCallSchema = z
     relay: z.string().min(1).max(128),
     /** relay/host: the host whatever other relays appear later. */
     host: z.string().min(1).max(256),
-    guest: z.object({ kind: z.enum(GUEST_KINDS), id: z.string().min(1).max(32) }).strict().nullable(),
+    guest: z
+      .object({ kind: z.enum(GUEST_KINDS), id: z.string().min(1).max(32) })
+      .strict()
+      .nullable(),
     command: z.string().min(1).max(MAX_COMMAND_CHARS),
-    timeoutMs: z.number().int().min(0).max(7 * 24 * 3600 * 1000),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600 * 1000),
   })
   .strict();
 export type ApprovalCall = z.infer<typeof approvalCallSchema>;

@@ -26,12 +26,7 @@ import { teamDirectory } from '../team/team-directory.ts';
 import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
 import type { AuditEntry } from '../audit/audit-log.ts';
-import {
-  APPROVAL_ID_PATTERN,
-  newApprovalSchema,
-  type ApprovalBinding,
-  type ApprovalRecord,
-} from './approval-record.ts';
+import { APPROVAL_ID_PATTERN, newApprovalSchema, type ApprovalBinding, type ApprovalRecord } from './approval-record.ts';
 import { sendWebhook, webhookBody, webhookConfig } from './approval-webhook.ts';
 
 /** A pending request may be decided for an hour; an approved one must be used within 15 minutes. */
@@ -83,7 +78,9 @@ export class ApprovalDesk extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec('CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, state TEXT NOT NULL, due INTEGER, created_at INTEGER NOT NULL, record TEXT NOT NULL)');
+    this.sql.exec(
+      'CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, state TEXT NOT NULL, due INTEGER, created_at INTEGER NOT NULL, record TEXT NOT NULL)',
+    );
     this.sql.exec('CREATE INDEX IF NOT EXISTS approvals_due ON approvals (due)');
     this.sql.exec('CREATE TABLE IF NOT EXISTS webhooks (id TEXT PRIMARY KEY, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)');
   }
@@ -180,7 +177,10 @@ export class ApprovalDesk extends DurableObject<Env> {
     const now = Date.now();
     const waiting = Number(
       this.sql
-        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending' AND json_extract(record, '$.requester.userId') = ?", ask.requester.userId)
+        .exec<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM approvals WHERE state = 'pending' AND json_extract(record, '$.requester.userId') = ?",
+          ask.requester.userId,
+        )
         .one().n,
     );
     if (waiting >= MAX_PENDING_PER_USER)
@@ -225,7 +225,10 @@ export class ApprovalDesk extends DurableObject<Env> {
     const listed = standing !== null && (standing.admin || named(stored.approvers, standing.subject));
     if (standing === null || (!listed && !requester)) return notFound(id);
     if (requester && !stored.self)
-      return failure('access_denied', `Approval ${id} is for your own call: another person (${stored.approvers.join(', ') || 'a deployment admin'}) must decide it.`);
+      return failure(
+        'access_denied',
+        `Approval ${id} is for your own call: another person (${stored.approvers.join(', ') || 'a deployment admin'}) must decide it.`,
+      );
     // Read again after the awaited team lookup: another approver may have decided meanwhile.
     const fresh = this.load(id);
     if (!fresh) return notFound(id);
@@ -300,8 +303,7 @@ export class ApprovalDesk extends DurableObject<Env> {
     }
     if (record.client !== binding.client)
       return { key: 'client', message: `it was asked for from another client (${record.client ?? 'unknown'}), not ${binding.client ?? 'an unknown client'}.` };
-    if (record.relay !== binding.relay || record.host !== binding.host)
-      return { key: 'host', message: `it is for host ${record.host}, not ${binding.host}.` };
+    if (record.relay !== binding.relay || record.host !== binding.host) return { key: 'host', message: `it is for host ${record.host}, not ${binding.host}.` };
     if (JSON.stringify(record.guest) !== JSON.stringify(binding.guest)) return { key: 'guest', message: 'it is for another container or VM.' };
     if (record.tool !== binding.tool) return { key: 'tool', message: `it is for ${record.tool}, not ${binding.tool}.` };
     if (record.argsHash !== binding.argsHash)
@@ -338,9 +340,7 @@ export class ApprovalDesk extends DurableObject<Env> {
       .exec<{ record: string }>("SELECT record FROM approvals WHERE state = 'pending' AND due > ? ORDER BY created_at ASC", now)
       .toArray()
       .map((row) => JSON.parse(row.record) as ApprovalRecord);
-    const mine = rows.filter(
-      (record) => standing.admin || named(record.approvers, standing.subject) || (record.self && this.isRequester(record, viewer)),
-    );
+    const mine = rows.filter((record) => standing.admin || named(record.approvers, standing.subject) || (record.self && this.isRequester(record, viewer)));
     return success(mine.slice(0, MAX_LISTED));
   }
 

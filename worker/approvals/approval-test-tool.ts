@@ -23,16 +23,21 @@ const input = z
   .strict();
 
 export function registerApprovalTestTool(server: McpServer, env: Env, caller: ApprovalRequester): void {
-  registerTool(server, 'test_request_approval', { description: 'Test only: open an approval record.', inputSchema: input }, async (args): Promise<CallToolResult> => {
-    const relay = args.host.includes('/') ? (args.host.split('/')[0] ?? 'relay') : 'relay';
-    const opened = await requestApproval(env, {
-      caller,
-      call: { tool: 'ssh_exec_command', relay, host: args.host, guest: null, command: args.command, timeoutMs: 30_000 },
-      classification: { class: args.class, programs: [], reasons: args.reasons },
-      decision: { effect: 'approve', rule: { index: 0, note: args.note }, approvers: args.approvers },
-      policyRevision: 0,
-    });
-    if (!opened.ok) return errorResult(opened.error);
-    return { content: [{ type: 'text', text: JSON.stringify(opened.value) }] };
-  });
+  registerTool(
+    server,
+    'test_request_approval',
+    { description: 'Test only: open an approval record.', inputSchema: input },
+    async (args): Promise<CallToolResult> => {
+      const relay = args.host.includes('/') ? (args.host.split('/')[0] ?? 'relay') : 'relay';
+      const opened = await requestApproval(env, {
+        caller,
+        call: { tool: 'ssh_exec_command', relay, host: args.host, guest: null, command: args.command, timeoutMs: 30_000 },
+        classification: { class: args.class, programs: [], reasons: args.reasons },
+        decision: { effect: 'approve', rule: { index: 0, note: args.note }, approvers: args.approvers },
+        policyRevision: 0,
+      });
+      if (!opened.ok) return errorResult(opened.error);
+      return { content: [{ type: 'text', text: JSON.stringify(opened.value) }] };
+    },
+  );
 }

@@ -156,7 +156,8 @@ export function refusalOf(record: ApprovalRecord): ToolError {
           : `Approval ${record.id} was approved${by} but not used in time; the command was not run.`,
       ).error;
     case 'used':
-      return failure('approval_refused', `Approval ${record.id} was already used at ${new Date(record.usedAt ?? 0).toISOString()}; it runs its call once.`).error;
+      return failure('approval_refused', `Approval ${record.id} was already used at ${new Date(record.usedAt ?? 0).toISOString()}; it runs its call once.`)
+        .error;
     case 'pending':
     case 'approved':
       return failure('approval_refused', `Approval ${record.id} is ${record.state}.`).error;

@@ -39,7 +39,10 @@ function card(record: ApprovalRecord, csrf: string, now: number): string {
 async function approvalsPage(context: AdminContext, status: number, state: { notice?: string; error?: string }): Promise<Response> {
   const pending = await pendingApprovals(context.env, context.admin);
   const now = Date.now();
-  const list = pending.length > 0 ? pending.map((record) => card(record, context.csrf, now)).join('\n') : '<section class="card"><p class="muted">Nothing is waiting for approval.</p></section>';
+  const list =
+    pending.length > 0
+      ? pending.map((record) => card(record, context.csrf, now)).join('\n')
+      : '<section class="card"><p class="muted">Nothing is waiting for approval.</p></section>';
   const body = `<h1>Approvals</h1>
 ${noticeBox(state.notice ?? null)}${errorBox(state.error ?? null)}
 <p><small class="muted">Commands that the policy's command rules hold for a person. The requester gets the result once approved (on their client, or with ssh_approval_status).</small></p>
