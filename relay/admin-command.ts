@@ -25,6 +25,10 @@ Relays:
 Policy (keep it in version control):
   policy get                         print the policy as JSON
   policy set FILE                    replace the policy with FILE (- for stdin); checked first
+Approvals (commands held by the policy's command rules):
+  approvals [list]                   list what waits: who, client, host, class, rule, the exact command
+  approvals approve ID               approve it (the requester then runs it once, within 15 minutes)
+  approvals reject ID
 Audit:
   audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied|started]
         [--since TIME] [--until TIME] [--limit N] [--jsonl]
@@ -85,6 +89,33 @@ function formatRelays(relays: RelayLine[]): string {
       const hosts = relay.hosts.length > 0 ? `  hosts: ${relay.hosts.map((host) => host.name).join(', ')}` : '';
       return `${relay.name} [${state}] ${relay.credential} credential${relay.version ? `, version ${relay.version}` : ''}${seen}${hosts}`;
     })
+    .join('\n');
+}
+
+interface ApprovalLine {
+  id: string;
+  requester: string;
+  client: string | null;
+  host: string;
+  tool: string;
+  class: string;
+  reasons: string[];
+  rule: { index: number; note: string | null };
+  command: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** Each approval on a few lines; the command last, as typed (made safe for the terminal by show). */
+function formatApprovals(approvals: ApprovalLine[]): string {
+  if (approvals.length === 0) return 'Nothing is waiting for approval.';
+  return approvals
+    .map(
+      (item) =>
+        `${item.id}  ${item.requester} via ${item.client ?? 'unknown client'} on ${item.host} (${item.tool}), ${item.class}, asked ${item.created_at}, expires ${item.expires_at}
+  rule ${item.rule.index}${item.rule.note ? `: ${item.rule.note}` : ''}${item.reasons.length > 0 ? `\n  why: ${item.reasons.join('; ')}` : ''}
+  command: ${item.command}`,
+    )
     .join('\n');
 }
 
@@ -207,6 +238,24 @@ RELAY_TOKEN=${String(body.token)}`,
       return show(await request(target, 'PUT', 'policy', text), [200], (body) => `Policy replaced: ${(body.grants as unknown[]).length} grant(s).`);
     }
     return usageError(`Unknown policy command "${action ?? ''}".`);
+  }
+  if (area === 'approvals') {
+    switch (action) {
+      case undefined:
+      case 'list':
+        return show(await request(target, 'GET', 'approvals'), [200], (body) => formatApprovals(body.approvals as ApprovalLine[]));
+      case 'approve':
+      case 'reject': {
+        const id = name ?? usageError(`approvals ${action} needs an approval id.`);
+        return show(
+          await request(target, 'POST', `approvals/${encodeURIComponent(id)}/${action}`),
+          [200],
+          (body) => `${action === 'approve' ? 'Approved' : 'Rejected'} ${id}: ${formatApprovals([(body as { approval: ApprovalLine }).approval])}`,
+        );
+      }
+      default:
+        return usageError(`Unknown approvals command "${action}".`);
+    }
   }
   if (area === 'audit') {
     if (action !== undefined || extra !== undefined) usageError('audit takes options only.');

@@ -13,12 +13,17 @@
  *   GET    /admin/api/relays                    each relay: credential, online, version, last seen, hosts
  *   POST   /admin/api/relays                    {name} → the relay's own token, shown once
  *   DELETE /admin/api/relays/NAME               revoke its credential and close its connection
+ *   GET    /admin/api/approvals                 held commands waiting for a decision
+ *   POST   /admin/api/approvals/ID/approve      approve one (the requester then runs it once)
+ *   POST   /admin/api/approvals/ID/reject
  *
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
 import { isDeploymentAdmin } from '../team/policy.ts';
 import { clientAddress, signIn } from '../auth/accounts.ts';
 import { teamDirectory } from '../team/team-directory.ts';
+import { approvalJson } from '../approvals/approval-record.ts';
+import { decideApproval, pendingApprovals } from './approval-actions.ts';
 import { issueRelayCredential, listRelayStatuses, revokeRelayCredential } from './relay-actions.ts';
 import { addUser, auditJsonl, changeUser, deleteUser, listUsers, queryAudit, readPolicy, replacePolicy, type ActionFailure } from './admin-actions.ts';
 
@@ -120,6 +125,13 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
       const revoked = await revokeRelayCredential(env, admin, decodeURIComponent(relayPath[1]));
       if (!revoked.ok) return failed(revoked);
       return ok({ relay: revoked.relay });
+    }
+    if (path === 'approvals' && request.method === 'GET') return ok({ approvals: (await pendingApprovals(env, admin)).map(approvalJson) });
+    const approvalPath = /^approvals\/([^/]{1,64})\/(approve|reject)$/.exec(path);
+    if (approvalPath?.[1] && approvalPath[2] && request.method === 'POST') {
+      const decided = await decideApproval(env, admin, approvalPath[1], approvalPath[2] === 'approve' ? 'approve' : 'reject');
+      if (!decided.ok) return failed(decided);
+      return ok({ approval: approvalJson(decided.approval) });
     }
     if (path === 'policy' && request.method === 'GET') return ok(await readPolicy(env));
     if (path === 'policy' && request.method === 'PUT') {
