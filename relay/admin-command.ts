@@ -31,6 +31,10 @@ Freeze (stop every new call at once):
                                      refuse every new call of that scope; --cancel-jobs also
                                      cancels its running jobs and reports how many
   unfreeze deployment|user NAME|relay NAME
+Approvals (commands held by the policy's command rules):
+  approvals [list]                   list what waits: who, client, host, class, rule, the exact command
+  approvals approve ID               approve it (the requester then runs it once, within 15 minutes)
+  approvals reject ID
 Audit:
   audit [--user U] [--host H] [--tool T] [--outcome ok|error|denied|started|checked]
         [--since TIME] [--until TIME] [--limit N] [--jsonl]
@@ -108,6 +112,33 @@ function formatRelays(relays: RelayLine[]): string {
       const hosts = relay.hosts.length > 0 ? `  hosts: ${relay.hosts.map((host) => host.name).join(', ')}` : '';
       return `${relay.name} [${state}] ${relay.credential} credential${relay.version ? `, version ${relay.version}` : ''}${seen}${hosts}`;
     })
+    .join('\n');
+}
+
+interface ApprovalLine {
+  id: string;
+  requester: string;
+  client: string | null;
+  host: string;
+  tool: string;
+  class: string;
+  reasons: string[];
+  rule: { index: number; note: string | null };
+  command: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** Each approval on a few lines; the command last, as typed (made safe for the terminal by show). */
+function formatApprovals(approvals: ApprovalLine[]): string {
+  if (approvals.length === 0) return 'Nothing is waiting for approval.';
+  return approvals
+    .map(
+      (item) =>
+        `${item.id}  ${item.requester} via ${item.client ?? 'unknown client'} on ${item.host} (${item.tool}), ${item.class}, asked ${item.created_at}, expires ${item.expires_at}
+  rule ${item.rule.index}${item.rule.note ? `: ${item.rule.note}` : ''}${item.reasons.length > 0 ? `\n  why: ${item.reasons.join('; ')}` : ''}
+  command: ${item.command}`,
+    )
     .join('\n');
 }
 
@@ -255,6 +286,24 @@ RELAY_TOKEN=${String(body.token)}`,
         : '';
       return `${area === 'freeze' ? 'Frozen' : 'Unfrozen'}: ${action}${name !== undefined ? ` ${name}` : ''}.${cancelled}\n${formatFreeze(reply.freeze as FreezeLine)}`;
     });
+  }
+  if (area === 'approvals') {
+    switch (action) {
+      case undefined:
+      case 'list':
+        return show(await request(target, 'GET', 'approvals'), [200], (body) => formatApprovals(body.approvals as ApprovalLine[]));
+      case 'approve':
+      case 'reject': {
+        const id = name ?? usageError(`approvals ${action} needs an approval id.`);
+        return show(
+          await request(target, 'POST', `approvals/${encodeURIComponent(id)}/${action}`),
+          [200],
+          (body) => `${action === 'approve' ? 'Approved' : 'Rejected'} ${id}: ${formatApprovals([(body as { approval: ApprovalLine }).approval])}`,
+        );
+      }
+      default:
+        return usageError(`Unknown approvals command "${action}".`);
+    }
   }
   if (area === 'audit') {
     if (action !== undefined || extra !== undefined) usageError('audit takes options only.');

@@ -193,7 +193,7 @@ function startScript(timings: JobTimings): string {
     `umask 077; id=$2; rid=$3; tm=$4; keep=$5; max=$6; step=$7; cmd=$8; own=$9; share=\${10}; ` +
     JOB_FUNCTIONS +
     `base "$1"; command -v setsid >/dev/null 2>&1 || { echo "mre-job refused nosetsid"; exit 0; }; ` +
-    `mkdir -p -m 700 "$b" 2>/dev/null; [ -d "$b" ] && [ ! -L "$b" ] || { echo "mre-job refused nodir"; exit 0; }; ` +
+    `[ -d "$b" ] || mkdir -p -m 700 "$b" 2>/dev/null; [ -d "$b" ] && [ ! -L "$b" ] || { echo "mre-job refused nodir"; exit 0; }; ` +
     `[ -O "$b" ] || { echo "mre-job refused owner"; exit 0; }; chmod 700 "$b" 2>/dev/null; ` +
     `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" || continue; n=$((n + 1)); ` +
     `jo=; [ -r "$j/owner" ] && read -r jo <"$j/owner"; [ "$jo" = "$own" ] && mine=$((mine + 1)); done; ` +

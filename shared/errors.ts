@@ -34,6 +34,8 @@ export const ERROR_CODES = [
   'version_mismatch',
   'job_not_found',
   'job_limit',
+  'approval_not_found',
+  'approval_refused',
   'internal',
 ] as const;
 
@@ -122,6 +124,10 @@ export function adviceFor(code: ErrorCode): string {
       return 'Check the job id (ssh_list_jobs lists your jobs). Jobs and their output are deleted some time after they end; a job started by someone else is not visible to you.';
     case 'job_limit':
       return 'Too many jobs are running at once (the limit named above). Wait for one to end, or cancel one with ssh_cancel_job, then start again.';
+    case 'approval_not_found':
+      return 'Check the approval id: it is the one the held call returned to you. An approval asked for by someone else is not visible to you.';
+    case 'approval_refused':
+      return 'Nothing was run. The reason is above; if the command should still run, call the tool again: a new approval is asked for.';
     case 'internal':
       return 'An unexpected error occurred; the operator can find details in the server logs.';
     default: {

@@ -61,6 +61,8 @@ export interface JobStore {
    * writer (a Durable Object) leaves it out; the ledger serializes its own calls per job.
    */
   claimEnd?(jobId: string): Promise<boolean>;
+  /** The owner's jobs not yet ended, when the store can find them without reading every record. */
+  active?(owner: string): Promise<JobRecord[]>;
 }
 
 /** A job operation without its host: the link adds the route's host. */
@@ -280,7 +282,8 @@ export class JobLedger {
   /** Within the per-user limit: the new record, put before the start is sent. */
   private async admit(job: NewJob): Promise<Outcome<JobRecord>> {
     const { store, limits } = this.deps;
-    const running = (await store.list()).filter((record) => record.owner === job.owner && !isEnded(record.state));
+    const candidates = store.active ? await store.active(job.owner) : await store.list();
+    const running = candidates.filter((record) => record.owner === job.owner && !isEnded(record.state));
     if (running.length >= limits.perUser) {
       return failure(
         'job_limit',
@@ -481,11 +484,14 @@ export class JobLedger {
   }
 }
 
+/** A new job is first looked at this long after its start (then every so often, see nextCheckAt). */
+export const FIRST_CHECK_MS = 5_000;
+
 /** Running jobs are checked often at first, then less often; always just after their deadline. */
 export function nextCheckAt(record: JobRecord): number {
   const last = record.checkedAt ?? record.createdAt;
   const age = last - record.createdAt;
-  const step = age < 60_000 ? 5_000 : age < 10 * 60_000 ? 30_000 : 5 * 60_000;
+  const step = age < 60_000 ? FIRST_CHECK_MS : age < 10 * 60_000 ? 30_000 : 5 * 60_000;
   const deadline = record.createdAt + record.timeoutMs + DEADLINE_SLACK_MS;
   return last < deadline ? Math.min(last + step, deadline) : last + step;
 }

@@ -54,6 +54,12 @@ interface SecretsAndHelpers {
   JOBS_PER_USER?: string;
   JOB_OUTPUT_KEEP_BYTES?: string;
   JOB_RETENTION_HOURS?: string;
+  /** Approvals (README "Approvals"): where each new request is announced (https; http only to loopback). */
+  APPROVAL_WEBHOOK_URL?: string;
+  /** Secret: signs each webhook POST (X-MRE-Signature, HMAC-SHA256). */
+  APPROVAL_WEBHOOK_SECRET?: string;
+  /** For tests only: delays in ms between webhook attempts, comma-separated (default 10000,60000,300000). */
+  APPROVAL_WEBHOOK_RETRY_MS?: string;
   /** For tests only: "true" adds the test tools (shared/test-tools.ts). Only the test harness sets it. */
   MCP_REMOTE_EXEC_TEST_TOOLS?: string;
   /** Set by OAuthProvider on the env its default handler receives. */

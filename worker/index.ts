@@ -31,6 +31,7 @@ export { AuditLog } from './audit/audit-log.ts';
 export { ImageKitTransferState } from './imagekit/transfer-state.ts';
 export { RefreshLedger } from './auth/refresh-ledger.ts';
 export { JobBook } from './jobs/job-book.ts';
+export { ApprovalDesk } from './approvals/approval-desk.ts';
 
 const defaultHandler = {
   async fetch(request: Request, env: Env): Promise<Response> {

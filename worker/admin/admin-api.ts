@@ -16,6 +16,9 @@
  *   GET    /admin/api/freeze                    what is frozen
  *   POST   /admin/api/freeze                    {scope: deployment|user|relay, name?, cancelJobs?} → the freeze, jobs cancelled
  *   POST   /admin/api/unfreeze                  {scope, name?}
+ *   GET    /admin/api/approvals                 held commands waiting for a decision
+ *   POST   /admin/api/approvals/ID/approve      approve one (the requester then runs it once)
+ *   POST   /admin/api/approvals/ID/reject
  *
  * Disabling or deleting a user revokes their OAuth grants, so their tokens stop working at once.
  */
@@ -23,6 +26,8 @@ import { isDeploymentAdmin } from '../team/policy.ts';
 import { clientAddress, signIn } from '../auth/accounts.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import { freeze, readFreeze, unfreeze } from './freeze-actions.ts';
+import { approvalJson } from '../approvals/approval-record.ts';
+import { decideApproval, pendingApprovals } from './approval-actions.ts';
 import { issueRelayCredential, listRelayStatuses, revokeRelayCredential } from './relay-actions.ts';
 import { addUser, auditJsonl, changeUser, deleteUser, listUsers, queryAudit, readPolicy, replacePolicy, type ActionFailure } from './admin-actions.ts';
 
@@ -131,6 +136,13 @@ export async function handleAdminApi(request: Request, env: Env): Promise<Respon
       const revoked = await revokeRelayCredential(env, admin, decodeURIComponent(relayPath[1]));
       if (!revoked.ok) return failed(revoked);
       return ok({ relay: revoked.relay });
+    }
+    if (path === 'approvals' && request.method === 'GET') return ok({ approvals: (await pendingApprovals(env, admin)).map(approvalJson) });
+    const approvalPath = /^approvals\/([^/]{1,64})\/(approve|reject)$/.exec(path);
+    if (approvalPath?.[1] && approvalPath[2] && request.method === 'POST') {
+      const decided = await decideApproval(env, admin, approvalPath[1], approvalPath[2] === 'approve' ? 'approve' : 'reject');
+      if (!decided.ok) return failed(decided);
+      return ok({ approval: approvalJson(decided.approval) });
     }
     // The revision rides in a header, so the body stays a document that `policy set` takes back as it is.
     if (path === 'policy' && request.method === 'GET') {

@@ -15,6 +15,7 @@ import { csrfMatches } from '../auth/csrf.ts';
 import { escapeHtml } from '../auth/html.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 import { ADMIN_API_PREFIX } from './admin-api.ts';
+import { approvalsSection } from './page/approvals.ts';
 import { auditSection } from './page/audit.ts';
 import { freezeSection } from './page/freeze.ts';
 import { csrfTokenFor, field, htmlResponse, readForm, MAX_FORM_BYTES, type AdminContext, type AdminSection } from './page/context.ts';
@@ -25,7 +26,7 @@ import { relaysSection } from './page/relays.ts';
 import { usersSection } from './page/users.ts';
 
 /** Asked in order; the first to answer wins. A new section adds itself here and to ADMIN_NAV (page/layout.ts). */
-const SECTIONS: readonly AdminSection[] = [usersSection, relaysSection, policySection, auditSection, freezeSection];
+const SECTIONS: readonly AdminSection[] = [usersSection, relaysSection, policySection, approvalsSection, auditSection, freezeSection];
 
 /** Whether `pathname` belongs to the admin page (and not to the admin API). */
 export function isAdminPagePath(pathname: string): boolean {

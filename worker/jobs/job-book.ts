@@ -10,7 +10,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { failure, type Outcome } from '../../shared/errors.ts';
-import { JobLedger, settledView, type JobHostLink, type JobRecord, type JobStore, type NewJob } from '../../shared/job-ledger.ts';
+import { FIRST_CHECK_MS, JobLedger, settledView, type JobHostLink, type JobRecord, type JobStore, type NewJob } from '../../shared/job-ledger.ts';
 import type { JobListRequest, JobPage, JobStream, JobView } from '../../shared/jobs.ts';
 import { recordCall } from '../team/gate-call.ts';
 import { logEvent } from '../log.ts';
@@ -65,6 +65,14 @@ class SqlJobStore implements JobStore {
 
   async delete(jobId: string): Promise<void> {
     this.sql.exec('DELETE FROM jobs WHERE job_id = ?', jobId);
+  }
+
+  /** Starting and running jobs only: the per-user limit is checked on every start, and a book holds thousands of ended ones. */
+  async active(_owner: string): Promise<JobRecord[]> {
+    return this.sql
+      .exec<{ record: string }>("SELECT record FROM jobs WHERE json_extract(record, '$.state') IN ('starting', 'running') LIMIT ?", MAX_JOB_RECORDS)
+      .toArray()
+      .map((row) => JSON.parse(row.record) as JobRecord);
   }
 
   count(): number {
@@ -147,14 +155,15 @@ export class JobBook extends DurableObject<Env> {
         `You have ${MAX_JOB_RECORDS} job records of running jobs and of ended jobs whose output is still kept; ended ones are deleted after the retention time. Try again later.`,
       );
     }
-    await this.ctx.storage.put('owner', job.owner);
+    // Written once: every write here is waited for before the answer leaves.
+    if ((await this.ctx.storage.get<string>('owner')) !== job.owner) await this.ctx.storage.put('owner', job.owner);
     if ((await this.ctx.storage.get<boolean>('indexed')) !== true) {
       await jobIndex(this.env).addOwner(job.owner);
       await this.ctx.storage.put('indexed', true);
     }
-    const ledger = this.ledger(job.owner);
-    const started = await ledger.start(job, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS));
-    await this.schedule(await ledger.nextWake());
+    const started = await this.ledger(job.owner).start(job, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS));
+    // The new job's first check; the watch finds every other due job when it runs.
+    await this.schedule(Date.now() + FIRST_CHECK_MS);
     return started;
   }
 

@@ -18,6 +18,7 @@ import { PROXMOX_CAPABILITY } from '../../shared/capabilities.ts';
 import { readSettings } from '../settings.ts';
 import { standingAndFleet } from '../team/gate-call.ts';
 import { registerAuditTool } from './audit-tool.ts';
+import { registerApprovalTestTool } from '../approvals/approval-test-tool.ts';
 import { HubExecutor } from './hub-executor.ts';
 import { PolicedExecutor, type Caller } from './policed-executor.ts';
 import { workerClassifier } from './worker-classifier.ts';
@@ -71,7 +72,10 @@ export function workerMcpServer(env: Env, caller: Caller, era: ProtocolEra, offe
     era,
     proxmox: offer.proxmox,
     imagekit: settings.imagekit !== null,
-    extraTools: offer.audit ? [(server) => registerAuditTool(server, env, caller)] : [],
+    extraTools: [
+      ...(offer.audit ? [(server: McpServer) => registerAuditTool(server, env, caller)] : []),
+      ...(testToolsOn(env) ? [(server: McpServer) => registerApprovalTestTool(server, env, caller)] : []),
+    ],
     testTools: testToolsOn(env),
     ...(onlyTool !== undefined ? { onlyTool } : {}),
   });

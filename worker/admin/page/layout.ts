@@ -14,6 +14,7 @@ export const ADMIN_NAV: readonly { path: string; label: string }[] = [
   { path: '/admin', label: 'Users' },
   { path: '/admin/relays', label: 'Relays' },
   { path: '/admin/policy', label: 'Policy' },
+  { path: '/admin/approvals', label: 'Approvals' },
   { path: '/admin/audit', label: 'Audit log' },
   { path: '/admin/freeze', label: 'Freeze' },
 ];
@@ -64,6 +65,7 @@ td.target code{word-break:break-all;white-space:pre-wrap}
 .secret{background:#fffbeb;border:1px solid #fcd34d;padding:.8rem 1rem;border-radius:8px;margin-bottom:1rem}
 .secret code{font-size:1.1rem;background:#fff;border:1px solid #e7e5e4;padding:.15rem .4rem;border-radius:4px;user-select:all}
 small,.muted{color:#57534e}
+pre.command{background:#1c1917;color:#fafaf9;padding:.6rem .8rem;border-radius:8px;white-space:pre-wrap;word-break:break-all;font:13px/1.45 ui-monospace,monospace}
 `;
 
 function header(options: LayoutOptions): string {
