@@ -75,7 +75,7 @@ export class PolicedExecutor implements ToolExecutor {
       return { text, classification: await this.classify(text) };
     } catch (error) {
       logEvent('error', 'could not classify a command; it counts as unknown', { error: String(error) });
-      return { text, classification: { class: 'unknown', programs: [], reasons: ['the command could not be classified'] } };
+      return { text, classification: { class: 'unknown', programs: [], reasons: ['the command could not be classified'] }, classified: false };
     }
   }
 

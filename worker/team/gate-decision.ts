@@ -121,12 +121,23 @@ export async function decideGate(
   tool: string,
   requestedHost: string | undefined,
   needed: Role,
-  command?: CommandClassification,
+  call?: { classification: CommandClassification; classified?: boolean },
 ): Promise<GateDecision> {
   const resolved = await resolveGateHost(env, access, username, requestedHost);
   if (!resolved.ok) return { outcome: resolved.outcome, denied: resolved.denied };
   const host = resolved.host;
   let ruling: CommandRuling | null = null;
+  // Fail closed: with command rules in force, a command the classifier could not look at is not
+  // guessed about (a deny of "mkfs*" would not see the program), it is refused.
+  if (call !== undefined && call.classified === false && (access.policy.commandRules ?? []).length > 0)
+    return {
+      outcome: failure(
+        'internal',
+        'The command classifier is not working, so the command rules cannot be applied; nothing was sent to the host. Retry later or tell an admin.',
+      ),
+      denied: false,
+    };
+  const command = call?.classification;
   if (command !== undefined) {
     ruling = decideCommand(access.policy, access.subject, policyHost(host.relay, host.entry), host.role, command);
     if (ruling.effect === 'deny')

@@ -189,6 +189,8 @@ export interface GateRequest {
 export interface GateCommand {
   text: string;
   classification: CommandClassification;
+  /** False when the classifier itself failed (not a command it could not classify): command rules then cannot be applied. */
+  classified?: boolean;
 }
 
 /**
@@ -244,7 +246,7 @@ export class TeamDirectory extends DurableObject<Env> {
   async gate(request: GateRequest): Promise<GateAnswer> {
     const { entry } = request;
     const access = await this.access(entry.user);
-    const decision = await decideGate(this.env, access, entry.user, entry.tool, request.requestedHost, request.needed, request.command?.classification);
+    const decision = await decideGate(this.env, access, entry.user, entry.tool, request.requestedHost, request.needed, request.command);
     const outcome = decision.outcome;
     if (!outcome.ok) {
       const durationMs = Date.now() - new Date(entry.time).getTime();
