@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'job_limit',
   'approval_not_found',
   'approval_refused',
+  'approval_pending',
   'internal',
 ] as const;
 
@@ -126,6 +127,8 @@ export function adviceFor(code: ErrorCode): string {
       return 'Too many jobs are running at once (the limit named above). Wait for one to end, or cancel one with ssh_cancel_job, then start again.';
     case 'approval_not_found':
       return 'Check the approval id: it is the one the held call returned to you. An approval asked for by someone else is not visible to you.';
+    case 'approval_pending':
+      return 'Nothing ran yet. When the approval above is granted, call ssh_approval_status with its approval_id: that runs the command once and returns its result. Do not retry the call itself; that asks for another approval.';
     case 'approval_refused':
       return 'Nothing was run. The reason is above; if the command should still run, call the tool again: a new approval is asked for.';
     case 'internal':

@@ -52,7 +52,9 @@ export async function withExecProgress<T>(ctx: ProgressContext, timeoutSeconds: 
   const token = ctx.mcpReq._meta?.progressToken;
   if (token === undefined) return start(undefined);
   let source: LatestLineSource | null = null;
-  const work = start({ attach: (attached) => void (source = attached) });
+  // What the call waits for before it runs (an approval): said instead of "running".
+  let waitingFor: string | null = null;
+  const work = start({ attach: (attached) => void (source = attached), note: (message) => void (waitingFor = message) });
   const started = Date.now();
   let settled = false;
   let markSettled: () => void = () => undefined;
@@ -73,10 +75,8 @@ export async function withExecProgress<T>(ctx: ProgressContext, timeoutSeconds: 
       }
     }
     if (settled) return;
-    await ctx.mcpReq.notify({
-      method: 'notifications/progress',
-      params: { progressToken: token, progress: elapsed, total: timeoutSeconds, message: execProgressMessage(elapsed, latest) },
-    });
+    const message = waitingFor !== null ? `${visibleText(waitingFor)} (${elapsed} s)` : execProgressMessage(elapsed, latest);
+    await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: elapsed, total: timeoutSeconds, message } });
   };
   const tick = (): void => {
     if (inFlight) return;

@@ -243,7 +243,7 @@ export function formatJob(view: JobView): string {
   return lines.join('\n');
 }
 
-function jobResult(view: JobView, format: 'text' | 'json'): CallToolResult {
+export function jobResult(view: JobView, format: 'text' | 'json'): CallToolResult {
   const structured = jobStructured(view);
   return { content: [{ type: 'text', text: format === 'json' ? JSON.stringify(structured, null, 2) : formatJob(view) }], structuredContent: structured };
 }

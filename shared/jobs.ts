@@ -49,6 +49,8 @@ export interface StartJobRequest {
   timeoutMs: number;
   /** A label the caller chose, shown in listings. */
   name?: string;
+  /** Worker: carry on with this approval (ssh_approval_status) instead of asking for a new one. */
+  approvalId?: string;
 }
 
 /** Everything a caller may know about one of their jobs. Times are ISO 8601. */

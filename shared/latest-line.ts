@@ -37,6 +37,8 @@ export type LatestLineSource = () => Promise<LatestLine | null> | LatestLine | n
  */
 export interface ExecProgressTap {
   attach(source: LatestLineSource): void;
+  /** Say what the call waits for before it runs (e.g. a person's approval); null when it runs. */
+  note(message: string | null): void;
 }
 
 /** A line being written: its start and its length so far. */

@@ -21,6 +21,9 @@ export interface ExecRequest {
   maxChars: number;
   /** Run inside this Proxmox container or VM on the host. */
   guest?: { kind: GuestKind; id: string };
+  /** Worker: carry on with this approval (ssh_approval_status) instead of asking for a new one. */
+  approvalId?: string;
+
   /** Only when the client asked for progress: where to tell the reporter the latest output line can be read. */
   progress?: ExecProgressTap;
 }

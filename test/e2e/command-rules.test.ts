@@ -2,7 +2,7 @@
  * Command rules, the dry run and freeze through the whole stack (real Worker, relay, sshd, MCP
  * clients signed in through OAuth): a viewer with a read-only rule runs `df -h` but not
  * `df -h; touch x`, and nothing of the refused call reaches the relay; a deny for mkfs binds the
- * bootstrap admin; a command that needs approval is held (refused until approvals exist);
+ * bootstrap admin; a command that needs approval is held until a person decides, then runs once;
  * ssh_check_command answers without running anything; a freeze refuses the very next call and can
  * cancel running jobs.
  */
@@ -71,6 +71,17 @@ async function relayRequestsDuring(action: () => Promise<unknown>): Promise<numb
   // Give a request that did reach the relay time to finish and be logged.
   await new Promise((resolve) => setTimeout(resolve, 300));
   return (stack.relay.process.outputSince(mark).match(/"msg":"request done"/g) ?? []).length;
+}
+
+/** The id of the pending approval for `command`, once the held call has asked for it (bounded). */
+async function waitForApproval(command: string): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const reply = await adminApi(stack.worker).get('approvals');
+    const found = (reply.body.approvals as Array<{ id: string; command: string }> | undefined)?.find((approval) => approval.command === command);
+    if (found) return found.id;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no approval was asked for ${command}`);
 }
 
 async function auditRows(query: string): Promise<Array<Record<string, unknown>>> {
@@ -147,22 +158,74 @@ describe('command rules', () => {
     expect(textOf(ran)).toContain('still-admin');
   });
 
-  it('hold a command that needs approval: refused with the rule until approvals exist, no started row, nothing sent', async () => {
+  it('hold a command that needs approval until a person approves it, then run it once, with nothing sent before', async () => {
     const otto = await signIn('otto');
+    const command = `systemctl restart nginx-${RUN}a`;
     let held: Called | undefined;
     const requests = await relayRequestsDuring(async () => {
-      held = await call(otto, 'ssh_exec_command', { host: 'prod', command: 'systemctl restart nginx' });
+      const pending = call(otto, 'ssh_exec_command', { host: 'prod', command, timeout: 30 });
+      const approval = await waitForApproval(command);
+      // Nothing has reached the relay while the call waits.
+      expect((stack.relay.process.outputSince(0).match(new RegExp(`nginx-${RUN}a`, 'g')) ?? []).length).toBe(0);
+      const decided = await adminApi(stack.worker).post(`approvals/${approval}/approve`, {});
+      expect(decided.status, JSON.stringify(decided.body)).toBe(200);
+      held = await pending;
     });
-    expect(held?.isError).toBe(true);
-    expect(held?.text).toContain('access_denied');
-    expect(held?.text).toContain('needs approval (rule 1: privileged commands on prod wait for a person)');
-    expect(requests).toBe(0);
-    const rows = await auditRows('user=otto&tool=ssh_exec_command');
-    const mine = rows.filter((row) => row.target === 'systemctl restart nginx');
-    expect(mine).toEqual([expect.objectContaining({ outcome: 'denied', host: 'prod' })]);
-    // A job is held the same way.
-    const job = await call(otto, 'ssh_start_job', { host: 'prod', command: 'systemctl restart nginx' });
-    expect(job.text).toContain('needs approval (rule 1');
+    expect(held?.isError, held?.text).toBe(false);
+    expect(held?.text).toContain('EXIT CODE');
+    expect(requests).toBe(1);
+    const rows = await auditRows('user=otto&limit=1000');
+    const tools = rows.filter((row) => String(row.target ?? '').includes(`nginx-${RUN}a`)).map((row) => `${String(row.tool)}:${String(row.outcome)}`);
+    expect(tools).toEqual(expect.arrayContaining(['approval_requested:ok', 'approval_used:ok', 'ssh_exec_command:ok']));
+  });
+
+  it('answer with an approval id when nobody decides in time; ssh_approval_status runs it once approved, for its requester only', async () => {
+    const otto = await signIn('otto');
+    const olga = await signIn('olga');
+    const command = `systemctl restart nginx-${RUN}b`;
+    const held = await call(otto, 'ssh_exec_command', { host: 'prod', command, timeout: 2 });
+    expect(held.isError).toBe(true);
+    expect(held.text).toContain('approval_pending');
+    expect(held.text).toContain('The command was NOT run');
+    const id = /approval_id "([0-9a-f]{32})"/.exec(held.text)?.[1] ?? '';
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    const waiting = await call(otto, 'ssh_approval_status', { approval_id: id });
+    expect(waiting.text).toContain('pending');
+    // Another user gets the answer an unknown id gets, before and after the approval.
+    const theirs = await call(olga, 'ssh_approval_status', { approval_id: id });
+    const madeUp = await call(olga, 'ssh_approval_status', { approval_id: 'c'.repeat(32) });
+    expect(theirs.text.replace(id, 'ID')).toBe(madeUp.text.replace('c'.repeat(32), 'ID'));
+    expect((await adminApi(stack.worker).post(`approvals/${id}/approve`, {})).status).toBe(200);
+    expect((await call(olga, 'ssh_approval_status', { approval_id: id })).text.replace(id, 'ID')).toBe(madeUp.text.replace('c'.repeat(32), 'ID'));
+    let ran: Called | undefined;
+    const requests = await relayRequestsDuring(async () => {
+      ran = await call(otto, 'ssh_approval_status', { approval_id: id });
+    });
+    expect(ran?.text).toContain('EXIT CODE');
+    expect(requests).toBe(1);
+    const again = await call(otto, 'ssh_approval_status', { approval_id: id });
+    expect(again.isError).toBe(true);
+    expect(again.text).toContain('already used');
+  });
+
+  it('refuse a call whose approval is rejected, and hold a job the same way', async () => {
+    const otto = await signIn('otto');
+    const command = `systemctl restart nginx-${RUN}c`;
+    const pending = call(otto, 'ssh_exec_command', { host: 'prod', command, timeout: 30 });
+    const approval = await waitForApproval(command);
+    expect((await adminApi(stack.worker).post(`approvals/${approval}/reject`, {})).status).toBe(200);
+    const refused = await pending;
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain('approval_refused');
+    expect(refused.text).toContain('rejected');
+    // A job start waits for its approval like a command.
+    const jobCommand = `systemctl restart nginx-${RUN}d`;
+    const job = call(otto, 'ssh_start_job', { host: 'prod', command: jobCommand });
+    const jobApproval = await waitForApproval(jobCommand);
+    expect((await adminApi(stack.worker).post(`approvals/${jobApproval}/approve`, {})).status).toBe(200);
+    const started = await job;
+    expect(started.isError, started.text).toBe(false);
+    expect(started.structured).toMatchObject({ command: jobCommand });
   });
 });
 

@@ -1,45 +1,129 @@
 /**
  * Where a command that a rule holds for a person (approve, or the requester's own confirm) goes.
  * The gate let it through with its route and decision but wrote no `started` row, and nothing has
- * been sent. Until approvals land this refuses it, clearly, and records the refusal; the approvals
- * part replaces the body of holdForPerson (request, wait, consume, then `run`, which sends it).
+ * been sent. Here the call either waits for a decision within its own time (worker/approvals), or
+ * uses an approval given earlier (ssh_approval_status carries a call on with its approval id):
+ * used once, bound to the same user, client, host, exact command and policy revision. Only then
+ * is its `started` row written and the call sent; otherwise the caller is told why, and nothing ran.
  */
 import { waitUntil } from 'cloudflare:workers';
-import { failure, type Outcome } from '../../shared/errors.ts';
-import type { StartedEntry } from '../audit/audit-log.ts';
-import { recordCall, type CallGate } from '../team/gate-call.ts';
+import { failure, success, type Outcome } from '../../shared/errors.ts';
+import type { JobGuest } from '../../shared/jobs.ts';
+import type { AuditEnd, StartedEntry } from '../audit/audit-log.ts';
+import { APPROVAL_INLINE_WAIT_MS, bindingFor, consumeApproval, holdForApproval } from '../approvals/approvals.ts';
+import type { ApprovalCall } from '../approvals/approval-call.ts';
+import { beginAudit, finishAudit, recordCall, type CallGate } from '../team/gate-call.ts';
 import type { GateCommand } from '../team/team-directory.ts';
 import type { Caller } from './policed-executor.ts';
+
+/** The parts of a call that an approval binds, beside its route and command. */
+export interface HeldCallDetails {
+  timeoutMs: number;
+  guest: JobGuest | null;
+  signal: AbortSignal;
+  /** Carry on with this approval (ssh_approval_status) instead of asking for a new one. */
+  approvalId?: string;
+  /** Progress for the client while the call waits ("waiting for approval … by group:ops"); null once it runs. */
+  onWaiting?: (message: string | null) => void;
+}
 
 export interface HeldCall {
   env: Env;
   caller: Caller;
   /** The gate's answer: route, names, the approve/confirm decision and the policy revision. */
-  gate: CallGate & { command: { effect: 'approve' | 'confirm'; rule: { index: number; note: string | null } } };
+  gate: CallGate & { command: { effect: 'approve'; rule: { index: number; note: string | null }; approvers: string[] } | { effect: 'confirm'; rule: { index: number; note: string | null } } };
   command: GateCommand;
   /** The audit row's fields as the gate saw them (time is when the call came in). */
   entry: StartedEntry;
+  details: HeldCallDetails;
 }
 
-/** Hold `held`, then run it once a person says yes; for now: refused, audited as denied. */
-export async function holdForPerson<T>(held: HeldCall, _run: (gate: CallGate) => Promise<Outcome<T>>): Promise<Outcome<T>> {
-  const { rule, effect } = held.gate.command;
-  const note = rule.note !== null ? `: ${rule.note}` : '';
-  const what = effect === 'approve' ? 'approval' : 'your confirmation';
+function approvalCall(held: HeldCall): ApprovalCall {
+  return {
+    tool: held.entry.tool,
+    relay: held.gate.route.relay,
+    host: held.gate.qualified,
+    guest: held.details.guest,
+    command: held.command.text,
+    timeoutMs: held.details.timeoutMs,
+  };
+}
+
+/** A held call that did not run, in the audit log (the desk records the approval's own story). */
+function recordNotRun(held: HeldCall, code: string): void {
   waitUntil(
     recordCall(held.env, {
       ...held.entry,
       relay: held.gate.route.relay,
       host: held.gate.route.host,
       outcome: 'denied',
-      code: 'access_denied',
+      code,
       exitCode: null,
       bytes: null,
       durationMs: Math.max(0, Date.now() - new Date(held.entry.time).getTime()),
     }),
   );
-  return failure(
-    'access_denied',
-    `This command on ${held.gate.id} needs ${what} (rule ${rule.index}${note}); approvals are not available yet. Nothing was sent to the host.`,
+}
+
+/**
+ * Hold `held` until a person decides (within the call's time, at most APPROVAL_INLINE_WAIT_MS), or
+ * use the approval it carries; run it once approved, else say why not. `details` of the run's
+ * result go to its audit row.
+ */
+export async function holdForPerson<T>(
+  held: HeldCall,
+  run: (gate: CallGate) => Promise<Outcome<T>>,
+  details: (value: T) => Pick<AuditEnd, 'exitCode' | 'bytes'>,
+): Promise<Outcome<T>> {
+  const { env, caller, gate } = held;
+  const call = approvalCall(held);
+  let approvalId: string;
+  if (held.details.approvalId !== undefined) {
+    approvalId = held.details.approvalId;
+    const used = await consumeApproval(env, approvalId, await bindingFor(caller, call, gate.policyRevision));
+    if (!used.ok) {
+      recordNotRun(held, used.error.code);
+      return used;
+    }
+  } else {
+    const hold = await holdForApproval(
+      env,
+      { caller, call, classification: held.command.classification, decision: gate.command, policyRevision: gate.policyRevision },
+      {
+        until: Date.now() + Math.min(held.details.timeoutMs, APPROVAL_INLINE_WAIT_MS),
+        signal: held.details.signal,
+        ...(held.details.onWaiting ? { onProgress: held.details.onWaiting } : {}),
+      },
+    );
+    if (hold.kind === 'refused') {
+      recordNotRun(held, hold.error.code);
+      return failure(hold.error.code, hold.error.message);
+    }
+    if (hold.kind === 'pending') {
+      recordNotRun(held, 'approval_pending');
+      const text = hold.result.content.map((item) => (item.type === 'text' ? item.text : '')).join('\n');
+      return failure('approval_pending', text);
+    }
+    approvalId = hold.id;
+    held.details.onWaiting?.(null);
+  }
+  // Approved and used: from here on it is an ordinary call, audited from its start.
+  const begun = await beginAudit(env, { ...held.entry, relay: gate.route.relay, host: gate.route.host, target: `${held.entry.target ?? ''} [approval ${approvalId}]` });
+  if (!begun.ok) return begun;
+  const started = Date.now();
+  const result = await run(gate);
+  waitUntil(
+    finishAudit(
+      env,
+      begun.value,
+      {
+        outcome: result.ok ? 'ok' : 'error',
+        code: result.ok ? null : result.error.code,
+        ...(result.ok ? details(result.value) : { exitCode: null, bytes: null }),
+        durationMs: Date.now() - started,
+      },
+      held.entry.tool,
+    ),
   );
+  return result.ok ? success(result.value) : result;
 }

@@ -39,7 +39,7 @@ import { teamDirectory, type CommandCheck, type GateCommand } from '../team/team
 import type { ClassifyCommand } from '../../shared/shell/command-class.ts';
 import type { CommandCheckResult } from '../../shared/check-command-tool.ts';
 import { logEvent } from '../log.ts';
-import { holdForPerson } from './command-hold.ts';
+import { holdForPerson, type HeldCallDetails } from './command-hold.ts';
 import type { HubExecutor } from './hub-executor.ts';
 import { jobBook, jobOwners, type JobBook, type JobLocation } from '../jobs/job-book.ts';
 import { MAX_LISTED_JOBS } from '../../shared/limits.ts';
@@ -100,11 +100,11 @@ export class PolicedExecutor implements ToolExecutor {
     needed: Role,
     run: (gate: CallGate) => Promise<Outcome<T>>,
     details: (value: T) => Details = () => NO_DETAILS,
-    commandText?: string,
+    commandCall?: { text: string } & HeldCallDetails,
   ): Promise<Outcome<T>> {
     const started = Date.now();
     // A command is classified here, in the Worker, so the gate's one call can apply the command rules.
-    const command = commandText !== undefined ? await this.classified(commandText) : undefined;
+    const command = commandCall !== undefined ? await this.classified(commandCall.text) : undefined;
     const entry = {
       time: new Date(started).toISOString(),
       user: this.caller.username,
@@ -119,8 +119,12 @@ export class PolicedExecutor implements ToolExecutor {
     const { outcome: gate, auditId } = await gateCall(this.env, { entry, requestedHost, needed, begin: true, ...(command ? { command } : {}) });
     if (!gate.ok) return gate;
     const decided = gate.value.command;
-    if (command && decided && (decided.effect === 'approve' || decided.effect === 'confirm')) {
-      const held = await holdForPerson({ env: this.env, caller: this.caller, gate: { ...gate.value, command: decided }, command, entry }, run);
+    if (command && commandCall && decided && (decided.effect === 'approve' || decided.effect === 'confirm')) {
+      const held = await holdForPerson(
+        { env: this.env, caller: this.caller, gate: { ...gate.value, command: decided }, command, entry, details: commandCall },
+        run,
+        details,
+      );
       return held.ok ? success({ ...held.value, host: gate.value.id }) : held;
     }
     if (auditId === null) return failure('internal', 'The audit log could not be written, so nothing was sent to the host. Retry in a moment.');
@@ -230,7 +234,14 @@ export class PolicedExecutor implements ToolExecutor {
       'operator',
       ({ route }) => this.inner.exec(route, request, signal),
       (value) => ({ exitCode: value.exitCode, bytes: value.stdoutBytes + value.stderrBytes }),
-      request.command,
+      {
+        text: request.command,
+        timeoutMs: request.timeoutMs,
+        guest: request.guest ?? null,
+        signal,
+        ...(request.approvalId !== undefined ? { approvalId: request.approvalId } : {}),
+        ...(request.progress ? { onWaiting: (message: string | null) => request.progress?.note(message) } : {}),
+      },
     );
   }
 
@@ -371,7 +382,7 @@ export class PolicedExecutor implements ToolExecutor {
   // ---- background jobs: records in the caller's JobBook (worker/jobs/job-book.ts) ----
 
   /** Starting a job needs what running the command would: operator on the host. */
-  async startJob(request: StartJobRequest, _signal: AbortSignal): Promise<Outcome<JobView>> {
+  async startJob(request: StartJobRequest, signal: AbortSignal): Promise<Outcome<JobView>> {
     const guest = request.guest;
     return this.onHost(
       'ssh_start_job',
@@ -391,7 +402,13 @@ export class PolicedExecutor implements ToolExecutor {
           timeoutMs: request.timeoutMs,
         }),
       undefined,
-      request.command,
+      {
+        text: request.command,
+        timeoutMs: request.timeoutMs,
+        guest: guest ?? null,
+        signal,
+        ...(request.approvalId !== undefined ? { approvalId: request.approvalId } : {}),
+      },
     );
   }
 

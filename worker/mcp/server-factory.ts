@@ -19,6 +19,8 @@ import { readSettings } from '../settings.ts';
 import { standingAndFleet } from '../team/gate-call.ts';
 import { registerAuditTool } from './audit-tool.ts';
 import { registerApprovalTestTool } from '../approvals/approval-test-tool.ts';
+import { registerApprovalStatusTool } from '../approvals/approval-status-tool.ts';
+import { approvedCallRunner } from '../approvals/run-approved.ts';
 import { HubExecutor } from './hub-executor.ts';
 import { PolicedExecutor, type Caller } from './policed-executor.ts';
 import { workerClassifier } from './worker-classifier.ts';
@@ -74,6 +76,7 @@ export function workerMcpServer(env: Env, caller: Caller, era: ProtocolEra, offe
     imagekit: settings.imagekit !== null,
     extraTools: [
       ...(offer.audit ? [(server: McpServer) => registerAuditTool(server, env, caller)] : []),
+      (server: McpServer) => registerApprovalStatusTool(server, env, caller, approvedCallRunner(executor, settings.tools)),
       ...(testToolsOn(env) ? [(server: McpServer) => registerApprovalTestTool(server, env, caller)] : []),
     ],
     testTools: testToolsOn(env),
