@@ -300,6 +300,7 @@ export function classifyArgv(argv: readonly Arg[], context: ClassifyContext): vo
   if (first === undefined) return;
   if (first.kind !== 'literal') return verdict.raise('unknown', 'the program name is only known when it runs');
   let name = first.value;
+  if (name === '') return verdict.raise('unknown', 'an empty program name');
   if (name.includes('/')) {
     const slash = name.lastIndexOf('/');
     if (!SYSTEM_PROGRAM_DIRS.includes(name.slice(0, slash))) {

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { classifyCommand } from '../../../relay/shell/classifier.ts';
 import type { CommandClass } from '../../../shared/shell/command-class.ts';
 import { classifyWith } from '../../../shared/shell/classify.ts';
+import { argOf, type Arg } from '../../../shared/shell/shell-words.ts';
+import { bashParser } from '../../../relay/shell/parser.ts';
 import type { ParseShell, SyntaxNode } from '../../../shared/shell/syntax-tree.ts';
 
 async function classOf(command: string): Promise<CommandClass> {
@@ -24,12 +26,19 @@ describe('classifyCommand rules', () => {
     await expectClasses({ 'ls \u001b[2J': 'unknown', 'ls \ud800': 'unknown', 'ls \u2066x': 'unknown', 'ls\r': 'unknown' });
     expect(await classOf(`echo ${'a'.repeat(9_990)}`)).toBe('read-only');
     expect(await classOf(`echo ${'a'.repeat(10_000)}`)).toBe('unknown');
-    const result = await classifyCommand('ls \u001b[31m');
-    expect(result.reasons.join(' ')).not.toContain('\u001b');
+    // Decoded $'\e' reaches reasons and program names only as a visible escape.
+    for (const command of ["echo x > $'/tmp/\\e[2J'", "$'\\e[2J' x"]) {
+      const result = await classifyCommand(command);
+      expect([...result.reasons, ...result.programs].join(' ')).toContain('\\x1b[2J');
+      expect([...result.reasons, ...result.programs].join(' ')).not.toContain('\u001b');
+    }
   });
 
   it('2: a parse error, a MISSING node or an unreviewed node type is unknown', async () => {
-    await expectClasses({ 'echo "x': 'unknown', 'if true; then ls': 'unknown', 'ls $(': 'unknown' });
+    await expectClasses({ 'echo "x': 'unknown', 'if true; then ls': 'unknown', 'ls $(': 'unknown', '(ls': 'unknown' });
+    expect((await classifyCommand('echo "x')).reasons[0]).toMatch(/^does not parse near/);
+    expect((await classifyCommand('(ls')).reasons[0]).toBe('incomplete: ")" missing');
+    expect((await classifyCommand('ls &&')).programs).toEqual(['ls']);
     // A node type a later grammar might add: unknown until someone reviews it.
     const leaf = (type: string, text: string, field: string | null = null): SyntaxNode => ({ type, named: true, missing: false, field, text, children: [] });
     const tree =
@@ -53,6 +62,24 @@ describe('classifyCommand rules', () => {
 
   it('4: globs, brace expansion and expansions are not literal words', async () => {
     await expectClasses({ 'ls *.log': 'read-only', 'sort *': 'unknown', 'echo {a,b}': 'unknown', 'ls {1..3}': 'unknown', 'rm $x': 'privileged' });
+  });
+
+  it('4: shell words: quote removal is literal, brace expansion and globs are not', async () => {
+    const parse = await bashParser();
+    const argument = (text: string): Arg => {
+      const parsed = parse(`ls ${text}`);
+      const node = parsed.ok ? parsed.root.children[0]?.children.find((child) => child.field === 'argument') : undefined;
+      if (node === undefined) throw new Error(`no argument in ${text}`);
+      return argOf(node);
+    };
+    expect(argument("a''b\\c")).toEqual({ kind: 'literal', value: 'abc' });
+    expect(argument('"x\\$y"')).toEqual({ kind: 'literal', value: 'x$y' });
+    expect(argument("$'\\x41\\101'")).toEqual({ kind: 'literal', value: 'AA' });
+    expect(argument('{}')).toEqual({ kind: 'literal', value: '{}' });
+    for (const expanding of ['x{a,b}', '{a,b}x', 'a{1..3}', '*.log', 'a?', '[ab]', '$x', '"$x"', '~/x$y']) {
+      expect(argument(expanding), expanding).toEqual({ kind: 'expanding' });
+    }
+    expect(argument('<(ls)')).toEqual({ kind: 'procsub' });
   });
 
   it('5: the program name must be literal, in the table, and by path only from system directories', async () => {
