@@ -343,6 +343,7 @@ export function applyRule(label: string, rule: ProgramRule, args: readonly Arg[]
       continue;
     }
     const value = arg.value;
+    if (rule.plusCommands === true && value.startsWith('+')) verdict.raise('unknown', `${label} ${excerpt(value)}: runs a viewer command`);
     if (endOfOptions || value === '-' || !value.startsWith('-')) {
       if (rule.subcommands !== undefined && operands.length === 0) {
         const next = Object.hasOwn(rule.subcommands, value) ? rule.subcommands[value] : undefined;
