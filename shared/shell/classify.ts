@@ -83,6 +83,8 @@ const ARITHMETIC_TESTS = new Set(['-eq', '-ne', '-lt', '-le', '-gt', '-ge']);
 
 export interface ClassifyContext {
   readonly verdict: Verdict;
+  /** Inside [[ ]] / [ ], where only -eq and friends evaluate arithmetic. */
+  inTest?: boolean;
   readonly parse: ParseShell;
   /** Nesting depth of shell text inside shell text. */
   readonly depth: number;
@@ -144,6 +146,7 @@ function visit(node: SyntaxNode, context: ClassifyContext, quotedHeredoc: boolea
   if (node.type === 'concatenation' && node.children.some((child) => child.type === 'word' && /[{}]/.test(child.text)) && BRACES.test(node.text)) {
     verdict.raise('unknown', `uses brace expansion ("${excerpt(node.text)}")`);
   }
+  if (node.type === 'test_command') return visitAll(node.children, { ...context, inTest: true }, quotedHeredoc);
   if (CONTAINERS.has(node.type)) return visitAll(node.children, context, quotedHeredoc);
   switch (node.type) {
     case 'command':
@@ -172,6 +175,7 @@ function visit(node: SyntaxNode, context: ClassifyContext, quotedHeredoc: boolea
       return visitAll(node.children, context, false);
     case 'arithmetic_expansion':
     case 'c_style_for_statement':
+      return arithmetic(node, { ...context, inTest: false });
     case 'binary_expression':
     case 'ternary_expression':
     case 'postfix_expression':
@@ -225,8 +229,7 @@ function expansion(node: SyntaxNode, context: ClassifyContext): void {
 
 /** Arithmetic over a variable evaluates the variable's value as an expression, array subscripts and all. */
 function arithmetic(node: SyntaxNode, context: ClassifyContext): void {
-  const inTest = node.type === 'binary_expression' && node.children.some((child) => child.type === 'test_operator');
-  if (inTest) {
+  if (node.type === 'binary_expression' && context.inTest === true) {
     const operator = node.children.find((child) => child.field === 'operator')?.text ?? '';
     const operands = node.children.filter((child) => child.field === 'left' || child.field === 'right');
     if (ARITHMETIC_TESTS.has(operator) && operands.some((child) => !/^-?[0-9]+$/.test(literalValue(child) ?? ''))) {
@@ -297,6 +300,7 @@ export function classifyArgv(argv: readonly Arg[], context: ClassifyContext): vo
   if (first === undefined) return;
   if (first.kind !== 'literal') return verdict.raise('unknown', 'the program name is only known when it runs');
   let name = first.value;
+  if (name === '') return verdict.raise('unknown', 'an empty program name');
   if (name.includes('/')) {
     const slash = name.lastIndexOf('/');
     if (!SYSTEM_PROGRAM_DIRS.includes(name.slice(0, slash))) {
@@ -339,6 +343,7 @@ export function applyRule(label: string, rule: ProgramRule, args: readonly Arg[]
       continue;
     }
     const value = arg.value;
+    if (rule.plusCommands === true && value.startsWith('+')) verdict.raise('unknown', `${label} ${excerpt(value)}: runs a viewer command`);
     if (endOfOptions || value === '-' || !value.startsWith('-')) {
       if (rule.subcommands !== undefined && operands.length === 0) {
         const next = Object.hasOwn(rule.subcommands, value) ? rule.subcommands[value] : undefined;

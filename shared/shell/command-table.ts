@@ -49,6 +49,8 @@ export interface ProgramRule {
   knownOptions?: readonly string[];
   /** The class of an option missing from `knownOptions` (default `unknown`), e.g. privileged for `iptables -F`. */
   unlistedOptions?: CommandClass;
+  /** `+cmd` operands run a viewer command (`less '+!rm x' f` can run a shell command): unknown. */
+  plusCommands?: boolean;
   /** The class when called with no arguments at all, if it differs (`crontab` alone installs its input). */
   bare?: CommandClass;
   valued?: readonly string[];
@@ -153,8 +155,8 @@ export const PROGRAMS: Readonly<Record<string, ProgramRule>> = {
   nl: readOnly('shows files', VIEWER),
   head: readOnly('shows the start of files', VIEWER),
   tail: readOnly('shows the end of files', VIEWER),
-  less: readOnly('shows files', { globSafe: true, options: { '-o': M, '-O': M, '--log-file': M, '--LOG-FILE': M } }),
-  more: readOnly('shows files', VIEWER),
+  less: readOnly('shows files', { globSafe: true, plusCommands: true, options: { '-o': M, '-O': M, '--log-file': M, '--LOG-FILE': M } }),
+  more: readOnly('shows files', { globSafe: true, plusCommands: true }),
   wc: readOnly('counts lines and words', { globSafe: true, options: { '--files0-from': R } }),
   du: readOnly('shows disk usage', VIEWER),
   df: readOnly('shows free disk space', VIEWER),

@@ -94,6 +94,17 @@ function doubleQuoted(node: SyntaxNode): string | null {
 function concatenation(node: SyntaxNode): string | null {
   // Brace expansion spans parts (`{a,b}` is `{` `a,b` `}` to tree-sitter), so it is looked for in the whole text.
   if (node.children.some((child) => child.type === 'word' && /[{}]/.test(child.text)) && /\{[^}\s]*(,|\.\.)[^}\s]*\}/.test(node.text)) return null;
+  // tree-sitter splits a bracket glob into words too (`[ab]` is `[` `ab` `]`): an unquoted `[` with an unquoted `]` after it globs.
+  const words = node.children.filter((child) => child.type === 'word').map((child) => child.text);
+  const open = words.findIndex((text) => text.includes('['));
+  if (
+    open !== -1 &&
+    words
+      .slice(open)
+      .join('')
+      .indexOf(']', (words[open] ?? '').indexOf('[')) !== -1
+  )
+    return null;
   let out = '';
   for (const child of node.children) {
     const value = child.type === 'word' ? unquotedWord(child.text, true) : literalValue(child);
