@@ -26,7 +26,14 @@ export function approvedCallRunner(executor: ToolExecutor, settings: ToolSetting
       return started.ok ? jobResult(started.value, 'text') : errorResult(started.error);
     }
     const ran = await executor.exec(
-      { host: call.host, command: call.command, timeoutMs: call.timeoutMs, maxChars: settings.characterLimit, approvalId: record.id, ...(guest ? { guest } : {}) },
+      {
+        host: call.host,
+        command: call.command,
+        timeoutMs: call.timeoutMs,
+        maxChars: settings.characterLimit,
+        approvalId: record.id,
+        ...(guest ? { guest } : {}),
+      },
       signal,
     );
     if (!ran.ok) return errorResult(ran.error);

@@ -31,7 +31,11 @@ export interface HeldCall {
   env: Env;
   caller: Caller;
   /** The gate's answer: route, names, the approve/confirm decision and the policy revision. */
-  gate: CallGate & { command: { effect: 'approve'; rule: { index: number; note: string | null }; approvers: string[] } | { effect: 'confirm'; rule: { index: number; note: string | null } } };
+  gate: CallGate & {
+    command:
+      | { effect: 'approve'; rule: { index: number; note: string | null }; approvers: string[] }
+      | { effect: 'confirm'; rule: { index: number; note: string | null } };
+  };
   command: GateCommand;
   /** The audit row's fields as the gate saw them (time is when the call came in). */
   entry: StartedEntry;
@@ -108,7 +112,12 @@ export async function holdForPerson<T>(
     held.details.onWaiting?.(null);
   }
   // Approved and used: from here on it is an ordinary call, audited from its start.
-  const begun = await beginAudit(env, { ...held.entry, relay: gate.route.relay, host: gate.route.host, target: `${held.entry.target ?? ''} [approval ${approvalId}]` });
+  const begun = await beginAudit(env, {
+    ...held.entry,
+    relay: gate.route.relay,
+    host: gate.route.host,
+    target: `${held.entry.target ?? ''} [approval ${approvalId}]`,
+  });
   if (!begun.ok) return begun;
   const started = Date.now();
   const result = await run(gate);
