@@ -1,7 +1,8 @@
 /**
  * Command classification time per command over the corpus (test/fixtures/command-classes.tsv), in
  * Node (relay/stdio) and in local workerd (the Worker's classifier, bench/classify-worker.ts under
- * wrangler's local runtime). Target: p99 under 1 ms.
+ * wrangler's local runtime). Target: p99 under 1 ms. Then an allowed call through the whole stack with and
+ * without command rules, against the same run's floor.
  *
  * Node: every command is classified REPEAT times after a warm-up; each call is one sample.
  * workerd: deployed Workers do not advance their clocks during synchronous work (a security
@@ -16,9 +17,13 @@ import { join, resolve } from 'node:path';
 import { unstable_dev } from 'wrangler';
 import { classifyCommand } from '../relay/shell/classifier.ts';
 import { parseCorpus } from '../test/harness/command-corpus.ts';
-import { row, summarize } from './stats.ts';
+import { adminApi } from '../test/harness/admin-api.ts';
+import { startStack } from '../test/harness/stack.ts';
+import { connect, execTrue, sshConfig } from './ssh-floor.ts';
+import { row, summarize, timeSequential } from './stats.ts';
 
 const REPEAT = Number(process.env.CLASSIFY_BENCH_REPEAT ?? 20);
+const CALLS = Number(process.env.CALLS ?? 200);
 const root = resolve(import.meta.dirname, '..');
 const rows = parseCorpus(readFileSync(join(root, 'test/fixtures/command-classes.tsv'), 'utf8'));
 const commands = rows.map((entry) => entry.command);
@@ -100,5 +105,49 @@ async function workerd(): Promise<void> {
   }
 }
 
+/**
+ * An allowed call through the whole local stack, in one run against the floor: ssh_exec_command
+ * under a policy without command rules, then under the README's example rules (which allow it).
+ * The Worker classifies every command either way, so the difference is the rules' own cost; what
+ * classification itself costs is the workerd figure above.
+ */
+async function allowedCall(): Promise<void> {
+  const stack = await startStack();
+  try {
+    const open = await connect(sshConfig(stack.sshd));
+    for (let index = 0; index < 20; index += 1) await execTrue(open);
+    const floor = summarize(await timeSequential(CALLS, () => execTrue(open)));
+    open.end();
+    const command = 'journalctl -u nginx --since today | grep -i error | tail -n 50';
+    const call = async (): Promise<void> => {
+      const result = await stack.mcp.client.callTool({ name: 'ssh_exec_command', arguments: { command } });
+      if (result.isError) throw new Error(`ssh_exec_command failed during the benchmark: ${JSON.stringify(result.content)}`);
+    };
+    for (let index = 0; index < 20; index += 1) await call();
+    const plain = summarize(await timeSequential(CALLS, call));
+    const saved = await adminApi(stack.worker).put('policy', {
+      version: 1,
+      grants: [],
+      commandRules: [
+        { effect: 'allow', roles: ['viewer'], hosts: ['env=staging'], classes: ['read-only'] },
+        { effect: 'approve', roles: ['operator'], hosts: ['env=prod'], classes: ['privileged'] },
+        { effect: 'deny', hosts: ['*'], programs: ['mkfs*'] },
+      ],
+    });
+    if (saved.status !== 200) throw new Error(`could not set the policy: ${saved.text}`);
+    for (let index = 0; index < 20; index += 1) await call();
+    const ruled = summarize(await timeSequential(CALLS, call));
+    console.log(row('(a) raw ssh2 exec `true` (open connection)', floor));
+    console.log(row('ssh_exec_command (a read-only pipeline), no command rules', plain));
+    console.log(row('ssh_exec_command (the same), with command rules', ruled));
+    console.log(
+      `with rules − without: median ${(ruled.median - plain.median).toFixed(2)} ms, p99 ${(ruled.p99 - plain.p99).toFixed(2)} ms (${((ruled.median - plain.median) / floor.median).toFixed(2)} × (a))`,
+    );
+  } finally {
+    await stack.stop();
+  }
+}
+
 await node();
 await workerd();
+await allowedCall();
