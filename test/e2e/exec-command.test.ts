@@ -40,7 +40,9 @@ describe('tools over the full local stack', () => {
     expect([...byName.keys()].sort()).toEqual([
       'audit_log',
       'relay_ping',
+      'ssh_approval_status',
       'ssh_cancel_job',
+      'ssh_check_command',
       'ssh_exec_command',
       'ssh_job_output',
       'ssh_job_status',

@@ -138,10 +138,11 @@ describe('startup errors', () => {
 });
 
 describe('serving MCP over stdio', () => {
-  it("offers the Worker's host tools (less the relay check), the seed's file tools and the job tools", async () => {
+  it("offers the Worker's host tools (less the relay check), the seed's file tools, the job tools and the command check", async () => {
     const { tools } = await session.client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       'ssh_cancel_job',
+      'ssh_check_command',
       'ssh_download_file',
       'ssh_exec_command',
       'ssh_job_output',
