@@ -9,6 +9,7 @@ import { clientAddress, signIn } from '../../auth/accounts.ts';
 import { clearSessionCookie, sessionCookie } from '../../auth/browser-session.ts';
 import { csrfMatches } from '../../auth/csrf.ts';
 import { escapeHtml } from '../../auth/html.ts';
+import { OWN_APPROVALS_PATH } from '../../approvals/own-approvals-path.ts';
 import { logEvent } from '../../log.ts';
 import { field, htmlResponse, seeOther } from './context.ts';
 import { adminLayout, csrfField, errorBox } from './layout.ts';
@@ -20,6 +21,8 @@ const MAX_CREDENTIAL_CHARS = 1024;
  * sign-in/out endpoints. No dots in the path, so "/admin/../x" cannot climb out.
  */
 function safeNext(next: string | null): string {
+  // The one page outside /admin that signs people in here: a requester's own approvals.
+  if (next === OWN_APPROVALS_PATH) return next;
   if (!next || !/^\/admin(\/[A-Za-z0-9_\/-]*)?(\?[A-Za-z0-9._~%&=+:-]*)?$/.test(next) || next.includes('//')) return '/admin';
   return /^\/admin\/(sign-in|sign-out|api\/)/.test(next) ? '/admin' : next;
 }
