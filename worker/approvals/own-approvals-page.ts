@@ -64,21 +64,36 @@ export async function handleOwnApprovals(request: Request, env: Env): Promise<Re
   const csrf = csrfTokenFor(request);
   const method = request.method;
   if ((url.pathname === OWN_APPROVALS_PATH && method !== 'GET') || (url.pathname === DECIDE_PATH && method !== 'POST'))
-    return new Response('Method not allowed\n', { status: 405, headers: { Allow: url.pathname === DECIDE_PATH ? 'POST' : 'GET', 'Cache-Control': 'no-store' } });
+    return new Response('Method not allowed\n', {
+      status: 405,
+      headers: { Allow: url.pathname === DECIDE_PATH ? 'POST' : 'GET', 'Cache-Control': 'no-store' },
+    });
   // readSession checks the account is active now and the session not revoked.
   const session = await readSession(request, env);
   if (!session) {
     if (method === 'GET') return signInPage(url, csrf, 200, { next: OWN_APPROVALS_PATH });
-    return signInPage(url, csrf, 401, { next: OWN_APPROVALS_PATH, error: 'You are not signed in (or your session ended); nothing was changed. Please sign in.' });
+    return signInPage(url, csrf, 401, {
+      next: OWN_APPROVALS_PATH,
+      error: 'You are not signed in (or your session ended); nothing was changed. Please sign in.',
+    });
   }
   if (method === 'GET') {
     const done = url.searchParams.get('decided');
-    return page(url, env, session, csrf, 200, done === 'approve' ? { notice: 'Confirmed. Ask your assistant to carry on.' } : done === 'reject' ? { notice: 'Rejected.' } : {});
+    return page(
+      url,
+      env,
+      session,
+      csrf,
+      200,
+      done === 'approve' ? { notice: 'Confirmed. Ask your assistant to carry on.' } : done === 'reject' ? { notice: 'Rejected.' } : {},
+    );
   }
   const form = await readForm(request);
   if (!form) return new Response(`Send a form of at most ${MAX_FORM_BYTES} bytes.\n`, { status: 400, headers: { 'Cache-Control': 'no-store' } });
   if (!csrfMatches(request, field(form, 'csrf')))
-    return page(url, env, session, csrf, 403, { error: 'This form expired or was sent from another site, so nothing was changed. Reload the page and try again.' });
+    return page(url, env, session, csrf, 403, {
+      error: 'This form expired or was sent from another site, so nothing was changed. Reload the page and try again.',
+    });
   const verdict = field(form, 'verdict');
   if (verdict !== 'approve' && verdict !== 'reject') return page(url, env, session, csrf, 400, { error: 'Choose confirm or reject.' });
   const id = field(form, 'id') ?? '';
@@ -86,7 +101,8 @@ export async function handleOwnApprovals(request: Request, env: Env): Promise<Re
   const caller = { username: session.username, userId: session.userId };
   // Only the requester's own self-confirmable records, whatever else this person may decide elsewhere.
   const found = APPROVAL_ID_PATTERN.test(id) ? await desk.status(id, caller) : null;
-  if (!found?.ok || !isMine(found.value, session)) return page(url, env, session, csrf, 404, { error: 'No command of yours waits for your confirmation under that id.' });
+  if (!found?.ok || !isMine(found.value, session))
+    return page(url, env, session, csrf, 404, { error: 'No command of yours waits for your confirmation under that id.' });
   const decided = await desk.decide(id, caller, verdict);
   if (!decided.ok) return page(url, env, session, csrf, 409, { error: decided.error.message });
   return seeOther(url, `${OWN_APPROVALS_PATH}?decided=${verdict}`);

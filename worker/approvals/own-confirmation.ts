@@ -43,7 +43,8 @@ export async function holdForOwnConfirmation(env: Env, ask: ApprovalAsk & { deci
     if (answer !== 'accept')
       return {
         kind: 'refused',
-        error: failure('approval_refused', `You ${answer === 'decline' ? 'declined' : 'dismissed'} the confirmation (approval ${id}); the command was not run.`).error,
+        error: failure('approval_refused', `You ${answer === 'decline' ? 'declined' : 'dismissed'} the confirmation (approval ${id}); the command was not run.`)
+          .error,
       };
   }
   const used = await consumeApproval(env, id, await bindingFor(ask.caller, ask.call, ask.policyRevision));

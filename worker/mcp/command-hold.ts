@@ -101,11 +101,7 @@ export async function holdForPerson<T>(
       gate.command.effect === 'confirm' && confirm
         ? // The requester is asked during the call; without a client that can be asked, the same
           // record waits like any hold, and the requester confirms it on their approvals page.
-          await holdForOwnConfirmation(
-            env,
-            { ...ask, decision: gate.command },
-            { confirm, hostLabel: gate.id, waitMs, signal: held.details.signal },
-          )
+          await holdForOwnConfirmation(env, { ...ask, decision: gate.command }, { confirm, hostLabel: gate.id, waitMs, signal: held.details.signal })
         : await holdForApproval(
             env,
             { ...ask, decision: gate.command },

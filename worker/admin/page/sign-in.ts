@@ -28,8 +28,9 @@ function safeNext(next: string | null): string {
 }
 
 export function signInPage(url: URL, csrf: string, status: number, state: { next?: string; username?: string; error?: string } = {}): Response {
-  const body = `<section class="card"><h1>Sign in to the admin page</h1>
-<p class="muted">For the admins of this mcp-remote-exec deployment: manage users, the policy and the audit log.</p>
+  const own = safeNext(state.next ?? null) === OWN_APPROVALS_PATH;
+  const body = `<section class="card"><h1>${own ? 'Sign in to confirm your commands' : 'Sign in to the admin page'}</h1>
+<p class="muted">${own ? 'For any member of this mcp-remote-exec deployment: confirm or reject the commands that wait for your own confirmation.' : 'For the admins of this mcp-remote-exec deployment: manage users, the policy and the audit log.'}</p>
 ${errorBox(state.error ?? null)}
 <form method="post" action="/admin/sign-in">
 ${csrfField(csrf)}<input type="hidden" name="next" value="${escapeHtml(safeNext(state.next ?? null))}">
