@@ -18,8 +18,22 @@ export const DEFAULT_MAX_CONNECTIONS = 4;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 import { ConfigError } from './config-error.ts';
+import { COMMAND_CLASSES, type CommandClass } from '../shared/shell/command-class.ts';
 
 export { ConfigError };
+
+/**
+ * Stdio mode only: command classes that wait for the local user's confirmation (asked through the
+ * client's elicitation), and what happens when the client cannot be asked: `refuse` (the default)
+ * or `run`. As in the Worker's command rules, `privileged` also covers `unknown`. The relay daemon
+ * ignores it: there the Worker's command rules decide.
+ */
+export interface ConfirmRule {
+  classes: CommandClass[];
+  fallback: 'refuse' | 'run';
+}
+
+export const CONFIRM_FALLBACKS = ['refuse', 'run'] as const;
 
 export type SshAuth = { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string } | { kind: 'password'; password: string };
 
@@ -43,6 +57,8 @@ export interface HostConfig {
   jobsDir?: string;
   /** Jobs that may run at once on the host (`max_jobs`, stdio JOBS_PER_HOST); DEFAULT_JOBS_PER_HOST when unset. */
   maxJobs?: number;
+  /** Stdio mode: classes that need the local user's confirmation (`confirm`, `confirm_fallback`; stdio CONFIRM_CLASSES, CONFIRM_FALLBACK). */
+  confirm?: ConfirmRule;
 }
 
 export interface RelayHostsConfig {
@@ -96,6 +112,8 @@ const hostEntry = z
       .refine(isJobsDir, 'jobs_dir is an absolute path or one under ~/, without blanks or ".." (default ~/.mcp-remote-exec/jobs)')
       .optional(),
     max_jobs: z.number().int().min(1).max(10_000).optional(),
+    confirm: z.array(z.enum(COMMAND_CLASSES)).max(COMMAND_CLASSES.length).optional(),
+    confirm_fallback: z.enum(CONFIRM_FALLBACKS).optional(),
   })
   .strict();
 
@@ -106,6 +124,9 @@ const configFile = z
       .regex(/^[A-Za-z0-9._-]{1,64}$/)
       .optional(),
     known_hosts: z.array(z.string()).optional(),
+    /** For every host that does not set its own (stdio mode). */
+    confirm: z.array(z.enum(COMMAND_CLASSES)).max(COMMAND_CLASSES.length).optional(),
+    confirm_fallback: z.enum(CONFIRM_FALLBACKS).optional(),
     hosts: z.array(hostEntry),
   })
   .strict();
@@ -229,7 +250,25 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     ...jobSettingsFromEnv(env),
+    ...confirmFromEnv(env),
   };
+}
+
+/** CONFIRM_CLASSES (comma-separated classes) and CONFIRM_FALLBACK, as the config file's confirm and confirm_fallback. */
+function confirmFromEnv(env: NodeJS.ProcessEnv): Pick<HostConfig, 'confirm'> {
+  const listed = env.CONFIRM_CLASSES?.trim();
+  const fallback = env.CONFIRM_FALLBACK?.trim();
+  const classes = listed ? listed.split(',').map((entry) => entry.trim().toLowerCase()) : [];
+  const unknown = classes.filter((entry) => !(COMMAND_CLASSES as readonly string[]).includes(entry));
+  if (unknown.length > 0) throw new ConfigError(`CONFIRM_CLASSES lists ${unknown.join(', ')}; use a comma-separated list of ${COMMAND_CLASSES.join(', ')}.`);
+  if (fallback && !(CONFIRM_FALLBACKS as readonly string[]).includes(fallback))
+    throw new ConfigError(`CONFIRM_FALLBACK must be ${CONFIRM_FALLBACKS.join(' or ')}, not "${fallback}".`);
+  return confirmRule(classes as CommandClass[], fallback as ConfirmRule['fallback'] | undefined);
+}
+
+function confirmRule(classes: CommandClass[] | undefined, fallback: ConfirmRule['fallback'] | undefined): Pick<HostConfig, 'confirm'> {
+  if (!classes || classes.length === 0) return {};
+  return { confirm: { classes: [...new Set(classes)], fallback: fallback ?? 'refuse' } };
 }
 
 /** Same rule as relay/host-jobs.ts checkJobsDir (kept here so config parsing needs no shell code). */
@@ -254,7 +293,12 @@ function jobSettingsFromEnv(env: NodeJS.ProcessEnv): Pick<HostConfig, 'jobsDir' 
   return settings;
 }
 
-function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv, file: string): HostConfig {
+function hostFromEntry(
+  entry: z.infer<typeof hostEntry>,
+  env: NodeJS.ProcessEnv,
+  file: string,
+  global: Pick<z.infer<typeof configFile>, 'confirm' | 'confirm_fallback'>,
+): HostConfig {
   const where = `host "${entry.name}" in ${file}`;
   const sources = [entry.key_path, entry.password_env, entry.password_file].filter((value) => value !== undefined);
   if (sources.length !== 1) {
@@ -293,6 +337,8 @@ function hostFromEntry(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv,
     connectTimeoutMs: entry.connect_timeout_seconds * 1000,
     ...(entry.jobs_dir !== undefined ? { jobsDir: entry.jobs_dir } : {}),
     ...(entry.max_jobs !== undefined ? { maxJobs: entry.max_jobs } : {}),
+    // A host's own list replaces the global one (an empty list: nothing to confirm on this host).
+    ...confirmRule(entry.confirm ?? global.confirm, entry.confirm_fallback ?? global.confirm_fallback),
   };
 }
 
@@ -324,7 +370,7 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
     return {
       relayId: parsed.data.relay_id ?? defaultRelayId,
       relayIdExplicit: parsed.data.relay_id !== undefined || explicitRelayId !== undefined,
-      hosts: parsed.data.hosts.map((entry) => hostFromEntry(entry, env, full)),
+      hosts: parsed.data.hosts.map((entry) => hostFromEntry(entry, env, full, parsed.data)),
       knownHostsFiles: known.read,
       recordKnownHostsFile: known.record,
       stateDir: stateDir(env),

@@ -47,6 +47,9 @@ import { listDirectory, readFile, statFile, writeFileAtomic } from './file-ops.t
 import { readFromContainer, statInContainerFile, writeIntoContainer } from './container-files.ts';
 import { downloadToLocal, uploadFromLocal } from './local-files.ts';
 import type { RelayOperations } from './operations.ts';
+import type { ConfirmRule } from './config.ts';
+import { confirmLocally, type LocalConfirmRequest } from './local-confirm.ts';
+import type { ConfirmCall } from '../shared/confirm-call.ts';
 import type { HostPool } from './ssh-pool.ts';
 
 /** What ImageKit transfers need in the stdio mode. */
@@ -74,17 +77,54 @@ export class LocalExecutor implements ToolExecutor {
   /** ssh_check_command: offered when a classifier is given. */
   readonly checkCommand?: CheckCommandExecutor['checkCommand'];
 
-  constructor(operations: RelayOperations, imagekit: LocalImageKit | null = null, jobs: JobExecutor | null = null, classify: ClassifyCommand | null = null) {
+  private readonly confirmRules: ReadonlyMap<string, ConfirmRule>;
+  private readonly classify: ClassifyCommand | null;
+
+  /** `confirmRules`: per host name, the classes that wait for the user's confirmation (relay/local-confirm.ts; needs `classify`). */
+  constructor(
+    operations: RelayOperations,
+    imagekit: LocalImageKit | null = null,
+    jobs: JobExecutor | null = null,
+    classify: ClassifyCommand | null = null,
+    confirmRules: ReadonlyMap<string, ConfirmRule> = new Map(),
+  ) {
     this.operations = operations;
     this.imagekit = imagekit;
+    this.classify = classify;
+    if (confirmRules.size > 0 && !classify) throw new Error('confirm rules need the command classifier');
+    this.confirmRules = confirmRules;
     if (classify) this.checkCommand = (request) => this.classifyOnly(classify, request);
     if (jobs) {
-      this.startJob = (request, signal) => jobs.startJob(request, signal);
+      this.startJob = async (request, signal) => {
+        const host = selectHost(
+          this.operations.inventory().map((entry) => entry.name),
+          request.host,
+        );
+        if (!host.ok) return host;
+        const confirmed = await this.confirmed(host.value, request, signal);
+        return confirmed.ok ? jobs.startJob({ ...request, host: host.value }, signal) : confirmed;
+      };
       this.jobStatus = (request, signal) => jobs.jobStatus(request, signal);
       this.jobOutput = (request, signal) => jobs.jobOutput(request, signal);
       this.cancelJob = (request, signal) => jobs.cancelJob(request, signal);
       this.listJobs = (request, signal) => jobs.listJobs(request, signal);
     }
+  }
+
+  /** The config's own-confirmation rule for `host`, applied to this command (nothing to do on hosts without one). */
+  private confirmed(
+    host: string,
+    request: { command: string; timeoutMs: number; guest?: LocalConfirmRequest['guest']; confirm?: ConfirmCall },
+    signal: AbortSignal,
+  ): Promise<Outcome<void>> {
+    const rule = this.confirmRules.get(host);
+    if (!rule || !this.classify) return Promise.resolve(success(undefined));
+    return confirmLocally(
+      rule,
+      this.classify,
+      { host, guest: request.guest ?? null, command: request.command, timeoutMs: request.timeoutMs, ...(request.confirm ? { confirm: request.confirm } : {}) },
+      signal,
+    );
   }
 
   private bridge(): Outcome<BridgeContext> {
@@ -232,6 +272,8 @@ export class LocalExecutor implements ToolExecutor {
       request.host,
     );
     if (!host.ok) return host;
+    const confirmed = await this.confirmed(host.value, request, signal);
+    if (!confirmed.ok) return confirmed;
     const output = { stdout: '', stderr: '' };
     // Only when the client asked for progress: the reporter reads the latest line from here.
     const latest = request.progress ? new LatestLineTracker(request.maxChars) : null;

@@ -104,7 +104,9 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   const jobs = new LocalJobs(operations, jobStore, jobSettings);
   jobs.startChecking();
   // The command classifier offers ssh_check_command here (the class only: stdio has no team policy).
-  const executor = new LocalExecutor(operations, imagekit, jobs, classifyCommand);
+  // Hosts whose config asks for the user's own confirmation of some command classes (relay/local-confirm.ts).
+  const confirmRules = new Map(config.hosts.flatMap((host) => (host.confirm ? [[host.name, host.confirm] as const] : [])));
+  const executor = new LocalExecutor(operations, imagekit, jobs, classifyCommand, confirmRules);
   const toolSettings = { ...settings, transfersViaImageKit: imagekit !== null };
   // As in the seed, the Proxmox tools are there only when a host is a Proxmox VE server.
   const proxmox = config.hosts.some((host) => host.proxmox);

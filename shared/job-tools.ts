@@ -7,6 +7,8 @@
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { decodeUtf8Prefix, toBase64 } from './file-tools.ts';
+import { confirmOnSession } from './confirm-call.ts';
+import type { ProtocolEra } from './mcp-server.ts';
 import { JOB_ID_PATTERN, JOB_STATES, type JobExecutor, type JobPage, type JobView } from './jobs.ts';
 import {
   DEFAULT_JOB_PAGE_BYTES,
@@ -278,7 +280,7 @@ function pageResult(page: JobPage, format: 'text' | 'json'): CallToolResult {
   return { content: [{ type: 'text', text: `${header}\n${structured.data}\n${footer}` }], structuredContent: structured };
 }
 
-export function registerJobTools(server: McpServer, jobs: JobExecutor): void {
+export function registerJobTools(server: McpServer, jobs: JobExecutor, era: ProtocolEra = 'modern'): void {
   registerTool(
     server,
     'ssh_start_job',
@@ -295,9 +297,11 @@ export function registerJobTools(server: McpServer, jobs: JobExecutor): void {
     async (args, ctx): Promise<CallToolResult> => {
       const guest =
         args.ctid !== undefined ? { kind: 'lxc' as const, id: args.ctid } : args.vmid !== undefined ? { kind: 'qemu' as const, id: args.vmid } : undefined;
+      const confirm = confirmOnSession(server, ctx, era);
       const outcome = await jobs.startJob(
         {
           ...(args.host !== undefined ? { host: args.host } : {}),
+          ...(confirm ? { confirm } : {}),
           ...(guest ? { guest } : {}),
           ...(args.name !== undefined ? { name: args.name } : {}),
           command: args.command,

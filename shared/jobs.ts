@@ -5,6 +5,7 @@
  * truth for what the job is doing; the job's record (owner, host, command, last known state) lives
  * with the server: a Durable Object per user in the Worker, files in the stdio state directory.
  */
+import type { ConfirmCall } from './confirm-call.ts';
 import type { Outcome } from './errors.ts';
 import type { GuestKind } from './proxmox.ts';
 
@@ -51,6 +52,8 @@ export interface StartJobRequest {
   name?: string;
   /** Worker: carry on with this approval (ssh_approval_status) instead of asking for a new one. */
   approvalId?: string;
+  /** Only when the client can be asked during the call: asks the requester to confirm a command a rule holds for them. */
+  confirm?: ConfirmCall;
 }
 
 /** Everything a caller may know about one of their jobs. Times are ISO 8601. */

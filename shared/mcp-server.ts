@@ -80,10 +80,10 @@ export function buildMcpServer(spec: McpServerSpec): McpServer {
   const { executor, settings } = spec;
   const jobs = jobsOf(executor);
   const toolCall = captureToolCallHandler(server, () => {
-    registerTools(server, executor, settings);
-    if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings);
+    registerTools(server, executor, settings, spec.era);
+    if (spec.proxmox && canProxmox(executor)) registerProxmoxTools(server, executor, settings, spec.era);
     if (spec.imagekit && canImageKit(executor)) registerImageKitTools(server, executor, settings);
-    if (jobs) registerJobTools(server, jobs);
+    if (jobs) registerJobTools(server, jobs, spec.era);
     if (canCheck(executor)) registerCheckCommandTool(server, executor);
     for (const register of spec.extraTools ?? []) register(server);
     if (spec.testTools) registerTestTools(server, spec.era);

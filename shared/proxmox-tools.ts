@@ -11,6 +11,8 @@ import { schemaOnce } from './schema-once.ts';
 import type { Outcome } from './errors.ts';
 import { execStructuredOutput, formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
+import { confirmOnSession } from './confirm-call.ts';
+import type { ProtocolEra } from './mcp-server.ts';
 import { MAX_COMMAND_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
 import { DEFAULT_SHUTDOWN_SECONDS, guestIdSchema, parsePctList, parseQmList, parseStatus, type GuestKind, type PveAction } from './proxmox.ts';
 import { localPathArgument, overwriteArgument, permissionsArgument, runDownload, runUpload, transferOutput, type FileToolSettings } from './file-tools.ts';
@@ -220,7 +222,7 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
   }
 }
 
-export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecutor, settings: FileToolSettings): void {
+export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecutor, settings: FileToolSettings, era: ProtocolEra = 'modern'): void {
   registerContainerTransferTools(server, executor, settings);
   const pve = (request: Parameters<ProxmoxExecutor['proxmox']>[0], signal: AbortSignal): Promise<Outcome<PveOutcome>> => executor.proxmox(request, signal);
 
@@ -396,6 +398,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         const command = values.command as string;
         const timeoutMs = (values.timeout as number) * 1000;
         const format = values.response_format as 'text' | 'json';
+        const confirm = confirmOnSession(server, ctx, era);
         const outcome = await withExecProgress(ctx, values.timeout as number, (progress) =>
           executor.exec(
             {
@@ -405,6 +408,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
               maxChars: settings.characterLimit,
               guest: { kind, id },
               ...(progress ? { progress } : {}),
+              ...(confirm ? { confirm } : {}),
             },
             ctx.mcpReq.signal,
           ),

@@ -3,6 +3,7 @@
  * Durable Object and the stdio mode call this, so the tools look and behave the same everywhere.
  */
 import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
+import { confirmOnSession } from './confirm-call.ts';
 import { formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
 import { registerFileTools, type FileToolSettings } from './file-tools.ts';
@@ -17,6 +18,7 @@ import {
   type ListHostsOutput,
   type ToolSettings,
 } from './tool-catalog.ts';
+import type { ProtocolEra } from './mcp-server.ts';
 import type { HostListing, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
@@ -77,7 +79,8 @@ export function formatHostListing(listing: HostListing): string {
   return lines.join('\n');
 }
 
-export function registerTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings): void {
+/** `era`: whether the requester can be asked to confirm a command during the call (shared/confirm-call.ts). */
+export function registerTools(server: McpServer, executor: ToolExecutor, settings: FileToolSettings, era: ProtocolEra = 'modern'): void {
   registerTool(
     server,
     'ssh_list_hosts',
@@ -109,6 +112,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
     },
     async (args, ctx): Promise<CallToolResult> => {
       const timeoutMs = args.timeout * 1000;
+      const confirm = confirmOnSession(server, ctx, era);
       const outcome = await withExecProgress(ctx, args.timeout, (progress) =>
         executor.exec(
           {
@@ -117,6 +121,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
             timeoutMs,
             maxChars: settings.characterLimit,
             ...(progress ? { progress } : {}),
+            ...(confirm ? { confirm } : {}),
           },
           ctx.mcpReq.signal,
         ),

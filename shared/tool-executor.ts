@@ -6,6 +6,7 @@
  */
 import type { Outcome } from './errors.ts';
 import type { ExecOutcome } from './exec-output.ts';
+import type { ConfirmCall } from './confirm-call.ts';
 import type { ExecProgressTap } from './latest-line.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult, LocalTransferResult } from './file-types.ts';
 import type { GuestKind, PveAction } from './proxmox.ts';
@@ -26,6 +27,8 @@ export interface ExecRequest {
 
   /** Only when the client asked for progress: where to tell the reporter the latest output line can be read. */
   progress?: ExecProgressTap;
+  /** Only when the client can be asked during the call: asks the requester to confirm a command a rule holds for them. */
+  confirm?: ConfirmCall;
 }
 
 /** A fixed pct/qm command on a Proxmox host. */

@@ -13,6 +13,7 @@ import { checkRegistration } from './auth/client-registration.ts';
 import { guardRefreshReuse, REFRESH_TOKEN_TTL_SECONDS } from './auth/refresh-reuse.ts';
 import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
 import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
+import { handleOwnApprovals, isOwnApprovalsPath } from './approvals/own-approvals-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
 import { CALLBACK_PATH, handleUpstreamCallback } from './auth/upstream-sign-in.ts';
 import { logEvent } from './log.ts';
@@ -40,6 +41,7 @@ const defaultHandler = {
     if (transfer?.[1] && transfer[2]) return handleTransfer(request, env, transfer[1], transfer[2]);
     if (url.pathname.startsWith(ADMIN_API_PREFIX)) return handleAdminApi(request, env);
     if (isAdminPagePath(url.pathname)) return handleAdminPage(request, env);
+    if (isOwnApprovalsPath(url.pathname)) return handleOwnApprovals(request, env);
     switch (url.pathname) {
       case '/authorize':
         return handleAuthorize(request, env);

@@ -145,7 +145,7 @@ export interface ConnectedClient {
 export interface ConnectOptions {
   era?: McpEra;
   /** Answer the server's questions (elicitation on 2025, input_required on 2026-07-28); without it the client declares no elicitation support. */
-  answer?: (message: string) => Record<string, string> | 'decline';
+  answer?: (message: string) => Record<string, string | boolean> | 'decline';
   /** Extra HTTP headers on every request (e.g. COUNT_DO_CALLS_HEADER, to have the Worker count this client's calls). */
   headers?: Record<string, string>;
 }
@@ -156,7 +156,10 @@ function tokenOf(tokens: unknown): string {
   return token;
 }
 
-function answerResult(answer: ConnectOptions['answer'], message: string): { action: 'accept'; content: Record<string, string> } | { action: 'decline' } {
+export function answerResult(
+  answer: ConnectOptions['answer'],
+  message: string,
+): { action: 'accept'; content: Record<string, string | boolean> } | { action: 'decline' } {
   const given = answer?.(message) ?? 'decline';
   return given === 'decline' ? { action: 'decline' } : { action: 'accept', content: given };
 }

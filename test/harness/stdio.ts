@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { answerResult, type ConnectOptions } from './mcp-client.ts';
 import { VERSION } from '../../shared/version.ts';
 import type { TestSshd } from './sshd.ts';
 import { PROJECT_ROOT } from './worker.ts';
@@ -42,7 +44,11 @@ export interface StdioSession {
   close(): Promise<void>;
 }
 
-export async function connectStdio(env: Record<string, string>, args: string[] = []): Promise<StdioSession> {
+/**
+ * `answer`: answer the server's elicitation requests (the SDK v1 client then declares form
+ * elicitation); without it the client declares none, like a client that cannot be asked.
+ */
+export async function connectStdio(env: Record<string, string>, args: string[] = [], answer?: ConnectOptions['answer']): Promise<StdioSession> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [CLI, ...args],
@@ -54,7 +60,8 @@ export async function connectStdio(env: Record<string, string>, args: string[] =
   transport.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-65536);
   });
-  const client = new Client({ name: 'mcp-remote-exec-stdio-test', version: VERSION });
+  const client = new Client({ name: 'mcp-remote-exec-stdio-test', version: VERSION }, answer ? { capabilities: { elicitation: { form: {} } } } : {});
+  if (answer) client.setRequestHandler(ElicitRequestSchema, async (request) => answerResult(answer, request.params.message));
   await client.connect(transport);
   return { client, transport, stderr: () => stderr, close: () => client.close() };
 }

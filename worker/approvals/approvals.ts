@@ -10,6 +10,7 @@ import type { CallToolResult } from '@modelcontextprotocol/server';
 import { failure, success, type Outcome, type ToolError } from '../../shared/errors.ts';
 import type { CommandClassification, CommandDecision } from '../../shared/shell/command-class.ts';
 import { approvalDesk, type DeskCaller } from './approval-desk.ts';
+import { OWN_APPROVALS_PATH } from './own-approvals-path.ts';
 import { approvalArgsHash, type ApprovalCall } from './approval-call.ts';
 import { approversLabel, type ApprovalBinding, type ApprovalRecord, type NewApproval } from './approval-record.ts';
 
@@ -136,7 +137,7 @@ export async function holdForApproval(env: Env, ask: ApprovalAsk, wait: WaitOpti
   const decided = await waitForDecision(env, id, caller, wait);
   if (!decided.ok) return { kind: 'refused', error: decided.error };
   const record = decided.value;
-  if (record.state === 'pending') return { kind: 'pending', id, result: pendingApprovalResult(record) };
+  if (record.state === 'pending') return { kind: 'pending', id, result: pendingApprovalResult(record, env) };
   if (record.state !== 'approved') return { kind: 'refused', error: refusalOf(record) };
   const used = await consumeApproval(env, id, await bindingFor(ask.caller, ask.call, ask.policyRevision));
   return used.ok ? { kind: 'granted', id } : { kind: 'refused', error: used.error };
@@ -168,13 +169,27 @@ export function refusalOf(record: ApprovalRecord): ToolError {
   }
 }
 
-/** The answer to a held call still waiting: a result (not an error) with the id and how to carry on, for any client. */
-export function pendingApprovalResult(record: ApprovalRecord): CallToolResult {
+/** Where a requester confirms their own held commands (a signed-in page, never a tool). */
+export function ownApprovalsUrl(env: Pick<Env, 'PUBLIC_URL'>): string {
+  return new URL(OWN_APPROVALS_PATH, env.PUBLIC_URL).toString();
+}
+
+/**
+ * The answer to a held call still waiting: a result (not an error) with the id and how to carry on,
+ * for any client. For the requester's own confirmation it names the page where they give it: the
+ * person, not the model, confirms.
+ */
+export function pendingApprovalResult(record: ApprovalRecord, env: Pick<Env, 'PUBLIC_URL'>): CallToolResult {
   const expiresAt = new Date(record.expiresAt).toISOString();
   const why = record.rule.note ? ` (rule ${record.rule.index}: ${record.rule.note})` : ` (rule ${record.rule.index})`;
   const text = [
-    `The command was NOT run: policy holds ${record.class} commands on ${record.host} for approval${why}.`,
+    record.self
+      ? `The command was NOT run: policy holds ${record.class} commands on ${record.host} for your own confirmation${why}.`
+      : `The command was NOT run: policy holds ${record.class} commands on ${record.host} for approval${why}.`,
     `Approval ${record.id} is waiting for ${approversLabel(record)}; it expires at ${expiresAt}.`,
+    ...(record.self
+      ? [`The person who asked confirms it in a browser, signed in to this deployment: ${ownApprovalsUrl(env)} (an assistant cannot confirm it for them).`]
+      : []),
     `Once it is approved, call ssh_approval_status with approval_id "${record.id}": that runs the command and returns its result.`,
   ].join('\n');
   // Text only: the held tool's outputSchema describes its own result, which this is not.

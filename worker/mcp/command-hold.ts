@@ -7,11 +7,13 @@
  * is its `started` row written and the call sent; otherwise the caller is told why, and nothing ran.
  */
 import { waitUntil } from 'cloudflare:workers';
+import type { ConfirmCall } from '../../shared/confirm-call.ts';
 import { failure, success, type Outcome } from '../../shared/errors.ts';
 import type { JobGuest } from '../../shared/jobs.ts';
 import type { AuditEnd, StartedEntry } from '../audit/audit-log.ts';
 import { APPROVAL_INLINE_WAIT_MS, bindingFor, consumeApproval, holdForApproval } from '../approvals/approvals.ts';
 import type { ApprovalCall } from '../approvals/approval-call.ts';
+import { holdForOwnConfirmation } from '../approvals/own-confirmation.ts';
 import { beginAudit, finishAudit, recordCall, type CallGate } from '../team/gate-call.ts';
 import type { GateCommand } from '../team/team-directory.ts';
 import type { Caller } from './policed-executor.ts';
@@ -25,6 +27,8 @@ export interface HeldCallDetails {
   approvalId?: string;
   /** Progress for the client while the call waits ("waiting for approval … by group:ops"); null once it runs. */
   onWaiting?: (message: string | null) => void;
+  /** Only when the client can be asked during the call: a `confirm` rule asks the requester here (shared/confirm-call.ts). */
+  confirm?: ConfirmCall;
 }
 
 export interface HeldCall {
@@ -90,15 +94,23 @@ export async function holdForPerson<T>(
       return used;
     }
   } else {
-    const hold = await holdForApproval(
-      env,
-      { caller, call, classification: held.command.classification, decision: gate.command, policyRevision: gate.policyRevision },
-      {
-        until: Date.now() + Math.min(held.details.timeoutMs, APPROVAL_INLINE_WAIT_MS),
-        signal: held.details.signal,
-        ...(held.details.onWaiting ? { onProgress: held.details.onWaiting } : {}),
-      },
-    );
+    const ask = { caller, call, classification: held.command.classification, policyRevision: gate.policyRevision };
+    const waitMs = Math.min(held.details.timeoutMs, APPROVAL_INLINE_WAIT_MS);
+    const confirm = held.details.confirm;
+    const hold =
+      gate.command.effect === 'confirm' && confirm
+        ? // The requester is asked during the call; without a client that can be asked, the same
+          // record waits like any hold, and the requester confirms it on their approvals page.
+          await holdForOwnConfirmation(env, { ...ask, decision: gate.command }, { confirm, hostLabel: gate.id, waitMs, signal: held.details.signal })
+        : await holdForApproval(
+            env,
+            { ...ask, decision: gate.command },
+            {
+              until: Date.now() + waitMs,
+              signal: held.details.signal,
+              ...(held.details.onWaiting ? { onProgress: held.details.onWaiting } : {}),
+            },
+          );
     if (hold.kind === 'refused') {
       recordNotRun(held, hold.error.code);
       return failure(hold.error.code, hold.error.message);

@@ -241,6 +241,7 @@ export class PolicedExecutor implements ToolExecutor {
         signal,
         ...(request.approvalId !== undefined ? { approvalId: request.approvalId } : {}),
         ...(request.progress ? { onWaiting: (message: string | null) => request.progress?.note(message) } : {}),
+        ...(request.confirm ? { confirm: request.confirm } : {}),
       },
     );
   }
@@ -408,6 +409,7 @@ export class PolicedExecutor implements ToolExecutor {
         guest: guest ?? null,
         signal,
         ...(request.approvalId !== undefined ? { approvalId: request.approvalId } : {}),
+        ...(request.confirm ? { confirm: request.confirm } : {}),
       },
     );
   }

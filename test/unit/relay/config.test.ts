@@ -141,3 +141,46 @@ describe('hosts from a config file', () => {
     expect(configError({ P: 'x', MCP_REMOTE_EXEC_STATE_DIR: dir }, writeConfig(content))).toContain(message);
   });
 });
+
+describe('own confirmation settings (stdio mode)', () => {
+  it('reads CONFIRM_CLASSES and CONFIRM_FALLBACK, refusing by default', () => {
+    expect(loadHostsConfig(seed()).hosts[0]?.confirm).toBeUndefined();
+    expect(loadHostsConfig(seed({ CONFIRM_CLASSES: 'Mutating, privileged' })).hosts[0]?.confirm).toEqual({
+      classes: ['mutating', 'privileged'],
+      fallback: 'refuse',
+    });
+    expect(loadHostsConfig(seed({ CONFIRM_CLASSES: 'unknown', CONFIRM_FALLBACK: 'run' })).hosts[0]?.confirm).toEqual({ classes: ['unknown'], fallback: 'run' });
+  });
+
+  it.each([
+    [{ CONFIRM_CLASSES: 'mutating,dangerous' }, 'CONFIRM_CLASSES lists dangerous'],
+    [{ CONFIRM_CLASSES: 'mutating', CONFIRM_FALLBACK: 'ask' }, 'CONFIRM_FALLBACK must be refuse or run'],
+  ])('explains a wrong value: %o', (extra, message) => {
+    expect(configError(seed(extra))).toContain(message);
+  });
+
+  it('applies the file-wide list to every host unless a host has its own, even an empty one', () => {
+    const path = join(dir, 'confirm.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        confirm: ['privileged'],
+        confirm_fallback: 'run',
+        hosts: [
+          { name: 'a', address: '192.0.2.1', user: 'u', key_path: key },
+          { name: 'b', address: '192.0.2.2', user: 'u', key_path: key, confirm: [] },
+          { name: 'c', address: '192.0.2.3', user: 'u', key_path: key, confirm: ['mutating'], confirm_fallback: 'refuse' },
+        ],
+      }),
+    );
+    const hosts = loadHostsConfig({ MCP_REMOTE_EXEC_STATE_DIR: dir }, path).hosts;
+    expect(hosts.map((host) => host.confirm)).toEqual([{ classes: ['privileged'], fallback: 'run' }, undefined, { classes: ['mutating'], fallback: 'refuse' }]);
+    expect(configError({ MCP_REMOTE_EXEC_STATE_DIR: dir }, writeConfigText({ confirm: ['everything'], hosts: [] }))).toContain('confirm');
+  });
+});
+
+function writeConfigText(content: unknown): string {
+  const path = join(dir, `confirm-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}

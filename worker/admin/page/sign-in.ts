@@ -9,6 +9,7 @@ import { clientAddress, signIn } from '../../auth/accounts.ts';
 import { clearSessionCookie, sessionCookie } from '../../auth/browser-session.ts';
 import { csrfMatches } from '../../auth/csrf.ts';
 import { escapeHtml } from '../../auth/html.ts';
+import { OWN_APPROVALS_PATH } from '../../approvals/own-approvals-path.ts';
 import { logEvent } from '../../log.ts';
 import { field, htmlResponse, seeOther } from './context.ts';
 import { adminLayout, csrfField, errorBox } from './layout.ts';
@@ -20,13 +21,16 @@ const MAX_CREDENTIAL_CHARS = 1024;
  * sign-in/out endpoints. No dots in the path, so "/admin/../x" cannot climb out.
  */
 function safeNext(next: string | null): string {
+  // The one page outside /admin that signs people in here: a requester's own approvals.
+  if (next === OWN_APPROVALS_PATH) return next;
   if (!next || !/^\/admin(\/[A-Za-z0-9_\/-]*)?(\?[A-Za-z0-9._~%&=+:-]*)?$/.test(next) || next.includes('//')) return '/admin';
   return /^\/admin\/(sign-in|sign-out|api\/)/.test(next) ? '/admin' : next;
 }
 
 export function signInPage(url: URL, csrf: string, status: number, state: { next?: string; username?: string; error?: string } = {}): Response {
-  const body = `<section class="card"><h1>Sign in to the admin page</h1>
-<p class="muted">For the admins of this mcp-remote-exec deployment: manage users, the policy and the audit log.</p>
+  const own = safeNext(state.next ?? null) === OWN_APPROVALS_PATH;
+  const body = `<section class="card"><h1>${own ? 'Sign in to confirm your commands' : 'Sign in to the admin page'}</h1>
+<p class="muted">${own ? 'For any member of this mcp-remote-exec deployment: confirm or reject the commands that wait for your own confirmation.' : 'For the admins of this mcp-remote-exec deployment: manage users, the policy and the audit log.'}</p>
 ${errorBox(state.error ?? null)}
 <form method="post" action="/admin/sign-in">
 ${csrfField(csrf)}<input type="hidden" name="next" value="${escapeHtml(safeNext(state.next ?? null))}">

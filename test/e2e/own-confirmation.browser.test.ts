@@ -1,0 +1,186 @@
+/**
+ * A `confirm` command rule through the whole stack (real Worker, relay, sshd, MCP clients signed in
+ * through OAuth, chromium): the requester confirms their own command, never another person.
+ * - 2025-era client that declared elicitation: asked during the call (host, exact command, class,
+ *   rule); yes runs it once (the desk records the requester's own decision and its use); no runs
+ *   nothing and is audited.
+ * - 2026-07-28 client (no push elicitation inside a call) and a client without elicitation: the call
+ *   answers approval_pending with the id and the URL of /approvals/mine; the requester, a non-admin,
+ *   confirms it there in a browser (CSRF-checked; nobody else sees or decides it), then
+ *   ssh_approval_status runs it.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminApi } from '../harness/admin-api.ts';
+import { launchBrowser, screenshot } from '../harness/browser.ts';
+import { connectMcpClient, type ConnectedClient, type ConnectOptions } from '../harness/mcp-client.ts';
+import type { TestSshd } from '../harness/sshd.ts';
+import { startStack, textOf, type Stack } from '../harness/stack.ts';
+
+let stack: Stack;
+let browser: Browser;
+const sessions: ConnectedClient[] = [];
+const passwords = new Map<string, string>();
+const RUN = `${process.pid}${Date.now() % 100_000}`;
+/** Every question the answering clients were asked. */
+const asked: string[] = [];
+
+const POLICY = {
+  version: 1,
+  grants: [{ effect: 'allow', subjects: ['group:ops'], role: 'operator', hosts: ['*'] }],
+  commandRules: [{ effect: 'confirm', roles: ['operator'], hosts: ['env=prod'], classes: ['mutating'], note: 'prod changes need your own yes' }],
+};
+
+function relayConfig(sshd: TestSshd): unknown {
+  return {
+    relay_id: 'confirm-relay',
+    known_hosts: [sshd.knownHostsPath],
+    hosts: [{ name: 'prod', address: '127.0.0.1', port: sshd.port, user: sshd.user, key_path: sshd.privateKeyPath, labels: { env: 'prod' } }],
+  };
+}
+
+async function signIn(username: string, options: ConnectOptions = {}): Promise<ConnectedClient> {
+  const session = await connectMcpClient(stack.worker.mcpUrl, { username, password: passwords.get(username) ?? '' }, options);
+  sessions.push(session);
+  return session;
+}
+
+function answering(answer: 'yes' | 'no'): ConnectOptions['answer'] {
+  return (message) => {
+    asked.push(message);
+    return answer === 'yes' ? { confirm: true } : 'decline';
+  };
+}
+
+async function call(session: ConnectedClient, name: string, args: Record<string, unknown>): Promise<{ text: string; isError: boolean }> {
+  const result = await session.client.callTool({ name, arguments: args }, undefined, { timeout: 60_000 });
+  return { text: textOf(result as never), isError: Boolean(result.isError) };
+}
+
+async function auditTools(user: string, marker: string): Promise<string[]> {
+  const reply = await adminApi(stack.worker).get(`audit?user=${user}&limit=1000`);
+  expect(reply.status).toBe(200);
+  return (reply.body.entries as Array<Record<string, unknown>>)
+    .filter((row) => String(row.target ?? '').includes(marker))
+    .map((row) => `${String(row.tool)}:${String(row.outcome)}`);
+}
+
+async function submit(page: Page, selector: string): Promise<number | undefined> {
+  const [response] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
+  return response?.status();
+}
+
+async function browserSignIn(username: string, password = passwords.get(username) ?? ''): Promise<Page> {
+  const page = await (await browser.newContext({ viewport: { width: 1200, height: 900 } })).newPage();
+  // Not signed in: the sign-in page, which comes back here afterwards.
+  await page.goto(`${stack.worker.url}/approvals/mine`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  expect(await submit(page, 'main button[type=submit]')).toBe(200);
+  expect(new URL(page.url()).pathname).toBe('/approvals/mine');
+  return page;
+}
+
+beforeAll(async () => {
+  stack = await startStack({ relay: (sshd) => ({ configFile: relayConfig(sshd) }) });
+  const admin = adminApi(stack.worker);
+  for (const username of ['cara', 'omar']) {
+    const added = await admin.post('users', { username, groups: ['ops'] });
+    expect(added.status, JSON.stringify(added.body)).toBe(201);
+    passwords.set(username, String(added.body.password));
+  }
+  const saved = await admin.put('policy', POLICY);
+  expect(saved.status, JSON.stringify(saved.body)).toBe(200);
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  for (const session of sessions) await session.close().catch(() => undefined);
+  await browser?.close();
+  await stack?.stop();
+});
+
+describe('own confirmation', () => {
+  it('asks a 2025 client that declared elicitation during the call, and runs the command once on yes', async () => {
+    const cara = await signIn('cara', { era: '2025-11-25', answer: answering('yes') });
+    const file = join(stack.sshd.home, `confirmed-${RUN}`);
+    const before = asked.length;
+    const ran = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
+    expect(ran.isError, ran.text).toBe(false);
+    expect(ran.text).toContain('EXIT CODE');
+    expect(asked.length).toBe(before + 1);
+    for (const part of ['prod', `touch ${file}`, 'mutating', 'prod changes need your own yes']) expect(asked.at(-1)).toContain(part);
+    expect(existsSync(file)).toBe(true);
+    expect(await auditTools('cara', `confirmed-${RUN}`)).toEqual(
+      expect.arrayContaining(['approval_requested:ok', 'approval_approved:ok', 'approval_used:ok', 'ssh_exec_command:ok']),
+    );
+  });
+
+  it('runs nothing when the 2025 client declines, and audits the refusal', async () => {
+    const cara = await signIn('cara', { era: '2025-11-25', answer: answering('no') });
+    const file = join(stack.sshd.home, `declined-${RUN}`);
+    const refused = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain('approval_refused');
+    expect(refused.text).toContain('declined');
+    expect(existsSync(file)).toBe(false);
+    const tools = await auditTools('cara', `declined-${RUN}`);
+    expect(tools).toEqual(expect.arrayContaining(['approval_requested:ok', 'approval_rejected:ok', 'ssh_exec_command:denied']));
+    expect(tools).not.toContain('ssh_exec_command:ok');
+  });
+
+  it('answers a 2026-07-28 client with the pending id and the page; the requester confirms there (not another user, not without CSRF), then it runs', async () => {
+    const cara = await signIn('cara', { era: '2026-07-28', answer: answering('yes') });
+    const file = join(stack.sshd.home, `paged-${RUN}`);
+    const command = `touch ${file}`;
+    const before = asked.length;
+    const held = await call(cara, 'ssh_exec_command', { host: 'prod', command, timeout: 2 });
+    expect(held.isError).toBe(true);
+    expect(held.text).toContain('approval_pending');
+    expect(held.text).toContain(`${stack.worker.url}/approvals/mine`);
+    expect(asked.length).toBe(before);
+    const id = /approval_id "([0-9a-f]{32})"/.exec(held.text)?.[1] ?? '';
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+
+    // Another member of the team, and even a deployment admin (who decides it on the admin page, not
+    // here), sees nothing of it on their own page and cannot decide it there.
+    for (const [username, password] of [
+      ['omar', passwords.get('omar') ?? ''],
+      [stack.worker.adminUser, stack.worker.adminPassword],
+    ] as const) {
+      const other = await browserSignIn(username, password);
+      expect(await other.locator('[data-approval]').count()).toBe(0);
+      const csrf = (await other.locator('input[name=csrf]').first().getAttribute('value')) ?? '';
+      const theirs = await other.request.post(`${stack.worker.url}/approvals/mine/decide`, { form: { csrf, id, verdict: 'approve' } });
+      expect(theirs.status()).toBe(404);
+    }
+
+    const page = await browserSignIn('cara');
+    const card = page.locator(`[data-approval="${id}"]`);
+    expect(await card.locator('pre.command').textContent()).toBe(command);
+    expect((await card.textContent()) ?? '').toContain('prod changes need your own yes');
+    await screenshot(page, 'own-approvals-01-pending');
+    // A post without this browser's CSRF token changes nothing.
+    const forged = await page.request.post(`${stack.worker.url}/approvals/mine/decide`, { form: { id, verdict: 'approve' } });
+    expect(forged.status()).toBe(403);
+    expect((await call(cara, 'ssh_approval_status', { approval_id: id })).text).toContain('pending');
+
+    expect(await submit(page, `[data-approval="${id}"] button:has-text("Confirm")`)).toBe(200);
+    expect(await page.locator('[data-approval]').count()).toBe(0);
+    const ran = await call(cara, 'ssh_approval_status', { approval_id: id });
+    expect(ran.isError, ran.text).toBe(false);
+    expect(existsSync(file)).toBe(true);
+    expect(await auditTools('cara', `paged-${RUN}`)).toEqual(expect.arrayContaining(['approval_approved:ok', 'approval_used:ok']));
+  });
+
+  it('answers a client without elicitation with the pending id and the page, asking nothing', async () => {
+    const cara = await signIn('cara', { era: '2025-11-25' });
+    const held = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${join(stack.sshd.home, `plain-${RUN}`)}`, timeout: 2 });
+    expect(held.isError).toBe(true);
+    expect(held.text).toContain('approval_pending');
+    expect(held.text).toContain('for your own confirmation');
+    expect(held.text).toContain(`${stack.worker.url}/approvals/mine`);
+  });
+});

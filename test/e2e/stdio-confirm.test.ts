@@ -1,0 +1,142 @@
+/**
+ * The stdio mode's own confirmation (relay config `confirm`, `confirm_fallback`): the built command
+ * over stdio, a real sshd, and the SDK v1 client answering the elicitation as a person would.
+ * Commands of a listed class wait for the user's yes (the question shows the host, the exact
+ * command with control characters made visible, and the class); a no runs nothing; a class not
+ * listed, or a host whose own list is empty, is not asked; `privileged` covers `unknown`; and a
+ * client that cannot be asked is refused (or, with confirm_fallback "run", runs).
+ */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSshd, type TestSshd } from '../harness/sshd.ts';
+import { textOf } from '../harness/stack.ts';
+import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
+
+let sshd: TestSshd;
+const sessions: StdioSession[] = [];
+const RUN = `${process.pid}-${Date.now() % 100_000}`;
+/** Every question the answering client was asked, and what it answers next. */
+const asked: string[] = [];
+let nextAnswer: 'accept' | 'decline' = 'accept';
+
+function configFile(fallback: 'refuse' | 'run' | null): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'mre-confirm-')), 'relay.config.json');
+  const base = { address: '127.0.0.1', port: sshd.port, user: sshd.user, key_path: sshd.privateKeyPath };
+  writeFileSync(
+    path,
+    JSON.stringify({
+      known_hosts: [sshd.knownHostsPath],
+      confirm: ['mutating', 'privileged'],
+      ...(fallback ? { confirm_fallback: fallback } : {}),
+      hosts: [
+        { name: 'guarded', ...base },
+        { name: 'open', ...base, confirm: [] },
+      ],
+    }),
+  );
+  return path;
+}
+
+async function open(fallback: 'refuse' | 'run' | null, answering: boolean): Promise<StdioSession> {
+  const session = await connectStdio(
+    stdioEnv(sshd, { HOST: '' }),
+    ['--config', configFile(fallback)],
+    answering
+      ? (message) => {
+          asked.push(message);
+          return nextAnswer === 'accept' ? { confirm: true } : 'decline';
+        }
+      : undefined,
+  );
+  sessions.push(session);
+  return session;
+}
+
+async function call(session: StdioSession, name: string, args: Record<string, unknown>): Promise<{ text: string; isError: boolean }> {
+  const result = CallToolResultSchema.parse(await session.client.callTool({ name, arguments: args }, CallToolResultSchema));
+  return { text: textOf(result), isError: Boolean(result.isError) };
+}
+
+function marker(name: string): string {
+  return join(sshd.home, `confirm-${name}-${RUN}`);
+}
+
+beforeAll(async () => {
+  sshd = await startSshd();
+});
+
+afterAll(async () => {
+  for (const session of sessions) await session.close().catch(() => undefined);
+  await sshd?.stop();
+});
+
+describe('stdio own confirmation', () => {
+  it('asks before a mutating command and runs it on yes, naming the host, the command and its class', async () => {
+    const session = await open(null, true);
+    const file = marker('yes');
+    nextAnswer = 'accept';
+    const before = asked.length;
+    const ran = await call(session, 'ssh_exec_command', { host: 'guarded', command: `touch ${file}` });
+    expect(ran.isError, ran.text).toBe(false);
+    expect(asked.length).toBe(before + 1);
+    expect(asked.at(-1)).toContain(`touch ${file}`);
+    expect(asked.at(-1)).toContain('mutating');
+    expect(asked.at(-1)).toContain('guarded');
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it('runs nothing when the user declines, for commands and for background jobs', async () => {
+    const session = await open(null, true);
+    nextAnswer = 'decline';
+    const file = marker('no');
+    const refused = await call(session, 'ssh_exec_command', { host: 'guarded', command: `touch ${file}` });
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain('approval_refused');
+    expect(refused.text).toContain('declined');
+    const job = await call(session, 'ssh_start_job', { host: 'guarded', command: `touch ${file}-job` });
+    expect(job.isError).toBe(true);
+    expect(job.text).toContain('declined');
+    // Give a job that did start (it must not have) time to run.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(existsSync(file)).toBe(false);
+    expect(existsSync(`${file}-job`)).toBe(false);
+  });
+
+  it('does not ask for a class that is not listed, nor on a host whose own list is empty; privileged covers unknown, shown with control characters made visible', async () => {
+    const session = await open(null, true);
+    nextAnswer = 'decline';
+    const before = asked.length;
+    const read = await call(session, 'ssh_exec_command', { host: 'guarded', command: 'df -h' });
+    expect(read.isError, read.text).toBe(false);
+    const file = marker('open');
+    const elsewhere = await call(session, 'ssh_exec_command', { host: 'open', command: `touch ${file}` });
+    expect(elsewhere.isError, elsewhere.text).toBe(false);
+    expect(existsSync(file)).toBe(true);
+    expect(asked.length).toBe(before);
+    // `$a x` cannot be classified with certainty: unknown, which the listed privileged covers.
+    const hidden = marker('unknown');
+    const unknown = await call(session, 'ssh_exec_command', { host: 'guarded', command: `a=touch; $a ${hidden} # \u001b[31mred` });
+    expect(unknown.isError).toBe(true);
+    expect(asked.length).toBe(before + 1);
+    expect(asked.at(-1)).toContain('unknown');
+    expect(asked.at(-1)).toContain(`a=touch; $a ${hidden} # \\x1b[31mred`);
+    expect(asked.at(-1)).not.toContain('\u001b');
+    expect(existsSync(hidden)).toBe(false);
+  });
+
+  it('refuses when the client cannot be asked, and runs with confirm_fallback "run"', async () => {
+    const strict = await open(null, false);
+    const file = marker('fallback');
+    const refused = await call(strict, 'ssh_exec_command', { host: 'guarded', command: `touch ${file}` });
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain('cannot be asked');
+    expect(existsSync(file)).toBe(false);
+    const lenient = await open('run', false);
+    const ran = await call(lenient, 'ssh_exec_command', { host: 'guarded', command: `touch ${file}` });
+    expect(ran.isError, ran.text).toBe(false);
+    expect(existsSync(file)).toBe(true);
+  });
+});
