@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminApi } from '../harness/admin-api.ts';
+import { addTeam, adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
 import { processesRunning, remoteProcesses, type TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
@@ -79,17 +79,16 @@ let bob: ConnectedClient;
 
 beforeAll(async () => {
   stack = await startStack({ relay: (sshd) => ({ configFile: relayConfig(sshd) }), workerVars: { JOBS_PER_USER: '25' } });
-  const admin = adminApi(stack.worker);
-  for (const [username, groups] of [
-    ['alice', ['ops']],
-    ['dave', ['ops']],
-    ['bob', []],
-  ] as const) {
-    const added = await admin.post('users', { username, groups });
-    expect(added.status, JSON.stringify(added.body)).toBe(201);
-    passwords.set(username, String(added.body.password));
-  }
-  expect((await admin.put('policy', POLICY)).status).toBe(200);
+  for (const [username, password] of await addTeam(
+    stack.worker,
+    [
+      ['alice', ['ops']],
+      ['dave', ['ops']],
+      ['bob', []],
+    ],
+    POLICY,
+  ))
+    passwords.set(username, password);
   [alice, dave, bob] = await Promise.all([signIn('alice'), signIn('dave'), signIn('bob')]);
 });
 

@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminApi } from '../harness/admin-api.ts';
+import { addTeam, adminApi } from '../harness/admin-api.ts';
+import { relayRequestsDuring as requestsDuring } from '../harness/relay.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
 import type { TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
@@ -54,29 +55,23 @@ async function call(session: ConnectedClient, name: string, args: Record<string,
   return { text: textOf(result as never), isError: Boolean(result.isError), structured: result.structuredContent };
 }
 
-/** Relay requests completed while `action` ran, read from the relay's own log. */
-async function relayRequestsDuring(action: () => Promise<unknown>): Promise<number> {
-  const mark = stack.relay.process.mark();
-  await action();
-  // Give a request that did reach the relay time to finish and be logged.
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  return (stack.relay.process.outputSince(mark).match(/"msg":"request done"/g) ?? []).length;
+/** Relay requests completed while `action` ran. */
+function relayRequestsDuring(action: () => Promise<unknown>): Promise<number> {
+  return requestsDuring(stack.relay, action);
 }
 
 beforeAll(async () => {
   stack = await startStack({ relay: (sshd) => ({ configFile: relayConfig(sshd) }) });
-  const admin = adminApi(stack.worker);
-  for (const [username, groups] of [
-    ['alice', ['ops']],
-    ['bob', []],
-    ['carol', ['ops', 'contractors']],
-  ] as const) {
-    const added = await admin.post('users', { username, groups });
-    expect(added.status, JSON.stringify(added.body)).toBe(201);
-    passwords.set(username, String(added.body.password));
-  }
-  const saved = await admin.put('policy', POLICY);
-  expect(saved.status, JSON.stringify(saved.body)).toBe(200);
+  for (const [username, password] of await addTeam(
+    stack.worker,
+    [
+      ['alice', ['ops']],
+      ['bob', []],
+      ['carol', ['ops', 'contractors']],
+    ],
+    POLICY,
+  ))
+    passwords.set(username, password);
 });
 
 afterAll(async () => {

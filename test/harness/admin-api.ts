@@ -34,3 +34,20 @@ export function adminApi(worker: TestWorker, credentials = { username: worker.ad
     delete: (path: string) => send('DELETE', path),
   };
 }
+
+/**
+ * A team for a test: each user added (with their groups) and the policy set, through the admin
+ * API. Answers each user's one-time password.
+ */
+export async function addTeam(worker: TestWorker, users: ReadonlyArray<readonly [string, readonly string[]]>, policy: unknown): Promise<Map<string, string>> {
+  const admin = adminApi(worker);
+  const passwords = new Map<string, string>();
+  for (const [username, groups] of users) {
+    const added = await admin.post('users', { username, groups });
+    if (added.status !== 201) throw new Error(`could not add ${username}: ${added.text}`);
+    passwords.set(username, String(added.body.password));
+  }
+  const saved = await admin.put('policy', policy);
+  if (saved.status !== 200) throw new Error(`could not set the policy: ${saved.text}`);
+  return passwords;
+}

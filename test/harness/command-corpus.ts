@@ -2,7 +2,8 @@
  * The command classes corpus (test/fixtures/command-classes.tsv), parsed. Pure: the Node tests and
  * the Workers-pool tests import the file's text with Vite's `?raw` and hand it here.
  */
-import { COMMAND_CLASSES, type CommandClass } from '../../shared/shell/command-class.ts';
+import { expect, it } from 'vitest';
+import { COMMAND_CLASSES, type ClassifyCommand, type CommandClass } from '../../shared/shell/command-class.ts';
 
 export interface CorpusRow {
   line: number;
@@ -47,4 +48,23 @@ export function derivedWriters(readOnly: readonly string[]): string[] {
     out.push(`rm x; ${command}`, `${command} $(rm x)`);
   }
   return out;
+}
+
+/**
+ * The corpus as tests, the same in every runtime that classifies (Node, workerd): each row gets
+ * its class, and no row that writes, runs something privileged or cannot be known is read-only.
+ */
+export function corpusTests(rows: CorpusRow[], classifyCommand: ClassifyCommand): void {
+  it.each(rows.map((row) => [rowTitle(row), row] as const))('%s', async (_title, row) => {
+    const result = await classifyCommand(row.command);
+    expect(result.class, `${row.note} — reasons: ${result.reasons.join('; ')}`).toBe(row.expected);
+  });
+
+  it('classifies no mutating, privileged or unknown row as read-only', async () => {
+    const wrong: string[] = [];
+    for (const row of rows.filter((r) => r.expected !== 'read-only')) {
+      if ((await classifyCommand(row.command)).class === 'read-only') wrong.push(row.command);
+    }
+    expect(wrong).toEqual([]);
+  });
 }

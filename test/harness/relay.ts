@@ -84,3 +84,12 @@ export async function startRelay(worker: TestWorker, sshd: TestSshd | null, opti
   }
   return relay;
 }
+
+/** Requests the relay finished while `action` ran, read from its own log. */
+export async function relayRequestsDuring(relay: TestRelay, action: () => Promise<unknown>): Promise<number> {
+  const mark = relay.process.mark();
+  await action();
+  // Give a request that did reach the relay time to finish and be logged.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return (relay.process.outputSince(mark).match(/"msg":"request done"/g) ?? []).length;
+}

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import corpusText from '../fixtures/command-classes.tsv?raw';
-import { parseCorpus, rowTitle } from '../harness/command-corpus.ts';
+import { corpusTests, parseCorpus } from '../harness/command-corpus.ts';
 import { classifyCommand } from '../../worker/shell/classifier.ts';
 import { bashParser } from '../../worker/shell/parser.ts';
 
@@ -23,16 +23,5 @@ describe('command classes corpus (workerd)', () => {
     expect(unicode.ok && unicode.root.children[0]?.children.map((node) => node.text)).toEqual(['echo', '"ü€😀"', 'x']);
   });
 
-  it.each(rows.map((row) => [rowTitle(row), row] as const))('%s', async (_title, row) => {
-    const result = await classifyCommand(row.command);
-    expect(result.class, `${row.note} — reasons: ${result.reasons.join('; ')}`).toBe(row.expected);
-  });
-
-  it('classifies no mutating, privileged or unknown row as read-only', async () => {
-    const wrong: string[] = [];
-    for (const row of rows.filter((r) => r.expected !== 'read-only')) {
-      if ((await classifyCommand(row.command)).class === 'read-only') wrong.push(row.command);
-    }
-    expect(wrong).toEqual([]);
-  });
+  corpusTests(rows, classifyCommand);
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import corpusText from '../../fixtures/command-classes.tsv?raw';
-import { derivedWriters, parseCorpus, rowTitle } from '../../harness/command-corpus.ts';
+import { corpusTests, derivedWriters, parseCorpus } from '../../harness/command-corpus.ts';
 import { classifyCommand } from '../../../relay/shell/classifier.ts';
 import { bashParser } from '../../../relay/shell/parser.ts';
 import type { SyntaxNode } from '../../../shared/shell/syntax-tree.ts';
@@ -30,18 +30,7 @@ describe('command classes corpus (Node)', () => {
     }
   });
 
-  it.each(rows.map((row) => [rowTitle(row), row] as const))('%s', async (_title, row) => {
-    const result = await classifyCommand(row.command);
-    expect(result.class, `${row.note} — reasons: ${result.reasons.join('; ')}`).toBe(row.expected);
-  });
-
-  it('classifies no mutating, privileged or unknown row as read-only', async () => {
-    const wrong: string[] = [];
-    for (const row of rows.filter((r) => r.expected !== 'read-only')) {
-      if ((await classifyCommand(row.command)).class === 'read-only') wrong.push(row.command);
-    }
-    expect(wrong).toEqual([]);
-  });
+  corpusTests(rows, classifyCommand);
 
   it('never calls a read-only row read-only once something that writes is added to it', async () => {
     const readOnly = rows.filter((row) => row.expected === 'read-only').map((row) => row.command);
