@@ -246,7 +246,16 @@ export class JobLedger {
 
   async start(job: NewJob, signal: AbortSignal): Promise<Outcome<JobView>> {
     // Counted and recorded as one step, so starts that arrive together cannot all pass the limit.
-    const admitted = await this.serial.run(ADMISSION, () => this.admit(job));
+    let admitted = await this.serial.run(ADMISSION, () => this.admit(job));
+    if (!admitted.ok && admitted.error.code === 'job_limit') {
+      // The count may be stale: a job that ended since it was last looked at still reads running.
+      // Ask the host about each (at most the limit's worth, at once), then count again.
+      const { store, limits } = this.deps;
+      const candidates = store.active ? await store.active(job.owner) : await store.list();
+      const stale = candidates.filter((record) => record.owner === job.owner && !isEnded(record.state)).slice(0, limits.perUser);
+      await Promise.all(stale.map((record) => this.status(record.jobId, signal)));
+      admitted = await this.serial.run(ADMISSION, () => this.admit(job));
+    }
     if (!admitted.ok) return admitted;
     const record = admitted.value;
     const started = await this.deps.link.run(

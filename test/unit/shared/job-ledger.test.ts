@@ -362,7 +362,7 @@ describe('the job ledger', () => {
   });
 
   it('refuses a start beyond the per-user limit, also when the starts come at once, and counts only running jobs', async () => {
-    const link = new ScriptedLink().answer('job_start', startedAs('running')).answer('job_status', statusIs('exited'));
+    const link = new ScriptedLink().answer('job_start', startedAs('running')).answer('job_status', statusIs('running'));
     const { ledger } = ledgerWith(link, { perUser: 2 });
     const results = await Promise.all([1, 2, 3, 4].map(() => ledger.start(job(), signal)));
     const refused = results.filter((result) => !result.ok);
@@ -379,9 +379,22 @@ describe('the job ledger', () => {
     // Once one of the first two has ended, there is room again.
     const first = results.find((result) => result.ok);
     if (!first?.ok) throw new Error('no job started');
+    link.once('job_status', statusIs('exited'));
     await ledger.status(first.value.jobId, signal);
     expect((await ledger.start(job(), signal)).ok).toBe(true);
     expect((await ledger.start(job(), signal)).ok).toBe(false);
+  });
+
+  it('asks the host about jobs counted as running before it refuses a start for the limit: ended ones make room', async () => {
+    const link = new ScriptedLink().answer('job_start', startedAs('running')).answer('job_status', statusIs('running'));
+    const { ledger } = ledgerWith(link, { perUser: 2 });
+    expect((await ledger.start(job(), signal)).ok).toBe(true);
+    expect((await ledger.start(job(), signal)).ok).toBe(true);
+    // Both ended on the host since they were started; nobody has looked yet.
+    link.answer('job_status', statusIs('exited'));
+    const third = await ledger.start(job(), signal);
+    expect(third.ok, third.ok ? '' : third.error.message).toBe(true);
+    expect(link.count('job_status')).toBe(2);
   });
 
   it('refuses a page the relay answers for another offset, longer than asked, or past the end of the stream', async () => {
