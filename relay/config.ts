@@ -4,7 +4,7 @@
  * environment or a .env file), or a JSON config file listing several. Parsed once, here, with
  * messages that say what to set and where. Secrets are resolved to values here and never logged.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
@@ -35,7 +35,14 @@ export interface ConfirmRule {
 
 export const CONFIRM_FALLBACKS = ['refuse', 'run'] as const;
 
-export type SshAuth = { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string } | { kind: 'password'; password: string };
+/**
+ * How the relay logs in to a host. `agent`: the keys of a running ssh-agent, reached through its
+ * UNIX socket; the keys never leave the agent, which signs for us.
+ */
+export type SshAuth =
+  | { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string }
+  | { kind: 'password'; password: string }
+  | { kind: 'agent'; socketPath: string };
 
 export interface HostConfig {
   name: string;
@@ -92,6 +99,8 @@ const hostEntry = z
     key_passphrase_env: z.string().min(1).optional(),
     password_env: z.string().min(1).optional(),
     password_file: z.string().min(1).optional(),
+    /** true: the agent at the relay's SSH_AUTH_SOCK; a string: the agent's socket path. */
+    agent: z.union([z.boolean(), z.string().min(1).max(4096)]).optional(),
     strict_host_key_checking: z.boolean().default(true),
     host_key_fingerprints: z
       .array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints'))
@@ -171,6 +180,22 @@ function readKey(path: string, where: string): Buffer {
   }
 }
 
+/**
+ * The agent's socket, checked now so a stopped agent or a wrong path is a startup error naming it.
+ * Only the path is used and reported: nothing is read from the socket here.
+ */
+function agentSocket(path: string, where: string): string {
+  const full = resolve(expandHome(path));
+  let isSocket: boolean;
+  try {
+    isSocket = statSync(full).isSocket();
+  } catch {
+    throw new ConfigError(`ssh-agent socket not found: ${full} (${where}). Start the agent (eval "$(ssh-agent)", then ssh-add) or point it at the agent's socket.`);
+  }
+  if (!isSocket) throw new ConfigError(`${full} (${where}) is not a UNIX socket, so not an ssh-agent's socket.`);
+  return full;
+}
+
 /** PEM marks encryption in its header; OpenSSH's format names its KDF ("bcrypt") inside the base64 body. */
 function looksEncrypted(key: Buffer): boolean {
   const text = key.toString('latin1');
@@ -231,8 +256,13 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     auth = { kind: 'key', privateKey, keyPath: env.SSH_KEY, ...(passphrase ? { passphrase } : {}) };
   } else if (env.SSH_PASSWORD) {
     auth = { kind: 'password', password: env.SSH_PASSWORD };
+  } else if (env.SSH_AUTH_SOCK) {
+    // As with ssh: with no key or password given, a running agent's keys are used.
+    auth = { kind: 'agent', socketPath: agentSocket(env.SSH_AUTH_SOCK, 'SSH_AUTH_SOCK') };
   } else {
-    throw new ConfigError('HOST is set but neither SSH_KEY (path to a private key) nor SSH_PASSWORD is. Set one of them.');
+    throw new ConfigError(
+      'HOST is set but neither SSH_KEY (path to a private key) nor SSH_PASSWORD is, and no ssh-agent is running (SSH_AUTH_SOCK is not set). Set one of them.',
+    );
   }
   return {
     name: env.HOST_NAME?.trim() || address,
@@ -300,12 +330,22 @@ function hostFromEntry(
   global: Pick<z.infer<typeof configFile>, 'confirm' | 'confirm_fallback'>,
 ): HostConfig {
   const where = `host "${entry.name}" in ${file}`;
-  const sources = [entry.key_path, entry.password_env, entry.password_file].filter((value) => value !== undefined);
+  const agent = entry.agent === false ? undefined : entry.agent;
+  const sources = [entry.key_path, entry.password_env, entry.password_file, agent].filter((value) => value !== undefined);
   if (sources.length !== 1) {
-    throw new ConfigError(`${where}: give exactly one of key_path, password_env or password_file.`);
+    throw new ConfigError(`${where}: give exactly one way to log in: key_path, password_env, password_file or agent.`);
+  }
+  if (entry.key_passphrase_env !== undefined && entry.key_path === undefined) {
+    throw new ConfigError(`${where}: key_passphrase_env is for key_path; it does nothing with ${agent !== undefined ? 'agent' : 'a password'}.`);
   }
   let auth: SshAuth;
-  if (entry.key_path !== undefined) {
+  if (agent === true) {
+    const socket = env.SSH_AUTH_SOCK;
+    if (!socket) throw new ConfigError(`${where}: agent is true but SSH_AUTH_SOCK is not set in the relay's environment. Start an ssh-agent, or give the socket's path as agent.`);
+    auth = { kind: 'agent', socketPath: agentSocket(socket, `${where}, from SSH_AUTH_SOCK`) };
+  } else if (agent !== undefined) {
+    auth = { kind: 'agent', socketPath: agentSocket(isAbsolute(expandHome(agent)) ? agent : resolve(file, '..', agent), where) };
+  } else if (entry.key_path !== undefined) {
     const passphrase = entry.key_passphrase_env ? env[entry.key_passphrase_env] : undefined;
     if (entry.key_passphrase_env && !passphrase) throw new ConfigError(`${where}: key_passphrase_env names ${entry.key_passphrase_env}, which is not set.`);
     const keyPath = isAbsolute(expandHome(entry.key_path)) ? entry.key_path : resolve(file, '..', entry.key_path);
@@ -391,5 +431,5 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
 }
 
 export const NO_HOSTS_HINT =
-  'No SSH host is configured. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD) in the environment or in .env, ' +
+  'No SSH host is configured. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD, or run an ssh-agent) in the environment or in .env, ' +
   'or pass --config relay.config.json listing hosts (see relay.config.example.json), then restart.';

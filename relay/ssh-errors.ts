@@ -56,8 +56,21 @@ export function connectError(error: unknown, host: HostConfig): ToolError {
   const level = field(error, 'level');
   const code = field(error, 'code');
   const target = describeTarget(host);
+  if (level === 'agent' && host.auth.kind === 'agent') {
+    // ssh2 could not talk to the agent (stopped, socket removed, refused): say so rather than "auth failed".
+    const reason = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+    return {
+      code: 'auth_failed',
+      message: `Cannot use the ssh-agent at ${host.auth.socketPath} to log in as "${host.username}" on host "${host.name}" (${target}): ${reason}. Is the agent running (ssh-add -l)?`,
+    };
+  }
   if (level === 'client-authentication') {
-    const method = host.auth.kind === 'key' ? `the key ${host.auth.keyPath}` : 'the configured password';
+    const method =
+      host.auth.kind === 'key'
+        ? `the key ${host.auth.keyPath}`
+        : host.auth.kind === 'agent'
+          ? `the keys of the ssh-agent at ${host.auth.socketPath} (ssh-add -l lists them)`
+          : 'the configured password';
     return { code: 'auth_failed', message: `Authentication as "${host.username}" on host "${host.name}" (${target}) failed with ${method}.` };
   }
   if (level === 'client-timeout') {

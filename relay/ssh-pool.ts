@@ -154,6 +154,19 @@ function openExecChannel(
   });
 }
 
+/** The credentials part of ssh2's connect options: exactly the one way configured for the host. */
+function authOptions(host: HostConfig): Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'password' | 'agent'> {
+  switch (host.auth.kind) {
+    case 'key':
+      return { privateKey: host.auth.privateKey, ...(host.auth.passphrase ? { passphrase: host.auth.passphrase } : {}) };
+    case 'password':
+      return { password: host.auth.password };
+    case 'agent':
+      // ssh2 asks the agent for its keys and has it sign; nothing of the agent's is logged.
+      return { agent: host.auth.socketPath };
+  }
+}
+
 function isHostKeyAlgorithm(name: string): name is ServerHostKeyAlgorithm {
   return (HOST_KEY_ALGORITHMS as string[]).includes(name);
 }
@@ -468,9 +481,7 @@ export class HostPool {
         }
         return decision.ok;
       },
-      ...(host.auth.kind === 'key'
-        ? { privateKey: host.auth.privateKey, ...(host.auth.passphrase ? { passphrase: host.auth.passphrase } : {}) }
-        : { password: host.auth.password }),
+      ...authOptions(host),
     };
 
     client.on('connect', () => {

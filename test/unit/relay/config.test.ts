@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,16 +9,25 @@ import { ConfigError, loadEnvironment, loadHostsConfig } from '../../../relay/co
 let dir: string;
 let key: string;
 let encryptedKey: string;
+/** A listening UNIX socket: what the config checks an agent path against (nothing connects to it here). */
+let socket: string;
+let socketServer: Server;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mre-config-'));
   key = join(dir, 'id_ed25519');
   encryptedKey = join(dir, 'id_encrypted');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'sesame', '-f', encryptedKey]);
+  socket = join(dir, 'agent.sock');
+  socketServer = createServer();
+  await new Promise<void>((resolve) => socketServer.listen(socket, resolve));
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  await new Promise((resolve) => socketServer.close(resolve));
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const seed = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
   HOST: '192.0.2.10',
@@ -64,11 +74,18 @@ describe('hosts from the seed variables', () => {
   it.each([
     ['SSH_USERNAME missing', { SSH_USERNAME: '' }, 'SSH_USERNAME'],
     ['no key or password', { SSH_KEY: '' }, 'neither SSH_KEY'],
+    ['an SSH_AUTH_SOCK that is gone', { SSH_KEY: '', SSH_AUTH_SOCK: '/nonexistent/agent.sock' }, 'ssh-agent socket not found: /nonexistent/agent.sock (SSH_AUTH_SOCK)'],
     ['a bad port', { SSH_PORT: '70000' }, 'SSH_PORT must be a port number'],
     ['a bad boolean', { SSH_STRICT_HOST_KEY_CHECKING: 'maybe' }, 'SSH_STRICT_HOST_KEY_CHECKING must be true or false'],
     ['a missing key file', { SSH_KEY: '/nonexistent/key' }, 'SSH key file not found: /nonexistent/key'],
   ])('explains %s', (_label, extra, message) => {
     expect(configError(seed(extra))).toContain(message);
+  });
+
+  it('uses the agent at SSH_AUTH_SOCK when no key or password is given, and a given key or password otherwise', () => {
+    expect(loadHostsConfig(seed({ SSH_KEY: '', SSH_AUTH_SOCK: socket })).hosts[0]?.auth).toEqual({ kind: 'agent', socketPath: socket });
+    expect(loadHostsConfig(seed({ SSH_AUTH_SOCK: socket })).hosts[0]?.auth).toMatchObject({ kind: 'key', keyPath: key });
+    expect(loadHostsConfig(seed({ SSH_KEY: '', SSH_PASSWORD: 'pw', SSH_AUTH_SOCK: socket })).hosts[0]?.auth).toEqual({ kind: 'password', password: 'pw' });
   });
 
   it('says a key needs its passphrase, and loads it when given one', () => {
@@ -119,8 +136,18 @@ describe('hosts from a config file', () => {
     [
       'two credential sources',
       { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', password_env: 'P' }] },
-      'exactly one of key_path, password_env or password_file',
+      'give exactly one way to log in: key_path, password_env, password_file or agent',
     ],
+    [
+      'a key and an agent',
+      { hosts: [{ name: 'a', address: 'x', user: 'u', key_path: 'k', agent: true }] },
+      'give exactly one way to log in: key_path, password_env, password_file or agent',
+    ],
+    ['no way to log in', { hosts: [{ name: 'a', address: 'x', user: 'u' }] }, 'give exactly one way to log in'],
+    ['agent: true without SSH_AUTH_SOCK', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: true }] }, 'SSH_AUTH_SOCK is not set'],
+    ['an agent socket that does not exist', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/nonexistent/agent.sock' }] }, 'ssh-agent socket not found: /nonexistent/agent.sock'],
+    ['an agent path that is not a socket', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/etc/hostname' }] }, '/etc/hostname (host "a" in'],
+    ['a passphrase with an agent', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/nonexistent', key_passphrase_env: 'P' }] }, 'key_passphrase_env is for key_path'],
     [
       'a duplicate name',
       {
@@ -139,6 +166,22 @@ describe('hosts from a config file', () => {
     ],
   ])('explains %s', (_label, content, message) => {
     expect(configError({ P: 'x', MCP_REMOTE_EXEC_STATE_DIR: dir }, writeConfig(content))).toContain(message);
+  });
+
+  it('reads agent: true from SSH_AUTH_SOCK, and an agent path relative to the file', () => {
+    const path = writeConfig({
+      hosts: [
+        { name: 'a', address: 'x', user: 'u', agent: true },
+        { name: 'b', address: 'x', user: 'u', agent: 'agent.sock' },
+        { name: 'c', address: 'x', user: 'u', agent: false, password_env: 'P' },
+      ],
+    });
+    const hosts = loadHostsConfig({ P: 'x', SSH_AUTH_SOCK: socket, MCP_REMOTE_EXEC_STATE_DIR: dir }, path).hosts;
+    expect(hosts.map((host) => host.auth)).toEqual([
+      { kind: 'agent', socketPath: socket },
+      { kind: 'agent', socketPath: socket },
+      { kind: 'password', password: 'x' },
+    ]);
   });
 });
 
