@@ -25,6 +25,7 @@ Usage:
 Configuration (environment or ./.env, as in the original mcp-remote-exec):
   I_ACCEPT_RISKS=true       required: you accept that an AI may run commands on your hosts
   HOST, SSH_PORT (22), SSH_USERNAME, SSH_KEY or SSH_PASSWORD, SSH_KEY_PASSPHRASE
+  SSH_AUTH_SOCK: a running ssh-agent, used when neither SSH_KEY nor SSH_PASSWORD is set
   SSH_STRICT_HOST_KEY_CHECKING (true): false accepts new host keys; changed keys are always refused
   CHARACTER_LIMIT (25000), TIMEOUT (30), MAX_FILE_SIZE (10485760)
   --config FILE / MCP_REMOTE_EXEC_CONFIG: a JSON file listing several hosts (see relay.config.example.json)
