@@ -2,6 +2,7 @@
  * The one place where ssh2 and socket failures become error codes. Classification uses ssh2's
  * machine-readable fields (`level`, `code`, `reason`), never message text.
  */
+import { existsSync } from 'node:fs';
 import type { ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
 import { quoteShellWord } from '../shared/shell-quote.ts';
@@ -57,8 +58,10 @@ export function connectError(error: unknown, host: HostConfig): ToolError {
   const code = field(error, 'code');
   const target = describeTarget(host);
   if (level === 'agent' && host.auth.kind === 'agent') {
-    // ssh2 could not talk to the agent (stopped, socket removed, refused): say so rather than "auth failed".
-    const reason = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+    // ssh2 could not talk to the agent; its message ("Failed to connect to agent") does not say why, the socket does.
+    const reason = existsSync(host.auth.socketPath)
+      ? 'nothing answers on its socket (the agent may have died)'
+      : 'its socket no longer exists (the agent has stopped)';
     return {
       code: 'auth_failed',
       message: `Cannot use the ssh-agent at ${host.auth.socketPath} to log in as "${host.username}" on host "${host.name}" (${target}): ${reason}. Is the agent running (ssh-add -l)?`,

@@ -4,7 +4,7 @@
  * socket. The agents are started here (`ssh-agent -D -a SOCKET`) and stopped by PID.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,15 +136,18 @@ describe('ssh-agent authentication', () => {
     expect(outcome.error.message).toContain(`the keys of the ssh-agent at ${emptySocket}`);
   });
 
-  it('says the agent cannot be reached once it has stopped', async () => {
-    // The last test: it stops the agent holding the key.
-    await agent.stop(5_000);
-    const ops = operations([host('agent-gone', agentSocket)]);
-    const { outcome } = await exec(ops, 'agent-gone', 'id -un');
-    expect(outcome.ok).toBe(false);
-    if (outcome.ok) return;
-    expect(outcome.error.code).toBe('auth_failed');
-    expect(outcome.error.message).toContain(`Cannot use the ssh-agent at ${agentSocket}`);
-    expect(outcome.error.message).toContain('Is the agent running');
+  it('says the agent cannot be reached once it has died (stale socket) or stopped (socket removed)', async () => {
+    // The last test: it ends the agent holding the key. Killed outright, it leaves its socket behind.
+    agent.signal('SIGKILL');
+    await agent.exited;
+    expect(existsSync(agentSocket)).toBe(true);
+    const stale = await exec(operations([host('agent-dead', agentSocket)]), 'agent-dead', 'id -un');
+    expect(stale.outcome.ok ? null : stale.outcome.error).toMatchObject({ code: 'auth_failed' });
+    expect(stale.outcome.ok ? '' : stale.outcome.error.message).toContain(`Cannot use the ssh-agent at ${agentSocket} to log in as "${sshd.user}"`);
+    expect(stale.outcome.ok ? '' : stale.outcome.error.message).toContain('nothing answers on its socket');
+    rmSync(agentSocket);
+    const gone = await exec(operations([host('agent-gone', agentSocket)]), 'agent-gone', 'id -un');
+    expect(gone.outcome.ok ? null : gone.outcome.error).toMatchObject({ code: 'auth_failed' });
+    expect(gone.outcome.ok ? '' : gone.outcome.error.message).toContain('its socket no longer exists (the agent has stopped). Is the agent running (ssh-add -l)?');
   });
 });
