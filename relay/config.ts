@@ -40,9 +40,7 @@ export const CONFIRM_FALLBACKS = ['refuse', 'run'] as const;
  * UNIX socket; the keys never leave the agent, which signs for us.
  */
 export type SshAuth =
-  | { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string }
-  | { kind: 'password'; password: string }
-  | { kind: 'agent'; socketPath: string };
+  { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string } | { kind: 'password'; password: string } | { kind: 'agent'; socketPath: string };
 
 export interface HostConfig {
   name: string;
@@ -190,7 +188,9 @@ function agentSocket(path: string, where: string): string {
   try {
     isSocket = statSync(full).isSocket();
   } catch {
-    throw new ConfigError(`ssh-agent socket not found: ${full} (${where}). Start the agent (eval "$(ssh-agent)", then ssh-add) or point it at the agent's socket.`);
+    throw new ConfigError(
+      `ssh-agent socket not found: ${full} (${where}). Start the agent (eval "$(ssh-agent)", then ssh-add) or point it at the agent's socket.`,
+    );
   }
   if (!isSocket) throw new ConfigError(`${full} (${where}) is not a UNIX socket, so not an ssh-agent's socket.`);
   return full;
@@ -341,7 +341,10 @@ function hostFromEntry(
   let auth: SshAuth;
   if (agent === true) {
     const socket = env.SSH_AUTH_SOCK;
-    if (!socket) throw new ConfigError(`${where}: agent is true but SSH_AUTH_SOCK is not set in the relay's environment. Start an ssh-agent, or give the socket's path as agent.`);
+    if (!socket)
+      throw new ConfigError(
+        `${where}: agent is true but SSH_AUTH_SOCK is not set in the relay's environment. Start an ssh-agent, or give the socket's path as agent.`,
+      );
     auth = { kind: 'agent', socketPath: agentSocket(socket, `${where}, from SSH_AUTH_SOCK`) };
   } else if (agent !== undefined) {
     auth = { kind: 'agent', socketPath: agentSocket(isAbsolute(expandHome(agent)) ? agent : resolve(file, '..', agent), where) };

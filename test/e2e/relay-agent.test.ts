@@ -148,6 +148,8 @@ describe('ssh-agent authentication', () => {
     rmSync(agentSocket);
     const gone = await exec(operations([host('agent-gone', agentSocket)]), 'agent-gone', 'id -un');
     expect(gone.outcome.ok ? null : gone.outcome.error).toMatchObject({ code: 'auth_failed' });
-    expect(gone.outcome.ok ? '' : gone.outcome.error.message).toContain('its socket no longer exists (the agent has stopped). Is the agent running (ssh-add -l)?');
+    expect(gone.outcome.ok ? '' : gone.outcome.error.message).toContain(
+      'its socket no longer exists (the agent has stopped). Is the agent running (ssh-add -l)?',
+    );
   });
 });

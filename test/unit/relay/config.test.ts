@@ -74,7 +74,11 @@ describe('hosts from the seed variables', () => {
   it.each([
     ['SSH_USERNAME missing', { SSH_USERNAME: '' }, 'SSH_USERNAME'],
     ['no key or password', { SSH_KEY: '' }, 'neither SSH_KEY'],
-    ['an SSH_AUTH_SOCK that is gone', { SSH_KEY: '', SSH_AUTH_SOCK: '/nonexistent/agent.sock' }, 'ssh-agent socket not found: /nonexistent/agent.sock (SSH_AUTH_SOCK)'],
+    [
+      'an SSH_AUTH_SOCK that is gone',
+      { SSH_KEY: '', SSH_AUTH_SOCK: '/nonexistent/agent.sock' },
+      'ssh-agent socket not found: /nonexistent/agent.sock (SSH_AUTH_SOCK)',
+    ],
     ['a bad port', { SSH_PORT: '70000' }, 'SSH_PORT must be a port number'],
     ['a bad boolean', { SSH_STRICT_HOST_KEY_CHECKING: 'maybe' }, 'SSH_STRICT_HOST_KEY_CHECKING must be true or false'],
     ['a missing key file', { SSH_KEY: '/nonexistent/key' }, 'SSH key file not found: /nonexistent/key'],
@@ -145,9 +149,17 @@ describe('hosts from a config file', () => {
     ],
     ['no way to log in', { hosts: [{ name: 'a', address: 'x', user: 'u' }] }, 'give exactly one way to log in'],
     ['agent: true without SSH_AUTH_SOCK', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: true }] }, 'SSH_AUTH_SOCK is not set'],
-    ['an agent socket that does not exist', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/nonexistent/agent.sock' }] }, 'ssh-agent socket not found: /nonexistent/agent.sock'],
+    [
+      'an agent socket that does not exist',
+      { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/nonexistent/agent.sock' }] },
+      'ssh-agent socket not found: /nonexistent/agent.sock',
+    ],
     ['an agent path that is not a socket', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/etc/hostname' }] }, '/etc/hostname (host "a" in'],
-    ['a passphrase with an agent', { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/nonexistent', key_passphrase_env: 'P' }] }, 'key_passphrase_env is for key_path'],
+    [
+      'a passphrase with an agent',
+      { hosts: [{ name: 'a', address: 'x', user: 'u', agent: '/nonexistent', key_passphrase_env: 'P' }] },
+      'key_passphrase_env is for key_path',
+    ],
     [
       'a duplicate name',
       {
