@@ -14,6 +14,8 @@ let stdio: StdioSession;
 
 /** Unique to this file and run: the commands below carry it as $0, so /proc finds them and nothing else. */
 const MARK = `mre-pty-${process.pid}`;
+/** The background sleep of the commands waiting for input (its command line does not carry MARK). */
+const SLEEP = `sleep 1017.${process.pid}`;
 
 beforeAll(async () => {
   stack = await startStack();
@@ -22,7 +24,7 @@ beforeAll(async () => {
 
 /** Whatever a failed test left running on the host, by PID. */
 afterEach(() => {
-  for (const pid of remoteProcesses(MARK, stack.sshd.user)) {
+  for (const pid of [MARK, SLEEP].flatMap((pattern) => remoteProcesses(pattern, stack.sshd.user))) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -60,9 +62,12 @@ async function appeared(pattern: string, withinMs = 10_000): Promise<void> {
   }
 }
 
-/** A shell waiting for a line on stdin, named `name` in /proc, with a background sleep of the same run. */
-const SLEEP = `sleep 1017.${process.pid}`;
-const waitsForInput = (name: string): string => `sh -c '${SLEEP} & read x; echo got "$x"' ${name}`;
+/**
+ * A shell waiting for a line on stdin, named `name` in /proc, with a background sleep of the same run
+ * in a session of its own (out of reach of the process group: only the run's marker, which the pty
+ * wrapper reports, finds it); both ignore SIGHUP, so the terminal's hangup does not stop them: the stop does.
+ */
+const waitsForInput = (name: string): string => `sh -c 'trap "" HUP; setsid ${SLEEP} & read x; echo got "$x"' ${name}`;
 
 describe('pty: true through the Worker', () => {
   it('runs the command on a terminal: tty names a /dev/pts device, TERM is dumb, the default size is 24x80, lines end in LF', async () => {
@@ -108,8 +113,9 @@ describe('pty: true through the Worker', () => {
     expect(result.structuredContent).toMatchObject({ timed_out: true, exit_code: null, stdout: 'begun\n' });
     expect(textOf(result)).toContain('TIMED OUT');
     expect(textOf(result)).not.toContain('MAY STILL RUN');
-    expect(await gone(name)).toBe(true);
-    expect(await gone(SLEEP)).toBe(true);
+    // The answer comes after the stop's final check (the host's own deadline is seconds later): nothing is left by then.
+    expect(remoteProcesses(name, stack.sshd.user)).toEqual([]);
+    expect(remoteProcesses(SLEEP, stack.sshd.user)).toEqual([]);
   });
 
   it('stops the command when the client cancels the call', async () => {
@@ -119,7 +125,9 @@ describe('pty: true through the Worker', () => {
     await appeared(name);
     controller.abort();
     await expect(call).rejects.toThrow();
+    // The host's own deadline is a minute away: only the relay's stop ends the sleep, which ignores the hangup.
     expect(await gone(name)).toBe(true);
+    expect(await gone(SLEEP)).toBe(true);
   });
 });
 
@@ -134,6 +142,7 @@ describe('pty: true in the stdio mode', () => {
     const result = await stdioCall({ command: waitsForInput(name), pty: true, timeout: 2 });
     expect(result.structuredContent).toMatchObject({ timed_out: true, exit_code: null });
     expect(textOf(result)).not.toContain('MAY STILL RUN');
-    expect(await gone(name)).toBe(true);
+    expect(remoteProcesses(name, stack.sshd.user)).toEqual([]);
+    expect(remoteProcesses(SLEEP, stack.sshd.user)).toEqual([]);
   });
 });
