@@ -224,7 +224,12 @@ export class HostPool {
    * released when the channel closes. Waiting for a slot and for the channel both end when
    * `signal` aborts.
    */
-  async exec(command: string, signal: AbortSignal, options?: ExecOptions, caller?: string): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
+  async exec(
+    command: string,
+    signal: AbortSignal,
+    options?: ExecOptions,
+    caller?: string,
+  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
     for (let attempt = 0; ; attempt += 1) {
       const acquired = await this.acquire(signal, caller);
       if (!acquired.ok) return acquired;

@@ -11,7 +11,15 @@
 import { z } from 'zod';
 import { MAX_MESSAGE_CHARS } from './bounded-text.ts';
 import { ERROR_CODES } from './errors.ts';
-import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_JOB_PAGE_BYTES, MAX_JOB_TIMEOUT_SECONDS, MAX_PTY_COLS, MAX_PTY_ROWS, MAX_TIMEOUT_SECONDS } from './limits.ts';
+import {
+  MAX_COMMAND_LENGTH,
+  MAX_HOST_NAME_LENGTH,
+  MAX_JOB_PAGE_BYTES,
+  MAX_JOB_TIMEOUT_SECONDS,
+  MAX_PTY_COLS,
+  MAX_PTY_ROWS,
+  MAX_TIMEOUT_SECONDS,
+} from './limits.ts';
 import { JOB_ID_PATTERN, JOB_HOST_STATES } from './jobs.ts';
 import { GUEST_KINDS, guestIdWire, PVE_ACTIONS } from './proxmox.ts';
 

@@ -39,9 +39,7 @@ afterAll(async () => {
 });
 
 async function stdioCall(args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
-  return CallToolResultSchema.parse(
-    await stdio.client.callTool({ name: 'ssh_exec_command', arguments: args }, CallToolResultSchema, signal ? { signal } : {}),
-  );
+  return CallToolResultSchema.parse(await stdio.client.callTool({ name: 'ssh_exec_command', arguments: args }, CallToolResultSchema, signal ? { signal } : {}));
 }
 
 /** Poll (bounded) until no process of the test user carries `pattern`. */
