@@ -11,7 +11,7 @@
  * and their descendants, and reports any it saw survive; the answer carries them.
  * The login shell must be POSIX-like (sh, bash, dash, ash, ksh, zsh).
  */
-import type { Client, ClientChannel } from 'ssh2';
+import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { cutAt } from '../shared/exec-output.ts';
 import type { ExecOperation, ExecResultFrame } from '../shared/protocol.ts';
@@ -33,6 +33,7 @@ import type { HostChannels } from './ssh-pool.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
 
+const MARKER_END_CRLF = MARKER_END.replace('\n', '\r\n');
 /** Where the PID marker must appear; a chatty shell startup file may print before it. */
 const MARKER_SEARCH_BYTES = 4096;
 /** The run gets this long between TERM and KILL (the stop script's grace on the host). */
@@ -107,12 +108,18 @@ class MarkerFilter {
     const buffered = Buffer.concat([this.pending, chunk]);
     const start = buffered.indexOf(MARKER, 0, 'latin1');
     if (start >= 0) {
-      const end = buffered.indexOf(MARKER_END, start + MARKER.length, 'latin1');
+      // A terminal that translates LF to CRLF (a pty whose host ignored ONLCR off) ends it with "\x1e\r\n".
+      let end = buffered.indexOf(MARKER_END, start + MARKER.length, 'latin1');
+      let endLength = MARKER_END.length;
+      if (end < 0) {
+        end = buffered.indexOf(MARKER_END_CRLF, start + MARKER.length, 'latin1');
+        endLength = MARKER_END_CRLF.length;
+      }
       if (end >= 0) {
         this.identity = parseMarker(buffered.subarray(start + MARKER.length, end).toString('latin1'));
         this.pending = null;
         if (start > 0) this.forward(buffered.subarray(0, start));
-        this.forward(buffered.subarray(end + MARKER_END.length));
+        this.forward(buffered.subarray(end + endLength));
         return;
       }
     }
@@ -204,13 +211,25 @@ async function stopRun(
   return { confirmed, left, swept };
 }
 
+/**
+ * The terminal a pty run gets: TERM=dumb (programs keep to plain text) and ONLCR off, so the
+ * terminal does not turn each LF the program writes into CRLF: line ends arrive as written, and a
+ * bare CR (a progress bar redrawing its line) stays a CR, shown escaped in text results.
+ */
+function ptyOptions(size: { rows: number; cols: number }): PseudoTtyOptions {
+  return { term: 'dumb', rows: size.rows, cols: size.cols, modes: { ONLCR: 0 } };
+}
+
 export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
   const started = performance.now();
   const deadline = AbortSignal.timeout(op.timeoutMs);
   const stopSignal = AbortSignal.any([signal, deadline]);
   const ctid = op.guest?.kind === 'lxc' ? op.guest.id : null;
   const runId = newRunId();
-  const opened = await pool.exec(ctid ? containerCommand(ctid, op.command, runId, op.timeoutMs) : wrapCommand(op.command, runId, op.timeoutMs), stopSignal);
+  const command = ctid
+    ? containerCommand(ctid, op.command, runId, op.timeoutMs)
+    : wrapCommand(op.command, runId, op.timeoutMs, DEFAULT_STOP, op.pty ? 'terminal' : 'empty');
+  const opened = await pool.exec(command, stopSignal, op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {});
   if (!opened.ok) {
     if (deadline.aborted) return pool.whyNoChannel(op.timeoutMs);
     return opened;
@@ -221,8 +240,9 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   const marker = new MarkerFilter((chunk) => stdout.push(chunk));
   channel.on('data', (chunk: Buffer) => marker.push(chunk));
   channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  // stdin stays open (the wrapper gives the command /dev/null): ssh2 drops signal requests on a
-  // channel whose input has been ended.
+  // stdin stays open (the wrapper gives the command /dev/null, or with a pty the terminal, to which
+  // nothing is written): ssh2 drops signal requests on a channel whose input has been ended. With a
+  // pty, sshd sends stderr through the terminal too: it arrives merged into stdout.
 
   let channelClosed = false;
   const closed = new Promise<void>((resolve) =>

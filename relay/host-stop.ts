@@ -55,12 +55,16 @@ export function newRunId(): string {
 /** What the wrapper reported about the run: its group id and the identity of its output pipe. */
 export interface RunIdentity {
   pgid: number;
-  /** The inode number of the run's output pipe (or socket), e.g. "123456"; null when the host's /proc does not say. */
+  /**
+   * The inode number of the run's output pipe (or socket), e.g. "123456"; null when the host's /proc
+   * does not say; "tty" for a pty run, whose output is a terminal: no pipe to look for (a devpts
+   * inode number could equal an unrelated pipe's), the terminal's hangup on close is the lever instead.
+   */
   output: string | null;
 }
 
 export function parseMarker(text: string): RunIdentity | null {
-  const match = /^([0-9]{1,10}) ([0-9]{1,20})?$/.exec(text);
+  const match = /^([0-9]{1,10}) ([0-9]{1,20}|tty)?$/.exec(text);
   if (!match?.[1]) return null;
   const pgid = Number(match[1]);
   return pgid > 1 ? { pgid, output: match[2] ?? null } : null;
@@ -111,7 +115,7 @@ export const SCAN_FUNCTIONS =
 
 function variables(pgid: number, runId: string, output: string | null): string {
   if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
-  if (output !== null && !/^[0-9]{1,20}$/.test(output)) throw new Error('an output pipe is named by its inode number');
+  if (output !== null && !/^([0-9]{1,20}|tty)$/.test(output)) throw new Error('an output pipe is named by its inode number (or "tty")');
   // Hosts whose fdinfo has no inode (old kernels) printed none: read it off the group leader now.
   return `g=${pgid}; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; jd=; o=${output ?? ''}; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; `;
 }
@@ -175,19 +179,25 @@ function watchdogStart(runId: string, timeoutMs: number, settings: StopSettings,
   return `sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "${pidVariable}" "$mre_o" ${seconds} </dev/null >/dev/null 2>&1 & `;
 }
 
+/** What the command's stdin is: empty (/dev/null), or the channel's terminal (a pty run, where nothing is ever typed). */
+export type WrappedStdin = 'empty' | 'terminal';
+
 /**
  * The command as the login shell runs it: print the marker, start the watchdog (before the marker
  * is exported, so it carries none), export the marker, run the command in a subshell with stdin
- * /dev/null. The subshell parses the command exactly as `ssh host 'cmd'` would; its exit status
- * is the shell's, and its output is untouched (the watchdog writes nowhere).
+ * /dev/null (or, with a pty, the terminal: `tty` and programs that insist on one look at stdin).
+ * The subshell parses the command exactly as `ssh host 'cmd'` would; its exit status is the
+ * shell's, and its output is untouched (the watchdog writes nowhere).
  */
-export function wrapCommand(command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP): string {
+export function wrapCommand(command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP, stdin: WrappedStdin = 'empty'): string {
   return (
-    inodeOf('$$', 'mre_o') +
+    // "tty" never equals a pipe's inode: the scans look for no output pipe, nor read one off the leader.
+    (stdin === 'empty' ? inodeOf('$$', 'mre_o') : 'mre_o=tty; ') +
     `printf '${MARKER_FORMAT}' "$$" "$mre_o"; ` +
     watchdogStart(runId, timeoutMs, settings, '$$') +
     // A subshell, so that a bare `wait` in the command waits for its own children, not the watchdog.
-    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( unset mre_o mre_k mre_v; eval ${quoteShellWord(command)} ) </dev/null`
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( unset mre_o mre_k mre_v; eval ${quoteShellWord(command)} )` +
+    (stdin === 'empty' ? ' </dev/null' : '')
   );
 }
 

@@ -286,6 +286,7 @@ export class LocalExecutor implements ToolExecutor {
         timeoutMs: request.timeoutMs,
         maxChars: request.maxChars,
         ...(request.guest ? { guest: request.guest } : {}),
+        ...(request.pty ? { pty: request.pty } : {}),
       },
       (stream, text) => {
         output[stream] += text;

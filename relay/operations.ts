@@ -185,6 +185,8 @@ export class RelayOperations {
         const refusal = this.readOnlyRefusal(operation.host, 'run commands') ?? (operation.guest ? this.notProxmoxRefusal(operation.host) : null);
         if (refusal) return refusal;
         const guest = operation.guest;
+        // pct exec and the guest agent give no terminal of their own: a pty is for host commands.
+        if (guest && operation.pty) return failure('invalid_argument', 'A pseudo-terminal (pty) is available for commands on the host, not inside a guest.');
         if (guest?.kind === 'qemu') return runGuestExec(pool, { ...operation, guest: { kind: 'qemu', id: guest.id } }, onOutput, signal);
         return runExec(pool, operation, onOutput, signal);
       }

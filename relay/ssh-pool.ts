@@ -14,7 +14,7 @@
  *   queueing behind it until keepalives notice, 15-20 s later.
  */
 import { Client } from 'ssh2';
-import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import type { ClientChannel, ConnectConfig, ExecOptions, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
@@ -70,7 +70,8 @@ interface Waiter {
 export interface HostChannels {
   readonly host: HostConfig;
   acquire(signal: AbortSignal): Promise<Outcome<Lease>>;
-  exec(command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>>;
+  /** `options` asks for a pseudo-terminal (ssh2's exec options); none by default. */
+  exec(command: string, signal: AbortSignal, options?: ExecOptions): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>>;
   sftp(signal: AbortSignal): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>>;
   execNow(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>>;
   whyNoChannel(timeoutMs: number): Outcome<never>;
@@ -109,6 +110,7 @@ function openExecChannel(
   command: string,
   signal: AbortSignal,
   onSilent: () => void,
+  options: ExecOptions = {},
 ): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>> {
   const exit: ChannelExit = { exited: false, code: null, signal: null };
   return new Promise((resolve) => {
@@ -131,7 +133,7 @@ function openExecChannel(
     }
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      client.exec(command, (error, channel) => {
+      client.exec(command, options, (error, channel) => {
         if (error) {
           settle(failure(isChannelOpenFailure(error) ? 'ssh_error' : 'host_unreachable', error.message));
           return;
@@ -200,7 +202,7 @@ export class HostPool {
     return {
       host: this.host,
       acquire: (signal) => this.acquire(signal, caller),
-      exec: (command, signal) => this.exec(command, signal, caller),
+      exec: (command, signal, options) => this.exec(command, signal, options, caller),
       sftp: (signal) => this.sftp(signal, caller),
       execNow: (client, command, signal) => this.execNow(client, command, signal),
       whyNoChannel: (timeoutMs) => this.whyNoChannel(timeoutMs, caller),
@@ -235,16 +237,27 @@ export class HostPool {
    * released when the channel closes. Waiting for a slot and for the channel both end when
    * `signal` aborts.
    */
-  async exec(command: string, signal: AbortSignal, caller?: string): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
+  async exec(
+    command: string,
+    signal: AbortSignal,
+    options?: ExecOptions,
+    caller?: string,
+  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
     for (let attempt = 0; ; attempt += 1) {
       const acquired = await this.acquire(signal, caller);
       if (!acquired.ok) return acquired;
       const lease = acquired.value;
       let silent = false;
-      const opened = await openExecChannel(lease.client, command, signal, () => {
-        silent = true;
-        lease.abandon('it did not answer a channel request');
-      });
+      const opened = await openExecChannel(
+        lease.client,
+        command,
+        signal,
+        () => {
+          silent = true;
+          lease.abandon('it did not answer a channel request');
+        },
+        options,
+      );
       if (opened.ok) {
         opened.value.channel.once('close', () => lease.release());
         return success({ ...opened.value, lease });

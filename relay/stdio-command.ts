@@ -31,7 +31,7 @@ const STARTUP_CHECK_TIMEOUT_MS = 15_000;
 
 export const SERVER_INSTRUCTIONS =
   'Runs commands on the SSH hosts configured for this server. Call ssh_list_hosts to learn their names. ' +
-  'Commands run non-interactively (no terminal, no stdin) with a timeout; prefer commands that finish on their own.';
+  'Commands run non-interactively (no stdin; no terminal unless pty: true) with a timeout; prefer commands that finish on their own.';
 
 export const NO_HOST_MESSAGE =
   'No SSH host configuration found. Set HOST, SSH_USERNAME and SSH_KEY (or SSH_PASSWORD) in the environment or in .env ' +

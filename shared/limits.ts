@@ -15,6 +15,11 @@ export const MAX_TIMEOUT_SECONDS = 300;
 export const MIN_TIMEOUT_SECONDS = 1;
 /** Longest command accepted, in characters (seed: 10,000). */
 export const MAX_COMMAND_LENGTH = 10_000;
+/** Terminal size for `pty: true` when the call gives none, and the bounds a call may ask for. */
+export const DEFAULT_PTY_ROWS = 24;
+export const DEFAULT_PTY_COLS = 80;
+export const MAX_PTY_ROWS = 1000;
+export const MAX_PTY_COLS = 1000;
 /** Longest host name accepted in a tool argument. */
 export const MAX_HOST_NAME_LENGTH = 128;
 /**

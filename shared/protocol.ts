@@ -11,7 +11,15 @@
 import { z } from 'zod';
 import { MAX_MESSAGE_CHARS } from './bounded-text.ts';
 import { ERROR_CODES } from './errors.ts';
-import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_JOB_PAGE_BYTES, MAX_JOB_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS } from './limits.ts';
+import {
+  MAX_COMMAND_LENGTH,
+  MAX_HOST_NAME_LENGTH,
+  MAX_JOB_PAGE_BYTES,
+  MAX_JOB_TIMEOUT_SECONDS,
+  MAX_PTY_COLS,
+  MAX_PTY_ROWS,
+  MAX_TIMEOUT_SECONDS,
+} from './limits.ts';
 import { JOB_ID_PATTERN, JOB_HOST_STATES } from './jobs.ts';
 import { GUEST_KINDS, guestIdWire, PVE_ACTIONS } from './proxmox.ts';
 
@@ -86,6 +94,11 @@ export const execOperation = z.object({
   maxChars: z.number().int().positive().max(10_000_000),
   /** Run inside this Proxmox container (pct exec) or VM (qm guest exec) on the host instead. */
   guest: z.object({ kind: z.enum(GUEST_KINDS), id: guestIdWire }).optional(),
+  /** Run under a pseudo-terminal of this size (TERM=dumb); host commands only, not in guests. */
+  pty: z
+    .object({ rows: z.number().int().min(1).max(MAX_PTY_ROWS), cols: z.number().int().min(1).max(MAX_PTY_COLS) })
+    .strict()
+    .optional(),
 });
 export type ExecOperation = z.infer<typeof execOperation>;
 

@@ -6,6 +6,7 @@ import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
 import { confirmOnSession } from './confirm-call.ts';
 import { formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
+import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS } from './limits.ts';
 import { registerFileTools, type FileToolSettings } from './file-tools.ts';
 import {
   execCommandInput,
@@ -120,6 +121,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
             command: args.command,
             timeoutMs,
             maxChars: settings.characterLimit,
+            ...(args.pty ? { pty: { rows: args.pty_rows ?? DEFAULT_PTY_ROWS, cols: args.pty_cols ?? DEFAULT_PTY_COLS } } : {}),
             ...(progress ? { progress } : {}),
             ...(confirm ? { confirm } : {}),
           },

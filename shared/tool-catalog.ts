@@ -7,7 +7,16 @@ import { z } from 'zod';
 import { schemaOnce } from './schema-once.ts';
 import { RELAY_NAME_PATTERN, RELAY_NAME_RULE } from './relay-credential.ts';
 import { execStructuredOutput } from './exec-output.ts';
-import { MAX_COMMAND_LENGTH, MAX_HOST_NAME_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
+import {
+  DEFAULT_PTY_COLS,
+  DEFAULT_PTY_ROWS,
+  MAX_COMMAND_LENGTH,
+  MAX_HOST_NAME_LENGTH,
+  MAX_PTY_COLS,
+  MAX_PTY_ROWS,
+  MAX_TIMEOUT_SECONDS,
+  MIN_TIMEOUT_SECONDS,
+} from './limits.ts';
 
 export interface ToolSettings {
   /** CHARACTER_LIMIT: characters of output returned per call. */
@@ -50,9 +59,34 @@ function buildExecCommandInput(settings: ToolSettings) {
         .max(MAX_TIMEOUT_SECONDS, `timeout must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
         .default(settings.defaultTimeoutSeconds)
         .describe(`Seconds before the command is stopped (its whole process group is killed). Default ${settings.defaultTimeoutSeconds}.`),
+      pty: z
+        .boolean({ error: 'pty must be true or false' })
+        .default(false)
+        .describe(
+          'Run the command with a pseudo-terminal (TERM=dumb), for programs that refuse to run without one. stderr then arrives merged into stdout, ' +
+            'and stdin is the terminal, to which nothing is ever typed: a command that waits for input waits until the timeout.',
+        ),
+      pty_rows: z
+        .number({ error: `pty_rows must be a whole number between 1 and ${MAX_PTY_ROWS}` })
+        .int('pty_rows must be a whole number')
+        .min(1, 'pty_rows must be at least 1')
+        .max(MAX_PTY_ROWS, `pty_rows must be at most ${MAX_PTY_ROWS}`)
+        .optional()
+        .describe(`Terminal rows with pty: true. Default ${DEFAULT_PTY_ROWS}.`),
+      pty_cols: z
+        .number({ error: `pty_cols must be a whole number between 1 and ${MAX_PTY_COLS}` })
+        .int('pty_cols must be a whole number')
+        .min(1, 'pty_cols must be at least 1')
+        .max(MAX_PTY_COLS, `pty_cols must be at most ${MAX_PTY_COLS}`)
+        .optional()
+        .describe(`Terminal columns with pty: true. Default ${DEFAULT_PTY_COLS}.`),
       response_format: responseFormat,
     })
-    .strict();
+    .strict()
+    .refine((args) => args.pty || (args.pty_rows === undefined && args.pty_cols === undefined), {
+      message: 'pty_rows and pty_cols apply only with pty: true',
+      path: ['pty'],
+    });
 }
 
 export const listHostsInput = z
@@ -116,7 +150,8 @@ export const TOOL_DESCRIPTIONS = {
     `Run a shell command on a host over SSH and return its stdout, stderr and exit code. ` +
     `A non-zero exit code is a normal result. Output beyond ${settings.characterLimit.toLocaleString('en-US')} characters is truncated (the result says how much was cut); ` +
     `the command is stopped when the timeout (default ${settings.defaultTimeoutSeconds} s, at most ${MAX_TIMEOUT_SECONDS} s) passes. ` +
-    'There is no terminal and no stdin: interactive commands will wait until the timeout.',
+    'By default there is no terminal and stdin is empty; pty: true gives the command a terminal (stderr merged into stdout). ' +
+    'Nothing is ever typed into a command: interactive commands wait until the timeout.',
   relay_ping: 'Check that the relay is connected and answering, and how long a round trip to it takes.',
 } as const;
 

@@ -22,6 +22,8 @@ export interface ExecRequest {
   maxChars: number;
   /** Run inside this Proxmox container or VM on the host. */
   guest?: { kind: GuestKind; id: string };
+  /** Run under a pseudo-terminal of this size (host commands only). */
+  pty?: { rows: number; cols: number };
   /** Worker: carry on with this approval (ssh_approval_status) instead of asking for a new one. */
   approvalId?: string;
 

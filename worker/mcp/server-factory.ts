@@ -27,7 +27,7 @@ import { workerClassifier } from './worker-classifier.ts';
 
 export const SERVER_INSTRUCTIONS =
   'Runs commands on the servers your team connected through an SSH relay. Call ssh_list_hosts first to learn the host names. ' +
-  'Commands run non-interactively (no terminal, no stdin) with a timeout; prefer commands that finish on their own.';
+  'Commands run non-interactively (no stdin; no terminal unless pty: true) with a timeout; prefer commands that finish on their own.';
 
 /**
  * A call's response stream carries an SSE comment this often. A client that drops the request is

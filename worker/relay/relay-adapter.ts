@@ -88,6 +88,7 @@ export class RelayAdapter {
       timeoutMs: request.timeoutMs,
       maxChars: request.maxChars,
       ...(request.guest ? { guest: request.guest } : {}),
+      ...(request.pty ? { pty: request.pty } : {}),
     };
     const reply = await this.cancellable(
       route.relay,

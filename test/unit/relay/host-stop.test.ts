@@ -8,7 +8,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MARKER, MARKER_END, MAX_LEFT_REPORTED, newRunId, parseLeft, parseMarker, stopCommand, wrapCommand } from '../../../relay/host-stop.ts';
+import { DEFAULT_STOP, MARKER, MARKER_END, MAX_LEFT_REPORTED, newRunId, parseLeft, parseMarker, stopCommand, wrapCommand } from '../../../relay/host-stop.ts';
+import { quoteShellWord } from '../../../shared/shell-quote.ts';
 
 /** PIDs whose command line is exactly `argv` joined by spaces (NUL-separated in /proc). */
 function pidsRunning(commandLine: string): number[] {
@@ -53,7 +54,11 @@ describe('parsing what the host prints', () => {
   it('reads the marker with and without an output pipe, and refuses anything else', () => {
     expect(parseMarker('1234 5678')).toEqual({ pgid: 1234, output: '5678' });
     expect(parseMarker('1234 ')).toEqual({ pgid: 1234, output: null });
-    for (const bad of ['1 2', '0 ', 'x ', '1234 /tmp/file', '1234 pipe:[1]', '1234 1; rm -rf /', '12345678901 ', '']) expect(parseMarker(bad)).toBeNull();
+    // A pty run: its output is a terminal, named so that no devpts inode number is taken for a pipe's.
+    expect(parseMarker('1234 tty')).toEqual({ pgid: 1234, output: 'tty' });
+    for (const bad of ['1 2', '0 ', 'x ', '1234 /tmp/file', '1234 pipe:[1]', '1234 1; rm -rf /', '12345678901 ', '', '1234 tty1', '1234 /dev/pts/0']) {
+      expect(parseMarker(bad)).toBeNull();
+    }
   });
 
   it('keeps at most the bounded number of reported processes, printable only', () => {
@@ -80,6 +85,18 @@ for (const shell of ['dash', 'bash']) {
       expect(result.stdout.startsWith(MARKER)).toBe(true);
       expect(parseMarker(result.stdout.slice(MARKER.length, end))).not.toBeNull();
       expect(result.stdout.slice(end + MARKER_END.length)).toBe('out\n');
+    });
+
+    it('for a pty run, reports "tty" as the output and leaves stdin to the command', async () => {
+      const result = await run(
+        shell,
+        `echo piped | ${shell} -c ${quoteShellWord(wrapCommand('read x; echo "got $x"', newRunId(), 60_000, DEFAULT_STOP, 'terminal'))}`,
+      );
+      const end = result.stdout.indexOf(MARKER_END);
+      expect(parseMarker(result.stdout.slice(MARKER.length, end))).toEqual({ pgid: expect.any(Number), output: 'tty' });
+      expect(result.stdout.slice(end + MARKER_END.length)).toBe('got piped\n');
+      const empty = await run(shell, `echo piped | ${shell} -c ${quoteShellWord(wrapCommand('read x; echo "got $x"', newRunId(), 60_000))}`);
+      expect(empty.stdout.endsWith('got \n')).toBe(true);
     });
 
     it("the host's watchdog stops a marked setsid child at the deadline after its parent ended, with no relay", async () => {

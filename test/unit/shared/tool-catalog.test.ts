@@ -12,7 +12,18 @@ function problem(args: unknown): string {
 
 describe('ssh_exec_command arguments', () => {
   it('fills in the seed defaults', () => {
-    expect(input.parse({ command: 'uptime' })).toEqual({ command: 'uptime', timeout: 30, response_format: 'text' });
+    expect(input.parse({ command: 'uptime' })).toEqual({ command: 'uptime', timeout: 30, response_format: 'text', pty: false });
+  });
+
+  it('takes a terminal size only with pty: true, and within bounds', () => {
+    expect(input.parse({ command: 'top -b -n1', pty: true, pty_rows: 50, pty_cols: 132 })).toMatchObject({ pty: true, pty_rows: 50, pty_cols: 132 });
+    expect(input.safeParse({ command: 'x', pty_rows: 50 }).success).toBe(false);
+    expect(input.safeParse({ command: 'x', pty: false, pty_cols: 80 }).success).toBe(false);
+    for (const size of [0, 1001, 1.5, -1, '24']) {
+      expect(input.safeParse({ command: 'x', pty: true, pty_rows: size }).success).toBe(false);
+      expect(input.safeParse({ command: 'x', pty: true, pty_cols: size }).success).toBe(false);
+    }
+    expect(input.safeParse({ command: 'x', pty: 'yes' }).success).toBe(false);
   });
 
   it('accepts the limits themselves', () => {
