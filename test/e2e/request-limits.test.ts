@@ -115,8 +115,9 @@ describe('transfer-link uploads over the limit through wrangler dev', () => {
     // The Worker answers 413 once its counter passes MAX (test/workers/body-limits.test.ts checks
     // that status in workerd). Under wrangler dev the client may instead see 500: the dev proxy
     // fails when the Worker stops reading a body mid-way ("Failed to drain the unused request
-    // body"), or the connection resets under the answer; and its proxy at times refuses a request
-    // that carries both Content-Length and chunked encoding with 411 before the Worker sees it.
+    // body"), or the connection resets under the answer. A request with both Content-Length and
+    // chunked encoding may also reach the Worker without its Content-Length (HTTP says to ignore it
+    // then, and the dev proxy drops it), and the upload route refuses that with 411 Length Required.
     // Never 201, and nothing on the host.
     expect(['411', '413', '500', 'closed']).toContain(status);
     await settled();
