@@ -8,6 +8,7 @@ import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol
 import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../harness/wait.ts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newJobId } from '../../shared/jobs.ts';
 import { remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
@@ -103,8 +104,9 @@ describe('background jobs in the stdio mode', () => {
     if (pid === null) throw new Error('the stdio server has no pid');
     process.kill(pid, 'SIGKILL');
     await first.close().catch(() => undefined);
-    // The server is gone and the job is not: it runs on the host, detached from it.
-    expect(remoteProcesses('echo line', sshd.user).length).toBeGreaterThan(0);
+    // The server is gone and the job is not: it runs on the host, detached from it. (A start does
+    // not wait for the runner to come up, so it may take a moment to appear.)
+    await waitFor(() => remoteProcesses('echo line', sshd.user).length > 0, 10_000, 'the job to run on the host');
 
     const second = await open(env);
     const status = await ended(second, start.job_id);
