@@ -339,19 +339,7 @@ export function parseJobFrame(output: Buffer): RawJobState | null {
   const first = line();
   if (first === 'mre-job absent') return absentState();
   if (first !== 'mre-job present') return null;
-  const raw: RawJobState = {
-    present: true,
-    startedAt: null,
-    pid: null,
-    status: null,
-    stopped: null,
-    alive: false,
-    leftFile: false,
-    left: [],
-    stray: [],
-    now: 0,
-    streams: { out: { size: 0, dropped: 0, tail: Buffer.alloc(0) }, err: { size: 0, dropped: 0, tail: Buffer.alloc(0) } },
-  };
+  const raw: RawJobState = { ...absentState(), present: true };
   const leftLines: string[] = [];
   const strayLines: string[] = [];
   for (let guard = 0; guard < 64; guard += 1) {

@@ -17,6 +17,7 @@ import type { HostConfig, RelayHostsConfig } from '../../relay/config.ts';
 import { RelayOperations } from '../../relay/operations.ts';
 import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
 import { remoteProcesses, startSshd, TEST_HOME, type TestSshd } from '../harness/sshd.ts';
+import { sshdHostConfig } from '../harness/relay.ts';
 import { sleep } from '../harness/wait.ts';
 
 const TIMINGS = { watchdogStepS: 1, stop: { graceSteps: 10 } };
@@ -31,22 +32,7 @@ const CT: Guest = { kind: 'lxc', id: '101' };
 const VM: Guest = { kind: 'qemu', id: '200' };
 
 function host(name: string, extra: Partial<HostConfig> = {}): HostConfig {
-  return {
-    name,
-    address: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-    strictHostKeyChecking: true,
-    hostKeyFingerprints: [],
-    labels: {},
-    readOnly: false,
-    proxmox: true,
-    maxSessions: 10,
-    maxConnections: 4,
-    connectTimeoutMs: 10_000,
-    ...extra,
-  };
+  return sshdHostConfig(sshd, name, { proxmox: true, ...extra });
 }
 
 beforeAll(async () => {

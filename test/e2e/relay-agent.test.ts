@@ -14,6 +14,7 @@ import { loadHostsConfig, type HostConfig, type RelayHostsConfig } from '../../r
 import { RelayOperations } from '../../relay/operations.ts';
 import { startManaged, type Managed } from '../harness/processes.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
+import { sshdHostConfig } from '../harness/relay.ts';
 
 let sshd: TestSshd;
 let dir: string;
@@ -38,21 +39,7 @@ async function startAgent(socket: string): Promise<Managed> {
 }
 
 function host(name: string, socketPath: string): HostConfig {
-  return {
-    name,
-    address: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    auth: { kind: 'agent', socketPath },
-    strictHostKeyChecking: true,
-    hostKeyFingerprints: [],
-    labels: {},
-    readOnly: false,
-    proxmox: false,
-    maxSessions: 10,
-    maxConnections: 2,
-    connectTimeoutMs: 10_000,
-  };
+  return sshdHostConfig(sshd, name, { auth: { kind: 'agent', socketPath }, maxConnections: 2 });
 }
 
 function operations(hosts: HostConfig[]): RelayOperations {

@@ -14,6 +14,7 @@ import { JOBS_CAPABILITY } from '../../shared/capabilities.ts';
 import type { HostConfig, RelayHostsConfig } from '../../relay/config.ts';
 import { RelayOperations } from '../../relay/operations.ts';
 import { remoteProcesses, startSshd, TEST_HOME, type TestSshd } from '../harness/sshd.ts';
+import { sshdHostConfig } from '../harness/relay.ts';
 import { sleep } from '../harness/wait.ts';
 
 const TIMINGS = { watchdogStepS: 1, stop: { graceSteps: 10 } };
@@ -24,22 +25,7 @@ let sshd: TestSshd;
 let ops: RelayOperations;
 
 function host(name: string, extra: Partial<HostConfig> = {}): HostConfig {
-  return {
-    name,
-    address: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-    strictHostKeyChecking: true,
-    hostKeyFingerprints: [],
-    labels: {},
-    readOnly: false,
-    proxmox: false,
-    maxSessions: 10,
-    maxConnections: 4,
-    connectTimeoutMs: 10_000,
-    ...extra,
-  };
+  return sshdHostConfig(sshd, name, extra);
 }
 
 /** A base for one host entry, under the test account's home, named for this run. */

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { HostConfig } from '../../relay/config.ts';
 import type { TestSshd } from './sshd.ts';
 import { startManaged, type Managed } from './processes.ts';
 import { CLI } from './stdio.ts';
@@ -92,4 +93,24 @@ export async function relayRequestsDuring(relay: TestRelay, action: () => Promis
   // Give a request that did reach the relay time to finish and be logged.
   await new Promise((resolve) => setTimeout(resolve, 300));
   return (relay.process.outputSince(mark).match(/"msg":"request done"/g) ?? []).length;
+}
+
+/** A host entry of the relay's config for the test sshd, key login, for tests that drive RelayOperations directly. */
+export function sshdHostConfig(sshd: TestSshd, name: string, extra: Partial<HostConfig> = {}): HostConfig {
+  return {
+    name,
+    address: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
+    strictHostKeyChecking: true,
+    hostKeyFingerprints: [],
+    labels: {},
+    readOnly: false,
+    proxmox: false,
+    maxSessions: 10,
+    maxConnections: 4,
+    connectTimeoutMs: 10_000,
+    ...extra,
+  };
 }

@@ -172,21 +172,26 @@ export class AuditLog extends DurableObject<Env> {
     where('time <= ?', query.until === undefined ? undefined : new Date(query.until).toISOString());
     const sql = `SELECT * FROM audit ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY time DESC, seq DESC LIMIT ?`;
     const rows = this.ctx.storage.sql.exec<Record<string, string | number | null>>(sql, ...values, query.limit).toArray();
-    return rows.map((row) => ({
-      time: String(row.time),
-      user: String(row.user),
-      client: row.client === null ? null : String(row.client),
-      relay: row.relay === null ? null : String(row.relay),
-      host: row.host === null ? null : String(row.host),
-      tool: String(row.tool),
-      target: row.target === null ? null : String(row.target),
-      outcome: String(row.outcome) as AuditEntry['outcome'],
-      code: row.code === null ? null : String(row.code),
-      exitCode: row.exit_code === null ? null : Number(row.exit_code),
-      bytes: row.bytes === null ? null : Number(row.bytes),
-      durationMs: Number(row.duration_ms),
-    }));
+    return rows.map(auditEntryOf);
   }
+}
+
+/** A row of the audit table (or of a TeamDirectory's outbox, which has the same columns) as an entry. */
+export function auditEntryOf(row: Record<string, SqlStorageValue>): AuditEntry {
+  return {
+    time: String(row.time),
+    user: String(row.user),
+    client: row.client === null ? null : String(row.client),
+    relay: row.relay === null ? null : String(row.relay),
+    host: row.host === null ? null : String(row.host),
+    tool: String(row.tool),
+    target: row.target === null ? null : String(row.target),
+    outcome: String(row.outcome) as AuditEntry['outcome'],
+    code: row.code === null ? null : String(row.code),
+    exitCode: row.exit_code === null ? null : Number(row.exit_code),
+    bytes: row.bytes === null ? null : Number(row.bytes),
+    durationMs: Number(row.duration_ms),
+  };
 }
 
 /** What is known of a call before it is sent. */

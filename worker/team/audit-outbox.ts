@@ -9,7 +9,7 @@
  * started row whose completion never comes (the Worker died) is kept, delivered as started, until
  * the audit retention has passed.
  */
-import { AUDIT_ROW_COLUMNS, clipTarget, type AuditEnd, type AuditEntry, type OutboxDelivery } from '../audit/audit-log.ts';
+import { AUDIT_ROW_COLUMNS, auditEntryOf, clipTarget, type AuditEnd, type AuditEntry, type OutboxDelivery } from '../audit/audit-log.ts';
 
 const STARTED = 1;
 const COMPLETE = 2;
@@ -67,22 +67,7 @@ export function undelivered(sql: SqlStorage, limit: number): Array<OutboxDeliver
   return sql
     .exec<Row>('SELECT * FROM audit_outbox WHERE sent < state ORDER BY rowid LIMIT ?', limit)
     .toArray()
-    .map((row) => ({
-      outboxId: String(row.id),
-      state: Number(row.state),
-      time: String(row.time),
-      user: String(row.user),
-      client: row.client === null ? null : String(row.client),
-      relay: row.relay === null ? null : String(row.relay),
-      host: row.host === null ? null : String(row.host),
-      tool: String(row.tool),
-      target: row.target === null ? null : String(row.target),
-      outcome: String(row.outcome) as AuditEntry['outcome'],
-      code: row.code === null ? null : String(row.code),
-      exitCode: row.exit_code === null ? null : Number(row.exit_code),
-      bytes: row.bytes === null ? null : Number(row.bytes),
-      durationMs: Number(row.duration_ms),
-    }));
+    .map((row) => ({ outboxId: String(row.id), state: Number(row.state), ...auditEntryOf(row) }));
 }
 
 /**
