@@ -108,18 +108,19 @@ describe('tools over the full local stack', () => {
       peak = Math.max(peak, relayRssKb());
     }, 10);
     const started = Date.now();
-    const result = await stack.call('ssh_exec_command', { command: 'head -c 200000000 /dev/zero | tr "\\0" x; echo done >&2; exit 5', timeout: 120 });
+    const result = await stack.call('ssh_exec_command', { command: 'head -c 1000000000 /dev/zero | tr "\\0" x; echo done >&2; exit 5', timeout: 120 });
     const elapsed = Date.now() - started;
     clearInterval(sampler);
     const text = textOf(result);
-    expect(result.structuredContent).toMatchObject({ exit_code: 5, stdout_truncated: true, stdout_total_bytes: 200_000_000, stderr: 'done\n' });
+    expect(result.structuredContent).toMatchObject({ exit_code: 5, stdout_truncated: true, stdout_total_bytes: 1_000_000_000, stderr: 'done\n' });
     expect(text).toContain('[stdout truncated: showing the first');
-    expect(text).toContain('of 200,000,000 bytes');
+    expect(text).toContain('of 1,000,000,000 bytes');
     expect(text.endsWith('EXIT CODE: 5')).toBe(true);
     expect(text.length).toBeLessThan(27_000);
-    // Buffering the output would add 200 MB to the relay's resident memory; what remains is
-    // garbage-collector slack (about 70 MB here, the same for 1 GB of output).
-    expect(peak - baseline).toBeLessThan(100 * 1024);
+    // Buffering the output would add 1 GB to the relay's resident memory. What a streaming relay
+    // adds is garbage-collector slack that does not grow with the output: about 70 MB on an idle
+    // machine, up to about 105 MB under CI load. A quarter of the output separates the two widely.
+    expect(peak - baseline).toBeLessThan(256 * 1024);
     // "Promptly": the relay streams at hundreds of MB/s; a relay that buffered or re-read would not.
     expect(elapsed).toBeLessThan(20_000);
   });
