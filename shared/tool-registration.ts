@@ -13,6 +13,7 @@ import {
   type ToolAnnotations,
   type ToolCallback,
 } from '@modelcontextprotocol/server';
+import { jsonSchemaOnce } from './schema-once.ts';
 import { safeResultText } from './visible-text.ts';
 
 export interface ToolConfig<InputArgs extends StandardSchemaWithJSON, OutputArgs extends StandardSchemaWithJSON> {
@@ -85,7 +86,8 @@ export function registerTool<InputArgs extends StandardSchemaWithJSON, OutputArg
   type Run = (args: unknown, ctx: unknown) => CallToolResult | InputRequiredResult | Promise<CallToolResult | InputRequiredResult>;
   const run = handler as Run;
   const safe: Run = async (args, ctx) => safeOutcome(await run(args, ctx), jsonRequested(args));
-  const tool = server.registerTool(name, config, safe as ToolCallback<InputArgs>);
+  const schemas = { inputSchema: jsonSchemaOnce(config.inputSchema), outputSchema: config.outputSchema && jsonSchemaOnce(config.outputSchema) };
+  const tool = server.registerTool(name, { ...config, ...schemas }, safe as ToolCallback<InputArgs>);
   const tools = registered.get(server) ?? new Map<string, RegisteredTool>();
   tools.set(name, tool);
   registered.set(server, tools);

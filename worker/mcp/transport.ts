@@ -21,6 +21,7 @@ import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { CALLER_HEADER, NEW_SESSION_HEADER } from './session-object.ts';
 import { sessionProps, type SessionProps } from './session-props.ts';
+import { quickEra } from './quick-era.ts';
 import { bodyJson } from './request-body.ts';
 
 function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
@@ -89,7 +90,8 @@ export const mcpApiHandler = {
     const props = sessionProps.safeParse(ctx.props);
     if (!props.success) return new Response('The access token carries no user.', { status: 403 });
     const body = await bodyJson(request);
-    if (await isLegacyRequest(request, body)) return toSession(request, env, props.data, body);
+    const era = quickEra(request, body) ?? ((await isLegacyRequest(request, body)) ? 'legacy' : 'modern');
+    if (era === 'legacy') return toSession(request, env, props.data, body);
     const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null };
     return stateless(request, env, ctx, caller, body);
   },
