@@ -19,7 +19,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import ssh2 from 'ssh2';
-import type { Client } from 'ssh2';
+import type { AuthHandlerMiddleware, AuthenticationType, Client } from 'ssh2';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import { ConfigError } from './config-error.ts';
 
@@ -289,7 +289,10 @@ export function certificateLoginError(error: ToolError, certificate: UserCertifi
   const why = principal
     ? ` The certificate ${principal}, so unless the host maps them with AuthorizedPrincipalsFile, it refuses it.`
     : ' Check that the host trusts its CA (TrustedUserCAKeys or a cert-authority line in authorized_keys).';
-  return { code: error.code, message: `${error.message} The certificate ${certificate.path} (${describeCertificate(certificate)}) was offered.${why}` };
+  return {
+    code: error.code,
+    message: `${error.message} The certificate ${certificate.path} (${describeCertificate(certificate)}) was offered, then the plain key.${why}`,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -346,16 +349,46 @@ function protocolOf(client: Client): ProtocolInternals {
   return protocol as unknown as ProtocolInternals;
 }
 
+export interface CertificateLogin {
+  /** For ssh2's connect options: the certificate first, then (as ssh does) the plain key, then give up. */
+  authHandler: AuthHandlerMiddleware;
+  /** Call right after client.connect(): makes that connection's publickey requests carry the certificate. */
+  install(client: Client): void;
+}
+
 /**
- * Make `client` (after client.connect(), before its handshake ends) log in with `certificate`
- * for its configured private key. Throws when ssh2's internals are not the expected ones.
+ * Log in with `certificate` for the connection's configured private key. `install` throws when
+ * ssh2's internals are not the expected ones.
  */
-export function useCertificate(client: Client, certificate: UserCertificate): void {
+export function certificateLogin(certificate: UserCertificate): CertificateLogin {
+  let attempts = 0;
+  let plainKey = false;
+  const authHandler: AuthHandlerMiddleware = (methodsLeft, _partialSuccess, next) => {
+    attempts += 1;
+    // ssh2 passes null before the first attempt; then the methods the server still allows.
+    const allowed = !Array.isArray(methodsLeft) || methodsLeft.includes('publickey');
+    if (allowed && attempts <= 2) {
+      plainKey = attempts === 2;
+      next('publickey');
+      return;
+    }
+    // ssh2 takes false as "no more methods": it fails the login with a client-authentication error.
+    (next as (method: AuthenticationType | false) => void)(false);
+  };
+  return { authHandler, install: (client) => replaceAuthPK(client, certificate, () => plainKey) };
+}
+
+function replaceAuthPK(client: Client, certificate: UserCertificate, plainKey: () => boolean): void {
   const protocol = protocolOf(client);
+  const original = protocol.authPK as (...args: unknown[]) => void;
   const { sendPacket, convertSignature } = ssh2Utils();
   // Same arguments as ssh2's authPK: `key` is ssh2's parsed private key, `keyAlgo` the signature
   // algorithm it chose (undefined: the key's own type), `sign` present for the signed request.
   const authPK = (username: string, key: SigningKey, keyAlgo: unknown, sign?: unknown): void => {
+    if (plainKey()) {
+      original.call(protocol, username, key, keyAlgo, sign);
+      return;
+    }
     if (typeof keyAlgo === 'function') {
       sign = keyAlgo;
       keyAlgo = undefined;

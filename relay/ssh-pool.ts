@@ -20,7 +20,7 @@ import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
 import { log } from './log.ts';
 import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
-import { certificateForConnect, certificateLoginError, useCertificate, type UserCertificate } from './ssh-certificate.ts';
+import { certificateForConnect, certificateLogin, certificateLoginError, type CertificateLogin, type UserCertificate } from './ssh-certificate.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -461,6 +461,7 @@ export class HostPool {
     };
     // A certificate is read again for each connection: a renewed one is used, an expired one is not tried.
     let certificate: UserCertificate | undefined;
+    let withCertificate: CertificateLogin | undefined;
     if (host.auth.kind === 'key' && host.auth.certificatePath !== undefined) {
       const current = certificateForConnect(host.name, host.auth.certificatePath, host.auth.privateKey, host.auth.passphrase);
       if (!current.ok) {
@@ -468,6 +469,7 @@ export class HostPool {
         return;
       }
       certificate = current.value;
+      withCertificate = certificateLogin(certificate);
     }
     let known: KnownHostKey[] = [];
     try {
@@ -506,6 +508,7 @@ export class HostPool {
         return decision.ok;
       },
       ...authOptions(host),
+      ...(withCertificate ? { authHandler: withCertificate.authHandler } : {}),
     };
 
     client.on('connect', () => {
@@ -542,7 +545,7 @@ export class HostPool {
     });
     try {
       client.connect(config);
-      if (certificate) useCertificate(client, certificate);
+      withCertificate?.install(client);
     } catch (error) {
       // Also when the certificate login cannot be set up on a connection already under way: drop it.
       client.destroy();

@@ -149,6 +149,24 @@ describe('OpenSSH user certificates', () => {
     expect(stdout.trim()).toBe(sshd.user);
   });
 
+  it('falls back to the plain key, as ssh does, on a host that does not trust the CA but authorizes the key', async () => {
+    const untrusting = await startSshd();
+    try {
+      const certificate = sign(untrusting.privateKeyPath, untrusting.user, '+1h', join(dir, 'untrusted-cert.pub'));
+      const config = loadFile([{ name: 'untrusting', port: untrusting.port, key_path: untrusting.privateKeyPath, certificate_path: certificate }]);
+      const ops = new RelayOperations({ ...config, knownHostsFiles: [untrusting.knownHostsPath] });
+      try {
+        const { outcome, stdout } = await whoami(ops, 'untrusting');
+        expect(outcome.ok && outcome.value.op === 'exec' && outcome.value.exitCode).toBe(0);
+        expect(stdout.trim()).toBe(untrusting.user);
+      } finally {
+        ops.close();
+      }
+    } finally {
+      await untrusting.stop();
+    }
+  });
+
   it('refuses to start with an expired or not yet valid certificate, naming the host, its validity and principals', () => {
     const key = newKey(join(dir, 'expired_ed25519'), 'ed25519');
     sign(key, `${sshd.user},backup`, '20200101:20200102');
