@@ -7,7 +7,7 @@
  * PROTOCOL.certkeys). So, for a connection that uses a certificate, and only for it, this file
  * replaces that one method on that connection's protocol object with one that writes the request
  * as OpenSSH expects. Key parsing, signing, RSA hash choice (server-sig-algs) and retries stay
- * ssh2's. The replacement reaches four ssh2 internals; it is pinned to the ssh2 version it was
+ * ssh2's; if the host refuses the certificate, the plain key is offered next, as ssh does. The replacement reaches four ssh2 internals; it is pinned to the ssh2 version it was
  * written against, checked when the config is loaded, and covered by test/e2e/ssh-certificate.test.ts
  * against a real sshd with TrustedUserCAKeys.
  *
@@ -23,7 +23,7 @@ import type { AuthHandlerMiddleware, AuthenticationType, Client } from 'ssh2';
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import { ConfigError } from './config-error.ts';
 
-/** The ssh2 version whose Protocol internals `useCertificate` relies on (lib/protocol/Protocol.js authPK). */
+/** The ssh2 version whose Protocol internals `certificateLogin` relies on (lib/protocol/Protocol.js authPK). */
 export const SSH2_VERSION_FOR_CERTIFICATES = '1.17.0';
 /** OpenSSH certificates are a few KiB (an RSA-16384 one about 5); anything far larger is not one. */
 const MAX_CERTIFICATE_FILE_BYTES = 64 * 1024;
