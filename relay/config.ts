@@ -18,6 +18,7 @@ export const DEFAULT_MAX_CONNECTIONS = 4;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 import { ConfigError } from './config-error.ts';
+import { certificatePathFor, checkCertificateAtLoad } from './ssh-certificate.ts';
 import { COMMAND_CLASSES, type CommandClass } from '../shared/shell/command-class.ts';
 
 export { ConfigError };
@@ -40,7 +41,16 @@ export const CONFIRM_FALLBACKS = ['refuse', 'run'] as const;
  * UNIX socket; the keys never leave the agent, which signs for us.
  */
 export type SshAuth =
-  { kind: 'key'; privateKey: Buffer; keyPath: string; passphrase?: string } | { kind: 'password'; password: string } | { kind: 'agent'; socketPath: string };
+  | {
+      kind: 'key';
+      privateKey: Buffer;
+      keyPath: string;
+      passphrase?: string;
+      /** An OpenSSH user certificate for the key, re-read at each connection (relay/ssh-certificate.ts). */
+      certificatePath?: string;
+    }
+  | { kind: 'password'; password: string }
+  | { kind: 'agent'; socketPath: string };
 
 export interface HostConfig {
   name: string;
@@ -95,6 +105,8 @@ const hostEntry = z
     user: z.string().min(1),
     key_path: z.string().min(1).optional(),
     key_passphrase_env: z.string().min(1).optional(),
+    /** An OpenSSH user certificate for key_path; default: key_path + "-cert.pub" when that file exists. */
+    certificate_path: z.string().min(1).max(4096).optional(),
     password_env: z.string().min(1).optional(),
     password_file: z.string().min(1).optional(),
     /** true: the agent at the relay's SSH_AUTH_SOCK; a string: the agent's socket path. */
@@ -220,6 +232,14 @@ function checkKey(key: Buffer, passphrase: string | undefined, path: string, whe
   }
 }
 
+/** A key login with its certificate (the given one, or `<key>-cert.pub` beside the key), checked now. */
+function withCertificate(auth: Extract<SshAuth, { kind: 'key' }>, explicit: string | undefined, where: string): SshAuth {
+  const certificatePath = certificatePathFor(resolve(expandHome(auth.keyPath)), explicit);
+  if (certificatePath === undefined) return auth;
+  checkCertificateAtLoad(certificatePath, auth.privateKey, auth.passphrase, where);
+  return { ...auth, certificatePath };
+}
+
 function parseBoolean(value: string | undefined, name: string, fallback: boolean): boolean {
   if (value === undefined || value === '') return fallback;
   const lowered = value.trim().toLowerCase();
@@ -253,7 +273,13 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     const passphrase = env.SSH_KEY_PASSPHRASE || undefined;
     const privateKey = readKey(env.SSH_KEY, 'SSH_KEY');
     checkKey(privateKey, passphrase, env.SSH_KEY, 'SSH_KEY');
-    auth = { kind: 'key', privateKey, keyPath: env.SSH_KEY, ...(passphrase ? { passphrase } : {}) };
+    auth = withCertificate(
+      { kind: 'key', privateKey, keyPath: env.SSH_KEY, ...(passphrase ? { passphrase } : {}) },
+      env.SSH_CERT ? resolve(expandHome(env.SSH_CERT)) : undefined,
+      `host "${env.HOST_NAME?.trim() || address}" (SSH_KEY${env.SSH_CERT ? ', SSH_CERT' : ''})`,
+    );
+  } else if (env.SSH_CERT) {
+    throw new ConfigError('SSH_CERT is set but SSH_KEY is not. A certificate logs in together with its private key: set SSH_KEY to the key.');
   } else if (env.SSH_PASSWORD) {
     auth = { kind: 'password', password: env.SSH_PASSWORD };
   } else if (env.SSH_AUTH_SOCK) {
@@ -335,6 +361,9 @@ function hostFromEntry(
   if (sources.length !== 1) {
     throw new ConfigError(`${where}: give exactly one way to log in: key_path, password_env, password_file or agent.`);
   }
+  if (entry.certificate_path !== undefined && entry.key_path === undefined) {
+    throw new ConfigError(`${where}: certificate_path is for key_path: a certificate logs in together with its private key.`);
+  }
   if (entry.key_passphrase_env !== undefined && entry.key_path === undefined) {
     throw new ConfigError(`${where}: key_passphrase_env is for key_path; it does nothing with ${agent !== undefined ? 'agent' : 'a password'}.`);
   }
@@ -354,7 +383,10 @@ function hostFromEntry(
     const keyPath = isAbsolute(expandHome(entry.key_path)) ? entry.key_path : resolve(file, '..', entry.key_path);
     const privateKey = readKey(keyPath, where);
     checkKey(privateKey, passphrase, keyPath, where);
-    auth = { kind: 'key', privateKey, keyPath, ...(passphrase ? { passphrase } : {}) };
+    const certificate =
+      entry.certificate_path &&
+      (isAbsolute(expandHome(entry.certificate_path)) ? resolve(expandHome(entry.certificate_path)) : resolve(file, '..', entry.certificate_path));
+    auth = withCertificate({ kind: 'key', privateKey, keyPath, ...(passphrase ? { passphrase } : {}) }, certificate, where);
   } else if (entry.password_env !== undefined) {
     const password = env[entry.password_env];
     if (!password) throw new ConfigError(`${where}: password_env names ${entry.password_env}, which is not set.`);

@@ -20,6 +20,7 @@ import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
 import { log } from './log.ts';
 import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
+import { certificateForConnect, certificateLogin, certificateLoginError, type CertificateLogin, type UserCertificate } from './ssh-certificate.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -458,6 +459,18 @@ export class HostPool {
       if (!alive) for (const waiter of this.waiters.splice(0)) waiter.resolve({ ok: false, error });
       else this.dispatch();
     };
+    // A certificate is read again for each connection: a renewed one is used, an expired one is not tried.
+    let certificate: UserCertificate | undefined;
+    let withCertificate: CertificateLogin | undefined;
+    if (host.auth.kind === 'key' && host.auth.certificatePath !== undefined) {
+      const current = certificateForConnect(host.name, host.auth.certificatePath, host.auth.privateKey, host.auth.passphrase);
+      if (!current.ok) {
+        fail(current.error);
+        return;
+      }
+      certificate = current.value;
+      withCertificate = certificateLogin(certificate);
+    }
     let known: KnownHostKey[] = [];
     try {
       known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
@@ -495,6 +508,7 @@ export class HostPool {
         return decision.ok;
       },
       ...authOptions(host),
+      ...(withCertificate ? { authHandler: withCertificate.authHandler } : {}),
     };
 
     client.on('connect', () => {
@@ -512,7 +526,8 @@ export class HostPool {
     client.on('error', (error: Error) => {
       if (connection.state === 'connecting') {
         const refused = decision !== undefined && !decision.ok ? decision : undefined;
-        const toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : connectError(error, host);
+        let toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : connectError(error, host);
+        if (certificate && toolError.code === 'auth_failed') toolError = certificateLoginError(toolError, certificate, host.username);
         log('warn', 'ssh connect failed', { host: host.name, code: toolError.code });
         fail(toolError);
       } else {
@@ -530,7 +545,10 @@ export class HostPool {
     });
     try {
       client.connect(config);
+      withCertificate?.install(client);
     } catch (error) {
+      // Also when the certificate login cannot be set up on a connection already under way: drop it.
+      client.destroy();
       // ssh2 throws synchronously for unusable options such as a key it cannot parse.
       fail({
         code: 'auth_failed',
