@@ -64,6 +64,9 @@ const ERA_NEUTRAL_E2E = [
   'test/e2e/imagekit-stand-in.test.ts',
   'test/e2e/relay-jobs.test.ts',
   'test/e2e/relay-agent.test.ts',
+  'test/e2e/ssh-certificate.test.ts',
+  'test/e2e/guest-jobs.test.ts',
+  'test/e2e/classifier-bundle.test.ts',
 ];
 // mcp-eras.test.ts drives both eras itself; task-calls.test.ts needs the SDK v1 client's task support; task-calls-modern.test.ts speaks 2026-07-28 itself.
 const ONCE_ONLY_E2E = [...ERA_NEUTRAL_E2E, 'test/e2e/mcp-eras.test.ts', 'test/e2e/task-calls.test.ts', 'test/e2e/task-calls-modern.test.ts'];
