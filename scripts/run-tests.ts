@@ -60,6 +60,7 @@ const ERA_NEUTRAL_E2E = [
   'test/e2e/stdio*.test.ts',
   'test/e2e/sshd-harness.test.ts',
   'test/e2e/deploy-bundle.test.ts',
+  'test/e2e/deploy-check.test.ts',
   'test/e2e/fake-proxmox.test.ts',
   'test/e2e/imagekit-stand-in.test.ts',
   'test/e2e/relay-jobs.test.ts',
