@@ -60,6 +60,7 @@ const ERA_NEUTRAL_E2E = [
   'test/e2e/stdio*.test.ts',
   'test/e2e/sshd-harness.test.ts',
   'test/e2e/deploy-bundle.test.ts',
+  'test/e2e/deploy-check.test.ts',
   'test/e2e/fake-proxmox.test.ts',
   'test/e2e/imagekit-stand-in.test.ts',
   'test/e2e/relay-jobs.test.ts',
@@ -68,8 +69,15 @@ const ERA_NEUTRAL_E2E = [
   'test/e2e/guest-jobs.test.ts',
   'test/e2e/classifier-bundle.test.ts',
 ];
-// mcp-eras.test.ts drives both eras itself; task-calls.test.ts needs the SDK v1 client's task support; task-calls-modern.test.ts speaks 2026-07-28 itself.
-const ONCE_ONLY_E2E = [...ERA_NEUTRAL_E2E, 'test/e2e/mcp-eras.test.ts', 'test/e2e/task-calls.test.ts', 'test/e2e/task-calls-modern.test.ts'];
+// mcp-eras.test.ts drives both eras itself; task-calls.test.ts needs the SDK v1 client's task support; task-calls-modern.test.ts speaks 2026-07-28 itself;
+// mcp-remote.test.ts is Claude Desktop through the mcp-remote proxy, which picks the era itself (--protocol legacy and auto, both tested).
+const ONCE_ONLY_E2E = [
+  ...ERA_NEUTRAL_E2E,
+  'test/e2e/mcp-eras.test.ts',
+  'test/e2e/task-calls.test.ts',
+  'test/e2e/task-calls-modern.test.ts',
+  'test/e2e/mcp-remote.test.ts',
+];
 const suites: Array<{ name: string; projects: string[]; env?: Record<string, string>; args?: string[] }> = [
   { name: 'unit + workers', projects: ['unit', 'workers'] },
   { name: 'e2e, 2025-11-25 client', projects: ['e2e'], env: { MCP_CLIENT_ERA: '2025-11-25' } },
