@@ -35,7 +35,7 @@ function deploy(args: string[]): { status: number | null; output: string } {
   const result = spawnSync('npm', ['run', '-s', 'deploy', '--', ...args], {
     cwd: PROJECT_ROOT,
     // The banner's update check is the only thing wrangler would fetch in a dry run.
-    env: { ...offlineWranglerEnv(), WRANGLER_HIDE_BANNER: 'true' },
+    env: offlineWranglerEnv(),
     encoding: 'utf8',
     timeout: 120_000,
   });

@@ -44,6 +44,8 @@ export function offlineWranglerEnv(): NodeJS.ProcessEnv {
     WRANGLER_SEND_METRICS: 'false',
     WRANGLER_SEND_ERROR_REPORTS: 'false',
     CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    // The banner asks the npm registry for wrangler's latest version: tests reach loopback only.
+    WRANGLER_HIDE_BANNER: 'true',
     NO_COLOR: '1',
     FORCE_COLOR: '0',
   };
