@@ -17,6 +17,7 @@ import { loadHostsConfig, type RelayHostsConfig } from '../../relay/config.ts';
 import { RelayOperations } from '../../relay/operations.ts';
 import { startInetdSshd, startNetns, type InetdSshd, type Netns } from '../harness/jump-sshd.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
+import { startStallingProxy } from '../harness/stalling-proxy.ts';
 
 let netns: Netns;
 let target: TestSshd;
@@ -190,6 +191,43 @@ describe('a host behind a jump host', () => {
     }
     expect(last?.ok).toBe(true);
     expect(jump.connections()).toBe(before + 1);
+  });
+
+  it('drops a jump connection that goes silent, failing the host behind it within its connect timeout, and opens a new one', async () => {
+    const proxy = await startStallingProxy(jump.port);
+    try {
+      const knownHosts = join(dir, 'known_hosts_proxy');
+      writeFileSync(
+        knownHosts,
+        knownHostsLine('127.0.0.1', proxy.port, jump.hostKeyType, jump.hostKeyBlob) +
+          knownHostsLine('127.0.0.1', target.port, target.hostKeyType, targetBlob()),
+      );
+      const ops = operations(
+        load(
+          'stalls',
+          [
+            host('bastion', proxy.port, { jump_only: true, connect_timeout_seconds: 2 }),
+            host('web1', target.port, { jump: ['bastion'] }),
+            host('web1-later', target.port, { jump: ['bastion'] }),
+          ],
+          knownHosts,
+        ),
+      );
+      expect((await exec(ops, 'web1', 'true')).outcome.ok).toBe(true);
+      expect(proxy.connections()).toBe(1);
+      proxy.stall();
+      // The bastion connection is up but answers nothing: the forwarding request for a new host waits out the 2 s.
+      const error = errorOf((await exec(ops, 'web1-later', 'true')).outcome);
+      expect(error.code).toBe('host_unreachable');
+      expect(error.message).toContain('Could not reach host "web1-later" through jump host "bastion"');
+      expect(error.message).toContain('did not answer a forwarding request');
+      proxy.resume();
+      const after = await exec(ops, 'web1-later', 'echo back');
+      expect(after.stdout.trim()).toBe('back');
+      expect(proxy.connections()).toBe(2);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('refuses a changed host key on the jump hop, naming the hop', async () => {
