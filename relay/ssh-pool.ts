@@ -541,7 +541,11 @@ export class HostPool {
         const refused = attempt.value.refusal();
         const toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : connectError(error, host);
         log('warn', 'ssh connect failed', { host: host.name, code: toolError.code });
-        fail({ code: toolError.code, message: toolError.message + via });
+        // A target behind a jump cannot be scanned from here: the scan runs where its network is.
+        const lastHop = host.jump?.at(-1)?.name;
+        const scanHint =
+          refused && lastHop ? `; run that ssh-keyscan on "${lastHop}", which reaches the host, and add its output to the known_hosts file here` : '';
+        fail({ code: toolError.code, message: toolError.message + via + scanHint });
       } else {
         log('warn', 'ssh connection error', { host: host.name, connection: connection.id, error: error.message });
       }

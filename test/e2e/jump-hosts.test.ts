@@ -248,6 +248,7 @@ describe('a host behind a jump host', () => {
     expect(error.message).toContain(`The host key of host "web1" (127.0.0.1:${target.port}) has CHANGED`);
     expect(error.message).toContain(target.hostKeyFingerprint);
     expect(error.message).toContain('reached through jump host "bastion"');
+    expect(error.message).toContain('run that ssh-keyscan on "bastion", which reaches the host');
   });
 
   it('gives up on a jump host that accepts TCP but never speaks SSH, within its connect timeout', async () => {
