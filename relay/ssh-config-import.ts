@@ -28,6 +28,8 @@ const MAX_TOTAL_BYTES = 4 * MAX_SSH_CONFIG_BYTES;
 const MAX_INCLUDE_DEPTH = 16;
 const MAX_FILES = 256;
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+/** Aliases hosts_from_ssh_config may select: each is resolved against every block, so this bounds start-up work too. */
+export const MAX_IMPORTED_HOSTS = 512;
 
 const USED = new Set(['hostname', 'user', 'port', 'identityfile', 'proxyjump', 'userknownhostsfile', 'stricthostkeychecking']);
 
@@ -247,6 +249,7 @@ export function importSshConfig(path: string, wanted: string[], env: NodeJS.Proc
     const matches = /[*?]/.test(want) ? known.filter((alias) => globMatch(alias.toLowerCase(), want.toLowerCase())) : known.filter((alias) => alias === want);
     if (matches.length === 0) throw new ConfigError(`hosts_from_ssh_config: "${want}" matches no Host alias in ${path}.`);
     for (const alias of matches) if (!selected.includes(alias)) selected.push(alias);
+    if (selected.length > MAX_IMPORTED_HOSTS) throw new ConfigError(`hosts_from_ssh_config selects more than ${MAX_IMPORTED_HOSTS} hosts of ${path}.`);
   }
 
   const localUser = env.USER || userInfo().username;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadHostsConfig, type RelayHostsConfig } from '../../../relay/config.ts';
-import { MAX_SSH_CONFIG_BYTES } from '../../../relay/ssh-config-import.ts';
+import { MAX_IMPORTED_HOSTS, MAX_SSH_CONFIG_BYTES } from '../../../relay/ssh-config-import.ts';
 
 let dir: string;
 let key: string;
@@ -96,6 +96,8 @@ describe('reading an OpenSSH client config', () => {
     expect(load(lines, ['db*']).hosts.map((h) => h.name)).toEqual(['db1', 'db2']);
     expect(configError(() => load(lines, ['mail*']))).toContain('"mail*" matches no Host alias');
     expect(configError(() => load(lines, ['db3']))).toContain('"db3" matches no Host alias');
+    const many = [`Host ${Array.from({ length: MAX_IMPORTED_HOSTS + 1 }, (_, i) => `h${i}`).join(' ')}`, `  IdentityFile ${key}`];
+    expect(configError(() => load(many, ['h*']))).toContain(`selects more than ${MAX_IMPORTED_HOSTS} hosts`);
   });
 
   it('lists every directive it does not use once per host, Match blocks, and ProxyCommand, without running any of them', () => {
