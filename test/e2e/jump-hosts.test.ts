@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Outcome } from '../../shared/errors.ts';
 import type { OperationResult } from '../../shared/protocol.ts';
@@ -18,6 +19,7 @@ import { RelayOperations } from '../../relay/operations.ts';
 import { startInetdSshd, startNetns, type InetdSshd, type Netns } from '../harness/jump-sshd.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { startStallingProxy } from '../harness/stalling-proxy.ts';
+import { connectStdio, runCliOnce, stdioEnv } from '../harness/stdio.ts';
 
 let netns: Netns;
 let target: TestSshd;
@@ -268,21 +270,29 @@ describe('a host behind a jump host', () => {
 });
 
 describe('stdio mode: SSH_PROXY_JUMP', () => {
-  it('reaches the single host through the jump, logging in to both with SSH_KEY', async () => {
-    const config = loadHostsConfig({
-      HOST: '127.0.0.1',
-      HOST_NAME: 'stdio-target',
-      SSH_PORT: String(target.port),
-      SSH_USERNAME: target.user,
-      SSH_KEY: target.privateKeyPath,
-      SSH_PROXY_JUMP: `127.0.0.1:${jump.port}`,
-      SSH_KNOWN_HOSTS: goodKnownHosts,
-      MCP_REMOTE_EXEC_STATE_DIR: join(dir, 'state-stdio'),
-    });
-    expect(config.hosts[0]?.jump?.map((hop) => hop.name)).toEqual([`127.0.0.1:${jump.port}`]);
-    const { outcome, stdout } = await exec(operations(config), 'stdio-target', 'echo via-stdio');
-    expect(outcome.ok).toBe(true);
-    expect(stdout.trim()).toBe('via-stdio');
+  it('the mcp-remote-exec command reaches its single host through the jump, logging in to both with SSH_KEY', async () => {
+    const session = await connectStdio(
+      stdioEnv(target, { HOST_NAME: 'stdio-target', SSH_PROXY_JUMP: `127.0.0.1:${jump.port}`, SSH_KNOWN_HOSTS: goodKnownHosts }),
+    );
+    try {
+      const before = jump.connections();
+      const result = CallToolResultSchema.parse(
+        await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'echo via-stdio', response_format: 'json' } }, CallToolResultSchema),
+      );
+      expect(result.isError).toBeFalsy();
+      expect(result.structuredContent).toMatchObject({ stdout: 'via-stdio\n', exit_code: 0 });
+      // The start-up check already opened the jump connection; the call reused it.
+      expect(before).toBeGreaterThan(0);
+      expect(jump.connections()).toBe(before);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('refuses to start on a malformed SSH_PROXY_JUMP, saying so', () => {
+    const result = runCliOnce([], stdioEnv(target, { SSH_PROXY_JUMP: 'bastion,,inner' }));
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('SSH_PROXY_JUMP: a jump list has an empty hop');
   });
 });
 
