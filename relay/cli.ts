@@ -27,6 +27,7 @@ Configuration (environment or ./.env, as in the original mcp-remote-exec):
   HOST, SSH_PORT (22), SSH_USERNAME, SSH_KEY or SSH_PASSWORD, SSH_KEY_PASSPHRASE
   SSH_AUTH_SOCK: a running ssh-agent, used when neither SSH_KEY nor SSH_PASSWORD is set
   SSH_STRICT_HOST_KEY_CHECKING (true): false accepts new host keys; changed keys are always refused
+  SSH_PROXY_JUMP: jump hosts in OpenSSH's -J syntax (user@host:port,host2), logged in to like HOST
   CHARACTER_LIMIT (25000), TIMEOUT (30), MAX_FILE_SIZE (10485760)
   --config FILE / MCP_REMOTE_EXEC_CONFIG: a JSON file listing several hosts (see relay.config.example.json)
 

@@ -19,6 +19,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 import { ConfigError } from './config-error.ts';
 import { certificatePathFor, checkCertificateAtLoad } from './ssh-certificate.ts';
+import { jumpChain, MAX_JUMP_HOPS, parseProxyJump, resolveJumpSpec, stdioJumpHops } from './jump-hosts.ts';
+import { importSshConfig } from './ssh-config-import.ts';
 import { COMMAND_CLASSES, type CommandClass } from '../shared/shell/command-class.ts';
 
 export { ConfigError };
@@ -74,6 +76,11 @@ export interface HostConfig {
   maxJobs?: number;
   /** Stdio mode: classes that need the local user's confirmation (`confirm`, `confirm_fallback`; stdio CONFIRM_CLASSES, CONFIRM_FALLBACK). */
   confirm?: ConfirmRule;
+  // --- jump hosts and ssh_config (relay/jump-hosts.ts, relay/ssh-config-import.ts) ---
+  /** Hosts to connect through, first hop first (`jump`, `proxy_jump`, ssh_config's ProxyJump, stdio SSH_PROXY_JUMP). */
+  jump?: HostConfig[];
+  /** This host's own known_hosts files (ssh_config's UserKnownHostsFile), read instead of the relay's list. */
+  knownHostsFiles?: string[];
 }
 
 export interface RelayHostsConfig {
@@ -89,6 +96,8 @@ export interface RelayHostsConfig {
   stateDir: string;
   /** Describes where the hosts came from, for the startup log. */
   source: string;
+  /** Said once at startup: ssh_config directives the relay does not use, and the like. */
+  notices?: string[];
 }
 
 const hostName = z
@@ -133,8 +142,19 @@ const hostEntry = z
     max_jobs: z.number().int().min(1).max(10_000).optional(),
     confirm: z.array(z.enum(COMMAND_CLASSES)).max(COMMAND_CLASSES.length).optional(),
     confirm_fallback: z.enum(CONFIRM_FALLBACKS).optional(),
+    // --- jump hosts and ssh_config (relay/jump-hosts.ts) ---
+    /** Names of other hosts in this config to connect through, first hop first. */
+    jump: z.array(hostName).min(1).max(MAX_JUMP_HOPS).optional(),
+    /** The same in OpenSSH's syntax: "user@host:port,host2"; each hop must be a host in this config. */
+    proxy_jump: z.string().min(1).max(4096).optional(),
+    /** Only a hop for other hosts: not offered for commands. */
+    jump_only: z.boolean().default(false),
+    /** This host's own known_hosts files, read instead of the relay's list (the relay's record file is still read). */
+    known_hosts: z.array(z.string().min(1).max(4096)).min(1).max(16).optional(),
   })
   .strict();
+
+export type HostEntry = z.input<typeof hostEntry>;
 
 const configFile = z
   .object({
@@ -146,7 +166,12 @@ const configFile = z
     /** For every host that does not set its own (stdio mode). */
     confirm: z.array(z.enum(COMMAND_CLASSES)).max(COMMAND_CLASSES.length).optional(),
     confirm_fallback: z.enum(CONFIRM_FALLBACKS).optional(),
-    hosts: z.array(hostEntry),
+    hosts: z.array(hostEntry).default([]),
+    // --- ssh_config import (relay/ssh-config-import.ts) ---
+    /** An OpenSSH client config file to take hosts from (e.g. "~/.ssh/config"). */
+    ssh_config: z.string().min(1).max(4096).optional(),
+    /** Which of its Host aliases become relay hosts: names, or patterns with * and ?. */
+    hosts_from_ssh_config: z.array(z.string().min(1).max(256)).min(1).max(256).optional(),
   })
   .strict();
 
@@ -290,7 +315,7 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
       'HOST is set but neither SSH_KEY (path to a private key) nor SSH_PASSWORD is, and no ssh-agent is running (SSH_AUTH_SOCK is not set). Set one of them.',
     );
   }
-  return {
+  const host: HostConfig = {
     name: env.HOST_NAME?.trim() || address,
     address,
     port: parsePort(env.SSH_PORT),
@@ -308,6 +333,13 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     ...jobSettingsFromEnv(env),
     ...confirmFromEnv(env),
   };
+  // The stdio mode's one host may sit behind jump hosts, reached with the same credentials.
+  const jumps = env.SSH_PROXY_JUMP?.trim();
+  if (jumps) {
+    const hops = stdioJumpHops(jumps, host);
+    if (hops.length > 0) host.jump = hops;
+  }
+  return host;
 }
 
 /** CONFIRM_CLASSES (comma-separated classes) and CONFIRM_FALLBACK, as the config file's confirm and confirm_fallback. */
@@ -412,9 +444,42 @@ function hostFromEntry(
     connectTimeoutMs: entry.connect_timeout_seconds * 1000,
     ...(entry.jobs_dir !== undefined ? { jobsDir: entry.jobs_dir } : {}),
     ...(entry.max_jobs !== undefined ? { maxJobs: entry.max_jobs } : {}),
+    ...(entry.known_hosts !== undefined
+      ? { knownHostsFiles: entry.known_hosts.map((path) => (isAbsolute(expandHome(path)) ? resolve(expandHome(path)) : resolve(file, '..', path))) }
+      : {}),
     // A host's own list replaces the global one (an empty list: nothing to confirm on this host).
     ...confirmRule(entry.confirm ?? global.confirm, entry.confirm_fallback ?? global.confirm_fallback),
   };
+}
+
+/**
+ * Resolve every host's `jump` or `proxy_jump` to its chain of hop hosts (relay/jump-hosts.ts).
+ * Jump-only hosts stay in the list returned, marked by their entry, for the caller to leave out.
+ */
+function withJumps<T extends { entry: z.infer<typeof hostEntry>; file: string; host: HostConfig }>(all: T[]): T[] {
+  const byName = new Map(all.map(({ host }) => [host.name, host] as const));
+  const where = (name: string): string => {
+    const found = all.find(({ host }) => host.name === name);
+    return `host "${name}" in ${found?.file ?? 'the config'}`;
+  };
+  const jumpNames = new Map<string, string[]>();
+  for (const { entry } of all) {
+    if (entry.jump !== undefined && entry.proxy_jump !== undefined) throw new ConfigError(`${where(entry.name)}: give jump or proxy_jump, not both.`);
+    if (entry.jump !== undefined) jumpNames.set(entry.name, entry.jump);
+    if (entry.proxy_jump !== undefined) {
+      const specs = parseProxyJump(entry.proxy_jump, `${where(entry.name)}, proxy_jump`);
+      jumpNames.set(
+        entry.name,
+        specs.map((spec) => resolveJumpSpec(spec, byName, `${where(entry.name)}, proxy_jump`)),
+      );
+    }
+  }
+  const chains = new Map(all.map(({ host }) => [host.name, jumpChain(host.name, jumpNames, byName, where)] as const));
+  for (const { host } of all) {
+    const chain = chains.get(host.name) ?? [];
+    if (chain.length > 0) host.jump = chain;
+  }
+  return all;
 }
 
 /**
@@ -441,15 +506,32 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
       if (names.has(entry.name)) throw new ConfigError(`Relay config file ${full}: host name "${entry.name}" appears twice.`);
       names.add(entry.name);
     }
+    const sources = parsed.data.hosts.map((entry) => ({ entry, file: full }));
+    const notices: string[] = [];
+    if ((parsed.data.ssh_config === undefined) !== (parsed.data.hosts_from_ssh_config === undefined)) {
+      throw new ConfigError(`Relay config file ${full}: ssh_config and hosts_from_ssh_config go together (the file, and which of its hosts to use).`);
+    }
+    if (parsed.data.ssh_config !== undefined && parsed.data.hosts_from_ssh_config !== undefined) {
+      const path = isAbsolute(expandHome(parsed.data.ssh_config)) ? resolve(expandHome(parsed.data.ssh_config)) : resolve(full, '..', parsed.data.ssh_config);
+      const imported = importSshConfig(path, parsed.data.hosts_from_ssh_config, env, names);
+      notices.push(...imported.notices);
+      for (const raw of imported.entries) {
+        const entry = hostEntry.safeParse(raw);
+        if (!entry.success) throw new ConfigError(`Host "${raw.name}" from ${path} cannot be used:\n${z.prettifyError(entry.error)}`);
+        sources.push({ entry: entry.data, file: path });
+      }
+    }
     const known = knownHostsDefaults(env, parsed.data.known_hosts ?? []);
+    const all = withJumps(sources.map(({ entry, file }) => ({ entry, file, host: hostFromEntry(entry, env, file, parsed.data) })));
     return {
       relayId: parsed.data.relay_id ?? defaultRelayId,
       relayIdExplicit: parsed.data.relay_id !== undefined || explicitRelayId !== undefined,
-      hosts: parsed.data.hosts.map((entry) => hostFromEntry(entry, env, full, parsed.data)),
+      hosts: all.filter(({ entry }) => !entry.jump_only).map(({ host }) => host),
       knownHostsFiles: known.read,
       recordKnownHostsFile: known.record,
       stateDir: stateDir(env),
       source: full,
+      notices,
     };
   }
   const host = hostFromSeedVariables(env);

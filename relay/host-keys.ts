@@ -70,7 +70,7 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 /** OpenSSH match_pattern(): `*` is any run of characters, `?` exactly one. */
-function globMatch(text: string, pattern: string): boolean {
+export function globMatch(text: string, pattern: string): boolean {
   // Iterative matcher with single-star backtracking; avoids the exponential
   // blow-up a naive recursive matcher has on patterns like `*a*a*a*b`.
   let t = 0;
@@ -100,7 +100,7 @@ function globMatch(text: string, pattern: string): boolean {
  * OpenSSH match_pattern_list() semantics: 1 = a positive pattern matched and no
  * negated one did, -1 = a negated pattern matched (which vetoes the line), 0 = no match.
  */
-function matchPatternList(name: string, list: string): -1 | 0 | 1 {
+export function matchPatternList(name: string, list: string): -1 | 0 | 1 {
   let positive = false;
   for (const raw of list.split(',')) {
     if (raw === '') continue;

@@ -78,6 +78,8 @@ export function runRelay(args: string[]): number | 'running' {
   const loaded = loadHostsConfig(env, values.config);
   const config = { ...loaded, relayId: relayIdFor(loaded, token) };
   if (config.hosts.length === 0) log('warn', NO_HOSTS_HINT);
+  // Said once, so nothing in an imported ssh_config is silently left out.
+  for (const notice of config.notices ?? []) log('warn', notice, { source: config.source });
   log('info', 'relay starting', { version: VERSION, relayId: config.relayId, hosts: config.hosts.map((h) => h.name), source: config.source });
 
   const operations = new RelayOperations(config);

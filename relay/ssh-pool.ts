@@ -20,7 +20,8 @@ import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
 import { log } from './log.ts';
 import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
-import { certificateForConnect, certificateLogin, certificateLoginError, type CertificateLogin, type UserCertificate } from './ssh-certificate.ts';
+import { JumpConnections, type ConnectAttempt } from './jump-connections.ts';
+import { certificateForConnect, certificateLogin, certificateLoginError } from './ssh-certificate.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -174,6 +175,80 @@ function isHostKeyAlgorithm(name: string): name is ServerHostKeyAlgorithm {
   return (HOST_KEY_ALGORITHMS as string[]).includes(name);
 }
 
+/** The known_hosts files for `host`: its own (from ssh_config's UserKnownHostsFile) before the relay's record file, else the relay's. */
+function knownHostsFor(host: HostConfig, knownHosts: KnownHostsSettings): string[] {
+  return host.knownHostsFiles ? [...host.knownHostsFiles, knownHosts.recordFile] : knownHosts.files;
+}
+
+/**
+ * ssh2's options for one connection to `host`, its host key checked against the pinned
+ * fingerprints or known_hosts. The same for a host reached directly and for a jump host.
+ */
+export function connectAttempt(host: HostConfig, knownHosts: KnownHostsSettings): Outcome<ConnectAttempt> {
+  let decision: HostKeyDecision | undefined;
+  const pinned = host.hostKeyFingerprints;
+  const files = knownHostsFor(host, knownHosts);
+  let known: KnownHostKey[] = [];
+  try {
+    known = pinned.length > 0 ? [] : readKnownHostKeys(files, host.address, host.port);
+  } catch (error) {
+    return failure('ssh_error', `Cannot read the known_hosts files (${files.join(', ')}): ${error instanceof Error ? error.message : String(error)}`);
+  }
+  // A certificate is read again for each connection: a renewed one is used, an expired one is not tried.
+  const current =
+    host.auth.kind === 'key' && host.auth.certificatePath !== undefined
+      ? certificateForConnect(host.name, host.auth.certificatePath, host.auth.privateKey, host.auth.passphrase)
+      : undefined;
+  if (current !== undefined && !current.ok) return current;
+  const certificate = current?.value;
+  const withCertificate = certificate ? certificateLogin(certificate) : undefined;
+  const config: ConnectConfig = {
+    host: host.address,
+    port: host.port,
+    username: host.username,
+    readyTimeout: host.connectTimeoutMs,
+    keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+    keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+    // Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust.
+    algorithms: { serverHostKey: preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm) },
+    hostVerifier: (key: Buffer): boolean => {
+      decision = decideHostKey(
+        {
+          host: host.address,
+          port: host.port,
+          strict: host.strictHostKeyChecking,
+          knownHostsFiles: files,
+          recordFile: knownHosts.recordFile,
+          pinnedFingerprints: pinned,
+        },
+        key,
+      );
+      if (decision.ok && decision.recorded) {
+        log('warn', 'recorded a new host key (SSH_STRICT_HOST_KEY_CHECKING=false)', { host: host.name, file: knownHosts.recordFile });
+      }
+      return decision.ok;
+    },
+    ...authOptions(host),
+    ...(withCertificate ? { authHandler: withCertificate.authHandler } : {}),
+  };
+  return success({
+    config,
+    recordFile: knownHosts.recordFile,
+    refusal: () => (decision !== undefined && !decision.ok ? decision : undefined),
+    start: (client, sock) => {
+      client.connect(sock ? { ...config, sock } : config);
+      try {
+        withCertificate?.install(client);
+      } catch (error) {
+        // The certificate login could not be set up on a connection already under way: drop it.
+        client.destroy();
+        throw error;
+      }
+    },
+    explain: (error) => (certificate && error.code === 'auth_failed' ? certificateLoginError(error, certificate, host.username) : error),
+  });
+}
+
 export class HostPool {
   readonly host: HostConfig;
   private readonly knownHosts: KnownHostsSettings;
@@ -190,9 +265,16 @@ export class HostPool {
   /** The most channels one caller may hold at once. */
   readonly callerShare: number;
 
-  constructor(host: HostConfig, knownHosts: KnownHostsSettings) {
+  /** Shared connections to jump hosts; `jumps` of a pool with no hops is never used. */
+  private readonly jumps: JumpConnections;
+  /** Whether `jumps` is this pool's own (a pool made alone), to close with it. */
+  private readonly ownJumps: boolean;
+
+  constructor(host: HostConfig, knownHosts: KnownHostsSettings, jumps?: JumpConnections) {
     this.host = host;
     this.knownHosts = knownHosts;
+    this.ownJumps = jumps === undefined;
+    this.jumps = jumps ?? new JumpConnections((hop) => connectAttempt(hop, knownHosts), IDLE_TIMEOUT_MS);
     this.perConnection = Math.max(1, host.maxSessions - 2);
     this.callerShare = Math.max(1, Math.floor(host.maxConnections * this.perConnection * CALLER_SHARE));
   }
@@ -373,6 +455,7 @@ export class HostPool {
     if (this.reopenTimer) clearTimeout(this.reopenTimer);
     for (const waiter of this.waiters.splice(0)) waiter.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
     for (const connection of this.connections.splice(0)) this.end(connection);
+    if (this.ownJumps) this.jumps.close();
   }
 
   /** Whether a waiter may take a channel now: within their share (stdio's single user has none). */
@@ -448,8 +531,6 @@ export class HostPool {
     const client = new Client();
     const connection: Connection = { id: nextConnectionId++, client, state: 'connecting', openedAt: performance.now(), active: 0 };
     this.connections.push(connection);
-    let decision: HostKeyDecision | undefined;
-    const pinned = host.hostKeyFingerprints;
     const fail = (error: ToolError): void => {
       this.lastFailureAt = Date.now();
       this.lastConnectError = error;
@@ -459,57 +540,13 @@ export class HostPool {
       if (!alive) for (const waiter of this.waiters.splice(0)) waiter.resolve({ ok: false, error });
       else this.dispatch();
     };
-    // A certificate is read again for each connection: a renewed one is used, an expired one is not tried.
-    let certificate: UserCertificate | undefined;
-    let withCertificate: CertificateLogin | undefined;
-    if (host.auth.kind === 'key' && host.auth.certificatePath !== undefined) {
-      const current = certificateForConnect(host.name, host.auth.certificatePath, host.auth.privateKey, host.auth.passphrase);
-      if (!current.ok) {
-        fail(current.error);
-        return;
-      }
-      certificate = current.value;
-      withCertificate = certificateLogin(certificate);
-    }
-    let known: KnownHostKey[] = [];
-    try {
-      known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
-    } catch (error) {
-      fail({
-        code: 'ssh_error',
-        message: `Cannot read the known_hosts files (${this.knownHosts.files.join(', ')}): ${error instanceof Error ? error.message : String(error)}`,
-      });
+    const attempt = connectAttempt(host, this.knownHosts);
+    if (!attempt.ok) {
+      fail(attempt.error);
       return;
     }
-    const config: ConnectConfig = {
-      host: host.address,
-      port: host.port,
-      username: host.username,
-      readyTimeout: host.connectTimeoutMs,
-      keepaliveInterval: KEEPALIVE_INTERVAL_MS,
-      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      // Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust.
-      algorithms: { serverHostKey: preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm) },
-      hostVerifier: (key: Buffer): boolean => {
-        decision = decideHostKey(
-          {
-            host: host.address,
-            port: host.port,
-            strict: host.strictHostKeyChecking,
-            knownHostsFiles: this.knownHosts.files,
-            recordFile: this.knownHosts.recordFile,
-            pinnedFingerprints: pinned,
-          },
-          key,
-        );
-        if (decision.ok && decision.recorded) {
-          log('warn', 'recorded a new host key (SSH_STRICT_HOST_KEY_CHECKING=false)', { host: host.name, file: this.knownHosts.recordFile });
-        }
-        return decision.ok;
-      },
-      ...authOptions(host),
-      ...(withCertificate ? { authHandler: withCertificate.authHandler } : {}),
-    };
+    // Behind jump hosts, the target's errors say which way it was reached.
+    const via = host.jump && host.jump.length > 0 ? ` (reached through jump host ${host.jump.map((hop) => `"${hop.name}"`).join(', ')})` : '';
 
     client.on('connect', () => {
       // ssh2 never sets TCP_NODELAY; without it every small exchange waits out Nagle + delayed ACK (~40 ms).
@@ -525,36 +562,55 @@ export class HostPool {
     });
     client.on('error', (error: Error) => {
       if (connection.state === 'connecting') {
-        const refused = decision !== undefined && !decision.ok ? decision : undefined;
-        let toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : connectError(error, host);
-        if (certificate && toolError.code === 'auth_failed') toolError = certificateLoginError(toolError, certificate, host.username);
+        const refused = attempt.value.refusal();
+        const toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : attempt.value.explain(connectError(error, host));
         log('warn', 'ssh connect failed', { host: host.name, code: toolError.code });
-        fail(toolError);
+        // A target behind a jump cannot be scanned from here: the scan runs where its network is.
+        const lastHop = host.jump?.at(-1)?.name;
+        const scanHint =
+          refused && lastHop ? `; run that ssh-keyscan on "${lastHop}", which reaches the host, and add its output to the known_hosts file here` : '';
+        fail({ code: toolError.code, message: toolError.message + via + scanHint });
       } else {
         log('warn', 'ssh connection error', { host: host.name, connection: connection.id, error: error.message });
       }
     });
     client.on('close', () => {
       if (connection.state === 'connecting') {
-        fail({ code: 'host_unreachable', message: `Host "${host.name}" closed the connection during the SSH handshake.` });
+        fail({ code: 'host_unreachable', message: `Host "${host.name}" closed the connection during the SSH handshake${via}.` });
         return;
       }
       log('debug', 'ssh connection closed', { host: host.name, connection: connection.id });
       this.remove(connection);
       this.dispatch();
     });
-    try {
-      client.connect(config);
-      withCertificate?.install(client);
-    } catch (error) {
-      // Also when the certificate login cannot be set up on a connection already under way: drop it.
-      client.destroy();
-      // ssh2 throws synchronously for unusable options such as a key it cannot parse.
-      fail({
-        code: 'auth_failed',
-        message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}`,
-      });
+    const start = (sock?: ClientChannel): void => {
+      try {
+        attempt.value.start(client, sock);
+      } catch (error) {
+        // ssh2 throws synchronously for unusable options such as a key it cannot parse.
+        fail({
+          code: 'auth_failed',
+          message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}`,
+        });
+      }
+    };
+    if (!host.jump || host.jump.length === 0) {
+      start();
+      return;
     }
+    void this.jumps.tunnel(host.jump, host).then((tunnel) => {
+      if (connection.state === 'closed') {
+        // The pool was closed (or gave up on this attempt) while the hops were connecting.
+        if (tunnel.ok) tunnel.value.destroy();
+        return;
+      }
+      if (!tunnel.ok) {
+        log('warn', 'ssh connect failed', { host: host.name, code: tunnel.error.code, through: host.jump?.map((hop) => hop.name) });
+        fail(tunnel.error);
+        return;
+      }
+      start(tunnel.value);
+    });
   }
 
   private startIdleTimer(connection: Connection): void {
@@ -585,9 +641,12 @@ export class HostPool {
 
 export class SshPools {
   private readonly pools = new Map<string, HostPool>();
+  /** One connection per jump host, shared by all the hosts behind it. */
+  private readonly jumps: JumpConnections;
 
   constructor(hosts: HostConfig[], knownHosts: KnownHostsSettings) {
-    for (const host of hosts) this.pools.set(host.name, new HostPool(host, knownHosts));
+    this.jumps = new JumpConnections((hop) => connectAttempt(hop, knownHosts), IDLE_TIMEOUT_MS);
+    for (const host of hosts) this.pools.set(host.name, new HostPool(host, knownHosts, this.jumps));
   }
 
   get(name: string): HostPool | undefined {
@@ -600,5 +659,6 @@ export class SshPools {
 
   closeAll(): void {
     for (const pool of this.pools.values()) pool.close();
+    this.jumps.close();
   }
 }

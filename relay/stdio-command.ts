@@ -65,6 +65,8 @@ export async function runStdio(args: string[]): Promise<number | 'running'> {
   const jobSettings = readJobSettings(env);
   const config = loadHostsConfig({ RELAY_ID: 'stdio', ...env }, values.config);
   if (config.hosts.length === 0) throw new StartupError(NO_HOST_MESSAGE);
+  // Said once, so nothing in an imported ssh_config is silently left out.
+  for (const notice of config.notices ?? []) log('warn', notice, { source: config.source });
   let imagekitConfig: ImageKitConfig | null;
   try {
     imagekitConfig = readImageKitConfig(env);

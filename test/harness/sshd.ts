@@ -51,6 +51,11 @@ export interface SshdOptions {
   extraConfig?: string[];
   /** The umask sshd runs with, and so its sessions and SFTP server (e.g. 0o027); the test process's when omitted. */
   umask?: number;
+  /**
+   * Run sshd in this network namespace (a /proc/PID/ns/net path, see test/harness/netns.ts): its
+   * 127.0.0.1 is then not the test's, so only something inside the namespace can reach it.
+   */
+  netns?: string;
 }
 
 export const SSHD_PATH = '/usr/sbin/sshd';
@@ -202,11 +207,17 @@ class StderrBuffer {
   }
 }
 
-/** Whether `pid` holds the LISTEN socket for 127.0.0.1:`port` (via /proc/net/tcp inodes). */
+/** Whether `pid` holds the LISTEN socket for 127.0.0.1:`port` (via the inodes of its own namespace's /proc/PID/net/tcp). */
 function ownsListener(pid: number, port: number): boolean {
   const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   let inode: string | undefined;
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+  let table: string;
+  try {
+    table = readFileSync(`/proc/${pid}/net/tcp`, 'utf8');
+  } catch {
+    return false;
+  }
+  for (const line of table.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     // f[1] local address, f[3] state (0A = LISTEN), f[9] inode.
     if (f[1] === local && f[3] === '0A') inode = f[9];
@@ -226,8 +237,12 @@ function ownsListener(pid: number, port: number): boolean {
   }
 }
 
-/** Resolves once the port answers with an SSH banner; a refused connection is retried until the deadline. */
-async function waitForBanner(port: number, deadline: number, exited: () => boolean, pid: number): Promise<void> {
+/**
+ * Resolves once the port answers with an SSH banner; a refused connection is retried until the
+ * deadline. In another network namespace the test cannot connect: there, sshd's own listening
+ * socket is the sign it is ready.
+ */
+async function waitForBanner(port: number, deadline: number, exited: () => boolean, pid: number, probe = true): Promise<void> {
   let lastError = 'no attempt made';
   while (Date.now() < deadline) {
     if (exited()) throw new Error(`sshd exited before accepting connections (${lastError})`);
@@ -239,6 +254,7 @@ async function waitForBanner(port: number, deadline: number, exited: () => boole
       await new Promise((r) => setTimeout(r, 25));
       continue;
     }
+    if (!probe) return;
     const remaining = deadline - Date.now();
     const result = await new Promise<string | null>((resolve) => {
       let data = '';
@@ -410,7 +426,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       // Absolute path is required: sshd re-execs itself for every connection.
       // The child inherits the umask at spawn; only sshd gets it, not the files written above.
       const previousUmask = options.umask === undefined ? undefined : process.umask(options.umask);
-      const child = spawn(sshd, ['-D', '-e', '-f', configPath], {
+      // nsenter execs sshd in place, so the child's PID is sshd's.
+      const [command, args] =
+        options.netns === undefined ? [sshd, ['-D', '-e', '-f', configPath]] : ['nsenter', [`--net=${options.netns}`, sshd, '-D', '-e', '-f', configPath]];
+      const child = spawn(command, args, {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       if (previousUmask !== undefined) process.umask(previousUmask);
@@ -429,7 +448,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       installExitHook();
 
       const ready = await Promise.race([
-        waitForBanner(port, Date.now() + READY_TIMEOUT_MS, () => exited, child.pid ?? -1).then(
+        waitForBanner(port, Date.now() + READY_TIMEOUT_MS, () => exited, child.pid ?? -1, options.netns === undefined).then(
           () => null,
           (err: Error) => err.message,
         ),
