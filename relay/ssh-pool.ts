@@ -18,8 +18,9 @@ import type { ClientChannel, ConnectConfig, ExecOptions, ServerHostKeyAlgorithm,
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
-import { log } from './log.ts';
-import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
+import { offeredHostKey } from './host-key-scan.ts';
+import { log, notice } from './log.ts';
+import { connectError, HOST_FINGERPRINTS_COMMAND, hostKeyError, isChannelOpenFailure, trustRefusedKey } from './ssh-errors.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -44,6 +45,8 @@ const CHANNEL_RETRY_DELAY_MS = 15;
 const CHANNEL_RETRY_LIMIT = 40;
 /** After a failed connection attempt, wait this long before opening another while others work. */
 const REOPEN_HOLD_OFF_MS = 1_000;
+/** The start-up key check gives up on a host that shows no key within this (or its connect timeout, if shorter). */
+const KEY_CHECK_TIMEOUT_MS = 10_000;
 
 export interface KnownHostsSettings {
   files: string[];
@@ -173,6 +176,11 @@ function isHostKeyAlgorithm(name: string): name is ServerHostKeyAlgorithm {
   return (HOST_KEY_ALGORITHMS as string[]).includes(name);
 }
 
+/** Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust. */
+function hostKeyAlgorithmsFor(known: KnownHostKey[]): ServerHostKeyAlgorithm[] {
+  return preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm);
+}
+
 export class HostPool {
   readonly host: HostConfig;
   private readonly knownHosts: KnownHostsSettings;
@@ -183,6 +191,8 @@ export class HostPool {
   private lastFailureAt = 0;
   /** Why the last connection attempt failed; cleared when one succeeds. */
   private lastConnectError: ToolError | null = null;
+  /** The connect failure last logged (code and message); the same one again is not logged again until a connection works. */
+  private loggedFailure: string | undefined;
   private reopenTimer: ReturnType<typeof setTimeout> | undefined;
   /** Channels each caller holds now. */
   private readonly held = new Map<string, number>();
@@ -449,9 +459,10 @@ export class HostPool {
     this.connections.push(connection);
     let decision: HostKeyDecision | undefined;
     const pinned = host.hostKeyFingerprints;
-    const fail = (error: ToolError): void => {
+    const fail = (error: ToolError, fields: Record<string, unknown> = {}): void => {
       this.lastFailureAt = Date.now();
       this.lastConnectError = error;
+      this.logFailure(error, fields);
       this.remove(connection);
       // Only give up on waiters when nothing else could serve them; otherwise they keep waiting.
       const alive = this.connections.some((c) => c.state !== 'closed');
@@ -475,8 +486,7 @@ export class HostPool {
       readyTimeout: host.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_INTERVAL_MS,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      // Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust.
-      algorithms: { serverHostKey: preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm) },
+      algorithms: { serverHostKey: hostKeyAlgorithmsFor(known) },
       hostVerifier: (key: Buffer): boolean => {
         decision = decideHostKey(
           {
@@ -504,6 +514,7 @@ export class HostPool {
     client.on('ready', () => {
       connection.state = 'ready';
       this.lastConnectError = null;
+      this.loggedFailure = undefined;
       log('debug', 'ssh connection ready', { host: host.name, connection: connection.id });
       this.dispatch();
       // Opened for waiters that have since given up: let it idle out like any other.
@@ -512,9 +523,9 @@ export class HostPool {
     client.on('error', (error: Error) => {
       if (connection.state === 'connecting') {
         const refused = decision !== undefined && !decision.ok ? decision : undefined;
-        const toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : connectError(error, host);
-        log('warn', 'ssh connect failed', { host: host.name, code: toolError.code });
-        fail(toolError);
+        if (refused)
+          fail(hostKeyError(host, refused, this.knownHosts.recordFile), { fingerprint: refused.fingerprint, knownHosts: this.knownHosts.recordFile });
+        else fail(connectError(error, host));
       } else {
         log('warn', 'ssh connection error', { host: host.name, connection: connection.id, error: error.message });
       }
@@ -537,6 +548,63 @@ export class HostPool {
         message: `Cannot use the credentials configured for host "${host.name}": ${error instanceof Error ? error.message : String(error)}`,
       });
     }
+  }
+
+  /**
+   * A host that fails the same way on every call would otherwise log the same line per call: log
+   * a failure when it differs from the last one logged, and the repeats at debug level only.
+   */
+  private logFailure(error: ToolError, fields: Record<string, unknown>): void {
+    const key = `${error.code}\n${error.message}`;
+    const repeat = key === this.loggedFailure;
+    this.loggedFailure = key;
+    log(repeat ? 'debug' : 'warn', repeat ? 'ssh connect failed again' : 'ssh connect failed', { host: this.host.name, code: error.code, ...fields });
+  }
+
+  /**
+   * At start, before any call: read the key the host offers (no login) and, when the relay would
+   * refuse it, say so once, with its fingerprint and the command that trusts it. Bounded by
+   * KEY_CHECK_TIMEOUT_MS; a host that does not answer is left to the first call to report.
+   */
+  async checkHostKey(): Promise<void> {
+    const host = this.host;
+    const pinned = host.hostKeyFingerprints;
+    // Accept-new records an unknown key on first use: there is nothing to ask of the operator.
+    if (!host.strictHostKeyChecking && pinned.length === 0) return;
+    let known: KnownHostKey[];
+    try {
+      known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
+    } catch {
+      return; // The first call reports an unreadable known_hosts file.
+    }
+    const blob = await offeredHostKey({
+      address: host.address,
+      port: host.port,
+      username: host.username,
+      algorithms: hostKeyAlgorithmsFor(known),
+      timeoutMs: Math.min(host.connectTimeoutMs, KEY_CHECK_TIMEOUT_MS),
+    });
+    if (blob === undefined || this.closed) return;
+    const policy = { host: host.address, port: host.port, strict: true, knownHostsFiles: this.knownHosts.files, recordFile: this.knownHosts.recordFile };
+    const decision = decideHostKey({ ...policy, pinnedFingerprints: pinned }, blob);
+    if (decision.ok) return;
+    const error = hostKeyError(host, decision, this.knownHosts.recordFile);
+    // Logged as a connect failure would be, so the first call that fails the same way adds no line.
+    this.logFailure(error, { fingerprint: decision.fingerprint, knownHosts: this.knownHosts.recordFile });
+    const command = trustRefusedKey(decision, this.knownHosts.recordFile);
+    if (decision.reason !== 'unknown' || command === undefined) {
+      notice(error.message);
+      return;
+    }
+    notice(
+      [
+        `Host "${host.name}" (${host.address}:${host.port}) offers a ${decision.keyType} host key that this relay does not trust yet; calls to it fail with host_key_unknown.`,
+        `  Fingerprint: ${decision.fingerprint}`,
+        `  Check it out of band, on the host itself (its console, or a session you already trust): ${HOST_FINGERPRINTS_COMMAND}`,
+        `  If it matches, trust it (run as the user the relay runs as; no restart needed):`,
+        `    ${command}`,
+      ].join('\n'),
+    );
   }
 
   private startIdleTimer(connection: Connection): void {
@@ -578,6 +646,11 @@ export class SshPools {
 
   names(): string[] {
     return [...this.pools.keys()];
+  }
+
+  /** Every host's start-up key check, at once; resolves when all are done (each is bounded). */
+  async checkHostKeys(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.checkHostKey()));
   }
 
   closeAll(): void {
