@@ -61,6 +61,10 @@ describe('the packed and installed package', () => {
     const names = readdirSync(join(installed, 'node_modules'));
     for (const dev of ['wrangler', 'vitest', 'typescript', 'esbuild', 'node']) expect(names).not.toContain(dev);
     expect(names).toContain('ssh2');
+    // No install script of its own: npm (12 blocks unreviewed ones) has nothing of ours to run or ask about.
+    const manifest: unknown = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
+    const scripts = typeof manifest === 'object' && manifest !== null && 'scripts' in manifest && typeof manifest.scripts === 'object' ? manifest.scripts : {};
+    expect(Object.keys(scripts ?? {}).filter((name) => ['preinstall', 'install', 'postinstall'].includes(name))).toEqual([]);
   });
 
   it('prints its version and the relay help', () => {
