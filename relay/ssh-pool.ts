@@ -47,6 +47,8 @@ const CHANNEL_RETRY_LIMIT = 40;
 const REOPEN_HOLD_OFF_MS = 1_000;
 /** The start-up key check gives up on a host that shows no key within this (or its connect timeout, if shorter). */
 const KEY_CHECK_TIMEOUT_MS = 10_000;
+/** A relay with many hosts opens no more than this many key checks at once when it starts. */
+const KEY_CHECKS_AT_ONCE = 8;
 
 export interface KnownHostsSettings {
   files: string[];
@@ -648,9 +650,13 @@ export class SshPools {
     return [...this.pools.keys()];
   }
 
-  /** Every host's start-up key check, at once; resolves when all are done (each is bounded). */
+  /** Every host's start-up key check, KEY_CHECKS_AT_ONCE at a time; resolves when all are done (each is bounded). */
   async checkHostKeys(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.checkHostKey()));
+    const queue = [...this.pools.values()];
+    const worker = async (): Promise<void> => {
+      for (let pool = queue.shift(); pool !== undefined; pool = queue.shift()) await pool.checkHostKey();
+    };
+    await Promise.all(Array.from({ length: Math.min(KEY_CHECKS_AT_ONCE, queue.length) }, worker));
   }
 
   closeAll(): void {

@@ -5,15 +5,18 @@
  * do not repeat the same log line.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
-import { startRelay, type TestRelay } from '../harness/relay.ts';
+import { freePort } from '../harness/ports.ts';
+import { startManaged } from '../harness/processes.ts';
+import { seedHostEnv, startRelay, type TestRelay } from '../harness/relay.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
-import { startWorker, type TestWorker } from '../harness/worker.ts';
+import { offlineWranglerEnv, PROJECT_ROOT, startWorker, type TestWorker } from '../harness/worker.ts';
 
 let sshd: TestSshd;
 let worker: TestWorker;
@@ -82,5 +85,40 @@ describe('a host key that is not trusted yet, on a fresh machine', () => {
     expect(await exec('echo trusted-now')).toContain('trusted-now');
     expect(relay.process.child.exitCode).toBe(null);
     expect(count(relay.process.output(), /"msg":"relay starting"/g)).toBe(1);
+  });
+});
+
+describe('npm start with a host key that is not trusted yet', () => {
+  it("shows the notice once among its [relay] lines, with the fingerprint and the command for the relay's own known_hosts", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mre-start-home-'));
+    const local = startManaged(process.execPath, [join(PROJECT_ROOT, 'scripts', 'start-local.ts')], {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...offlineWranglerEnv(),
+        HOME: home,
+        PORT: String(await freePort()),
+        LOCAL_STATE_DIR: join(home, 'local'),
+        I_ACCEPT_RISKS: 'true',
+        ...seedHostEnv(sshd),
+        SSH_KNOWN_HOSTS: '',
+        MCP_REMOTE_EXEC_STATE_DIR: '',
+        XDG_STATE_HOME: '',
+      },
+    });
+    try {
+      await local.waitFor(/\[relay\] .*"msg":"connected to hub"/, 120_000);
+      const notice = await local.waitFor(/\[relay\] Host "testhost" \(127\.0\.0\.1:\d+\) offers a ssh-ed25519 host key[^\n]*\n(?:[^\n]*\n){4}/, 30_000);
+      expect(notice).toContain(`[relay]   Fingerprint: ${sshd.hostKeyFingerprint}`);
+      const stateDir = join(home, '.local', 'state', 'mcp-remote-exec');
+      expect(notice).toMatch(
+        new RegExp(
+          `\\[relay\\] {5}mkdir -p ${stateDir} && printf '%s\\\\n' '\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 [A-Za-z0-9+/=]+' >> ${stateDir}/known_hosts\n`,
+        ),
+      );
+      expect(count(local.output(), /does not trust yet/g)).toBe(1);
+    } finally {
+      await local.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

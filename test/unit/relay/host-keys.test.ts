@@ -500,6 +500,18 @@ describe('trustCommand', () => {
     expect(readFileSync(file, 'utf8')).toBe(`${line}\n`);
   });
 
+  it('writes a host name with shell syntax in it as plain text, running nothing', () => {
+    const home = mkdtempSync(join(dir, 'shell-host-'));
+    const marker = join(home, 'ran');
+    // No blank in it (that would make it no plain known_hosts name): ${IFS} stands for one.
+    const host = `h';touch\${IFS}${marker};'$(touch\${IFS}${marker})\`touch\${IFS}${marker}\``;
+    const file = join(home, 'kh');
+    const line = knownHostsLine(host, 22, keys.ed25519.blob) ?? '';
+    execFileSync('sh', ['-c', trustCommand(line, file)]);
+    expect(readFileSync(file, 'utf8')).toBe(`${host} ${keys.ed25519.entry}\n`);
+    expect(() => statSync(marker)).toThrow();
+  });
+
   it('gives no line for a host name that known_hosts would read as a pattern, nor for a malformed key', () => {
     for (const host of ['a;b c', '*.example', 'a,b', '!h', '', 'h\nevil']) expect(knownHostsLine(host, 22, keys.ed25519.blob)).toBeUndefined();
     expect(knownHostsLine('h', 22, Buffer.from('not a key'))).toBeUndefined();
