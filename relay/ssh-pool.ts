@@ -564,21 +564,23 @@ export class HostPool {
   }
 
   /**
-   * At start, before any call: read the key the host offers (no login) and, when the relay would
-   * refuse it, say so once, with its fingerprint and the command that trusts it. Bounded by
+   * At start, before any call, for a strict host with no trusted key yet: read the key it offers
+   * (no login) and say so once, with its fingerprint and the command that trusts it. Bounded by
    * KEY_CHECK_TIMEOUT_MS; a host that does not answer is left to the first call to report.
    */
   async checkHostKey(): Promise<void> {
     const host = this.host;
-    const pinned = host.hostKeyFingerprints;
-    // Accept-new records an unknown key on first use: there is nothing to ask of the operator.
-    if (!host.strictHostKeyChecking && pinned.length === 0) return;
+    // Pinned, or accept-new (which records an unknown key on first use): nothing to ask of the operator.
+    if (host.hostKeyFingerprints.length > 0 || !host.strictHostKeyChecking) return;
     let known: KnownHostKey[];
     try {
-      known = pinned.length > 0 ? [] : readKnownHostKeys(this.knownHosts.files, host.address, host.port);
+      known = readKnownHostKeys(this.knownHosts.files, host.address, host.port);
     } catch {
       return; // The first call reports an unreadable known_hosts file.
     }
+    // A host with a trusted key is not contacted: no handshake per host in its logs on every start.
+    // Should its key have changed, the first call says so (and it is logged once).
+    if (known.some((key) => key.marker === undefined)) return;
     const blob = await offeredHostKey({
       address: host.address,
       port: host.port,
@@ -588,7 +590,7 @@ export class HostPool {
     });
     if (blob === undefined || this.closed) return;
     const policy = { host: host.address, port: host.port, strict: true, knownHostsFiles: this.knownHosts.files, recordFile: this.knownHosts.recordFile };
-    const decision = decideHostKey({ ...policy, pinnedFingerprints: pinned }, blob);
+    const decision = decideHostKey(policy, blob);
     if (decision.ok) return;
     const error = hostKeyError(host, decision, this.knownHosts.recordFile);
     // Logged as a connect failure would be, so the first call that fails the same way adds no line.
