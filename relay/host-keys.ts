@@ -23,6 +23,8 @@ export type HostKeyDecision =
       keyType: string;
       fingerprint: string;
       knownFingerprints: string[];
+      /** The known_hosts line for the offered key (undefined when it cannot be written as one). */
+      line: string | undefined;
     };
 
 export interface HostKeyPolicy {
@@ -244,6 +246,7 @@ export function decideHostKey(policy: HostKeyPolicy, blob: Buffer): HostKeyDecis
     keyType,
     fingerprint,
     knownFingerprints,
+    line: wellFormed ? knownHostsLine(policy.host, policy.port, blob) : undefined,
   });
 
   const known = readKnownHostKeys(policy.knownHostsFiles, policy.host, policy.port);
@@ -296,25 +299,30 @@ export function preferredHostKeyAlgorithms(known: KnownHostKey[], defaults: stri
   return [...first, ...rest];
 }
 
-/** ssh-keyscan's -t wants short names; full names are only accepted by some versions. */
-function keyscanType(keyType: string): string {
-  const type = keyTypeOfAlgorithm(keyType) ?? keyType;
-  if (type === 'ssh-ed25519') return 'ed25519';
-  if (type === 'ssh-rsa') return 'rsa';
-  if (type === 'ssh-dss') return 'dsa';
-  if (type.startsWith('ecdsa-sha2-')) return 'ecdsa';
-  if (type === 'sk-ssh-ed25519@openssh.com') return 'ed25519-sk';
-  if (type.startsWith('sk-ecdsa-sha2-')) return 'ecdsa-sk';
-  return type;
-}
-
 function shellWord(word: string): string {
   return /^[A-Za-z0-9_.:@%+=,/-]+$/.test(word) ? word : quoteShellWord(word);
 }
 
-export function trustCommand(host: string, port: number, keyType: string, knownHostsFile: string): string {
-  const portArg = port === DEFAULT_PORT || port === 0 ? '' : `-p ${port} `;
-  // Without `--`, a host starting with '-' would be parsed as an option.
-  const hostArg = host.startsWith('-') ? `-- ${shellWord(host)}` : shellWord(host);
-  return `ssh-keyscan ${portArg}-t ${shellWord(keyscanType(keyType))} ${hostArg} >> ${quoteShellWord(knownHostsFile)}`;
+/**
+ * The known_hosts line for `blob` as offered by host:port, or undefined when it cannot be written
+ * as a plain entry: a malformed key, or a host name that would be read back as a pattern.
+ */
+export function knownHostsLine(host: string, port: number, blob: Buffer): string | undefined {
+  if (host === '' || UNRECORDABLE_NAME.test(host)) return undefined;
+  let keyType: string;
+  try {
+    keyType = keyTypeOfBlob(blob);
+  } catch {
+    return undefined;
+  }
+  return `${knownHostsName(host, port)} ${keyType} ${blob.toString('base64')}`;
+}
+
+/**
+ * A command that trusts exactly the key the relay saw: it appends `line` to `knownHostsFile`,
+ * creating the folder first (on a fresh machine it does not exist yet). Unlike ssh-keyscan, it
+ * does not fetch the key again, so what is trusted is what the fingerprint shown was checked for.
+ */
+export function trustCommand(line: string, knownHostsFile: string): string {
+  return `mkdir -p ${shellWord(dirname(knownHostsFile))} && printf '%s\\n' ${quoteShellWord(line)} >> ${shellWord(knownHostsFile)}`;
 }

@@ -19,3 +19,12 @@ export function log(level: Level, message: string, fields: Record<string, unknow
   if (order[level] < threshold()) return;
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
 }
+
+/**
+ * Advice for the person running the relay (a command to paste): plain text on stderr, not JSON,
+ * so the command reads and copies as it is. Shown at warn level.
+ */
+export function notice(text: string): void {
+  if (order.warn < threshold()) return;
+  process.stderr.write(`${text}\n`);
+}

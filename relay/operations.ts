@@ -114,6 +114,11 @@ export class RelayOperations {
     return failure('host_read_only', `The relay's configuration makes ${name} read-only: it does not ${what} there, whatever the server's policy allows.`);
   }
 
+  /** At start: tell the operator about host keys the relay would refuse (see HostPool.checkHostKey). */
+  checkHostKeys(): Promise<void> {
+    return this.pools.checkHostKeys();
+  }
+
   pool(name: string): HostPool | undefined {
     return this.pools.get(name);
   }

@@ -92,6 +92,8 @@ export function runRelay(args: string[]): number | 'running' {
     heartbeatMs: heartbeatIntervalMs(env.RELAY_HEARTBEAT_MS),
   });
   connection.start();
+  // In the background: a dead host must not hold up the relay's start.
+  void operations.checkHostKeys();
 
   const graceSeconds = Number(env.RELAY_SHUTDOWN_GRACE_SECONDS);
   const graceMs = env.RELAY_SHUTDOWN_GRACE_SECONDS && Number.isFinite(graceSeconds) && graceSeconds >= 0 ? graceSeconds * 1000 : DEFAULT_SHUTDOWN_GRACE_MS;

@@ -28,21 +28,30 @@ export function describeTarget(host: HostConfig): string {
   return `${host.username}@${host.address}:${host.port}`;
 }
 
+/** What to run on the host itself to see its key fingerprints, to check one out of band. */
+export const HOST_FINGERPRINTS_COMMAND = 'for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done';
+
+/** The command that trusts the refused key, appending to the relay's own known_hosts; undefined when the key cannot be written as a line. */
+export function trustRefusedKey(decision: Extract<HostKeyDecision, { ok: false }>, recordFile: string): string | undefined {
+  return decision.line === undefined ? undefined : trustCommand(decision.line, recordFile);
+}
+
 /** A refused host key, with its fingerprint and the exact way to trust it. */
 export function hostKeyError(host: HostConfig, decision: Extract<HostKeyDecision, { ok: false }>, recordFile: string): ToolError {
   const where = `host "${host.name}" (${host.address}:${host.port})`;
-  const trust = trustCommand(host.address, host.port, decision.keyType, recordFile);
-  const pin = `or pin it: set host_key_fingerprints ["${decision.fingerprint}"] for this host in the relay config (SSH_HOST_KEY_FINGERPRINT=${decision.fingerprint} with the .env setup)`;
+  const command = trustRefusedKey(decision, recordFile);
+  const trust = command === undefined ? '' : `trust it on the machine running mcp-remote-exec with: ${command} `;
+  const pin = `${command === undefined ? '' : 'or '}pin it: set host_key_fingerprints ["${decision.fingerprint}"] for this host in the relay config (SSH_HOST_KEY_FINGERPRINT=${decision.fingerprint} with the .env setup)`;
   switch (decision.reason) {
     case 'unknown':
       return {
         code: 'host_key_unknown',
-        message: `The ${decision.keyType} host key of ${where} is not trusted yet (not in known_hosts). Its fingerprint is ${decision.fingerprint}. If that matches the host (compare with the output of: for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "\$k"; done, run on the host), trust it on the machine running mcp-remote-exec with: ${trust} ${pin}. On a network you trust, SSH_STRICT_HOST_KEY_CHECKING=false (strict_host_key_checking: false) accepts and records a new key instead.`,
+        message: `The ${decision.keyType} host key of ${where} is not trusted yet (not in known_hosts). Its fingerprint is ${decision.fingerprint}. If that matches the host (compare with the output of: ${HOST_FINGERPRINTS_COMMAND}, run on the host), ${trust}${pin}. No restart is needed. On a network you trust, SSH_STRICT_HOST_KEY_CHECKING=false (strict_host_key_checking: false) accepts and records a new key instead.`,
       };
     case 'changed':
       return {
         code: 'host_key_changed',
-        message: `The host key of ${where} has CHANGED. It now presents ${decision.keyType} ${decision.fingerprint}; the trusted key${decision.knownFingerprints.length > 1 ? 's are' : ' is'} ${decision.knownFingerprints.join(', ')}. The connection was refused. If the host was really reinstalled, remove the old entry (ssh-keygen -R ${quoteShellWord(knownHostsName(host.address, host.port))} -f <known_hosts file>) and trust the new key with: ${trust}`,
+        message: `The host key of ${where} has CHANGED. It now presents ${decision.keyType} ${decision.fingerprint}; the trusted key${decision.knownFingerprints.length > 1 ? 's are' : ' is'} ${decision.knownFingerprints.join(', ')}. The connection was refused. If the host was really reinstalled, remove the old entry (ssh-keygen -R ${quoteShellWord(knownHostsName(host.address, host.port))} -f <known_hosts file>)${command === undefined ? '' : ` and trust the new key with: ${command}`}`,
       };
     case 'revoked':
       return {

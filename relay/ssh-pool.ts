@@ -18,8 +18,9 @@ import type { ClientChannel, ConnectConfig, ExecOptions, ServerHostKeyAlgorithm,
 import { failure, success, type Outcome, type ToolError } from '../shared/errors.ts';
 import type { HostConfig } from './config.ts';
 import { decideHostKey, preferredHostKeyAlgorithms, readKnownHostKeys, type HostKeyDecision, type KnownHostKey } from './host-keys.ts';
-import { log } from './log.ts';
-import { connectError, hostKeyError, isChannelOpenFailure } from './ssh-errors.ts';
+import { offeredHostKey } from './host-key-scan.ts';
+import { log, notice } from './log.ts';
+import { connectError, HOST_FINGERPRINTS_COMMAND, hostKeyError, isChannelOpenFailure, trustRefusedKey } from './ssh-errors.ts';
 import { JumpConnections, type ConnectAttempt } from './jump-connections.ts';
 import { certificateForConnect, certificateLogin, certificateLoginError } from './ssh-certificate.ts';
 
@@ -46,6 +47,10 @@ const CHANNEL_RETRY_DELAY_MS = 15;
 const CHANNEL_RETRY_LIMIT = 40;
 /** After a failed connection attempt, wait this long before opening another while others work. */
 const REOPEN_HOLD_OFF_MS = 1_000;
+/** The start-up key check gives up on a host that shows no key within this (or its connect timeout, if shorter). */
+const KEY_CHECK_TIMEOUT_MS = 10_000;
+/** A relay with many hosts opens no more than this many key checks at once when it starts. */
+const KEY_CHECKS_AT_ONCE = 8;
 
 export interface KnownHostsSettings {
   files: string[];
@@ -175,6 +180,11 @@ function isHostKeyAlgorithm(name: string): name is ServerHostKeyAlgorithm {
   return (HOST_KEY_ALGORITHMS as string[]).includes(name);
 }
 
+/** Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust. */
+function hostKeyAlgorithmsFor(known: KnownHostKey[]): ServerHostKeyAlgorithm[] {
+  return preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm);
+}
+
 /** The known_hosts files for `host`: its own (from ssh_config's UserKnownHostsFile) before the relay's record file, else the relay's. */
 function knownHostsFor(host: HostConfig, knownHosts: KnownHostsSettings): string[] {
   return host.knownHostsFiles ? [...host.knownHostsFiles, knownHosts.recordFile] : knownHosts.files;
@@ -209,8 +219,7 @@ export function connectAttempt(host: HostConfig, knownHosts: KnownHostsSettings)
     readyTimeout: host.connectTimeoutMs,
     keepaliveInterval: KEEPALIVE_INTERVAL_MS,
     keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-    // Offer the key types known for this host first, as OpenSSH does, so a host with several keys shows the one we trust.
-    algorithms: { serverHostKey: preferredHostKeyAlgorithms(known, HOST_KEY_ALGORITHMS).filter(isHostKeyAlgorithm) },
+    algorithms: { serverHostKey: hostKeyAlgorithmsFor(known) },
     hostVerifier: (key: Buffer): boolean => {
       decision = decideHostKey(
         {
@@ -259,6 +268,8 @@ export class HostPool {
   private lastFailureAt = 0;
   /** Why the last connection attempt failed; cleared when one succeeds. */
   private lastConnectError: ToolError | null = null;
+  /** The connect failure last logged (code and message); the same one again is not logged again until a connection works. */
+  private loggedFailure: string | undefined;
   private reopenTimer: ReturnType<typeof setTimeout> | undefined;
   /** Channels each caller holds now. */
   private readonly held = new Map<string, number>();
@@ -531,9 +542,10 @@ export class HostPool {
     const client = new Client();
     const connection: Connection = { id: nextConnectionId++, client, state: 'connecting', openedAt: performance.now(), active: 0 };
     this.connections.push(connection);
-    const fail = (error: ToolError): void => {
+    const fail = (error: ToolError, fields: Record<string, unknown> = {}): void => {
       this.lastFailureAt = Date.now();
       this.lastConnectError = error;
+      this.logFailure(error, fields);
       this.remove(connection);
       // Only give up on waiters when nothing else could serve them; otherwise they keep waiting.
       const alive = this.connections.some((c) => c.state !== 'closed');
@@ -555,6 +567,7 @@ export class HostPool {
     client.on('ready', () => {
       connection.state = 'ready';
       this.lastConnectError = null;
+      this.loggedFailure = undefined;
       log('debug', 'ssh connection ready', { host: host.name, connection: connection.id });
       this.dispatch();
       // Opened for waiters that have since given up: let it idle out like any other.
@@ -563,13 +576,10 @@ export class HostPool {
     client.on('error', (error: Error) => {
       if (connection.state === 'connecting') {
         const refused = attempt.value.refusal();
+        // The trust command in a host key error appends the very key the relay was shown, so it works for a target behind a jump too.
         const toolError = refused ? hostKeyError(host, refused, this.knownHosts.recordFile) : attempt.value.explain(connectError(error, host));
-        log('warn', 'ssh connect failed', { host: host.name, code: toolError.code });
-        // A target behind a jump cannot be scanned from here: the scan runs where its network is.
-        const lastHop = host.jump?.at(-1)?.name;
-        const scanHint =
-          refused && lastHop ? `; run that ssh-keyscan on "${lastHop}", which reaches the host, and add its output to the known_hosts file here` : '';
-        fail({ code: toolError.code, message: toolError.message + via + scanHint });
+        const fields = refused ? { fingerprint: refused.fingerprint, knownHosts: this.knownHosts.recordFile } : {};
+        fail({ code: toolError.code, message: toolError.message + via }, fields);
       } else {
         log('warn', 'ssh connection error', { host: host.name, connection: connection.id, error: error.message });
       }
@@ -605,12 +615,72 @@ export class HostPool {
         return;
       }
       if (!tunnel.ok) {
-        log('warn', 'ssh connect failed', { host: host.name, code: tunnel.error.code, through: host.jump?.map((hop) => hop.name) });
-        fail(tunnel.error);
+        fail(tunnel.error, { through: host.jump?.map((hop) => hop.name) });
         return;
       }
       start(tunnel.value);
     });
+  }
+
+  /**
+   * A host that fails the same way on every call would otherwise log the same line per call: log
+   * a failure when it differs from the last one logged, and the repeats at debug level only.
+   */
+  private logFailure(error: ToolError, fields: Record<string, unknown>): void {
+    const key = `${error.code}\n${error.message}`;
+    const repeat = key === this.loggedFailure;
+    this.loggedFailure = key;
+    log(repeat ? 'debug' : 'warn', repeat ? 'ssh connect failed again' : 'ssh connect failed', { host: this.host.name, code: error.code, ...fields });
+  }
+
+  /**
+   * At start, before any call, for a strict host with no trusted key yet: read the key it offers
+   * (no login) and say so once, with its fingerprint and the command that trusts it. Bounded by
+   * KEY_CHECK_TIMEOUT_MS; a host that does not answer is left to the first call to report. A host
+   * behind jump hosts is not reachable from here: its first call reports its key.
+   */
+  async checkHostKey(): Promise<void> {
+    const host = this.host;
+    // Pinned, or accept-new (which records an unknown key on first use): nothing to ask of the operator.
+    if (host.hostKeyFingerprints.length > 0 || !host.strictHostKeyChecking || (host.jump?.length ?? 0) > 0) return;
+    const files = knownHostsFor(host, this.knownHosts);
+    let known: KnownHostKey[];
+    try {
+      known = readKnownHostKeys(files, host.address, host.port);
+    } catch {
+      return; // The first call reports an unreadable known_hosts file.
+    }
+    // A host with a trusted key is not contacted: no handshake per host in its logs on every start.
+    // Should its key have changed, the first call says so (and it is logged once).
+    if (known.some((key) => key.marker === undefined)) return;
+    const blob = await offeredHostKey({
+      address: host.address,
+      port: host.port,
+      username: host.username,
+      algorithms: hostKeyAlgorithmsFor(known),
+      timeoutMs: Math.min(host.connectTimeoutMs, KEY_CHECK_TIMEOUT_MS),
+    });
+    if (blob === undefined || this.closed) return;
+    const policy = { host: host.address, port: host.port, strict: true, knownHostsFiles: files, recordFile: this.knownHosts.recordFile };
+    const decision = decideHostKey(policy, blob);
+    if (decision.ok) return;
+    const error = hostKeyError(host, decision, this.knownHosts.recordFile);
+    // Logged as a connect failure would be, so the first call that fails the same way adds no line.
+    this.logFailure(error, { fingerprint: decision.fingerprint, knownHosts: this.knownHosts.recordFile });
+    const command = trustRefusedKey(decision, this.knownHosts.recordFile);
+    if (decision.reason !== 'unknown' || command === undefined) {
+      notice(error.message);
+      return;
+    }
+    notice(
+      [
+        `Host "${host.name}" (${host.address}:${host.port}) offers a ${decision.keyType} host key that this relay does not trust yet; calls to it fail with host_key_unknown.`,
+        `  Fingerprint: ${decision.fingerprint}`,
+        `  Check it out of band, on the host itself (its console, or a session you already trust): ${HOST_FINGERPRINTS_COMMAND}`,
+        `  If it matches, trust it (run as the user the relay runs as; no restart needed):`,
+        `    ${command}`,
+      ].join('\n'),
+    );
   }
 
   private startIdleTimer(connection: Connection): void {
@@ -655,6 +725,15 @@ export class SshPools {
 
   names(): string[] {
     return [...this.pools.keys()];
+  }
+
+  /** Every host's start-up key check, KEY_CHECKS_AT_ONCE at a time; resolves when all are done (each is bounded). */
+  async checkHostKeys(): Promise<void> {
+    const queue = [...this.pools.values()];
+    const worker = async (): Promise<void> => {
+      for (let pool = queue.shift(); pool !== undefined; pool = queue.shift()) await pool.checkHostKey();
+    };
+    await Promise.all(Array.from({ length: Math.min(KEY_CHECKS_AT_ONCE, queue.length) }, worker));
   }
 
   closeAll(): void {

@@ -1,3 +1,4 @@
+// Run by `prepare` (npm install in a checkout, never in an installed package, which has no Node 24 headers).
 // ssh2's optional native crypto binding is compiled by whichever Node ran `npm install`.
 // When that was not the Node 24 this project brings (node_modules/.bin/node), the binding
 // fails to load and ssh2 silently falls back to pure-JS crypto, which is several times slower.
@@ -28,7 +29,7 @@ const nodedir = candidates
   .flatMap((name) => [join('node_modules', name), join('node_modules', 'node', 'node_modules', name)])
   .find((dir) => existsSync(join(dir, 'include', 'node', 'node.h')));
 if (!nodedir) {
-  console.warn('[postinstall] ssh2 native crypto unavailable and no Node headers found; ssh2 uses its JS fallback.');
+  console.warn('[prepare] ssh2 native crypto unavailable and no Node headers found; ssh2 uses its JS fallback.');
   process.exit(0);
 }
 try {
@@ -37,7 +38,7 @@ try {
     env: { ...process.env, npm_config_nodedir: join(process.cwd(), nodedir) },
   });
 } catch {
-  console.warn('[postinstall] rebuilding ssh2 native crypto failed; ssh2 uses its JS fallback.');
+  console.warn('[prepare] rebuilding ssh2 native crypto failed; ssh2 uses its JS fallback.');
 }
 // A child process is needed to see the rebuilt binary (require caches the failure).
 const ok = (() => {
@@ -55,4 +56,4 @@ const ok = (() => {
     return false;
   }
 })();
-console.log(`[postinstall] ssh2 native crypto ${ok ? 'loads' : 'still does not load (JS fallback)'} under Node ${process.version} (headers: ${nodedir}).`);
+console.log(`[prepare] ssh2 native crypto ${ok ? 'loads' : 'still does not load (JS fallback)'} under Node ${process.version} (headers: ${nodedir}).`);

@@ -70,13 +70,16 @@ const ERA_NEUTRAL_E2E = [
   'test/e2e/classifier-bundle.test.ts',
 ];
 // mcp-eras.test.ts drives both eras itself; task-calls.test.ts needs the SDK v1 client's task support; task-calls-modern.test.ts speaks 2026-07-28 itself;
-// mcp-remote.test.ts is Claude Desktop through the mcp-remote proxy, which picks the era itself (--protocol legacy and auto, both tested).
+// mcp-remote.test.ts is Claude Desktop through the mcp-remote proxy, which picks the era itself (--protocol legacy and auto, both tested);
+// packaged-relay.test.ts (packs and installs the package) and host-key-first-start.test.ts test the relay, not the era of the client that drives it.
 const ONCE_ONLY_E2E = [
   ...ERA_NEUTRAL_E2E,
   'test/e2e/mcp-eras.test.ts',
   'test/e2e/task-calls.test.ts',
   'test/e2e/task-calls-modern.test.ts',
   'test/e2e/mcp-remote.test.ts',
+  'test/e2e/packaged-relay.test.ts',
+  'test/e2e/host-key-first-start.test.ts',
 ];
 const suites: Array<{ name: string; projects: string[]; env?: Record<string, string>; args?: string[] }> = [
   { name: 'unit + workers', projects: ['unit', 'workers'] },

@@ -1,11 +1,13 @@
 /**
  * `npm start`: the local mode on one machine. Runs the Worker under `wrangler dev` (Durable
- * Objects and KV persisted in .wrangler/state) and the relay connected to it, both on loopback.
+ * Objects and KV persisted in .local/state) and the relay connected to it, both on loopback.
  * On first start it creates the admin account and prints its password once.
  *
- * Settings: PORT (default 8787); LOCAL_STATE_DIR (default .local: secrets and the Worker's
- * persisted state); hosts for the relay as in relay/main.ts (HOST, SSH_* in the
- * environment or .env, or MCP_REMOTE_EXEC_CONFIG=relay.config.json); I_ACCEPT_RISKS=true.
+ * Settings: PORT (default 8787); LOCAL_STATE_DIR (default .local: the secrets in
+ * .local/secrets.env and .local/relay-token, the Worker's persisted state in .local/state); hosts
+ * for the relay as in relay/relay-command.ts (HOST, SSH_* in the environment or .env, or
+ * MCP_REMOTE_EXEC_CONFIG=relay.config.json); I_ACCEPT_RISKS=true. The relay keeps its own state
+ * (its known_hosts) where it always does, ~/.local/state/mcp-remote-exec (MCP_REMOTE_EXEC_STATE_DIR).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';

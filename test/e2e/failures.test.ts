@@ -92,7 +92,9 @@ describe('host failures, each a distinct readable error', () => {
     const { text } = await run('unknown-key');
     expect(text).toContain('Error [host_key_unknown]');
     expect(text).toContain(stack.sshd.hostKeyFingerprint);
-    expect(text).toMatch(/ssh-keyscan -p \d+ -t ed25519 127\.1 >> '/);
+    // The key the relay saw, as a known_hosts line, appended to the relay's own file.
+    expect(text).toContain(`printf '%s\\n' '[127.1]:${stack.sshd.port} ssh-ed25519 `);
+    expect(text).toContain(`>> ${join(stack.relay.dir, 'state', 'known_hosts')}`);
   });
 
   it('refuses a key that differs from the pinned fingerprint', async () => {

@@ -120,7 +120,7 @@ describe('startup errors', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('Error [host_key_unknown]');
     expect(result.stderr).toContain(sshd.hostKeyFingerprint);
-    expect(result.stderr).toContain(`ssh-keyscan -p ${sshd.port} -t ed25519 127.0.0.1 >> '`);
+    expect(result.stderr).toContain(`printf '%s\\n' '[127.0.0.1]:${sshd.port} ssh-ed25519 `);
     expect(result.stderr).toContain('SSH_STRICT_HOST_KEY_CHECKING');
   });
 

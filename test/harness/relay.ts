@@ -26,6 +26,8 @@ export interface RelayOptions {
   configFile?: unknown;
   /** Start without waiting for the hub's welcome. */
   noWait?: boolean;
+  /** An installed `mcp-remote-exec` executable to run (as a user's PATH would); default: this checkout's build. */
+  command?: string;
 }
 
 /** The seed's single-host variables for the test sshd. */
@@ -44,7 +46,7 @@ export async function startRelay(worker: TestWorker, sshd: TestSshd | null, opti
   const dir = mkdtempSync(join(tmpdir(), 'mre-relay-'));
   // The built CLI, as users run it (`mcp-remote-exec relay`): tests and benchmarks see the shipped
   // bundle, and its memory figures are not inflated by TypeScript stripping at load.
-  const args = [CLI, 'relay'];
+  const args = options.command === undefined ? [CLI, 'relay'] : ['relay'];
   if (options.configFile !== undefined) {
     const path = join(dir, 'relay.config.json');
     writeFileSync(path, JSON.stringify(options.configFile, null, 2));
@@ -62,7 +64,7 @@ export async function startRelay(worker: TestWorker, sshd: TestSshd | null, opti
     ...(sshd ? seedHostEnv(sshd) : {}),
     ...options.env,
   };
-  const managed = startManaged(process.execPath, args, { cwd: dir, env });
+  const managed = startManaged(options.command ?? process.execPath, args, { cwd: dir, env });
   const relay: TestRelay = {
     process: managed,
     dir,

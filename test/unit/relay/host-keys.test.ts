@@ -11,6 +11,7 @@ import {
   knownHostsName,
   preferredHostKeyAlgorithms,
   readKnownHostKeys,
+  knownHostsLine,
   trustCommand,
 } from '../../../relay/host-keys.ts';
 import type { HostKeyPolicy, KnownHostKey } from '../../../relay/host-keys.ts';
@@ -286,6 +287,7 @@ describe('decideHostKey', () => {
       keyType: 'ssh-ed25519',
       fingerprint: fingerprintSha256(keys.ed25519.blob),
       knownFingerprints: [],
+      line: `server.example ${keys.ed25519.entry}`,
     });
     expect(() => statSync(recordFile)).toThrow();
   });
@@ -325,6 +327,7 @@ describe('decideHostKey', () => {
       keyType: 'ssh-ed25519',
       fingerprint: fingerprintSha256(keys.ed25519b.blob),
       knownFingerprints: [fingerprintSha256(keys.ed25519.blob)],
+      line: `server.example ${keys.ed25519b.entry}`,
     });
   });
 
@@ -393,6 +396,7 @@ describe('decideHostKey', () => {
       keyType: 'ssh-ed25519',
       fingerprint: fingerprintSha256(keys.ed25519.blob),
       knownFingerprints: [pin],
+      line: `server.example ${keys.ed25519.entry}`,
     });
   });
 
@@ -477,23 +481,44 @@ describe('preferredHostKeyAlgorithms', () => {
 });
 
 describe('trustCommand', () => {
-  it('builds an ssh-keyscan line with the port and short key type', () => {
-    expect(trustCommand('127.0.0.1', 2222, 'ssh-ed25519', '/root/.ssh/known_hosts')).toBe(
-      "ssh-keyscan -p 2222 -t ed25519 127.0.0.1 >> '/root/.ssh/known_hosts'",
-    );
-    expect(trustCommand('server.example', 22, 'ecdsa-sha2-nistp256', '/kh')).toBe("ssh-keyscan -t ecdsa server.example >> '/kh'");
-    expect(trustCommand('h', 22, 'ssh-rsa', '/kh')).toBe("ssh-keyscan -t rsa h >> '/kh'");
+  it('appends the exact key line, creating the folder that a fresh machine lacks, and decideHostKey then trusts it', () => {
+    const home = mkdtempSync(join(dir, 'fresh-home-'));
+    const file = join(home, '.local', 'state', 'mcp-remote-exec', 'known_hosts');
+    const line = knownHostsLine('127.0.0.1', 2222, keys.ed25519.blob);
+    expect(line).toBe(`[127.0.0.1]:2222 ${keys.ed25519.entry}`);
+    const command = trustCommand(line ?? '', file);
+    execFileSync('sh', ['-c', command]);
+    expect(readFileSync(file, 'utf8')).toBe(`${line}\n`);
+    expect(decideHostKey(policy({ host: '127.0.0.1', port: 2222, knownHostsFiles: [file] }), keys.ed25519.blob)).toEqual({ ok: true, recorded: false });
   });
 
-  it('single-quotes a path containing a single quote so the shell sees it verbatim', () => {
-    const path = "/home/o'brien/.ssh/known hosts";
-    const line = trustCommand('h', 22, 'ssh-ed25519', path);
-    expect(line).toBe(`ssh-keyscan -t ed25519 h >> '/home/o'\\''brien/.ssh/known hosts'`);
-    const target = line.slice(line.indexOf('>> ') + 3);
-    expect(execFileSync('sh', ['-c', `printf %s ${target}`], { encoding: 'utf8' })).toBe(path);
+  it('single-quotes a path with a quote and a blank so the shell sees it verbatim', () => {
+    const home = mkdtempSync(join(dir, "o'brien home-"));
+    const file = join(home, 'known hosts');
+    const line = knownHostsLine('h', 22, keys.ed25519.blob) ?? '';
+    execFileSync('sh', ['-c', trustCommand(line, file)]);
+    expect(readFileSync(file, 'utf8')).toBe(`${line}\n`);
   });
 
-  it('quotes a host with shell metacharacters', () => {
-    expect(trustCommand('a;rm -rf /', 22, 'ssh-ed25519', '/kh')).toBe("ssh-keyscan -t ed25519 'a;rm -rf /' >> '/kh'");
+  it('writes a host name with shell syntax in it as plain text, running nothing', () => {
+    const home = mkdtempSync(join(dir, 'shell-host-'));
+    const marker = join(home, 'ran');
+    // No blank in it (that would make it no plain known_hosts name): ${IFS} stands for one.
+    const host = `h';touch\${IFS}${marker};'$(touch\${IFS}${marker})\`touch\${IFS}${marker}\``;
+    const file = join(home, 'kh');
+    const line = knownHostsLine(host, 22, keys.ed25519.blob) ?? '';
+    execFileSync('sh', ['-c', trustCommand(line, file)]);
+    expect(readFileSync(file, 'utf8')).toBe(`${host} ${keys.ed25519.entry}\n`);
+    expect(() => statSync(marker)).toThrow();
+  });
+
+  it('gives no line for a host name that known_hosts would read as a pattern, nor for a malformed key', () => {
+    for (const host of ['a;b c', '*.example', 'a,b', '!h', '', 'h\nevil']) expect(knownHostsLine(host, 22, keys.ed25519.blob)).toBeUndefined();
+    expect(knownHostsLine('h', 22, Buffer.from('not a key'))).toBeUndefined();
+  });
+
+  it('carries the known_hosts line of the offered key in a refused decision', () => {
+    const decision = decideHostKey(policy({ host: '127.0.0.1', port: 2222 }), keys.ed25519.blob);
+    expect(decision).toMatchObject({ ok: false, reason: 'unknown', line: `[127.0.0.1]:2222 ${keys.ed25519.entry}` });
   });
 });
