@@ -57,4 +57,13 @@ describe('sudo password sources', () => {
     expect(broken).not.toContain('line1');
     expect(configError({ ...base(), HOST: '192.0.2.10', SSH_USERNAME: 'd', SSH_KEY: key, SSH_SUDO_PASSWORD: 'a\0b' })).toContain('SSH_SUDO_PASSWORD');
   });
+
+  it('takes a password up to the 1023 bytes sudo reads, counted in bytes, and refuses a longer one without quoting it', () => {
+    const fits = `${'é'.repeat(511)}x`;
+    expect(loadHostsConfig({ ...base(), PW: fits }, configFile({ sudo_password_env: 'PW' })).hosts[0]?.sudoPassword).toBe(fits);
+    // 600 characters, 1200 bytes: sudo would cut it, and it could never match.
+    const long = configError({ ...base(), PW: 'é'.repeat(600) }, configFile({ sudo_password_env: 'PW' }));
+    expect(long).toContain('longer than 1023 bytes');
+    expect(long).not.toContain('éé');
+  });
 });
