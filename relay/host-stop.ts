@@ -231,17 +231,18 @@ export function wrapCommand(
 /**
  * The first thing run as root under sudo, an `sh -c` script taking the login shell's PID ($1), the
  * output pipe ($2) and the command ($3). It prints SUDO_STARTED on stderr (what came before is
- * sudo's), starts a root watchdog (the SSH user's cannot signal root's processes; it holds no
- * marker: sudo may keep MRE_RUN, so it is unset first), then marks itself again with MRE_RUN
- * (sudo's env_reset clears it) so that the root stop (sudoStopCommand) finds the command's
- * processes wherever they go, and runs the command with /dev/null as stdin: with NOPASSWD, sudo
- * leaves the password line unread in the pipe, and the command must never read it.
+ * sudo's), starts a root watchdog (the SSH user's cannot signal root's processes), then marks
+ * itself again with MRE_RUN (sudo's env_reset clears it) so that the root stop (sudoStopCommand)
+ * finds the command's processes wherever they go, and runs the command with /dev/null as stdin:
+ * with NOPASSWD, sudo leaves the password line unread in the pipe, and the command must never read
+ * it. The watchdog starts with an empty environment but PATH: it must carry no marker, or it would
+ * wait for itself until the deadline, and sudo's SUDO_COMMAND (this script's text) names the marker.
  */
 function rootStart(runId: string, timeoutMs: number, settings: StopSettings): string {
   const seconds = Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
   return (
-    `${SUDO_STARTED_PRINTF} >&2; unset MRE_RUN; ` +
-    `sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "$1" "$2" ${seconds} </dev/null >/dev/null 2>&1 & ` +
+    `${SUDO_STARTED_PRINTF} >&2; ` +
+    `env -i PATH="$PATH" sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "$1" "$2" ${seconds} </dev/null >/dev/null 2>&1 & ` +
     `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; exec </dev/null; shift 2; eval "$1"`
   );
 }

@@ -3,20 +3,18 @@
  * relay and the audit log. The test user gets a password rule in a private sudoers drop-in (removed
  * afterwards); its password is the harness's known one.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi, addTeam } from '../harness/admin-api.ts';
 import { connectMcpClient } from '../harness/mcp-client.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
-import { processesRunning, TEST_PASSWORD, TEST_USER, type TestSshd } from '../harness/sshd.ts';
+import { processesRunning, remoteProcesses, TEST_PASSWORD, type TestSshd } from '../harness/sshd.ts';
+import { installSudoRule, type SudoRule } from '../harness/sudo-rule.ts';
 
 const RUN = randomBytes(6).toString('hex');
-/** No "." in the names: sudo ignores drop-ins whose name has one. */
-const DROP_IN = `/etc/sudoers.d/mre-test-${RUN}`;
 /** A PAM service of our own, for the tricky-password host (pam_exec compares with our file). */
 const PAM_SERVICE = `mre-test-${RUN}`;
 const PAM_FILE = `/etc/pam.d/${PAM_SERVICE}`;
@@ -35,6 +33,9 @@ const ATTEMPTS = join(dir, 'attempts');
 const TRICKY = ` it's "q" $(id) \`id\` \\n\\ ;|&*?[a] ${'$'}{HOME} \tü€ %s -- `.padEnd(480, 'x') + ' end ';
 
 let stack: Stack;
+let sudoRule: SudoRule | undefined;
+/** Replace the test user's sudo rule (the drop-in is this file's own). */
+const writeSudoRule = (rule: 'password' | 'nopasswd', extra = ''): void => sudoRule?.write(rule, extra);
 
 function relayConfig(sshd: TestSshd): unknown {
   const base = { address: '127.0.0.1', port: sshd.port, user: sshd.user, key_path: sshd.privateKeyPath };
@@ -47,33 +48,6 @@ function relayConfig(sshd: TestSshd): unknown {
       { name: 'sudo-none', ...base },
     ],
   };
-}
-
-/**
- * The test user's sudo rule, checked by visudo before it goes live: a password rule (or NOPASSWD),
- * no cached credentials between calls, the lecture every time (it must never reach the output),
- * every attempt logged to our own file; `extra` adds Defaults.
- */
-function writeSudoRule(rule: 'password' | 'nopasswd', extra = ''): void {
-  const candidate = join(dir, 'sudoers');
-  const defaults = `Defaults:${TEST_USER} timestamp_timeout=0, lecture=always, logfile="${SUDO_LOG}"${extra}`;
-  writeFileSync(candidate, `${defaults}\n${TEST_USER} ALL=(ALL:ALL) ${rule === 'nopasswd' ? 'NOPASSWD: ' : ''}ALL\n`, { mode: 0o440 });
-  execFileSync('visudo', ['-cf', candidate], { stdio: 'ignore' });
-  writeFileSync(DROP_IN, readFileSync(candidate), { mode: 0o440 });
-  chmodSync(DROP_IN, 0o440);
-}
-
-/** sudo on this machine (apt when missing), and the password rule. */
-function installSudo(): void {
-  try {
-    execFileSync('sh', ['-c', 'command -v sudo'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('apt-get', ['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=120', 'sudo'], {
-      stdio: 'ignore',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  }
-  writeSudoRule('password');
 }
 
 /**
@@ -139,6 +113,17 @@ async function rootGone(command: string, withinMs = 6000): Promise<boolean> {
   return processesRunning(command, 'root').length === 0;
 }
 
+/** root's watchdogs guarding a run with this many seconds (command line `sh -c SCRIPT mre-watchdog PGID PIPE SECONDS`). */
+function rootWatchdogs(seconds: number): number[] {
+  return remoteProcesses('mre-watchdog ', 'root').filter((pid) => {
+    try {
+      return new RegExp(` mre-watchdog [0-9]+ [0-9]* ${seconds}$`).test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim());
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function rootAppeared(command: string, withinMs = 10_000): Promise<void> {
   const until = Date.now() + withinMs;
   while (processesRunning(command, 'root').length === 0) {
@@ -148,7 +133,7 @@ async function rootAppeared(command: string, withinMs = 10_000): Promise<void> {
 }
 
 beforeAll(async () => {
-  installSudo();
+  sudoRule = installSudoRule(`mre-test-${RUN}`, dir, SUDO_LOG);
   installTrickyPam();
   writeFileSync(WRONG_FILE, 'not-the-password\n', { mode: 0o600 });
   stack = await startStack({
@@ -158,7 +143,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  rmSync(DROP_IN, { force: true });
+  sudoRule?.remove();
   rmSync(PAM_FILE, { force: true });
   rmSync(dir, { recursive: true, force: true });
 });
@@ -234,18 +219,30 @@ describe('sudo: true', () => {
     expect(stack.relay.process.output()).not.toContain(TEST_PASSWORD);
   });
 
-  it('stops a root command that ignores TERM when the client cancels the call', async () => {
+  it('stops a root command that ignores TERM, and a root child that left the group and the output, when the client cancels the call', async () => {
     const controller = new AbortController();
     const call = stack.call(
       'ssh_exec_command',
-      { host: 'sudo-ok', command: "trap '' TERM; sleep 37.321", sudo: true, timeout: 60 },
+      // The detached child (its parent gone, its output elsewhere) is found only by the run's marker, which the root shell sets again (sudo clears it).
+      { host: 'sudo-ok', command: "( setsid sleep 37.322 >/dev/null 2>&1 & ); trap '' TERM; sleep 37.321", sudo: true, timeout: 60 },
       { signal: controller.signal },
     );
     await rootAppeared('sleep 37.321');
+    await rootAppeared('sleep 37.322');
     controller.abort();
     await expect(call).rejects.toThrow();
-    // The host's own deadline is a minute away: only the relay's root stop (KILL after the grace) ends it.
+    // The host's own deadline is a minute away: only the relay's root stop (KILL after the grace) ends them.
     expect(await rootGone('sleep 37.321')).toBe(true);
+    expect(await rootGone('sleep 37.322')).toBe(true);
+  });
+
+  it('leaves no root watchdog behind once the command has ended', async () => {
+    const result = await stack.call('ssh_exec_command', { host: 'sudo-ok', command: 'echo watched', sudo: true, timeout: 120 });
+    expect(result.structuredContent).toMatchObject({ exit_code: 0, stdout: 'watched\n' });
+    // The root watchdog ends within a second of its run ending (bounded wait; a lingering one would stay 2 minutes).
+    const until = Date.now() + 5000;
+    while (rootWatchdogs(120 + 2).length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(rootWatchdogs(120 + 2)).toEqual([]);
   });
 
   it('refuses sudo with a pty before anything runs', async () => {
