@@ -245,12 +245,6 @@ describe('sudo: true', () => {
     expect(rootWatchdogs(120 + 2)).toEqual([]);
   });
 
-  it('refuses sudo with a pty before anything runs', async () => {
-    const result = await stack.call('ssh_exec_command', { host: 'sudo-ok', command: 'id -u', sudo: true, pty: true });
-    expect(result.isError).toBe(true);
-    expect(textOf(result)).toContain('sudo and pty cannot be combined');
-  });
-
   it('a wrong password is a clear error, tried once by sudo, not retried', async () => {
     const before = existsSync(SUDO_LOG) ? readFileSync(SUDO_LOG, 'utf8') : '';
     const result = await stack.call('ssh_exec_command', { host: 'sudo-wrong', command: 'id -u', sudo: true, timeout: 30 });
