@@ -288,4 +288,37 @@ describe('sudo: true', () => {
       await vic.close().catch(() => undefined);
     }
   });
+
+  it('holds a sudo call for approval where privileged commands need one, and the approved call runs under sudo, as root', async () => {
+    const passwords = await addTeam(stack.worker, [['opal', ['ops']]], {
+      version: 1,
+      grants: [{ effect: 'allow', subjects: ['group:ops'], role: 'operator', hosts: ['*'] }],
+      commandRules: [{ effect: 'approve', roles: ['operator'], hosts: ['*'], classes: ['privileged'], note: 'root waits for a person' }],
+    });
+    const opal = await connectMcpClient(stack.worker.mcpUrl, { username: 'opal', password: passwords.get('opal') ?? '' });
+    try {
+      const command = `id -u; echo approved-${RUN}`;
+      // The plain command is not privileged: it runs at once, as the SSH user.
+      const plain = await opal.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'sudo-ok', command } });
+      expect(plain.structuredContent).not.toMatchObject({ stdout: `0\napproved-${RUN}\n` });
+      const pending = opal.client.callTool({ name: 'ssh_exec_command', arguments: { host: 'sudo-ok', command, sudo: true, timeout: 30 } }, undefined, {
+        timeout: 60_000,
+      });
+      let id = '';
+      for (let attempt = 0; attempt < 100 && id === ''; attempt += 1) {
+        const reply = await adminApi(stack.worker).get('approvals');
+        const found = (reply.body.approvals as Array<{ id: string; command: string; state?: string }> | undefined)?.find(
+          (approval) => approval.command === command,
+        );
+        if (found) id = found.id;
+        else await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect((await adminApi(stack.worker).post(`approvals/${id}/approve`, {})).status).toBe(200);
+      const ran = await pending;
+      expect(ran.structuredContent).toMatchObject({ exit_code: 0, stdout: `0\napproved-${RUN}\n` });
+    } finally {
+      await opal.close().catch(() => undefined);
+    }
+  });
 });

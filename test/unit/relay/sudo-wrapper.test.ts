@@ -68,3 +68,18 @@ describe("telling sudo's stderr from the command's", () => {
     expect(text.length).toBeLessThanOrEqual(401);
   });
 });
+
+describe('sudo refusing', () => {
+  it('names a wrong password and a missing NOPASSWD rule in English, and any other words (another language) still as sudo_failed with sudo’s text', () => {
+    const wrong = sudoRefused('web1', 'password', 'Sorry, try again. / sudo: 1 incorrect password attempt', 1);
+    expect(!wrong.ok && wrong.error.message).toContain('refused the configured sudo password');
+    const none = sudoRefused('web1', 'no-password', 'sudo: a password is required', 1);
+    expect(!none.ok && none.error.message).toContain('sudo needs a password on this host: configure sudo_password_env or a NOPASSWD rule');
+    const german = sudoRefused('web1', 'password', 'Entschuldigung, versuchen Sie es noch einmal. / sudo: 1 Fehlversuch bei der Passwort-Eingabe', 1);
+    expect(german.ok).toBe(false);
+    if (german.ok) return;
+    expect(german.error.code).toBe('sudo_failed');
+    expect(german.error.message).toContain('did not run the command (sudo said: "Entschuldigung');
+    expect(german.error.message).toContain('Nothing ran');
+  });
+});
