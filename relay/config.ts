@@ -21,6 +21,7 @@ import { ConfigError } from './config-error.ts';
 import { certificatePathFor, checkCertificateAtLoad } from './ssh-certificate.ts';
 import { jumpChain, MAX_JUMP_HOPS, parseProxyJump, resolveJumpSpec, stdioJumpHops } from './jump-hosts.ts';
 import { importSshConfig } from './ssh-config-import.ts';
+import { checkSudoPassword } from './sudo.ts';
 import { COMMAND_CLASSES, type CommandClass } from '../shared/shell/command-class.ts';
 
 export { ConfigError };
@@ -74,6 +75,8 @@ export interface HostConfig {
   jobsDir?: string;
   /** Jobs that may run at once on the host (`max_jobs`, stdio JOBS_PER_HOST); DEFAULT_JOBS_PER_HOST when unset. */
   maxJobs?: number;
+  /** `sudo: true` on exec feeds sudo this password (`sudo_password_env`/`_file`, stdio SSH_SUDO_PASSWORD); without it, `sudo -n`. Never logged. */
+  sudoPassword?: string;
   /** Stdio mode: classes that need the local user's confirmation (`confirm`, `confirm_fallback`; stdio CONFIRM_CLASSES, CONFIRM_FALLBACK). */
   confirm?: ConfirmRule;
   // --- jump hosts and ssh_config (relay/jump-hosts.ts, relay/ssh-config-import.ts) ---
@@ -120,6 +123,8 @@ const hostEntry = z
     password_file: z.string().min(1).optional(),
     /** true: the agent at the relay's SSH_AUTH_SOCK; a string: the agent's socket path. */
     agent: z.union([z.boolean(), z.string().min(1).max(4096)]).optional(),
+    sudo_password_env: z.string().min(1).optional(),
+    sudo_password_file: z.string().min(1).optional(),
     strict_host_key_checking: z.boolean().default(true),
     host_key_fingerprints: z
       .array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'fingerprints look like SHA256:<43 base64 characters>, as ssh-keygen -lf prints'))
@@ -332,6 +337,7 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     ...jobSettingsFromEnv(env),
     ...confirmFromEnv(env),
+    ...sudoPasswordSetting(env.SSH_SUDO_PASSWORD || undefined, 'SSH_SUDO_PASSWORD'),
   };
   // The stdio mode's one host may sit behind jump hosts, reached with the same credentials.
   const jumps = env.SSH_PROXY_JUMP?.trim();
@@ -340,6 +346,30 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     if (hops.length > 0) host.jump = hops;
   }
   return host;
+}
+
+/** A sudo password, checked so the wrapper can carry it as one line (relay/sudo.ts). */
+function sudoPasswordSetting(password: string | undefined, where: string): Pick<HostConfig, 'sudoPassword'> {
+  if (password === undefined) return {};
+  const problem = checkSudoPassword(password);
+  if (problem) throw new ConfigError(`The sudo password (${where}) ${problem}.`);
+  return { sudoPassword: password };
+}
+
+function sudoPasswordOf(entry: z.infer<typeof hostEntry>, env: NodeJS.ProcessEnv, where: string): Pick<HostConfig, 'sudoPassword'> {
+  if (entry.sudo_password_env !== undefined && entry.sudo_password_file !== undefined)
+    throw new ConfigError(`${where}: give at most one of sudo_password_env or sudo_password_file.`);
+  if (entry.sudo_password_env !== undefined) {
+    const password = env[entry.sudo_password_env];
+    if (!password) throw new ConfigError(`${where}: sudo_password_env names ${entry.sudo_password_env}, which is not set.`);
+    return sudoPasswordSetting(password, `${where}, sudo_password_env`);
+  }
+  if (entry.sudo_password_file !== undefined) {
+    const path = resolve(expandHome(entry.sudo_password_file));
+    if (!existsSync(path)) throw new ConfigError(`${where}: sudo_password_file ${path} does not exist.`);
+    return sudoPasswordSetting(readFileSync(path, 'utf8').replace(/\r?\n$/, ''), `${where}, sudo_password_file`);
+  }
+  return {};
 }
 
 /** CONFIRM_CLASSES (comma-separated classes) and CONFIRM_FALLBACK, as the config file's confirm and confirm_fallback. */
@@ -449,6 +479,7 @@ function hostFromEntry(
       : {}),
     // A host's own list replaces the global one (an empty list: nothing to confirm on this host).
     ...confirmRule(entry.confirm ?? global.confirm, entry.confirm_fallback ?? global.confirm_fallback),
+    ...sudoPasswordOf(entry, env, where),
   };
 }
 

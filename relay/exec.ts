@@ -26,10 +26,12 @@ import {
   parseLeft,
   parseMarker,
   stopCommand,
+  sudoStopCommand,
   TERM_SENT,
   type RunIdentity,
 } from './host-stop.ts';
 import type { HostChannels } from './ssh-pool.ts';
+import { SudoStderrFilter, sudoRefused, type SudoMode } from './sudo.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
 
@@ -139,6 +141,12 @@ class MarkerFilter {
   }
 }
 
+/** What runs on the stop channel, and what the relay writes on its stdin (a sudo password line). */
+interface StopCommand {
+  command: string;
+  stdin?: string;
+}
+
 interface Stopped {
   /** The channel closed: the login shell and everything holding the command's output are gone. */
   confirmed: boolean;
@@ -149,13 +157,15 @@ interface Stopped {
 }
 
 /** Run the stop script on a second channel and read its report (bounded in bytes and time). */
-async function runStopScript(pool: HostChannels, client: Client, command: string, onTermSent: () => void): Promise<{ swept: boolean; left: string[] }> {
-  const killer = await pool.execNow(client, command, AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS));
+async function runStopScript(pool: HostChannels, client: Client, stop: StopCommand, onTermSent: () => void): Promise<{ swept: boolean; left: string[] }> {
+  const killer = await pool.execNow(client, stop.command, AbortSignal.timeout(KILL_CHANNEL_TIMEOUT_MS));
   if (!killer.ok) {
     onTermSent();
     return { swept: false, left: [] };
   }
   const { channel } = killer.value;
+  // A stop under sudo: the password line for the stop's own reader (sudo.ts), as data, never argv.
+  if (stop.stdin !== undefined) channel.write(stop.stdin);
   let report = '';
   channel.on('data', (chunk: Buffer) => {
     if (report.length < STOP_REPORT_BYTES) report += chunk.toString('utf8').slice(0, STOP_REPORT_BYTES - report.length);
@@ -186,7 +196,7 @@ async function stopRun(
   identity: RunIdentity | null,
   channel: ClientChannel,
   closed: Promise<void>,
-  command: ((identity: RunIdentity) => string) | null,
+  command: ((identity: RunIdentity) => StopCommand) | null,
 ): Promise<Stopped> {
   const waitClosed = (ms: number): Promise<boolean> =>
     Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
@@ -226,20 +236,26 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   const stopSignal = AbortSignal.any([signal, deadline]);
   const ctid = op.guest?.kind === 'lxc' ? op.guest.id : null;
   const runId = newRunId();
+  // A pty never comes with sudo (operations.ts refuses the pair): sudo's stderr must stay apart.
+  const sudoPassword = op.sudo ? pool.host.sudoPassword : undefined;
+  const sudo: SudoMode | null = op.sudo ? (sudoPassword !== undefined ? 'password' : 'no-password') : null;
   const command = ctid
     ? containerCommand(ctid, op.command, runId, op.timeoutMs)
-    : wrapCommand(op.command, runId, op.timeoutMs, DEFAULT_STOP, op.pty ? 'terminal' : 'empty');
+    : wrapCommand(op.command, runId, op.timeoutMs, DEFAULT_STOP, op.pty ? 'terminal' : 'empty', sudo);
   const opened = await pool.exec(command, stopSignal, op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {});
   if (!opened.ok) {
     if (deadline.aborted) return pool.whyNoChannel(op.timeoutMs);
     return opened;
   }
   const { channel, exit, lease } = opened.value;
+  // Data on the channel, read by the wrapper's password reader only (relay/sudo.ts); never a word of a command.
+  if (sudoPassword !== undefined) channel.write(`${sudoPassword}\n`);
   const stdout = new StreamCapture(op.maxChars, (text) => onOutput('stdout', text));
   const stderr = new StreamCapture(op.maxChars, (text) => onOutput('stderr', text));
   const marker = new MarkerFilter((chunk) => stdout.push(chunk));
+  const sudoFilter = sudo ? new SudoStderrFilter((chunk) => stderr.push(chunk)) : null;
   channel.on('data', (chunk: Buffer) => marker.push(chunk));
-  channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+  channel.stderr.on('data', (chunk: Buffer) => (sudoFilter ? sudoFilter.push(chunk) : stderr.push(chunk)));
   // stdin stays open (the wrapper gives the command /dev/null, or with a pty the terminal, to which
   // nothing is written): ssh2 drops signal requests on a channel whose input has been ended. With a
   // pty, sshd sends stderr through the terminal too: it arrives merged into stdout.
@@ -256,20 +272,21 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
     else stopSignal.addEventListener('abort', () => resolve(), { once: true });
   });
   await Promise.race([closed, stopRequested]);
+  // Once root's shell has started (its marker came), only root can stop what it runs: the stop goes
+  // through sudo as the run did. Before that, the SSH user's stop reaches sudo itself (same real uid).
+  const stopFor = (): ((identity: RunIdentity) => StopCommand) => {
+    if (ctid) return (identity) => ({ command: containerStopCommand(ctid, identity, runId) });
+    if (sudo && sudoFilter?.started)
+      return (identity) => ({ command: sudoStopCommand(identity, runId, sudo), ...(sudoPassword !== undefined ? { stdin: `${sudoPassword}\n` } : {}) });
+    return (identity) => ({ command: stopCommand(identity, runId) });
+  };
   let stopping: 'timeout' | 'cancel' | null = null;
   let stopConfirmed = true;
   let processesLeft: string[] = [];
   // A command that finished in the same instant as its deadline has finished: report its exit.
   if (!channelClosed) {
     stopping = deadline.aborted ? 'timeout' : 'cancel';
-    const stopped = await stopRun(
-      pool,
-      lease.client,
-      marker.identity,
-      channel,
-      closed,
-      ctid ? (identity) => containerStopCommand(ctid, identity, runId) : (identity) => stopCommand(identity, runId),
-    );
+    const stopped = await stopRun(pool, lease.client, marker.identity, channel, closed, stopFor());
     stopConfirmed = stopped.confirmed && stopped.swept && stopped.left.length === 0;
     processesLeft = stopped.left;
     if (!channelClosed) channel.close();
@@ -280,6 +297,10 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
 
   if (stopping === null && !exit.exited) {
     return failure('host_unreachable', `The connection to host "${pool.host.name}" was lost while the command was running; whether it finished is unknown.`);
+  }
+  // sudo never started the command (its marker did not come): sudo refused, and said why on stderr.
+  if (sudo && sudoFilter && !sudoFilter.started && stopping === null && exit.code !== 0) {
+    return sudoRefused(pool.host.name, sudo, sudoFilter.sudoText(sudoPassword), exit.code);
   }
   return success({
     op: 'exec',

@@ -13,8 +13,10 @@
  *   to the command's stdout or stderr is found by its fd 1 or 2, whose /proc link names that pipe.
  * and, found from those, their descendants.
  *
- * Not found: processes of another user (sudo, setuid programs) and processes that left the session,
- * cleared their environment and let go of the output after their parent ended. The README says so.
+ * Not found: processes of another user (setuid programs, sudo run by the command itself) and
+ * processes that left the session, cleared their environment and let go of the output after their
+ * parent ended. The README says so. A run with `sudo: true` (sudo.ts) is stopped as root instead:
+ * its root shell marks itself again and starts its own watchdog, and the relay's stop runs under sudo.
  *
  * A watchdog started by the wrapper (its own `sh`, outside the marker, output to /dev/null) gives
  * the host its own deadline: at timeout + slack it runs the same stop script the relay would, so a
@@ -25,6 +27,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { quoteShellWord } from '../shared/shell-quote.ts';
+import { SUDO_STARTED_PRINTF, underSudo, type SudoMode } from './sudo.ts';
 
 export const MARKER = '\x1emre-pgid=';
 export const MARKER_END = '\x1e\n';
@@ -153,6 +156,18 @@ export function stopCommand(identity: RunIdentity, runId: string, settings: Stop
 }
 
 /**
+ * The stop for a run under sudo: the stop script as root, through the same door as the run
+ * (underSudo: the password line on this channel's stdin, or sudo -n), since the SSH user cannot
+ * signal root's processes. What it may reach is still named only by this run's own marker (group,
+ * MRE_RUN id, output pipe): nothing from the command's input or output. If sudo refuses it (the
+ * password changed since), the SSH user's stop runs instead.
+ */
+export function sudoStopCommand(identity: RunIdentity, runId: string, sudo: SudoMode, settings: StopSettings = DEFAULT_STOP): string {
+  const script = stopScript(identity, runId, settings);
+  return `${underSudo(script, '', sudo)} || exec sh -c ${quoteShellWord(script)}`;
+}
+
+/**
  * The host-side deadline, as the text of an `sh -c` script taking the wrapper's PID ($1), the
  * output pipe ($2) and the seconds to wait ($3). It is in the run's process group, so the relay's
  * stop ends it with the rest; it ignores HUP (the relay's connection dropping). It ends when its
@@ -189,15 +204,46 @@ export type WrappedStdin = 'empty' | 'terminal';
  * The subshell parses the command exactly as `ssh host 'cmd'` would; its exit status is the
  * shell's, and its output is untouched (the watchdog writes nowhere).
  */
-export function wrapCommand(command: string, runId: string, timeoutMs: number, settings: StopSettings = DEFAULT_STOP, stdin: WrappedStdin = 'empty'): string {
+export function wrapCommand(
+  command: string,
+  runId: string,
+  timeoutMs: number,
+  settings: StopSettings = DEFAULT_STOP,
+  stdin: WrappedStdin = 'empty',
+  sudo: SudoMode | null = null,
+): string {
+  // Under sudo (relay/sudo.ts) the command runs in a root shell (rootStart) that gets the login
+  // shell's group id and output pipe ("$$" "$mre_o", still set here) for its own watchdog; sudo
+  // wants no terminal, so a pty run never comes with sudo (operations.ts refuses the pair).
+  const run = sudo
+    ? `unset mre_k mre_v; ${underSudo(rootStart(runId, timeoutMs, settings), `"$$" "$mre_o" ${quoteShellWord(command)}`, sudo)} )`
+    : `unset mre_o mre_k mre_v; eval ${quoteShellWord(command)} )` + (stdin === 'empty' ? ' </dev/null' : '');
   return (
     // "tty" never equals a pipe's inode: the scans look for no output pipe, nor read one off the leader.
     (stdin === 'empty' ? inodeOf('$$', 'mre_o') : 'mre_o=tty; ') +
     `printf '${MARKER_FORMAT}' "$$" "$mre_o"; ` +
     watchdogStart(runId, timeoutMs, settings, '$$') +
     // A subshell, so that a bare `wait` in the command waits for its own children, not the watchdog.
-    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( unset mre_o mre_k mre_v; eval ${quoteShellWord(command)} )` +
-    (stdin === 'empty' ? ' </dev/null' : '')
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( ${run}`
+  );
+}
+
+/**
+ * The first thing run as root under sudo, an `sh -c` script taking the login shell's PID ($1), the
+ * output pipe ($2) and the command ($3). It prints SUDO_STARTED on stderr (what came before is
+ * sudo's), starts a root watchdog (the SSH user's cannot signal root's processes), then marks
+ * itself again with MRE_RUN (sudo's env_reset clears it) so that the root stop (sudoStopCommand)
+ * finds the command's processes wherever they go, and runs the command with /dev/null as stdin:
+ * with NOPASSWD, sudo leaves the password line unread in the pipe, and the command must never read
+ * it. The watchdog starts with an empty environment but PATH: it must carry no marker, or it would
+ * wait for itself until the deadline, and sudo's SUDO_COMMAND (this script's text) names the marker.
+ */
+function rootStart(runId: string, timeoutMs: number, settings: StopSettings): string {
+  const seconds = Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
+  return (
+    `${SUDO_STARTED_PRINTF} >&2; ` +
+    `env -i PATH="$PATH" sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "$1" "$2" ${seconds} </dev/null >/dev/null 2>&1 & ` +
+    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; exec </dev/null; shift 2; eval "$1"`
   );
 }
 

@@ -3,6 +3,7 @@
  * Worker and the hub. Results take the same shape as the hub executor's, so the shared tool
  * definitions format them identically. There is no relay, so it has no ping (and no relay_ping tool).
  */
+import { quoteShellWord } from '../shared/shell-quote.ts';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../shared/exec-output.ts';
 import { selectHost } from '../shared/host-selection.ts';
@@ -272,7 +273,12 @@ export class LocalExecutor implements ToolExecutor {
       request.host,
     );
     if (!host.ok) return host;
-    const confirmed = await this.confirmed(host.value, request, signal);
+    // Under sudo, the confirmation rule sees what runs: `sudo sh -c COMMAND` (at least privileged).
+    const confirmed = await this.confirmed(
+      host.value,
+      request.sudo ? { ...request, command: `sudo sh -c ${quoteShellWord(request.command)}` } : request,
+      signal,
+    );
     if (!confirmed.ok) return confirmed;
     const output = { stdout: '', stderr: '' };
     // Only when the client asked for progress: the reporter reads the latest line from here.
@@ -287,6 +293,7 @@ export class LocalExecutor implements ToolExecutor {
         maxChars: request.maxChars,
         ...(request.guest ? { guest: request.guest } : {}),
         ...(request.pty ? { pty: request.pty } : {}),
+        ...(request.sudo ? { sudo: true } : {}),
       },
       (stream, text) => {
         output[stream] += text;

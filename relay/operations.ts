@@ -192,6 +192,14 @@ export class RelayOperations {
         const guest = operation.guest;
         // pct exec and the guest agent give no terminal of their own: a pty is for host commands.
         if (guest && operation.pty) return failure('invalid_argument', 'A pseudo-terminal (pty) is available for commands on the host, not inside a guest.');
+        if (operation.sudo && guest)
+          return failure(
+            'invalid_argument',
+            'sudo runs commands on the host itself, not in a container or VM (those commands run as root there already): leave sudo out.',
+          );
+        // sudo's own words come on stderr, which a pty merges into stdout, and the password line would be typed into the terminal.
+        if (operation.sudo && operation.pty)
+          return failure('invalid_argument', 'sudo and pty cannot be combined: run the command with sudo: true or with pty: true, not both.');
         if (guest?.kind === 'qemu') return runGuestExec(pool, { ...operation, guest: { kind: 'qemu', id: guest.id } }, onOutput, signal);
         return runExec(pool, operation, onOutput, signal);
       }

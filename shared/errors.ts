@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'host_key_changed',
   'ssh_error',
   'guest_error',
+  'sudo_failed',
   'imagekit_error',
   'transfer_closed',
   'path_not_found',
@@ -109,6 +110,8 @@ export function adviceFor(code: ErrorCode): string {
       return 'The path is a directory; give the path of a file (ssh_list_directory lists the directory).';
     case 'not_a_directory':
       return 'A part of the path that should be a directory is a file; check the path.';
+    case 'sudo_failed':
+      return 'sudo on the host did not run the command (the message says why); nothing ran as root. Fix the sudo rule or the sudo password source in the relay configuration (sudo_password_env, sudo_password_file, or SSH_SUDO_PASSWORD in stdio mode), or run the command without sudo.';
     case 'permission_denied':
       return 'The SSH user may not do this at that path; use a path it can access, or change the permissions on the host.';
     case 'already_exists':

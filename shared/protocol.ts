@@ -99,6 +99,8 @@ export const execOperation = z.object({
     .object({ rows: z.number().int().min(1).max(MAX_PTY_ROWS), cols: z.number().int().min(1).max(MAX_PTY_COLS) })
     .strict()
     .optional(),
+  /** Run under sudo on the host, with the password the relay holds for it (relay/sudo.ts); never in a guest. */
+  sudo: z.boolean().optional(),
 });
 export type ExecOperation = z.infer<typeof execOperation>;
 

@@ -122,6 +122,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
             timeoutMs,
             maxChars: settings.characterLimit,
             ...(args.pty ? { pty: { rows: args.pty_rows ?? DEFAULT_PTY_ROWS, cols: args.pty_cols ?? DEFAULT_PTY_COLS } } : {}),
+            ...(args.sudo ? { sudo: true } : {}),
             ...(progress ? { progress } : {}),
             ...(confirm ? { confirm } : {}),
           },

@@ -90,6 +90,7 @@ const execArgs = z
     response_format: z.enum(['text', 'json']),
     ctid: z.string().optional(),
     vmid: z.string().optional(),
+    sudo: z.boolean().optional(),
   })
   .loose();
 type ExecArgs = z.infer<typeof execArgs>;
@@ -122,6 +123,8 @@ function startRequest(tool: ExecToolName, args: ExecArgs): StartJobRequest | nul
   const guestSpec = EXEC_TOOLS[tool];
   const guestId = guestSpec === null ? undefined : args[guestSpec.idArgument];
   if (guestSpec !== null && guestId === undefined) return null;
+  // Jobs do not run under sudo: such a call is answered synchronously, never as a job without sudo.
+  if (args.sudo === true) return null;
   return {
     ...(args.host !== undefined ? { host: args.host } : {}),
     ...(guestSpec !== null && guestId !== undefined ? { guest: { kind: guestSpec.kind, id: guestId } } : {}),
@@ -288,10 +291,11 @@ export function installTaskCalls(server: McpServer, toolCall: ToolCallHandler | 
       // Invalid arguments: on 2026-07-28 the synchronous path gives its usual answer; a 2025-era
       // task request must get an error, since its client expects a task or an error.
       if (era === 'modern') return null;
-      throw new ProtocolError(
-        ProtocolErrorCode.InvalidParams,
-        `Invalid arguments for tool ${name}: ${(validated.issues ?? []).map((issue) => issue.message).join('; ')}`,
-      );
+      const why =
+        parsed?.success === true && parsed.data.sudo === true
+          ? 'sudo: true does not run as a task (jobs do not run under sudo); call the tool without a task'
+          : (validated.issues ?? []).map((issue) => issue.message).join('; ');
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: ${why}`);
     }
     if (era === 'modern' && parsed.data.timeout < minTimeoutSeconds) return null;
     const started = await executor.startJob(start, ctx.mcpReq.signal);

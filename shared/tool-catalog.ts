@@ -42,51 +42,62 @@ export function execCommandInput(settings: ToolSettings) {
 }
 
 function buildExecCommandInput(settings: ToolSettings) {
-  return z
-    .object({
-      command: z
-        .string({ error: 'command must be a string' })
-        .min(1, 'command must not be empty')
-        .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
-        .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
-        .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
-        .describe('Shell command to run with the login shell of the SSH user on the host.'),
-      host: hostArgument,
-      timeout: z
-        .number({ error: `timeout must be a number of seconds between ${MIN_TIMEOUT_SECONDS} and ${MAX_TIMEOUT_SECONDS}` })
-        .int('timeout must be a whole number of seconds')
-        .min(MIN_TIMEOUT_SECONDS, `timeout must be at least ${MIN_TIMEOUT_SECONDS} second`)
-        .max(MAX_TIMEOUT_SECONDS, `timeout must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
-        .default(settings.defaultTimeoutSeconds)
-        .describe(`Seconds before the command is stopped (its whole process group is killed). Default ${settings.defaultTimeoutSeconds}.`),
-      pty: z
-        .boolean({ error: 'pty must be true or false' })
-        .default(false)
-        .describe(
-          'Run the command with a pseudo-terminal (TERM=dumb), for programs that refuse to run without one. stderr then arrives merged into stdout, ' +
-            'and stdin is the terminal, to which nothing is ever typed: a command that waits for input waits until the timeout.',
-        ),
-      pty_rows: z
-        .number({ error: `pty_rows must be a whole number between 1 and ${MAX_PTY_ROWS}` })
-        .int('pty_rows must be a whole number')
-        .min(1, 'pty_rows must be at least 1')
-        .max(MAX_PTY_ROWS, `pty_rows must be at most ${MAX_PTY_ROWS}`)
-        .optional()
-        .describe(`Terminal rows with pty: true. Default ${DEFAULT_PTY_ROWS}.`),
-      pty_cols: z
-        .number({ error: `pty_cols must be a whole number between 1 and ${MAX_PTY_COLS}` })
-        .int('pty_cols must be a whole number')
-        .min(1, 'pty_cols must be at least 1')
-        .max(MAX_PTY_COLS, `pty_cols must be at most ${MAX_PTY_COLS}`)
-        .optional()
-        .describe(`Terminal columns with pty: true. Default ${DEFAULT_PTY_COLS}.`),
-      response_format: responseFormat,
-    })
-    .strict()
-    .refine((args) => args.pty || (args.pty_rows === undefined && args.pty_cols === undefined), {
-      message: 'pty_rows and pty_cols apply only with pty: true',
-      path: ['pty'],
-    });
+  return (
+    z
+      .object({
+        command: z
+          .string({ error: 'command must be a string' })
+          .min(1, 'command must not be empty')
+          .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
+          .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
+          .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
+          .describe('Shell command to run with the login shell of the SSH user on the host.'),
+        host: hostArgument,
+        timeout: z
+          .number({ error: `timeout must be a number of seconds between ${MIN_TIMEOUT_SECONDS} and ${MAX_TIMEOUT_SECONDS}` })
+          .int('timeout must be a whole number of seconds')
+          .min(MIN_TIMEOUT_SECONDS, `timeout must be at least ${MIN_TIMEOUT_SECONDS} second`)
+          .max(MAX_TIMEOUT_SECONDS, `timeout must be at most ${MAX_TIMEOUT_SECONDS} seconds`)
+          .default(settings.defaultTimeoutSeconds)
+          .describe(`Seconds before the command is stopped (its whole process group is killed). Default ${settings.defaultTimeoutSeconds}.`),
+        pty: z
+          .boolean({ error: 'pty must be true or false' })
+          .default(false)
+          .describe(
+            'Run the command with a pseudo-terminal (TERM=dumb), for programs that refuse to run without one. stderr then arrives merged into stdout, ' +
+              'and stdin is the terminal, to which nothing is ever typed: a command that waits for input waits until the timeout.',
+          ),
+        pty_rows: z
+          .number({ error: `pty_rows must be a whole number between 1 and ${MAX_PTY_ROWS}` })
+          .int('pty_rows must be a whole number')
+          .min(1, 'pty_rows must be at least 1')
+          .max(MAX_PTY_ROWS, `pty_rows must be at most ${MAX_PTY_ROWS}`)
+          .optional()
+          .describe(`Terminal rows with pty: true. Default ${DEFAULT_PTY_ROWS}.`),
+        pty_cols: z
+          .number({ error: `pty_cols must be a whole number between 1 and ${MAX_PTY_COLS}` })
+          .int('pty_cols must be a whole number')
+          .min(1, 'pty_cols must be at least 1')
+          .max(MAX_PTY_COLS, `pty_cols must be at most ${MAX_PTY_COLS}`)
+          .optional()
+          .describe(`Terminal columns with pty: true. Default ${DEFAULT_PTY_COLS}.`),
+        sudo: z
+          .boolean({ error: 'sudo must be true or false' })
+          .optional()
+          .describe(
+            'Run the command as root with sudo on the host (the relay feeds sudo the password it holds for the host; without one, sudo must allow it without a password). ' +
+              'Its stdin is empty. Counts as a privileged command for policy. Not with pty.',
+          ),
+        response_format: responseFormat,
+      })
+      .strict()
+      .refine((args) => args.pty || (args.pty_rows === undefined && args.pty_cols === undefined), {
+        message: 'pty_rows and pty_cols apply only with pty: true',
+        path: ['pty'],
+      })
+      // sudo's own words come on stderr, which a terminal merges into stdout (relay/sudo.ts).
+      .refine((args) => !(args.pty && args.sudo), { message: 'sudo and pty cannot be combined: use one or the other', path: ['sudo'] })
+  );
 }
 
 export const listHostsInput = z

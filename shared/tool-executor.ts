@@ -24,6 +24,8 @@ export interface ExecRequest {
   guest?: { kind: GuestKind; id: string };
   /** Run under a pseudo-terminal of this size (host commands only). */
   pty?: { rows: number; cols: number };
+  /** Run under sudo on the host (relay/sudo.ts); policy classifies the command as `sudo COMMAND`. */
+  sudo?: boolean;
   /** Worker: carry on with this approval (ssh_approval_status) instead of asking for a new one. */
   approvalId?: string;
 

@@ -222,7 +222,9 @@ describe('argument validation', () => {
     ['a command of 10,001 characters', { command: 'x'.repeat(10_001) }, 'command must be at most 10,000 characters'],
     ['timeout 0', { command: 'true', timeout: 0 }, 'timeout must be at least 1 second'],
     ['timeout 301', { command: 'true', timeout: 301 }, 'timeout must be at most 300 seconds'],
-    ['an unknown field', { command: 'true', sudo: true }, 'sudo'],
+    ['an unknown field', { command: 'true', run_as: 'root' }, 'run_as'],
+    ['sudo that is not a boolean', { command: 'true', sudo: 'yes' }, 'sudo must be true or false'],
+    ['sudo with a pty', { command: 'true', sudo: true, pty: true }, 'sudo and pty cannot be combined'],
     ['a command that is not a string', { command: ['ls'] }, 'command must be a string'],
     ['a host that is not a string', { command: 'true', host: 7 }, 'host must be a string'],
   ])('refuses %s before anything reaches the relay', async (_label, args, message) => {

@@ -1,7 +1,7 @@
 /**
  * What an approval is for: one call, described exactly, and the hash that binds the approval to it.
  * The hash covers every argument that changes what runs where (tool, relay, host, guest, the exact
- * command text, the timeout), so a command that differs by one byte, or the same command on another
+ * command text, the timeout, sudo), so a command that differs by one byte, or the same command on another
  * host, has another hash and cannot use the approval.
  */
 import { z } from 'zod';
@@ -22,6 +22,8 @@ export const approvalCallSchema = z
       .strict()
       .nullable(),
     command: z.string().min(1).max(MAX_COMMAND_CHARS),
+    /** Run under sudo (ssh_exec_command sudo: true); absent for a plain call. */
+    sudo: z.literal(true).optional(),
     timeoutMs: z
       .number()
       .int()
@@ -44,7 +46,10 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
 }
 
-/** SHA-256 (hex) of the canonical JSON of {tool, relay, host, guest, command, timeout}. */
+/**
+ * SHA-256 (hex) of the canonical JSON of {tool, relay, host, guest, command, timeout, sudo}. `sudo`
+ * is left out when absent, so a plain call hashes as before, and differently from the same call under sudo.
+ */
 export async function approvalArgsHash(call: ApprovalCall): Promise<string> {
   const canonical = canonicalJson({
     tool: call.tool,
@@ -53,6 +58,7 @@ export async function approvalArgsHash(call: ApprovalCall): Promise<string> {
     guest: call.guest,
     command: call.command,
     timeout: call.timeoutMs,
+    sudo: call.sudo,
   });
   return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical))));
 }

@@ -44,6 +44,7 @@ export interface ApprovalRecord extends Omit<NewApproval, 'call'> {
   guest: NewApproval['call']['guest'];
   command: string;
   timeoutMs: number;
+  sudo?: true;
   state: ApprovalState;
   createdAt: number;
   /** Until when a pending request may be decided. */
@@ -69,7 +70,15 @@ export interface ApprovalBinding {
 
 /** The call an approval is for, as it was asked. */
 export function callOf(record: ApprovalRecord): NewApproval['call'] {
-  return { tool: record.tool, relay: record.relay, host: record.host, guest: record.guest, command: record.command, timeoutMs: record.timeoutMs };
+  return {
+    tool: record.tool,
+    relay: record.relay,
+    host: record.host,
+    guest: record.guest,
+    command: record.command,
+    timeoutMs: record.timeoutMs,
+    ...(record.sudo ? { sudo: true as const } : {}),
+  };
 }
 
 /** Who approves, in words: "deployment admins", or the listed subjects and admins. */

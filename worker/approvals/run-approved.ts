@@ -33,6 +33,7 @@ export function approvedCallRunner(executor: ToolExecutor, settings: ToolSetting
         maxChars: settings.characterLimit,
         approvalId: record.id,
         ...(guest ? { guest } : {}),
+        ...(call.sudo ? { sudo: true } : {}),
       },
       signal,
     );

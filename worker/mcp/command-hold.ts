@@ -22,6 +22,8 @@ import type { Caller } from './policed-executor.ts';
 export interface HeldCallDetails {
   timeoutMs: number;
   guest: JobGuest | null;
+  /** ssh_exec_command under sudo: part of what an approval is bound to. */
+  sudo?: boolean;
   signal: AbortSignal;
   /** Carry on with this approval (ssh_approval_status) instead of asking for a new one. */
   approvalId?: string;
@@ -54,6 +56,7 @@ function approvalCall(held: HeldCall): ApprovalCall {
     guest: held.details.guest,
     command: held.command.text,
     timeoutMs: held.details.timeoutMs,
+    ...(held.details.sudo ? { sudo: true as const } : {}),
   };
 }
 

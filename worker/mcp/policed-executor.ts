@@ -5,6 +5,7 @@
  * a user or changing a grant takes effect on the very next request.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
+import { quoteShellWord } from '../../shared/shell-quote.ts';
 import { fleetHosts, policyHost, qualifiedName } from '../team/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
@@ -104,7 +105,11 @@ export class PolicedExecutor implements ToolExecutor {
   ): Promise<Outcome<T>> {
     const started = Date.now();
     // A command is classified here, in the Worker, so the gate's one call can apply the command rules.
-    const command = commandCall !== undefined ? await this.classified(commandCall.text) : undefined;
+    // Under sudo the command is classified as what runs (`sudo sh -c COMMAND`: at least privileged), and keeps its own text.
+    const command =
+      commandCall !== undefined
+        ? { ...(await this.classified(commandCall.sudo ? `sudo sh -c ${quoteShellWord(commandCall.text)}` : commandCall.text)), text: commandCall.text }
+        : undefined;
     const entry = {
       time: new Date(started).toISOString(),
       user: this.caller.username,
@@ -229,7 +234,7 @@ export class PolicedExecutor implements ToolExecutor {
     const guest = request.guest;
     return this.onHost(
       guest ? (guest.kind === 'lxc' ? 'proxmox_container_exec_command' : 'proxmox_vm_exec_command') : 'ssh_exec_command',
-      guest ? `${guestLabel(guest.kind, guest.id)}: ${request.command}` : request.command,
+      guest ? `${guestLabel(guest.kind, guest.id)}: ${request.command}` : request.sudo ? `sudo: ${request.command}` : request.command,
       request.host,
       'operator',
       ({ route }) => this.inner.exec(route, request, signal),
@@ -238,6 +243,7 @@ export class PolicedExecutor implements ToolExecutor {
         text: request.command,
         timeoutMs: request.timeoutMs,
         guest: request.guest ?? null,
+        ...(request.sudo ? { sudo: true } : {}),
         signal,
         ...(request.approvalId !== undefined ? { approvalId: request.approvalId } : {}),
         ...(request.progress ? { onWaiting: (message: string | null) => request.progress?.note(message) } : {}),

@@ -89,6 +89,7 @@ export class RelayAdapter {
       maxChars: request.maxChars,
       ...(request.guest ? { guest: request.guest } : {}),
       ...(request.pty ? { pty: request.pty } : {}),
+      ...(request.sudo ? { sudo: true } : {}),
     };
     const reply = await this.cancellable(
       route.relay,
