@@ -1,33 +1,23 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadEnvironment, loadHostsConfig } from '../../../relay/config.ts';
+import { configError as messageOf, configFixture, type ConfigFixture } from './config-fixture.ts';
+import { loadEnvironment, loadHostsConfig } from '../../../relay/config.ts';
 
+let fixture: ConfigFixture;
 let dir: string;
 let key: string;
 let encryptedKey: string;
-/** A listening UNIX socket: what the config checks an agent path against (nothing connects to it here). */
 let socket: string;
-let socketServer: Server;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mre-config-'));
-  key = join(dir, 'id_ed25519');
-  encryptedKey = join(dir, 'id_encrypted');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'sesame', '-f', encryptedKey]);
-  socket = join(dir, 'agent.sock');
-  socketServer = createServer();
-  await new Promise<void>((resolve) => socketServer.listen(socket, resolve));
+  fixture = await configFixture('mre-config-', { id_ed25519: '', id_encrypted: 'sesame' });
+  ({ dir, socket } = fixture);
+  key = fixture.keys.id_ed25519 ?? '';
+  encryptedKey = fixture.keys.id_encrypted ?? '';
 });
 
-afterAll(async () => {
-  await new Promise((resolve) => socketServer.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 const seed = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
   HOST: '192.0.2.10',
@@ -38,13 +28,7 @@ const seed = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
 });
 
 function configError(env: NodeJS.ProcessEnv, path?: string): string {
-  try {
-    loadHostsConfig(env, path);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
+  return messageOf(() => loadHostsConfig(env, path));
 }
 
 describe('hosts from the seed variables', () => {

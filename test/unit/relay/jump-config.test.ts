@@ -1,21 +1,21 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configError, configFixture, type ConfigFixture } from './config-fixture.ts';
 import { ConfigError, loadHostsConfig, type RelayHostsConfig } from '../../../relay/config.ts';
 import { MAX_JUMP_HOPS, parseProxyJump } from '../../../relay/jump-hosts.ts';
 
+let fixture: ConfigFixture;
 let dir: string;
 let key: string;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'mre-jump-config-'));
-  key = join(dir, 'id_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+beforeAll(async () => {
+  fixture = await configFixture('mre-jump-config-', { id_ed25519: '' });
+  dir = fixture.dir;
+  key = fixture.keys.id_ed25519 ?? '';
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => fixture.close());
 
 function host(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { name, address: `${name}.example.net`, user: 'ops', key_path: key, ...extra };
@@ -25,16 +25,6 @@ function load(hosts: Record<string, unknown>[]): RelayHostsConfig {
   const path = join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(path, JSON.stringify({ hosts }));
   return loadHostsConfig({ MCP_REMOTE_EXEC_STATE_DIR: dir }, path);
-}
-
-function configError(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('jump in the relay config', () => {

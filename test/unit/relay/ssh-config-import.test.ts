@@ -1,33 +1,24 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadHostsConfig, type RelayHostsConfig } from '../../../relay/config.ts';
+import { configError, configFixture, type ConfigFixture } from './config-fixture.ts';
+import { loadHostsConfig, type RelayHostsConfig } from '../../../relay/config.ts';
 import { MAX_IMPORTED_HOSTS, MAX_SSH_CONFIG_BYTES } from '../../../relay/ssh-config-import.ts';
 
+let fixture: ConfigFixture;
 let dir: string;
 let key: string;
 let otherKey: string;
 let socket: string;
-let socketServer: Server;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mre-ssh-config-'));
-  key = join(dir, 'id_web');
-  otherKey = join(dir, 'id_other');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', otherKey]);
-  socket = join(dir, 'agent.sock');
-  socketServer = createServer();
-  await new Promise<void>((resolve) => socketServer.listen(socket, resolve));
+  fixture = await configFixture('mre-ssh-config-', { id_web: '', id_other: '' });
+  ({ dir, socket } = fixture);
+  key = fixture.keys.id_web ?? '';
+  otherKey = fixture.keys.id_other ?? '';
 });
 
-afterAll(async () => {
-  await new Promise((resolve) => socketServer.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 let counter = 0;
 
@@ -39,16 +30,6 @@ function load(lines: string[], wanted: string[], extra: { env?: NodeJS.ProcessEn
   const path = join(dir, `relay_${counter}.json`);
   writeFileSync(path, JSON.stringify({ ssh_config: sshConfig, hosts_from_ssh_config: wanted, hosts: extra.hosts ?? [] }));
   return loadHostsConfig({ MCP_REMOTE_EXEC_STATE_DIR: dir, USER: 'localme', ...extra.env }, path);
-}
-
-function configError(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('reading an OpenSSH client config', () => {
