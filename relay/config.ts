@@ -575,6 +575,13 @@ export function loadHostsConfig(env: NodeJS.ProcessEnv, configPath?: string): Re
     recordKnownHostsFile: known.record,
     stateDir: stateDir(env),
     source: 'environment (HOST, SSH_USERNAME, …)',
+    ...(host?.jump && host.auth.kind === 'password'
+      ? {
+          notices: [
+            'SSH_PROXY_JUMP with SSH_PASSWORD: every jump host is sent the same password as the host. Prefer SSH_KEY or an ssh-agent, which give a jump host no secret.',
+          ],
+        }
+      : {}),
   };
 }
 

@@ -118,15 +118,20 @@ export class JumpConnections {
         clearTimeout(silence);
         resolve(outcome);
       };
-      // A hop that accepts no forwarding answer in this time has gone silent: drop it for everyone.
+      // No answer in this time: this request fails. The hop itself is dropped only when nothing else
+      // runs through it: sshd answers a forwarding request only once its own connect to the target
+      // ends, which for a powered-off target can take minutes, and that must not cut off the other
+      // hosts' sessions through the same hop. A hop that really died is found by its keepalives.
       const silence = setTimeout(() => {
+        const idle = hop.tunnels === 0;
         settle(
           failure(
             'host_unreachable',
-            `jump host "${name}" did not answer a forwarding request to ${address}:${port} within ${seconds} s; its connection was dropped.`,
+            `jump host "${name}" did not answer a forwarding request to ${address}:${port} within ${seconds} s` +
+              (idle ? '; its connection was dropped.' : ' (the target may be down; the jump connection stays open for the other hosts).'),
           ),
         );
-        this.drop(hop);
+        if (idle) this.drop(hop);
       }, hop.host.connectTimeoutMs);
       try {
         hop.client.forwardOut('127.0.0.1', 0, address, port, (error, channel) => {

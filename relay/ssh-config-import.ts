@@ -95,6 +95,11 @@ function parseLine(raw: string, file: string, line: number): Directive | null {
   const text = raw.replace(/^[ \t]+/, '');
   if (text === '' || text.startsWith('#')) return null;
   const keyword = /^[^ \t=]+/.exec(text)?.[0] ?? '';
+  // OpenSSH refuses an unknown option as a "Bad configuration option". Anything not shaped like a
+  // keyword (a key or certificate that ended up in an Included folder, say) is refused here too,
+  // naming the file and line but never echoing the text: the start-up notices go to the log.
+  if (!/^[A-Za-z][A-Za-z0-9]{0,63}$/.test(keyword))
+    throw new ConfigError(`${where}: this line does not start with an ssh_config keyword (is this file an ssh_config file?).`);
   const rest = text.slice(keyword.length).replace(/^[ \t]*=?[ \t]*/, '');
   return { keyword: keyword.toLowerCase(), written: keyword, args: splitWords(rest, where), file, line };
 }

@@ -58,7 +58,9 @@ export const SUDO_STARTED_PRINTF = "printf '\\036mre-sudo\\036\\n'";
 export function underSudo(script: string, args: string, mode: SudoMode): string {
   const words = ['sudo', mode === 'password' ? '-S' : '-n', '-p', '', '--', 'sh', '-c', script, 'mre-sudo'].map(quoteShellWord).join(' ');
   const sudo = args.length > 0 ? `${words} ${args}` : words;
-  return mode === 'password' ? `{ IFS= read -r mre_p; printf '%s\\n' "$mre_p"; } | ${sudo}` : `${sudo} </dev/null`;
+  // `set +vx` first: a login shell tracing its commands (`set -x` in a startup file) would print the
+  // password line's printf, password and all, on stderr, which reaches the caller in sudo's error.
+  return mode === 'password' ? `set +vx; { IFS= read -r mre_p; printf '%s\\n' "$mre_p"; } | ${sudo}` : `${sudo} </dev/null`;
 }
 
 /**
@@ -98,7 +100,9 @@ export class SudoStderrFilter {
    */
   sudoText(password?: string): string {
     const said = this.held.toString('utf8');
-    const text = (password ? said.replaceAll(password, '[sudo password]') : said)
+    // Also as a shell would quote it in a trace ('it'\''s'), should tracing have been on before `set +vx`.
+    const hidden = password ? said.replaceAll(`'${password.replaceAll("'", "'\\''")}'`, '[sudo password]').replaceAll(password, '[sudo password]') : said;
+    const text = hidden
       .replace(/[^\x20-\x7e\n]/g, '?')
       .trim()
       .split('\n')

@@ -135,4 +135,11 @@ describe('stdio SSH_PROXY_JUMP', () => {
     expect(loadHostsConfig(env('none')).hosts[0]?.jump).toBeUndefined();
     expect(configError(() => loadHostsConfig(env('gw,,inner')))).toContain('SSH_PROXY_JUMP');
   });
+
+  it('warns at start that a password goes to every jump host too, and says nothing for a key', () => {
+    expect(loadHostsConfig(env('gw')).notices ?? []).toEqual([]);
+    const withPassword = loadHostsConfig({ ...env('gw'), SSH_KEY: '', SSH_PASSWORD: 'pw' });
+    expect(withPassword.notices?.join('\n')).toContain('every jump host is sent the same password');
+    expect(withPassword.notices?.join('\n')).not.toContain('pw ');
+  });
 });

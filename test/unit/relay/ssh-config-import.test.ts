@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configError, configFixture, type ConfigFixture } from './config-fixture.ts';
@@ -126,6 +126,17 @@ describe('reading an OpenSSH client config', () => {
       ['web1', 'after-include', 'from-include', 2201],
       ['web2', 'web2', 'localme', 2202],
     ]);
+  });
+
+  it('refuses an Included file that is not an ssh_config (a private key), naming file and line but never echoing its text', () => {
+    const includes = join(dir, `keys.d-${counter}`);
+    mkdirSync(includes);
+    const keyText = readFileSync(key, 'utf8');
+    writeFileSync(join(includes, 'deploy_key'), keyText);
+    const message = configError(() => load(['Host web1', `  Include ${join(includes, '*')}`, `  IdentityFile ${key}`], ['web1']));
+    expect(message).toContain(`${join(includes, 'deploy_key')} line 1`);
+    expect(message).toContain('does not start with an ssh_config keyword');
+    for (const line of keyText.split('\n').filter((text) => text.length > 8)) expect(message).not.toContain(line.slice(0, 20));
   });
 
   it('refuses an Include loop, a huge file, control characters, an unclosed quote and unusable values, naming the place', () => {

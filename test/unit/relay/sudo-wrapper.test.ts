@@ -2,13 +2,13 @@
  * The sudo side of the wrapper, run by a real sh on this machine: a host without sudo gives a
  * clear error, and sudo's own stderr (lecture, retries) is told apart from the command's.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_STOP, newRunId, wrapCommand } from '../../../relay/host-stop.ts';
-import { SUDO_STARTED, SudoStderrFilter, sudoRefused } from '../../../relay/sudo.ts';
+import { SUDO_STARTED, SudoStderrFilter, sudoRefused, underSudo } from '../../../relay/sudo.ts';
 
 let bin: string;
 
@@ -66,6 +66,25 @@ describe("telling sudo's stderr from the command's", () => {
     expect(text).toContain('echoed [sudo password] by a module?[31m');
     expect(text).not.toContain('s3cr3t');
     expect(text.length).toBeLessThanOrEqual(401);
+  });
+});
+
+describe('a login shell that traces its commands', () => {
+  it('is told to stop before the password line is read, and a traced password is cut out in its quoted form too', () => {
+    const wrapped = underSudo('true', '', 'password');
+    expect(wrapped.indexOf('set +vx;')).toBeLessThan(wrapped.indexOf('read -r mre_p'));
+    const filter = new SudoStderrFilter(() => undefined);
+    filter.push(Buffer.from(`+ printf '%s\\n' 'it'\\''s a pw'\nsudo: 1 incorrect password attempt\n`));
+    const text = filter.sudoText("it's a pw");
+    expect(text).not.toContain('s a pw');
+    expect(text).toContain('[sudo password]');
+  });
+
+  it('really runs the wrapper with tracing off (bash -x): the password never reaches stderr', () => {
+    const script = `${underSudo('true', '', 'password').replace(/ \| sudo .*$/, ' >/dev/null')}`;
+    const result = spawnSync('bash', ['-x', '-c', script], { input: "it's a pw\n", encoding: 'utf8' });
+    expect(result.stderr).toContain('set +vx');
+    expect(result.stderr).not.toContain('s a pw');
   });
 });
 
