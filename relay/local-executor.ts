@@ -3,12 +3,11 @@
  * Worker and the hub. Results take the same shape as the hub executor's, so the shared tool
  * definitions format them identically. There is no relay, so it has no ping (and no relay_ping tool).
  */
-import { quoteShellWord } from '../shared/shell-quote.ts';
 import { failure, success, type Outcome } from '../shared/errors.ts';
 import { execOutcomeFrom, type ExecOutcome } from '../shared/exec-output.ts';
 import { selectHost } from '../shared/host-selection.ts';
 import type { CheckCommandExecutor, CommandCheckResult } from '../shared/check-command-tool.ts';
-import type { ClassifyCommand, CommandClassification } from '../shared/shell/command-class.ts';
+import { underSudoText, type ClassifyCommand, type CommandClassification } from '../shared/shell/command-class.ts';
 import { hostViews } from '../shared/host-views.ts';
 import { LatestLineTracker } from '../shared/latest-line.ts';
 import { PROBE_TIMEOUT_MS } from '../shared/limits.ts';
@@ -243,7 +242,7 @@ export class LocalExecutor implements ToolExecutor {
   }
 
   /** The stdio mode has no team policy: the check says what the command is, and that nothing here decides on it. */
-  private async classifyOnly(classify: ClassifyCommand, request: { command: string; host?: string }): Promise<Outcome<CommandCheckResult>> {
+  private async classifyOnly(classify: ClassifyCommand, request: { command: string; host?: string; sudo?: boolean }): Promise<Outcome<CommandCheckResult>> {
     const host = selectHost(
       this.operations.inventory().map((entry) => entry.name),
       request.host,
@@ -251,7 +250,7 @@ export class LocalExecutor implements ToolExecutor {
     if (!host.ok) return host;
     let classification: CommandClassification;
     try {
-      classification = await classify(request.command);
+      classification = await classify(request.sudo ? underSudoText(request.command) : request.command);
     } catch (error) {
       classification = {
         class: 'unknown',
@@ -274,11 +273,7 @@ export class LocalExecutor implements ToolExecutor {
     );
     if (!host.ok) return host;
     // Under sudo, the confirmation rule sees what runs: `sudo sh -c COMMAND` (at least privileged).
-    const confirmed = await this.confirmed(
-      host.value,
-      request.sudo ? { ...request, command: `sudo sh -c ${quoteShellWord(request.command)}` } : request,
-      signal,
-    );
+    const confirmed = await this.confirmed(host.value, request.sudo ? { ...request, command: underSudoText(request.command) } : request, signal);
     if (!confirmed.ok) return confirmed;
     const output = { stdout: '', stderr: '' };
     // Only when the client asked for progress: the reporter reads the latest line from here.

@@ -36,7 +36,8 @@ export interface CommandCheckResult {
 }
 
 export interface CheckCommandExecutor {
-  checkCommand(request: { command: string; host?: string }, signal: AbortSignal): Promise<Outcome<CommandCheckResult>>;
+  /** `sudo`: check it as ssh_exec_command with sudo: true runs it (shared/shell/command-class.ts underSudoText). */
+  checkCommand(request: { command: string; host?: string; sudo?: boolean }, signal: AbortSignal): Promise<Outcome<CommandCheckResult>>;
 }
 
 export const checkCommandInput = z
@@ -47,6 +48,10 @@ export const checkCommandInput = z
       .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
       .describe('The shell command to check, exactly as it would be given to ssh_exec_command. It is not run.'),
     host: hostArgument,
+    sudo: z
+      .boolean({ error: 'sudo must be true or false' })
+      .optional()
+      .describe('Check it as ssh_exec_command with sudo: true would run it: as root, `sudo sh -c COMMAND` (privileged at least).'),
     response_format: responseFormat,
   })
   .strict();
@@ -133,7 +138,10 @@ export function registerCheckCommandTool(server: McpServer, executor: CheckComma
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     async (args, ctx): Promise<CallToolResult> => {
-      const outcome = await executor.checkCommand({ command: args.command, ...(args.host !== undefined ? { host: args.host } : {}) }, ctx.mcpReq.signal);
+      const outcome = await executor.checkCommand(
+        { command: args.command, ...(args.host !== undefined ? { host: args.host } : {}), ...(args.sudo ? { sudo: true } : {}) },
+        ctx.mcpReq.signal,
+      );
       if (!outcome.ok) return errorResult(outcome.error);
       const structured = checkOutput(outcome.value);
       const text = args.response_format === 'json' ? JSON.stringify(structured, null, 2) : formatCheck(outcome.value);

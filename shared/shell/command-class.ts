@@ -6,6 +6,8 @@
  * Ordered from least to most risky; a command's class is the most risky of everything in it.
  * `unknown` is anything that cannot be classified with certainty, and counts as privileged.
  */
+import { quoteShellWord } from '../shell-quote.ts';
+
 export const COMMAND_CLASSES = ['read-only', 'mutating', 'privileged', 'unknown'] as const;
 export type CommandClass = (typeof COMMAND_CLASSES)[number];
 
@@ -45,4 +47,13 @@ export type CommandDecision =
 export interface RuleRef {
   index: number;
   note: string | null;
+}
+
+/**
+ * What a command given with `sudo: true` is classified as: what runs on the host, `sudo sh -c
+ * COMMAND` (privileged at least). One text for the Worker's rules, the stdio confirmation and the
+ * dry run, so they can never disagree about a sudo call.
+ */
+export function underSudoText(command: string): string {
+  return `sudo sh -c ${quoteShellWord(command)}`;
 }

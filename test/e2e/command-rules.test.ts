@@ -253,6 +253,18 @@ describe('ssh_check_command', () => {
     expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ target: 'df -h; touch x', outcome: 'checked', host: 'stage' })]));
   });
 
+  it('checks a command as sudo: true runs it: df -h, allowed to a viewer, is privileged and denied under sudo', async () => {
+    const vera = await signIn('vera');
+    const plain = await call(vera, 'ssh_check_command', { host: 'stage', command: 'df -h' });
+    expect(plain.structured).toMatchObject({ class: 'read-only', decision: { effect: 'allow' } });
+    const underSudo = await call(vera, 'ssh_check_command', { host: 'stage', command: 'df -h', sudo: true });
+    expect(underSudo.isError, underSudo.text).toBe(false);
+    expect(underSudo.structured).toMatchObject({ class: 'privileged', decision: { effect: 'deny', role: 'viewer' } });
+    expect(underSudo.structured.programs).toEqual(expect.arrayContaining(['sudo', 'df']));
+    const rows = await auditRows('user=vera&tool=ssh_check_command');
+    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ target: 'sudo: df -h', outcome: 'checked' })]));
+  });
+
   it('reports a host the caller cannot see like a missing one', async () => {
     const vera = await signIn('vera');
     const missing = await call(vera, 'ssh_check_command', { host: 'nowhere', command: 'ls' });

@@ -35,4 +35,12 @@ describe('ssh_check_command over stdio', () => {
     expect(textOf(result)).toContain('Nothing was run.');
     expect(existsSync(marker)).toBe(false);
   });
+
+  it('classifies a command as sudo: true would run it', async () => {
+    const result = CallToolResultSchema.parse(
+      await session.client.callTool({ name: 'ssh_check_command', arguments: { command: 'df -h', sudo: true } }, CallToolResultSchema),
+    );
+    expect(result.isError, textOf(result)).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({ class: 'privileged', decision: null });
+  });
 });

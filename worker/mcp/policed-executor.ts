@@ -5,7 +5,6 @@
  * a user or changing a grant takes effect on the very next request.
  */
 import { failure, success, type Outcome } from '../../shared/errors.ts';
-import { quoteShellWord } from '../../shared/shell-quote.ts';
 import { fleetHosts, policyHost, qualifiedName } from '../team/fleet.ts';
 import type { ExecOutcome } from '../../shared/exec-output.ts';
 import type { DirectoryListing, FileReadResult, FileWriteResult } from '../../shared/file-types.ts';
@@ -37,7 +36,7 @@ import { reportDoCalls } from '../do-call-count.ts';
 import { finishAudit, gateCall, recordCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
 import { fleetOf } from '../team/gate-decision.ts';
 import { teamDirectory, type CommandCheck, type GateCommand } from '../team/team-directory.ts';
-import type { ClassifyCommand } from '../../shared/shell/command-class.ts';
+import { underSudoText, type ClassifyCommand } from '../../shared/shell/command-class.ts';
 import type { CommandCheckResult } from '../../shared/check-command-tool.ts';
 import { logEvent } from '../log.ts';
 import { holdForPerson, type HeldCallDetails } from './command-hold.ts';
@@ -108,7 +107,7 @@ export class PolicedExecutor implements ToolExecutor {
     // Under sudo the command is classified as what runs (`sudo sh -c COMMAND`: at least privileged), and keeps its own text.
     const command =
       commandCall !== undefined
-        ? { ...(await this.classified(commandCall.sudo ? `sudo sh -c ${quoteShellWord(commandCall.text)}` : commandCall.text)), text: commandCall.text }
+        ? { ...(await this.classified(commandCall.sudo ? underSudoText(commandCall.text) : commandCall.text)), text: commandCall.text }
         : undefined;
     const entry = {
       time: new Date(started).toISOString(),
@@ -161,9 +160,9 @@ export class PolicedExecutor implements ToolExecutor {
   }
 
   /** ssh_check_command: classify here, then one TeamDirectory call resolves the host, applies the rules and records a `checked` row. */
-  async checkCommand(request: { command: string; host?: string }, _signal: AbortSignal): Promise<Outcome<CommandCheckResult>> {
+  async checkCommand(request: { command: string; host?: string; sudo?: boolean }, _signal: AbortSignal): Promise<Outcome<CommandCheckResult>> {
     const started = Date.now();
-    const { classification } = await this.classified(request.command);
+    const { classification } = await this.classified(request.sudo ? underSudoText(request.command) : request.command);
     const entry = {
       time: new Date(started).toISOString(),
       user: this.caller.username,
@@ -171,7 +170,7 @@ export class PolicedExecutor implements ToolExecutor {
       relay: null,
       host: request.host ?? null,
       tool: 'ssh_check_command',
-      target: request.command,
+      target: request.sudo ? `sudo: ${request.command}` : request.command,
     };
     let checked: Outcome<CommandCheck>;
     try {
