@@ -91,9 +91,21 @@ const execArgs = z
     ctid: z.string().optional(),
     vmid: z.string().optional(),
     sudo: z.boolean().optional(),
+    pty: z.boolean().optional(),
   })
   .loose();
 type ExecArgs = z.infer<typeof execArgs>;
+
+/**
+ * Why a call cannot run as a job, when it cannot: jobs run neither under sudo nor with a terminal.
+ * Such a call is answered synchronously (2026-07-28) or refused (a 2025-era task request), never
+ * run as a job without what it asked for.
+ */
+function notAsTask(args: ExecArgs): string | null {
+  if (args.sudo === true) return 'sudo: true does not run as a task (jobs do not run under sudo); call the tool without a task';
+  if (args.pty === true) return 'pty: true does not run as a task (jobs have no terminal); call the tool without a task';
+  return null;
+}
 
 /**
  * The job's name says it is a task, which tool started it and in which format it answers: the job
@@ -123,8 +135,7 @@ function startRequest(tool: ExecToolName, args: ExecArgs): StartJobRequest | nul
   const guestSpec = EXEC_TOOLS[tool];
   const guestId = guestSpec === null ? undefined : args[guestSpec.idArgument];
   if (guestSpec !== null && guestId === undefined) return null;
-  // Jobs do not run under sudo: such a call is answered synchronously, never as a job without sudo.
-  if (args.sudo === true) return null;
+  if (notAsTask(args) !== null) return null;
   return {
     ...(args.host !== undefined ? { host: args.host } : {}),
     ...(guestSpec !== null && guestId !== undefined ? { guest: { kind: guestSpec.kind, id: guestId } } : {}),
@@ -291,10 +302,7 @@ export function installTaskCalls(server: McpServer, toolCall: ToolCallHandler | 
       // Invalid arguments: on 2026-07-28 the synchronous path gives its usual answer; a 2025-era
       // task request must get an error, since its client expects a task or an error.
       if (era === 'modern') return null;
-      const why =
-        parsed?.success === true && parsed.data.sudo === true
-          ? 'sudo: true does not run as a task (jobs do not run under sudo); call the tool without a task'
-          : (validated.issues ?? []).map((issue) => issue.message).join('; ');
+      const why = (parsed?.success === true ? notAsTask(parsed.data) : null) ?? (validated.issues ?? []).map((issue) => issue.message).join('; ');
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: ${why}`);
     }
     if (era === 'modern' && parsed.data.timeout < minTimeoutSeconds) return null;

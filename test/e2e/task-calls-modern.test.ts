@@ -107,6 +107,18 @@ describe('exec tools as MCP tasks through the Worker (2026-07-28)', () => {
     expect(quick.result).toMatchObject({ structuredContent: { stdout: 'now\n' } });
   });
 
+  it('answers a pty: true call synchronously, with its terminal, even when the client opts in to tasks', async () => {
+    const answered = await rpc(
+      stack.mcp,
+      'tools/call',
+      { name: 'ssh_exec_command', arguments: { command: 'sleep 3; tty', timeout: 60, pty: true } },
+      'ssh_exec_command',
+    );
+    expect(answered.result?.resultType).not.toBe('task');
+    expect(answered.result).toMatchObject({ structuredContent: { exit_code: 0 } });
+    expect(JSON.stringify(answered.result)).toContain('/dev/pts/');
+  });
+
   it('stops the remote command on tasks/cancel', async () => {
     const command = `sleep 1000.${RUN}1`;
     const created = await rpc(stack.mcp, 'tools/call', { name: 'ssh_exec_command', arguments: { command, timeout: 120 } }, 'ssh_exec_command');

@@ -97,6 +97,15 @@ describe('exec tools as MCP tasks through the Worker (2025-11-25, SDK v1 client)
     expect(JSON.stringify(jobs)).not.toContain(marker);
   });
 
+  it('refuses pty: true as a task with a clear error, and starts no job (jobs have no terminal)', async () => {
+    const marker = `1000.${RUN}3`;
+    const seen = await runAsTask(v1(stack.mcp), { command: `sleep ${marker}`, timeout: 60, pty: true });
+    expect(seen.map((message) => message.type)).toEqual(['error']);
+    expect(seen[0]?.error?.message).toContain('pty: true does not run as a task');
+    const jobs = await stack.call('ssh_list_jobs', {});
+    expect(JSON.stringify(jobs)).not.toContain(marker);
+  });
+
   it("answers another user's task id exactly as a made-up one", async () => {
     const admin = adminApi(stack.worker);
     const added = await admin.post('users', { username: 'tess', groups: ['ops'] });
