@@ -11,27 +11,12 @@
  *
  * Run: node bench/host-wrapper.ts   (CALLS=300 by default; needs root for the test sshd)
  */
-import type { Client } from 'ssh2';
 import { newRunId, wrapCommand } from '../relay/host-stop.ts';
 import { startSshd } from '../test/harness/sshd.ts';
-import { connect, sshConfig } from './ssh-floor.ts';
+import { connect, execCommand, sshConfig } from './ssh-floor.ts';
 import { row, summarize } from './stats.ts';
 
 const CALLS = Number(process.env.CALLS ?? 300);
-
-function run(client: Client, command: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    client.exec(command, (error, channel) => {
-      if (error) {
-        reject(error);
-        return;
-      }
-      channel.resume();
-      channel.stderr.resume();
-      channel.once('close', () => resolve());
-    });
-  });
-}
 
 /** The wrapper with its watchdog start cut out: from the watchdog's `sh -c` to the marker's export. */
 function withoutWatchdog(wrapped: string): string {
@@ -50,13 +35,13 @@ try {
     { label: 'wrapper without its watchdog (marker, pipe inode)', command: () => withoutWatchdog(wrapCommand('true', newRunId(), 30_000)) },
     { label: 'whole wrapper (with the host watchdog)', command: () => wrapCommand('true', newRunId(), 30_000) },
   ];
-  for (let index = 0; index < 30; index += 1) for (const variant of variants) await run(client, variant.command());
+  for (let index = 0; index < 30; index += 1) for (const variant of variants) await execCommand(client, variant.command());
   const samples = variants.map(() => [] as number[]);
   for (let index = 0; index < CALLS; index += 1) {
     for (const [position, variant] of variants.entries()) {
       const command = variant.command();
       const started = performance.now();
-      await run(client, command);
+      await execCommand(client, command);
       samples[position]?.push(performance.now() - started);
     }
   }

@@ -18,8 +18,13 @@ export function connect(config: ConnectConfig): Promise<Client> {
 
 /** `true` on an open connection: one channel, no output. */
 export function execTrue(client: Client): Promise<void> {
+  return execCommand(client, 'true');
+}
+
+/** `command` on an open connection, its output read and dropped; resolves when the channel closes. */
+export function execCommand(client: Client, command: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    client.exec('true', (error, channel) => {
+    client.exec(command, (error, channel) => {
       if (error) {
         reject(error);
         return;

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relayExec } from '../harness/relay-exec.ts';
 import type { Outcome } from '../../shared/errors.ts';
 import type { OperationResult } from '../../shared/protocol.ts';
 import { loadHostsConfig, type RelayHostsConfig } from '../../relay/config.ts';
@@ -74,15 +75,7 @@ function operations(config: RelayHostsConfig): RelayOperations {
 }
 
 async function exec(ops: RelayOperations, hostName: string, command: string): Promise<{ outcome: Outcome<OperationResult>; stdout: string }> {
-  let stdout = '';
-  const outcome = await ops.run(
-    { op: 'exec', host: hostName, command, timeoutMs: 20_000, maxChars: 10_000 },
-    (stream, text) => {
-      if (stream === 'stdout') stdout += text;
-    },
-    AbortSignal.timeout(30_000),
-  );
-  return { outcome, stdout };
+  return relayExec(ops, hostName, command, 20_000);
 }
 
 function errorOf(outcome: Outcome<OperationResult>): { code: string; message: string } {

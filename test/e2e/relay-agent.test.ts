@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relayExec } from '../harness/relay-exec.ts';
 import type { Outcome } from '../../shared/errors.ts';
 import type { OperationResult } from '../../shared/protocol.ts';
 import { loadHostsConfig, type HostConfig, type RelayHostsConfig } from '../../relay/config.ts';
@@ -59,15 +60,7 @@ function operations(hosts: HostConfig[]): RelayOperations {
 
 /** Run `command` on `hostName`, collecting stdout. */
 async function exec(ops: RelayOperations, hostName: string, command: string): Promise<{ outcome: Outcome<OperationResult>; stdout: string }> {
-  let stdout = '';
-  const outcome = await ops.run(
-    { op: 'exec', host: hostName, command, timeoutMs: 15_000, maxChars: 10_000 },
-    (stream, text) => {
-      if (stream === 'stdout') stdout += text;
-    },
-    AbortSignal.timeout(20_000),
-  );
-  return { outcome, stdout };
+  return relayExec(ops, hostName, command);
 }
 
 beforeAll(async () => {

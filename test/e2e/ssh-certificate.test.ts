@@ -8,6 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relayExec } from '../harness/relay-exec.ts';
 import type { Outcome } from '../../shared/errors.ts';
 import type { OperationResult } from '../../shared/protocol.ts';
 import { ConfigError, loadHostsConfig, type HostConfig, type RelayHostsConfig } from '../../relay/config.ts';
@@ -63,15 +64,7 @@ function operations(config: RelayHostsConfig): RelayOperations {
 
 /** Run `id -un` on `hostName`, collecting stdout. */
 async function whoami(ops: RelayOperations, hostName: string): Promise<{ outcome: Outcome<OperationResult>; stdout: string }> {
-  let stdout = '';
-  const outcome = await ops.run(
-    { op: 'exec', host: hostName, command: 'id -un', timeoutMs: 15_000, maxChars: 10_000 },
-    (stream, text) => {
-      if (stream === 'stdout') stdout += text;
-    },
-    AbortSignal.timeout(20_000),
-  );
-  return { outcome, stdout };
+  return relayExec(ops, hostName, 'id -un');
 }
 
 function hostOf(config: RelayHostsConfig): HostConfig {
