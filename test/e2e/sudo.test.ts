@@ -233,7 +233,7 @@ describe('sudo: true', () => {
     await expect(call).rejects.toThrow();
     // The host's own deadline is a minute away: only the relay's root stop (KILL after the grace) ends them.
     // A 2026-07-28 client cancels by dropping the request, which the Worker learns from its stream's
-    // keep-alive writes (every 2 s; the first may still land in a buffer): allow for two of them.
+    // keep-alive writes (every second; the first may still land in a buffer): allow for that.
     expect(await rootGone('sleep 37.321', 12_000)).toBe(true);
     expect(await rootGone('sleep 37.322')).toBe(true);
   });
