@@ -4,7 +4,7 @@
  * the `mcp-remote-exec` executable npm links. It must connect to the Worker and run a command with
  * only its own dependencies; the systemd unit that ships with it must fit that install.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { connectMcpClient } from '../harness/mcp-client.ts';
 import { startRelay } from '../harness/relay.ts';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
+import { startRegistryStandIn } from '../harness/npm-registry-stand-in.ts';
 import { PROJECT_ROOT, startWorker, type TestWorker } from '../harness/worker.ts';
 import { VERSION } from '../../shared/version.ts';
 
@@ -22,7 +23,7 @@ let tarball: string;
 let bin: string;
 let installed: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mre-package-'));
   // --ignore-scripts: `prepare` would rebuild dist/ under the other test files; the e2e global setup built it already.
   const packed: unknown = JSON.parse(
@@ -32,13 +33,39 @@ beforeAll(() => {
   tarball = join(dir, filename);
   const prefix = join(dir, 'prefix');
   mkdirSync(prefix);
-  // An empty prefix, and a cwd outside the checkout, so nothing of the project's node_modules can be found.
-  execFileSync('npm', ['install', '--global', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel', 'error', tarball], {
-    cwd: dir,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 120_000,
-  });
+  // The registry is a stand-in on loopback (tests reach nothing else), serving the dependencies the
+  // lockfile pins from the local npm cache; npm itself starts from an empty cache, as on a new box.
+  const npmCache = execFileSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).trim();
+  const registry = await startRegistryStandIn(PROJECT_ROOT, npmCache);
+  try {
+    // An empty prefix, and a cwd outside the checkout, so nothing of the project's node_modules can be found.
+    // Asynchronously: the stand-in answers from this very process.
+    const install = await runNpm(
+      [
+        'install',
+        '--global',
+        '--prefix',
+        prefix,
+        '--registry',
+        `${registry.url}/`,
+        '--cache',
+        join(dir, 'npm-cache'),
+        '--no-audit',
+        '--no-fund',
+        '--no-update-notifier',
+        '--loglevel',
+        'error',
+        tarball,
+      ],
+      dir,
+    );
+    if (install.code !== 0) {
+      const missing = registry.missing.length > 0 ? ` Not in the npm cache (run npm install first): ${registry.missing.join(', ')}` : '';
+      throw new Error(`npm install -g of the packed tarball failed (exit ${install.code}): ${install.stderr}${missing}`);
+    }
+  } finally {
+    await registry.stop();
+  }
   bin = join(prefix, 'bin', 'mcp-remote-exec');
   installed = join(prefix, 'lib', 'node_modules', 'mcp-remote-exec');
 }, 150_000);
@@ -46,6 +73,18 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** npm, run without blocking this process (bounded at two minutes). */
+function runNpm(args: string[], cwd: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('npm', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr = (stderr + text).slice(-8192);
+    });
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
 
 function run(args: string[]): string {
   return execFileSync(bin, args, { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir } });
