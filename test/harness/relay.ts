@@ -2,6 +2,7 @@
  * The real relay daemon (`node relay/main.ts`) as a child process, pointed at a test Worker and a
  * test sshd. It runs in an empty temp directory so no developer .env leaks in.
  */
+import { testHostConfig } from './host-config.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,20 +100,12 @@ export async function relayRequestsDuring(relay: TestRelay, action: () => Promis
 
 /** A host entry of the relay's config for the test sshd, key login, for tests that drive RelayOperations directly. */
 export function sshdHostConfig(sshd: TestSshd, name: string, extra: Partial<HostConfig> = {}): HostConfig {
-  return {
+  return testHostConfig({
     name,
     address: sshd.host,
     port: sshd.port,
     username: sshd.user,
     auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-    strictHostKeyChecking: true,
-    hostKeyFingerprints: [],
-    labels: {},
-    readOnly: false,
-    proxmox: false,
-    maxSessions: 10,
-    maxConnections: 4,
-    connectTimeoutMs: 10_000,
     ...extra,
-  };
+  });
 }

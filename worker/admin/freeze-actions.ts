@@ -51,6 +51,32 @@ async function cancelJobsOf(env: Env, request: FreezeRequest): Promise<JobsCance
   return result;
 }
 
+/** The audit row of a freeze or unfreeze by `admin` at `at`: the scope it named, `extra` after it, and how long it took. */
+async function recordFreezeAction(
+  env: Env,
+  admin: string,
+  request: FreezeRequest,
+  tool: 'admin_freeze' | 'admin_unfreeze',
+  at: string,
+  extra: string,
+  durationMs: number,
+): Promise<void> {
+  await recordCall(env, {
+    time: at,
+    user: admin,
+    client: null,
+    relay: request.scope === 'relay' ? (request.name ?? null) : null,
+    host: null,
+    tool,
+    target: scopeLabel(request) + extra,
+    outcome: 'ok',
+    code: null,
+    exitCode: null,
+    bytes: null,
+    durationMs,
+  });
+}
+
 export async function freeze(env: Env, admin: string, body: unknown): Promise<ActionResult<{ freeze: FreezeState; jobs: JobsCancelled | null }>> {
   const parsed = freezeRequestSchema.safeParse(body);
   if (!parsed.success) return { ok: false, reason: 'invalid_argument', message: `Nothing was frozen: ${describeIssues(parsed.error, 'body')}` };
@@ -60,20 +86,8 @@ export async function freeze(env: Env, admin: string, body: unknown): Promise<Ac
   // Frozen first, then the jobs: no new job of the scope can start while these are being cancelled.
   const jobs = request.cancelJobs ? await cancelJobsOf(env, request) : null;
   logEvent('info', 'frozen', { admin, scope: request.scope, name: request.name, jobsCancelled: jobs?.cancelled });
-  await recordCall(env, {
-    time: at,
-    user: admin,
-    client: null,
-    relay: request.scope === 'relay' ? (request.name ?? null) : null,
-    host: null,
-    tool: 'admin_freeze',
-    target: scopeLabel(request) + (jobs ? ` (jobs cancelled: ${jobs.cancelled} of ${jobs.found})` : ''),
-    outcome: 'ok',
-    code: null,
-    exitCode: null,
-    bytes: null,
-    durationMs: Date.now() - new Date(at).getTime(),
-  });
+  const jobsNote = jobs ? ` (jobs cancelled: ${jobs.cancelled} of ${jobs.found})` : '';
+  await recordFreezeAction(env, admin, request, 'admin_freeze', at, jobsNote, Date.now() - new Date(at).getTime());
   return { ok: true, freeze: state, jobs };
 }
 
@@ -85,20 +99,7 @@ export async function unfreeze(env: Env, admin: string, body: unknown): Promise<
   const at = new Date().toISOString();
   const state = await teamDirectory(env).setFreeze(request.scope, request.name, null);
   logEvent('info', 'unfrozen', { admin, scope: request.scope, name: request.name });
-  await recordCall(env, {
-    time: at,
-    user: admin,
-    client: null,
-    relay: request.scope === 'relay' ? (request.name ?? null) : null,
-    host: null,
-    tool: 'admin_unfreeze',
-    target: scopeLabel(request),
-    outcome: 'ok',
-    code: null,
-    exitCode: null,
-    bytes: null,
-    durationMs: 0,
-  });
+  await recordFreezeAction(env, admin, request, 'admin_unfreeze', at, '', 0);
   return { ok: true, freeze: state };
 }
 

@@ -3,6 +3,7 @@
  * error says the relay is still connecting, not that the host is busy. The "host" is a loopback
  * listener that accepts TCP and never speaks SSH (a blackhole for the handshake).
  */
+import { testHostConfig } from '../../harness/host-config.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostConfig } from '../../../relay/config.ts';
@@ -30,21 +31,15 @@ afterAll(async () => {
 });
 
 function host(connectTimeoutMs: number): HostConfig {
-  return {
+  return testHostConfig({
     name: 'silent',
     address: '127.0.0.1',
     port,
     username: 'nobody',
     auth: { kind: 'password', password: 'unused' },
-    strictHostKeyChecking: true,
-    hostKeyFingerprints: [],
-    labels: {},
-    readOnly: false,
-    proxmox: false,
-    maxSessions: 10,
     maxConnections: 1,
     connectTimeoutMs,
-  };
+  });
 }
 
 describe('a command for a host that does not answer', () => {

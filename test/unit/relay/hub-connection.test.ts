@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { testHostConfig } from '../../harness/host-config.ts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_FRAME_CHARS, parseRelayFrame, PROTOCOL_VERSION, type RelayFrame } from '../../../shared/protocol.ts';
@@ -278,21 +279,15 @@ describe('HubConnection', () => {
       relayId: 'unit',
       relayIdExplicit: true,
       hosts: [
-        {
+        testHostConfig({
           name: 'silent',
           address: '127.0.0.1',
           port,
           username: 'u',
           auth: { kind: 'password', password: 'p' },
-          strictHostKeyChecking: true,
-          hostKeyFingerprints: [],
-          labels: {},
-          readOnly: false,
-          proxmox: false,
-          maxSessions: 10,
           maxConnections: 1,
           connectTimeoutMs: 5000,
-        },
+        }),
       ],
       knownHostsFiles: [],
       recordKnownHostsFile: '/nonexistent',
