@@ -6,8 +6,7 @@
  *
  * The env's Durable Object namespaces are wrapped so that every method called on a stub (RPC or
  * fetch) adds one to the count of the request it runs in (AsyncLocalStorage: concurrent requests
- * never share a count). A 2025-era call crosses into the session object: the Worker hands its
- * count on in DO_CALLS_HEADER and the session object goes on counting from there. When a tool has
+ * never share a count). Both eras' calls are served in the Worker itself. When a tool has
  * its answer, the policed executor logs the count (reportDoCalls): what came before the answer is
  * the critical path; what runs after it under waitUntil is not.
  */
@@ -16,8 +15,6 @@ import { logEvent } from './log.ts';
 
 /** A request carrying this header with the value 1 is counted (test builds only). */
 export const COUNT_DO_CALLS_HEADER = 'x-mcp-remote-exec-count-do-calls';
-/** The count so far, handed from the Worker to the session Durable Object (test builds only). */
-export const DO_CALLS_HEADER = 'x-mcp-remote-exec-do-calls';
 /** The log line tests and the bench look for. */
 export const DO_CALLS_EVENT = 'durable object calls before the answer';
 
@@ -88,6 +85,15 @@ export function countingEnv(env: Env): Env {
 /** Run `work` with a count of its own, starting at `start` (calls already made on its behalf). */
 export function withDoCallCount<T>(start: number, work: () => T): T {
   return current.run({ calls: start }, work);
+}
+
+/**
+ * Run `work` uncounted: for Durable Object calls made beside a tool call, never holding up its
+ * answer (a 2025-era call's watch for a cancel), which are not on the critical path.
+ */
+export function besideCriticalPath<T>(work: () => T): T {
+  // A tally of its own that nobody reports: the request's count is untouched.
+  return current.run({ calls: 0 }, work);
 }
 
 /** The calls counted so far in this request, or null when nothing counts. */

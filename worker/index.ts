@@ -24,7 +24,7 @@ import { handleRelayConnect } from './relay/relay-route.ts';
 import { handleTransfer, TRANSFER_PATH } from './transfers/transfer-route.ts';
 import { readSettings, SettingsError } from './settings.ts';
 
-export { McpSession } from './mcp/session-object.ts';
+export { McpSession } from './mcp/session-mailbox.ts';
 export { RelayHub } from './relay/relay-hub.ts';
 export { TransferLink } from './transfers/transfer-link.ts';
 export { TeamDirectory } from './team/team-directory.ts';

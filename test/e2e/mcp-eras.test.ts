@@ -1,7 +1,7 @@
 /**
  * One /mcp endpoint, both protocol eras, driven by the real SDK clients: the SDK v1 client on a
- * 2025-era session (session object on SDK v2) and the SDK v2 client pinned to 2026-07-28
- * (stateless, createMcpHandler). What a 2025 client had must hold on both: progress during a call,
+ * 2025-era session (served per request, the session in its id, questions and cancels through the
+ * session's mailbox) and the SDK v2 client pinned to 2026-07-28 (stateless, createMcpHandler). What a 2025 client had must hold on both: progress during a call,
  * cancellation that stops the remote process, isolation between users; and a tool can ask its
  * caller a question mid-call on both.
  */
@@ -207,11 +207,32 @@ describe('a 2025-era session', () => {
     expect(response.status).toBe(405);
   });
 
-  it('is gone after DELETE', async () => {
+  it("takes a cancel sent in the call's first moment, before the call begins to watch for one", async () => {
+    const session = await signIn('2025-11-25');
+    const marker = 'sleep 38.301';
+    const controller = new AbortController();
+    const call = session.client.callTool({ name: 'ssh_exec_command', arguments: { command: marker, timeout: 60 } }, undefined, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort();
+    await expect(call).rejects.toThrow();
+    // The mailbox kept the cancel until the call looked: the call ends (its row is completed within
+    // finishedAuditOf's 10 s) long before its 38 s.
+    expect((await finishedAuditOf(marker)).outcome).not.toBe('started');
+    expect(running(marker)).toBe(false);
+  });
+
+  it('answers DELETE with 405 (a session holds nothing to end), which the client accepts, and the session keeps working', async () => {
     const session = await signIn('2025-11-25');
     const headers = sessionHeaders(session);
-    expect((await fetch(stack.worker.mcpUrl, { method: 'DELETE', headers })).status).toBe(200);
+    const deleted = await fetch(stack.worker.mcpUrl, { method: 'DELETE', headers });
+    expect(deleted.status).toBe(405);
+    expect(await deleted.text()).toContain('does not end sessions');
+    // The SDK client's own DELETE takes 405 as the answer the protocol allows (and forgets the id).
+    if (session.raw.era !== '2025-11-25') throw new Error('a 2025-era client was asked for');
+    await session.raw.transport.terminateSession();
+    expect(session.raw.transport.sessionId).toBeUndefined();
     const after = await fetch(stack.worker.mcpUrl, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }) });
-    expect(after.status).toBe(404);
+    expect(after.status).toBe(200);
+    expect(await after.text()).toContain('ssh_exec_command');
   });
 });

@@ -1,117 +1,110 @@
-import { createExecutionContext, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+/**
+ * 2025-era sessions served by the Worker with no stored session (worker/mcp/legacy-serving.ts): the
+ * id carries the session, the token says who is calling, and a session is only ever its own user's.
+ */
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { mcpApiHandler } from '../../worker/mcp/transport.ts';
-import { CALLER_HEADER, NEW_SESSION_HEADER, SESSION_IDLE_MS } from '../../worker/mcp/session-object.ts';
+import { readSession } from '../../worker/mcp/session-id.ts';
 import { INITIALIZE, RESOURCE } from './oauth-flow.ts';
 
-/** The OAuth provider hands the API handler ctx.props; here we hand it two different users. */
-async function asUser(userId: string, body: unknown, sessionId?: string, extraHeaders: Record<string, string> = {}): Promise<Response> {
+/** The OAuth provider hands the API handler ctx.props; here we hand it different users. */
+async function asUser(userId: string, body: unknown, sessionId?: string, method = 'POST'): Promise<Response> {
   const base = createExecutionContext();
   const ctx = Object.assign(Object.create(Object.getPrototypeOf(base)), base, { props: { userId, username: userId } });
   const request = new Request(RESOURCE, {
-    method: 'POST',
+    method,
     headers: {
       'Content-Type': 'application/json',
       Accept: 'application/json, text/event-stream',
-      ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
-      ...extraHeaders,
+      ...(sessionId !== undefined ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
     },
-    body: JSON.stringify(body),
+    ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
   });
   const response = await mcpApiHandler.fetch(request, env, ctx);
   await waitOnExecutionContext(base);
   return response;
 }
 
-describe('session ownership', () => {
-  it('refuses a session to a user other than the one who opened it, as if it did not exist', async () => {
-    const opened = await asUser('alice', INITIALIZE);
-    const sessionId = opened.headers.get('mcp-session-id') ?? '';
-    await opened.body?.cancel();
-    expect(sessionId).not.toBe('');
+async function open(userId: string): Promise<string> {
+  const opened = await asUser(userId, INITIALIZE);
+  expect(opened.status).toBe(200);
+  await opened.body?.cancel();
+  const sessionId = opened.headers.get('mcp-session-id') ?? '';
+  expect(sessionId).not.toBe('');
+  return sessionId;
+}
 
-    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-    const intruder = await asUser('mallory', list, sessionId);
+const LIST = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+
+/** An id as the Worker mints them, with its claims changed by `edit`. */
+function edited(sessionId: string, edit: (claims: Record<string, unknown>) => void): string {
+  const claims = JSON.parse(atob(sessionId.replaceAll('-', '+').replaceAll('_', '/'))) as Record<string, unknown>;
+  edit(claims);
+  return btoa(JSON.stringify(claims)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+describe('2025-era session ownership', () => {
+  it('refuses a session to a user other than the one who opened it, as if it did not exist', async () => {
+    const sessionId = await open('alice');
+    const intruder = await asUser('mallory', LIST, sessionId);
     expect(intruder.status).toBe(404);
     expect(await intruder.text()).toContain('Session not found');
-
-    const owner = await asUser('alice', list, sessionId);
-    expect(owner.status).toBe(200);
-    await owner.body?.cancel();
-  });
-
-  it('keeps a session across eviction: the stored initialize is replayed, and the owner check still holds', async () => {
-    const opened = await asUser('alice', INITIALIZE);
-    const sessionId = opened.headers.get('mcp-session-id') ?? '';
-    await opened.body?.cancel();
-    expect((await asUser('alice', { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)).status).toBe(202);
-
-    await evictDurableObject(env.MCP_SESSION.get(env.MCP_SESSION.idFromName(sessionId)));
-
-    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-    expect((await asUser('mallory', list, sessionId)).status).toBe(404);
-    const owner = await asUser('alice', list, sessionId);
+    const owner = await asUser('alice', LIST, sessionId);
     expect(owner.status).toBe(200);
     expect(owner.headers.get('mcp-session-id')).toBe(sessionId);
     expect(await owner.text()).toContain('ssh_exec_command');
   });
 
-  it('answers 404 for a session id nobody opened, and 400 for a 2025 request with no session that is not an initialize', async () => {
-    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-    const unknown = await asUser('alice', list, crypto.randomUUID());
-    expect(unknown.status).toBe(404);
-    const sessionless = await asUser('alice', list);
-    expect(sessionless.status).toBe(400);
+  it('refuses an id edited to name another user, even one the editor owns otherwise', async () => {
+    const mine = await open('mallory');
+    const claimed = edited(mine, (claims) => (claims.u = 'alice'));
+    expect((await asUser('mallory', LIST, claimed)).status).toBe(404);
   });
 
-  it('closes a session left unused: after the idle alarm its id answers 404, while a session in use is kept', async () => {
-    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-    const open = async (): Promise<string> => {
-      const opened = await asUser('alice', INITIALIZE);
-      await opened.body?.cancel();
-      return opened.headers.get('mcp-session-id') ?? '';
-    };
-    const stub = (sessionId: string): DurableObjectStub => env.MCP_SESSION.get(env.MCP_SESSION.idFromName(sessionId));
-
-    const inUse = await open();
-    expect(await runDurableObjectAlarm(stub(inUse))).toBe(true);
-    const stillThere = await asUser('alice', list, inUse);
-    expect(stillThere.status).toBe(200);
-    await stillThere.body?.cancel();
-
-    // Used, then evicted: the stored last use keeps it.
-    await evictDurableObject(stub(inUse));
-    expect(await runDurableObjectAlarm(stub(inUse))).toBe(true);
-    const afterEviction = await asUser('alice', list, inUse);
-    expect(afterEviction.status).toBe(200);
-    await afterEviction.body?.cancel();
-
-    // Unused for longer than the idle time (its stored last use set back a day): closed.
-    const abandoned = await open();
-    await runInDurableObject(stub(abandoned), async (_instance, state) => {
-      await state.storage.put('lastUsed', Date.now() - SESSION_IDLE_MS - 1);
-    });
-    await evictDurableObject(stub(abandoned));
-    expect(await runDurableObjectAlarm(stub(abandoned))).toBe(true);
-    expect((await asUser('alice', list, abandoned)).status).toBe(404);
+  it("keeps a user who names another user's nonce out of that user's mailbox", async () => {
+    const alices = await open('alice');
+    const nonce = readSession(alices, 'alice')?.nonce ?? '';
+    expect(nonce).not.toBe('');
+    // Mallory's own id, carrying Alice's nonce: it is Mallory's session, so it is served, but an
+    // "answer" delivered through it lands in Mallory's mailbox, never in Alice's.
+    const forged = edited(await open('mallory'), (claims) => (claims.n = nonce));
+    const answer = { jsonrpc: '2.0', id: 'q-stolen', result: { action: 'accept', content: { confirm: true } } };
+    expect((await asUser('mallory', answer, forged)).status).toBe(202);
+    const alicesMailbox = env.MCP_SESSION.get(env.MCP_SESSION.idFromName(`alice\n${nonce}`));
+    expect(await alicesMailbox.awaitAnswer('q-stolen', 50)).toBeNull();
+    const mallorysMailbox = env.MCP_SESSION.get(env.MCP_SESSION.idFromName(`mallory\n${nonce}`));
+    expect(await mallorysMailbox.awaitAnswer('q-stolen', 50)).toEqual(answer);
   });
 
-  it('ignores the internal identity headers when a client sends them', async () => {
-    const opened = await asUser('alice', INITIALIZE);
-    const sessionId = opened.headers.get('mcp-session-id') ?? '';
-    await opened.body?.cancel();
-    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-    // Mallory claims to be Alice in the header the Worker uses to tell the session who is calling.
-    const spoofed = await asUser('mallory', list, sessionId, { [CALLER_HEADER]: JSON.stringify({ userId: 'alice', username: 'alice' }) });
-    expect(spoofed.status).toBe(404);
-    // And asks for a "new" session under Alice's id: the Worker mints its own id instead.
-    const hijack = await asUser('mallory', INITIALIZE, undefined, { [NEW_SESSION_HEADER]: sessionId });
-    expect(hijack.status).toBe(200);
-    expect(hijack.headers.get('mcp-session-id')).not.toBe(sessionId);
-    await hijack.body?.cancel();
-    const owner = await asUser('alice', list, sessionId);
-    expect(owner.status).toBe(200);
-    await owner.body?.cancel();
+  it('answers 404 for ids nobody minted (random, tampered, oversized) and 400 for a request with no session that is not an initialize', async () => {
+    const sessionId = await open('alice');
+    for (const bad of [
+      crypto.randomUUID(),
+      `${sessionId.slice(0, -4)}AAAA`,
+      `${sessionId}.`,
+      'A'.repeat(5000),
+      edited(sessionId, (claims) => (claims.v = 2)),
+    ]) {
+      expect((await asUser('alice', LIST, bad)).status, bad.slice(0, 40)).toBe(404);
+    }
+    expect((await asUser('alice', LIST)).status).toBe(400);
+  });
+
+  it('answers DELETE with 405 and a reason, and the session goes on working (it holds nothing to end)', async () => {
+    const sessionId = await open('alice');
+    const deleted = await asUser('alice', undefined, sessionId, 'DELETE');
+    expect(deleted.status).toBe(405);
+    expect(await deleted.text()).toContain('does not end sessions');
+    const after = await asUser('alice', LIST, sessionId);
+    expect(after.status).toBe(200);
+    await after.body?.cancel();
+  });
+
+  it('accepts notifications and answers with 202 without running anything', async () => {
+    const sessionId = await open('alice');
+    expect((await asUser('alice', { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)).status).toBe(202);
+    expect((await asUser('alice', { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } }, sessionId)).status).toBe(202);
   });
 
   it('refuses a request whose token carries no user', async () => {

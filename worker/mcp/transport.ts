@@ -4,29 +4,24 @@
  *
  * - 2026-07-28 requests (a per-request `_meta` protocol-version claim) go to createMcpHandler from
  *   agents/mcp/server: stateless, one McpServer per request, questions as input_required results.
- * - 2025-era requests (initialize, and everything carrying Mcp-Session-Id) go to the session
- *   Durable Object (worker/mcp/session-object.ts), which keeps one SDK v2 server per session.
+ * - 2025-era requests (initialize, and everything carrying Mcp-Session-Id) are served here too,
+ *   one SDK v2 server per request, the session carried in its id (worker/mcp/legacy-serving.ts).
  *
- * A session id never authenticates anyone: the caller's identity travels to the session object in
- * a header set here, and the object answers 404 to anyone but its owner.
+ * A session id never authenticates anyone: identity comes from the access token on every request,
+ * and an id that belongs to another user is answered as a session that does not exist.
  */
-import { isInitializeRequest, isLegacyRequest } from '@modelcontextprotocol/server';
+import { isLegacyRequest } from '@modelcontextprotocol/server';
 import { createMcpHandler } from 'agents/mcp/server';
 import { MCP_MAX_BODY_BYTES } from '../../shared/limits.ts';
-import { DO_CALLS_HEADER, doCallsSoFar } from '../do-call-count.ts';
 import { logEvent } from '../log.ts';
 import { deploymentNames } from '../rebinding-guard.ts';
 import { readSettings } from '../settings.ts';
 import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
-import { CALLER_HEADER, NEW_SESSION_HEADER } from './session-object.ts';
-import { sessionProps, type SessionProps } from './session-props.ts';
+import { serveLegacy } from './legacy-serving.ts';
+import { sessionProps } from './session-props.ts';
 import { quickEra } from './quick-era.ts';
 import { bodyJson } from './request-body.ts';
-
-function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
-  return Response.json({ jsonrpc: '2.0', error: { code, message }, id: null }, { status, headers });
-}
 
 function methodOf(body: unknown): string | undefined {
   return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
@@ -37,28 +32,6 @@ function calledTool(body: unknown): string | undefined {
   if (methodOf(body) !== 'tools/call' || typeof body !== 'object' || body === null || !('params' in body)) return undefined;
   const params = body.params;
   return typeof params === 'object' && params !== null && 'name' in params && typeof params.name === 'string' ? params.name : undefined;
-}
-
-/** A 2025-era request: to its session object, or to a new one for an initialize. */
-async function toSession(request: Request, env: Env, props: SessionProps, body: unknown): Promise<Response> {
-  // A standalone GET stream would hold the session object open for nothing: this server sends
-  // nothing outside a call (progress and questions travel on the call's own stream).
-  if (request.method === 'GET') return new Response(null, { status: 405, headers: { Allow: 'POST, DELETE' } });
-  const headers = new Headers(request.headers);
-  headers.delete(NEW_SESSION_HEADER);
-  headers.delete(DO_CALLS_HEADER);
-  headers.set(CALLER_HEADER, JSON.stringify(props));
-  // Test builds: the session object counts on from the calls made so far, this fetch included.
-  const counted = doCallsSoFar();
-  if (counted !== null) headers.set(DO_CALLS_HEADER, String(counted + 1));
-  let sessionId = request.headers.get('mcp-session-id');
-  if (sessionId === null) {
-    if (!isInitializeRequest(body)) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-    sessionId = crypto.randomUUID();
-    headers.set(NEW_SESSION_HEADER, sessionId);
-  }
-  const forwarded = new Request(request, { headers });
-  return env.MCP_SESSION.get(env.MCP_SESSION.idFromName(sessionId)).fetch(forwarded);
 }
 
 /** A 2026-07-28 request: one server for this request only. */
@@ -91,7 +64,7 @@ export const mcpApiHandler = {
     if (!props.success) return new Response('The access token carries no user.', { status: 403 });
     const body = await bodyJson(request);
     const era = quickEra(request, body) ?? ((await isLegacyRequest(request, body)) ? 'legacy' : 'modern');
-    if (era === 'legacy') return toSession(request, env, props.data, body);
+    if (era === 'legacy') return serveLegacy(request, env, ctx, props.data, body);
     const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null };
     return stateless(request, env, ctx, caller, body);
   },
