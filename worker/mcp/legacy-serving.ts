@@ -29,6 +29,7 @@ import {
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import { besideCriticalPath } from '../do-call-count.ts';
 import { logEvent } from '../log.ts';
+import { calledTool, methodOf } from './request-body.ts';
 import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { MAX_ANSWER_CHARS } from './session-mailbox.ts';
@@ -62,16 +63,6 @@ export function sessionNotFound(): Response {
 function mailboxOf(env: Env, session: Session): MailboxStub {
   // Named by user and nonce: a user who names someone else's nonce reaches a mailbox of their own.
   return env.MCP_SESSION.get(env.MCP_SESSION.idFromName(`${session.userId}\n${session.nonce}`));
-}
-
-function methodOf(body: unknown): string | undefined {
-  return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
-}
-
-function calledTool(body: unknown): string | undefined {
-  if (!isJSONRPCRequest(body) || body.method !== 'tools/call') return undefined;
-  const name: unknown = body.params?.name;
-  return typeof name === 'string' ? name : undefined;
 }
 
 /** A 2025-era request, served here. */

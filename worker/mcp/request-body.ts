@@ -31,3 +31,15 @@ export async function bodyJson(request: Request): Promise<unknown> {
     return undefined;
   }
 }
+
+/** The method a JSON-RPC body names, if it names one. */
+export function methodOf(body: unknown): string | undefined {
+  return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
+}
+
+/** The tool a tools/call names, if it names one. */
+export function calledTool(body: unknown): string | undefined {
+  if (methodOf(body) !== 'tools/call' || typeof body !== 'object' || body === null || !('params' in body)) return undefined;
+  const params = body.params;
+  return typeof params === 'object' && params !== null && 'name' in params && typeof params.name === 'string' ? params.name : undefined;
+}

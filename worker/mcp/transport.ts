@@ -21,18 +21,7 @@ import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOff
 import { serveLegacy } from './legacy-serving.ts';
 import { sessionProps } from './session-props.ts';
 import { quickEra } from './quick-era.ts';
-import { bodyJson } from './request-body.ts';
-
-function methodOf(body: unknown): string | undefined {
-  return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
-}
-
-/** The tool a tools/call names, if it names one. */
-function calledTool(body: unknown): string | undefined {
-  if (methodOf(body) !== 'tools/call' || typeof body !== 'object' || body === null || !('params' in body)) return undefined;
-  const params = body.params;
-  return typeof params === 'object' && params !== null && 'name' in params && typeof params.name === 'string' ? params.name : undefined;
-}
+import { bodyJson, calledTool, methodOf } from './request-body.ts';
 
 /** A 2026-07-28 request: one server for this request only. */
 async function stateless(request: Request, env: Env, ctx: ExecutionContext, caller: Caller, body: unknown): Promise<Response> {
