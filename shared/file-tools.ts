@@ -199,7 +199,7 @@ export interface FileToolSettings extends ToolSettings {
   maxFileSize: number;
   /**
    * Bytes one ssh_read_file call returns at most. Where results travel through a transport with
-   * a message limit (the Worker's session Durable Object), this is lower than MAX_FILE_SIZE and
+   * a message limit (the Worker: a result is one message, held whole), this is lower than MAX_FILE_SIZE and
    * larger files are read in parts with offset.
    */
   readBytesPerCall: number;

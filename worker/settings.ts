@@ -19,9 +19,9 @@ import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ImageKitConfigError, readImageKitConfig, type ImageKitConfig } from '../shared/imagekit/config.ts';
 
 /**
- * A tool result leaves the session Durable Object as one message: the content as text and again
- * as structured content. Results of a few MB do not get through, so reads return at most 1 MiB
- * per call (1.4 MB of base64, twice) and larger files are read in parts.
+ * A tool result leaves the Worker as one message: the content as text and again as structured
+ * content. Clients hold a result whole, so reads return at most 1 MiB per call (1.4 MB of base64,
+ * twice) and larger files are read in parts.
  */
 export const WORKER_READ_BYTES_PER_CALL = 1024 * 1024;
 /** Audit rows are kept a year unless AUDIT_RETENTION_DAYS says otherwise. */

@@ -4,9 +4,8 @@
  *
  * Which optional tools a caller is offered. The Proxmox tools and audit_log are listed only to
  * someone who can use them, which takes the caller's standing (a TeamDirectory call and the relay
- * inventory). That read happens where a listing is built: once when a 2025-era session is created,
- * and on a 2026-07-28 `tools/list`. Every other 2026-07-28 request (above all `tools/call`)
- * registers them unread ('all'): each of those tools is gated on every call anyway (policy in
+ * inventory). That read happens where a listing is built: on `tools/list`, in either protocol era.
+ * Every other request (above all `tools/call`) registers them unread ('all'): each of those tools is gated on every call anyway (policy in
  * PolicedExecutor, the admin check in audit_log), so a tool call costs no extra Durable Object
  * round trip for a decision the gate makes again.
  */
