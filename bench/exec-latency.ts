@@ -35,24 +35,20 @@ import { connectMcpClient, MCP_ERAS } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
 import { connectStdio, stdioEnv } from '../test/harness/stdio.ts';
 import { preparePeers } from './peers.ts';
-import { row, summarize, timeSequential, type Summary } from './stats.ts';
+import { row, summarize, timeInterleaved, timeSequential, type Summary } from './stats.ts';
 
 const CALLS = Number(process.env.CALLS ?? 300);
 /**
- * Calls of each kind before timing, per client era (WARM_UP=…). On this shared VM the local
- * Worker's figures move by up to 2× from one run to the next (the floor hardly moves), so compare
- * figures within one run, and run it more than once before believing a change.
+ * Rounds before timing (WARM_UP=…). On this shared VM the local Worker's figures move by up to 2×
+ * from one run to the next while the floor hardly moves: the figures that are compared are timed
+ * interleaved, call by call, so that they share the machine's state, and the ratios hold better
+ * than the absolute figures. Still, run it more than once before believing a change.
  */
 const WARM_UP = Number(process.env.WARM_UP ?? 20);
 
 const stack = await startStack({ workerVars: { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' } });
 try {
   const config = sshConfig(stack.sshd);
-  const open = await connect(config);
-  for (let index = 0; index < 20; index += 1) await execTrue(open); // warm-up
-  const floor = summarize(await timeSequential(CALLS, () => execTrue(open)));
-  open.end();
-
   const fresh = summarize(
     await timeSequential(CALLS, async () => {
       const client = await connect(config);
@@ -61,24 +57,6 @@ try {
     }),
   );
 
-  // Timing an error path would flatter the figures: every call must succeed.
-  const call = async (name: string, args: Record<string, unknown>): Promise<void> => {
-    const result = await stack.mcp.client.callTool({ name, arguments: args });
-    if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
-  };
-  for (let index = 0; index < WARM_UP; index += 1) {
-    await call('relay_ping', {});
-    await call('ssh_exec_command', { command: 'true' });
-  }
-  const healthz = `${stack.worker.url}/healthz`;
-  for (let index = 0; index < WARM_UP; index += 1) await (await fetch(healthz)).text();
-  const platform = summarize(
-    await timeSequential(CALLS, async () => {
-      const response = await fetch(healthz);
-      await response.text();
-      if (!response.ok) throw new Error(`/healthz answered ${response.status}`);
-    }),
-  );
   // The Durable Object calls of one ssh_exec_command before its answer, for each client era.
   const doCalls: string[] = [];
   for (const era of MCP_ERAS) {
@@ -98,29 +76,51 @@ try {
     doCalls.push(`${era}: ${counts.length === 1 ? String(counts[0]) : `not counted (${JSON.stringify(counts)})`}`);
     await client.close();
   }
-  const noop = summarize(await timeSequential(CALLS, () => call('relay_ping', {})));
-  const exec = summarize(await timeSequential(CALLS, () => call('ssh_exec_command', { command: 'true' })));
 
-  // The same two figures for the other client era, through a client of its own (OTHER_ERA=0 skips it).
-  const otherEra = MCP_ERAS.find((era) => era !== stack.mcp.era);
-  let other: { era: string; noop: Summary; exec: Summary } | null = null;
-  if (otherEra && process.env.OTHER_ERA !== '0') {
-    const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era: otherEra });
-    const callOther = async (name: string, args: Record<string, unknown>): Promise<void> => {
-      const result = await client.client.callTool({ name, arguments: args });
+  // Timing an error path would flatter the figures: every call must succeed.
+  const caller =
+    (client: typeof stack.mcp.client) =>
+    async (name: string, args: Record<string, unknown>): Promise<void> => {
+      const result = await client.callTool({ name, arguments: args });
       if (result.isError) throw new Error(`${name} failed during the benchmark: ${JSON.stringify(result.content)}`);
     };
-    for (let index = 0; index < WARM_UP; index += 1) {
-      await callOther('relay_ping', {});
-      await callOther('ssh_exec_command', { command: 'true' });
-    }
-    other = {
-      era: otherEra,
-      noop: summarize(await timeSequential(CALLS, () => callOther('relay_ping', {}))),
-      exec: summarize(await timeSequential(CALLS, () => callOther('ssh_exec_command', { command: 'true' }))),
-    };
-    await client.close();
-  }
+  const call = caller(stack.mcp.client);
+  // The other client era, through a client of its own (OTHER_ERA=0 skips it).
+  const otherEra = process.env.OTHER_ERA !== '0' ? MCP_ERAS.find((era) => era !== stack.mcp.era) : undefined;
+  const otherClient = otherEra
+    ? await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era: otherEra })
+    : null;
+  const callOther = otherClient ? caller(otherClient.client) : null;
+
+  const open = await connect(config);
+  // The floor alone as well: interleaved, it can share the tail of the Worker's work after a call
+  // (the audit row's completion), which would flatter the ratios. They are taken against the lower.
+  for (let index = 0; index < WARM_UP; index += 1) await execTrue(open);
+  const floorAlone = summarize(await timeSequential(CALLS, () => execTrue(open)));
+  const healthz = `${stack.worker.url}/healthz`;
+  const actions = {
+    floor: () => execTrue(open),
+    platform: async (): Promise<void> => {
+      const response = await fetch(healthz);
+      await response.text();
+      if (!response.ok) throw new Error(`/healthz answered ${response.status}`);
+    },
+    noop: () => call('relay_ping', {}),
+    exec: () => call('ssh_exec_command', { command: 'true' }),
+    ...(callOther
+      ? { otherNoop: () => callOther('relay_ping', {}), otherExec: () => callOther('ssh_exec_command', { command: 'true' }) }
+      : { otherNoop: async (): Promise<void> => undefined, otherExec: async (): Promise<void> => undefined }),
+  };
+  await timeInterleaved(WARM_UP, actions);
+  const samples = await timeInterleaved(CALLS, actions);
+  open.end();
+  await otherClient?.close();
+  const floorInterleaved = summarize(samples.floor);
+  const floor = floorInterleaved.median < floorAlone.median ? floorInterleaved : floorAlone;
+  const platform = summarize(samples.platform);
+  const noop = summarize(samples.noop);
+  const exec = summarize(samples.exec);
+  const other = otherEra ? { era: otherEra, noop: summarize(samples.otherNoop), exec: summarize(samples.otherExec) } : null;
 
   const rssBefore = peakRssMb(stack.relay.process.pid);
   const bigStarted = performance.now();
@@ -159,13 +159,15 @@ try {
 
   const added = exec.median - noop.median;
   const lines = [
-    `mcp-remote-exec foundation benchmark: ${CALLS} sequential calls each, loopback sshd, Node ${process.version}`,
+    `mcp-remote-exec foundation benchmark: ${CALLS} calls each, loopback sshd, Node ${process.version}; (a), (f), (c) and (d) of both eras interleaved call by call`,
     '',
-    row('(a) raw ssh2 exec `true`, open connection (floor)', floor),
+    row('(a) raw ssh2 exec `true`, open connection (floor), timed alone', floorAlone),
+    row('    the same, interleaved with the calls below', floorInterleaved),
     row('(b) fresh ssh2 connection per call', fresh),
     row('(f) bare HTTP round trip to the local Worker (/healthz)', platform),
     row(`(c) no-op tool call through the full stack (relay_ping), ${stack.mcp.era} client`, noop),
     row(`(d) ssh_exec_command("true") through the full stack, ${stack.mcp.era} client`, exec),
+    `ratios below are to the lower (a): ${floor.median.toFixed(2)} ms`,
     '',
     `(c) − (f) medians: ${(noop.median - platform.median).toFixed(2)} ms = ${((noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
     `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,

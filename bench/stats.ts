@@ -22,6 +22,24 @@ export async function timeSequential(count: number, action: () => Promise<unknow
   return samples;
 }
 
+/**
+ * Time several actions round-robin, `count` rounds: each round runs every action once, in turn. The
+ * figures compared with each other (the floor, the platform, the tool calls) then share whatever
+ * the machine was doing, instead of each getting its own stretch of a noisy run.
+ */
+export async function timeInterleaved<K extends string>(count: number, actions: Record<K, () => Promise<unknown>>): Promise<Record<K, number[]>> {
+  const keys = Object.keys(actions) as K[];
+  const samples = Object.fromEntries(keys.map((key) => [key, [] as number[]])) as Record<K, number[]>;
+  for (let index = 0; index < count; index += 1) {
+    for (const key of keys) {
+      const started = performance.now();
+      await actions[key]();
+      samples[key].push(performance.now() - started);
+    }
+  }
+  return samples;
+}
+
 export function row(label: string, summary: Summary): string {
   return `${label.padEnd(72)} median ${summary.median.toFixed(2).padStart(8)} ms   p99 ${summary.p99.toFixed(2).padStart(8)} ms   (n=${summary.count})`;
 }
