@@ -26,6 +26,7 @@ import {
 import { log } from './log.ts';
 import { runArgv, type ArgvRun } from './proxmox-ops.ts';
 import type { HostChannels } from './ssh-pool.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 /** A file bigger than this is not pulled out of a container whole just to read part of it. */
 export const MAX_CONTAINER_PULL_BYTES = 256 * 1024 * 1024;
@@ -118,7 +119,7 @@ export async function streamFromContainer(
   if (found.value.size > MAX_CONTAINER_PULL_BYTES) {
     return failure(
       'file_too_large',
-      `${request.path} in container ${ctid} is ${found.value.size.toLocaleString('en-US')} bytes; files over ${MAX_CONTAINER_PULL_BYTES.toLocaleString('en-US')} bytes are not copied out of a container. Read parts of it with proxmox_container_exec_command (head, tail, grep).`,
+      `${request.path} in container ${ctid} is ${formatCount(found.value.size)} bytes; files over ${formatCount(MAX_CONTAINER_PULL_BYTES)} bytes are not copied out of a container. Read parts of it with proxmox_container_exec_command (head, tail, grep).`,
     );
   }
   const info = found.value;

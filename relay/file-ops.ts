@@ -18,6 +18,7 @@ import { ABORTED, unlessAborted } from '../shared/unless-aborted.ts';
 import type { FileInfo } from '../shared/file-types.ts';
 import { sftpError } from './ssh-errors.ts';
 import type { HostChannels } from './ssh-pool.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 /** Bytes per SFTP read; OpenSSH's sftp-server answers reads of up to 256 KiB. */
 const READ_CHUNK = 64 * 1024;
@@ -436,7 +437,7 @@ export async function writeFileAtomic(pool: HostChannels, request: WriteRequest,
         if (written + chunk.length > request.maxBytes) {
           return await abandon({
             code: 'file_too_large',
-            message: `The content is larger than ${request.maxBytes.toLocaleString('en-US')} bytes (MAX_FILE_SIZE); ${request.path} was not changed.`,
+            message: `The content is larger than ${formatCount(request.maxBytes)} bytes (MAX_FILE_SIZE); ${request.path} was not changed.`,
           });
         }
         const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);

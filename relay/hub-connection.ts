@@ -27,6 +27,7 @@ import { RELAY_ID_HEADER } from '../shared/relay-credential.ts';
 import type { ByteStreams, RelayOperations } from './operations.ts';
 import { decodeChunk } from '../shared/binary-frames.ts';
 import { ByteReceiver, ByteSender } from '../shared/byte-streams.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 export interface BackoffSettings {
   baseMs: number;
@@ -72,7 +73,7 @@ export function frameText(frame: RelayFrame): string {
     type: 'error',
     id: frame.id,
     code: 'protocol_error',
-    message: `The relay's answer (${text.length.toLocaleString('en-US')} characters) does not fit a frame (at most ${MAX_FRAME_CHARS.toLocaleString('en-US')}); ask for less at once.`,
+    message: `The relay's answer (${formatCount(text.length)} characters) does not fit a frame (at most ${formatCount(MAX_FRAME_CHARS)}); ask for less at once.`,
   } satisfies RelayFrame);
 }
 

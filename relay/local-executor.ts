@@ -51,6 +51,7 @@ import type { ConfirmRule } from './config.ts';
 import { confirmLocally, type LocalConfirmRequest } from './local-confirm.ts';
 import type { ConfirmCall } from '../shared/confirm-call.ts';
 import type { HostPool } from './ssh-pool.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 /** What ImageKit transfers need in the stdio mode. */
 export interface LocalImageKit {
@@ -186,8 +187,7 @@ export class LocalExecutor implements ToolExecutor {
         );
         if (!read.ok) return read;
         const data = Buffer.from(read.value.dataBase64, 'base64');
-        if (data.length > maxBytes)
-          return failure('file_too_large', `${target.path} is larger than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')} bytes).`);
+        if (data.length > maxBytes) return failure('file_too_large', `${target.path} is larger than MAX_FILE_SIZE (${formatCount(maxBytes)} bytes).`);
         return success({ host: read.value.host, data });
       },
     };

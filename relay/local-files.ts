@@ -13,6 +13,7 @@ import type { LocalTransferResult } from '../shared/file-types.ts';
 import { statFile, streamFile, writeFileAtomic, type WriteRequest } from './file-ops.ts';
 import { statInContainerFile, streamFromContainer, writeIntoContainer } from './container-files.ts';
 import type { HostChannels } from './ssh-pool.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 function nodeCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
@@ -59,10 +60,7 @@ export async function uploadFromLocal(pool: HostChannels, request: UploadRequest
     return localError(error, from, 'read');
   }
   if (size > request.maxBytes) {
-    return failure(
-      'file_too_large',
-      `${from} is ${size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`,
-    );
+    return failure('file_too_large', `${from} is ${formatCount(size)} bytes, more than MAX_FILE_SIZE (${formatCount(request.maxBytes)}).`);
   }
   const write: WriteRequest = {
     path: request.remotePath,
@@ -128,7 +126,7 @@ export async function downloadToLocal(pool: HostChannels, request: DownloadReque
   if (remote.value.size > request.maxBytes) {
     return failure(
       'file_too_large',
-      `${request.remotePath} is ${remote.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${request.maxBytes.toLocaleString('en-US')}).`,
+      `${request.remotePath} is ${formatCount(remote.value.size)} bytes, more than MAX_FILE_SIZE (${formatCount(request.maxBytes)}).`,
     );
   }
   // Streamed straight into a temporary file beside the target: memory stays at a few chunks.

@@ -18,6 +18,7 @@ import { log } from './log.ts';
 import { UnfinishedWrites } from './unfinished-writes.ts';
 import { describeTarget } from './ssh-errors.ts';
 import { SshPools, type HostPool } from './ssh-pool.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 const SWEEP_RETRY_MS = 2_000;
 const SWEEP_MAX_DELAY_MS = 5 * 60_000;
@@ -162,7 +163,7 @@ export class RelayOperations {
         if (operation.size > operation.maxBytes) {
           return failure(
             'file_too_large',
-            `The content is ${operation.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${operation.maxBytes.toLocaleString('en-US')}); ${operation.path} was not changed.`,
+            `The content is ${formatCount(operation.size)} bytes, more than MAX_FILE_SIZE (${formatCount(operation.maxBytes)}); ${operation.path} was not changed.`,
           );
         }
         const request = {

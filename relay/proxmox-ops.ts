@@ -11,6 +11,7 @@ import type { ExecOperation, ExecResultFrame, PveOperation, PveResultFrame } fro
 import { quoteShellWord } from '../shared/shell-quote.ts';
 import { runExec, type OutputSink } from './exec.ts';
 import type { HostChannels } from './ssh-pool.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 /** Characters of pct/qm output kept per stream: their answers are short. */
 export const PVE_OUTPUT_CHARS = 64 * 1024;
@@ -96,7 +97,7 @@ export async function runGuestExec(
     // Cut off, the JSON cannot be read, so neither can the exit code: say so rather than guess.
     return failure(
       'guest_error',
-      `The guest agent's answer was larger than the relay keeps (${frame.stdoutBytes.toLocaleString('en-US')} bytes), so the command's exit code is unknown. Narrow the command's output (head, tail, grep).`,
+      `The guest agent's answer was larger than the relay keeps (${formatCount(frame.stdoutBytes)} bytes), so the command's exit code is unknown. Narrow the command's output (head, tail, grep).`,
     );
   }
   if (!answer?.success) {

@@ -11,6 +11,7 @@ import {
 } from '../shared/limits.ts';
 import type { FileToolSettings } from '../shared/file-tools.ts';
 import { ConfigError } from './config.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 export type StdioSettings = FileToolSettings;
 
@@ -19,7 +20,7 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, min: number, max: num
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}, not "${raw}".`);
+    throw new ConfigError(`${name} must be a whole number from ${formatCount(min)} to ${formatCount(max)}, not "${raw}".`);
   }
   return value;
 }

@@ -11,6 +11,7 @@ import type { Outcome } from './errors.ts';
 import { hostArgument, responseFormat } from './tool-catalog.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
+import { formatCount } from './format-count.ts';
 
 export const CHECK_EFFECTS = ['allow', 'deny', 'approve', 'confirm'] as const;
 
@@ -45,7 +46,7 @@ export const checkCommandInput = z
     command: z
       .string({ error: 'command must be a string' })
       .min(1, 'command must not be empty')
-      .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
+      .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
       .describe('The shell command to check, exactly as it would be given to ssh_exec_command. It is not run.'),
     host: hostArgument,
     sudo: z

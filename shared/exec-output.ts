@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { ExecResultFrame } from './protocol.ts';
+import { formatCount } from './format-count.ts';
 
 export interface ExecOutcome {
   host: string;
@@ -94,10 +95,8 @@ export function shareBudget(first: number, second: number, budget: number): [num
   return [half, budget - half];
 }
 
-const count = (n: number): string => n.toLocaleString('en-US');
-
 function truncationNote(stream: string, shown: number, totalBytes: number): string {
-  return `[${stream} truncated: showing the first ${count(shown)} characters of ${count(totalBytes)} bytes. Narrow the command (head, tail, grep, sed -n) to read other parts.]`;
+  return `[${stream} truncated: showing the first ${formatCount(shown)} characters of ${formatCount(totalBytes)} bytes. Narrow the command (head, tail, grep, sed -n) to read other parts.]`;
 }
 
 function statusLines(outcome: ExecOutcome): string[] {

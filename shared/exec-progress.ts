@@ -16,6 +16,7 @@
 import type { ProgressContext } from './file-tools.ts';
 import type { ExecProgressTap, LatestLine, LatestLineSource } from './latest-line.ts';
 import { visibleText } from './visible-text.ts';
+import { formatCount } from './format-count.ts';
 
 /** The first notification comes this long after the command started: a quick command sends none. */
 export const EXEC_PROGRESS_DELAY_MS = 3000;
@@ -30,7 +31,7 @@ function shownLine(line: LatestLine): string {
   let cut = PROGRESS_LINE_CHARS - 1;
   const last = visible.charCodeAt(cut - 1);
   if (last >= 0xd800 && last <= 0xdbff) cut -= 1;
-  return `${visible.slice(0, cut)}… (${line.length.toLocaleString('en-US')} characters)`;
+  return `${visible.slice(0, cut)}… (${formatCount(line.length)} characters)`;
 }
 
 /** The one wording of an exec progress message, in the Worker and in stdio mode alike. */

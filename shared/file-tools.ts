@@ -14,6 +14,7 @@ import type { LocalTransferResult } from './file-types.ts';
 import type { DownloadFileRequest, LinkOffer, ProgressReporter, ToolExecutor, UploadFileRequest } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
+import { formatCount } from './format-count.ts';
 
 export const MAX_PATH_LENGTH = 4096;
 
@@ -106,7 +107,10 @@ export function writeLimit(settings: FileToolSettings): number {
 function writeTooLarge(settings: FileToolSettings, size: number, largerFiles: string | null): string {
   const limit = writeLimit(settings);
   const limitName = limit < settings.maxFileSize ? 'the in-call write limit' : 'MAX_FILE_SIZE';
-  return `The content is ${count(size)} bytes, more than ${limitName} (${count(limit)} bytes); nothing was written.` + (largerFiles ? ` ${largerFiles}` : '');
+  return (
+    `The content is ${formatCount(size)} bytes, more than ${limitName} (${formatCount(limit)} bytes); nothing was written.` +
+    (largerFiles ? ` ${largerFiles}` : '')
+  );
 }
 
 export function writeFileInput(settings: FileToolSettings) {
@@ -123,7 +127,7 @@ function buildWriteFileInput(settings: FileToolSettings) {
         .string({ error: 'content must be a string' })
         .max(
           2 * (Math.ceil(writeLimit(settings) / 3) * 4) + 8,
-          `content is far larger than the ${writeLimit(settings).toLocaleString('en-US')} bytes ssh_write_file accepts in one call`,
+          `content is far larger than the ${formatCount(writeLimit(settings))} bytes ssh_write_file accepts in one call`,
         ),
       host: hostArgument,
       ctid: ctidArgument,
@@ -242,8 +246,6 @@ export function decodeUtf8Prefix(bytes: Uint8Array): { text: string; bytes: numb
   }
 }
 
-const count = (n: number): string => n.toLocaleString('en-US');
-
 /**
  * Text for bytes that are not valid UTF-8 (invalid sequences become U+FFFD), cut to at most
  * `limit` characters at a byte boundary found by bisection, so the next read starts exactly
@@ -275,7 +277,7 @@ function linkResult(offer: LinkOffer): CallToolResult {
     : `curl --fail -o ./${offer.path.split('/').pop() || 'download'} ${quotedUrl(offer.url)}`;
   const minutes = Math.round(offer.expiresInSeconds / 60);
   const text = [
-    `${upload ? 'Upload' : 'Download'} link for ${offer.path} on ${offer.host}. It works once and expires at ${offer.expiresAt} (in ${minutes >= 1 ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${offer.expiresInSeconds} seconds`}); at most ${count(offer.maxBytes)} bytes.`,
+    `${upload ? 'Upload' : 'Download'} link for ${offer.path} on ${offer.host}. It works once and expires at ${offer.expiresAt} (in ${minutes >= 1 ? `${minutes} minute${minutes === 1 ? '' : 's'}` : `${offer.expiresInSeconds} seconds`}); at most ${formatCount(offer.maxBytes)} bytes.`,
     upload ? `Send the file with an HTTP PUT (replace ./LOCAL_FILE):` : 'Fetch the file with an HTTP GET:',
     `  ${curl}`,
     upload ? 'The file is written atomically; the response reports its size and SHA-256.' : '',
@@ -328,7 +330,7 @@ export function progressReporter(ctx: ProgressContext): { report: ProgressReport
       last = now;
       const notification = {
         method: 'notifications/progress' as const,
-        params: { progressToken: token, progress: done, total, message: `${count(done)} of ${count(total)} bytes` },
+        params: { progressToken: token, progress: done, total, message: `${formatCount(done)} of ${formatCount(total)} bytes` },
       };
       sending = sending.then(() => ctx.mcpReq.notify(notification)).catch(() => undefined);
     },
@@ -349,7 +351,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         title: 'Make a one-time upload link',
         description:
           'Make a one-time HTTPS link that writes the bytes PUT to it to a file on a host (atomically; no third party involved). Returns the link and a ready curl command. ' +
-          `The link works once, expires (the result says when), and accepts at most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes). Fails now if the file exists and overwrite is false.`,
+          `The link works once, expires (the result says when), and accepts at most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes). Fails now if the file exists and overwrite is false.`,
         inputSchema: requestUploadInput,
         outputSchema: linkOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -373,7 +375,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         title: 'Make a one-time download link',
         description:
           'Make a one-time HTTPS link that serves a file from a host (streamed, no third party involved). Returns the link and a ready curl command. ' +
-          `The link works once and expires (the result says when); files up to MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+          `The link works once and expires (the result says when); files up to MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
         inputSchema: requestDownloadInput,
         outputSchema: linkOutput,
         annotations: { readOnlyHint: true, openWorldHint: true },
@@ -393,7 +395,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         title: 'Read a file',
         description:
           `Read a file on a host and return its content in the result: text when it is UTF-8, base64 when asked or when it is binary. ` +
-          `At most ${count(Math.min(settings.readBytesPerCall, settings.maxFileSize))} bytes per call; text is cut at ${count(settings.characterLimit)} characters; the result says which offset to read next. Reports size, mode and modification time.`,
+          `At most ${formatCount(Math.min(settings.readBytesPerCall, settings.maxFileSize))} bytes per call; text is cut at ${formatCount(settings.characterLimit)} characters; the result says which offset to read next. Reports size, mode and modification time.`,
         inputSchema: readFileInput(),
         outputSchema: readFileOutput,
         annotations: { readOnlyHint: true, openWorldHint: true },
@@ -440,8 +442,8 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
           truncated,
           next_offset: truncated ? end : null,
         };
-        const header = `FILE ${info.path} on ${host}: ${count(info.size)} bytes, mode ${info.mode}, modified ${info.mtime}\nBytes ${count(offset)}–${count(Math.max(offset, end - 1))} as ${encoding === 'utf8' ? 'UTF-8 text' : 'base64'}${eof && !truncated ? ' (to the end of the file)' : ''}:`;
-        const note = truncated ? `\n[cut: ${count(info.size - end)} more bytes. Read the rest with offset=${end}.]` : '';
+        const header = `FILE ${info.path} on ${host}: ${formatCount(info.size)} bytes, mode ${info.mode}, modified ${info.mtime}\nBytes ${formatCount(offset)}–${formatCount(Math.max(offset, end - 1))} as ${encoding === 'utf8' ? 'UTF-8 text' : 'base64'}${eof && !truncated ? ' (to the end of the file)' : ''}:`;
+        const note = truncated ? `\n[cut: ${formatCount(info.size - end)} more bytes. Read the rest with offset=${end}.]` : '';
         return { content: [{ type: 'text', text: `${header}\n${content}${note}` }], structuredContent: structured };
       },
     );
@@ -453,12 +455,12 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       writeLimit(settings) >= settings.maxFileSize
         ? null
         : requestUpload
-          ? `For larger files (up to MAX_FILE_SIZE, ${count(settings.maxFileSize)} bytes) use ssh_request_upload.`
+          ? `For larger files (up to MAX_FILE_SIZE, ${formatCount(settings.maxFileSize)} bytes) use ssh_request_upload.`
           : null;
     const writeLimitDescription =
       writeLimit(settings) < settings.maxFileSize
-        ? `At most ${count(writeLimit(settings))} bytes in one call (what the request carrying it may hold).${largerFiles ? ` ${largerFiles}` : ''}`
-        : `At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`;
+        ? `At most ${formatCount(writeLimit(settings))} bytes in one call (what the request carrying it may hold).${largerFiles ? ` ${largerFiles}` : ''}`
+        : `At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`;
     registerTool(
       server,
       'ssh_write_file',
@@ -494,7 +496,9 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
         if (!outcome.ok) return errorResult(outcome.error);
         const { host, path, size, sha256, mode, replaced } = outcome.value;
         return {
-          content: [{ type: 'text', text: `${replaced ? 'Replaced' : 'Created'} ${path} on ${host}: ${count(size)} bytes, mode ${mode}, SHA-256 ${sha256}.` }],
+          content: [
+            { type: 'text', text: `${replaced ? 'Replaced' : 'Created'} ${path} on ${host}: ${formatCount(size)} bytes, mode ${mode}, SHA-256 ${sha256}.` },
+          ],
           structuredContent: { host, path, size, sha256, mode, replaced },
         };
       },
@@ -540,7 +544,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       'ssh_upload_file',
       {
         title: 'Upload a local file',
-        description: `Copy a file from the machine running this server to a host over SFTP, atomically. Fails if the remote file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        description: `Copy a file from the machine running this server to a host over SFTP, atomically. Fails if the remote file exists unless overwrite=true. At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
         inputSchema: uploadFileInput,
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -567,7 +571,7 @@ export function registerFileTools(server: McpServer, executor: ToolExecutor, set
       'ssh_download_file',
       {
         title: 'Download a file to the local machine',
-        description: `Copy a file from a host to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        description: `Copy a file from a host to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
         inputSchema: downloadFileInput,
         outputSchema: transferOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -611,7 +615,7 @@ export function runUpload(upload: Transfer<UploadFileRequest>, request: Omit<Upl
     request,
     ctx,
     (result, where) =>
-      `Uploaded ${result.from} to ${result.to} on ${where}: ${count(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.`,
+      `Uploaded ${result.from} to ${result.to} on ${where}: ${formatCount(result.size)} bytes, mode ${result.mode ?? '?'}, SHA-256 ${result.sha256}.`,
   );
 }
 
@@ -625,6 +629,6 @@ export function runDownload(
     download,
     request,
     ctx,
-    (result, where) => `Downloaded ${result.from} from ${where} to ${result.to}: ${count(result.size)} bytes, SHA-256 ${result.sha256}.`,
+    (result, where) => `Downloaded ${result.from} from ${where} to ${result.to}: ${formatCount(result.size)} bytes, SHA-256 ${result.sha256}.`,
   );
 }

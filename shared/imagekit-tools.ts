@@ -14,6 +14,7 @@ import { hostArgument } from './tool-catalog.ts';
 import type { ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
+import { formatCount } from './format-count.ts';
 
 export type ImageKitExecutor = ToolExecutor &
   Required<Pick<ToolExecutor, 'imagekitRequestUpload' | 'imagekitConfirmUpload' | 'imagekitRequestDownload' | 'imagekitConfirmDownload'>>;
@@ -30,8 +31,6 @@ const transferId = z
   .regex(/^[0-9a-f]{32}$/, 'transfer_id is the 32 hex digits a request_* tool returned')
   .describe('The transfer_id the request tool returned.');
 
-const count = (n: number): string => n.toLocaleString('en-US');
-
 function uploadCurl(offer: ImageKitUploadOffer): string {
   const fields = Object.entries(offer.fields).map(([key, value]) => `-F ${quoteShellWord(`${key}=${String(value)}`)}`);
   return ['curl -sS --fail-with-body', '-F file=@LOCAL_FILE', ...fields, quoteShellWord(offer.uploadUrl)].join(' \\\n  ');
@@ -45,7 +44,7 @@ function uploadOfferResult(offer: ImageKitUploadOffer): CallToolResult {
     '',
     curl,
     '',
-    `These upload credentials work once and expire at ${offer.credentialsExpireAt}. At most ${count(offer.maxBytes)} bytes.`,
+    `These upload credentials work once and expire at ${offer.credentialsExpireAt}. At most ${formatCount(offer.maxBytes)} bytes.`,
     `Step 2: call imagekit_confirm_upload with transfer_id "${offer.transferId}" (before ${offer.transferExpiresAt}); the file then goes to the host and is deleted from ImageKit.`,
   ].join('\n');
   return {
@@ -69,7 +68,7 @@ function downloadOfferResult(offer: ImageKitDownloadOffer): CallToolResult {
   const where = offer.ctid !== undefined ? `${offer.path} in container ${offer.ctid} on ${offer.host}` : `${offer.path} on ${offer.host}`;
   const curl = `curl -sS --fail-with-body -o LOCAL_FILE ${quoteShellWord(offer.url)}`;
   const text = [
-    `Step 1 of 2: ${where} (${count(offer.size)} bytes) is in ImageKit as a private file. Download it with this signed URL (it stops working at ${offer.expiresAt}):`,
+    `Step 1 of 2: ${where} (${formatCount(offer.size)} bytes) is in ImageKit as a private file. Download it with this signed URL (it stops working at ${offer.expiresAt}):`,
     '',
     curl,
     '',
@@ -98,7 +97,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     'imagekit_request_upload',
     {
       title: 'Start an upload through ImageKit',
-      description: `Step 1 of an upload to a host through ImageKit: returns a ready curl command with single-use upload credentials. Then call imagekit_confirm_upload. Fails now if the file exists and overwrite is false. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+      description: `Step 1 of an upload to a host through ImageKit: returns a ready curl command with single-use upload credentials. Then call imagekit_confirm_upload. Fails now if the file exists and overwrite is false. At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
       inputSchema: schemaOnce('imagekit_request_upload', () =>
         z.object({ remote_path: remotePath, permissions: permissionsArgument, overwrite: overwriteArgument, ctid, host: hostArgument }).strict(),
       ),
@@ -150,7 +149,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
         content: [
           {
             type: 'text',
-            text: `Wrote ${written.path} on ${written.host}: ${count(written.size)} bytes, mode ${written.mode}, SHA-256 ${written.sha256}${written.replaced ? ' (replaced the old file)' : ''}. ${done.value.deletedFromImageKit ? 'The copy in ImageKit was deleted.' : 'Deleting the copy in ImageKit failed; it is deleted when the transfer expires.'}`,
+            text: `Wrote ${written.path} on ${written.host}: ${formatCount(written.size)} bytes, mode ${written.mode}, SHA-256 ${written.sha256}${written.replaced ? ' (replaced the old file)' : ''}. ${done.value.deletedFromImageKit ? 'The copy in ImageKit was deleted.' : 'Deleting the copy in ImageKit failed; it is deleted when the transfer expires.'}`,
           },
         ],
         structuredContent: {
@@ -172,7 +171,7 @@ export function registerImageKitTools(server: McpServer, executor: ImageKitExecu
     'imagekit_request_download',
     {
       title: 'Start a download through ImageKit',
-      description: `Step 1 of a download through ImageKit: stores the host file as a private ImageKit file and returns a signed URL that expires. Then call imagekit_confirm_download. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+      description: `Step 1 of a download through ImageKit: stores the host file as a private ImageKit file and returns a signed URL that expires. Then call imagekit_confirm_download. At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
       inputSchema: schemaOnce('imagekit_request_download', () => z.object({ remote_path: remotePath, ctid, host: hostArgument }).strict()),
       annotations: { readOnlyHint: true, openWorldHint: true },
     },

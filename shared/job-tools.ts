@@ -23,8 +23,7 @@ import { schemaOnce } from './schema-once.ts';
 import { hostArgument, responseFormat } from './tool-catalog.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
-
-const count = (n: number): string => n.toLocaleString('en-US');
+import { formatCount } from './format-count.ts';
 
 const jobIdArgument = z
   .string({ error: 'job_id must be a string (the id ssh_start_job returned)' })
@@ -37,7 +36,7 @@ export function startJobInput() {
         command: z
           .string({ error: 'command must be a string' })
           .min(1, 'command must not be empty')
-          .max(MAX_COMMAND_LENGTH, `command must be at most ${count(MAX_COMMAND_LENGTH)} characters`)
+          .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
           .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
           .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
           .describe('Shell command to run in the background with the login shell of the SSH user on the host.'),
@@ -86,9 +85,9 @@ export function jobOutputInput() {
           .number({ error: 'limit must be a number of bytes' })
           .int('limit must be a whole number of bytes')
           .min(1, 'limit must be at least 1 byte')
-          .max(MAX_JOB_PAGE_BYTES, `limit must be at most ${count(MAX_JOB_PAGE_BYTES)} bytes`)
+          .max(MAX_JOB_PAGE_BYTES, `limit must be at most ${formatCount(MAX_JOB_PAGE_BYTES)} bytes`)
           .default(DEFAULT_JOB_PAGE_BYTES)
-          .describe(`Bytes to read at most. Default ${count(DEFAULT_JOB_PAGE_BYTES)}.`),
+          .describe(`Bytes to read at most. Default ${formatCount(DEFAULT_JOB_PAGE_BYTES)}.`),
         response_format: responseFormat,
       })
       .strict(),
@@ -218,7 +217,7 @@ export function describeJobState(view: JobView, now = Date.now()): string {
 }
 
 function streamLine(name: string, bytes: number, dropped: number): string {
-  return `${name} ${count(bytes)} bytes${dropped > 0 ? ` (the first ${count(dropped)} dropped to keep within the output limit)` : ''}`;
+  return `${name} ${formatCount(bytes)} bytes${dropped > 0 ? ` (the first ${formatCount(dropped)} dropped to keep within the output limit)` : ''}`;
 }
 
 export function formatJob(view: JobView): string {
@@ -269,13 +268,13 @@ function pageResult(page: JobPage, format: 'text' | 'json'): CallToolResult {
     complete: page.complete && bytes === page.data.length,
   };
   if (format === 'json') return { content: [{ type: 'text', text: JSON.stringify(structured, null, 2) }], structuredContent: structured };
-  const header = `${page.stream} of job ${page.jobId}, bytes ${count(page.offset)} to ${count(page.offset + bytes)} of ${count(page.size)}${
+  const header = `${page.stream} of job ${page.jobId}, bytes ${formatCount(page.offset)} to ${formatCount(page.offset + bytes)} of ${formatCount(page.size)}${
     structured.encoding === 'base64' ? ' (not UTF-8: base64)' : ''
   }`;
   const footer = structured.complete
     ? '[end of output: the job has ended]'
     : page.offset + bytes >= page.size
-      ? `[no more output yet; the job is still running: read again from offset ${count(structured.next_offset)} later]`
+      ? `[no more output yet; the job is still running: read again from offset ${formatCount(structured.next_offset)} later]`
       : `[more output: call ssh_job_output with offset=${structured.next_offset}]`;
   return { content: [{ type: 'text', text: `${header}\n${structured.data}\n${footer}` }], structuredContent: structured };
 }

@@ -20,6 +20,7 @@ import { hostArgument, responseFormat, type ToolSettings } from './tool-catalog.
 import type { PveOutcome, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
+import { formatCount } from './format-count.ts';
 
 export type ProxmoxExecutor = ToolExecutor & Required<Pick<ToolExecutor, 'proxmox'>>;
 
@@ -44,7 +45,7 @@ function commandArgument(where: string) {
   return z
     .string({ error: 'command must be a string' })
     .min(1, 'command must not be empty')
-    .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
+    .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
     .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
     .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes')
     .describe(`Command for bash inside the ${where}, passed as one argument to bash -c.`);
@@ -145,14 +146,13 @@ const DONE: Partial<Record<PveAction, string>> = {
 function registerContainerTransferTools(server: McpServer, executor: ProxmoxExecutor, settings: FileToolSettings): void {
   // As in the seed: with ImageKit on, its tools (with ctid) replace these.
   const { uploadFile, downloadFile } = settings.transfersViaImageKit ? {} : executor;
-  const count = (n: number): string => n.toLocaleString('en-US');
   if (uploadFile) {
     registerTool(
       server,
       'proxmox_upload_file_to_container',
       {
         title: 'Upload a local file into a Proxmox container',
-        description: `Copy a file from the machine running this server into an LXC container (pct push through a private temporary file on the host), atomically. Fails if the file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        description: `Copy a file from the machine running this server into an LXC container (pct push through a private temporary file on the host), atomically. Fails if the file exists unless overwrite=true. At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
         inputSchema: schemaOnce('proxmox_upload_file_to_container', () =>
           z
             .object({
@@ -190,7 +190,7 @@ function registerContainerTransferTools(server: McpServer, executor: ProxmoxExec
       'proxmox_download_file_from_container',
       {
         title: 'Download a file from a Proxmox container',
-        description: `Copy a file out of an LXC container (pct pull through a private temporary file on the host) to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${count(settings.maxFileSize)} bytes).`,
+        description: `Copy a file out of an LXC container (pct pull through a private temporary file on the host) to the machine running this server, atomically. Fails if the local file exists unless overwrite=true. At most MAX_FILE_SIZE (${formatCount(settings.maxFileSize)} bytes).`,
         inputSchema: schemaOnce('proxmox_download_file_from_container', () =>
           z
             .object({

@@ -17,6 +17,7 @@ import {
   MAX_TIMEOUT_SECONDS,
   MIN_TIMEOUT_SECONDS,
 } from './limits.ts';
+import { formatCount } from './format-count.ts';
 
 export interface ToolSettings {
   /** CHARACTER_LIMIT: characters of output returned per call. */
@@ -48,7 +49,7 @@ function buildExecCommandInput(settings: ToolSettings) {
         command: z
           .string({ error: 'command must be a string' })
           .min(1, 'command must not be empty')
-          .max(MAX_COMMAND_LENGTH, `command must be at most ${MAX_COMMAND_LENGTH.toLocaleString('en-US')} characters`)
+          .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
           .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
           .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
           .describe('Shell command to run with the login shell of the SSH user on the host.'),
@@ -159,7 +160,7 @@ export const TOOL_DESCRIPTIONS = {
     'List the SSH hosts you can use, the relay each is reached through, their labels, and whether each is reachable right now. Call this first to learn host names.',
   ssh_exec_command: (settings: ToolSettings): string =>
     `Run a shell command on a host over SSH and return its stdout, stderr and exit code. ` +
-    `A non-zero exit code is a normal result. Output beyond ${settings.characterLimit.toLocaleString('en-US')} characters is truncated (the result says how much was cut); ` +
+    `A non-zero exit code is a normal result. Output beyond ${formatCount(settings.characterLimit)} characters is truncated (the result says how much was cut); ` +
     `the command is stopped when the timeout (default ${settings.defaultTimeoutSeconds} s, at most ${MAX_TIMEOUT_SECONDS} s) passes. ` +
     'By default there is no terminal and stdin is empty; pty: true gives the command a terminal (stderr merged into stdout). ' +
     'Nothing is ever typed into a command: interactive commands wait until the timeout.',

@@ -13,6 +13,7 @@
  */
 import { readUpTo } from '../shared/byte-streams.ts';
 import { MCP_MAX_BODY_BYTES } from '../shared/limits.ts';
+import { formatCount } from '../shared/format-count.ts';
 
 /**
  * /mcp: the MCP transport's own maximum. ssh_write_file's in-call limit (WORKER_WRITE_BYTES_PER_CALL)
@@ -51,7 +52,7 @@ export function tooLarge(limit: number, pathname: string): Response {
   return Response.json(
     {
       error: 'request_too_large',
-      message: `The request body is over the ${limit.toLocaleString('en-US')} bytes this endpoint accepts; nothing was done.${advice}`,
+      message: `The request body is over the ${formatCount(limit)} bytes this endpoint accepts; nothing was done.${advice}`,
     },
     { status: 413, headers: { 'Cache-Control': 'no-store', Connection: 'close' } },
   );

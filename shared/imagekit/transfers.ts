@@ -15,6 +15,7 @@ import { failure, success, type Outcome } from '../errors.ts';
 import type { FileWriteResult } from '../file-types.ts';
 import { MAX_UPLOAD_CREDENTIAL_SECONDS, type ImageKitConfig } from './config.ts';
 import type { ImageKitService, StoredFile } from './service.ts';
+import { formatCount } from '../format-count.ts';
 
 export interface ImageKitTransfer {
   id: string;
@@ -253,7 +254,7 @@ export async function confirmUpload(context: BridgeContext, request: { transferI
       finished = true;
       return failure(
         'file_too_large',
-        `The uploaded file is ${file.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${context.maxFileSize.toLocaleString('en-US')}); it was deleted from ImageKit and ${transfer.path} was not changed. This transfer is closed.`,
+        `The uploaded file is ${formatCount(file.value.size)} bytes, more than MAX_FILE_SIZE (${formatCount(context.maxFileSize)}); it was deleted from ImageKit and ${transfer.path} was not changed. This transfer is closed.`,
       );
     }
     const body = await context.service.open(file.value);

@@ -40,6 +40,7 @@ import { durableTransferStore, transferState } from '../imagekit/transfer-state.
 import type { HostRoute } from '../relay/host-route.ts';
 import { RelayAdapter } from '../relay/relay-adapter.ts';
 import type { RelayState } from '../relay/relay-hub.ts';
+import { formatCount } from '../../shared/format-count.ts';
 
 /** Check the target now, so a refusal (an existing file without overwrite) comes back to the assistant, not to curl later. */
 async function checkWritable(
@@ -69,7 +70,7 @@ async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promi
       total += value.byteLength;
       if (total > limit) {
         await reader.cancel();
-        return failure('file_too_large', `The file is larger than MAX_FILE_SIZE (${limit.toLocaleString('en-US')} bytes).`);
+        return failure('file_too_large', `The file is larger than MAX_FILE_SIZE (${formatCount(limit)} bytes).`);
       }
       chunks.push(value);
     }
@@ -144,10 +145,7 @@ export class HubExecutor {
     if (!info.ok) return info;
     const limit = this.settings.tools.maxFileSize;
     if (info.value.size > limit) {
-      return failure(
-        'file_too_large',
-        `${request.path} is ${info.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${limit.toLocaleString('en-US')}).`,
-      );
+      return failure('file_too_large', `${request.path} is ${formatCount(info.value.size)} bytes, more than MAX_FILE_SIZE (${formatCount(limit)}).`);
     }
     return this.makeLink('download', route, request.ctid, request.path, { overwrite: false });
   }
@@ -222,10 +220,7 @@ export class HubExecutor {
         const info = await this.relay.stat(route, where(target));
         if (!info.ok) return info;
         if (info.value.size > maxBytes) {
-          return failure(
-            'file_too_large',
-            `${target.path} is ${info.value.size.toLocaleString('en-US')} bytes, more than MAX_FILE_SIZE (${maxBytes.toLocaleString('en-US')}).`,
-          );
+          return failure('file_too_large', `${target.path} is ${formatCount(info.value.size)} bytes, more than MAX_FILE_SIZE (${formatCount(maxBytes)}).`);
         }
         const opened = await this.relay.readAsStream(route, { ...where(target), maxBytes });
         if (!opened.ok) return opened;

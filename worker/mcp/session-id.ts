@@ -41,20 +41,25 @@ export interface Session {
   initialize: SessionInitialize;
 }
 
-function base64url(bytes: Uint8Array): string {
-  let binary = '';
-  for (const byte of bytes) binary += String.fromCharCode(byte);
+/** JSON written in printable ASCII only (anything else escaped as \uXXXX), so the id is plain base64 of it. */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[^\x20-\x7e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function toBase64url(binary: string): string {
   return btoa(binary).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
 }
 
+/** The ASCII text an id encodes; null for anything but base64url of printable ASCII (no id minted here is anything else). */
 function fromBase64url(text: string): string | null {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  let decoded: string;
   try {
-    const binary = atob(text.replaceAll('-', '+').replaceAll('_', '/'));
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(binary, (char) => char.charCodeAt(0)));
+    decoded = atob(text.replaceAll('-', '+').replaceAll('_', '/'));
   } catch {
     return null;
   }
+  return /^[\x20-\x7e]*$/.test(decoded) ? decoded : null;
 }
 
 /** What of the client's capabilities to keep: all of them when small, else those the tools here use. */
@@ -74,8 +79,8 @@ export function mintSession(userId: string, params: unknown): Session | null {
   if (!parsed.success) return null;
   const { protocolVersion, capabilities, clientInfo } = parsed.data;
   const initialize = { protocolVersion, capabilities: keptCapabilities(capabilities), clientInfo: { name: clientInfo.name, version: clientInfo.version } };
-  const nonce = base64url(crypto.getRandomValues(new Uint8Array(16)));
-  const id = base64url(new TextEncoder().encode(JSON.stringify({ v: 1, u: userId, n: nonce, i: initialize })));
+  const nonce = toBase64url(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const id = toBase64url(asciiJson({ v: 1, u: userId, n: nonce, i: initialize }));
   return { id, userId, nonce, initialize };
 }
 

@@ -15,6 +15,7 @@ import { MAX_OUTPUT_CHUNK_CHARS, type HubFrame, type Operation, type OperationRe
 import { decodeChunk, STREAM_WINDOW_BYTES } from '../../shared/binary-frames.ts';
 import { ByteSender, concatBytes, sendStream } from '../../shared/byte-streams.ts';
 import { LatestLineTracker, type LatestLine } from '../../shared/latest-line.ts';
+import { formatCount } from '../../shared/format-count.ts';
 
 export interface OperationReply {
   result: OperationResult;
@@ -191,9 +192,9 @@ export class RelayRequests {
           if (sent === 'ok' || sent === 'aborted') return;
           const why =
             sent === 'short'
-              ? `The upload ended before the ${size.toLocaleString('en-US')} bytes its Content-Length announced`
+              ? `The upload ended before the ${formatCount(size)} bytes its Content-Length announced`
               : sent === 'long'
-                ? `The upload sent more than the ${size.toLocaleString('en-US')} bytes its Content-Length announced`
+                ? `The upload sent more than the ${formatCount(size)} bytes its Content-Length announced`
                 : 'Reading the upload failed';
           this.take(id, socket)?.resolve(failure('invalid_argument', `${why}; nothing was written and the target is unchanged.`));
           this.channel.send(socket, { type: 'cancel', id });

@@ -13,6 +13,7 @@ import { qualifiedName } from '../team/fleet.ts';
 import { beginAudit, finishAudit, gateCall, recordCall } from '../team/gate-call.ts';
 import { RelayAdapter } from '../relay/relay-adapter.ts';
 import type { TransferRecord } from './transfer-link.ts';
+import { formatCount } from '../../shared/format-count.ts';
 
 export const TRANSFER_PATH = /^\/transfer\/([0-9a-f]{32})\/([A-Za-z0-9_-]{43})$/;
 
@@ -112,7 +113,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     if (size > record.maxBytes) {
       return problem({
         code: 'file_too_large',
-        message: `The upload is ${size.toLocaleString('en-US')} bytes, more than the ${record.maxBytes.toLocaleString('en-US')} this link accepts; nothing was written.`,
+        message: `The upload is ${formatCount(size)} bytes, more than the ${formatCount(record.maxBytes)} this link accepts; nothing was written.`,
       });
     }
     if (!(await link.claim(tokenHash, kind))) return unknownLink();

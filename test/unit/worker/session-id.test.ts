@@ -14,6 +14,13 @@ describe('2025-era session ids', () => {
     expect(mintSession('alice', params)?.nonce).not.toBe(session?.nonce);
   });
 
+  it('keep client names in any script, while the id itself stays plain base64url', () => {
+    const named = { ...params, clientInfo: { name: 'Clïent 🚀 クライアント', version: '1\u0001' } };
+    const session = mintSession('alice', named);
+    expect(session?.id).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(readSession(session?.id ?? '', 'alice')?.initialize.clientInfo).toEqual(named.clientInfo);
+  });
+
   it("are nobody's but their user's", () => {
     const session = mintSession('alice', params);
     expect(readSession(session?.id ?? '', 'mallory')).toBeNull();
