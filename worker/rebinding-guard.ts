@@ -58,16 +58,15 @@ export function checksOrigin(pathname: string): boolean {
 }
 
 /**
- * The hostname a Host value names, lowercased, or null unless the value is a plain `name[:port]`
- * whose name a URL parser leaves as it is. Anything the parser would reinterpret is refused rather
- * than normalised: userinfo (`evil.example@127.0.0.1` parses to 127.0.0.1), paths, percent-escapes,
- * numeric IPv4 forms (`2130706433`), Unicode names, whitespace. Browsers send the normalised form.
+ * The hostname a Host value names, lowercased, or null unless the value is a plain `name[:port]`.
+ * Only names in the deployment's set are accepted, and those are canonical (a URL parser's own
+ * output), so anything a parser would reinterpret is refused without parsing it: userinfo
+ * (`evil.example@127.0.0.1` parses to 127.0.0.1), paths, percent-escapes, numeric IPv4 forms
+ * (`2130706433`), Unicode names, whitespace. Browsers send the normalised form.
  */
 function hostnameOf(host: string): string | null {
   const match = /^(\[[^\]]*\]|[^:]*)(?::\d{1,5})?$/.exec(host);
-  const name = match?.[1]?.toLowerCase();
-  if (!name || URL.parse(`http://${name}`)?.hostname !== name) return null;
-  return name;
+  return match?.[1]?.toLowerCase() || null;
 }
 
 function refusal(pathname: string, message: string): Response {
