@@ -57,9 +57,12 @@ const requestedSchema = {
 /** Only a real boolean true confirms; anything else the client sends is a no. */
 const confirmed = z.object({ confirm: z.literal(true) });
 
+/** The part of the client's capabilities that says whether it can be asked (built once: building a zod schema costs more than using it). */
+const elicitationCapability = z.object({ elicitation: z.object({ form: z.unknown().optional(), url: z.unknown().optional() }).loose() });
+
 /** Whether the client declared form elicitation (an empty `elicitation: {}` means form, as before modes existed). */
 function declaresFormElicitation(capabilities: unknown): boolean {
-  const parsed = z.object({ elicitation: z.object({ form: z.unknown().optional(), url: z.unknown().optional() }).loose() }).safeParse(capabilities);
+  const parsed = elicitationCapability.safeParse(capabilities);
   if (!parsed.success) return false;
   const { form, url } = parsed.data.elicitation;
   return form !== undefined || url === undefined;
