@@ -1,0 +1,79 @@
+/**
+ * What the relay adds to one `true` on an open SSH connection, before any Worker or WebSocket: the
+ * floor (ssh2 straight), the relay's pool channel (HostPool.exec of plain `true`), the host wrapper
+ * through ssh2 straight, and the relay's whole exec operation (RelayOperations.run: pool, wrapper,
+ * marker filter, output capture). Timed interleaved, one of each per round, on one loopback sshd.
+ * Not a pass/fail test.
+ *
+ * Run: node bench/relay-exec-cost.ts   (CALLS=300 by default; needs root for the test sshd)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { newRunId, wrapCommand } from '../relay/host-stop.ts';
+import { RelayOperations } from '../relay/operations.ts';
+import { startSshd } from '../test/harness/sshd.ts';
+import { testHostConfig } from '../test/harness/host-config.ts';
+import { connect, execCommand, sshConfig } from './ssh-floor.ts';
+import { row, summarize } from './stats.ts';
+
+const CALLS = Number(process.env.CALLS ?? 300);
+
+const sshd = await startSshd();
+const stateDir = mkdtempSync(join(tmpdir(), 'mre-bench-'));
+const ops = new RelayOperations({
+  relayId: 'bench',
+  relayIdExplicit: true,
+  hosts: [
+    testHostConfig({ name: 'h', address: '127.0.0.1', port: sshd.port, username: sshd.user, auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath }, knownHostsFiles: [sshd.knownHostsPath] }),
+  ],
+  knownHostsFiles: [sshd.knownHostsPath],
+  recordKnownHostsFile: join(stateDir, 'known_hosts'),
+  stateDir,
+  source: 'bench',
+});
+try {
+  const client = await connect(sshConfig(sshd));
+  const pool = ops.pool('h');
+  if (!pool) throw new Error('no pool');
+  const poolExec = async (command: string): Promise<void> => {
+    const opened = await pool.exec(command, AbortSignal.timeout(10_000));
+    if (!opened.ok) throw new Error(opened.error.message);
+    opened.value.channel.resume();
+    opened.value.channel.stderr.resume();
+    await new Promise((resolve) => opened.value.channel.once('close', resolve));
+  };
+  const relayRun = async (): Promise<void> => {
+    const outcome = await ops.run({ op: 'exec', host: 'h', command: 'true', timeoutMs: 30_000, maxChars: 25_000 }, () => undefined, AbortSignal.timeout(10_000), undefined, 'u');
+    if (!outcome.ok) throw new Error(outcome.error.message);
+  };
+  const variants: Array<{ label: string; run: () => Promise<void> }> = [
+    { label: 'raw `true`, ssh2 straight (floor)', run: () => execCommand(client, 'true') },
+    { label: 'raw `true` through the relay pool (HostPool.exec)', run: () => poolExec('true') },
+    { label: 'wrapped `true`, ssh2 straight', run: () => execCommand(client, wrapCommand('true', newRunId(), 30_000)) },
+    { label: 'wrapped `true` through the relay pool', run: () => poolExec(wrapCommand('true', newRunId(), 30_000)) },
+    { label: 'relay exec operation (RelayOperations.run)', run: relayRun },
+  ];
+  for (let index = 0; index < 30; index += 1) for (const variant of variants) await variant.run();
+  const samples = variants.map(() => [] as number[]);
+  for (let index = 0; index < CALLS; index += 1) {
+    for (const [position, variant] of variants.entries()) {
+      const started = performance.now();
+      await variant.run();
+      samples[position]?.push(performance.now() - started);
+    }
+  }
+  client.end();
+  const summaries = samples.map(summarize);
+  const floor = summaries[0]?.median ?? Number.NaN;
+  const lines = [`relay exec cost: ${CALLS} interleaved calls of each, loopback sshd, Node ${process.version}`, ''];
+  for (const [position, variant] of variants.entries()) {
+    const summary = summaries[position];
+    if (summary) lines.push(`${row(variant.label, summary)}   +${(summary.median - floor).toFixed(2)} ms over the floor`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+} finally {
+  ops.close();
+  await sshd.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+}
