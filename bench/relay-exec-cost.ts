@@ -25,7 +25,14 @@ const ops = new RelayOperations({
   relayId: 'bench',
   relayIdExplicit: true,
   hosts: [
-    testHostConfig({ name: 'h', address: '127.0.0.1', port: sshd.port, username: sshd.user, auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath }, knownHostsFiles: [sshd.knownHostsPath] }),
+    testHostConfig({
+      name: 'h',
+      address: '127.0.0.1',
+      port: sshd.port,
+      username: sshd.user,
+      auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
+      knownHostsFiles: [sshd.knownHostsPath],
+    }),
   ],
   knownHostsFiles: [sshd.knownHostsPath],
   recordKnownHostsFile: join(stateDir, 'known_hosts'),
@@ -44,7 +51,13 @@ try {
     await new Promise((resolve) => opened.value.channel.once('close', resolve));
   };
   const relayRun = async (): Promise<void> => {
-    const outcome = await ops.run({ op: 'exec', host: 'h', command: 'true', timeoutMs: 30_000, maxChars: 25_000 }, () => undefined, AbortSignal.timeout(10_000), undefined, 'u');
+    const outcome = await ops.run(
+      { op: 'exec', host: 'h', command: 'true', timeoutMs: 30_000, maxChars: 25_000 },
+      () => undefined,
+      AbortSignal.timeout(10_000),
+      undefined,
+      'u',
+    );
     if (!outcome.ok) throw new Error(outcome.error.message);
   };
   const variants: Array<{ label: string; run: () => Promise<void> }> = [
