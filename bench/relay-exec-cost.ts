@@ -5,7 +5,7 @@
  * marker filter, output capture). Timed interleaved, one of each per round, on one loopback sshd.
  * Not a pass/fail test.
  *
- * Run: node bench/relay-exec-cost.ts   (CALLS=300 by default; needs root for the test sshd)
+ * Run: npm run bench:relay-exec   (CALLS=300 by default; needs root for the test sshd)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { RelayOperations } from '../relay/operations.ts';
 import { startSshd } from '../test/harness/sshd.ts';
 import { testHostConfig } from '../test/harness/host-config.ts';
 import { connect, execCommand, sshConfig } from './ssh-floor.ts';
-import { row, summarize } from './stats.ts';
+import { row, summarize, timeInterleaved } from './stats.ts';
 
 const CALLS = Number(process.env.CALLS ?? 300);
 
@@ -60,30 +60,20 @@ try {
     );
     if (!outcome.ok) throw new Error(outcome.error.message);
   };
-  const variants: Array<{ label: string; run: () => Promise<void> }> = [
-    { label: 'raw `true`, ssh2 straight (floor)', run: () => execCommand(client, 'true') },
-    { label: 'raw `true` through the relay pool (HostPool.exec)', run: () => poolExec('true') },
-    { label: 'wrapped `true`, ssh2 straight', run: () => execCommand(client, wrapCommand('true', newRunId(), 30_000)) },
-    { label: 'wrapped `true` through the relay pool', run: () => poolExec(wrapCommand('true', newRunId(), 30_000)) },
-    { label: 'relay exec operation (RelayOperations.run)', run: relayRun },
-  ];
-  for (let index = 0; index < 30; index += 1) for (const variant of variants) await variant.run();
-  const samples = variants.map(() => [] as number[]);
-  for (let index = 0; index < CALLS; index += 1) {
-    for (const [position, variant] of variants.entries()) {
-      const started = performance.now();
-      await variant.run();
-      samples[position]?.push(performance.now() - started);
-    }
-  }
+  const variants = {
+    'raw `true`, ssh2 straight (floor)': () => execCommand(client, 'true'),
+    'raw `true` through the relay pool (HostPool.exec)': () => poolExec('true'),
+    'wrapped `true`, ssh2 straight': () => execCommand(client, wrapCommand('true', newRunId(), 30_000)),
+    'wrapped `true` through the relay pool': () => poolExec(wrapCommand('true', newRunId(), 30_000)),
+    'relay exec operation (RelayOperations.run)': relayRun,
+  };
+  await timeInterleaved(30, variants);
+  const samples = await timeInterleaved(CALLS, variants);
   client.end();
-  const summaries = samples.map(summarize);
-  const floor = summaries[0]?.median ?? Number.NaN;
+  const summaries = Object.entries(samples).map(([label, taken]) => ({ label, summary: summarize(taken) }));
+  const floor = summaries[0]?.summary.median ?? Number.NaN;
   const lines = [`relay exec cost: ${CALLS} interleaved calls of each, loopback sshd, Node ${process.version}`, ''];
-  for (const [position, variant] of variants.entries()) {
-    const summary = summaries[position];
-    if (summary) lines.push(`${row(variant.label, summary)}   +${(summary.median - floor).toFixed(2)} ms over the floor`);
-  }
+  for (const { label, summary } of summaries) lines.push(`${row(label, summary)}   +${(summary.median - floor).toFixed(2)} ms over the floor`);
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   ops.close();
