@@ -138,7 +138,8 @@ async function replayInitialize(transport: WebStandardStreamableHTTPServerTransp
     }),
     { parsedBody: { jsonrpc: '2.0', id: 'session', method: 'initialize', params: session.initialize } },
   );
-  await replay.body?.cancel();
+  // Read to its end: the server answers the replay on its stream, and a cancelled stream would make that answer an error.
+  await replay.text();
   if (!replay.ok) logEvent('warn', 'a 2025-era session id named an initialize the server refuses', { status: replay.status });
   return replay.ok;
 }
