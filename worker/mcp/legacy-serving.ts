@@ -40,6 +40,9 @@ import type { SessionProps } from './session-props.ts';
 export const CANCEL_WATCH_AFTER_MS = 1000;
 /** One watch (or wait for an answer) lasts at most this long; the call then watches again while it runs. */
 const MAILBOX_POLL_MS = 30_000;
+/** A mailbox wait that fails (the mailbox restarted) is asked again this many times in all, this long apart. */
+const MAILBOX_ATTEMPTS = 3;
+const MAILBOX_RETRY_MS = 250;
 /** A question's answer is waited for at most this long (the asking tool gives up sooner, with its own timeout). */
 const ANSWER_WAIT_MS = 15 * 60_000;
 /**
@@ -188,15 +191,26 @@ class RunningCall {
   }
 
   private async awaitAnswer(wireId: string, serverId: string | number): Promise<void> {
-    let answer: unknown = null;
-    try {
-      answer = await mailboxOf(this.env, this.session).awaitAnswer(wireId, ANSWER_WAIT_MS);
-    } catch (error) {
-      logEvent('warn', "could not wait for a client's answer", { error: String(error) });
-    }
+    const answer = await this.fromMailbox("a client's answer", (mailbox) => mailbox.awaitAnswer(wireId, ANSWER_WAIT_MS));
     this.questions.delete(wireId);
     if (this.ended || !isJSONRPCResponse(answer) || JSON.stringify(answer).length > MAX_ANSWER_CHARS) return;
     this.transport.onmessage?.({ ...answer, id: serverId });
+  }
+
+  /**
+   * A wait on the mailbox, asked again (on a fresh stub) when it fails: the mailbox restarting drops
+   * the waits in progress, while what it keeps survives. Null when it keeps failing or the call ended.
+   */
+  private async fromMailbox<T>(what: string, wait: (mailbox: MailboxStub) => Promise<T>): Promise<T | null> {
+    for (let attempt = 1; attempt <= MAILBOX_ATTEMPTS && !this.ended; attempt += 1) {
+      try {
+        return await wait(mailboxOf(this.env, this.session));
+      } catch (error) {
+        logEvent('warn', `could not wait for ${what}`, { attempt, error: String(error) });
+        if (attempt < MAILBOX_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, MAILBOX_RETRY_MS));
+      }
+    }
+    return null;
   }
 
   /** The response, watched: its end releases what the call waits for, its drop cancels the call. */
@@ -234,20 +248,13 @@ class RunningCall {
   private async watchForCancel(): Promise<void> {
     if (this.ended) return;
     this.watching = true;
-    const mailbox = mailboxOf(this.env, this.session);
-    // Bounded by the call's life (it ends when its stream does); each watch by MAILBOX_POLL_MS.
+    // Bounded by the call's life (it ends when its stream does), each watch by MAILBOX_POLL_MS, and
+    // a mailbox that turns the watch away (too many wait there) or keeps failing ends the watching:
+    // a dropped request still cancels.
     while (!this.ended) {
-      let cancelled: boolean;
-      try {
-        cancelled = await mailbox.awaitCancel(this.requestId, this.started - CLOCK_SLACK_MS, MAILBOX_POLL_MS);
-      } catch (error) {
-        logEvent('warn', 'could not watch for a cancel; a dropped request still cancels', { error: String(error) });
-        return;
-      }
-      if (cancelled && !this.ended) {
-        this.cancelCall('cancelled by the client');
-        return;
-      }
+      const watch = await this.fromMailbox('a cancel', (mailbox) => mailbox.awaitCancel(this.requestId, this.started - CLOCK_SLACK_MS, MAILBOX_POLL_MS));
+      if (watch === 'cancelled' && !this.ended) this.cancelCall('cancelled by the client');
+      if (watch !== 'again') return;
     }
   }
 

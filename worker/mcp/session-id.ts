@@ -11,11 +11,21 @@
  */
 import { z } from 'zod';
 
+const MAX_VERSION_CHARS = 64;
+const MAX_INFO_CHARS = 256;
+
 /** The initialize params a session is rebuilt from (replayed into each request's server). */
 export const sessionInitialize = z.object({
-  protocolVersion: z.string().max(64),
+  protocolVersion: z.string().max(MAX_VERSION_CHARS),
   capabilities: z.record(z.string(), z.unknown()),
-  clientInfo: z.object({ name: z.string().max(256), version: z.string().max(256) }).loose(),
+  clientInfo: z.object({ name: z.string().max(MAX_INFO_CHARS), version: z.string().max(MAX_INFO_CHARS) }).loose(),
+});
+
+/** What an initialize must carry for a session to be minted from it (what the server itself requires). */
+const mintable = z.object({
+  protocolVersion: z.string(),
+  capabilities: z.record(z.string(), z.unknown()),
+  clientInfo: z.object({ name: z.string(), version: z.string() }).loose(),
 });
 export type SessionInitialize = z.infer<typeof sessionInitialize>;
 
@@ -75,10 +85,15 @@ function keptCapabilities(capabilities: Record<string, unknown>): Record<string,
 
 /** A new session for `userId` from its initialize params; null when they are not initialize params (the server refuses those). */
 export function mintSession(userId: string, params: unknown): Session | null {
-  const parsed = sessionInitialize.safeParse(params);
+  const parsed = mintable.safeParse(params);
   if (!parsed.success) return null;
   const { protocolVersion, capabilities, clientInfo } = parsed.data;
-  const initialize = { protocolVersion, capabilities: keptCapabilities(capabilities), clientInfo: { name: clientInfo.name, version: clientInfo.version } };
+  // Cut to what an id holds, never refused for length: the server accepts any such initialize, so the session must exist.
+  const initialize = {
+    protocolVersion: protocolVersion.slice(0, MAX_VERSION_CHARS),
+    capabilities: keptCapabilities(capabilities),
+    clientInfo: { name: clientInfo.name.slice(0, MAX_INFO_CHARS), version: clientInfo.version.slice(0, MAX_INFO_CHARS) },
+  };
   const nonce = toBase64url(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
   const id = toBase64url(asciiJson({ v: 1, u: userId, n: nonce, i: initialize }));
   return { id, userId, nonce, initialize };

@@ -7,144 +7,151 @@
  *   waits here for it under the question's wire id, which is random and unique to that question;
  * - notifications/cancelled for a call: a call still running after a moment watches here.
  *
- * One object per (user, session nonce), so a user can never reach another user's mailbox. Held in
- * memory only: a question's answer or a cancel matters for seconds to minutes, while someone is
- * waiting, and the waiting call keeps the object alive. Everything is bounded in count and age.
- * Nothing on a call's ordinary path comes here: only a call that asks, or that runs long enough to
- * be cancelled by message.
+ * One object per (user, session nonce), so a user can never reach another user's mailbox. A message
+ * nobody waits for yet is kept in the object's storage (it can arrive before its waiter, and the
+ * object can restart while a call waits: the call then asks again and finds it). Waiters are calls
+ * in progress, held in memory. Everything is bounded in count and age. Nothing on a call's ordinary
+ * path comes here: only a call that asks, or that runs long enough to be cancelled by message.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { countingEnv, countingOn } from '../do-call-count.ts';
 
 /** An answer or cancel nobody has claimed is kept this long (it can arrive before its waiter does). */
 export const UNCLAIMED_KEEP_MS = 60_000;
-/** At most this many unclaimed answers, cancels and waiters each: the oldest goes first. */
-const MAX_ENTRIES = 256;
+/** At most this many kept messages of each kind, and this many waiters of each kind: the oldest kept go first, a waiter past the bound is turned away. */
+export const MAX_ENTRIES = 256;
 /** An answer larger than this (as JSON) is not kept: answers to a question here are small forms. */
 export const MAX_ANSWER_CHARS = 64 * 1024;
 
-type Key = string | number;
+/** How a watch for a cancel ends: the call was cancelled, the watch ran out (watch again), or stop watching (the call ended, or the mailbox is full). */
+export type CancelWatch = 'cancelled' | 'again' | 'stop';
 
-interface Waiter<T> {
-  key: Key;
-  resolve: (value: T) => void;
-  timer: ReturnType<typeof setTimeout>;
+type Kind = 'answer' | 'cancel';
+/** A JSON-RPC id as a storage key: 5 and "5" are different requests. */
+type Key = string;
+
+function keyOf(id: string | number): Key {
+  return JSON.stringify(id);
 }
 
-/** Bounded map from key to a value with the time it came. */
-class Kept<T> {
-  private readonly entries = new Map<Key, { value: T; at: number }>();
-
-  put(key: Key, value: T): void {
-    this.prune();
-    this.entries.delete(key);
-    this.entries.set(key, { value, at: Date.now() });
-    while (this.entries.size > MAX_ENTRIES) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done) break;
-      this.entries.delete(oldest.value);
-    }
-  }
-
-  /** The value kept under `key` (taken out), if it came no earlier than `since`. */
-  take(key: Key, since = 0): T | undefined {
-    this.prune();
-    const entry = this.entries.get(key);
-    if (!entry || entry.at < since) return undefined;
-    this.entries.delete(key);
-    return entry.value;
-  }
-
-  private prune(): void {
-    const cutoff = Date.now() - UNCLAIMED_KEEP_MS;
-    for (const [key, entry] of this.entries) {
-      if (entry.at >= cutoff) break;
-      this.entries.delete(key);
-    }
-  }
-}
-
-/** Waiters by key, bounded: one more than MAX_ENTRIES wakes the oldest with `empty`. */
+/** Waiters by key, in memory; several may wait on one key (a client that reuses a request id), and all are woken together. */
 class Waiters<T> {
-  private readonly waiting = new Map<Key, Waiter<T>>();
-  private readonly empty: T;
+  private readonly waiting = new Map<Key, Array<(value: T) => void>>();
+  private count = 0;
 
-  constructor(empty: T) {
-    this.empty = empty;
-  }
-
-  wait(key: Key, timeoutMs: number): Promise<T> {
-    this.wake(key, this.empty);
+  /** Wait for `key` (at most `timeoutMs`, then `timedOut`); `full` at once when MAX_ENTRIES already wait. */
+  wait(key: Key, timeoutMs: number, timedOut: T, full: T): Promise<T> {
+    if (this.count >= MAX_ENTRIES) return Promise.resolve(full);
     return new Promise<T>((resolve) => {
-      const timer = setTimeout(() => this.wake(key, this.empty), timeoutMs);
-      this.waiting.set(key, { key, resolve, timer });
-      while (this.waiting.size > MAX_ENTRIES) {
-        const oldest = this.waiting.keys().next();
-        if (oldest.done) break;
-        this.wake(oldest.value, this.empty);
-      }
+      const done = (value: T): void => {
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const timer = setTimeout(() => this.remove(key, done) && resolve(timedOut), timeoutMs);
+      const list = this.waiting.get(key) ?? [];
+      list.push(done);
+      this.waiting.set(key, list);
+      this.count += 1;
     });
   }
 
-  /** Hand `value` to whoever waits on `key`; false when nobody does. */
+  /** Hand `value` to everyone waiting on `key`; false when nobody does. */
   wake(key: Key, value: T): boolean {
-    const waiter = this.waiting.get(key);
-    if (!waiter) return false;
+    const list = this.waiting.get(key);
+    if (!list) return false;
     this.waiting.delete(key);
-    clearTimeout(waiter.timer);
-    waiter.resolve(value);
+    this.count -= list.length;
+    for (const done of list) done(value);
+    return true;
+  }
+
+  private remove(key: Key, done: (value: T) => void): boolean {
+    const list = this.waiting.get(key);
+    const at = list?.indexOf(done) ?? -1;
+    if (!list || at < 0) return false;
+    list.splice(at, 1);
+    if (list.length === 0) this.waiting.delete(key);
+    this.count -= 1;
     return true;
   }
 }
 
 export class McpSession extends DurableObject<Env> {
-  private readonly answers = new Kept<unknown>();
-  private readonly answerWaiters = new Waiters<unknown>(null);
-  private readonly cancels = new Kept<true>();
-  private readonly cancelWaiters = new Waiters<boolean>(false);
+  private readonly answerWaiters = new Waiters<unknown>();
+  private readonly cancelWaiters = new Waiters<CancelWatch>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     // Test builds count the Durable Object calls each request makes (worker/do-call-count.ts).
     super(ctx, countingOn(env) ? countingEnv(env) : env);
-    // Sessions of earlier versions stored their owner and initialize here, with an idle alarm; the
-    // alarm (below) still comes for those and clears them. Nothing is stored any more.
+    ctx.storage.sql.exec(
+      'CREATE TABLE IF NOT EXISTS kept (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (kind, key))',
+    );
   }
 
   /** The client's answer to the question with this wire id. */
   async answer(questionId: string, message: unknown): Promise<void> {
-    if (JSON.stringify(message).length > MAX_ANSWER_CHARS) return;
-    if (!this.answerWaiters.wake(questionId, message)) this.answers.put(questionId, message);
+    const json = JSON.stringify(message);
+    if (json.length > MAX_ANSWER_CHARS) return;
+    if (!this.answerWaiters.wake(keyOf(questionId), message)) await this.keep('answer', keyOf(questionId), json);
   }
 
-  /** Wait for the answer to a question (at most `timeoutMs`); null when none came. */
+  /** Wait for the answer to a question (at most `timeoutMs`); null when none came (or too many wait here). */
   async awaitAnswer(questionId: string, timeoutMs: number): Promise<unknown> {
-    const kept = this.answers.take(questionId);
-    if (kept !== undefined) return kept;
-    return this.answerWaiters.wait(questionId, timeoutMs);
+    const kept = this.take('answer', keyOf(questionId), 0);
+    if (kept !== undefined) return JSON.parse(kept);
+    return this.answerWaiters.wait(keyOf(questionId), timeoutMs, null, null);
   }
 
   /** The client cancelled its request `requestId`. */
-  async cancel(requestId: Key): Promise<void> {
-    if (!this.cancelWaiters.wake(requestId, true)) this.cancels.put(requestId, true);
+  async cancel(requestId: string | number): Promise<void> {
+    if (!this.cancelWaiters.wake(keyOf(requestId), 'cancelled')) await this.keep('cancel', keyOf(requestId), 'true');
   }
 
   /**
-   * Whether request `requestId` is cancelled: at once when a cancel came since `since` (ms, this
-   * object's clock give or take a few seconds), else the first one to come within `timeoutMs`.
+   * Watch for a cancel of request `requestId`: at once when one came since `since` (ms, this
+   * object's clock give or take a second), else the first one to come within `timeoutMs`.
    */
-  async awaitCancel(requestId: Key, since: number, timeoutMs: number): Promise<boolean> {
-    if (this.cancels.take(requestId, since) !== undefined) return true;
-    return this.cancelWaiters.wait(requestId, timeoutMs);
+  async awaitCancel(requestId: string | number, since: number, timeoutMs: number): Promise<CancelWatch> {
+    if (this.take('cancel', keyOf(requestId), since) !== undefined) return 'cancelled';
+    return this.cancelWaiters.wait(keyOf(requestId), timeoutMs, 'again', 'stop');
   }
 
   /** A call ended: whatever it still waits for here is let go of at once. */
-  async release(questionIds: string[], requestId: Key | null): Promise<void> {
-    for (const questionId of questionIds) this.answerWaiters.wake(questionId, null);
-    if (requestId !== null) this.cancelWaiters.wake(requestId, false);
+  async release(questionIds: string[], requestId: string | number | null): Promise<void> {
+    for (const questionId of questionIds) this.answerWaiters.wake(keyOf(questionId), null);
+    if (requestId !== null) this.cancelWaiters.wake(keyOf(requestId), 'stop');
   }
 
-  /** Only sessions of earlier versions have an alarm: their stored owner and initialize are deleted. */
+  /** Keep a message for its waiter, within the bounds; the alarm clears what nobody claims. */
+  private async keep(kind: Kind, key: Key, value: string): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    this.prune();
+    sql.exec('INSERT OR REPLACE INTO kept (kind, key, value, at) VALUES (?, ?, ?, ?)', kind, key, value, Date.now());
+    sql.exec('DELETE FROM kept WHERE kind = ? AND key NOT IN (SELECT key FROM kept WHERE kind = ? ORDER BY at DESC LIMIT ?)', kind, kind, MAX_ENTRIES);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + UNCLAIMED_KEEP_MS);
+  }
+
+  /** The message kept under `key` (taken out), if it came no earlier than `since`. */
+  private take(kind: Kind, key: Key, since: number): string | undefined {
+    this.prune();
+    const row = this.ctx.storage.sql.exec<{ value: string; at: number }>('SELECT value, at FROM kept WHERE kind = ? AND key = ?', kind, key).toArray()[0];
+    if (!row || row.at < since) return undefined;
+    this.ctx.storage.sql.exec('DELETE FROM kept WHERE kind = ? AND key = ?', kind, key);
+    return row.value;
+  }
+
+  private prune(): void {
+    this.ctx.storage.sql.exec('DELETE FROM kept WHERE at < ?', Date.now() - UNCLAIMED_KEEP_MS);
+  }
+
+  /**
+   * Clears what nobody claimed. Sessions of earlier versions also stored their owner, initialize and
+   * last use here, with an idle alarm: those are deleted when it comes.
+   */
   override async alarm(): Promise<void> {
-    await this.ctx.storage.deleteAll();
+    this.prune();
+    await this.ctx.storage.delete(['owner', 'initialize', 'lastUsed']);
+    const next = this.ctx.storage.sql.exec<{ at: number | null }>('SELECT min(at) AS at FROM kept').toArray()[0]?.at;
+    if (typeof next === 'number') await this.ctx.storage.setAlarm(next + UNCLAIMED_KEEP_MS);
   }
 }

@@ -38,6 +38,13 @@ describe('2025-era session ids', () => {
     expect(session?.id.length).toBeLessThan(MAX_SESSION_ID_CHARS);
   });
 
+  it('are minted, cut to size, for names, versions and revisions of any length (the server accepts those, so the session must exist)', () => {
+    const long = { protocolVersion: 'v'.repeat(100), capabilities: {}, clientInfo: { name: 'n'.repeat(300), version: 'b'.repeat(300) } };
+    const session = mintSession('alice', long);
+    expect(session?.initialize).toEqual({ protocolVersion: 'v'.repeat(64), capabilities: {}, clientInfo: { name: 'n'.repeat(256), version: 'b'.repeat(256) } });
+    expect(readSession(session?.id ?? '', 'alice')).toEqual(session);
+  });
+
   it('are not minted from params that are not initialize params', () => {
     expect(mintSession('alice', { protocolVersion: 7 })).toBeNull();
     expect(mintSession('alice', undefined)).toBeNull();
