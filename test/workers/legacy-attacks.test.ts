@@ -230,10 +230,10 @@ describe('2025-era serving under attack', () => {
 
   it('does not loop when more requests of one session watch for a cancel than the mailbox keeps waiters for (256)', async () => {
     const sessionId = await open('alice');
-    // Any request whose answer the client has not read to its end is still running for the Worker:
-    // 257 pings whose answers are left unread watch for their cancels like long calls do.
+    // 257 calls that ask a question nobody answers: each waits for its answer and, after a moment,
+    // watches for its cancel, one more than the mailbox keeps waiters for.
     const unread: Response[] = [];
-    for (let index = 0; index < 257; index += 1) unread.push(await send('alice', { jsonrpc: '2.0', id: 2000 + index, method: 'ping' }, sessionId).pending);
+    for (let index = 0; index < 257; index += 1) unread.push(await send('alice', ASK(2000 + index), sessionId).pending);
     mailboxCalls.clear();
     watchBreaker = 5000;
     // Each watches once it has run CANCEL_WATCH_AFTER_MS; a quiet watch lasts 30 s.

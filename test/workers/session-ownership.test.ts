@@ -69,12 +69,32 @@ describe('2025-era session ownership', () => {
     // Mallory's own id, carrying Alice's nonce: it is Mallory's session, so it is served, but an
     // "answer" delivered through it lands in Mallory's mailbox, never in Alice's.
     const forged = edited(await open('mallory'), (claims) => (claims.n = nonce));
-    const answer = { jsonrpc: '2.0', id: 'q-stolen', result: { action: 'accept', content: { confirm: true } } };
+    const questionId = `q-${crypto.randomUUID()}`;
+    const answer = { jsonrpc: '2.0', id: questionId, result: { action: 'accept', content: { confirm: true } } };
     expect((await asUser('mallory', answer, forged)).status).toBe(202);
     const alicesMailbox = env.MCP_SESSION.get(env.MCP_SESSION.idFromName(`alice\n${nonce}`));
-    expect(await alicesMailbox.awaitAnswer('q-stolen', 50)).toBeNull();
+    expect(await alicesMailbox.awaitAnswer(questionId, 50)).toBeNull();
     const mallorysMailbox = env.MCP_SESSION.get(env.MCP_SESSION.idFromName(`mallory\n${nonce}`));
-    expect(await mallorysMailbox.awaitAnswer('q-stolen', 50)).toEqual(answer);
+    expect(await mallorysMailbox.awaitAnswer(questionId, 50)).toEqual(answer);
+  });
+
+  it('takes an answer that cannot be one (not a question id, or far larger than a form) with 202, and keeps nothing of it', async () => {
+    const sessionId = await open('alice');
+    const mailbox = env.MCP_SESSION.get(env.MCP_SESSION.idFromName(`alice\n${readSession(sessionId, 'alice')?.nonce ?? ''}`));
+    const questionId = `q-${crypto.randomUUID()}`;
+    const huge = { jsonrpc: '2.0', id: questionId, result: { action: 'accept', content: { text: 'x'.repeat(100_000) } } };
+    expect((await asUser('alice', huge, sessionId)).status).toBe(202);
+    expect(await mailbox.awaitAnswer(questionId, 20)).toBeNull();
+    const odd = { jsonrpc: '2.0', id: 'not-a-question', result: {} };
+    expect((await asUser('alice', odd, sessionId)).status).toBe(202);
+    expect(await mailbox.awaitAnswer('not-a-question', 20)).toBeNull();
+  });
+
+  it('answers an initialize the server refuses with what is wrong, and no session', async () => {
+    const bad = await asUser('alice', { ...INITIALIZE, params: { ...INITIALIZE.params, protocolVersion: 5 } });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('mcp-session-id')).toBeNull();
+    expect(await bad.text()).not.toContain('Mcp-Session-Id header is required');
   });
 
   it('answers 404 for ids nobody minted (random, tampered, oversized) and 400 for a request with no session that is not an initialize', async () => {

@@ -36,6 +36,11 @@ import { MAX_ANSWER_CHARS } from './session-mailbox.ts';
 import { mintSession, readSession, type Session } from './session-id.ts';
 import type { SessionProps } from './session-props.ts';
 
+/** The requests that may run long, ask a question or be cancelled: every other one answers at once. */
+const LONG_METHODS: ReadonlySet<string> = new Set(['tools/call', 'tasks/result']);
+/** A question's wire id: this prefix and a random UUID; an answer under any other id is no answer to us. */
+const QUESTION_PREFIX = 'q-';
+const QUESTION_ID = /^q-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** A call still running this long after it started begins to watch its session's mailbox for a cancel. */
 export const CANCEL_WATCH_AFTER_MS = 1000;
 /** One watch (or wait for an answer) lasts at most this long; the call then watches again while it runs. */
@@ -82,9 +87,9 @@ export async function serveLegacy(request: Request, env: Env, ctx: ExecutionCont
 
   const header = request.headers.get('mcp-session-id');
   if (header === null) {
-    if (!isInitializeRequest(body)) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-    // Params the server would refuse get a throwaway id: the refusal carries no session.
-    const minted = mintSession(props.userId, body.params);
+    if (methodOf(body) !== 'initialize') return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    // Params the server refuses get a throwaway id: its refusal, which says what is wrong, carries no session.
+    const minted = isInitializeRequest(body) ? mintSession(props.userId, body.params) : null;
     return serve(request, env, ctx, caller, body, minted?.id ?? 'refused', null);
   }
   const session = readSession(header, props.userId);
@@ -92,7 +97,10 @@ export async function serveLegacy(request: Request, env: Env, ctx: ExecutionCont
 
   // The client's answer to a question a call asked: for the mailbox, where that call waits.
   if (isJSONRPCResponse(body)) {
-    if (typeof body.id === 'string') await mailboxOf(env, session).answer(body.id, body);
+    // Only an answer that can be one (a question's wire id, a small form) goes on to the mailbox.
+    if (typeof body.id === 'string' && QUESTION_ID.test(body.id) && JSON.stringify(body).length <= MAX_ANSWER_CHARS) {
+      await mailboxOf(env, session).answer(body.id, body);
+    }
     return new Response(null, { status: 202 });
   }
   if (isJSONRPCNotification(body)) {
@@ -120,7 +128,8 @@ async function serve(
   const offer: ToolOffer = methodOf(body) === 'tools/list' ? await offerFor(env, caller) : OFFER_ALL;
   const server = workerMcpServer(env, caller, 'legacy', offer, calledTool(body));
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId, keepAliveMs: STREAM_KEEPALIVE_MS });
-  const call = session && isJSONRPCRequest(body) ? new RunningCall(env, ctx, session, transport, body.id) : null;
+  // Only requests that can run long (a tool call, a task's result) can be asked about or cancelled by message.
+  const call = session && isJSONRPCRequest(body) && LONG_METHODS.has(body.method) ? new RunningCall(env, ctx, session, transport, body.id) : null;
   await server.connect(transport);
   if (session) {
     const replayed = await replayInitialize(transport, session);
@@ -178,7 +187,7 @@ class RunningCall {
   /** Questions go out under a fresh random id; a cancel of one names it by that id too. */
   private outgoing(message: JSONRPCMessage): JSONRPCMessage {
     if (isJSONRPCRequest(message)) {
-      const wireId = `q-${crypto.randomUUID()}`;
+      const wireId = `${QUESTION_PREFIX}${crypto.randomUUID()}`;
       this.questions.set(wireId, message.id);
       void this.awaitAnswer(wireId, message.id);
       return { ...message, id: wireId };

@@ -20,8 +20,8 @@ import { countingEnv, countingOn } from '../do-call-count.ts';
 export const UNCLAIMED_KEEP_MS = 60_000;
 /** At most this many kept messages of each kind, and this many waiters of each kind: the oldest kept go first, a waiter past the bound is turned away. */
 export const MAX_ENTRIES = 256;
-/** An answer larger than this (as JSON) is not kept: answers to a question here are small forms. */
-export const MAX_ANSWER_CHARS = 64 * 1024;
+/** An answer larger than this (as JSON) is not kept: answers to a question here are small forms (and a mailbox holds at most MAX_ENTRIES of them). */
+export const MAX_ANSWER_CHARS = 16 * 1024;
 
 /** How a watch for a cancel ends: the call was cancelled, the watch ran out (watch again), or stop watching (the call ended, or the mailbox is full). */
 export type CancelWatch = 'cancelled' | 'again' | 'stop';
