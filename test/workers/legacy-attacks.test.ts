@@ -270,6 +270,20 @@ describe('2025-era serving under attack', () => {
     expect(JSON.stringify(await events.next())).toContain('hello Ada');
   }, 20_000);
 
+  it('fails a question at once, not at its timeout, when its mailbox turns the wait for the answer away', async () => {
+    const sessionId = await open('alice');
+    const box = mailboxOf('alice', sessionId);
+    // 256 waits already there (the bound): the question's own wait is turned away.
+    const filler = Array.from({ length: 256 }, (_, index) => box.awaitAnswer(`q-filler-${index}`, 60_000));
+    const { events } = await asked('alice', sessionId);
+    expect(JSON.stringify(await events.next())).toContain('could not be received');
+    await box.release(
+      Array.from({ length: 256 }, (_, index) => `q-filler-${index}`),
+      null,
+    );
+    await Promise.all(filler);
+  }, 20_000);
+
   it('cancels a watching call by message (baseline)', async () => {
     const sessionId = await open('alice');
     const { events, wireId } = await asked('alice', sessionId, 11);

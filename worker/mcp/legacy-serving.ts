@@ -202,8 +202,14 @@ class RunningCall {
   private async awaitAnswer(wireId: string, serverId: string | number): Promise<void> {
     const answer = await this.fromMailbox("a client's answer", (mailbox) => mailbox.awaitAnswer(wireId, ANSWER_WAIT_MS));
     this.questions.delete(wireId);
-    if (this.ended || !isJSONRPCResponse(answer) || JSON.stringify(answer).length > MAX_ANSWER_CHARS) return;
-    this.transport.onmessage?.({ ...answer, id: serverId });
+    if (this.ended) return;
+    if (isJSONRPCResponse(answer) && JSON.stringify(answer).length <= MAX_ANSWER_CHARS) {
+      this.transport.onmessage?.({ ...answer, id: serverId });
+      return;
+    }
+    // No answer will come this way (the wait ran out, was turned away, or kept failing): the asking
+    // tool learns so now, rather than at its own timeout.
+    this.transport.onmessage?.({ jsonrpc: '2.0', id: serverId, error: { code: -32603, message: "The client's answer could not be received." } });
   }
 
   /**
