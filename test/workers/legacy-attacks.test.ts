@@ -2,13 +2,12 @@
  * Review of 2025-era serving (worker/mcp/legacy-serving.ts, session-mailbox.ts): a hostile client
  * and faults against the real handler and the real mailbox Durable Object in the Workers pool.
  */
-import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CANCEL_WATCH_AFTER_MS } from '../../worker/mcp/legacy-serving.ts';
-import { mcpApiHandler } from '../../worker/mcp/transport.ts';
 import { readSession } from '../../worker/mcp/session-id.ts';
 import type { McpSession } from '../../worker/mcp/session-mailbox.ts';
-import { RESOURCE } from './oauth-flow.ts';
+import { editedSessionId, requestAs, sendAs, type SentRequest } from './legacy-requests.ts';
 
 let watchBreaker = 200;
 
@@ -46,32 +45,12 @@ const testEnv = ((): Env => {
   return { ...env, MCP_REMOTE_EXEC_TEST_TOOLS: 'true', MCP_SESSION: counting } as Env;
 })();
 
-interface Sent {
-  pending: Promise<Response>;
-  /** The context whose waitUntil work callers await when they need it (waitOnExecutionContext). */
-  ctx: ExecutionContext;
+function send(userId: string, body: unknown, sessionId?: string, method = 'POST'): SentRequest {
+  return sendAs(userId, body, sessionId, method, testEnv);
 }
 
-function send(userId: string, body: unknown, sessionId?: string, method = 'POST'): Sent {
-  const base = createExecutionContext();
-  const ctx = Object.assign(Object.create(Object.getPrototypeOf(base) as object) as ExecutionContext, base, { props: { userId, username: userId } });
-  const request = new Request(RESOURCE, {
-    method,
-    headers: {
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-      ...(sessionId !== undefined ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
-    },
-    ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
-  });
-  return { pending: mcpApiHandler.fetch(request, testEnv, ctx), ctx: base };
-}
-
-async function post(userId: string, body: unknown, sessionId?: string, method = 'POST'): Promise<Response> {
-  const sent = send(userId, body, sessionId, method);
-  const response = await sent.pending;
-  await waitOnExecutionContext(sent.ctx);
-  return response;
+function post(userId: string, body: unknown, sessionId?: string, method = 'POST'): Promise<Response> {
+  return requestAs(userId, body, sessionId, method, testEnv);
 }
 
 const ELICITING_INITIALIZE = {
@@ -177,7 +156,7 @@ describe('2025-era serving under attack', () => {
   it("keeps another user's answer away from the question, even through an id carrying the asker's nonce", async () => {
     const sessionId = await open('alice');
     const nonce = readSession(sessionId, 'alice')?.nonce ?? '';
-    const mallorys = edited(await open('mallory'), (claims) => (claims.n = nonce));
+    const mallorys = editedSessionId(await open('mallory'), (claims) => (claims.n = nonce));
     const { events, wireId } = await asked('alice', sessionId);
     const forged = { jsonrpc: '2.0', id: wireId, result: { action: 'accept', content: { name: 'Mallory' } } };
     expect((await post('mallory', forged, mallorys)).status).toBe(202);
@@ -189,7 +168,7 @@ describe('2025-era serving under attack', () => {
   it("does not let another user's cancel, through an id carrying the caller's nonce, stop the call", async () => {
     const sessionId = await open('alice');
     const nonce = readSession(sessionId, 'alice')?.nonce ?? '';
-    const mallorys = edited(await open('mallory'), (claims) => (claims.n = nonce));
+    const mallorys = editedSessionId(await open('mallory'), (claims) => (claims.n = nonce));
     mailboxCalls.clear();
     const { events, wireId } = await asked('alice', sessionId, 31);
     await until(async () => (mailboxCalls.get('awaitCancel') ?? 0) > 0, 'the call watching for a cancel');
@@ -305,13 +284,6 @@ describe('2025-era serving under attack', () => {
     expect(next).toMatchObject({ method: 'notifications/cancelled', params: { requestId: wireId } });
   }, 20_000);
 });
-
-/** An id as the Worker mints them, with its claims changed by `edit`. */
-function edited(sessionId: string, edit: (claims: Record<string, unknown>) => void): string {
-  const claims = JSON.parse(atob(sessionId.replaceAll('-', '+').replaceAll('_', '/'))) as Record<string, unknown>;
-  edit(claims);
-  return btoa(JSON.stringify(claims)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

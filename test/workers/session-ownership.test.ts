@@ -2,29 +2,15 @@
  * 2025-era sessions served by the Worker with no stored session (worker/mcp/legacy-serving.ts): the
  * id carries the session, the token says who is calling, and a session is only ever its own user's.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { mcpApiHandler } from '../../worker/mcp/transport.ts';
 import { readSession } from '../../worker/mcp/session-id.ts';
 import { INITIALIZE, RESOURCE } from './oauth-flow.ts';
+import { editedSessionId, requestAs } from './legacy-requests.ts';
 
 /** The OAuth provider hands the API handler ctx.props; here we hand it different users. */
-async function asUser(userId: string, body: unknown, sessionId?: string, method = 'POST'): Promise<Response> {
-  const base = createExecutionContext();
-  const ctx = Object.assign(Object.create(Object.getPrototypeOf(base)), base, { props: { userId, username: userId } });
-  const request = new Request(RESOURCE, {
-    method,
-    headers: {
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-      ...(sessionId !== undefined ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
-    },
-    ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
-  });
-  const response = await mcpApiHandler.fetch(request, env, ctx);
-  await waitOnExecutionContext(base);
-  return response;
-}
+const asUser = (userId: string, body: unknown, sessionId?: string, method = 'POST'): Promise<Response> => requestAs(userId, body, sessionId, method);
 
 async function open(userId: string): Promise<string> {
   const opened = await asUser(userId, INITIALIZE);
@@ -36,13 +22,6 @@ async function open(userId: string): Promise<string> {
 }
 
 const LIST = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-
-/** An id as the Worker mints them, with its claims changed by `edit`. */
-function edited(sessionId: string, edit: (claims: Record<string, unknown>) => void): string {
-  const claims = JSON.parse(atob(sessionId.replaceAll('-', '+').replaceAll('_', '/'))) as Record<string, unknown>;
-  edit(claims);
-  return btoa(JSON.stringify(claims)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-}
 
 describe('2025-era session ownership', () => {
   it('refuses a session to a user other than the one who opened it, as if it did not exist', async () => {
@@ -58,7 +37,7 @@ describe('2025-era session ownership', () => {
 
   it('refuses an id edited to name another user, even one the editor owns otherwise', async () => {
     const mine = await open('mallory');
-    const claimed = edited(mine, (claims) => (claims.u = 'alice'));
+    const claimed = editedSessionId(mine, (claims) => (claims.u = 'alice'));
     expect((await asUser('mallory', LIST, claimed)).status).toBe(404);
   });
 
@@ -68,7 +47,7 @@ describe('2025-era session ownership', () => {
     expect(nonce).not.toBe('');
     // Mallory's own id, carrying Alice's nonce: it is Mallory's session, so it is served, but an
     // "answer" delivered through it lands in Mallory's mailbox, never in Alice's.
-    const forged = edited(await open('mallory'), (claims) => (claims.n = nonce));
+    const forged = editedSessionId(await open('mallory'), (claims) => (claims.n = nonce));
     const questionId = `q-${crypto.randomUUID()}`;
     const answer = { jsonrpc: '2.0', id: questionId, result: { action: 'accept', content: { confirm: true } } };
     expect((await asUser('mallory', answer, forged)).status).toBe(202);
@@ -104,7 +83,7 @@ describe('2025-era session ownership', () => {
       `${sessionId.slice(0, -4)}AAAA`,
       `${sessionId}.`,
       'A'.repeat(5000),
-      edited(sessionId, (claims) => (claims.v = 2)),
+      editedSessionId(sessionId, (claims) => (claims.v = 2)),
     ]) {
       expect((await asUser('alice', LIST, bad)).status, bad.slice(0, 40)).toBe(404);
     }
