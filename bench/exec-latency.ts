@@ -1,12 +1,12 @@
 /**
- * Foundation benchmark: what the Worker, session Durable Object, relay hub and relay add on top
- * of SSH itself. Everything runs in one process against one loopback sshd, measured in the same
+ * Foundation benchmark: what the Worker, the team directory, the relay hub and the relay add on
+ * top of SSH itself. Everything runs in one process against one loopback sshd, measured in the same
  * run:
  *   (a) raw ssh2 exec of `true` on an already-open connection (the floor)
  *   (b) a fresh ssh2 connection per call
  *   (f) a bare HTTP round trip to the local Worker (GET /healthz: no work; the local platform floor)
- *   (c) a no-op tool call through the full local stack (relay_ping: client → Worker → session
- *       DO → relay hub → relay and back)
+ *   (c) a no-op tool call through the full local stack (relay_ping: client → Worker → team
+ *       directory DO, relay hub DO → relay and back)
  *   (d) ssh_exec_command("true") through the full local stack
  * Targets: (d) − (c) within 1.5 × (a); (d) well under (b). Also: relay peak RSS while a command
  * writes 200 MB to stdout, and wall time of 50 concurrent `sleep 0.2` calls on one host.
