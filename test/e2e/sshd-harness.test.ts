@@ -3,7 +3,6 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive, sleep, waitFor } from '../harness/wait.ts';
 import { Client } from 'ssh2';
@@ -97,17 +96,34 @@ async function exec(client: Client, command: string): Promise<ExecResult> {
   );
 }
 
-function portAccepts(port: number): Promise<boolean> {
+/**
+ * Whether the sshd `sshd` describes still answers on its port: something accepts there and shows
+ * its host key. Another test file's server may take the freed port at once (ports are handed out
+ * free, and files run in parallel), so "nothing accepts" is not what stop() can promise.
+ */
+function sameSshdAnswers(sshd: TestSshd): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
+    const client = new Client();
+    let settled = false;
+    const settle = (answers: boolean): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
+      client.end();
+      resolve(answers);
     };
-    const timer = setTimeout(() => done(false), 2_000);
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
+    const timer = setTimeout(() => settle(false), STEP_MS);
+    client.on('error', () => settle(false));
+    client.connect({
+      host: sshd.host,
+      port: sshd.port,
+      username: sshd.user,
+      readyTimeout: STEP_MS,
+      hostVerifier: (key: Buffer): boolean => {
+        settle(fingerprintOf(key) === sshd.hostKeyFingerprint);
+        return false;
+      },
+    });
   });
 }
 
@@ -256,13 +272,13 @@ describe('sshd test fixture', () => {
       const other = await startSshd();
       expect(isAlive(other.pid)).toBe(true);
       expect(existsSync(other.dir)).toBe(true);
-      expect(await portAccepts(other.port)).toBe(true);
+      expect(await sameSshdAnswers(other)).toBe(true);
 
       await withTimeout(other.stop(), 15_000, 'stop()');
 
       expect(isAlive(other.pid)).toBe(false);
       expect(existsSync(other.dir)).toBe(false);
-      expect(await portAccepts(other.port)).toBe(false);
+      expect(await sameSshdAnswers(other)).toBe(false);
       // Idempotent: afterAll hooks may call it again.
       await other.stop();
     },
