@@ -4,7 +4,7 @@
  */
 import { env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { CANCEL_WATCH_AFTER_MS } from '../../worker/mcp/legacy-serving.ts';
+import { CANCEL_WATCH_AFTER_MS } from '../../worker/mcp/legacy-call.ts';
 import { readSession } from '../../worker/mcp/session-id.ts';
 import type { McpSession } from '../../worker/mcp/session-mailbox.ts';
 import { editedSessionId, requestAs, sendAs, type SentRequest } from './legacy-requests.ts';
