@@ -10,17 +10,10 @@ import { decodeUtf8Prefix, toBase64 } from './file-tools.ts';
 import { confirmOnSession } from './confirm-call.ts';
 import type { ProtocolEra } from './mcp-server.ts';
 import { JOB_ID_PATTERN, JOB_STATES, type JobExecutor, type JobPage, type JobView } from './jobs.ts';
-import {
-  DEFAULT_JOB_PAGE_BYTES,
-  DEFAULT_JOB_TIMEOUT_SECONDS,
-  MAX_COMMAND_LENGTH,
-  MAX_JOB_PAGE_BYTES,
-  MAX_JOB_TIMEOUT_SECONDS,
-  MAX_LISTED_JOBS,
-} from './limits.ts';
+import { DEFAULT_JOB_PAGE_BYTES, DEFAULT_JOB_TIMEOUT_SECONDS, MAX_JOB_PAGE_BYTES, MAX_JOB_TIMEOUT_SECONDS, MAX_LISTED_JOBS } from './limits.ts';
 import { guestIdSchema } from './proxmox.ts';
 import { schemaOnce } from './schema-once.ts';
-import { hostArgument, responseFormat } from './tool-catalog.ts';
+import { commandArgument, hostArgument, responseFormat } from './tool-catalog.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
 import { formatCount } from './format-count.ts';
@@ -33,13 +26,7 @@ export function startJobInput() {
   return schemaOnce('ssh_start_job', () =>
     z
       .object({
-        command: z
-          .string({ error: 'command must be a string' })
-          .min(1, 'command must not be empty')
-          .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
-          .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
-          .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
-          .describe('Shell command to run in the background with the login shell of the SSH user on the host.'),
+        command: commandArgument('Shell command to run in the background with the login shell of the SSH user on the host.'),
         host: hostArgument,
         timeout: z
           .number({ error: `timeout must be a number of seconds between 1 and ${MAX_JOB_TIMEOUT_SECONDS}` })

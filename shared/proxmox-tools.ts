@@ -13,10 +13,10 @@ import { execStructuredOutput, formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
 import { confirmOnSession } from './confirm-call.ts';
 import type { ProtocolEra } from './mcp-server.ts';
-import { MAX_COMMAND_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
+import { MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
 import { DEFAULT_SHUTDOWN_SECONDS, guestIdSchema, parsePctList, parseQmList, parseStatus, type GuestKind, type PveAction } from './proxmox.ts';
 import { localPathArgument, overwriteArgument, permissionsArgument, runDownload, runUpload, transferOutput, type FileToolSettings } from './file-tools.ts';
-import { hostArgument, responseFormat, type ToolSettings } from './tool-catalog.ts';
+import { commandArgument, hostArgument, responseFormat, type ToolSettings } from './tool-catalog.ts';
 import type { PveOutcome, ToolExecutor } from './tool-executor.ts';
 import { errorResult } from './tool-results.ts';
 import { registerTool } from './tool-registration.ts';
@@ -41,14 +41,9 @@ const containerPathArgument = z
   .refine((value) => !value.includes('\0'), 'container_path must not contain NUL bytes')
   .describe('Absolute path inside the container.');
 
-function commandArgument(where: string) {
-  return z
-    .string({ error: 'command must be a string' })
-    .min(1, 'command must not be empty')
-    .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
-    .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
-    .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes')
-    .describe(`Command for bash inside the ${where}, passed as one argument to bash -c.`);
+/** The command of a guest exec, run by bash inside the guest. */
+function guestCommand(where: string) {
+  return commandArgument(`Command for bash inside the ${where}, passed as one argument to bash -c.`);
 }
 
 function timeoutArgument(settings: ToolSettings, what: string) {
@@ -382,7 +377,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
             z
               .object({
                 [noun.id]: idArgument(kind),
-                command: commandArgument(noun.one),
+                command: guestCommand(noun.one),
                 timeout: timeoutArgument(settings, kind === 'lxc' ? 'the command is stopped' : 'the wait ends'),
                 host: hostArgument,
                 response_format: responseFormat,

@@ -38,6 +38,17 @@ export const responseFormat = z
   .default('text')
   .describe('"text": readable sections for stdout, stderr and exit code. "json": one JSON object (also returned as structured content).');
 
+/** A command to run: not empty, not only whitespace, bounded, and with no NUL byte (no shell can receive one). */
+export function commandArgument(description: string) {
+  return z
+    .string({ error: 'command must be a string' })
+    .min(1, 'command must not be empty')
+    .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
+    .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
+    .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
+    .describe(description);
+}
+
 export function execCommandInput(settings: ToolSettings) {
   return schemaOnce(`ssh_exec_command timeout=${settings.defaultTimeoutSeconds}`, () => buildExecCommandInput(settings));
 }
@@ -46,13 +57,7 @@ function buildExecCommandInput(settings: ToolSettings) {
   return (
     z
       .object({
-        command: z
-          .string({ error: 'command must be a string' })
-          .min(1, 'command must not be empty')
-          .max(MAX_COMMAND_LENGTH, `command must be at most ${formatCount(MAX_COMMAND_LENGTH)} characters`)
-          .refine((value) => value.trim().length > 0, 'command must contain something other than whitespace')
-          .refine((value) => !value.includes('\0'), 'command must not contain NUL bytes (no shell can receive them)')
-          .describe('Shell command to run with the login shell of the SSH user on the host.'),
+        command: commandArgument('Shell command to run with the login shell of the SSH user on the host.'),
         host: hostArgument,
         timeout: z
           .number({ error: `timeout must be a number of seconds between ${MIN_TIMEOUT_SECONDS} and ${MAX_TIMEOUT_SECONDS}` })
