@@ -2,7 +2,8 @@
  * What the relay adds to one `true` on an open SSH connection, before any Worker or WebSocket: the
  * floor (ssh2 straight), the relay's pool channel (HostPool.exec of plain `true`), the host wrapper
  * through ssh2 straight, and the relay's whole exec operation (RelayOperations.run: pool, wrapper,
- * marker filter, output capture). Timed interleaved, one of each per round, on one loopback sshd.
+ * marker filter, output capture; after the first round, each run goes to the ready shell the pool
+ * started after the previous one). Timed interleaved, one of each per round, on one loopback sshd.
  * Not a pass/fail test.
  *
  * Run: npm run bench:relay-exec   (CALLS=300 by default; needs root for the test sshd)

@@ -25,6 +25,7 @@ import {
   newRunId,
   parseLeft,
   parseMarker,
+  readyShellInput,
   stopCommand,
   sudoStopCommand,
   TERM_SENT,
@@ -48,6 +49,8 @@ const SCRIPT_TERM_WAIT_MS = 1_000;
 const CLOSE_AFTER_KILL_MS = 1_000;
 /** The stop script's report (one line per process left) is read up to this many bytes. */
 const STOP_REPORT_BYTES = 8 * 1024;
+/** A run longer than this opens a channel of its own: a ready shell would read it a byte at a time. */
+const READY_INPUT_MAX_CHARS = 2048;
 /** Bound on the stop script as a whole: grace, a rescan, KILL and the report. */
 const STOP_SCRIPT_MS = KILL_GRACE_MS + 5_000;
 
@@ -242,7 +245,15 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   const command = ctid
     ? containerCommand(ctid, op.command, runId, op.timeoutMs)
     : wrapCommand(op.command, runId, op.timeoutMs, DEFAULT_STOP, op.pty ? 'terminal' : 'empty', sudo);
-  const opened = await pool.exec(command, stopSignal, op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {});
+  // A plain run (no terminal, no sudo, on the host itself) may go to a ready shell, when it is short
+  // enough to read quickly there (a shell reads its input a byte at a time).
+  const readyInput = op.pty || sudo || ctid ? undefined : readyShellInput(op.command, runId, op.timeoutMs);
+  const opened = await pool.exec(
+    command,
+    stopSignal,
+    op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {},
+    readyInput !== undefined && readyInput.length <= READY_INPUT_MAX_CHARS ? readyInput : undefined,
+  );
   if (!opened.ok) {
     if (deadline.aborted) return pool.whyNoChannel(op.timeoutMs);
     return opened;

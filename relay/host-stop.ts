@@ -169,15 +169,18 @@ export function sudoStopCommand(identity: RunIdentity, runId: string, sudo: Sudo
 
 /**
  * The host-side deadline, as the text of an `sh -c` script taking the wrapper's PID ($1), the
- * output pipe ($2) and the seconds to wait ($3). It is in the run's process group, so the relay's
- * stop ends it with the rest; it ignores HUP (the relay's connection dropping). It ends when its
- * parent has ended and nothing carries the run's marker any more, and otherwise stops the run at
- * the deadline, ignoring TERM from then on (it signals its own group).
+ * output pipe ($2), the seconds to wait ($3) and the run id ($4). It is in the run's process group,
+ * so the relay's stop ends it with the rest; it ignores HUP (the relay's connection dropping). It
+ * ends when its parent has ended and nothing carries the run's marker any more, and otherwise stops
+ * the run at the deadline, ignoring TERM from then on (it signals its own group). The same text for
+ * every run (nothing of the run is in it), so a ready shell (readyShellCommand) can hold it.
  */
-function watchdogScript(runId: string, settings: StopSettings): string {
+function watchdogScript(settings: StopSettings): string {
   return (
     `trap '' HUP INT; ` +
-    `g=$1; r=${quoteShellWord(`MRE_RUN=${checkRunId(runId)}`)}; jd=; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
+    // The id is 16 hex digits from the relay; anything else means a broken start: do nothing.
+    `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; ` +
+    `g=$1; r="MRE_RUN=$4"; jd=; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
     SCAN_FUNCTIONS +
     // Once the leader is gone, stay only while something of the run still carries its marker (every
     // child inherits it, setsid and nohup ones too). One grep, not the output-pipe scan: that scan
@@ -189,9 +192,14 @@ function watchdogScript(runId: string, settings: StopSettings): string {
   );
 }
 
-function watchdogStart(runId: string, timeoutMs: number, settings: StopSettings, pidVariable: string): string {
-  const seconds = Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
-  return `sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "${pidVariable}" "$mre_o" ${seconds} </dev/null >/dev/null 2>&1 & `;
+/** Seconds the host watchdog waits: the relay's deadline and some slack, so the relay normally stops (and reports) first. */
+function watchdogSeconds(timeoutMs: number): number {
+  return Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
+}
+
+/** Starts the watchdog in the background; `seconds` and `runId` are shell words (a number, a variable). */
+function watchdogStart(settings: StopSettings, pidVariable: string, seconds: string, runId: string): string {
+  return `sh -c ${quoteShellWord(watchdogScript(settings))} mre-watchdog "${pidVariable}" "$mre_o" ${seconds} ${runId} </dev/null >/dev/null 2>&1 & `;
 }
 
 /** What the command's stdin is: empty (/dev/null), or the channel's terminal (a pty run, where nothing is ever typed). */
@@ -220,12 +228,51 @@ export function wrapCommand(
     : `unset mre_o mre_k mre_v; eval ${quoteShellWord(command)} )` + (stdin === 'empty' ? ' </dev/null' : '');
   return (
     // "tty" never equals a pipe's inode: the scans look for no output pipe, nor read one off the leader.
-    (stdin === 'empty' ? inodeOf('$$', 'mre_o') : 'mre_o=tty; ') +
-    `printf '${MARKER_FORMAT}' "$$" "$mre_o"; ` +
-    watchdogStart(runId, timeoutMs, settings, '$$') +
-    // A subshell, so that a bare `wait` in the command waits for its own children, not the watchdog.
-    `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; ( ${run}`
+    (stdin === 'empty' ? inodeOf('$$', 'mre_o') : 'mre_o=tty; ') + markedStart(settings, String(watchdogSeconds(timeoutMs)), checkRunId(runId)) + `( ${run}`
   );
+}
+
+/**
+ * What the login shell does before the command, given the watchdog's seconds and the run id as
+ * shell words: print the marker, start the watchdog (before the marker is exported, so it carries
+ * none), export the marker. The command then runs in a subshell, so that a bare `wait` in it waits
+ * for its own children, not the watchdog.
+ */
+function markedStart(settings: StopSettings, seconds: string, runId: string): string {
+  return `printf '${MARKER_FORMAT}' "$$" "$mre_o"; ` + watchdogStart(settings, '$$', seconds, runId) + `MRE_RUN=${runId}; export MRE_RUN; `;
+}
+
+/** What the relay writes to a ready shell to learn that it still answers, and what the shell answers. */
+export const READY_PING = '?\n';
+export const READY_ACK = '\x1ek';
+
+/**
+ * A ready shell: a login shell started ahead of its command on a channel of its own, so that a
+ * command costs no channel open and no shell start (two round trips to the host and a process
+ * start). It waits for the relay's ping and answers it, so the relay knows the connection is alive
+ * before it sends anything (a connection that went silent is found without a command on it); then
+ * it reads the run (readyShellInput) from stdin and runs it exactly as wrapCommand does, for a run
+ * without a terminal or sudo. Its end of input before a whole run is read runs nothing.
+ */
+export function readyShellCommand(settings: StopSettings = DEFAULT_STOP): string {
+  return (
+    `IFS= read -r mre_l || exit 0; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
+    `IFS=' ' read -r mre_r mre_s || exit 0; ` +
+    `case "$mre_r" in *[!0-9a-f]*|'') exit 0;; esac; case "$mre_s" in *[!0-9]*|'') exit 0;; esac; ` +
+    // The command's lines each come after a "." (so none is empty), and an empty line ends them.
+    `mre_c=; mre_n=; mre_ok=; while IFS= read -r mre_l; do [ -z "$mre_l" ] && { mre_ok=1; break; }; ` +
+    `mre_c="$mre_c$mre_n\${mre_l#.}"; mre_n='\n'; done; [ -n "$mre_ok" ] || exit 0; ` +
+    inodeOf('$$', 'mre_o') +
+    markedStart(settings, '"$mre_s"', '"$mre_r"') +
+    // The command's text is exactly what was sent; it is the only thing the subshell evaluates after unsetting these.
+    `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s; eval "unset mre_c\n$mre_c" ) </dev/null`
+  );
+}
+
+/** The run as a ready shell reads it: the run id and the watchdog's seconds, then the command's lines. */
+export function readyShellInput(command: string, runId: string, timeoutMs: number): string {
+  const lines = command.split('\n').map((line) => `.${line}\n`);
+  return `${checkRunId(runId)} ${watchdogSeconds(timeoutMs)}\n${lines.join('')}\n`;
 }
 
 /**
@@ -239,10 +286,9 @@ export function wrapCommand(
  * wait for itself until the deadline, and sudo's SUDO_COMMAND (this script's text) names the marker.
  */
 function rootStart(runId: string, timeoutMs: number, settings: StopSettings): string {
-  const seconds = Math.ceil(timeoutMs / 1000) + WATCHDOG_SLACK_S;
   return (
     `${SUDO_STARTED_PRINTF} >&2; ` +
-    `env -i PATH="$PATH" sh -c ${quoteShellWord(watchdogScript(runId, settings))} mre-watchdog "$1" "$2" ${seconds} </dev/null >/dev/null 2>&1 & ` +
+    `env -i PATH="$PATH" sh -c ${quoteShellWord(watchdogScript(settings))} mre-watchdog "$1" "$2" ${watchdogSeconds(timeoutMs)} ${checkRunId(runId)} </dev/null >/dev/null 2>&1 & ` +
     `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; exec </dev/null; shift 2; eval "$1"`
   );
 }
@@ -260,7 +306,7 @@ export function containerCommand(ctid: string, command: string, runId: string, t
     `mre_b=$BASHPID; ` +
     inodeOf('$mre_b', 'mre_o') +
     `printf '${MARKER_FORMAT}' "$mre_b" "$mre_o"; ` +
-    watchdogStart(runId, timeoutMs, settings, '$mre_b') +
+    watchdogStart(settings, '$mre_b', String(watchdogSeconds(timeoutMs)), checkRunId(runId)) +
     `MRE_RUN=${checkRunId(runId)}; export MRE_RUN; unset mre_b mre_o mre_k mre_v; eval ${quoteShellWord(command)}`;
   const script = `set -m; ( ${job} ) </dev/null & set +m; wait "$!"`;
   return ['pct', 'exec', ctid, '--', 'bash', '-c', script].map(quoteShellWord).join(' ');

@@ -23,6 +23,8 @@ import { log, notice } from './log.ts';
 import { connectError, HOST_FINGERPRINTS_COMMAND, hostKeyError, isChannelOpenFailure, trustRefusedKey } from './ssh-errors.ts';
 import { JumpConnections, type ConnectAttempt } from './jump-connections.ts';
 import { certificateForConnect, certificateLogin, certificateLoginError } from './ssh-certificate.ts';
+import { readyShellCommand } from './host-stop.ts';
+import { pingReadyShell } from './ready-shell-ping.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -45,6 +47,12 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** sshd may refuse a channel for a moment after another closed; retry this often, this many times. */
 const CHANNEL_RETRY_DELAY_MS = 15;
 const CHANNEL_RETRY_LIMIT = 40;
+/** A ready shell nobody used for this long is closed (and not replaced until the next run asks for one). */
+const READY_IDLE_MS = 60_000;
+/** A ready shell that ended by itself or printed something else means they do not work on this host: none for this long. */
+const READY_OFF_MS = 10 * 60_000;
+/** A ready shell lost with its connection: a new one waits this long. */
+const READY_RETRY_MS = 5_000;
 /** After a failed connection attempt, wait this long before opening another while others work. */
 const REOPEN_HOLD_OFF_MS = 1_000;
 /** The start-up key check gives up on a host that shows no key within this (or its connect timeout, if shorter). */
@@ -77,8 +85,17 @@ interface Waiter {
 export interface HostChannels {
   readonly host: HostConfig;
   acquire(signal: AbortSignal): Promise<Outcome<Lease>>;
-  /** `options` asks for a pseudo-terminal (ssh2's exec options); none by default. */
-  exec(command: string, signal: AbortSignal, options?: ExecOptions): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>>;
+  /**
+   * `options` asks for a pseudo-terminal (ssh2's exec options); none by default. `readyInput`: the
+   * same run as a ready shell reads it (host-stop.ts readyShellInput), for a wrapped run with no
+   * terminal: the pool writes it to a ready shell when it has one, and runs `command` otherwise.
+   */
+  exec(
+    command: string,
+    signal: AbortSignal,
+    options?: ExecOptions,
+    readyInput?: string,
+  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>>;
   sftp(signal: AbortSignal): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>>;
   execNow(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>>;
   whyNoChannel(timeoutMs: number): Outcome<never>;
@@ -97,6 +114,23 @@ export interface Lease {
   release(): void;
   /** The connection did not answer in time: drop it, so nothing more waits on it. */
   abandon(why: string): void;
+}
+
+/** A lease the pool took for itself (a ready shell's) and hands to a caller later. */
+interface ClaimableLease extends Lease {
+  /** Count the slot against `caller` from now on. */
+  claim(caller: string | undefined): void;
+}
+
+/** A login shell started ahead of its run on a channel of its own (host-stop.ts readyShellCommand). */
+interface ReadyShell {
+  channel: ClientChannel;
+  /** Listens while it waits: a shell that prints before its ping is one whose startup prints. */
+  early: () => void;
+  exit: ChannelExit;
+  lease: ClaimableLease;
+  idle: ReturnType<typeof setTimeout>;
+  connection: Connection;
 }
 
 let nextConnectionId = 1;
@@ -275,6 +309,12 @@ export class HostPool {
   private readonly held = new Map<string, number>();
   /** The most channels one caller may hold at once. */
   readonly callerShare: number;
+  /** At most one ready shell per host, kept while runs keep asking for one (runs are what it saves time on). */
+  private ready: ReadyShell | null = null;
+  private readyOpening = false;
+  private wantsReady = false;
+  /** No ready shell before this time (Date.now()): one misbehaved or was lost. */
+  private readyOffUntil = 0;
 
   /** Shared connections to jump hosts; `jumps` of a pool with no hops is never used. */
   private readonly jumps: JumpConnections;
@@ -296,7 +336,7 @@ export class HostPool {
     return {
       host: this.host,
       acquire: (signal) => this.acquire(signal, caller),
-      exec: (command, signal, options) => this.exec(command, signal, options, caller),
+      exec: (command, signal, options, readyInput) => this.exec(command, signal, options, caller, readyInput),
       sftp: (signal) => this.sftp(signal, caller),
       execNow: (client, command, signal) => this.execNow(client, command, signal),
       whyNoChannel: (timeoutMs) => this.whyNoChannel(timeoutMs, caller),
@@ -336,7 +376,13 @@ export class HostPool {
     signal: AbortSignal,
     options?: ExecOptions,
     caller?: string,
+    readyInput?: string,
   ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
+    if (readyInput !== undefined && !options?.pty) {
+      this.wantsReady = true;
+      const onReady = await this.runOnReadyShell(readyInput, signal, caller);
+      if (onReady !== null) return onReady;
+    }
     for (let attempt = 0; ; attempt += 1) {
       const acquired = await this.acquire(signal, caller);
       if (!acquired.ok) return acquired;
@@ -364,6 +410,109 @@ export class HostPool {
       }
       await new Promise((resolve) => setTimeout(resolve, CHANNEL_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
     }
+  }
+
+  /**
+   * Hand the ready shell to this run: ping it, then write the run. Null when there is none to use
+   * (or it did not answer): the run then opens a channel of its own, as it would have anyway. A
+   * caller never passes others waiting in the queue, nor goes over their share, this way.
+   */
+  private async runOnReadyShell(
+    input: string,
+    signal: AbortSignal,
+    caller: string | undefined,
+  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }> | null> {
+    const shell = this.ready;
+    if (!shell || this.waiters.length > 0 || !this.withinShare(caller)) return null;
+    this.ready = null;
+    clearTimeout(shell.idle);
+    shell.channel.off('data', shell.early);
+    shell.lease.claim(caller);
+    const answer = await pingReadyShell(shell.channel, CHANNEL_OPEN_TIMEOUT_MS, signal);
+    switch (answer) {
+      case 'answered':
+        shell.channel.write(input);
+        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit });
+      case 'cancelled':
+        this.retireReady(shell);
+        return failure('cancelled', 'Stopped while the SSH channel was opening.');
+      case 'silent':
+        // Nothing was sent: the run goes to a fresh connection, as after a channel open that got no answer.
+        shell.lease.abandon('it did not answer a ready shell');
+        return null;
+      case 'odd':
+        this.readyPrinted(shell);
+        return null;
+      case 'closed':
+        this.readyEnded(shell);
+        return null;
+    }
+  }
+
+  /** A ready shell printed before its run (a login that prints, or a shell that cannot run readyShellCommand). */
+  private readyPrinted(shell: ReadyShell): void {
+    this.readyOffUntil = Date.now() + READY_OFF_MS;
+    log('info', 'ready shells are off for this host: a shell printed something before its run', { host: this.host.name });
+    this.retireReady(shell);
+  }
+
+  /** A ready shell ended before its run, by itself (a shell that cannot wait this way) or with its connection. */
+  private readyEnded(shell: ReadyShell): void {
+    const lost = shell.connection.state === 'closed';
+    this.readyOffUntil = Date.now() + (lost ? READY_RETRY_MS : READY_OFF_MS);
+    if (!lost) log('info', 'ready shells are off for this host: a shell ended before its run', { host: this.host.name, exitCode: shell.exit.code });
+  }
+
+  /** Start a ready shell when runs want one and a slot is free that nobody is waiting for. */
+  private refillReady(): void {
+    if (!this.wantsReady || this.ready || this.readyOpening || this.closed || this.waiters.length > 0 || Date.now() < this.readyOffUntil) return;
+    const connection = this.connections.find((c) => c.state === 'ready' && c.active < this.perConnection);
+    if (!connection) return;
+    this.readyOpening = true;
+    const lease = this.lease(connection, undefined);
+    void openExecChannel(lease.client, readyShellCommand(), new AbortController().signal, () => lease.abandon('it did not answer a channel request')).then(
+      (opened) => {
+        this.readyOpening = false;
+        if (!opened.ok) {
+          this.readyOffUntil = Date.now() + READY_RETRY_MS;
+          lease.release();
+          return;
+        }
+        const { channel, exit } = opened.value;
+        const shell: ReadyShell = {
+          channel,
+          exit,
+          lease,
+          connection,
+          idle: setTimeout(() => this.retireReady(shell, false), READY_IDLE_MS),
+          early: () => this.readyPrinted(shell),
+        };
+        shell.idle.unref();
+        // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.
+        channel.on('data', shell.early);
+        channel.once('close', () => {
+          clearTimeout(shell.idle);
+          if (this.ready === shell) {
+            this.ready = null;
+            this.readyEnded(shell);
+          }
+          lease.release();
+        });
+        if (this.closed || this.waiters.length > 0) this.retireReady(shell);
+        else this.ready = shell;
+      },
+    );
+  }
+
+  /** Close a ready shell (its end of input runs nothing); `refill` false keeps it from being replaced until a run asks. */
+  private retireReady(shell: ReadyShell, refill = true): void {
+    if (this.ready === shell) this.ready = null;
+    if (!refill) this.wantsReady = false;
+    clearTimeout(shell.idle);
+    // Nobody reads it: let its streams end, or ssh2 holds back 'close' (and so the slot) until something else stirs.
+    shell.channel.resume();
+    shell.channel.stderr.resume();
+    shell.channel.close();
   }
 
   /**
@@ -464,6 +613,7 @@ export class HostPool {
   close(): void {
     this.closed = true;
     if (this.reopenTimer) clearTimeout(this.reopenTimer);
+    if (this.ready) this.retireReady(this.ready);
     for (const waiter of this.waiters.splice(0)) waiter.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
     for (const connection of this.connections.splice(0)) this.end(connection);
     if (this.ownJumps) this.jumps.close();
@@ -471,13 +621,21 @@ export class HostPool {
 
   /** Whether a waiter may take a channel now: within their share (stdio's single user has none). */
   private eligible(waiter: Waiter): boolean {
-    return waiter.caller === undefined || (this.held.get(waiter.caller) ?? 0) < this.callerShare;
+    return this.withinShare(waiter.caller);
+  }
+
+  private withinShare(caller: string | undefined): boolean {
+    return caller === undefined || (this.held.get(caller) ?? 0) < this.callerShare;
   }
 
   private dispatch(): void {
     for (;;) {
       const connection = this.connections.find((c) => c.state === 'ready' && c.active < this.perConnection);
-      if (!connection) break;
+      if (!connection) {
+        // Its slot goes to whoever waits (when the channel has closed, its release dispatches again).
+        if (this.ready && this.waiters.some((waiter) => this.eligible(waiter))) this.retireReady(this.ready);
+        break;
+      }
       // FIFO among those within their share: a caller at their share is passed, not blocking others.
       const index = this.waiters.findIndex((waiter) => this.eligible(waiter));
       if (index < 0) break;
@@ -485,6 +643,7 @@ export class HostPool {
       if (waiter) waiter.resolve(success(this.lease(connection, waiter.caller)));
     }
     const wanting = this.waiters.filter((waiter) => this.eligible(waiter)).length;
+    if (wanting === 0) this.refillReady();
     if (wanting === 0 || this.closed) return;
     const connecting = this.connections.filter((c) => c.state === 'connecting').length;
     if (wanting <= connecting * this.perConnection || this.connections.length >= this.host.maxConnections) return;
@@ -501,22 +660,28 @@ export class HostPool {
     this.open();
   }
 
-  private lease(connection: Connection, caller: string | undefined): Lease {
+  private lease(connection: Connection, caller: string | undefined): ClaimableLease {
     connection.active += 1;
-    if (caller !== undefined) this.held.set(caller, (this.held.get(caller) ?? 0) + 1);
+    let owner = caller;
+    if (owner !== undefined) this.held.set(owner, (this.held.get(owner) ?? 0) + 1);
     if (connection.idleTimer) clearTimeout(connection.idleTimer);
     connection.idleTimer = undefined;
     let released = false;
     return {
       client: connection.client,
+      claim: (next) => {
+        if (released || owner !== undefined || next === undefined) return;
+        owner = next;
+        this.held.set(owner, (this.held.get(owner) ?? 0) + 1);
+      },
       release: () => {
         if (released) return;
         released = true;
         connection.active -= 1;
-        if (caller !== undefined) {
-          const left = (this.held.get(caller) ?? 1) - 1;
-          if (left > 0) this.held.set(caller, left);
-          else this.held.delete(caller);
+        if (owner !== undefined) {
+          const left = (this.held.get(owner) ?? 1) - 1;
+          if (left > 0) this.held.set(owner, left);
+          else this.held.delete(owner);
         }
         if (connection.active === 0 && connection.state === 'ready') this.startIdleTimer(connection);
         this.dispatch();

@@ -1,0 +1,126 @@
+/**
+ * Ready shells against a real sshd (relay/ssh-pool.ts, host-stop.ts readyShellCommand): after a
+ * run, the pool starts a login shell for the next one, which then runs there; such a run is
+ * stopped at its timeout like any other; and a ready shell never holds a slot that a run it cannot
+ * serve is waiting for.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
+import { RelayOperations } from '../../relay/operations.ts';
+import { testHostConfig } from '../harness/host-config.ts';
+import { childrenOf, startSshd, type TestSshd } from '../harness/sshd.ts';
+import { waitFor } from '../harness/wait.ts';
+
+let sshd: TestSshd;
+let stateDir: string;
+let ops: RelayOperations;
+
+/** Each host: 4 sessions per connection (2 channels for runs) and one connection, so slots run out quickly. */
+beforeAll(async () => {
+  sshd = await startSshd({ maxSessions: 4 });
+  stateDir = mkdtempSync(join(tmpdir(), 'mre-ready-e2e-'));
+  ops = new RelayOperations({
+    relayId: 'ready',
+    relayIdExplicit: true,
+    hosts: [
+      testHostConfig({
+        name: 'h',
+        address: '127.0.0.1',
+        port: sshd.port,
+        username: sshd.user,
+        auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
+        knownHostsFiles: [sshd.knownHostsPath],
+        maxSessions: 4,
+        maxConnections: 1,
+      }),
+    ],
+    knownHostsFiles: [sshd.knownHostsPath],
+    recordKnownHostsFile: join(stateDir, 'known_hosts'),
+    stateDir,
+    source: 'test',
+  });
+});
+
+afterAll(async () => {
+  ops?.close();
+  await sshd?.stop();
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+});
+
+/**
+ * The login shells of this sshd's sessions that wait for a run (others' sshd fixtures run in
+ * parallel): started as ready shells, and with no child yet (a running one has its run's).
+ */
+function waitingShells(): number[] {
+  const found: number[] = [];
+  const queue = [...childrenOf(sshd.pid)];
+  for (let index = 0; index < queue.length && index < 1000; index += 1) {
+    const pid = queue[index] as number;
+    queue.push(...childrenOf(pid));
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('IFS= read -r mre_l') && childrenOf(pid).length === 0) found.push(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** One exec as `caller` (one caller may hold only one of this host's two run slots). */
+async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1'): Promise<ExecResultFrame & { stdout: string }> {
+  let stdout = '';
+  const outcome = await ops.run(
+    { op: 'exec', host: 'h', command, timeoutMs: 30_000, maxChars: 25_000, ...extra },
+    (stream, text) => {
+      if (stream === 'stdout') stdout += text;
+    },
+    AbortSignal.timeout(30_000),
+    undefined,
+    caller,
+  );
+  if (!outcome.ok) throw new Error(outcome.error.message);
+  if (outcome.value.op !== 'exec') throw new Error('not an exec result');
+  return Object.assign(outcome.value, { stdout });
+}
+
+describe('ready shells', () => {
+  it('start after a run, and the next run goes to the shell that was waiting for it', async () => {
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [waiting] = waitingShells();
+    // In the wrapper's subshell, $$ is still the login shell's PID.
+    const next = await run('echo $$; exit 3');
+    expect(next.stdout).toBe(`${waiting}\n`);
+    expect(next.exitCode).toBe(3);
+  });
+
+  it('stop a run at its timeout like any other, leaving nothing of it', async () => {
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [waiting] = waitingShells();
+    const result = await run('echo $$; sleep 30', { timeoutMs: 1_500 });
+    expect(result.stdout).toBe(`${waiting}\n`);
+    expect(result.timedOut).toBe(true);
+    expect(result.stopConfirmed).toBe(true);
+    expect(childrenOf(waiting as number)).toEqual([]);
+  });
+
+  it('give their slot to a run that cannot use them (here a terminal run) instead of keeping it waiting', async () => {
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    // The long run takes the ready shell; a short one takes the other slot, and after it a new ready
+    // shell takes that slot: both of the connection's run slots are now in use.
+    const long = run('sleep 4', {}, 'user-1');
+    await waitFor(() => waitingShells().length === 0, 10_000, 'the long run to take the ready shell');
+    await run('true', {}, 'user-2');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a new ready shell');
+    const started = Date.now();
+    const terminal = await run('echo on a terminal', { pty: { rows: 24, cols: 80 } }, 'user-3');
+    expect(terminal.stdout).toContain('on a terminal');
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect((await long).exitCode).toBe(0);
+  });
+});
