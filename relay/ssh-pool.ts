@@ -116,6 +116,19 @@ export interface Lease {
   abandon(why: string): void;
 }
 
+/** `promise` settled, or `signal` aborted, whichever comes first. */
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void promise.then(done, done);
+  });
+}
+
 /** A lease the pool took for itself (a ready shell's) and hands to a caller later. */
 interface ClaimableLease extends Lease {
   /** Count the slot against `caller` from now on. */
@@ -311,7 +324,8 @@ export class HostPool {
   readonly callerShare: number;
   /** At most one ready shell per host, kept while runs keep asking for one (runs are what it saves time on). */
   private ready: ReadyShell | null = null;
-  private readyOpening = false;
+  /** A ready shell being started: a run that finds none ready waits for this one rather than open its own (which would take longer). */
+  private readyOpening: Promise<void> | null = null;
   private wantsReady = false;
   /** No ready shell before this time (Date.now()): one misbehaved or was lost. */
   private readyOffUntil = 0;
@@ -422,8 +436,9 @@ export class HostPool {
     signal: AbortSignal,
     caller: string | undefined,
   ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }> | null> {
+    if (!this.ready && this.readyOpening) await untilAborted(this.readyOpening, signal);
     const shell = this.ready;
-    if (!shell || this.waiters.length > 0 || !this.withinShare(caller)) return null;
+    if (!shell || signal.aborted || this.waiters.length > 0 || !this.withinShare(caller)) return null;
     this.ready = null;
     clearTimeout(shell.idle);
     shell.channel.off('data', shell.early);
@@ -468,40 +483,39 @@ export class HostPool {
     if (!this.wantsReady || this.ready || this.readyOpening || this.closed || this.waiters.length > 0 || Date.now() < this.readyOffUntil) return;
     const connection = this.connections.find((c) => c.state === 'ready' && c.active < this.perConnection);
     if (!connection) return;
-    this.readyOpening = true;
     const lease = this.lease(connection, undefined);
-    void openExecChannel(lease.client, readyShellCommand(), new AbortController().signal, () => lease.abandon('it did not answer a channel request')).then(
-      (opened) => {
-        this.readyOpening = false;
-        if (!opened.ok) {
-          this.readyOffUntil = Date.now() + READY_RETRY_MS;
-          lease.release();
-          return;
+    this.readyOpening = openExecChannel(lease.client, readyShellCommand(), new AbortController().signal, () =>
+      lease.abandon('it did not answer a channel request'),
+    ).then((opened) => {
+      this.readyOpening = null;
+      if (!opened.ok) {
+        this.readyOffUntil = Date.now() + READY_RETRY_MS;
+        lease.release();
+        return;
+      }
+      const { channel, exit } = opened.value;
+      const shell: ReadyShell = {
+        channel,
+        exit,
+        lease,
+        connection,
+        idle: setTimeout(() => this.retireReady(shell, false), READY_IDLE_MS),
+        early: () => this.readyPrinted(shell),
+      };
+      shell.idle.unref();
+      // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.
+      channel.on('data', shell.early);
+      channel.once('close', () => {
+        clearTimeout(shell.idle);
+        if (this.ready === shell) {
+          this.ready = null;
+          this.readyEnded(shell);
         }
-        const { channel, exit } = opened.value;
-        const shell: ReadyShell = {
-          channel,
-          exit,
-          lease,
-          connection,
-          idle: setTimeout(() => this.retireReady(shell, false), READY_IDLE_MS),
-          early: () => this.readyPrinted(shell),
-        };
-        shell.idle.unref();
-        // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.
-        channel.on('data', shell.early);
-        channel.once('close', () => {
-          clearTimeout(shell.idle);
-          if (this.ready === shell) {
-            this.ready = null;
-            this.readyEnded(shell);
-          }
-          lease.release();
-        });
-        if (this.closed || this.waiters.length > 0) this.retireReady(shell);
-        else this.ready = shell;
-      },
-    );
+        lease.release();
+      });
+      if (this.closed || this.waiters.length > 0) this.retireReady(shell);
+      else this.ready = shell;
+    });
   }
 
   /** Close a ready shell (its end of input runs nothing); `refill` false keeps it from being replaced until a run asks. */
