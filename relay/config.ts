@@ -68,6 +68,12 @@ export interface HostConfig {
   readOnly: boolean;
   /** A Proxmox VE host: the pct/qm tools work on it. */
   proxmox: boolean;
+  /**
+   * Start the next login shell ahead of each plain command (ssh-pool.ts, a ready shell). Off: every
+   * command is its own `sh -c` on a fresh channel, as host-side process accounting (auditd's execve
+   * records) shows commands: a ready shell reads its command from stdin, so no argv carries it.
+   */
+  readyShell: boolean;
   maxSessions: number;
   maxConnections: number;
   connectTimeoutMs: number;
@@ -132,6 +138,7 @@ const hostEntry = z
     labels: z.record(z.string().max(64), z.string().max(256)).default({}),
     read_only: z.boolean().default(false),
     proxmox: z.boolean().default(false),
+    ready_shell: z.boolean().default(true),
     max_sessions: z.number().int().min(2).max(100).default(DEFAULT_MAX_SESSIONS),
     max_connections: z.number().int().min(1).max(32).default(DEFAULT_MAX_CONNECTIONS),
     connect_timeout_seconds: z
@@ -332,6 +339,7 @@ function hostFromSeedVariables(env: NodeJS.ProcessEnv): HostConfig | null {
     readOnly: false,
     // As in the seed: ENABLE_PROXMOX=true says the one host is a Proxmox VE server.
     proxmox: parseBoolean(env.ENABLE_PROXMOX, 'ENABLE_PROXMOX', false),
+    readyShell: parseBoolean(env.SSH_READY_SHELL, 'SSH_READY_SHELL', true),
     maxSessions: DEFAULT_MAX_SESSIONS,
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
@@ -469,6 +477,7 @@ function hostFromEntry(
     labels: entry.labels,
     readOnly: entry.read_only,
     proxmox: entry.proxmox,
+    readyShell: entry.ready_shell,
     maxSessions: entry.max_sessions,
     maxConnections: entry.max_connections,
     connectTimeoutMs: entry.connect_timeout_seconds * 1000,

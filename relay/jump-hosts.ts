@@ -167,6 +167,7 @@ export function stdioJumpHops(value: string, target: HostConfig): HostConfig[] {
     labels: {},
     readOnly: true,
     proxmox: false,
+    readyShell: false,
     maxConnections: 1,
     jump: undefined,
   }));

@@ -392,7 +392,7 @@ export class HostPool {
     caller?: string,
     readyInput?: string,
   ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
-    if (readyInput !== undefined && !options?.pty) {
+    if (readyInput !== undefined && !options?.pty && this.host.readyShell) {
       this.wantsReady = true;
       const onReady = await this.runOnReadyShell(readyInput, signal, caller);
       if (onReady !== null) return onReady;

@@ -36,6 +36,15 @@ beforeAll(async () => {
         maxSessions: 4,
         maxConnections: 1,
       }),
+      testHostConfig({
+        name: 'off',
+        address: '127.0.0.1',
+        port: sshd.port,
+        username: sshd.user,
+        auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
+        knownHostsFiles: [sshd.knownHostsPath],
+        readyShell: false,
+      }),
     ],
     knownHostsFiles: [sshd.knownHostsPath],
     recordKnownHostsFile: join(stateDir, 'known_hosts'),
@@ -70,10 +79,10 @@ function waitingShells(): number[] {
 }
 
 /** One exec as `caller` (one caller may hold only one of this host's two run slots). */
-async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1'): Promise<ExecResultFrame & { stdout: string }> {
+async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
   let stdout = '';
   const outcome = await ops.run(
-    { op: 'exec', host: 'h', command, timeoutMs: 30_000, maxChars: 25_000, ...extra },
+    { op: 'exec', host, command, timeoutMs: 30_000, maxChars: 25_000, ...extra },
     (stream, text) => {
       if (stream === 'stdout') stdout += text;
     },
@@ -122,5 +131,16 @@ describe('ready shells', () => {
     expect(terminal.stdout).toContain('on a terminal');
     expect(Date.now() - started).toBeLessThan(2_500);
     expect((await long).exitCode).toBe(0);
+  });
+
+  it('are not used on a host with ready_shell off: each command is its own login shell, its text in the arguments', async () => {
+    const loginShell = "tr '\\0' ' ' </proc/$$/cmdline";
+    await run('true', {}, 'user-1', 'off');
+    const off = await run(loginShell, {}, 'user-1', 'off');
+    expect(off.stdout).toContain(`eval '${loginShell.replace(/'/g, "'\\''")}'`);
+    expect(off.stdout).not.toContain('IFS= read -r mre_l');
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
   });
 });

@@ -41,6 +41,7 @@ describe('hosts from the seed variables', () => {
       port: 22,
       username: 'deploy',
       strictHostKeyChecking: true,
+      readyShell: true,
       maxSessions: 10,
     });
     expect(config.recordKnownHostsFile).toBe(join(dir, 'known_hosts'));
@@ -50,9 +51,9 @@ describe('hosts from the seed variables', () => {
     expect(loadHostsConfig({ MCP_REMOTE_EXEC_STATE_DIR: dir }).hosts).toEqual([]);
   });
 
-  it('reads SSH_PORT and SSH_STRICT_HOST_KEY_CHECKING', () => {
-    const [host] = loadHostsConfig(seed({ SSH_PORT: '2222', SSH_STRICT_HOST_KEY_CHECKING: 'false' })).hosts;
-    expect(host).toMatchObject({ port: 2222, strictHostKeyChecking: false });
+  it('reads SSH_PORT, SSH_STRICT_HOST_KEY_CHECKING and SSH_READY_SHELL', () => {
+    const [host] = loadHostsConfig(seed({ SSH_PORT: '2222', SSH_STRICT_HOST_KEY_CHECKING: 'false', SSH_READY_SHELL: 'false' })).hosts;
+    expect(host).toMatchObject({ port: 2222, strictHostKeyChecking: false, readyShell: false });
   });
 
   it.each([
@@ -108,14 +109,15 @@ describe('hosts from a config file', () => {
       relay_id: 'lan-1',
       hosts: [
         { name: 'web1', address: '192.0.2.1', user: 'deploy', key_path: key, labels: { env: 'prod' } },
-        { name: 'db1', address: '192.0.2.2', port: 2222, user: 'dba', password_env: 'DB1_PASSWORD', strict_host_key_checking: false },
+        { name: 'db1', address: '192.0.2.2', port: 2222, user: 'dba', password_env: 'DB1_PASSWORD', strict_host_key_checking: false, ready_shell: false },
       ],
     });
     const config = loadHostsConfig({ DB1_PASSWORD: 'pw', MCP_REMOTE_EXEC_STATE_DIR: dir }, path);
     expect(config.relayId).toBe('lan-1');
     expect(config.hosts.map((host) => host.name)).toEqual(['web1', 'db1']);
     expect(config.hosts[0]?.labels).toEqual({ env: 'prod' });
-    expect(config.hosts[1]).toMatchObject({ port: 2222, strictHostKeyChecking: false, auth: { kind: 'password', password: 'pw' } });
+    expect(config.hosts[0]?.readyShell).toBe(true);
+    expect(config.hosts[1]).toMatchObject({ port: 2222, strictHostKeyChecking: false, readyShell: false, auth: { kind: 'password', password: 'pw' } });
   });
 
   it.each([
