@@ -12,9 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newRunId, wrapCommand } from '../relay/host-stop.ts';
-import { RelayOperations } from '../relay/operations.ts';
 import { startSshd } from '../test/harness/sshd.ts';
-import { testHostConfig } from '../test/harness/host-config.ts';
+import { sshdHostConfig, sshdOperations } from '../test/harness/relay.ts';
 import { connect, execCommand, sshConfig } from './ssh-floor.ts';
 import { row, summarize, timeInterleaved } from './stats.ts';
 
@@ -22,24 +21,7 @@ const CALLS = Number(process.env.CALLS ?? 300);
 
 const sshd = await startSshd();
 const stateDir = mkdtempSync(join(tmpdir(), 'mre-bench-'));
-const ops = new RelayOperations({
-  relayId: 'bench',
-  relayIdExplicit: true,
-  hosts: [
-    testHostConfig({
-      name: 'h',
-      address: '127.0.0.1',
-      port: sshd.port,
-      username: sshd.user,
-      auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-      knownHostsFiles: [sshd.knownHostsPath],
-    }),
-  ],
-  knownHostsFiles: [sshd.knownHostsPath],
-  recordKnownHostsFile: join(stateDir, 'known_hosts'),
-  stateDir,
-  source: 'bench',
-});
+const ops = sshdOperations(sshd, [sshdHostConfig(sshd, 'h')], stateDir);
 try {
   const client = await connect(sshConfig(sshd));
   const pool = ops.pool('h');

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
-import { RelayOperations } from '../../relay/operations.ts';
-import { testHostConfig } from '../harness/host-config.ts';
+import type { RelayOperations } from '../../relay/operations.ts';
+import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
 import { childrenOf, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { waitFor } from '../harness/wait.ts';
 
@@ -22,35 +22,7 @@ let ops: RelayOperations;
 beforeAll(async () => {
   sshd = await startSshd({ maxSessions: 4 });
   stateDir = mkdtempSync(join(tmpdir(), 'mre-ready-e2e-'));
-  ops = new RelayOperations({
-    relayId: 'ready',
-    relayIdExplicit: true,
-    hosts: [
-      testHostConfig({
-        name: 'h',
-        address: '127.0.0.1',
-        port: sshd.port,
-        username: sshd.user,
-        auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-        knownHostsFiles: [sshd.knownHostsPath],
-        maxSessions: 4,
-        maxConnections: 1,
-      }),
-      testHostConfig({
-        name: 'off',
-        address: '127.0.0.1',
-        port: sshd.port,
-        username: sshd.user,
-        auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-        knownHostsFiles: [sshd.knownHostsPath],
-        readyShell: false,
-      }),
-    ],
-    knownHostsFiles: [sshd.knownHostsPath],
-    recordKnownHostsFile: join(stateDir, 'known_hosts'),
-    stateDir,
-    source: 'test',
-  });
+  ops = sshdOperations(sshd, [sshdHostConfig(sshd, 'h', { maxSessions: 4, maxConnections: 1 }), sshdHostConfig(sshd, 'off', { readyShell: false })], stateDir);
 });
 
 afterAll(async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostConfig } from '../../relay/config.ts';
+import { RelayOperations } from '../../relay/operations.ts';
 import type { TestSshd } from './sshd.ts';
 import { startManaged, type Managed } from './processes.ts';
 import { CLI } from './stdio.ts';
@@ -107,5 +108,18 @@ export function sshdHostConfig(sshd: TestSshd, name: string, extra: Partial<Host
     username: sshd.user,
     auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
     ...extra,
+  });
+}
+
+/** The relay's operations over `hosts` of the test sshd, trusting its key, with state (and recorded keys) in `stateDir`. */
+export function sshdOperations(sshd: TestSshd, hosts: HostConfig[], stateDir: string): RelayOperations {
+  return new RelayOperations({
+    relayId: 'test',
+    relayIdExplicit: true,
+    hosts,
+    knownHostsFiles: [sshd.knownHostsPath],
+    recordKnownHostsFile: join(stateDir, 'known_hosts'),
+    stateDir,
+    source: 'test',
   });
 }
