@@ -256,13 +256,14 @@ export const READY_ACK = '\x1ek';
  */
 export function readyShellCommand(settings: StopSettings = DEFAULT_STOP): string {
   return (
+    // The output pipe is known before the run: read it while waiting, not after the ping.
+    inodeOf('$$', 'mre_o') +
     `IFS= read -r mre_l || exit 0; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
     `IFS=' ' read -r mre_r mre_s || exit 0; ` +
     `case "$mre_r" in *[!0-9a-f]*|'') exit 0;; esac; case "$mre_s" in *[!0-9]*|'') exit 0;; esac; ` +
     // The command's lines each come after a "." (so none is empty), and an empty line ends them.
     `mre_c=; mre_n=; mre_ok=; while IFS= read -r mre_l; do [ -z "$mre_l" ] && { mre_ok=1; break; }; ` +
     `mre_c="$mre_c$mre_n\${mre_l#.}"; mre_n='\n'; done; [ -n "$mre_ok" ] || exit 0; ` +
-    inodeOf('$$', 'mre_o') +
     markedStart(settings, '"$mre_s"', '"$mre_r"') +
     // The command's text is exactly what was sent; it is the only thing the subshell evaluates after unsetting these.
     `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s; eval "unset mre_c\n$mre_c" ) </dev/null`
