@@ -344,9 +344,12 @@ export class HostPool {
     this.callerShare = Math.max(1, Math.floor(host.maxConnections * this.perConnection * CALLER_SHARE));
   }
 
-  /** This pool as one caller uses it: their work counts against their share. */
+  /**
+   * This pool as one caller uses it: their work counts against their share. Always this wrapper,
+   * also with no caller (stdio mode): the pool's own `exec` takes the caller before `readyInput`,
+   * and TypeScript would let the pool pass for a HostChannels with the run's text as its caller.
+   */
   forCaller(caller: string | undefined): HostChannels {
-    if (caller === undefined) return this;
     return {
       host: this.host,
       acquire: (signal) => this.acquire(signal, caller),
