@@ -18,6 +18,7 @@ let sshd: TestSshd;
 let stateDir: string;
 let ops: RelayOperations;
 const stopped: number[] = [];
+const frozen: number[] = [];
 const cleanups: (() => void)[] = [];
 
 /** 2 run slots per connection and 2 connections: one caller may hold 2 of the 4. */
@@ -28,16 +29,18 @@ beforeAll(async () => {
     relayId: 'ready-faults',
     relayIdExplicit: true,
     hosts: [
-      testHostConfig({
-        name: 'h',
-        address: '127.0.0.1',
-        port: sshd.port,
-        username: sshd.user,
-        auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-        knownHostsFiles: [sshd.knownHostsPath],
-        maxSessions: 4,
-        maxConnections: 2,
-      }),
+      ...['h', 'h2'].map((name) =>
+        testHostConfig({
+          name,
+          address: '127.0.0.1',
+          port: sshd.port,
+          username: sshd.user,
+          auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
+          knownHostsFiles: [sshd.knownHostsPath],
+          maxSessions: 4,
+          maxConnections: 2,
+        }),
+      ),
     ],
     knownHostsFiles: [sshd.knownHostsPath],
     recordKnownHostsFile: join(stateDir, 'known_hosts'),
@@ -47,6 +50,14 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
+  for (const pid of frozen.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // Already gone.
+    }
+  }
   for (const pid of stopped.splice(0)) {
     try {
       process.kill(pid, 'SIGCONT');
@@ -108,10 +119,10 @@ function alive(pid: number): boolean {
   }
 }
 
-async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1'): Promise<ExecResultFrame & { stdout: string }> {
+async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
   let stdout = '';
   const outcome = await ops.run(
-    { op: 'exec', host: 'h', command, timeoutMs: 20_000, maxChars: 25_000, ...extra },
+    { op: 'exec', host, command, timeoutMs: 20_000, maxChars: 25_000, ...extra },
     (stream, text) => {
       if (stream === 'stdout') stdout += text;
     },
@@ -151,5 +162,24 @@ describe('a ready shell that does not answer its ping on a live connection', () 
     process.kill(shell, 'SIGCONT');
     await waitFor(() => !alive(shell), 10_000, 'the stopped shell to end');
     expect(readFileSync(ranFile, 'utf8')).toBe('ran\n');
+  });
+
+  it('does not count an unanswered shell on a frozen connection against the caller, whose run goes to a new connection', async () => {
+    await run('true', {}, 'user-1', 'h2');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    // With the shell, the caller holds their whole share (2) on that connection.
+    const beside = run('sleep 30', { pty: { rows: 24, cols: 80 } }, 'user-1', 'h2').catch((error: unknown) => String(error));
+    await waitFor(() => underSshd().some((pid) => commandLine(pid).includes('sleep 30')), 10_000, 'the terminal run beside the shell');
+    // Freeze the connections (sshd's processes and the shell): TCP stays open, nothing answers,
+    // and the shell's channel close is never confirmed. The listener itself still accepts.
+    for (const pid of underSshd()) {
+      process.kill(pid, 'SIGSTOP');
+      frozen.push(pid);
+    }
+    // Its timeout ends well before keepalives (three of 5 s) drop the frozen connection.
+    const next = await run('echo next-done', { timeoutMs: 11_000 }, 'user-1', 'h2');
+    expect(next.stdout).toBe('next-done\n');
+    expect(next.exitCode).toBe(0);
+    void beside;
   });
 });
