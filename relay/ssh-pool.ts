@@ -131,7 +131,7 @@ function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void
 
 /** A lease the pool took for itself (a ready shell's) and hands to a caller later. */
 interface ClaimableLease extends Lease {
-  /** Count the slot against `caller` from now on. */
+  /** Count the slot against `caller` from now on (undefined: against nobody again). */
   claim(caller: string | undefined): void;
 }
 
@@ -344,9 +344,12 @@ export class HostPool {
     this.callerShare = Math.max(1, Math.floor(host.maxConnections * this.perConnection * CALLER_SHARE));
   }
 
-  /** This pool as one caller uses it: their work counts against their share. */
+  /**
+   * This pool as one caller uses it: their work counts against their share. Always this wrapper,
+   * also with no caller (stdio mode): the pool's own `exec` takes the caller before `readyInput`,
+   * and TypeScript would let the pool pass for a HostChannels with the run's text as its caller.
+   */
   forCaller(caller: string | undefined): HostChannels {
-    if (caller === undefined) return this;
     return {
       host: this.host,
       acquire: (signal) => this.acquire(signal, caller),
@@ -444,6 +447,8 @@ export class HostPool {
     shell.channel.off('data', shell.early);
     shell.lease.claim(caller);
     const answer = await pingReadyShell(shell.channel, CHANNEL_OPEN_TIMEOUT_MS, signal);
+    // A shell that will not run this command is not the caller's: it no longer counts against their share.
+    if (answer !== 'answered') shell.lease.claim(undefined);
     switch (answer) {
       case 'answered':
         shell.channel.write(input);
@@ -452,8 +457,7 @@ export class HostPool {
         this.retireReady(shell);
         return failure('cancelled', 'Stopped while the SSH channel was opening.');
       case 'silent':
-        // Nothing was sent: the run goes to a fresh connection, as after a channel open that got no answer.
-        shell.lease.abandon('it did not answer a ready shell');
+        this.readyUnanswered(shell);
         return null;
       case 'odd':
         this.readyPrinted(shell);
@@ -469,6 +473,20 @@ export class HostPool {
     this.readyOffUntil = Date.now() + READY_OFF_MS;
     log('info', 'ready shells are off for this host: a shell printed something before its run', { host: this.host.name });
     this.retireReady(shell);
+  }
+
+  /**
+   * A ready shell did not answer its ping in time; nothing was sent, and the run goes to a fresh
+   * channel. The silence may be the connection's (dead) or only the shell's: a login slower than the
+   * bound, a loaded host. So the connection is dropped only when nothing else runs on it; beside
+   * other commands, the run's own channel open tells (and drops a dead connection then), and those
+   * commands are not cut on a live one. Slow shells would make every run wait here: none for a while.
+   */
+  private readyUnanswered(shell: ReadyShell): void {
+    this.readyOffUntil = Date.now() + READY_OFF_MS;
+    log('info', 'ready shells are off for this host: a shell did not answer its ping in time', { host: this.host.name });
+    if (shell.connection.active > 1) this.retireReady(shell);
+    else shell.lease.abandon('it did not answer a ready shell');
   }
 
   /** A ready shell ended before its run, by itself (a shell that cannot wait this way) or with its connection. */
@@ -681,22 +699,26 @@ export class HostPool {
     if (connection.idleTimer) clearTimeout(connection.idleTimer);
     connection.idleTimer = undefined;
     let released = false;
+    const letGo = (): void => {
+      if (owner === undefined) return;
+      const left = (this.held.get(owner) ?? 1) - 1;
+      if (left > 0) this.held.set(owner, left);
+      else this.held.delete(owner);
+      owner = undefined;
+    };
     return {
       client: connection.client,
       claim: (next) => {
-        if (released || owner !== undefined || next === undefined) return;
+        if (released || next === owner) return;
+        letGo();
         owner = next;
-        this.held.set(owner, (this.held.get(owner) ?? 0) + 1);
+        if (owner !== undefined) this.held.set(owner, (this.held.get(owner) ?? 0) + 1);
       },
       release: () => {
         if (released) return;
         released = true;
         connection.active -= 1;
-        if (owner !== undefined) {
-          const left = (this.held.get(owner) ?? 1) - 1;
-          if (left > 0) this.held.set(owner, left);
-          else this.held.delete(owner);
-        }
+        letGo();
         if (connection.active === 0 && connection.state === 'ready') this.startIdleTimer(connection);
         this.dispatch();
       },

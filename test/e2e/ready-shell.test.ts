@@ -50,8 +50,8 @@ function waitingShells(): number[] {
   return found;
 }
 
-/** One exec as `caller` (one caller may hold only one of this host's two run slots). */
-async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
+/** One exec as `caller` (one caller may hold only one of this host's two run slots; null: none, as in stdio mode). */
+async function run(command: string, extra: Partial<ExecOperation> = {}, caller: string | null = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
   let stdout = '';
   const outcome = await ops.run(
     { op: 'exec', host, command, timeoutMs: 30_000, maxChars: 25_000, ...extra },
@@ -60,7 +60,7 @@ async function run(command: string, extra: Partial<ExecOperation> = {}, caller =
     },
     AbortSignal.timeout(30_000),
     undefined,
-    caller,
+    caller ?? undefined,
   );
   if (!outcome.ok) throw new Error(outcome.error.message);
   if (outcome.value.op !== 'exec') throw new Error('not an exec result');
@@ -103,6 +103,14 @@ describe('ready shells', () => {
     expect(terminal.stdout).toContain('on a terminal');
     expect(Date.now() - started).toBeLessThan(2_500);
     expect((await long).exitCode).toBe(0);
+  });
+
+  it('serve runs with no caller too (stdio mode), back to back', async () => {
+    await run('true', {}, null);
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [waiting] = waitingShells();
+    const next = await run('echo $$', {}, null);
+    expect(next.stdout).toBe(`${waiting}\n`);
   });
 
   it('are not used on a host with ready_shell off: each command is its own login shell, its text in the arguments', async () => {

@@ -1,0 +1,185 @@
+/**
+ * A ready shell (relay/ssh-pool.ts) that does not answer its ping while its connection is alive: a
+ * login that starts slowly, or a host too loaded to schedule it (here the shell is stopped with
+ * SIGSTOP). The run goes to a fresh channel and runs once; the commands already running on that
+ * connection are not cut; and the host's ready shells stay off, so later runs do not wait on a ping again.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
+import { RelayOperations } from '../../relay/operations.ts';
+import { testHostConfig } from '../harness/host-config.ts';
+import { childrenOf, startSshd, type TestSshd } from '../harness/sshd.ts';
+import { waitFor } from '../harness/wait.ts';
+
+let sshd: TestSshd;
+let stateDir: string;
+let ops: RelayOperations;
+const stopped: number[] = [];
+const frozen: number[] = [];
+const cleanups: (() => void)[] = [];
+
+/** 2 run slots per connection and 2 connections: one caller may hold 2 of the 4. */
+beforeAll(async () => {
+  sshd = await startSshd({ maxSessions: 4 });
+  stateDir = mkdtempSync(join(tmpdir(), 'mre-ready-faults-'));
+  ops = new RelayOperations({
+    relayId: 'ready-faults',
+    relayIdExplicit: true,
+    hosts: [
+      ...['h', 'h2'].map((name) =>
+        testHostConfig({
+          name,
+          address: '127.0.0.1',
+          port: sshd.port,
+          username: sshd.user,
+          auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
+          knownHostsFiles: [sshd.knownHostsPath],
+          maxSessions: 4,
+          maxConnections: 2,
+        }),
+      ),
+    ],
+    knownHostsFiles: [sshd.knownHostsPath],
+    recordKnownHostsFile: join(stateDir, 'known_hosts'),
+    stateDir,
+    source: 'test',
+  });
+});
+
+afterEach(() => {
+  for (const pid of frozen.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // Already gone.
+    }
+  }
+  for (const pid of stopped.splice(0)) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+afterAll(async () => {
+  for (const cleanup of cleanups) cleanup();
+  ops?.close();
+  await sshd?.stop();
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+});
+
+/** The login shells of this sshd's sessions that wait for a run (started as ready shells, no child yet). */
+function waitingShells(): number[] {
+  const found: number[] = [];
+  const queue = [...childrenOf(sshd.pid)];
+  for (let index = 0; index < queue.length && index < 1000; index += 1) {
+    const pid = queue[index] as number;
+    queue.push(...childrenOf(pid));
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('IFS= read -r mre_l') && childrenOf(pid).length === 0) found.push(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** Every process under the listening sshd (connection monitors, sessions, and what they run). */
+function underSshd(): number[] {
+  const found: number[] = [];
+  const queue = [...childrenOf(sshd.pid)];
+  for (let index = 0; index < queue.length && index < 1000; index += 1) {
+    const pid = queue[index] as number;
+    found.push(pid);
+    queue.push(...childrenOf(pid));
+  }
+  return found;
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
+  let stdout = '';
+  const outcome = await ops.run(
+    { op: 'exec', host, command, timeoutMs: 20_000, maxChars: 25_000, ...extra },
+    (stream, text) => {
+      if (stream === 'stdout') stdout += text;
+    },
+    AbortSignal.timeout(20_000),
+    undefined,
+    caller,
+  );
+  if (!outcome.ok) throw new Error(outcome.error.message);
+  if (outcome.value.op !== 'exec') throw new Error('not an exec result');
+  return Object.assign(outcome.value, { stdout });
+}
+
+describe('a ready shell that does not answer its ping on a live connection', () => {
+  it('sends the run to a fresh channel, once, without cutting the commands beside it, and turns ready shells off', async () => {
+    // Written by the SSH user (another account than this test's): a file of its own in /tmp.
+    const ranFile = join(tmpdir(), `mre-ready-ran-${process.pid}-${Date.now()}`);
+    cleanups.push(() => rmSync(ranFile, { force: true }));
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [shell] = waitingShells();
+    if (shell === undefined) throw new Error('no ready shell');
+    // The same caller's command on the same connection (a terminal run never takes the ready shell):
+    // with the shell, the caller then holds their whole share (2).
+    const beside = run('sleep 8; echo beside-done', { pty: { rows: 24, cols: 80 } }).catch((error: unknown) => String(error));
+    await waitFor(() => underSshd().some((pid) => commandLine(pid).includes('sleep 8')), 10_000, 'the terminal run beside the shell');
+    process.kill(shell, 'SIGSTOP');
+    stopped.push(shell);
+    const next = await run(`echo ran >>${ranFile}; echo next-done`);
+    expect(next.stdout).toBe('next-done\n');
+    expect(next.exitCode).toBe(0);
+    const besideResult = await beside;
+    expect(besideResult).toMatchObject({ exitCode: 0, stdout: expect.stringContaining('beside-done') as unknown });
+    // No new ready shell: the next one would be pinged (and waited on) again.
+    const after = await run("tr '\\0' ' ' </proc/$$/cmdline");
+    expect(after.stdout).not.toContain('mre_l');
+    // The stopped shell, let go on, reads the end of its input and runs nothing.
+    process.kill(shell, 'SIGCONT');
+    await waitFor(() => !alive(shell), 10_000, 'the stopped shell to end');
+    expect(readFileSync(ranFile, 'utf8')).toBe('ran\n');
+  });
+
+  it('does not count an unanswered shell on a frozen connection against the caller, whose run goes to a new connection', async () => {
+    await run('true', {}, 'user-1', 'h2');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    // With the shell, the caller holds their whole share (2) on that connection.
+    const beside = run('sleep 30', { pty: { rows: 24, cols: 80 } }, 'user-1', 'h2').catch((error: unknown) => String(error));
+    await waitFor(() => underSshd().some((pid) => commandLine(pid).includes('sleep 30')), 10_000, 'the terminal run beside the shell');
+    // Freeze the connections (sshd's processes and the shell): TCP stays open, nothing answers,
+    // and the shell's channel close is never confirmed. The listener itself still accepts.
+    for (const pid of underSshd()) {
+      process.kill(pid, 'SIGSTOP');
+      frozen.push(pid);
+    }
+    // Its timeout ends well before keepalives (three of 5 s) drop the frozen connection.
+    const next = await run('echo next-done', { timeoutMs: 11_000 }, 'user-1', 'h2');
+    expect(next.stdout).toBe('next-done\n');
+    expect(next.exitCode).toBe(0);
+    void beside;
+  });
+});
