@@ -51,7 +51,12 @@ function waitingShells(): number[] {
 }
 
 /** One exec as `caller` (one caller may hold only one of this host's two run slots; null: none, as in stdio mode). */
-async function run(command: string, extra: Partial<ExecOperation> = {}, caller: string | null = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
+async function run(
+  command: string,
+  extra: Partial<ExecOperation> = {},
+  caller: string | null = 'user-1',
+  host = 'h',
+): Promise<ExecResultFrame & { stdout: string }> {
   let stdout = '';
   const outcome = await ops.run(
     { op: 'exec', host, command, timeoutMs: 30_000, maxChars: 25_000, ...extra },
