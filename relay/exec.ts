@@ -50,7 +50,7 @@ const CLOSE_AFTER_KILL_MS = 1_000;
 /** The stop script's report (one line per process left) is read up to this many bytes. */
 const STOP_REPORT_BYTES = 8 * 1024;
 /** A run longer than this opens a channel of its own: a ready shell would read it a byte at a time. */
-const READY_INPUT_MAX_CHARS = 2048;
+const READY_INPUT_MAX_BYTES = 2048;
 /** Bound on the stop script as a whole: grace, a rescan, KILL and the report. */
 const STOP_SCRIPT_MS = KILL_GRACE_MS + 5_000;
 
@@ -252,7 +252,7 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
     command,
     stopSignal,
     op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {},
-    readyInput !== undefined && readyInput.length <= READY_INPUT_MAX_CHARS ? readyInput : undefined,
+    readyInput !== undefined && Buffer.byteLength(readyInput) <= READY_INPUT_MAX_BYTES ? readyInput : undefined,
   );
   if (!opened.ok) {
     if (deadline.aborted) return pool.whyNoChannel(op.timeoutMs);
