@@ -83,6 +83,17 @@ describe('ready shells', () => {
     expect(next.exitCode).toBe(3);
   });
 
+  it('leave a command over 2 KB (counted in bytes, as the shell reads it) to a channel of its own, and wait for the next', async () => {
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [waiting] = waitingShells();
+    // 1,100 characters, 2,200 bytes: over the cut only when counted in bytes.
+    const long = await run(`echo $$; : '${'é'.repeat(1_100)}'`);
+    expect(long.stdout).not.toBe(`${waiting}\n`);
+    expect(long.exitCode).toBe(0);
+    expect(waitingShells()).toEqual([waiting]);
+  });
+
   it('stop a run at its timeout like any other, leaving nothing of it', async () => {
     await run('true');
     await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
