@@ -4,12 +4,13 @@
  * stopped at its timeout like any other; and a ready shell never holds a slot that a run it cannot
  * serve is waiting for.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
 import type { RelayOperations } from '../../relay/operations.ts';
+import { runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
 import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
 import { childrenOf, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -31,46 +32,12 @@ afterAll(async () => {
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
-/**
- * The login shells of this sshd's sessions that wait for a run (others' sshd fixtures run in
- * parallel): started as ready shells, and with no child yet (a running one has its run's).
- */
-function waitingShells(): number[] {
-  const found: number[] = [];
-  const queue = [...childrenOf(sshd.pid)];
-  for (let index = 0; index < queue.length && index < 1000; index += 1) {
-    const pid = queue[index] as number;
-    queue.push(...childrenOf(pid));
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('IFS= read -r mre_l') && childrenOf(pid).length === 0) found.push(pid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
+/** One exec on `host` (h by default) as `caller` (one caller may hold only one of h's two run slots; null: none, as in stdio mode). */
+function run(command: string, extra: Partial<ExecOperation> = {}, caller: string | null = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
+  return runExec(ops, host, command, extra, caller);
 }
 
-/** One exec as `caller` (one caller may hold only one of this host's two run slots; null: none, as in stdio mode). */
-async function run(
-  command: string,
-  extra: Partial<ExecOperation> = {},
-  caller: string | null = 'user-1',
-  host = 'h',
-): Promise<ExecResultFrame & { stdout: string }> {
-  let stdout = '';
-  const outcome = await ops.run(
-    { op: 'exec', host, command, timeoutMs: 30_000, maxChars: 25_000, ...extra },
-    (stream, text) => {
-      if (stream === 'stdout') stdout += text;
-    },
-    AbortSignal.timeout(30_000),
-    undefined,
-    caller ?? undefined,
-  );
-  if (!outcome.ok) throw new Error(outcome.error.message);
-  if (outcome.value.op !== 'exec') throw new Error('not an exec result');
-  return Object.assign(outcome.value, { stdout });
-}
+const waitingShells = (): number[] => waitingShellsUnder(sshd);
 
 describe('ready shells', () => {
   it('start after a run, and the next run goes to the shell that was waiting for it', async () => {

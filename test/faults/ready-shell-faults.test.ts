@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
-import { RelayOperations } from '../../relay/operations.ts';
-import { testHostConfig } from '../harness/host-config.ts';
-import { childrenOf, startSshd, type TestSshd } from '../harness/sshd.ts';
+import type { RelayOperations } from '../../relay/operations.ts';
+import { commandLine, processesUnder, runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
+import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
+import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { waitFor } from '../harness/wait.ts';
 
 let sshd: TestSshd;
@@ -25,28 +26,11 @@ const cleanups: (() => void)[] = [];
 beforeAll(async () => {
   sshd = await startSshd({ maxSessions: 4 });
   stateDir = mkdtempSync(join(tmpdir(), 'mre-ready-faults-'));
-  ops = new RelayOperations({
-    relayId: 'ready-faults',
-    relayIdExplicit: true,
-    hosts: [
-      ...['h', 'h2'].map((name) =>
-        testHostConfig({
-          name,
-          address: '127.0.0.1',
-          port: sshd.port,
-          username: sshd.user,
-          auth: { kind: 'key', privateKey: sshd.privateKey, keyPath: sshd.privateKeyPath },
-          knownHostsFiles: [sshd.knownHostsPath],
-          maxSessions: 4,
-          maxConnections: 2,
-        }),
-      ),
-    ],
-    knownHostsFiles: [sshd.knownHostsPath],
-    recordKnownHostsFile: join(stateDir, 'known_hosts'),
+  ops = sshdOperations(
+    sshd,
+    ['h', 'h2'].map((name) => sshdHostConfig(sshd, name, { maxSessions: 4, maxConnections: 2 })),
     stateDir,
-    source: 'test',
-  });
+  );
 });
 
 afterEach(() => {
@@ -74,41 +58,12 @@ afterAll(async () => {
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
-/** The login shells of this sshd's sessions that wait for a run (started as ready shells, no child yet). */
-function waitingShells(): number[] {
-  const found: number[] = [];
-  const queue = [...childrenOf(sshd.pid)];
-  for (let index = 0; index < queue.length && index < 1000; index += 1) {
-    const pid = queue[index] as number;
-    queue.push(...childrenOf(pid));
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('IFS= read -r mre_l') && childrenOf(pid).length === 0) found.push(pid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
+function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
+  return runExec(ops, host, command, { timeoutMs: 20_000, ...extra }, caller);
 }
 
-/** Every process under the listening sshd (connection monitors, sessions, and what they run). */
-function underSshd(): number[] {
-  const found: number[] = [];
-  const queue = [...childrenOf(sshd.pid)];
-  for (let index = 0; index < queue.length && index < 1000; index += 1) {
-    const pid = queue[index] as number;
-    found.push(pid);
-    queue.push(...childrenOf(pid));
-  }
-  return found;
-}
-
-function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-}
+const waitingShells = (): number[] => waitingShellsUnder(sshd);
+const underSshd = (): number[] => processesUnder(sshd);
 
 function alive(pid: number): boolean {
   try {
@@ -117,22 +72,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function run(command: string, extra: Partial<ExecOperation> = {}, caller = 'user-1', host = 'h'): Promise<ExecResultFrame & { stdout: string }> {
-  let stdout = '';
-  const outcome = await ops.run(
-    { op: 'exec', host, command, timeoutMs: 20_000, maxChars: 25_000, ...extra },
-    (stream, text) => {
-      if (stream === 'stdout') stdout += text;
-    },
-    AbortSignal.timeout(20_000),
-    undefined,
-    caller,
-  );
-  if (!outcome.ok) throw new Error(outcome.error.message);
-  if (outcome.value.op !== 'exec') throw new Error('not an exec result');
-  return Object.assign(outcome.value, { stdout });
 }
 
 describe('a ready shell that does not answer its ping on a live connection', () => {

@@ -4,7 +4,8 @@
  * is told the truth promptly, and later calls are not stuck behind the dead connection.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { childrenOf, remoteProcesses } from '../harness/sshd.ts';
+import { processesUnder } from '../harness/ready-shells.ts';
+import { remoteProcesses } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 import { waitFor } from '../harness/wait.ts';
 
@@ -12,16 +13,7 @@ let stack: Stack;
 const stopped: number[] = [];
 
 /** Every process under the listening sshd: the per-connection monitors and their session children. */
-function connectionProcesses(): number[] {
-  const found: number[] = [];
-  const queue = [...childrenOf(stack.sshd.pid)];
-  for (let index = 0; index < queue.length && index < 1000; index += 1) {
-    const pid = queue[index] as number;
-    found.push(pid);
-    queue.push(...childrenOf(pid));
-  }
-  return found;
-}
+const connectionProcesses = (): number[] => processesUnder(stack.sshd);
 
 beforeAll(async () => {
   stack = await startStack();
