@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
 import type { RelayOperations } from '../../relay/operations.ts';
-import { commandLine, processesUnder, runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
+import { runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
 import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
-import { startSshd, type TestSshd } from '../harness/sshd.ts';
+import { commandLine, processesUnder, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { waitFor } from '../harness/wait.ts';
 
 let sshd: TestSshd;

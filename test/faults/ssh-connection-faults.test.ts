@@ -4,8 +4,7 @@
  * is told the truth promptly, and later calls are not stuck behind the dead connection.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { processesUnder } from '../harness/ready-shells.ts';
-import { remoteProcesses } from '../harness/sshd.ts';
+import { processesUnder, remoteProcesses } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 import { waitFor } from '../harness/wait.ts';
 

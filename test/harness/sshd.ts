@@ -547,6 +547,27 @@ export function remoteProcesses(pattern: string, user: string): number[] {
   return out;
 }
 
+/** Every process under the listening sshd: connection monitors, sessions, and what they run. */
+export function processesUnder(sshd: { pid: number }): number[] {
+  const found: number[] = [];
+  const queue = [...childrenOf(sshd.pid)];
+  for (let index = 0; index < queue.length && index < 1000; index += 1) {
+    const pid = queue[index] as number;
+    found.push(pid);
+    queue.push(...childrenOf(pid));
+  }
+  return found;
+}
+
+/** A process's command line, arguments joined by spaces ('' once it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
 /** Process group and session of `pid`, from /proc (for tests about signal delivery). */
 export function processIds(pid: number): { ppid: number; pgid: number; sid: number } | undefined {
   try {
