@@ -5,7 +5,7 @@
  * Real sshd; the host is this machine.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { processIds, remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
+import { commandLine, processIds, remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { connectStdio, stdioEnv } from '../harness/stdio.ts';
 
@@ -54,10 +54,15 @@ afterAll(async () => {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the host-side deadline', () => {
-  it('stops a command (and its setsid child) within 10 s of its 5 s timeout after the relay is killed', async () => {
-    const session = await connectStdio(stdioEnv(sshd));
+  it.each([
+    ['on a channel of its own', false],
+    ['on a ready shell', true],
+  ])('stops a command (and its setsid child) %s within 10 s of its 5 s timeout after the relay is killed', async (_, onReadyShell) => {
+    const session = await connectStdio(stdioEnv(sshd, { SSH_READY_SHELL: String(onReadyShell) }));
     const pid = session.transport.pid;
     if (pid === null) throw new Error('the stdio server has no PID');
+    // A first command leaves a ready shell behind it (when they are on), which the next one takes.
+    if (onReadyShell) await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
     const calledAt = Date.now();
     // The seconds in a variable: only the two sleeps' command lines then read "sleep 1000.5".
     const pending = session.client
@@ -68,6 +73,8 @@ describe('the host-side deadline', () => {
     expect(remoteProcesses('sleep 1000.5', sshd.user)).toHaveLength(2);
     const pgid = groupOf('sleep 1000.5');
     expect(watchdogsOf(pgid)).toHaveLength(1);
+    // The login shell (the group's leader) is a ready shell exactly when they are on.
+    expect(commandLine(pgid).includes('IFS= read -r mre_l')).toBe(onReadyShell);
     process.kill(pid, 'SIGKILL');
     await pending;
     await session.close().catch(() => undefined);
