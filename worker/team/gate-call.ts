@@ -8,6 +8,7 @@ import { relayStates } from '../relay/fleet.ts';
 import type { RelayState } from '../relay/relay-hub.ts';
 import type { AuditEnd, AuditEntry, StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
+import { completeAudit } from './audit-completions.ts';
 import { frozenReason } from './freeze.ts';
 import { teamDirectory, type Access, type GateAnswer, type GateRequest } from './team-directory.ts';
 
@@ -58,13 +59,13 @@ export async function beginAudit(env: Env, entry: StartedEntry): Promise<Outcome
   }
 }
 
-/** Complete a started row. The call already happened, so a failure here is logged loudly, not thrown; the row stays `started`. */
-export async function finishAudit(env: Env, auditId: string, end: AuditEnd, tool: string): Promise<void> {
-  try {
-    await teamDirectory(env).finishAudit(auditId, end);
-  } catch (error) {
-    logEvent('error', 'could not complete an audit row; it stays as started', { auditId, tool, error: String(error) });
-  }
+/**
+ * Complete a started row, in this isolate's next batch of completions (audit-completions.ts). The
+ * call already happened, so a failure is logged loudly, not thrown; the row stays `started`.
+ * Settles once the row is written: keep it under waitUntil.
+ */
+export function finishAudit(env: Env, auditId: string, end: AuditEnd, tool: string): Promise<void> {
+  return completeAudit(env, { auditId, end, tool });
 }
 
 /** Record a call refused or failed before it was sent, through the same outbox (logged, not thrown, on failure). */

@@ -25,6 +25,7 @@ import { policyHost } from './fleet.ts';
 import {
   addOutboxRow,
   completeOutboxRow,
+  COMPLETIONS_PER_CALL,
   confirmDelivered,
   createOutbox,
   DRAIN_BATCH,
@@ -305,9 +306,13 @@ export class TeamDirectory extends DurableObject<Env> {
     await this.scheduleDrain();
   }
 
-  /** Complete a started row with how the call ended (once: a complete row is never rewritten). */
-  async finishAudit(auditId: string, end: AuditEnd): Promise<void> {
-    if (completeOutboxRow(this.ctx.storage.sql, auditId, end)) await this.scheduleDrain();
+  /** Complete started rows with how their calls ended (once: a complete row is never rewritten); audit-completions.ts batches them. */
+  async finishAudits(completions: ReadonlyArray<{ auditId: string; end: AuditEnd }>): Promise<void> {
+    let completed = false;
+    for (const { auditId, end } of completions.slice(0, COMPLETIONS_PER_CALL)) {
+      if (completeOutboxRow(this.ctx.storage.sql, auditId, end)) completed = true;
+    }
+    if (completed) await this.scheduleDrain();
   }
 
   /**

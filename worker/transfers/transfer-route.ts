@@ -4,6 +4,7 @@
  * flow control; nothing is buffered whole. An unknown, used, expired or foreign link all get the
  * same 404, and the token is never logged.
  */
+import { waitUntil } from 'cloudflare:workers';
 import type { ErrorCode, Outcome, ToolError } from '../../shared/errors.ts';
 import { adviceFor } from '../../shared/errors.ts';
 import { sha256Hex } from '../auth/password-hash.ts';
@@ -132,7 +133,8 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       body,
       size,
     );
-    await settled(row.value, 'transfer upload finished', outcome, size);
+    // Queued now, written with this isolate's next batch of completions: the answer does not wait for it.
+    waitUntil(settled(row.value, 'transfer upload finished', outcome, size));
     if (!outcome.ok) return problem(outcome.error);
     const result = outcome.value;
     return Response.json(
@@ -150,7 +152,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     maxBytes: record.maxBytes,
   });
   // Recorded when the bytes start to flow; a download the client abandons still shows here.
-  await settled(row.value, 'transfer download started', outcome, null);
+  waitUntil(settled(row.value, 'transfer download started', outcome, null));
   if (!outcome.ok) return problem(outcome.error);
   const name = record.path.split('/').pop() || 'download';
   return new Response(outcome.value, {
