@@ -85,8 +85,8 @@ describe('the audit outbox', () => {
     if (auditId === null) throw new Error('no audit id');
     const startedRow = (await logged(target))[0] ?? (expect(await team.flushAudit()).toBe(true), (await logged(target))[0]);
     expect(startedRow).toMatchObject({ outcome: 'started' });
-    await team.finishAudits([{ auditId, end: END }]);
-    await team.finishAudits([{ auditId, end: { ...END, outcome: 'error', code: 'relay_disconnected' } }]);
+    await team.writeAuditBatch({ completions: [{ auditId, end: END }], rows: [] });
+    await team.writeAuditBatch({ completions: [{ auditId, end: { ...END, outcome: 'error', code: 'relay_disconnected' } }], rows: [] });
     expect(await team.flushAudit()).toBe(true);
     expect(await logged(target)).toEqual([expect.objectContaining({ outcome: 'ok', exitCode: 0, bytes: 3 })]);
     // Delivered and complete: it has left the outbox.
@@ -105,7 +105,7 @@ describe('the audit outbox', () => {
     });
     const { auditId } = await team.gate(gateRequest(target));
     if (auditId === null) throw new Error('no audit id');
-    await team.finishAudits([{ auditId, end: END }]);
+    await team.writeAuditBatch({ completions: [{ auditId, end: END }], rows: [] });
     // A reader's flush fails while the AuditLog does; the row stays in the outbox.
     expect(await team.flushAudit()).toBe(false);
     expect(await outbox(team)).toEqual([expect.objectContaining({ id: auditId, state: 2, sent: 0 })]);
@@ -128,7 +128,7 @@ describe('the audit outbox', () => {
       const target = `echo schedule-${round}-${crypto.randomUUID()}`;
       const { auditId } = await team.gate(gateRequest(target));
       if (auditId === null) throw new Error('no audit id');
-      await team.finishAudits([{ auditId, end: END }]);
+      await team.writeAuditBatch({ completions: [{ auditId, end: END }], rows: [] });
       expect(await alarm()).not.toBeNull();
       await runDurableObjectAlarm(team);
       expect(await outbox(team)).toEqual([]);

@@ -15,7 +15,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { z } from 'zod';
 import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
-import { sendCompletions } from '../team/audit-completions.ts';
+import { sendAuditBatch } from '../team/audit-batch.ts';
 import { teamDirectory } from '../team/team-directory.ts';
 
 /** `started`: sent towards the host, outcome not (yet) known. `checked`: a dry run (ssh_check_command); nothing was sent. */
@@ -221,13 +221,13 @@ export async function writeAudit(env: Env, entry: AuditEntry): Promise<void> {
 }
 
 /**
- * Rows matching `query`, newest first, with read-your-writes: this isolate's batch of completions
+ * Rows matching `query`, newest first, with read-your-writes: this isolate's batch of audit writes
  * is sent and the TeamDirectory's outbox flushed into the log first (made by readers, never by a tool call). A flush that fails is
  * logged and the rows the log has are returned.
  */
 export async function readAudit(env: Env, query: AuditQuery): Promise<AuditEntry[]> {
-  // This isolate's completions still waiting for their batch go first: a reader sees its own calls end.
-  await sendCompletions(env);
+  // This isolate's writes still waiting for their batch go first: a reader sees its own calls.
+  await sendAuditBatch(env);
   const flushed = await teamDirectory(env)
     .flushAudit()
     .catch((error: unknown) => String(error));

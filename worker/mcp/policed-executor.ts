@@ -33,7 +33,8 @@ import type {
 import { waitUntil } from 'cloudflare:workers';
 import { writeAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { reportDoCalls } from '../do-call-count.ts';
-import { finishAudit, gateCall, recordCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
+import { recordAuditLater } from '../team/audit-batch.ts';
+import { finishAudit, gateCall, standingAndFleet, standingOf, type CallGate } from '../team/gate-call.ts';
 import { fleetOf } from '../team/gate-decision.ts';
 import { teamDirectory, type CommandCheck, type GateCommand } from '../team/team-directory.ts';
 import { underSudoText, type ClassifyCommand } from '../../shared/shell/command-class.ts';
@@ -367,8 +368,9 @@ export class PolicedExecutor implements ToolExecutor {
       result = chosen.ok ? await this.inner.ping(chosen.value) : chosen;
     }
     reportDoCalls('relay_ping');
+    // Written with this isolate's next batch of audit writes: the answer does not wait for it.
     waitUntil(
-      recordCall(this.env, {
+      recordAuditLater(this.env, {
         time: new Date(started).toISOString(),
         user: this.caller.username,
         client: this.caller.client,

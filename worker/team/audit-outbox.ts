@@ -16,8 +16,8 @@ const COMPLETE = 2;
 /** Rows per delivery (one AuditLog call), and deliveries per drain: bounded work per alarm. */
 export const DRAIN_BATCH = 100;
 export const DRAIN_ROUNDS = 20;
-/** Completions of started rows per TeamDirectory call at most (audit-completions.ts batches them). */
-export const COMPLETIONS_PER_CALL = 100;
+/** Completions, and rows, per TeamDirectory call at most (audit-batch.ts batches them). */
+export const AUDIT_WRITES_PER_CALL = 100;
 
 type Row = Record<string, SqlStorageValue>;
 

@@ -8,7 +8,7 @@ import { relayStates } from '../relay/fleet.ts';
 import type { RelayState } from '../relay/relay-hub.ts';
 import type { AuditEnd, AuditEntry, StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
-import { completeAudit } from './audit-completions.ts';
+import { completeAudit } from './audit-batch.ts';
 import { frozenReason } from './freeze.ts';
 import { teamDirectory, type Access, type GateAnswer, type GateRequest } from './team-directory.ts';
 
@@ -60,7 +60,7 @@ export async function beginAudit(env: Env, entry: StartedEntry): Promise<Outcome
 }
 
 /**
- * Complete a started row, in this isolate's next batch of completions (audit-completions.ts). The
+ * Complete a started row, in this isolate's next batch of audit writes (audit-batch.ts). The
  * call already happened, so a failure is logged loudly, not thrown; the row stays `started`.
  * Settles once the row is written: keep it under waitUntil.
  */

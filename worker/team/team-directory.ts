@@ -25,7 +25,7 @@ import { policyHost } from './fleet.ts';
 import {
   addOutboxRow,
   completeOutboxRow,
-  COMPLETIONS_PER_CALL,
+  AUDIT_WRITES_PER_CALL,
   confirmDelivered,
   createOutbox,
   DRAIN_BATCH,
@@ -306,13 +306,20 @@ export class TeamDirectory extends DurableObject<Env> {
     await this.scheduleDrain();
   }
 
-  /** Complete started rows with how their calls ended (once: a complete row is never rewritten); audit-completions.ts batches them. */
-  async finishAudits(completions: ReadonlyArray<{ auditId: string; end: AuditEnd }>): Promise<void> {
-    let completed = false;
-    for (const { auditId, end } of completions.slice(0, COMPLETIONS_PER_CALL)) {
-      if (completeOutboxRow(this.ctx.storage.sql, auditId, end)) completed = true;
+  /**
+   * Writes made after calls were answered, batched in the Worker (audit-batch.ts): completions of
+   * started rows (once: a complete row is never rewritten) and complete rows of calls already done.
+   */
+  async writeAuditBatch(batch: { completions: ReadonlyArray<{ auditId: string; end: AuditEnd }>; rows: ReadonlyArray<AuditEntry> }): Promise<void> {
+    let written = false;
+    for (const { auditId, end } of batch.completions.slice(0, AUDIT_WRITES_PER_CALL)) {
+      if (completeOutboxRow(this.ctx.storage.sql, auditId, end)) written = true;
     }
-    if (completed) await this.scheduleDrain();
+    for (const row of batch.rows.slice(0, AUDIT_WRITES_PER_CALL)) {
+      addOutboxRow(this.ctx.storage.sql, row);
+      written = true;
+    }
+    if (written) await this.scheduleDrain();
   }
 
   /**

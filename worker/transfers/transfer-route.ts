@@ -133,7 +133,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
       body,
       size,
     );
-    // Queued now, written with this isolate's next batch of completions: the answer does not wait for it.
+    // Queued now, written with this isolate's next batch of audit writes: the answer does not wait for it.
     waitUntil(settled(row.value, 'transfer upload finished', outcome, size));
     if (!outcome.ok) return problem(outcome.error);
     const result = outcome.value;

@@ -1,14 +1,14 @@
 /**
- * Completions of started audit rows go to the TeamDirectory in batches
- * (worker/team/audit-completions.ts): the rows of calls that end within the batch window are
- * completed by one directory call, and a reader (readAudit) sends the waiting batch before it
- * reads, so it sees calls that just ended complete.
+ * Audit writes after a call's answer go to the TeamDirectory in batches (worker/team/audit-batch.ts):
+ * the completions of calls that end within the batch window, and the rows of calls recorded once
+ * done, take one directory call; and a reader (readAudit) sends the waiting batch before it reads,
+ * so it sees calls that just ended.
  */
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { auditQuerySchema, readAudit } from '../../worker/audit/audit-log.ts';
 import { countingEnv, doCallsSoFar, withDoCallCount } from '../../worker/do-call-count.ts';
-import { completeAudit } from '../../worker/team/audit-completions.ts';
+import { completeAudit, recordAuditLater } from '../../worker/team/audit-batch.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
 
 const END = { outcome: 'ok' as const, code: null, exitCode: 0, bytes: 3, durationMs: 12 };
@@ -39,15 +39,20 @@ async function outcomes(targets: string[]): Promise<string[]> {
 }
 
 describe('audit row completions', () => {
-  it('complete the rows of calls that end together with one directory call', async () => {
+  it('complete the rows of calls that end together, and record those written once done, with one directory call', async () => {
     const calls = await startedCalls(3);
+    const pinged = `ping-${crypto.randomUUID()}`;
+    const row = { time: new Date().toISOString(), user: 'admin', client: 'client-1', relay: 'relay-a', host: null, tool: 'ssh_exec_command', target: pinged };
     const directoryCalls = await withDoCallCount(0, async () => {
       const counting = countingEnv(env);
-      await Promise.all(calls.map(({ auditId }) => completeAudit(counting, { auditId, end: END, tool: 'ssh_exec_command' })));
+      await Promise.all([
+        ...calls.map(({ auditId }) => completeAudit(counting, { auditId, end: END, tool: 'ssh_exec_command' })),
+        recordAuditLater(counting, { ...row, ...END }),
+      ]);
       return doCallsSoFar();
     });
     expect(directoryCalls).toBe(1);
-    expect(await outcomes(calls.map((call) => call.target))).toEqual(['ok', 'ok', 'ok']);
+    expect(await outcomes([...calls.map((call) => call.target), pinged])).toEqual(['ok', 'ok', 'ok', 'ok']);
   });
 
   it('reach a reader at once: readAudit sends the waiting batch before it reads', async () => {
