@@ -25,6 +25,7 @@ import { JumpConnections, type ConnectAttempt } from './jump-connections.ts';
 import { certificateForConnect, certificateLogin, certificateLoginError } from './ssh-certificate.ts';
 import { readyShellCommand } from './host-stop.ts';
 import { pingReadyShell } from './ready-shell-ping.ts';
+import { unlessAborted } from '../shared/unless-aborted.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -114,19 +115,6 @@ export interface Lease {
   release(): void;
   /** The connection did not answer in time: drop it, so nothing more waits on it. */
   abandon(why: string): void;
-}
-
-/** `promise` settled, or `signal` aborted, whichever comes first. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done, { once: true });
-    void promise.then(done, done);
-  });
 }
 
 /** A lease the pool took for itself (a ready shell's) and hands to a caller later. */
@@ -439,7 +427,7 @@ export class HostPool {
     signal: AbortSignal,
     caller: string | undefined,
   ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }> | null> {
-    if (!this.ready && this.readyOpening) await untilAborted(this.readyOpening, signal);
+    if (!this.ready && this.readyOpening) await unlessAborted(this.readyOpening, signal);
     const shell = this.ready;
     if (!shell || signal.aborted || this.waiters.length > 0 || !this.withinShare(caller)) return null;
     this.ready = null;

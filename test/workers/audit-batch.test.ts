@@ -17,7 +17,7 @@ const END = { outcome: 'ok' as const, code: null, exitCode: 0, bytes: 3, duratio
 async function startedCalls(count: number): Promise<Array<{ auditId: string; target: string }>> {
   const team = teamDirectory(env);
   expect((await team.admitRelay('relay-a', null)).ok).toBe(true);
-  await team.noteRelayConnected('relay-a', [{ name: 'web1', target: 'ops@10.0.0.1:22', labels: {}, capabilities: [] }]);
+  await team.noteRelayConnected('relay-a', [{ name: 'web1', target: 'ops@127.0.0.1:22', labels: {}, capabilities: [] }]);
   const calls: Array<{ auditId: string; target: string }> = [];
   for (let index = 0; index < count; index += 1) {
     const target = `echo batch-${index}-${crypto.randomUUID()}`;
