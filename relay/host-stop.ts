@@ -186,7 +186,10 @@ function watchdogScript(settings: StopSettings): string {
     // child inherits it, setsid and nohup ones too). One grep, not the output-pipe scan: that scan
     // (an ls of every process's fds) made each watchdog cost tens of ms of CPU as its run ended,
     // halving throughput under many concurrent commands.
-    `w=0; while [ "$w" -lt "$3" ]; do if ! kill -0 "$g" 2>/dev/null; then marked; [ -n "$m" ] || exit 0; fi; sleep 1; w=$((w+1)); done; ` +
+    // It looks only after a second: a child the command forked just before its shell ended carries
+    // the marker only once it has exec'd (/proc/PID/environ is the environment it was exec'd with),
+    // and a look in between, at once, let such a child outlive the deadline.
+    `w=0; while [ "$w" -lt "$3" ]; do sleep 1; w=$((w+1)); if ! kill -0 "$g" 2>/dev/null; then marked; [ -n "$m" ] || exit 0; fi; done; ` +
     `trap '' TERM; ` +
     stopBody(settings, false)
   );
