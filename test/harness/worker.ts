@@ -55,8 +55,29 @@ export function randomSecret(bytes = 24): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('base64url');
 }
 
+/**
+ * Ports are picked free and then handed to wrangler, so another process can take one in between
+ * (CI runs several stacks at once). wrangler then says so and the start is retried on new ports.
+ */
+const START_ATTEMPTS = 4;
+const PORT_TAKEN = /Address already in use|EADDRINUSE/;
+
 export async function startWorker(options: WorkerOptions = {}): Promise<TestWorker> {
   const dir = mkdtempSync(join(tmpdir(), 'mre-worker-'));
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      const started = await startWrangler(dir, options);
+      if (started !== 'port taken') return started;
+      // A port chosen by the caller is part of its setup (a callback URL): it cannot be changed here.
+      if (options.port !== undefined || attempt === START_ATTEMPTS) throw new Error(`wrangler dev could not listen: a port was taken (${attempt} attempts)`);
+    }
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function startWrangler(dir: string, options: WorkerOptions): Promise<TestWorker | 'port taken'> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -91,11 +112,14 @@ export async function startWorker(options: WorkerOptions = {}): Promise<TestWork
   ];
   const managed = startManaged(process.execPath, args, { cwd: PROJECT_ROOT, env: offlineWranglerEnv() });
   try {
-    await managed.waitFor(/Ready on http/, 90_000);
+    const line = await managed.waitFor(new RegExp(`Ready on http|${PORT_TAKEN.source}`), 90_000);
+    if (PORT_TAKEN.test(line)) {
+      await managed.stop();
+      return 'port taken';
+    }
     await waitForHttp(`${url}/healthz`, 30_000);
   } catch (error) {
     await managed.stop();
-    rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   return {
