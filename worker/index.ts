@@ -15,6 +15,7 @@ import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
 import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleOwnApprovals, isOwnApprovalsPath } from './approvals/own-approvals-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
+import { ACCESS_TOKEN_TTL_SECONDS, envWithCachedTokens } from './auth/token-cache.ts';
 import { CALLBACK_PATH, handleUpstreamCallback } from './auth/upstream-sign-in.ts';
 import { logEvent } from './log.ts';
 import { countingEnv, countingRequested, withDoCallCount } from './do-call-count.ts';
@@ -73,7 +74,7 @@ function providerOptions(env: Env): OAuthProviderOptions<Env> {
     clientIdMetadataDocumentEnabled: true,
     clientRegistrationEndpoint: '/register',
     scopesSupported: ['mcp'],
-    accessTokenTTL: 3600,
+    accessTokenTTL: ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTTL: REFRESH_TOKEN_TTL_SECONDS,
     resourceMetadata: { resource: settings.resource, resource_name: 'mcp-remote-exec' },
   };
@@ -100,8 +101,10 @@ function buildEntry(env: Env): Entry {
  * detection wrap the provider's own endpoints; everything else goes straight to it.
  */
 function route(request: Request, env: Env, ctx: ExecutionContext, built: Entry): Promise<Response> {
-  const toProvider = (forwarded: Request): Promise<Response> => built.provider.fetch(forwarded, env, ctx);
   const { pathname } = new URL(request.url);
+  // /mcp only reads access tokens: their records may come from this isolate's copy (worker/auth/token-cache.ts).
+  const providerEnv = pathname === '/mcp' || pathname.startsWith('/mcp/') ? envWithCachedTokens(env) : env;
+  const toProvider = (forwarded: Request): Promise<Response> => built.provider.fetch(forwarded, providerEnv, ctx);
   if (pathname === '/register') return checkRegistration(request, toProvider);
   if (pathname === '/token' && request.method === 'POST') return guardRefreshReuse(request, env, getOAuthApi(built.options, env), toProvider);
   return toProvider(request);

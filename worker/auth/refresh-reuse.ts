@@ -27,6 +27,8 @@ import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { z } from 'zod';
 import { sha256Hex } from './password-hash.ts';
 import { writeAudit } from '../audit/audit-log.ts';
+import { teamDirectory } from '../team/team-directory.ts';
+import { forgetGrant } from './token-cache.ts';
 import { logEvent } from '../log.ts';
 import type { RefreshLedger } from './refresh-ledger.ts';
 
@@ -63,7 +65,12 @@ async function findGrant(helpers: OAuthHelpers, userId: string, grantId: string)
 async function revokeReusedGrant(env: Env, helpers: OAuthHelpers, userId: string, grantId: string): Promise<void> {
   const started = Date.now();
   const grant = await findGrant(helpers, userId, grantId);
-  if (grant) await helpers.revokeGrant(grantId, userId);
+  if (grant) {
+    // The directory first: isolates that still hold the grant's access tokens (token-cache.ts) ask it on every call.
+    await teamDirectory(env).revokeGrants([grantId]);
+    forgetGrant(userId, grantId);
+    await helpers.revokeGrant(grantId, userId);
+  }
   logEvent('warn', 'refresh token reused; grant revoked', { userId, grantId, grantFound: grant !== null });
   await writeAudit(env, {
     time: new Date(started).toISOString(),

@@ -68,7 +68,7 @@ export function registerAuditTool(server: McpServer, env: Env, caller: Caller): 
     },
     async (args): Promise<CallToolResult> => {
       const started = Date.now();
-      const access = await teamDirectory(env).access(caller.username);
+      const access = await teamDirectory(env).access(caller.username, caller.grantId);
       const allowed = access.active && isDeploymentAdmin(access.policy, access.subject);
       await writeAudit(env, {
         time: new Date(started).toISOString(),

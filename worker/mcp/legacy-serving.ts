@@ -34,7 +34,7 @@ import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { MAX_ANSWER_CHARS } from './session-mailbox.ts';
 import { mintSession, readSession, type Session } from './session-id.ts';
-import type { SessionProps } from './session-props.ts';
+import { grantIdOf, type SessionProps } from './session-props.ts';
 
 /** The requests that may run long, ask a question or be cancelled: every other one answers at once. */
 const LONG_METHODS: ReadonlySet<string> = new Set(['tools/call', 'tasks/result']);
@@ -57,7 +57,7 @@ export async function serveLegacy(request: Request, env: Env, ctx: ExecutionCont
     });
   }
   if (request.method !== 'POST') return new Response(null, { status: 405, headers: { Allow: 'POST' } });
-  const caller: Caller = { userId: props.userId, username: props.username, client: props.client ?? null };
+  const caller: Caller = { userId: props.userId, username: props.username, client: props.client ?? null, grantId: grantIdOf(request) };
 
   const header = request.headers.get('mcp-session-id');
   if (header === null) {

@@ -51,6 +51,8 @@ export interface Caller {
   username: string;
   /** The MCP client the token was issued to, when known. */
   client: string | null;
+  /** The OAuth grant of the caller's access token: the team directory refuses it once revoked. */
+  grantId?: string;
 }
 
 type Details = Pick<AuditEntry, 'exitCode' | 'bytes'>;
@@ -121,7 +123,14 @@ export class PolicedExecutor implements ToolExecutor {
     };
     // One TeamDirectory call decides the call and writes its audit row: `started` before anything
     // is sent (so a call whose outcome is never learned still shows), or complete when refused.
-    const { outcome: gate, auditId } = await gateCall(this.env, { entry, requestedHost, needed, begin: true, ...(command ? { command } : {}) });
+    const { outcome: gate, auditId } = await gateCall(this.env, {
+      entry,
+      requestedHost,
+      needed,
+      begin: true,
+      grantId: this.caller.grantId,
+      ...(command ? { command } : {}),
+    });
     if (!gate.ok) return gate;
     const decided = gate.value.command;
     if (command && commandCall && decided && (decided.effect === 'approve' || decided.effect === 'confirm')) {
@@ -175,7 +184,7 @@ export class PolicedExecutor implements ToolExecutor {
     };
     let checked: Outcome<CommandCheck>;
     try {
-      checked = await teamDirectory(this.env).checkCommand(entry, request.host, classification);
+      checked = await teamDirectory(this.env).checkCommand(entry, request.host, classification, this.caller.grantId);
     } catch (error) {
       logEvent('error', 'could not check a command', { user: this.caller.username, error: String(error) });
       return failure('internal', 'The policy could not be read; retry in a moment. Nothing was run.');
@@ -198,7 +207,7 @@ export class PolicedExecutor implements ToolExecutor {
 
   async listHosts(options: { probe: boolean }, _signal: AbortSignal): Promise<Outcome<HostListing>> {
     const started = Date.now();
-    const { standing, relays } = await standingAndFleet(this.env, this.caller.username);
+    const { standing, relays } = await standingAndFleet(this.env, this.caller.username, this.caller.grantId);
     if (!standing.ok) {
       await this.record(
         { relay: null, host: null, tool: 'ssh_list_hosts', target: null, outcome: 'denied', code: standing.error.code, ...NO_DETAILS },
@@ -353,7 +362,7 @@ export class PolicedExecutor implements ToolExecutor {
    */
   async ping(request: { relay?: string }, signal: AbortSignal): Promise<Outcome<RelayPing>> {
     const started = Date.now();
-    const standing = await standingOf(this.env, this.caller.username);
+    const standing = await standingOf(this.env, this.caller.username, this.caller.grantId);
     let result: Outcome<RelayPing>;
     if (!standing.ok) {
       result = standing;
@@ -448,7 +457,7 @@ export class PolicedExecutor implements ToolExecutor {
     const started = Date.now();
     let owners = [this.caller.userId];
     if (request.everyone) {
-      const standing = await standingOf(this.env, this.caller.username);
+      const standing = await standingOf(this.env, this.caller.username, this.caller.grantId);
       if (!standing.ok || !isDeploymentAdmin(standing.value.policy, standing.value.subject)) {
         await this.record(
           { relay: null, host: null, tool: 'ssh_list_jobs', target: 'all users', outcome: 'denied', code: 'access_denied', ...NO_DETAILS },
@@ -498,7 +507,7 @@ export class PolicedExecutor implements ToolExecutor {
     const own = jobBook(this.env, this.caller.userId);
     const where = await own.locate(jobId);
     if (where) return { book: own, owner: this.caller.userId, where };
-    const standing = await standingOf(this.env, this.caller.username);
+    const standing = await standingOf(this.env, this.caller.username, this.caller.grantId);
     if (!standing.ok || !isDeploymentAdmin(standing.value.policy, standing.value.subject)) return null;
     for (const owner of await jobOwners(this.env)) {
       if (owner === this.caller.userId) continue;

@@ -47,7 +47,7 @@ export const OFFER_ALL: ToolOffer = { proxmox: true, audit: true };
 
 /** What the caller may be offered now; one TeamDirectory read (plus the relay inventory). */
 export async function offerFor(env: Env, caller: Caller): Promise<ToolOffer> {
-  const { standing, relays } = await standingAndFleet(env, caller.username);
+  const { standing, relays } = await standingAndFleet(env, caller.username, caller.grantId);
   if (!standing.ok) return { proxmox: false, audit: false };
   const { policy, subject } = standing.value;
   return {

@@ -8,3 +8,13 @@ export const sessionProps = z.object({
   client: z.string().max(256).optional(),
 });
 export type SessionProps = z.infer<typeof sessionProps>;
+
+/**
+ * The OAuth grant of the request's access token (the provider's tokens are USER:GRANT:SECRET), so
+ * the team directory can refuse a grant revoked since this isolate last read the token
+ * (worker/team/revoked-grants.ts). The provider has already checked the token by the time this runs.
+ */
+export function grantIdOf(request: Request): string | undefined {
+  const match = /^Bearer[\t ]+([^\s:,]+):([^\s:,]+):[^\s:,]+$/i.exec(request.headers.get('Authorization') ?? '');
+  return match?.[2];
+}

@@ -19,7 +19,7 @@ import { readSettings } from '../settings.ts';
 import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { serveLegacy } from './legacy-serving.ts';
-import { sessionProps } from './session-props.ts';
+import { grantIdOf, sessionProps } from './session-props.ts';
 import { quickEra } from './quick-era.ts';
 import { bodyJson, calledTool, methodOf } from './request-body.ts';
 
@@ -54,7 +54,7 @@ export const mcpApiHandler = {
     const body = await bodyJson(request);
     const era = quickEra(request, body) ?? ((await isLegacyRequest(request, body)) ? 'legacy' : 'modern');
     if (era === 'legacy') return serveLegacy(request, env, ctx, props.data, body);
-    const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null };
+    const caller: Caller = { userId: props.data.userId, username: props.data.username, client: props.data.client ?? null, grantId: grantIdOf(request) };
     return stateless(request, env, ctx, caller, body);
   },
 };

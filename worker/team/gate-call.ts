@@ -10,22 +10,26 @@ import type { AuditEnd, AuditEntry, StartedEntry } from '../audit/audit-log.ts';
 import { logEvent } from '../log.ts';
 import { completeAudit } from './audit-batch.ts';
 import { frozenReason } from './freeze.ts';
+import { inactiveReason } from './gate-decision.ts';
 import { teamDirectory, type Access, type GateAnswer, type GateRequest } from './team-directory.ts';
 
 export type { CallGate } from './gate-decision.ts';
 
-/** The caller's standing for a call that does not pass the gate (listings, pings): refused when disabled or frozen. */
-export async function standingOf(env: Env, username: string): Promise<Outcome<Access>> {
-  const access = await teamDirectory(env).access(username);
-  if (!access.active) return failure('access_denied', `The account "${username}" is disabled or no longer exists.`);
+/**
+ * The caller's standing for a call that does not pass the gate (listings, pings): refused when
+ * disabled, frozen, or when `grantId` (the caller's OAuth grant) was revoked.
+ */
+export async function standingOf(env: Env, username: string, grantId?: string): Promise<Outcome<Access>> {
+  const access = await teamDirectory(env).access(username, grantId);
+  if (!access.active) return failure('access_denied', inactiveReason(access, username));
   const frozen = frozenReason(access.freeze, access.subject.username);
   if (frozen !== null) return failure('access_denied', frozen);
   return success(access);
 }
 
 /** The caller's standing and the inventories of the relays that count. */
-export async function standingAndFleet(env: Env, username: string): Promise<{ standing: Outcome<Access>; relays: RelayState[] }> {
-  const standing = await standingOf(env, username);
+export async function standingAndFleet(env: Env, username: string, grantId?: string): Promise<{ standing: Outcome<Access>; relays: RelayState[] }> {
+  const standing = await standingOf(env, username, grantId);
   if (!standing.ok) return { standing, relays: [] };
   return { standing, relays: await relayStates(env, standing.value.relays) };
 }

@@ -63,9 +63,16 @@ export interface ResolvedHost {
 
 export type Resolution = { ok: true; host: ResolvedHost } | { ok: false; outcome: Outcome<never>; denied: boolean };
 
+/** Why an inactive caller is refused: their account, or the sign-in (OAuth grant) their token belongs to. */
+export function inactiveReason(access: Access, username: string): string {
+  return access.grantRevoked
+    ? 'This sign-in was revoked (an admin changed the account, or its refresh token was used twice). Sign in again.'
+    : `The account "${username}" is disabled or no longer exists.`;
+}
+
 /** Standing, freeze and host resolution: everything a call's decision needs before its own rules. */
 export async function resolveGateHost(env: Env, access: Access, username: string, requestedHost: string | undefined): Promise<Resolution> {
-  if (!access.active) return { ok: false, outcome: failure('access_denied', `The account "${username}" is disabled or no longer exists.`), denied: true };
+  if (!access.active) return { ok: false, outcome: failure('access_denied', inactiveReason(access, username)), denied: true };
   const frozen = frozenReason(access.freeze, access.subject.username);
   if (frozen !== null) return { ok: false, outcome: failure('access_denied', frozen), denied: true };
   const { policy, subject } = access;

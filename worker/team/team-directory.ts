@@ -22,6 +22,7 @@ import { applyFreeze, NO_FREEZE, type FreezeMark, type FreezeScope, type FreezeS
 import { success, type Outcome } from '../../shared/errors.ts';
 import type { CommandClassification } from '../../shared/shell/command-class.ts';
 import { policyHost } from './fleet.ts';
+import { isGrantId, recordRevokedGrants, revokedGrantKey, stillRevoked } from './revoked-grants.ts';
 import {
   addOutboxRow,
   completeOutboxRow,
@@ -113,6 +114,8 @@ export interface Access {
   userId?: string;
   /** Browser sessions issued before this (ms since the epoch) are void: set on creation, disable and password reset. */
   sessionsValidAfter?: number;
+  /** Inactive because the access token's grant was revoked (the account itself may be fine). */
+  grantRevoked?: boolean;
   /** Relays that may serve hosts: every known relay whose credential is not revoked. */
   relays: string[];
   /** The hosts of each of those relays, as its hub last pushed them; null for a relay that has not pushed any yet. */
@@ -185,6 +188,8 @@ export interface GateRequest {
   begin: boolean;
   /** A call that runs a command: its text and the Worker's classification, for the command rules. */
   command?: GateCommand;
+  /** The OAuth grant of the caller's access token (absent for transfer links): refused once revoked. */
+  grantId?: string;
 }
 
 export interface GateCommand {
@@ -246,7 +251,7 @@ export class TeamDirectory extends DurableObject<Env> {
    */
   async gate(request: GateRequest): Promise<GateAnswer> {
     const { entry } = request;
-    const access = await this.access(entry.user);
+    const access = await this.access(entry.user, request.grantId);
     const decision = await decideGate(this.env, access, entry.user, entry.tool, request.requestedHost, request.needed, request.command);
     const outcome = decision.outcome;
     if (!outcome.ok) {
@@ -275,8 +280,8 @@ export class TeamDirectory extends DurableObject<Env> {
    * ssh_check_command: what the gate would decide for `command` on the requested host, in one call,
    * recorded as a complete `checked` row (or as denied / error when the host cannot be used at all).
    */
-  async checkCommand(entry: StartedEntry, requestedHost: string | undefined, command: CommandClassification): Promise<Outcome<CommandCheck>> {
-    const access = await this.access(entry.user);
+  async checkCommand(entry: StartedEntry, requestedHost: string | undefined, command: CommandClassification, grantId?: string): Promise<Outcome<CommandCheck>> {
+    const access = await this.access(entry.user, grantId);
     const resolved = await resolveGateHost(this.env, access, entry.user, requestedHost);
     const durationMs = Math.max(0, Date.now() - new Date(entry.time).getTime());
     const none = { code: null, exitCode: null, bytes: null, durationMs };
@@ -427,8 +432,28 @@ export class TeamDirectory extends DurableObject<Env> {
     return state;
   }
 
-  async access(username: string): Promise<Access> {
-    const [stored, known] = await Promise.all([this.ctx.storage.get([POLICY_KEY, REVISION_KEY, FREEZE_KEY]), this.liveRelays()]);
+  /**
+   * `grantId`: the OAuth grant the caller's access token belongs to, when the call came with one; a
+   * grant revoked since (revokeGrants) leaves the caller inactive, whatever their account's state.
+   */
+  async access(username: string, grantId?: string): Promise<Access> {
+    const grantKey = grantId !== undefined && isGrantId(grantId) ? revokedGrantKey(grantId) : null;
+    const [stored, known] = await Promise.all([
+      this.ctx.storage.get([POLICY_KEY, REVISION_KEY, FREEZE_KEY, ...(grantKey ? [grantKey] : [])]),
+      this.liveRelays(),
+    ]);
+    if (grantKey !== null && stillRevoked(stored.get(grantKey), Date.now())) {
+      return { ...(await this.accountAccess(username, stored, known)), active: false, grantRevoked: true };
+    }
+    return this.accountAccess(username, stored, known);
+  }
+
+  /** Tell the directory that these OAuth grants were revoked: their calls are refused from now on. */
+  async revokeGrants(grantIds: string[]): Promise<void> {
+    await recordRevokedGrants(this.ctx.storage, grantIds);
+  }
+
+  private async accountAccess(username: string, stored: Map<string, unknown>, known: StoredRelay[]): Promise<Access> {
     const policy = (stored.get(POLICY_KEY) as Policy | undefined) ?? EMPTY_POLICY;
     const policyRevision = (stored.get(REVISION_KEY) as number | undefined) ?? 0;
     const freeze = (stored.get(FREEZE_KEY) as FreezeState | undefined) ?? NO_FREEZE;

@@ -1,0 +1,152 @@
+/**
+ * Access-token records kept in the isolate (worker/auth/token-cache.ts), and the team directory's
+ * list of revoked grants that keeps revocation immediate in spite of them (worker/team/revoked-grants.ts).
+ */
+import { env } from 'cloudflare:test';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cachedTokenKv, forgetGrant, forgetUser, RECORD_LIFETIME_MS } from '../../worker/auth/token-cache.ts';
+import { REVOKED_GRANT_KEPT_MS } from '../../worker/team/revoked-grants.ts';
+import { teamDirectory } from '../../worker/team/team-directory.ts';
+import { accessToken, INITIALIZE, mcpPost, openMcpSession } from './oauth-flow.ts';
+
+/** A KV that counts its reads, holding what the test puts in it. */
+function countingKv(): { kv: KVNamespace; reads: string[]; values: Map<string, string> } {
+  const reads: string[] = [];
+  const values = new Map<string, string>();
+  const kv = {
+    get: async (key: string, _options?: unknown) => {
+      reads.push(key);
+      return values.get(key) ?? null;
+    },
+  } as unknown as KVNamespace;
+  return { kv, reads, values };
+}
+
+const NOW_S = () => Math.floor(Date.now() / 1000);
+
+function grantParts(token: string): { userId: string; grantId: string } {
+  const [userId, grantId] = token.split(':');
+  if (!userId || !grantId) throw new Error(`not a provider token: ${token.slice(0, 8)}…`);
+  return { userId, grantId };
+}
+
+async function toolText(token: string, sessionId: string, name: string): Promise<string> {
+  const response = await mcpPost(token, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } }, sessionId);
+  expect(response.status).toBe(200);
+  return response.text();
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('the isolate copy of access-token records', () => {
+  it('reads a record from KV once, then from memory until its minute is up', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { kv, reads, values } = countingKv();
+    const key = `token:u1:g1:${'a'.repeat(64)}`;
+    values.set(key, JSON.stringify({ expiresAt: NOW_S() + 3600, marker: 'first' }));
+    const cached = cachedTokenKv(kv);
+    expect(await cached.get(key, { type: 'json' })).toMatchObject({ marker: 'first' });
+    expect(await cached.get(key, { type: 'json' })).toMatchObject({ marker: 'first' });
+    expect(reads).toEqual([key]);
+    vi.setSystemTime(Date.now() + RECORD_LIFETIME_MS + 1);
+    values.set(key, JSON.stringify({ expiresAt: NOW_S() + 3600, marker: 'second' }));
+    expect(await cached.get(key, { type: 'json' })).toMatchObject({ marker: 'second' });
+    expect(reads).toEqual([key, key]);
+    forgetUser('u1');
+  });
+
+  it('never keeps a record past its token expiry, nor an absent one, nor anything but a token', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { kv, reads, values } = countingKv();
+    const soon = `token:u2:g1:${'b'.repeat(64)}`;
+    const absent = `token:u2:g2:${'c'.repeat(64)}`;
+    values.set(soon, JSON.stringify({ expiresAt: NOW_S() + 5 }));
+    values.set('client:x', JSON.stringify({ clientId: 'x' }));
+    const cached = cachedTokenKv(kv);
+    await cached.get(soon, { type: 'json' });
+    vi.setSystemTime(Date.now() + 6_000);
+    // The provider must see the expired record itself (it answers "expired"), so it is read again.
+    expect(await cached.get(soon, { type: 'json' })).toMatchObject({ expiresAt: expect.any(Number) });
+    expect(await cached.get(absent, { type: 'json' })).toBeNull();
+    expect(await cached.get(absent, { type: 'json' })).toBeNull();
+    await cached.get('client:x', { type: 'json' });
+    await cached.get('client:x', { type: 'json' });
+    expect(reads).toEqual([soon, soon, absent, absent, 'client:x', 'client:x']);
+    forgetUser('u2');
+  });
+
+  it('forgets a revoked grant at once, and only that grant', async () => {
+    const { kv, reads, values } = countingKv();
+    const revoked = `token:u3:g1:${'d'.repeat(64)}`;
+    const other = `token:u3:g2:${'e'.repeat(64)}`;
+    for (const key of [revoked, other]) values.set(key, JSON.stringify({ expiresAt: NOW_S() + 3600 }));
+    const cached = cachedTokenKv(kv);
+    await cached.get(revoked, { type: 'json' });
+    await cached.get(other, { type: 'json' });
+    forgetGrant('u3', 'g1');
+    values.delete(revoked);
+    expect(await cached.get(revoked, { type: 'json' })).toBeNull();
+    await cached.get(other, { type: 'json' });
+    expect(reads).toEqual([revoked, other, revoked]);
+    forgetUser('u3');
+  });
+
+  it('hands each reader its own copy: one request cannot change what the next one reads', async () => {
+    const { kv, values } = countingKv();
+    const key = `token:u4:g1:${'f'.repeat(64)}`;
+    values.set(key, JSON.stringify({ expiresAt: NOW_S() + 3600, scope: ['mcp'] }));
+    const cached = cachedTokenKv(kv);
+    const first = (await cached.get(key, { type: 'json' })) as { scope: string[] };
+    first.scope.push('admin');
+    expect(await cached.get(key, { type: 'json' })).toMatchObject({ scope: ['mcp'] });
+    forgetUser('u4');
+  });
+});
+
+describe('a grant revoked while another isolate still holds its token', () => {
+  it('is refused by the team directory at the next tool call, though the token itself still passes here', async () => {
+    const token = await accessToken();
+    const sessionId = await openMcpSession(token);
+    // A call before: the token's record is now in this isolate's copy, and the caller (an admin) is in good standing.
+    expect(await toolText(token, sessionId, 'relay_ping')).not.toContain('revoked');
+    const listed = async (): Promise<string> => (await mcpPost(token, { jsonrpc: '2.0', id: 8, method: 'tools/list', params: {} }, sessionId)).text();
+    expect(await listed()).toContain('"audit_log"');
+    // Another isolate revokes the grant: the record leaves KV and the directory is told; this isolate hears nothing.
+    const { userId, grantId } = grantParts(token);
+    const records = await env.OAUTH_KV.list({ prefix: `token:${userId}:${grantId}:` });
+    expect(records.keys.length).toBeGreaterThan(0);
+    for (const { name } of records.keys) await env.OAUTH_KV.delete(name);
+    await teamDirectory(env).revokeGrants([grantId]);
+    // The token still passes this isolate's provider (its record is the copy)...
+    const initialized = await mcpPost(token, INITIALIZE);
+    await initialized.body?.cancel();
+    expect(initialized.status).toBe(200);
+    // ...and every call that would do something is refused.
+    const refused = await toolText(token, sessionId, 'relay_ping');
+    expect(refused).toContain('This sign-in was revoked');
+    // A listing reads the standing too: an admin's audit tool is no longer offered.
+    expect(await listed()).not.toContain('"audit_log"');
+  });
+
+  it("does not touch the same user's other grants", async () => {
+    const kept = await accessToken();
+    const revoked = await accessToken();
+    const keptSession = await openMcpSession(kept);
+    await teamDirectory(env).revokeGrants([grantParts(revoked).grantId]);
+    expect(await toolText(kept, keptSession, 'relay_ping')).not.toContain('revoked');
+  });
+
+  it('stops counting once every access token of the grant has expired, and ignores ids that are not grant ids', async () => {
+    const directory = teamDirectory(env);
+    const grantId = `g${crypto.randomUUID().replaceAll('-', '')}`;
+    await directory.revokeGrants([grantId, 'not a grant id', 'x'.repeat(500)]);
+    expect(await directory.access('admin', grantId)).toMatchObject({ active: false, grantRevoked: true });
+    expect(await directory.access('admin', 'not a grant id')).toMatchObject({ active: true });
+    expect(await directory.access('admin')).toMatchObject({ active: true });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + REVOKED_GRANT_KEPT_MS + 1000);
+    expect(await directory.access('admin', grantId)).toMatchObject({ active: true });
+  });
+});
