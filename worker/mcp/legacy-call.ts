@@ -69,6 +69,10 @@ export class RunningCall {
 
   /** Questions go out under a fresh random id; a cancel of one names it by that id too. */
   private outgoing(message: JSONRPCMessage): JSONRPCMessage {
+    // Most messages are the call's progress and its answer: only a request or a cancel is rewritten.
+    // (A schema check that fails builds an error report, so the method is looked at first.)
+    const method = 'method' in message ? message.method : undefined;
+    if (method === undefined || (method !== 'notifications/cancelled' && !('id' in message))) return message;
     if (isJSONRPCRequest(message)) {
       const wireId = `${QUESTION_PREFIX}${crypto.randomUUID()}`;
       this.questions.set(wireId, message.id);

@@ -29,7 +29,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { logEvent } from '../log.ts';
 import { mailboxOf, QUESTION_ID, RunningCall } from './legacy-call.ts';
-import { calledTool, methodOf } from './request-body.ts';
+import { calledTool, hasId, methodOf } from './request-body.ts';
 import type { Caller } from './policed-executor.ts';
 import { OFFER_ALL, offerFor, STREAM_KEEPALIVE_MS, workerMcpServer, type ToolOffer } from './server-factory.ts';
 import { MAX_ANSWER_CHARS } from './session-mailbox.ts';
@@ -69,15 +69,18 @@ export async function serveLegacy(request: Request, env: Env, ctx: ExecutionCont
   const session = readSession(header, props.userId);
   if (session === null) return sessionNotFound();
 
+  // A message with a method is a request or a notification; only one without is an answer. Asked
+  // first, because the SDK's checks are schema parses whose failures build error reports.
+  const method = methodOf(body);
   // The client's answer to a question a call asked: for the mailbox, where that call waits.
-  if (isJSONRPCResponse(body)) {
+  if (method === undefined && isJSONRPCResponse(body)) {
     // Only an answer that can be one (a question's wire id, a small form) goes on to the mailbox.
     if (typeof body.id === 'string' && QUESTION_ID.test(body.id) && JSON.stringify(body).length <= MAX_ANSWER_CHARS) {
       await mailboxOf(env, session).answer(body.id, body);
     }
     return new Response(null, { status: 202 });
   }
-  if (isJSONRPCNotification(body)) {
+  if (method !== undefined && !hasId(body) && isJSONRPCNotification(body)) {
     const requestId: unknown = body.params?.requestId;
     if (body.method === 'notifications/cancelled' && (typeof requestId === 'string' || typeof requestId === 'number')) {
       await mailboxOf(env, session).cancel(requestId);

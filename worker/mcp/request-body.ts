@@ -37,6 +37,11 @@ export function methodOf(body: unknown): string | undefined {
   return typeof body === 'object' && body !== null && 'method' in body && typeof body.method === 'string' ? body.method : undefined;
 }
 
+/** Whether a JSON-RPC message carries an id (a request or an answer; a notification has none). */
+export function hasId(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && 'id' in body;
+}
+
 /** The tool a tools/call names, if it names one. */
 export function calledTool(body: unknown): string | undefined {
   if (methodOf(body) !== 'tools/call' || typeof body !== 'object' || body === null || !('params' in body)) return undefined;
