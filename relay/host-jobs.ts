@@ -195,7 +195,10 @@ function startScript(timings: JobTimings): string {
     `base "$1"; command -v setsid >/dev/null 2>&1 || { echo "mre-job refused nosetsid"; exit 0; }; ` +
     `[ -d "$b" ] || mkdir -p -m 700 "$b" 2>/dev/null; [ -d "$b" ] && [ ! -L "$b" ] || { echo "mre-job refused nodir"; exit 0; }; ` +
     `[ -O "$b" ] || { echo "mre-job refused owner"; exit 0; }; chmod 700 "$b" 2>/dev/null; ` +
-    `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" || continue; n=$((n + 1)); ` +
+    // A job counts while it runs, and while its runner has not yet written its pid (a start does
+    // not wait for it): within START_GRACE_MS of the start its meta records, as the report says.
+    `starting() { [ -e "$1/pid" ] && return 1; sm=; [ -r "$1/meta" ] && read -r sx1 sx2 sx3 sm <"$1/meta"; case "$sm" in ''|*[!0-9]*) return 1;; esac; [ $((t - sm)) -lt ${START_GRACE_MS} ]; }; now; ` +
+    `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" || starting "$j" || continue; n=$((n + 1)); ` +
     `jo=; [ -r "$j/owner" ] && read -r jo <"$j/owner"; [ "$jo" = "$own" ] && mine=$((mine + 1)); done; ` +
     `[ "$n" -ge "$max" ] && { echo "mre-job limit $n"; exit 0; }; ` +
     `[ "$own" != - ] && [ "$mine" -ge "$share" ] && { echo "mre-job share $mine"; exit 0; }; ` +
