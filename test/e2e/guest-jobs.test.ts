@@ -16,7 +16,7 @@ import type { JobReport, Operation, OperationResult } from '../../shared/protoco
 import type { HostConfig, RelayHostsConfig } from '../../relay/config.ts';
 import { RelayOperations } from '../../relay/operations.ts';
 import { installFakeProxmox, type FakeProxmox } from '../harness/fake-proxmox.ts';
-import { remoteProcesses, startSshd, TEST_HOME, type TestSshd } from '../harness/sshd.ts';
+import { remoteProcesses, startSshd, TEST_HOME, waitForNoProcesses, waitForProcesses, type TestSshd } from '../harness/sshd.ts';
 import { sshdHostConfig } from '../harness/relay.ts';
 import { sleep } from '../harness/wait.ts';
 
@@ -128,18 +128,6 @@ async function bytes(guest: Guest, jobId: string, stream: 'stdout' | 'stderr', o
   return Buffer.from(outcome.value.data, 'base64');
 }
 
-async function waitPresent(pattern: string, count: number, ms: number): Promise<number[]> {
-  const end = Date.now() + ms;
-  while (remoteProcesses(pattern, sshd.user).length < count && Date.now() < end) await sleep(50);
-  return remoteProcesses(pattern, sshd.user);
-}
-
-async function waitGone(pattern: string, ms: number): Promise<number[]> {
-  const end = Date.now() + ms;
-  while (remoteProcesses(pattern, sshd.user).length > 0 && Date.now() < end) await sleep(100);
-  return remoteProcesses(pattern, sshd.user);
-}
-
 /** The job's directory as the host sees it: inside the guest's /root. */
 function jobDir(guest: Guest, jobId: string): string {
   const home = guest.kind === 'lxc' ? pve.containerPath(Number(guest.id), '/root') : join(pve.vmGuestDir(Number(guest.id)), 'root');
@@ -194,7 +182,7 @@ describe.each([
       guest,
       `setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & (setsid sleep ${mark}4 >/dev/null 2>&1 &); echo up; sleep ${mark}3`,
     );
-    expect((await waitPresent(mark, 4, 10_000)).length).toBeGreaterThanOrEqual(4);
+    expect((await waitForProcesses(mark, sshd.user, 4, 10_000)).length).toBeGreaterThanOrEqual(4);
     const cancelled = await run({ op: 'job_cancel', host: 'pve', guest, jobId });
     if (!cancelled.ok || cancelled.value.op !== 'job_cancel') throw new Error(JSON.stringify(cancelled));
     expect(cancelled.value.report).toMatchObject({ state: 'cancelled', stopConfirmed: true, processesLeft: [], stdoutTail: 'up\n' });
@@ -207,8 +195,8 @@ describe.each([
   it("is stopped whole by the guest's job watchdog at its timeout", async () => {
     const mark = `1002.${RUN}${n}2`;
     const jobId = await started(guest, `setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & sleep ${mark}3`, { timeoutMs: 2_000 });
-    expect((await waitPresent(mark, 3, 10_000)).length).toBeGreaterThanOrEqual(3);
-    expect(await waitGone(mark, 20_000)).toEqual([]);
+    expect((await waitForProcesses(mark, sshd.user, 3, 10_000)).length).toBeGreaterThanOrEqual(3);
+    expect(await waitForNoProcesses(mark, sshd.user, 20_000)).toEqual([]);
     const report = await until(guest, jobId, (r) => r.stopConfirmed !== null, 15_000);
     expect(report).toMatchObject({ state: 'timed_out', stopConfirmed: true, processesLeft: [] });
   });
@@ -231,7 +219,7 @@ describe('limits and refusals of jobs in guests', () => {
     await run({ op: 'job_cancel', host: 'pve1', guest: ct, jobId: first.jobId });
     await run({ op: 'job_cancel', host: 'pve1', guest: VM, jobId: inVm.jobId });
     await run({ op: 'job_cancel', host: 'pve1', jobId: hostJob });
-    expect(await waitGone(mark, 10_000)).toEqual([]);
+    expect(await waitForNoProcesses(mark, sshd.user, 10_000)).toEqual([]);
   });
 
   it("refuses a VM without a guest agent or stopped with qm's words, a stopped container with pct's, and guests on a host not marked proxmox", async () => {

@@ -13,7 +13,7 @@ import type { JobReport, Operation, OperationResult } from '../../shared/protoco
 import { JOBS_CAPABILITY } from '../../shared/capabilities.ts';
 import type { HostConfig, RelayHostsConfig } from '../../relay/config.ts';
 import { RelayOperations } from '../../relay/operations.ts';
-import { remoteProcesses, startSshd, TEST_HOME, type TestSshd } from '../harness/sshd.ts';
+import { remoteProcesses, startSshd, TEST_HOME, waitForNoProcesses, waitForProcesses, type TestSshd } from '../harness/sshd.ts';
 import { sshdHostConfig } from '../harness/relay.ts';
 import { sleep } from '../harness/wait.ts';
 
@@ -129,18 +129,6 @@ async function bytes(jobId: string, stream: 'stdout' | 'stderr', offset: number,
   return Buffer.from(outcome.value.data, 'base64');
 }
 
-async function waitGone(pattern: string, ms: number): Promise<number[]> {
-  const end = Date.now() + ms;
-  while (remoteProcesses(pattern, sshd.user).length > 0 && Date.now() < end) await sleep(100);
-  return remoteProcesses(pattern, sshd.user);
-}
-
-async function waitPresent(pattern: string, count: number, ms: number): Promise<number[]> {
-  const end = Date.now() + ms;
-  while (remoteProcesses(pattern, sshd.user).length < count && Date.now() < end) await sleep(50);
-  return remoteProcesses(pattern, sshd.user);
-}
-
 function jobDir(jobId: string, label = 'main'): string {
   return join(TEST_HOME, `.mre-jobs-${RUN}-${label}`, jobId);
 }
@@ -201,8 +189,8 @@ describe('a background job on the host', () => {
     expect(outcome.ok).toBe(true);
     first.close();
     // Three sleeps (and the login shell running the command line, which names them too).
-    expect((await waitPresent(mark, 3, 5_000)).length).toBeGreaterThanOrEqual(3);
-    expect(await waitGone(mark, 20_000)).toEqual([]);
+    expect((await waitForProcesses(mark, sshd.user, 3, 5_000)).length).toBeGreaterThanOrEqual(3);
+    expect(await waitForNoProcesses(mark, sshd.user, 20_000)).toEqual([]);
     const report = await until(jobId, (r) => r.stopConfirmed !== null, 10_000);
     expect(report).toMatchObject({ state: 'timed_out', stopConfirmed: true, processesLeft: [] });
   });
@@ -213,7 +201,7 @@ describe('a background job on the host', () => {
     const jobId = await started(
       `setsid sleep ${mark}1 & nohup sleep ${mark}2 >/dev/null 2>&1 & (setsid sleep ${mark}4 >/dev/null 2>&1 &); echo up; sleep ${mark}3`,
     );
-    expect((await waitPresent(mark, 4, 5_000)).length).toBeGreaterThanOrEqual(4);
+    expect((await waitForProcesses(mark, sshd.user, 4, 5_000)).length).toBeGreaterThanOrEqual(4);
     const cancelled = await run({ op: 'job_cancel', host: 'h', jobId });
     if (!cancelled.ok || cancelled.value.op !== 'job_cancel') throw new Error(JSON.stringify(cancelled));
     expect(cancelled.value.report).toMatchObject({ state: 'cancelled', stopConfirmed: true, processesLeft: [], stdoutTail: 'up\n' });
@@ -292,12 +280,12 @@ describe('a background job on the host', () => {
   it('reads lost after its process group is killed from outside, and a reused PID does not make it running', async () => {
     const mark = `1001.${RUN}3`;
     const jobId = await started(`sleep ${mark}`);
-    expect(await waitPresent(mark, 1, 5_000)).toHaveLength(1);
+    expect(await waitForProcesses(mark, sshd.user, 1, 5_000)).toHaveLength(1);
     const [pgid, startTime] = readFileSync(join(jobDir(jobId), 'pid'), 'utf8')
       .trim()
       .split(' ');
     process.kill(-Number(pgid), 'SIGKILL');
-    expect(await waitGone(mark, 5_000)).toEqual([]);
+    expect(await waitForNoProcesses(mark, sshd.user, 5_000)).toEqual([]);
     expect((await until(jobId, (r) => r.state !== 'running', 10_000)).state).toBe('lost');
     // The PID now names another live process: this test process. With its real start time the job
     // would read as running (the check works); with the runner's recorded one it reads lost.
@@ -364,7 +352,7 @@ describe('a background job on the host', () => {
     expect(code(await as('bob'))).toBe('ok');
     const carol = await as('carol');
     expect(carol.ok ? '' : carol.error.message).toContain('its limit (4');
-    expect(await waitPresent(mark, 4, 10_000)).toHaveLength(4);
+    expect(await waitForProcesses(mark, sshd.user, 4, 10_000)).toHaveLength(4);
     for (const pid of remoteProcesses(mark, sshd.user)) process.kill(pid, 'SIGKILL');
   });
 
@@ -372,7 +360,7 @@ describe('a background job on the host', () => {
     const mark = `1001.${RUN}5`;
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => start(`sleep ${mark}`, { host: 'crowd' })));
     expect(outcomes.filter(({ outcome }) => outcome.ok)).toHaveLength(20);
-    expect(await waitPresent(mark, 20, 10_000)).toHaveLength(20);
+    expect(await waitForProcesses(mark, sshd.user, 20, 10_000)).toHaveLength(20);
     // The host allows 10 channels per connection and the pool 4 connections: 20 jobs holding a
     // channel each would leave the execs waiting until their deadline.
     const execs = await Promise.all(
@@ -386,7 +374,7 @@ describe('a background job on the host', () => {
     expect(cancels.map((cancelled) => cancelled.ok && cancelled.value.op === 'job_cancel' && cancelled.value.report.state)).toEqual(
       Array.from({ length: 20 }, () => 'cancelled'),
     );
-    expect(await waitGone(mark, 10_000)).toEqual([]);
+    expect(await waitForNoProcesses(mark, sshd.user, 10_000)).toEqual([]);
   });
 
   it('deletes a finished job only: cleanup refuses a running one', async () => {

@@ -13,6 +13,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from './wait.ts';
 
 export interface TestSshd {
   host: '127.0.0.1';
@@ -545,6 +546,32 @@ export function remoteProcesses(pattern: string, user: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * `user`'s processes matching `pattern` once at least `count` of them were seen in one look, or
+ * the last look at the deadline. The look that satisfied the wait is returned, not a later one: a
+ * job's own timeout may thin them out a moment after.
+ */
+export async function waitForProcesses(pattern: string, user: string, count: number, timeoutMs: number): Promise<number[]> {
+  const end = Date.now() + timeoutMs;
+  let seen = remoteProcesses(pattern, user);
+  while (seen.length < count && Date.now() < end) {
+    await sleep(50);
+    seen = remoteProcesses(pattern, user);
+  }
+  return seen;
+}
+
+/** `user`'s processes matching `pattern` once none are left, or those left at the deadline. */
+export async function waitForNoProcesses(pattern: string, user: string, timeoutMs: number): Promise<number[]> {
+  const end = Date.now() + timeoutMs;
+  let seen = remoteProcesses(pattern, user);
+  while (seen.length > 0 && Date.now() < end) {
+    await sleep(100);
+    seen = remoteProcesses(pattern, user);
+  }
+  return seen;
 }
 
 /** Every process under the listening sshd: connection monitors, sessions, and what they run. */
