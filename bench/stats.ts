@@ -25,19 +25,44 @@ export async function timeSequential(count: number, action: () => Promise<unknow
 /**
  * Time several actions round-robin, `count` rounds: each round runs every action once, in turn. The
  * figures compared with each other (the floor, the platform, the tool calls) then share whatever
- * the machine was doing, instead of each getting its own stretch of a noisy run.
+ * the machine was doing, instead of each getting its own stretch of a noisy run. Each round runs
+ * them in a new order (shuffled, from a fixed seed, so runs are alike), so that work a call leaves
+ * behind it (an audit batch sent after the answer) is not always paid by the same neighbour.
  */
 export async function timeInterleaved<K extends string>(count: number, actions: Record<K, () => Promise<unknown>>): Promise<Record<K, number[]>> {
   const keys = Object.keys(actions) as K[];
   const samples = Object.fromEntries(keys.map((key) => [key, [] as number[]])) as Record<K, number[]>;
+  const random = seededRandom(0x6d7265);
   for (let index = 0; index < count; index += 1) {
-    for (const key of keys) {
+    for (const key of shuffled(keys, random)) {
       const started = performance.now();
       await actions[key]();
       samples[key].push(performance.now() - started);
     }
   }
   return samples;
+}
+
+/** mulberry32: a small PRNG, enough to vary an order reproducibly. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let mixed = state;
+    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
+    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
+    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A Fisher–Yates shuffle of a copy of `items`. */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const copy = [...items];
+  for (let index = copy.length - 1; index > 0; index -= 1) {
+    const other = Math.floor(random() * (index + 1));
+    [copy[index], copy[other]] = [copy[other] as T, copy[index] as T];
+  }
+  return copy;
 }
 
 export function row(label: string, summary: Summary): string {
