@@ -15,6 +15,7 @@ import { ADMIN_API_PREFIX, handleAdminApi } from './admin/admin-api.ts';
 import { handleAdminPage, isAdminPagePath } from './admin/admin-page.ts';
 import { handleOwnApprovals, isOwnApprovalsPath } from './approvals/own-approvals-page.ts';
 import { handleAuthorize } from './auth/authorize.ts';
+import { followClientRevocation } from './auth/grant-revocation.ts';
 import { ACCESS_TOKEN_TTL_SECONDS, envWithCachedTokens } from './auth/token-cache.ts';
 import { CALLBACK_PATH, handleUpstreamCallback } from './auth/upstream-sign-in.ts';
 import { logEvent } from './log.ts';
@@ -106,7 +107,8 @@ function route(request: Request, env: Env, ctx: ExecutionContext, built: Entry):
   const providerEnv = pathname === '/mcp' || pathname.startsWith('/mcp/') ? envWithCachedTokens(env) : env;
   const toProvider = (forwarded: Request): Promise<Response> => built.provider.fetch(forwarded, providerEnv, ctx);
   if (pathname === '/register') return checkRegistration(request, toProvider);
-  if (pathname === '/token' && request.method === 'POST') return guardRefreshReuse(request, env, getOAuthApi(built.options, env), toProvider);
+  if (pathname === '/token' && request.method === 'POST')
+    return guardRefreshReuse(request, env, getOAuthApi(built.options, env), (forwarded) => followClientRevocation(forwarded, env, toProvider));
   return toProvider(request);
 }
 

@@ -2,12 +2,13 @@
  * Access-token records kept in the isolate (worker/auth/token-cache.ts), and the team directory's
  * list of revoked grants that keeps revocation immediate in spite of them (worker/team/revoked-grants.ts).
  */
-import { env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cachedTokenKv, forgetGrant, forgetUser, RECORD_LIFETIME_MS } from '../../worker/auth/token-cache.ts';
+import { cachedTokenKv, forgetGrant, RECORD_LIFETIME_MS } from '../../worker/auth/token-cache.ts';
 import { REVOKED_GRANT_KEPT_MS } from '../../worker/team/revoked-grants.ts';
 import { teamDirectory } from '../../worker/team/team-directory.ts';
-import { accessToken, INITIALIZE, mcpPost, openMcpSession } from './oauth-flow.ts';
+import { authorize, exchangeCode, INITIALIZE, mcpPost, openMcpSession } from './oauth-flow.ts';
+import { BASE_URL } from './relay-socket.ts';
 
 /** A KV that counts its reads, holding what the test puts in it. */
 function countingKv(): { kv: KVNamespace; reads: string[]; values: Map<string, string> } {
@@ -23,6 +24,28 @@ function countingKv(): { kv: KVNamespace; reads: string[]; values: Map<string, s
 }
 
 const NOW_S = () => Math.floor(Date.now() / 1000);
+
+/** A fresh sign-in of the pool's admin: its client and both tokens. */
+async function signIn(): Promise<{ clientId: string; access: string; refresh: string }> {
+  const { clientId, verifier, result } = await authorize();
+  const code = result.location ? new URL(result.location).searchParams.get('code') : null;
+  if (!code) throw new Error(`no code: ${result.status}`);
+  const tokens = (await (await exchangeCode(clientId, code, verifier)).json()) as { access_token: string; refresh_token: string };
+  return { clientId, access: tokens.access_token, refresh: tokens.refresh_token };
+}
+
+async function accessToken(): Promise<string> {
+  return (await signIn()).access;
+}
+
+/** A client revoking one of its own tokens (RFC 7009), as the provider takes it at /token. */
+function revokeAtTokenEndpoint(clientId: string, token: string): Promise<Response> {
+  return SELF.fetch(`${BASE_URL}/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, client_id: clientId }),
+  });
+}
 
 function grantParts(token: string): { userId: string; grantId: string } {
   const [userId, grantId] = token.split(':');
@@ -54,7 +77,7 @@ describe('the isolate copy of access-token records', () => {
     values.set(key, JSON.stringify({ expiresAt: NOW_S() + 3600, marker: 'second' }));
     expect(await cached.get(key, { type: 'json' })).toMatchObject({ marker: 'second' });
     expect(reads).toEqual([key, key]);
-    forgetUser('u1');
+    forgetGrant('u1', 'g1');
   });
 
   it('never keeps a record past its token expiry, nor an absent one, nor anything but a token', async () => {
@@ -74,7 +97,8 @@ describe('the isolate copy of access-token records', () => {
     await cached.get('client:x', { type: 'json' });
     await cached.get('client:x', { type: 'json' });
     expect(reads).toEqual([soon, soon, absent, absent, 'client:x', 'client:x']);
-    forgetUser('u2');
+    forgetGrant('u2', 'g1');
+    forgetGrant('u2', 'g2');
   });
 
   it('forgets a revoked grant at once, and only that grant', async () => {
@@ -90,7 +114,7 @@ describe('the isolate copy of access-token records', () => {
     expect(await cached.get(revoked, { type: 'json' })).toBeNull();
     await cached.get(other, { type: 'json' });
     expect(reads).toEqual([revoked, other, revoked]);
-    forgetUser('u3');
+    forgetGrant('u3', 'g2');
   });
 
   it('hands each reader its own copy: one request cannot change what the next one reads', async () => {
@@ -101,7 +125,7 @@ describe('the isolate copy of access-token records', () => {
     const first = (await cached.get(key, { type: 'json' })) as { scope: string[] };
     first.scope.push('admin');
     expect(await cached.get(key, { type: 'json' })).toMatchObject({ scope: ['mcp'] });
-    forgetUser('u4');
+    forgetGrant('u4', 'g1');
   });
 });
 
@@ -126,6 +150,7 @@ describe('a grant revoked while another isolate still holds its token', () => {
     // ...and every call that would do something is refused.
     const refused = await toolText(token, sessionId, 'relay_ping');
     expect(refused).toContain('This sign-in was revoked');
+    expect(await toolText(token, sessionId, 'ssh_list_jobs')).toContain('This sign-in was revoked');
     // A listing reads the standing too: an admin's audit tool is no longer offered.
     expect(await listed()).not.toContain('"audit_log"');
   });
@@ -148,5 +173,45 @@ describe('a grant revoked while another isolate still holds its token', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.now() + REVOKED_GRANT_KEPT_MS + 1000);
     expect(await directory.access('admin', grantId)).toMatchObject({ active: true });
+  });
+
+  it('holds every id of a revocation of hundreds of grants, across its storage writes of 128', async () => {
+    const directory = teamDirectory(env);
+    const ids = Array.from({ length: 300 }, (_, index) => `many${index}x${crypto.randomUUID().slice(0, 8)}`);
+    await directory.revokeGrants(ids);
+    for (const id of [ids[0], ids[127], ids[128], ids[299]]) expect(await directory.access('admin', id)).toMatchObject({ grantRevoked: true });
+  });
+});
+
+describe("a client's own revocation at /token (RFC 7009)", () => {
+  it('of its refresh token revokes the grant in the directory too, and the access token stops at once', async () => {
+    const { clientId, access, refresh } = await signIn();
+    const sessionId = await openMcpSession(access);
+    expect(await toolText(access, sessionId, 'relay_ping')).not.toContain('revoked');
+    const revoked = await revokeAtTokenEndpoint(clientId, refresh);
+    expect(revoked.status).toBe(200);
+    expect(await teamDirectory(env).access('admin', grantParts(access).grantId)).toMatchObject({ active: false, grantRevoked: true });
+    const after = await mcpPost(access, INITIALIZE);
+    await after.body?.cancel();
+    expect(after.status).toBe(401);
+  });
+
+  it('of one access token stops that token here and leaves the grant alone', async () => {
+    const { clientId, access } = await signIn();
+    await openMcpSession(access);
+    expect((await revokeAtTokenEndpoint(clientId, access)).status).toBe(200);
+    const after = await mcpPost(access, INITIALIZE);
+    await after.body?.cancel();
+    expect(after.status).toBe(401);
+    expect(await teamDirectory(env).access('admin', grantParts(access).grantId)).toMatchObject({ active: true });
+  });
+
+  it('of a token the client does not own changes nothing', async () => {
+    const owner = await signIn();
+    const other = await signIn();
+    const sessionId = await openMcpSession(owner.access);
+    expect((await revokeAtTokenEndpoint(other.clientId, owner.refresh)).status).toBe(200);
+    expect(await teamDirectory(env).access('admin', grantParts(owner.access).grantId)).toMatchObject({ active: true });
+    expect(await toolText(owner.access, sessionId, 'relay_ping')).not.toContain('revoked');
   });
 });

@@ -12,7 +12,7 @@ import { hashPassword } from '../auth/password-hash.ts';
 import type { Policy } from '../team/policy.ts';
 import { auditQuerySchema, readAudit, type AuditEntry } from '../audit/audit-log.ts';
 import { builtInUserId } from '../auth/accounts.ts';
-import { forgetUser } from '../auth/token-cache.ts';
+import { announceRevokedGrants } from '../auth/grant-revocation.ts';
 import { logEvent } from '../log.ts';
 import { groupsSchema, teamDirectory, usernameSchema, type UserSummary } from '../team/team-directory.ts';
 
@@ -58,9 +58,11 @@ export async function revokeGrants(env: Env, username: string, externalUserId: s
   let cursor: string | undefined;
   for (let page = 0; page < 100; page += 1) {
     const listed = await env.OAUTH_PROVIDER.listUserGrants(userId, cursor ? { cursor } : {});
-    // The directory first: isolates that still hold these grants' access tokens (worker/auth/token-cache.ts) ask it on every call.
-    await teamDirectory(env).revokeGrants(listed.items.map((grant) => grant.id));
-    forgetUser(userId);
+    await announceRevokedGrants(
+      env,
+      userId,
+      listed.items.map((grant) => grant.id),
+    );
     for (const grant of listed.items) {
       await env.OAUTH_PROVIDER.revokeGrant(grant.id, userId);
       revoked += 1;

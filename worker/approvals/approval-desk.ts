@@ -46,6 +46,8 @@ const ALARM_BATCH = 100;
 export interface DeskCaller {
   username: string;
   userId?: string;
+  /** The OAuth grant of an MCP caller's token (none for a browser session): refused once revoked. */
+  grantId?: string;
 }
 
 export type Verdict = 'approve' | 'reject';
@@ -157,8 +159,8 @@ export class ApprovalDesk extends DurableObject<Env> {
   }
 
   /** The caller's standing now: never remembered, so a removed admin or group member stops deciding at once. */
-  private async standing(username: string): Promise<{ subject: Subject; admin: boolean } | null> {
-    const access = await teamDirectory(this.env).access(username);
+  private async standing(username: string, grantId?: string): Promise<{ subject: Subject; admin: boolean } | null> {
+    const access = await teamDirectory(this.env).access(username, grantId);
     if (!access.active) return null;
     return { subject: access.subject, admin: isDeploymentAdmin(access.policy, access.subject) };
   }
@@ -220,7 +222,7 @@ export class ApprovalDesk extends DurableObject<Env> {
   async decide(id: string, approver: DeskCaller, verdict: Verdict): Promise<Outcome<ApprovalRecord>> {
     const stored = this.load(id);
     if (!stored) return notFound(id);
-    const standing = await this.standing(approver.username);
+    const standing = await this.standing(approver.username, approver.grantId);
     const requester = this.isRequester(stored, approver);
     const listed = standing !== null && (standing.admin || named(stored.approvers, standing.subject));
     if (standing === null || (!listed && !requester)) return notFound(id);
@@ -321,7 +323,7 @@ export class ApprovalDesk extends DurableObject<Env> {
     const stored = this.load(id);
     if (!stored) return notFound(id);
     if (!this.isRequester(stored, caller)) {
-      const standing = await this.standing(caller.username);
+      const standing = await this.standing(caller.username, caller.grantId);
       if (standing === null || !(standing.admin || named(stored.approvers, standing.subject))) return notFound(id);
     }
     const fresh = this.load(id);
@@ -333,7 +335,7 @@ export class ApprovalDesk extends DurableObject<Env> {
 
   /** The pending records `viewer` may decide (an admin: all of them), oldest first. */
   async list(viewer: DeskCaller): Promise<Outcome<ApprovalRecord[]>> {
-    const standing = await this.standing(viewer.username);
+    const standing = await this.standing(viewer.username, viewer.grantId);
     if (standing === null) return success([]);
     const now = Date.now();
     const rows = this.sql

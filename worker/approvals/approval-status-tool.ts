@@ -16,6 +16,8 @@ import { refusalOf } from './approvals.ts';
 export interface ApprovalStatusCaller {
   userId: string;
   username: string;
+  /** The OAuth grant of the caller's token: refused once revoked. */
+  grantId?: string;
 }
 
 /**
@@ -52,7 +54,7 @@ export function registerApprovalStatusTool(server: McpServer, env: Env, caller: 
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
-      const found = await approvalDesk(env).status(args.approval_id, { userId: caller.userId, username: caller.username });
+      const found = await approvalDesk(env).status(args.approval_id, { userId: caller.userId, username: caller.username, grantId: caller.grantId });
       if (!found.ok) return errorResult(found.error);
       const record = found.value;
       // Only the requester's own call is carried on here; an approver reading the status sees nothing run.

@@ -24,6 +24,8 @@ export interface ApprovalRequester {
   userId: string;
   username: string;
   client: string | null;
+  /** The OAuth grant of the requester's token: the wait stops once it is revoked. */
+  grantId?: string;
 }
 
 /** What the executor knows when the gate holds a call. */
@@ -133,7 +135,7 @@ export async function holdForApproval(env: Env, ask: ApprovalAsk, wait: WaitOpti
   const opened = await requestApproval(env, ask);
   if (!opened.ok) return { kind: 'refused', error: opened.error };
   const { id } = opened.value;
-  const caller = { userId: ask.caller.userId, username: ask.caller.username };
+  const caller = { userId: ask.caller.userId, username: ask.caller.username, grantId: ask.caller.grantId };
   const decided = await waitForDecision(env, id, caller, wait);
   if (!decided.ok) return { kind: 'refused', error: decided.error };
   const record = decided.value;

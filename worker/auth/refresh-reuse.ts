@@ -27,8 +27,7 @@ import type { OAuthHelpers } from '@cloudflare/workers-oauth-provider';
 import { z } from 'zod';
 import { sha256Hex } from './password-hash.ts';
 import { writeAudit } from '../audit/audit-log.ts';
-import { teamDirectory } from '../team/team-directory.ts';
-import { forgetGrant } from './token-cache.ts';
+import { announceRevokedGrants } from './grant-revocation.ts';
 import { logEvent } from '../log.ts';
 import type { RefreshLedger } from './refresh-ledger.ts';
 
@@ -64,13 +63,10 @@ async function findGrant(helpers: OAuthHelpers, userId: string, grantId: string)
 
 async function revokeReusedGrant(env: Env, helpers: OAuthHelpers, userId: string, grantId: string): Promise<void> {
   const started = Date.now();
+  // Announced whether or not the listing finds the grant: the ledger has proven the id real.
+  await announceRevokedGrants(env, userId, [grantId]);
   const grant = await findGrant(helpers, userId, grantId);
-  if (grant) {
-    // The directory first: isolates that still hold the grant's access tokens (token-cache.ts) ask it on every call.
-    await teamDirectory(env).revokeGrants([grantId]);
-    forgetGrant(userId, grantId);
-    await helpers.revokeGrant(grantId, userId);
-  }
+  if (grant) await helpers.revokeGrant(grantId, userId);
   logEvent('warn', 'refresh token reused; grant revoked', { userId, grantId, grantFound: grant !== null });
   await writeAudit(env, {
     time: new Date(started).toISOString(),
@@ -125,7 +121,10 @@ export async function guardRefreshReuse(request: Request, env: Env, helpers: OAu
   if (settled === 'keep') return response;
   await response.body?.cancel();
   if (settled === 'reused') await revokeReusedGrant(env, helpers, userId, grantId);
-  else await helpers.revokeGrant(grantId, userId);
+  else {
+    await announceRevokedGrants(env, userId, [grantId]);
+    await helpers.revokeGrant(grantId, userId);
+  }
   return invalidGrant();
 }
 

@@ -39,12 +39,6 @@ export function forgetGrant(userId: string, grantId: string): void {
   for (const key of records.keys()) if (key.startsWith(prefix)) records.delete(key);
 }
 
-/** Every record of a user (all their grants were revoked). */
-export function forgetUser(userId: string): void {
-  const prefix = `${TOKEN_PREFIX}${userId}:`;
-  for (const key of records.keys()) if (key.startsWith(prefix)) records.delete(key);
-}
-
 function wantsJson(options: unknown): boolean {
   return options === 'json' || (typeof options === 'object' && options !== null && (options as { type?: unknown }).type === 'json');
 }

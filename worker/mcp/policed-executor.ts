@@ -456,9 +456,14 @@ export class PolicedExecutor implements ToolExecutor {
   async listJobs(request: JobListRequest, _signal: AbortSignal): Promise<Outcome<JobView[]>> {
     const started = Date.now();
     let owners = [this.caller.userId];
+    // Read even for one's own jobs (their commands are in the list): a disabled account or a revoked sign-in sees none.
+    const standing = await standingOf(this.env, this.caller.username, this.caller.grantId);
+    if (!standing.ok) {
+      await this.record({ relay: null, host: null, tool: 'ssh_list_jobs', target: null, outcome: 'denied', code: standing.error.code, ...NO_DETAILS }, started);
+      return standing;
+    }
     if (request.everyone) {
-      const standing = await standingOf(this.env, this.caller.username, this.caller.grantId);
-      if (!standing.ok || !isDeploymentAdmin(standing.value.policy, standing.value.subject)) {
+      if (!isDeploymentAdmin(standing.value.policy, standing.value.subject)) {
         await this.record(
           { relay: null, host: null, tool: 'ssh_list_jobs', target: 'all users', outcome: 'denied', code: 'access_denied', ...NO_DETAILS },
           started,

@@ -13,6 +13,9 @@ export const REVOKED_GRANT_KEPT_MS = ACCESS_TOKEN_TTL_SECONDS * 1000;
 /** Ids accepted in one call, and expired ids deleted in one sweep: both bounded. */
 export const MAX_GRANTS_PER_CALL = 1_000;
 
+/** Durable Object storage takes at most this many keys in one put or delete. */
+const STORAGE_BATCH = 128;
+
 /** A grant id as the provider makes it (a random string); anything else is not a grant of ours. */
 const GRANT_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -33,8 +36,11 @@ export function stillRevoked(revokedAt: unknown, now: number): boolean {
 export async function recordRevokedGrants(storage: DurableObjectStorage, grantIds: readonly string[]): Promise<void> {
   const now = Date.now();
   const valid = [...new Set(grantIds.filter(isGrantId))].slice(0, MAX_GRANTS_PER_CALL);
-  if (valid.length > 0) await storage.put(Object.fromEntries(valid.map((id) => [revokedGrantKey(id), now])));
+  // A put takes at most 128 keys at a time.
+  for (let start = 0; start < valid.length; start += STORAGE_BATCH) {
+    await storage.put(Object.fromEntries(valid.slice(start, start + STORAGE_BATCH).map((id) => [revokedGrantKey(id), now])));
+  }
   const kept = await storage.list({ prefix: KEY_PREFIX, limit: MAX_GRANTS_PER_CALL });
   const expired = [...kept].filter(([, revokedAt]) => !stillRevoked(revokedAt, now)).map(([key]) => key);
-  for (let start = 0; start < expired.length; start += 128) await storage.delete(expired.slice(start, start + 128));
+  for (let start = 0; start < expired.length; start += STORAGE_BATCH) await storage.delete(expired.slice(start, start + STORAGE_BATCH));
 }
