@@ -7,18 +7,13 @@
  */
 import { teamDirectory } from '../team/team-directory.ts';
 import { forgetGrant } from './token-cache.ts';
+import { tokenForm, tokenParts } from './token-form.ts';
 
 /** Call before the provider deletes the grants, so no moment passes with the grant gone from one and not the other. */
 export async function announceRevokedGrants(env: Env, userId: string, grantIds: readonly string[]): Promise<void> {
   if (grantIds.length === 0) return;
   await teamDirectory(env).revokeGrants([...grantIds]);
   for (const grantId of grantIds) forgetGrant(userId, grantId);
-}
-
-/** The provider's tokens are USER:GRANT:SECRET. */
-function tokenParts(token: string): { userId: string; grantId: string } | null {
-  const [userId, grantId, secret, ...rest] = token.split(':');
-  return userId && grantId && secret && rest.length === 0 ? { userId, grantId } : null;
 }
 
 /**
@@ -28,14 +23,9 @@ function tokenParts(token: string): { userId: string; grantId: string } | null {
  * its own is forgotten here; other isolates may serve it until their copy's minute is up.
  */
 export async function followClientRevocation(request: Request, env: Env, next: (request: Request) => Promise<Response>): Promise<Response> {
-  let form: URLSearchParams;
-  try {
-    form = new URLSearchParams(new TextDecoder().decode(await request.clone().arrayBuffer()));
-  } catch {
-    return next(request);
-  }
-  const token = form.get('token');
-  const parts = token !== null && form.get('grant_type') === null ? tokenParts(token) : null;
+  const form = await tokenForm(request);
+  const token = form?.get('token') ?? null;
+  const parts = token !== null && form?.get('grant_type') === null ? tokenParts(token) : null;
   if (!parts) return next(request);
   const grantKey = `grant:${parts.userId}:${parts.grantId}`;
   const existed = (await env.OAUTH_KV.get(grantKey)) !== null;

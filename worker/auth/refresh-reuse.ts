@@ -28,6 +28,7 @@ import { z } from 'zod';
 import { sha256Hex } from './password-hash.ts';
 import { writeAudit } from '../audit/audit-log.ts';
 import { announceRevokedGrants } from './grant-revocation.ts';
+import { tokenForm, tokenParts } from './token-form.ts';
 import { logEvent } from '../log.ts';
 import type { RefreshLedger } from './refresh-ledger.ts';
 
@@ -90,17 +91,12 @@ async function revokeReusedGrant(env: Env, helpers: OAuthHelpers, userId: string
  * a clone here costs nothing.
  */
 export async function guardRefreshReuse(request: Request, env: Env, helpers: OAuthHelpers, next: (request: Request) => Promise<Response>): Promise<Response> {
-  let form: URLSearchParams;
-  try {
-    form = new URLSearchParams(new TextDecoder().decode(await request.clone().arrayBuffer()));
-  } catch {
-    return next(request);
-  }
-  const refreshToken = form.get('refresh_token');
-  if (form.get('grant_type') !== 'refresh_token' || !refreshToken) return next(request);
-  // The provider's token format is userId:grantId:secret; anything else it refuses itself.
-  const [userId, grantId, secret, ...rest] = refreshToken.split(':');
-  if (!userId || !grantId || !secret || rest.length > 0) return next(request);
+  const form = await tokenForm(request);
+  const refreshToken = form?.get('refresh_token');
+  if (form?.get('grant_type') !== 'refresh_token' || !refreshToken) return next(request);
+  const parts = tokenParts(refreshToken);
+  if (!parts) return next(request);
+  const { userId, grantId } = parts;
   const tokenHash = await sha256Hex(refreshToken);
   const ledger = refreshLedger(env, grantId);
   const claim = await ledger.claim(tokenHash);
