@@ -80,14 +80,22 @@ async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promi
   return success(concatBytes(chunks, total));
 }
 
+/** Who the hub's calls are for; a transfer link keeps it (its grant too, so the link dies with a revoked sign-in). */
+interface LinkCaller {
+  userId: string;
+  username: string;
+  client: string | null;
+  grantId?: string;
+}
+
 export class HubExecutor {
   private readonly env: Env;
   /** Who the session belongs to; transfer links are bound to them. */
-  private readonly caller: { userId: string; username: string; client: string | null };
+  private readonly caller: LinkCaller;
   private readonly settings: WorkerSettings;
   private readonly relay: RelayAdapter;
 
-  constructor(env: Env, caller: { userId: string; username: string; client: string | null }, settings: WorkerSettings) {
+  constructor(env: Env, caller: LinkCaller, settings: WorkerSettings) {
     this.env = env;
     this.caller = caller;
     this.settings = settings;
@@ -248,6 +256,7 @@ export class HubExecutor {
       userId: this.caller.userId,
       username: this.caller.username,
       client: this.caller.client,
+      ...(this.caller.grantId !== undefined ? { grantId: this.caller.grantId } : {}),
       relay: target.relay,
       host: target.host,
       ...(ctid !== undefined ? { ctid } : {}),

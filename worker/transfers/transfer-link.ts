@@ -13,6 +13,8 @@ export interface TransferRecord {
   /** Who asked, for the policy check and the audit row when the link is used. */
   username: string;
   client: string | null;
+  /** The OAuth grant of the token the link was asked with: the link dies with it (a revoked sign-in). */
+  grantId?: string;
   /** The relay that serves the host, and the host's own name there. */
   relay: string;
   host: string;

@@ -62,7 +62,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
   const tokenHash = await sha256Hex(token);
   const record = await link.inspect(tokenHash, kind);
   if (!record) return unknownLink();
-  // The link works only while its owner may still do this there: a disabled user's links die with them.
+  // The link works only while its owner may still do this there: a disabled user's links, and those of a revoked sign-in, die with them.
   const started = Date.now();
   const tool = kind === 'upload' ? 'transfer_link_upload' : 'transfer_link_download';
   const startedEntry = (relay: string | null): StartedEntry => ({
@@ -94,6 +94,7 @@ export async function handleTransfer(request: Request, env: Env, id: string, tok
     requestedHost: qualifiedName(record.relay, record.host),
     needed: kind === 'upload' ? 'operator' : 'viewer',
     begin: false,
+    ...(record.grantId !== undefined ? { grantId: record.grantId } : {}),
   });
   if (!gate.outcome.ok) return problem(gate.outcome.error);
   const route = gate.outcome.value.route;
