@@ -54,7 +54,7 @@ export function registerApprovalStatusTool(server: McpServer, env: Env, caller: 
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     async (args, ctx): Promise<CallToolResult> => {
-      const found = await approvalDesk(env).status(args.approval_id, { userId: caller.userId, username: caller.username, grantId: caller.grantId });
+      const found = await approvalDesk(env).status(args.approval_id, caller);
       if (!found.ok) return errorResult(found.error);
       const record = found.value;
       // Only the requester's own call is carried on here; an approver reading the status sees nothing run.

@@ -135,8 +135,7 @@ export async function holdForApproval(env: Env, ask: ApprovalAsk, wait: WaitOpti
   const opened = await requestApproval(env, ask);
   if (!opened.ok) return { kind: 'refused', error: opened.error };
   const { id } = opened.value;
-  const caller = { userId: ask.caller.userId, username: ask.caller.username, grantId: ask.caller.grantId };
-  const decided = await waitForDecision(env, id, caller, wait);
+  const decided = await waitForDecision(env, id, ask.caller, wait);
   if (!decided.ok) return { kind: 'refused', error: decided.error };
   const record = decided.value;
   if (record.state === 'pending') return { kind: 'pending', id, result: pendingApprovalResult(record, env) };

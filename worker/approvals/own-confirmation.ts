@@ -26,7 +26,7 @@ export async function holdForOwnConfirmation(env: Env, ask: ApprovalAsk & { deci
   const opened = await requestApproval(env, ask);
   if (!opened.ok) return { kind: 'refused', error: opened.error };
   const { id } = opened.value;
-  const requester = { userId: ask.caller.userId, username: ask.caller.username, grantId: ask.caller.grantId };
+  const requester = ask.caller;
   const rule = `rule ${ask.decision.rule.index}${ask.decision.rule.note ? ` (${ask.decision.rule.note})` : ''} of this deployment's policy`;
   const answer = await own.confirm(
     { host: own.hostLabel, guest: ask.call.guest, command: ask.call.command, commandClass: ask.classification.class, rule, timeoutMs: own.waitMs },

@@ -41,6 +41,7 @@ import type { HostRoute } from '../relay/host-route.ts';
 import { RelayAdapter } from '../relay/relay-adapter.ts';
 import type { RelayState } from '../relay/relay-hub.ts';
 import { formatCount } from '../../shared/format-count.ts';
+import type { Caller } from './policed-executor.ts';
 
 /** Check the target now, so a refusal (an existing file without overwrite) comes back to the assistant, not to curl later. */
 async function checkWritable(
@@ -80,22 +81,14 @@ async function collect(stream: ReadableStream<Uint8Array>, limit: number): Promi
   return success(concatBytes(chunks, total));
 }
 
-/** Who the hub's calls are for; a transfer link keeps it (its grant too, so the link dies with a revoked sign-in). */
-interface LinkCaller {
-  userId: string;
-  username: string;
-  client: string | null;
-  grantId?: string;
-}
-
 export class HubExecutor {
   private readonly env: Env;
-  /** Who the session belongs to; transfer links are bound to them. */
-  private readonly caller: LinkCaller;
+  /** Who the session belongs to; transfer links are bound to them (and to their grant, so a link dies with a revoked sign-in). */
+  private readonly caller: Caller;
   private readonly settings: WorkerSettings;
   private readonly relay: RelayAdapter;
 
-  constructor(env: Env, caller: LinkCaller, settings: WorkerSettings) {
+  constructor(env: Env, caller: Caller, settings: WorkerSettings) {
     this.env = env;
     this.caller = caller;
     this.settings = settings;

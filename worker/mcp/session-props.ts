@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { tokenParts } from '../auth/token-form.ts';
 
 /** What completeAuthorization() stored with the grant, handed to every /mcp request as ctx.props. */
 export const sessionProps = z.object({
@@ -15,6 +16,7 @@ export type SessionProps = z.infer<typeof sessionProps>;
  * (worker/team/revoked-grants.ts). The provider has already checked the token by the time this runs.
  */
 export function grantIdOf(request: Request): string | undefined {
-  const match = /^Bearer[\t ]+([^\s:,]+):([^\s:,]+):[^\s:,]+$/i.exec(request.headers.get('Authorization') ?? '');
-  return match?.[2];
+  // The provider's own bearer pattern, then its token's parts.
+  const bearer = /^Bearer[\t ]+([^\s,]+)$/i.exec(request.headers.get('Authorization') ?? '')?.[1];
+  return bearer === undefined ? undefined : tokenParts(bearer)?.grantId;
 }
