@@ -222,6 +222,68 @@ describe('command rules', () => {
     expect(started.isError, started.text).toBe(false);
     expect(started.structured).toMatchObject({ command: jobCommand });
   });
+
+  it('ask the gate again once a held call is approved: frozen while it waited, it does not run', async () => {
+    const otto = await signIn('otto');
+    const command = `systemctl restart nginx-${RUN}e`;
+    const admin = adminApi(stack.worker);
+    let refused: Called | undefined;
+    try {
+      const requests = await relayRequestsDuring(async () => {
+        const pending = call(otto, 'ssh_exec_command', { host: 'prod', command, timeout: 30 });
+        const approval = await waitForApproval(command);
+        expect((await admin.post('freeze', { scope: 'user', name: 'otto' })).status).toBe(200);
+        expect((await admin.post(`approvals/${approval}/approve`, {})).status).toBe(200);
+        refused = await pending;
+      });
+      expect(requests).toBe(0);
+    } finally {
+      expect((await admin.post('unfreeze', { scope: 'user', name: 'otto' })).status).toBe(200);
+    }
+    expect(refused?.isError).toBe(true);
+    expect(refused?.text).toContain('access_denied');
+    expect(refused?.text).toContain('frozen');
+    const rows = await auditRows('user=otto&tool=ssh_exec_command&outcome=denied');
+    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ target: command, code: 'access_denied' })]));
+  });
+
+  it('ask the gate again once a held call is approved: the policy edited while it waited, it does not run', async () => {
+    const otto = await signIn('otto');
+    const command = `systemctl restart nginx-${RUN}f`;
+    const admin = adminApi(stack.worker);
+    const stricter = {
+      ...POLICY,
+      commandRules: [
+        {
+          effect: 'approve',
+          roles: ['operator'],
+          hosts: ['env=prod'],
+          programs: ['systemctl'],
+          approvers: ['group:support'],
+          note: 'support decides restarts',
+        },
+        ...POLICY.commandRules,
+      ],
+    };
+    let refused: Called | undefined;
+    try {
+      const requests = await relayRequestsDuring(async () => {
+        const pending = call(otto, 'ssh_exec_command', { host: 'prod', command, timeout: 30 });
+        const approval = await waitForApproval(command);
+        expect((await admin.put('policy', stricter)).status).toBe(200);
+        expect((await admin.post(`approvals/${approval}/approve`, {})).status).toBe(200);
+        refused = await pending;
+      });
+      expect(requests).toBe(0);
+    } finally {
+      expect((await admin.put('policy', POLICY)).status).toBe(200);
+    }
+    expect(refused?.isError).toBe(true);
+    expect(refused?.text).toContain('approval_refused');
+    expect(refused?.text).toContain('approvals do not outlive a policy edit');
+    const rows = await auditRows('user=otto&tool=ssh_exec_command&outcome=denied');
+    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ target: command, code: 'approval_refused' })]));
+  });
 });
 
 describe('ssh_check_command', () => {

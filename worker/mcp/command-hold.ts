@@ -3,8 +3,10 @@
  * The gate let it through with its route and decision but wrote no `started` row, and nothing has
  * been sent. Here the call either waits for a decision within its own time (worker/approvals), or
  * uses an approval given earlier (ssh_approval_status carries a call on with its approval id):
- * used once, bound to the same user, client, host, exact command and policy revision. Only then
- * is its `started` row written and the call sent; otherwise the caller is told why, and nothing ran.
+ * used once, bound to the same user, client, host, exact command and policy revision. Then the
+ * gate is asked again (the wait may have been long: the caller may have been frozen, disabled or
+ * signed out, or the rules changed), and only if it still lets the approved call through is its
+ * `started` row written and the call sent; otherwise the caller is told why, and nothing ran.
  */
 import { waitUntil } from 'cloudflare:workers';
 import type { ConfirmCall } from '../../shared/confirm-call.ts';
@@ -15,7 +17,7 @@ import { APPROVAL_INLINE_WAIT_MS, bindingFor, consumeApproval, holdForApproval }
 import type { ApprovalCall } from '../approvals/approval-call.ts';
 import { holdForOwnConfirmation } from '../approvals/own-confirmation.ts';
 import { beginAudit, finishAudit, recordCall, type CallGate } from '../team/gate-call.ts';
-import type { GateCommand } from '../team/team-directory.ts';
+import type { GateAnswer, GateCommand } from '../team/team-directory.ts';
 import type { Caller } from './policed-executor.ts';
 
 /** The parts of a call that an approval binds, beside its route and command. */
@@ -46,6 +48,22 @@ export interface HeldCall {
   /** The audit row's fields as the gate saw them (time is when the call came in). */
   entry: StartedEntry;
   details: HeldCallDetails;
+  /** The same gate question again, writing no `started` row (a refusal is recorded complete, as at the start). */
+  regate: () => Promise<GateAnswer>;
+}
+
+/**
+ * Why the gate's fresh answer no longer covers what was approved, or null when it does. As at the
+ * desk, an approval does not outlive a policy edit (a same revision also means the same rules, so
+ * the same decision); and the host must still be reached the same way (a relay's hosts may change
+ * without a policy edit).
+ */
+export function approvalOutdated(approved: CallGate, now: CallGate): string | null {
+  if (now.policyRevision !== approved.policyRevision)
+    return `The policy changed while the call waited (revision ${approved.policyRevision}, now ${now.policyRevision}); approvals do not outlive a policy edit.`;
+  if (now.route.relay !== approved.route.relay || now.route.host !== approved.route.host)
+    return `The host ${approved.qualified} is reached another way (${now.qualified}) since the call was approved.`;
+  return null;
 }
 
 function approvalCall(held: HeldCall): ApprovalCall {
@@ -126,7 +144,16 @@ export async function holdForPerson<T>(
     approvalId = hold.id;
     held.details.onWaiting?.(null);
   }
-  // Approved and used: from here on it is an ordinary call, audited from its start.
+  // The caller's standing, grant and role, and the rules, are read again: what was true when the
+  // call came in may not be now. A refusal is recorded by the gate itself.
+  const fresh = await held.regate();
+  if (!fresh.outcome.ok) return fresh.outcome;
+  const outdated = approvalOutdated(gate, fresh.outcome.value);
+  if (outdated !== null) {
+    recordNotRun(held, 'approval_refused');
+    return failure('approval_refused', outdated);
+  }
+  // Approved, used and still allowed: from here on it is an ordinary call, audited from its start.
   const begun = await beginAudit(env, {
     ...held.entry,
     relay: gate.route.relay,

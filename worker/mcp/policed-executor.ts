@@ -123,19 +123,21 @@ export class PolicedExecutor implements ToolExecutor {
     };
     // One TeamDirectory call decides the call and writes its audit row: `started` before anything
     // is sent (so a call whose outcome is never learned still shows), or complete when refused.
-    const { outcome: gate, auditId } = await gateCall(this.env, {
-      entry,
-      requestedHost,
-      needed,
-      begin: true,
-      grantId: this.caller.grantId,
-      ...(command ? { command } : {}),
-    });
+    const request = { entry, requestedHost, needed, begin: true, grantId: this.caller.grantId, ...(command ? { command } : {}) };
+    const { outcome: gate, auditId } = await gateCall(this.env, request);
     if (!gate.ok) return gate;
     const decided = gate.value.command;
     if (command && commandCall && decided && (decided.effect === 'approve' || decided.effect === 'confirm')) {
       const held = await holdForPerson(
-        { env: this.env, caller: this.caller, gate: { ...gate.value, command: decided }, command, entry, details: commandCall },
+        {
+          env: this.env,
+          caller: this.caller,
+          gate: { ...gate.value, command: decided },
+          command,
+          entry,
+          details: commandCall,
+          regate: () => gateCall(this.env, { ...request, begin: false }),
+        },
         run,
         details,
       );
