@@ -46,6 +46,27 @@ const CALLS = Number(process.env.CALLS ?? 300);
  */
 const WARM_UP = Number(process.env.WARM_UP ?? 20);
 
+/** The relay's log since `mark`, or all it kept when more was printed since (the kept part is all after the mark then). */
+function relayLogSince(mark: number): string {
+  try {
+    return stack.relay.process.outputSince(mark);
+  } catch {
+    return stack.relay.process.output();
+  }
+}
+
+/** Median of the relay's own time per exec and per ping request, from its `request done` lines. */
+function relayTimes(log: string): { exec: number; ping: number } {
+  const times: Record<'exec' | 'ping', number[]> = { exec: [], ping: [] };
+  for (const line of log.split('\n')) {
+    // The first line kept may be cut: only whole JSON lines count.
+    if (!line.startsWith('{') || !line.includes('"msg":"request done"')) continue;
+    const entry = JSON.parse(line) as { op?: string; ms?: number };
+    if ((entry.op === 'exec' || entry.op === 'ping') && typeof entry.ms === 'number') times[entry.op].push(entry.ms);
+  }
+  return { exec: summarize(times.exec).median, ping: summarize(times.ping).median };
+}
+
 const stack = await startStack({ workerVars: { MCP_REMOTE_EXEC_TEST_TOOLS: 'true' } });
 try {
   const config = sshConfig(stack.sshd);
@@ -112,7 +133,9 @@ try {
       : { otherNoop: async (): Promise<void> => undefined, otherExec: async (): Promise<void> => undefined }),
   };
   await timeInterleaved(WARM_UP, actions);
+  const relayMark = stack.relay.process.mark();
   const samples = await timeInterleaved(CALLS, actions);
+  const relayShare = relayTimes(relayLogSince(relayMark));
   open.end();
   await otherClient?.close();
   const floorInterleaved = summarize(samples.floor);
@@ -171,6 +194,8 @@ try {
     '',
     `(c) − (f) medians: ${(noop.median - platform.median).toFixed(2)} ms = ${((noop.median - platform.median) / floor.median).toFixed(2)} × (a)   [target ≤ 2 ×]`,
     `(d) − (c) medians: ${added.toFixed(2)} ms = ${(added / floor.median).toFixed(2)} × (a)   [target ≤ 1.5 ×]`,
+    `    the relay's own time per request (its log, timed calls of both eras): exec ${relayShare.exec.toFixed(2)} ms, ping ${relayShare.ping.toFixed(2)} ms (medians);`,
+    `    so of (d) − (c), ${(relayShare.exec - relayShare.ping).toFixed(2)} ms is the relay's exec (host included) and ${(added - relayShare.exec + relayShare.ping).toFixed(2)} ms the rest (Worker, hub, frames)`,
     ...(other
       ? [
           `with a ${other.era} client:`,

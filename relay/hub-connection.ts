@@ -364,7 +364,8 @@ export class HubConnection {
           ...('host' in operation ? { host: operation.host } : {}),
           ok: outcome.ok,
           ...(outcome.ok ? {} : { code: outcome.error.code }),
-          ms: Math.round(performance.now() - started),
+          // A tenth of a millisecond: the benchmark reads the relay's own share of a call from this line.
+          ms: Math.round((performance.now() - started) * 10) / 10,
         });
       })
       .finally(() => this.inFlight.delete(frame.id));
