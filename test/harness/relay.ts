@@ -90,13 +90,21 @@ export async function startRelay(worker: TestWorker, sshd: TestSshd | null, opti
   return relay;
 }
 
-/** Requests the relay finished while `action` ran, read from its own log. */
+/**
+ * The Worker's own watch over running jobs (a JobBook alarm asks the relay for their status, then
+ * cleans up): these come on the Worker's schedule, not from the call a test makes, and a job
+ * started by an earlier test may be watched at any moment.
+ */
+const BACKGROUND_OPS = new Set(['job_status', 'job_cleanup']);
+
+/** Requests the relay finished while `action` ran, read from its own log, the Worker's job watch aside. */
 export async function relayRequestsDuring(relay: TestRelay, action: () => Promise<unknown>): Promise<number> {
   const mark = relay.process.mark();
   await action();
   // Give a request that did reach the relay time to finish and be logged.
   await new Promise((resolve) => setTimeout(resolve, 300));
-  return (relay.process.outputSince(mark).match(/"msg":"request done"/g) ?? []).length;
+  const done = relay.process.outputSince(mark).match(/"msg":"request done"[^\n]*/g) ?? [];
+  return done.filter((line) => !BACKGROUND_OPS.has(/"op":"([a-z_]+)"/.exec(line)?.[1] ?? '')).length;
 }
 
 /** A host entry of the relay's config for the test sshd, key login, for tests that drive RelayOperations directly. */
