@@ -4,14 +4,17 @@
  * person at the client says yes. Only the tool layer can ask (it has the request's context), and
  * only the executor knows whether a command needs it, so the tool hands the executor a small
  * capability (ConfirmCall) in its request, the way the progress tap is handed: only when the client
- * can be asked during the call (a 2025-era session whose client declared form elicitation). An
- * executor without one falls back to what the mode offers (the Worker: the pending approval the
- * requester confirms on /approvals/mine; stdio: the config's confirm_fallback).
+ * declared form elicitation. On a 2025-era session it asks during the call and waits. On 2026-07-28
+ * there is no session to ask on: a request without an answer answers `unanswered` and keeps the
+ * question, which the tool returns as an input_required result; the client asks its user and
+ * retries the call with the answer, which the capability then gives. An executor without one falls
+ * back to what the mode offers (the Worker: the pending approval the requester confirms on
+ * /approvals/mine; stdio: the config's confirm_fallback).
  *
  * The question shows the exact command through visibleText, so control characters and
  * bidirectional overrides cannot make it look like another command.
  */
-import type { McpServer, ServerContext } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, inputRequired, type InputRequiredResult, type McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ProtocolEra } from './mcp-server.ts';
 import type { CommandClass } from './shell/command-class.ts';
@@ -68,13 +71,33 @@ function declaresFormElicitation(capabilities: unknown): boolean {
   return form !== undefined || url === undefined;
 }
 
-/**
- * The capability for this call, or undefined when the client cannot be asked during it: only on a
- * 2025-era session (2026-07-28 has no server-to-client request inside a call) whose client
- * declared form elicitation at initialize.
- */
-export function confirmOnSession(server: McpServer, ctx: ServerContext, era: ProtocolEra): ConfirmCall | undefined {
-  if (era !== 'legacy' || !declaresFormElicitation(server.server.getClientCapabilities())) return undefined;
+/** The key of the question in an input_required result, and of its answer in the retry's inputResponses. */
+const CONFIRM_KEY = 'confirm';
+
+/** What a retried 2026-07-28 request carries at CONFIRM_KEY; from the client, so read only through this. */
+const carriedAnswer = z.union([z.object({ action: z.literal('accept'), content: z.unknown() }), z.object({ action: z.enum(['decline', 'cancel']) })]);
+
+/** How a tool hands the executor the capability, and what it returns when the question must go back to the client. */
+export interface Confirmation {
+  /** Absent when the client cannot be asked (it declared no form elicitation). */
+  confirm?: ConfirmCall;
+  /** 2026-07-28: the question the executor could not have answered in this request, as the result to return instead; else null. */
+  inputRequired(): InputRequiredResult | null;
+}
+
+const CANNOT_ASK: Confirmation = { inputRequired: () => null };
+
+/** The capability for this call, by the client's declared capabilities and the protocol era. */
+export function confirmationFor(server: McpServer, ctx: ServerContext, era: ProtocolEra): Confirmation {
+  if (era === 'legacy')
+    return declaresFormElicitation(server.server.getClientCapabilities()) ? { confirm: askOnSession(ctx), inputRequired: () => null } : CANNOT_ASK;
+  // 2026-07-28: each request declares the client's capabilities in its own envelope.
+  const envelope: Record<string, unknown> = ctx.mcpReq.envelope ?? {};
+  return declaresFormElicitation(envelope[CLIENT_CAPABILITIES_META_KEY]) ? askByResult(ctx) : CANNOT_ASK;
+}
+
+/** 2025-era session: an elicitation request on this call's own stream, and the call waits for it. */
+function askOnSession(ctx: ServerContext): ConfirmCall {
   return async (question, signal): Promise<ConfirmAnswer> => {
     try {
       // relatedRequestId: the question travels on this call's own stream (shared/test-tools.ts).
@@ -87,5 +110,34 @@ export function confirmOnSession(server: McpServer, ctx: ServerContext, era: Pro
     } catch {
       return 'unanswered';
     }
+  };
+}
+
+/**
+ * 2026-07-28: the answer this request carries (the client's retry after an input_required result),
+ * or, with none, the question kept for the tool to return. The answer confirms whatever this
+ * request asks to run: the retry repeats the call's arguments, and the executor binds the decision
+ * to them as it does for a question asked on a session (the Worker: the approval record's binding).
+ */
+function askByResult(ctx: ServerContext): Confirmation {
+  const carried = carriedAnswer.safeParse(ctx.mcpReq.inputResponses?.[CONFIRM_KEY]);
+  const answer: ConfirmAnswer | null = !carried.success
+    ? null
+    : carried.data.action !== 'accept'
+      ? carried.data.action
+      : confirmed.safeParse(carried.data.content).success
+        ? 'accept'
+        : 'decline';
+  let asked: ConfirmQuestion | null = null;
+  return {
+    confirm: async (question): Promise<ConfirmAnswer> => {
+      if (answer !== null) return answer;
+      asked = question;
+      return 'unanswered';
+    },
+    inputRequired: () =>
+      asked === null
+        ? null
+        : inputRequired({ inputRequests: { [CONFIRM_KEY]: inputRequired.elicit({ mode: 'form', message: confirmMessage(asked), requestedSchema }) } }),
   };
 }

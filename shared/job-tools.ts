@@ -4,10 +4,10 @@
  * list them. Every client can use these; clients with MCP tasks also get jobs behind
  * ssh_exec_command (shared/task-calls.ts).
  */
-import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
+import type { CallToolResult, InputRequiredResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { decodeUtf8Prefix, toBase64 } from './file-tools.ts';
-import { confirmOnSession } from './confirm-call.ts';
+import { confirmationFor } from './confirm-call.ts';
 import type { ProtocolEra } from './mcp-server.ts';
 import { JOB_ID_PATTERN, JOB_STATES, type JobExecutor, type JobPage, type JobView } from './jobs.ts';
 import { DEFAULT_JOB_PAGE_BYTES, DEFAULT_JOB_TIMEOUT_SECONDS, MAX_JOB_PAGE_BYTES, MAX_JOB_TIMEOUT_SECONDS, MAX_LISTED_JOBS } from './limits.ts';
@@ -280,10 +280,10 @@ export function registerJobTools(server: McpServer, jobs: JobExecutor, era: Prot
       outputSchema: jobOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    async (args, ctx): Promise<CallToolResult> => {
+    async (args, ctx): Promise<CallToolResult | InputRequiredResult> => {
       const guest =
         args.ctid !== undefined ? { kind: 'lxc' as const, id: args.ctid } : args.vmid !== undefined ? { kind: 'qemu' as const, id: args.vmid } : undefined;
-      const confirm = confirmOnSession(server, ctx, era);
+      const { confirm, inputRequired } = confirmationFor(server, ctx, era);
       const outcome = await jobs.startJob(
         {
           ...(args.host !== undefined ? { host: args.host } : {}),
@@ -295,7 +295,7 @@ export function registerJobTools(server: McpServer, jobs: JobExecutor, era: Prot
         },
         ctx.mcpReq.signal,
       );
-      return outcome.ok ? jobResult(outcome.value, 'text') : errorResult(outcome.error);
+      return outcome.ok ? jobResult(outcome.value, 'text') : (inputRequired() ?? errorResult(outcome.error));
     },
   );
 

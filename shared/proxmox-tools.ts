@@ -5,13 +5,13 @@
  * seen in the state asked for; otherwise the tool result is an error carrying pct/qm's own words
  * and exit code.
  */
-import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
+import type { CallToolResult, InputRequiredResult, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { schemaOnce } from './schema-once.ts';
 import type { Outcome } from './errors.ts';
 import { execStructuredOutput, formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
-import { confirmOnSession } from './confirm-call.ts';
+import { confirmationFor } from './confirm-call.ts';
 import type { ProtocolEra } from './mcp-server.ts';
 import { MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS } from './limits.ts';
 import { DEFAULT_SHUTDOWN_SECONDS, guestIdSchema, parsePctList, parseQmList, parseStatus, type GuestKind, type PveAction } from './proxmox.ts';
@@ -387,13 +387,13 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
         outputSchema: execStructuredOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
       },
-      async (args, ctx): Promise<CallToolResult> => {
+      async (args, ctx): Promise<CallToolResult | InputRequiredResult> => {
         const values = args as Record<string, unknown>;
         const id = String(values[noun.id]);
         const command = values.command as string;
         const timeoutMs = (values.timeout as number) * 1000;
         const format = values.response_format as 'text' | 'json';
-        const confirm = confirmOnSession(server, ctx, era);
+        const { confirm, inputRequired } = confirmationFor(server, ctx, era);
         const outcome = await withExecProgress(ctx, values.timeout as number, (progress) =>
           executor.exec(
             {
@@ -408,7 +408,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
             ctx.mcpReq.signal,
           ),
         );
-        if (!outcome.ok) return errorResult(outcome.error);
+        if (!outcome.ok) return inputRequired() ?? errorResult(outcome.error);
         const formatted = formatExecResult(outcome.value, format, settings.characterLimit);
         return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
       },

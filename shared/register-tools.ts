@@ -2,8 +2,8 @@
  * Binds the tool catalog to an MCP server with a given executor. Both the Worker's session
  * Durable Object and the stdio mode call this, so the tools look and behave the same everywhere.
  */
-import type { CallToolResult, McpServer } from '@modelcontextprotocol/server';
-import { confirmOnSession } from './confirm-call.ts';
+import type { CallToolResult, InputRequiredResult, McpServer } from '@modelcontextprotocol/server';
+import { confirmationFor } from './confirm-call.ts';
 import { formatExecResult } from './exec-output.ts';
 import { withExecProgress } from './exec-progress.ts';
 import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS } from './limits.ts';
@@ -111,9 +111,9 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
       outputSchema: execStructuredOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    async (args, ctx): Promise<CallToolResult> => {
+    async (args, ctx): Promise<CallToolResult | InputRequiredResult> => {
       const timeoutMs = args.timeout * 1000;
-      const confirm = confirmOnSession(server, ctx, era);
+      const { confirm, inputRequired } = confirmationFor(server, ctx, era);
       const outcome = await withExecProgress(ctx, args.timeout, (progress) =>
         executor.exec(
           {
@@ -129,7 +129,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
           ctx.mcpReq.signal,
         ),
       );
-      if (!outcome.ok) return errorResult(outcome.error);
+      if (!outcome.ok) return inputRequired() ?? errorResult(outcome.error);
       const formatted = formatExecResult(outcome.value, args.response_format, settings.characterLimit);
       return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
     },

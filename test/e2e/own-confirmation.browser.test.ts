@@ -4,10 +4,12 @@
  * - 2025-era client that declared elicitation: asked during the call (host, exact command, class,
  *   rule); yes runs it once (the desk records the requester's own decision and its use); no runs
  *   nothing and is audited.
- * - 2026-07-28 client (no push elicitation inside a call) and a client without elicitation: the call
- *   answers approval_pending with the id and the URL of /approvals/mine; the requester, a non-admin,
- *   confirms it there in a browser (CSRF-checked; nobody else sees or decides it), then
- *   ssh_approval_status runs it.
+ * - 2026-07-28 client that declared elicitation: asked by an input_required result, answered on the
+ *   client's retry, which decides the same pending record (one request in the audit, not two); yes
+ *   runs it once, no runs nothing.
+ * - A client without elicitation (either era): the call answers approval_pending with the id and the
+ *   URL of /approvals/mine; the requester, a non-admin, confirms it there in a browser
+ *   (CSRF-checked; nobody else sees or decides it), then ssh_approval_status runs it.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -131,8 +133,39 @@ describe('own confirmation', () => {
     expect(tools).not.toContain('ssh_exec_command:ok');
   });
 
-  it('answers a 2026-07-28 client with the pending id and the page; the requester confirms there (not another user, not without CSRF), then it runs', async () => {
+  it('asks a 2026-07-28 client that declared elicitation by input_required, and runs the command once when its retry says yes', async () => {
     const cara = await signIn('cara', { era: '2026-07-28', answer: answering('yes') });
+    const file = join(stack.sshd.home, `retried-${RUN}`);
+    const before = asked.length;
+    const ran = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
+    expect(ran.isError, ran.text).toBe(false);
+    expect(ran.text).toContain('EXIT CODE');
+    expect(asked.length).toBe(before + 1);
+    for (const part of ['prod', `touch ${file}`, 'mutating', 'prod changes need your own yes']) expect(asked.at(-1)).toContain(part);
+    expect(existsSync(file)).toBe(true);
+    const tools = await auditTools('cara', `retried-${RUN}`);
+    expect(tools).toEqual(expect.arrayContaining(['approval_approved:ok', 'approval_used:ok', 'ssh_exec_command:ok']));
+    // The retry decided the request the first round opened: one request, and none left waiting.
+    expect(tools.filter((tool) => tool === 'approval_requested:ok')).toHaveLength(1);
+    const waiting = await adminApi(stack.worker).get('approvals');
+    expect((waiting.body.approvals as Array<{ command: string }>).filter((approval) => approval.command.includes(`retried-${RUN}`))).toHaveLength(0);
+  });
+
+  it('runs nothing when the 2026-07-28 client says no on its retry, and audits the refusal', async () => {
+    const cara = await signIn('cara', { era: '2026-07-28', answer: answering('no') });
+    const file = join(stack.sshd.home, `retry-declined-${RUN}`);
+    const refused = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toContain('approval_refused');
+    expect(refused.text).toContain('declined');
+    expect(existsSync(file)).toBe(false);
+    const tools = await auditTools('cara', `retry-declined-${RUN}`);
+    expect(tools).toEqual(expect.arrayContaining(['approval_requested:ok', 'approval_rejected:ok']));
+    expect(tools).not.toContain('ssh_exec_command:ok');
+  });
+
+  it('answers a 2026-07-28 client without elicitation with the pending id and the page; the requester confirms there (not another user, not without CSRF), then it runs', async () => {
+    const cara = await signIn('cara', { era: '2026-07-28' });
     const file = join(stack.sshd.home, `paged-${RUN}`);
     const command = `touch ${file}`;
     const before = asked.length;

@@ -1,6 +1,7 @@
 /**
  * The stdio mode's own confirmation (relay config `confirm`, `confirm_fallback`): the built command
- * over stdio, a real sshd, and the SDK v1 client answering the elicitation as a person would.
+ * over stdio, a real sshd, and the SDK v1 client answering the elicitation as a person would (and
+ * the SDK v2 client, pinned to 2026-07-28, answering the input_required question on its retry).
  * Commands of a listed class wait for the user's yes (the question shows the host, the exact
  * command with control characters made visible, and the class); a no runs nothing; a class not
  * listed, or a host whose own list is empty, is not asked; `privileged` covers `unknown`; and a
@@ -9,11 +10,14 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client as Client2026 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as Stdio2026 } from '@modelcontextprotocol/client/stdio';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
-import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
+import { VERSION } from '../../shared/version.ts';
+import { CLI, connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
 
 let sshd: TestSshd;
 const sessions: StdioSession[] = [];
@@ -125,6 +129,42 @@ describe('stdio own confirmation', () => {
     expect(asked.at(-1)).toContain(`a=touch; $a ${hidden} # \\x1b[31mred`);
     expect(asked.at(-1)).not.toContain('\u001b');
     expect(existsSync(hidden)).toBe(false);
+  });
+
+  it('asks a 2026-07-28 client by input_required and runs on its yes; its no runs nothing', async () => {
+    const client = new Client2026(
+      { name: 'stdio-confirm-2026', version: VERSION },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { form: {} } } },
+    );
+    client.setRequestHandler('elicitation/create', async (request) => {
+      asked.push('message' in request.params ? request.params.message : '');
+      return nextAnswer === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' };
+    });
+    await client.connect(
+      new Stdio2026({
+        command: process.execPath,
+        args: [CLI, '--config', configFile(null)],
+        env: stdioEnv(sshd, { HOST: '' }),
+        cwd: mkdtempSync(join(tmpdir(), 'mre-stdio-cwd-')),
+      }),
+    );
+    sessions.push({ close: () => client.close() } as StdioSession);
+    const before = asked.length;
+    nextAnswer = 'accept';
+    const file = marker('modern-yes');
+    const ran = await client.callTool({ name: 'ssh_exec_command', arguments: { host: 'guarded', command: `touch ${file}` } });
+    expect(ran.isError, JSON.stringify(ran.content)).toBeFalsy();
+    expect(asked.length).toBe(before + 1);
+    expect(asked.at(-1)).toContain(`touch ${file}`);
+    expect(existsSync(file)).toBe(true);
+    nextAnswer = 'decline';
+    const declined = marker('modern-no');
+    const refused = await client.callTool({ name: 'ssh_start_job', arguments: { host: 'guarded', command: `touch ${declined}` } });
+    expect(refused.isError).toBe(true);
+    expect(JSON.stringify(refused.content)).toContain('declined');
+    expect(asked.length).toBe(before + 2);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(existsSync(declined)).toBe(false);
   });
 
   it('refuses when the client cannot be asked, and runs with confirm_fallback "run"', async () => {

@@ -26,7 +26,7 @@ import { teamDirectory } from '../team/team-directory.ts';
 import { logEvent } from '../log.ts';
 import { readSettings } from '../settings.ts';
 import type { AuditEntry } from '../audit/audit-log.ts';
-import { APPROVAL_ID_PATTERN, newApprovalSchema, type ApprovalBinding, type ApprovalRecord } from './approval-record.ts';
+import { APPROVAL_ID_PATTERN, newApprovalSchema, type ApprovalBinding, type ApprovalRecord, type NewApproval } from './approval-record.ts';
 import { sendWebhook, webhookBody, webhookConfig } from './approval-webhook.ts';
 
 /** A pending request may be decided for an hour; an approved one must be used within 15 minutes. */
@@ -177,6 +177,8 @@ export class ApprovalDesk extends DurableObject<Env> {
     if (!parsed.success) return failure('invalid_argument', `Not an approval request: ${describeIssues(parsed.error, 'the request')}`);
     const ask = parsed.data;
     const now = Date.now();
+    const same = this.pendingOwn(ask, now);
+    if (same) return success({ id: same.id, expiresAt: iso(same.expiresAt) });
     const waiting = Number(
       this.sql
         .exec<{ n: number }>(
@@ -211,6 +213,27 @@ export class ApprovalDesk extends DurableObject<Env> {
     await this.schedule();
     await this.audit(record, 'approval_requested', record.requester.username, 'ok', null, `class ${record.class}, rule ${record.rule.index}`);
     return success({ id: record.id, expiresAt: iso(record.expiresAt) });
+  }
+
+  /**
+   * The requester's own confirmation still pending for exactly this call (same client, arguments and
+   * policy revision). The call asked again (a 2026-07-28 client's retry with its answer, or the
+   * same command once more) gets that record, not a second one waiting beside it.
+   */
+  private pendingOwn(ask: NewApproval, now: number): ApprovalRecord | null {
+    if (!ask.self) return null;
+    const rows = this.sql
+      .exec<{ record: string }>(
+        "SELECT record FROM approvals WHERE state = 'pending' AND json_extract(record, '$.requester.userId') = ? AND json_extract(record, '$.argsHash') = ?",
+        ask.requester.userId,
+        ask.argsHash,
+      )
+      .toArray();
+    for (const row of rows) {
+      const record = JSON.parse(row.record) as ApprovalRecord;
+      if (record.self && record.client === ask.client && record.policyRevision === ask.policyRevision && record.expiresAt > now) return record;
+    }
+    return null;
   }
 
   /**

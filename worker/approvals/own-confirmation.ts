@@ -1,12 +1,15 @@
 /**
- * A `confirm` rule's hold when the requester can be asked during the call (a 2025-era session
- * whose client declared elicitation; shared/confirm-call.ts). The record is opened as for any
+ * A `confirm` rule's hold when the requester can be asked (a client that declared elicitation;
+ * shared/confirm-call.ts): during the call on a 2025-era session, or, on 2026-07-28, by an
+ * input_required result and the client's retry, which finds the same pending record (the desk
+ * gives a repeated call its requester's pending record for exactly that call). The record is opened as for any
  * hold (self: true), so the desk audits the request, the decision and the use as usual; the
  * question names the host, the exact command, its class and the rule. Yes: the requester decides
  * their own record, it is used at once, and the call runs. No (decline or cancel): the record is
  * rejected by the requester and nothing ran. No answer (the client failed or timed out): the
  * record stays pending and the call answers like any pending hold, so the requester can still
- * confirm it on their approvals page (worker/approvals/own-approvals-page.ts).
+ * confirm it on their approvals page (worker/approvals/own-approvals-page.ts); on 2026-07-28 the
+ * tool returns the question as input_required instead of that answer.
  */
 import type { ConfirmCall } from '../../shared/confirm-call.ts';
 import { failure } from '../../shared/errors.ts';
