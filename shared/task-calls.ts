@@ -25,6 +25,7 @@ import {
   RELATED_TASK_META_KEY,
   type CallToolRequest,
   type CallToolResult,
+  type InputRequiredResult,
   type McpServer,
   type RegisteredTool,
   type ServerContext,
@@ -36,6 +37,7 @@ import { jobExecOutcome } from './job-exec-outcome.ts';
 import { ENDED_JOB_STATES, JOB_ID_PATTERN, type JobExecutor, type JobView, type StartJobRequest } from './jobs.ts';
 import { DEFAULT_JOB_RETENTION_HOURS, RELAY_REPLY_GRACE_MS } from './limits.ts';
 import type { ToolCallHandler } from './tool-call-capture.ts';
+import { confirmationFor } from './confirm-call.ts';
 import type { ToolSettings } from './tool-catalog.ts';
 import { errorResult } from './tool-results.ts';
 import { registeredTool, safeResult } from './tool-registration.ts';
@@ -292,7 +294,7 @@ export function installTaskCalls(server: McpServer, toolCall: ToolCallHandler | 
     return low.projectCallToolResult(result, tools.get(tool)?.outputSchemaJson);
   }
 
-  async function startTask(name: ExecToolName, request: CallToolRequest, ctx: ServerContext): Promise<CallToolResult | null> {
+  async function startTask(name: ExecToolName, request: CallToolRequest, ctx: ServerContext): Promise<CallToolResult | InputRequiredResult | null> {
     const tool = tools.get(name);
     if (tool?.inputSchema === undefined) return null;
     const validated = await tool.inputSchema['~standard'].validate(request.params.arguments ?? {});
@@ -306,10 +308,12 @@ export function installTaskCalls(server: McpServer, toolCall: ToolCallHandler | 
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid arguments for tool ${name}: ${why}`);
     }
     if (era === 'modern' && parsed.data.timeout < minTimeoutSeconds) return null;
-    const started = await executor.startJob(start, ctx.mcpReq.signal);
+    // A command held for the requester's own confirmation is asked here as the synchronous call asks it.
+    const { confirm, inputRequired } = confirmationFor(server, ctx, era);
+    const started = await executor.startJob(confirm ? { ...start, confirm } : start, ctx.mcpReq.signal);
     if (!started.ok) {
-      // Nothing started: 2026-07-28 answers as the synchronous call would; 2025 with an error.
-      if (era === 'modern') return errorResult(started.error);
+      // Nothing started: 2026-07-28 answers as the synchronous call would (or with the question); 2025 with an error.
+      if (era === 'modern') return inputRequired() ?? errorResult(started.error);
       throw executorFailure(started.error);
     }
     const now = Date.now();

@@ -5,6 +5,8 @@
  * own schemas (@modelcontextprotocol/ext-tasks).
  */
 import { CancelTaskResultV2Schema, CreateTaskResultV2Schema, GetTaskResultV2Schema } from '@modelcontextprotocol/ext-tasks/core/v2';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
@@ -26,7 +28,13 @@ interface Rpc {
 }
 
 /** One JSON-RPC request as a 2026-07-28 client sends it; the answer read from JSON or from the SSE stream. */
-async function rpc(session: ConnectedClient, method: string, params: Record<string, unknown>, name: string): Promise<Rpc> {
+async function rpc(
+  session: ConnectedClient,
+  method: string,
+  params: Record<string, unknown>,
+  name: string,
+  capabilities: Record<string, unknown> = { extensions: { [EXTENSION]: {} } },
+): Promise<Rpc> {
   const id = ++rpcId;
   const response = await fetch(stack.worker.mcpUrl, {
     method: 'POST',
@@ -47,7 +55,7 @@ async function rpc(session: ConnectedClient, method: string, params: Record<stri
         _meta: {
           'io.modelcontextprotocol/protocolVersion': '2026-07-28',
           'io.modelcontextprotocol/clientInfo': { name: 'raw-2026', version: '1' },
-          'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXTENSION]: {} } },
+          'io.modelcontextprotocol/clientCapabilities': capabilities,
         },
       },
     }),
@@ -105,6 +113,40 @@ describe('exec tools as MCP tasks through the Worker (2026-07-28)', () => {
     // A short call stays synchronous even when the client opts in.
     const quick = await rpc(stack.mcp, 'tools/call', { name: 'ssh_exec_command', arguments: { command: 'echo now', timeout: 5 } }, 'ssh_exec_command');
     expect(quick.result).toMatchObject({ structuredContent: { stdout: 'now\n' } });
+  });
+
+  it("asks a command held for the requester's own confirmation by input_required, and starts the task on the retry's yes", async () => {
+    if (!bob) throw new Error('bob is not signed in');
+    const admin = adminApi(stack.worker);
+    const grants = [{ subjects: ['user:bob'], role: 'operator', hosts: ['*'] }];
+    const rule = { effect: 'confirm', roles: ['operator'], hosts: ['*'], programs: ['touch'], note: 'touch needs your own yes' };
+    expect((await admin.put('policy', { version: 1, grants, commandRules: [rule] })).status).toBe(200);
+    try {
+      const file = join(stack.sshd.home, `task-confirmed-${RUN}`);
+      const call = { name: 'ssh_exec_command', arguments: { command: `sleep 1; touch ${file}`, timeout: 60 } };
+      const askable = { elicitation: { form: {} }, extensions: { [EXTENSION]: {} } };
+      const asked = await rpc(bob, 'tools/call', call, 'ssh_exec_command', askable);
+      expect(asked.result, JSON.stringify(asked)).toMatchObject({ resultType: 'input_required' });
+      expect(JSON.stringify(asked.result?.inputRequests)).toContain(`touch ${file}`);
+      const created = await rpc(
+        bob,
+        'tools/call',
+        { ...call, inputResponses: { confirm: { action: 'accept', content: { confirm: true } } } },
+        'ssh_exec_command',
+        askable,
+      );
+      expect(created.result, JSON.stringify(created)).toMatchObject({ resultType: 'task', status: 'working' });
+      const taskId = String(created.result?.taskId);
+      let got: Rpc = {};
+      for (const until = Date.now() + 30_000; Date.now() < until; await sleep(500)) {
+        got = await rpc(bob, 'tasks/get', { taskId }, taskId);
+        if (got.result?.status !== 'working') break;
+      }
+      expect(got.result).toMatchObject({ status: 'completed', result: { structuredContent: { exit_code: 0 } } });
+      expect(existsSync(file)).toBe(true);
+    } finally {
+      expect((await admin.put('policy', { version: 1, grants })).status).toBe(200);
+    }
   });
 
   it('answers a pty: true call synchronously, with its terminal, even when the client opts in to tasks', async () => {

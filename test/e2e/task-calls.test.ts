@@ -4,6 +4,8 @@
  * job on the host, its result is the synchronous answer, its cancel stops the remote command, and
  * another user's task id is answered as a made-up one.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { adminApi } from '../harness/admin-api.ts';
@@ -104,6 +106,39 @@ describe('exec tools as MCP tasks through the Worker (2025-11-25, SDK v1 client)
     expect(seen[0]?.error?.message).toContain('pty: true does not run as a task');
     const jobs = await stack.call('ssh_list_jobs', {});
     expect(JSON.stringify(jobs)).not.toContain(marker);
+  });
+
+  it("asks a command held for the requester's own confirmation on the session before it starts the task, and starts it on yes", async () => {
+    const admin = adminApi(stack.worker);
+    const added = await admin.post('users', { username: 'cleo', groups: [] });
+    expect(added.status, JSON.stringify(added.body)).toBe(201);
+    const grants = [{ subjects: ['user:cleo'], role: 'operator', hosts: ['*'] }];
+    const rule = { effect: 'confirm', roles: ['operator'], hosts: ['*'], programs: ['touch'], note: 'touch needs your own yes' };
+    expect((await admin.put('policy', { version: 1, grants, commandRules: [rule] })).status).toBe(200);
+    const asked: string[] = [];
+    const cleo = await connectMcpClient(
+      stack.worker.mcpUrl,
+      { username: 'cleo', password: String(added.body.password) },
+      {
+        era: '2025-11-25',
+        answer: (message) => {
+          asked.push(message);
+          return { confirm: true };
+        },
+      },
+    );
+    try {
+      await v1(cleo).listTools();
+      const file = join(stack.sshd.home, `task-confirmed-${RUN}`);
+      const seen = await runAsTask(v1(cleo), { command: `sleep 1; touch ${file}`, timeout: 60 });
+      expect(seen[0]?.type, JSON.stringify(seen.map((m) => m.error?.message ?? m.type))).toBe('taskCreated');
+      expect(seen.at(-1)?.type, JSON.stringify(seen.at(-1))).toBe('result');
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toContain(`touch ${file}`);
+      expect(existsSync(file)).toBe(true);
+    } finally {
+      await cleo.close();
+    }
   });
 
   it("answers another user's task id exactly as a made-up one", async () => {
