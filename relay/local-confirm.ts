@@ -68,6 +68,9 @@ export async function confirmLocally(
       return failure('approval_refused', `Not run: you ${answer === 'decline' ? 'declined' : 'dismissed'} the confirmation (${why}).`);
     case 'unanswered':
       return failure('approval_refused', `Not run: ${why}, and no answer came from the client in time.`);
+    case 'asked':
+      // 2026-07-28: the tool returns the question to the client, which calls again with the answer.
+      return failure('approval_pending', `Not run yet: ${why}; the question went back to the client, and its next call carries the answer.`);
     default: {
       const unhandled: never = answer;
       return failure('internal', `Unknown confirmation answer ${String(unhandled)}.`);

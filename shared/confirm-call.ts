@@ -5,9 +5,9 @@
  * only the executor knows whether a command needs it, so the tool hands the executor a small
  * capability (ConfirmCall) in its request, the way the progress tap is handed: only when the client
  * declared form elicitation. On a 2025-era session it asks during the call and waits. On 2026-07-28
- * there is no session to ask on: a request without an answer answers `unanswered` and keeps the
- * question, which the tool returns as an input_required result; the client asks its user and
- * retries the call with the answer, which the capability then gives. An executor without one falls
+ * there is no session to ask on: a request without an answer to this very question answers
+ * `asked` and keeps the question, which the tool returns as an input_required result; the client
+ * asks its user and retries the call with the answer, which the capability then gives. An executor without one falls
  * back to what the mode offers (the Worker: the pending approval the requester confirms on
  * /approvals/mine; stdio: the config's confirm_fallback).
  *
@@ -17,6 +17,7 @@
 import { CLIENT_CAPABILITIES_META_KEY, inputRequired, type InputRequiredResult, type McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ProtocolEra } from './mcp-server.ts';
+import { questionState, sameState } from './question-binding.ts';
 import type { CommandClass } from './shell/command-class.ts';
 import { visibleText } from './visible-text.ts';
 
@@ -33,14 +34,20 @@ export interface ConfirmQuestion {
   rule: string;
   /** How long the person has to answer. */
   timeoutMs: number;
+  /**
+   * The server-side record the question stands for (the Worker: the approval record's id), which a
+   * 2026-07-28 client's answer must come back with (shared/question-binding.ts).
+   */
+  record?: string;
 }
 
 /**
  * `accept`: the person said yes to exactly this command. `decline` / `cancel`: they said no or
  * dismissed it. `unanswered`: the client could not be asked or did not answer in time (nothing
- * was decided).
+ * was decided). `asked`: the question goes back to the client (2026-07-28) and the call ends here;
+ * the answer comes with the client's retry (nothing was decided yet).
  */
-export type ConfirmAnswer = 'accept' | 'decline' | 'cancel' | 'unanswered';
+export type ConfirmAnswer = 'accept' | 'decline' | 'cancel' | 'unanswered' | 'asked';
 
 /** Asks the person at the client; never throws. */
 export type ConfirmCall = (question: ConfirmQuestion, signal: AbortSignal) => Promise<ConfirmAnswer>;
@@ -81,8 +88,12 @@ const carriedAnswer = z.union([z.object({ action: z.literal('accept'), content: 
 export interface Confirmation {
   /** Absent when the client cannot be asked (it declared no form elicitation). */
   confirm?: ConfirmCall;
-  /** 2026-07-28: the question the executor could not have answered in this request, as the result to return instead; else null. */
-  inputRequired(): InputRequiredResult | null;
+  /**
+   * 2026-07-28: when the executor ended the call because its question goes back to the client
+   * (its outcome is `approval_pending`, the answer `asked`), the input_required result to return
+   * instead; else null (the executor went past the question: it ran, or refused for another reason).
+   */
+  inputRequired(outcome: { ok: boolean; error?: { code: string } }): InputRequiredResult | null;
 }
 
 const CANNOT_ASK: Confirmation = { inputRequired: () => null };
@@ -115,9 +126,9 @@ function askOnSession(ctx: ServerContext): ConfirmCall {
 
 /**
  * 2026-07-28: the answer this request carries (the client's retry after an input_required result),
- * or, with none, the question kept for the tool to return. The answer confirms whatever this
- * request asks to run: the retry repeats the call's arguments, and the executor binds the decision
- * to them as it does for a question asked on a session (the Worker: the approval record's binding).
+ * when it comes back with the state of the very question the executor asks now
+ * (shared/question-binding.ts); otherwise the question is kept, with its state, for the tool to
+ * return. A yes sent with no question asked, or carried into another call, is not an answer.
  */
 function askByResult(ctx: ServerContext): Confirmation {
   const carried = carriedAnswer.safeParse(ctx.mcpReq.inputResponses?.[CONFIRM_KEY]);
@@ -128,16 +139,26 @@ function askByResult(ctx: ServerContext): Confirmation {
       : confirmed.safeParse(carried.data.content).success
         ? 'accept'
         : 'decline';
-  let asked: ConfirmQuestion | null = null;
+  const carriedState: unknown = ctx.mcpReq.requestState();
+  let asked: { question: ConfirmQuestion; state: string } | null = null;
   return {
     confirm: async (question): Promise<ConfirmAnswer> => {
-      if (answer !== null) return answer;
-      asked = question;
-      return 'unanswered';
+      const state = await questionState(questionParts(question), question.record);
+      if (answer !== null && sameState(carriedState, state)) return answer;
+      asked = { question, state };
+      return 'asked';
     },
-    inputRequired: () =>
-      asked === null
+    inputRequired: (outcome) =>
+      asked === null || outcome.ok || outcome.error?.code !== 'approval_pending'
         ? null
-        : inputRequired({ inputRequests: { [CONFIRM_KEY]: inputRequired.elicit({ mode: 'form', message: confirmMessage(asked), requestedSchema }) } }),
+        : inputRequired({
+            inputRequests: { [CONFIRM_KEY]: inputRequired.elicit({ mode: 'form', message: confirmMessage(asked.question), requestedSchema }) },
+            requestState: asked.state,
+          }),
   };
+}
+
+/** Every part of a question the person reads or that decides what runs. */
+function questionParts(question: ConfirmQuestion): unknown[] {
+  return [question.host, question.guest, question.command, question.commandClass, question.rule, question.timeoutMs];
 }

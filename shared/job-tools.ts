@@ -295,7 +295,7 @@ export function registerJobTools(server: McpServer, jobs: JobExecutor, era: Prot
         },
         ctx.mcpReq.signal,
       );
-      return outcome.ok ? jobResult(outcome.value, 'text') : (inputRequired() ?? errorResult(outcome.error));
+      return outcome.ok ? jobResult(outcome.value, 'text') : (inputRequired(outcome) ?? errorResult(outcome.error));
     },
   );
 

@@ -408,7 +408,7 @@ export function registerProxmoxTools(server: McpServer, executor: ProxmoxExecuto
             ctx.mcpReq.signal,
           ),
         );
-        if (!outcome.ok) return inputRequired() ?? errorResult(outcome.error);
+        if (!outcome.ok) return inputRequired(outcome) ?? errorResult(outcome.error);
         const formatted = formatExecResult(outcome.value, format, settings.characterLimit);
         return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
       },

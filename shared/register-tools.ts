@@ -129,7 +129,7 @@ export function registerTools(server: McpServer, executor: ToolExecutor, setting
           ctx.mcpReq.signal,
         ),
       );
-      if (!outcome.ok) return inputRequired() ?? errorResult(outcome.error);
+      if (!outcome.ok) return inputRequired(outcome) ?? errorResult(outcome.error);
       const formatted = formatExecResult(outcome.value, args.response_format, settings.characterLimit);
       return { content: [{ type: 'text', text: formatted.text }], structuredContent: formatted.structured, isError: formatted.isError };
     },

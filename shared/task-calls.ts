@@ -313,7 +313,7 @@ export function installTaskCalls(server: McpServer, toolCall: ToolCallHandler | 
     const started = await executor.startJob(confirm ? { ...start, confirm } : start, ctx.mcpReq.signal);
     if (!started.ok) {
       // Nothing started: 2026-07-28 answers as the synchronous call would (or with the question); 2025 with an error.
-      if (era === 'modern') return inputRequired() ?? errorResult(started.error);
+      if (era === 'modern') return inputRequired(started) ?? errorResult(started.error);
       throw executorFailure(started.error);
     }
     const now = Date.now();

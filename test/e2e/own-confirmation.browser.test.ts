@@ -17,7 +17,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { launchBrowser, screenshot } from '../harness/browser.ts';
-import { connectMcpClient, type ConnectedClient, type ConnectOptions } from '../harness/mcp-client.ts';
+import { connectMcpClient, type ConnectedClient, type ConnectOptions, type McpEra } from '../harness/mcp-client.ts';
+import { modernRpc, type Rpc } from '../harness/modern-rpc.ts';
 import type { TestSshd } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 
@@ -69,6 +70,24 @@ async function auditTools(user: string, marker: string): Promise<string[]> {
     .map((row) => `${String(row.tool)}:${String(row.outcome)}`);
 }
 
+/**
+ * cara, signed in on `era` with a client that answers yes, runs `touch` of a file named after
+ * `name` on prod: asked once (host, exact command, class, rule), and the file is there. The call's
+ * audit rows, as tool:outcome.
+ */
+async function runConfirmed(era: McpEra, name: string): Promise<string[]> {
+  const cara = await signIn('cara', { era, answer: answering('yes') });
+  const file = join(stack.sshd.home, `${name}-${RUN}`);
+  const before = asked.length;
+  const ran = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
+  expect(ran.isError, ran.text).toBe(false);
+  expect(ran.text).toContain('EXIT CODE');
+  expect(asked.length).toBe(before + 1);
+  for (const part of ['prod', `touch ${file}`, 'mutating', 'prod changes need your own yes']) expect(asked.at(-1)).toContain(part);
+  expect(existsSync(file)).toBe(true);
+  return auditTools('cara', `${name}-${RUN}`);
+}
+
 async function submit(page: Page, selector: string): Promise<number | undefined> {
   const [response] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
   return response?.status();
@@ -106,16 +125,7 @@ afterAll(async () => {
 
 describe('own confirmation', () => {
   it('asks a 2025 client that declared elicitation during the call, and runs the command once on yes', async () => {
-    const cara = await signIn('cara', { era: '2025-11-25', answer: answering('yes') });
-    const file = join(stack.sshd.home, `confirmed-${RUN}`);
-    const before = asked.length;
-    const ran = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
-    expect(ran.isError, ran.text).toBe(false);
-    expect(ran.text).toContain('EXIT CODE');
-    expect(asked.length).toBe(before + 1);
-    for (const part of ['prod', `touch ${file}`, 'mutating', 'prod changes need your own yes']) expect(asked.at(-1)).toContain(part);
-    expect(existsSync(file)).toBe(true);
-    expect(await auditTools('cara', `confirmed-${RUN}`)).toEqual(
+    expect(await runConfirmed('2025-11-25', 'confirmed')).toEqual(
       expect.arrayContaining(['approval_requested:ok', 'approval_approved:ok', 'approval_used:ok', 'ssh_exec_command:ok']),
     );
   });
@@ -134,16 +144,7 @@ describe('own confirmation', () => {
   });
 
   it('asks a 2026-07-28 client that declared elicitation by input_required, and runs the command once when its retry says yes', async () => {
-    const cara = await signIn('cara', { era: '2026-07-28', answer: answering('yes') });
-    const file = join(stack.sshd.home, `retried-${RUN}`);
-    const before = asked.length;
-    const ran = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}` });
-    expect(ran.isError, ran.text).toBe(false);
-    expect(ran.text).toContain('EXIT CODE');
-    expect(asked.length).toBe(before + 1);
-    for (const part of ['prod', `touch ${file}`, 'mutating', 'prod changes need your own yes']) expect(asked.at(-1)).toContain(part);
-    expect(existsSync(file)).toBe(true);
-    const tools = await auditTools('cara', `retried-${RUN}`);
+    const tools = await runConfirmed('2026-07-28', 'retried');
     expect(tools).toEqual(expect.arrayContaining(['approval_approved:ok', 'approval_used:ok', 'ssh_exec_command:ok']));
     // The retry decided the request the first round opened: one request, and none left waiting.
     expect(tools.filter((tool) => tool === 'approval_requested:ok')).toHaveLength(1);
@@ -162,6 +163,35 @@ describe('own confirmation', () => {
     const tools = await auditTools('cara', `retry-declined-${RUN}`);
     expect(tools).toEqual(expect.arrayContaining(['approval_requested:ok', 'approval_rejected:ok']));
     expect(tools).not.toContain('ssh_exec_command:ok');
+  });
+
+  it('takes no yes from a 2026-07-28 request that was not asked this very question: sent unasked, carried into another command, or with a made-up state', async () => {
+    const cara = await signIn('cara', { era: '2026-07-28' });
+    const yes = { confirm: { action: 'accept', content: { confirm: true } } };
+    const ask = (command: string, retry: Record<string, unknown>): Promise<Rpc> =>
+      modernRpc(stack.worker.mcpUrl, cara, 'tools/call', { name: 'ssh_exec_command', arguments: { host: 'prod', command }, ...retry }, 'ssh_exec_command', {
+        elicitation: { form: {} },
+      });
+    const first = join(stack.sshd.home, `unasked-${RUN}`);
+    const unasked = await ask(`touch ${first}`, { inputResponses: yes });
+    expect(unasked.result, JSON.stringify(unasked)).toMatchObject({ resultType: 'input_required' });
+    const state = String(unasked.result?.requestState);
+    expect(JSON.stringify(unasked.result?.inputRequests)).toContain(`touch ${first}`);
+    const other = join(stack.sshd.home, `carried-${RUN}`);
+    const carried = await ask(`touch ${other}`, { inputResponses: yes, requestState: state });
+    expect(carried.result).toMatchObject({ resultType: 'input_required' });
+    expect(carried.result?.requestState).not.toBe(state);
+    const madeUp = await ask(`touch ${first}`, { inputResponses: yes, requestState: `record:${'0'.repeat(32)}` });
+    expect(madeUp.result).toMatchObject({ resultType: 'input_required', requestState: state });
+    expect(existsSync(first)).toBe(false);
+    expect(existsSync(other)).toBe(false);
+    // The yes with its own question's state runs exactly that command, once.
+    const answered = await ask(`touch ${first}`, { inputResponses: yes, requestState: state });
+    expect(answered.result, JSON.stringify(answered)).toMatchObject({ isError: false, structuredContent: { exit_code: 0 } });
+    expect(existsSync(first)).toBe(true);
+    const again = await ask(`touch ${first}`, { inputResponses: yes, requestState: state });
+    expect(again.result).toMatchObject({ resultType: 'input_required' });
+    expect(again.result?.requestState).not.toBe(state);
   });
 
   it('answers a 2026-07-28 client without elicitation with the pending id and the page; the requester confirms there (not another user, not without CSRF), then it runs', async () => {
@@ -201,7 +231,7 @@ describe('own confirmation', () => {
     expect((await call(cara, 'ssh_approval_status', { approval_id: id })).text).toContain('pending');
 
     expect(await submit(page, `[data-approval="${id}"] button:has-text("Confirm")`)).toBe(200);
-    expect(await page.locator('[data-approval]').count()).toBe(0);
+    expect(await card.count()).toBe(0);
     const ran = await call(cara, 'ssh_approval_status', { approval_id: id });
     expect(ran.isError, ran.text).toBe(false);
     expect(existsSync(file)).toBe(true);

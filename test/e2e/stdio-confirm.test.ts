@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type TestSshd } from '../harness/sshd.ts';
 import { textOf } from '../harness/stack.ts';
 import { VERSION } from '../../shared/version.ts';
-import { CLI, connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
+import { CLI, connectStdio, rawStdioExchange, stdioEnv, type StdioSession } from '../harness/stdio.ts';
 
 let sshd: TestSshd;
 const sessions: StdioSession[] = [];
@@ -165,6 +165,34 @@ describe('stdio own confirmation', () => {
     expect(asked.length).toBe(before + 2);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(existsSync(declined)).toBe(false);
+  });
+
+  it('takes no yes from a 2026-07-28 request that was not asked the question', async () => {
+    const file = marker('modern-unasked');
+    const envelope = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'raw-2026', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+    };
+    const yes = { confirm: { action: 'accept', content: { confirm: true } } };
+    const exchange = await rawStdioExchange(stdioEnv(sshd, { CONFIRM_CLASSES: 'mutating' }), [
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'ssh_exec_command', arguments: { command: `touch ${file}` }, inputResponses: yes, _meta: envelope },
+      },
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'ssh_exec_command', arguments: { command: `touch ${file}` }, inputResponses: yes, requestState: 'mac:00', _meta: envelope },
+      },
+    ]);
+    const answers = exchange.stdout.map((line) => JSON.parse(line) as { id?: number; result?: Record<string, unknown> });
+    for (const id of [1, 2])
+      expect(answers.find((answer) => answer.id === id)?.result, exchange.stdout.join('\n')).toMatchObject({ resultType: 'input_required' });
+    expect(existsSync(file)).toBe(false);
   });
 
   it('refuses when the client cannot be asked, and runs with confirm_fallback "run"', async () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { connectMcpClient, type ConnectedClient } from '../harness/mcp-client.ts';
+import { modernRpc, type Rpc } from '../harness/modern-rpc.ts';
 import { processesRunning, remoteProcesses } from '../harness/sshd.ts';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { sleep, waitFor } from '../harness/wait.ts';
@@ -20,58 +21,15 @@ const RUN = `${process.pid}${Date.now() % 100_000}`;
 
 let stack: Stack;
 let bob: ConnectedClient | undefined;
-let rpcId = 0;
-
-interface Rpc {
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string };
-}
-
-/** One JSON-RPC request as a 2026-07-28 client sends it; the answer read from JSON or from the SSE stream. */
-async function rpc(
+/** One request as a 2026-07-28 client sends it, opted in to tasks unless `capabilities` says otherwise. */
+function rpc(
   session: ConnectedClient,
   method: string,
   params: Record<string, unknown>,
   name: string,
   capabilities: Record<string, unknown> = { extensions: { [EXTENSION]: {} } },
 ): Promise<Rpc> {
-  const id = ++rpcId;
-  const response = await fetch(stack.worker.mcpUrl, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${session.accessToken()}`,
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': method,
-      'mcp-name': name,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id,
-      method,
-      params: {
-        ...params,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-          'io.modelcontextprotocol/clientInfo': { name: 'raw-2026', version: '1' },
-          'io.modelcontextprotocol/clientCapabilities': capabilities,
-        },
-      },
-    }),
-  });
-  const text = await response.text();
-  const bodies = (response.headers.get('content-type') ?? '').includes('text/event-stream')
-    ? text
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).trim())
-    : [text];
-  for (const body of bodies) {
-    const message = JSON.parse(body) as Rpc & { id?: number };
-    if (message.id === id) return message;
-  }
-  throw new Error(`no answer to ${method} in ${text.slice(0, 500)}`);
+  return modernRpc(stack.worker.mcpUrl, session, method, params, name, capabilities);
 }
 
 /** The SSH user's processes whose command line is exactly `command`. */
@@ -131,7 +89,8 @@ describe('exec tools as MCP tasks through the Worker (2026-07-28)', () => {
       const created = await rpc(
         bob,
         'tools/call',
-        { ...call, inputResponses: { confirm: { action: 'accept', content: { confirm: true } } } },
+        // The retry carries the answer with the question's state, as a client does.
+        { ...call, inputResponses: { confirm: { action: 'accept', content: { confirm: true } } }, requestState: asked.result?.requestState },
         'ssh_exec_command',
         askable,
       );

@@ -32,11 +32,13 @@ export async function holdForOwnConfirmation(env: Env, ask: ApprovalAsk & { deci
   const requester = ask.caller;
   const rule = `rule ${ask.decision.rule.index}${ask.decision.rule.note ? ` (${ask.decision.rule.note})` : ''} of this deployment's policy`;
   const answer = await own.confirm(
-    { host: own.hostLabel, guest: ask.call.guest, command: ask.call.command, commandClass: ask.classification.class, rule, timeoutMs: own.waitMs },
+    { host: own.hostLabel, guest: ask.call.guest, command: ask.call.command, commandClass: ask.classification.class, rule, timeoutMs: own.waitMs, record: id },
     own.signal,
   );
   const desk = approvalDesk(env);
-  if (answer === 'unanswered') {
+  // Nothing decided (not answered, or asked of a 2026-07-28 client, whose retry brings the answer):
+  // unless it was decided on the approvals page meanwhile, the record waits.
+  if (answer === 'unanswered' || answer === 'asked') {
     const record = await desk.status(id, requester);
     if (!record.ok) return { kind: 'refused', error: record.error };
     if (record.value.state === 'pending') return { kind: 'pending', id, result: pendingApprovalResult(record.value, env) };

@@ -54,16 +54,25 @@ export interface HeldCall {
 
 /**
  * Why the gate's fresh answer no longer covers what was approved, or null when it does. As at the
- * desk, an approval does not outlive a policy edit (a same revision also means the same rules, so
- * the same decision); and the host must still be reached the same way (a relay's hosts may change
- * without a policy edit).
+ * desk, an approval does not outlive a policy edit. The host must still be reached the same way (a
+ * relay's hosts change without a policy edit). And the command must now be allowed outright, or
+ * held by the same rule for the same people: the caller's groups (and so the rule that applies)
+ * can change without a policy edit too, and one person's yes does not stand for another's.
  */
-export function approvalOutdated(approved: CallGate, now: CallGate): string | null {
+export function approvalOutdated(approved: HeldCall['gate'], now: CallGate): string | null {
   if (now.policyRevision !== approved.policyRevision)
     return `The policy changed while the call waited (revision ${approved.policyRevision}, now ${now.policyRevision}); approvals do not outlive a policy edit.`;
   if (now.route.relay !== approved.route.relay || now.route.host !== approved.route.host)
     return `The host ${approved.qualified} is reached another way (${now.qualified}) since the call was approved.`;
-  return null;
+  const ruling = now.command;
+  if (ruling === null || ruling.effect === 'allow') return null;
+  // The gate refuses a denied command outright; this is for the type's sake.
+  if (ruling.effect === 'deny') return 'The command rules now refuse this command.';
+  const before = approved.command;
+  const approvers = (decision: { effect: string; approvers?: string[] }): string => [...(decision.approvers ?? [])].sort().join('\n');
+  if (ruling.effect === before.effect && ruling.rule.index === before.rule.index && approvers(ruling) === approvers(before)) return null;
+  const who = ruling.effect === 'approve' ? (ruling.approvers.length > 0 ? ruling.approvers.join(', ') : "the deployment's admins") : 'your own confirmation';
+  return `The command rules now hold this call by rule ${ruling.rule.index} for ${who}, not by the rule that was approved.`;
 }
 
 function approvalCall(held: HeldCall): ApprovalCall {
