@@ -17,7 +17,7 @@
 import { CLIENT_CAPABILITIES_META_KEY, inputRequired, type InputRequiredResult, type McpServer, type ServerContext } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import type { ProtocolEra } from './mcp-server.ts';
-import { questionState, sameState } from './question-binding.ts';
+import { answersQuestion, questionState } from './question-binding.ts';
 import type { CommandClass } from './shell/command-class.ts';
 import { visibleText } from './visible-text.ts';
 
@@ -143,9 +143,9 @@ function askByResult(ctx: ServerContext): Confirmation {
   let asked: { question: ConfirmQuestion; state: string } | null = null;
   return {
     confirm: async (question): Promise<ConfirmAnswer> => {
-      const state = await questionState(questionParts(question), question.record);
-      if (answer !== null && sameState(carriedState, state)) return answer;
-      asked = { question, state };
+      const parts = questionParts(question);
+      if (answer !== null && (await answersQuestion(carriedState, parts, question.record))) return answer;
+      asked = { question, state: await questionState(parts, question.record) };
       return 'asked';
     },
     inputRequired: (outcome) =>

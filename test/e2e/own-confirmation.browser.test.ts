@@ -33,7 +33,11 @@ const asked: string[] = [];
 const POLICY = {
   version: 1,
   grants: [{ effect: 'allow', subjects: ['group:ops'], role: 'operator', hosts: ['*'] }],
-  commandRules: [{ effect: 'confirm', roles: ['operator'], hosts: ['env=prod'], classes: ['mutating'], note: 'prod changes need your own yes' }],
+  commandRules: [
+    { effect: 'confirm', roles: ['operator'], hosts: ['env=prod'], classes: ['mutating'], note: 'prod changes need your own yes' },
+    // Nobody is in group:strict until a test puts someone there: approve outranks confirm.
+    { effect: 'approve', subjects: ['group:strict'], roles: ['operator'], hosts: ['env=prod'], classes: ['mutating'], note: 'strict: a second person decides' },
+  ],
 };
 
 function relayConfig(sshd: TestSshd): unknown {
@@ -236,6 +240,27 @@ describe('own confirmation', () => {
     expect(ran.isError, ran.text).toBe(false);
     expect(existsSync(file)).toBe(true);
     expect(await auditTools('cara', `paged-${RUN}`)).toEqual(expect.arrayContaining(['approval_approved:ok', 'approval_used:ok']));
+  });
+
+  it('refuses to carry on a confirmation once another rule holds the call: the requester moved into a group that needs a second person', async () => {
+    const cara = await signIn('cara', { era: '2025-11-25' });
+    const file = join(stack.sshd.home, `regrouped-${RUN}`);
+    const held = await call(cara, 'ssh_exec_command', { host: 'prod', command: `touch ${file}`, timeout: 2 });
+    const id = /approval_id "([0-9a-f]{32})"/.exec(held.text)?.[1] ?? '';
+    expect(id, held.text).toMatch(/^[0-9a-f]{32}$/);
+    const page = await browserSignIn('cara');
+    expect(await submit(page, `[data-approval="${id}"] button:has-text("Confirm")`)).toBe(200);
+    const admin = adminApi(stack.worker);
+    expect((await admin.patch('users/cara', { groups: ['ops', 'strict'] })).status).toBe(200);
+    try {
+      const refused = await call(cara, 'ssh_approval_status', { approval_id: id });
+      expect(refused.isError, refused.text).toBe(true);
+      expect(refused.text).toContain('approval_refused');
+      expect(refused.text).toContain("rule 1 for the deployment's admins");
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      expect((await admin.patch('users/cara', { groups: ['ops'] })).status).toBe(200);
+    }
   });
 
   it('answers a client without elicitation with the pending id and the page, asking nothing', async () => {

@@ -175,23 +175,19 @@ describe('stdio own confirmation', () => {
       'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
     };
     const yes = { confirm: { action: 'accept', content: { confirm: true } } };
-    const exchange = await rawStdioExchange(stdioEnv(sshd, { CONFIRM_CLASSES: 'mutating' }), [
-      {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: { name: 'ssh_exec_command', arguments: { command: `touch ${file}` }, inputResponses: yes, _meta: envelope },
-      },
-      {
-        jsonrpc: '2.0',
-        id: 2,
-        method: 'tools/call',
-        params: { name: 'ssh_exec_command', arguments: { command: `touch ${file}` }, inputResponses: yes, requestState: 'mac:00', _meta: envelope },
-      },
-    ]);
-    const answers = exchange.stdout.map((line) => JSON.parse(line) as { id?: number; result?: Record<string, unknown> });
-    for (const id of [1, 2])
-      expect(answers.find((answer) => answer.id === id)?.result, exchange.stdout.join('\n')).toMatchObject({ resultType: 'input_required' });
+    // One request per server process: an exchange ends with its last request's answer.
+    for (const retry of [{ inputResponses: yes }, { inputResponses: yes, requestState: `mac:${'0'.repeat(32)}.${Date.now()}.${'0'.repeat(64)}` }]) {
+      const exchange = await rawStdioExchange(stdioEnv(sshd, { CONFIRM_CLASSES: 'mutating' }), [
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'ssh_exec_command', arguments: { command: `touch ${file}` }, ...retry, _meta: envelope },
+        },
+      ]);
+      const answer = exchange.stdout.map((line) => JSON.parse(line) as { id?: number; result?: Record<string, unknown> }).find((line) => line.id === 1);
+      expect(answer?.result, exchange.stdout.join('\n')).toMatchObject({ resultType: 'input_required' });
+    }
     expect(existsSync(file)).toBe(false);
   });
 

@@ -66,7 +66,7 @@ describe('using an approval (replays)', () => {
     const alice = await user();
     const id = await approved(alice);
     const binding = await bindingFor(alice, call(), 7);
-    expect(await consumeApproval(env, id, binding)).toEqual({ ok: true, value: undefined });
+    expect(await consumeApproval(env, id, binding)).toMatchObject({ ok: true, value: { id, state: 'used', rule: { index: 2 } } });
     expect(await refusal(id, binding)).toMatch(/^approval_refused: .*already used/);
   });
 

@@ -99,9 +99,9 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /** Use an approval for the call about to run: refused (with the reason) unless every part matches. */
-export async function consumeApproval(env: Env, id: string, binding: ApprovalBinding): Promise<Outcome<void>> {
-  const used = await approvalDesk(env).consume(id, binding);
-  return used.ok ? success(undefined) : used;
+/** Use an approval once, for the call `binding` describes; the record as used (its rule, approvers and whether it was the requester's own). */
+export async function consumeApproval(env: Env, id: string, binding: ApprovalBinding): Promise<Outcome<ApprovalRecord>> {
+  return approvalDesk(env).consume(id, binding);
 }
 
 /** The binding of a call as the executor is about to run it. */

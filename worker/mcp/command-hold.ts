@@ -116,6 +116,9 @@ export async function holdForPerson<T>(
   const { env, caller, gate } = held;
   const call = approvalCall(held);
   let approvalId: string;
+  // What the approval was given under: this call's gate when it waited here; for an approval
+  // carried on (ssh_approval_status), the rule its record was asked under, which may differ.
+  let approved: HeldCall['gate'] = gate;
   if (held.details.approvalId !== undefined) {
     approvalId = held.details.approvalId;
     const used = await consumeApproval(env, approvalId, await bindingFor(caller, call, gate.policyRevision));
@@ -123,6 +126,11 @@ export async function holdForPerson<T>(
       recordNotRun(held, used.error.code);
       return used;
     }
+    const record = used.value;
+    approved = {
+      ...gate,
+      command: record.self ? { effect: 'confirm', rule: record.rule } : { effect: 'approve', rule: record.rule, approvers: record.approvers },
+    };
   } else {
     const ask = { caller, call, classification: held.command.classification, policyRevision: gate.policyRevision };
     const waitMs = Math.min(held.details.timeoutMs, APPROVAL_INLINE_WAIT_MS);
@@ -157,7 +165,7 @@ export async function holdForPerson<T>(
   // call came in may not be now. A refusal is recorded by the gate itself.
   const fresh = await held.regate();
   if (!fresh.outcome.ok) return fresh.outcome;
-  const outdated = approvalOutdated(gate, fresh.outcome.value);
+  const outdated = approvalOutdated(approved, fresh.outcome.value);
   if (outdated !== null) {
     recordNotRun(held, 'approval_refused');
     return failure('approval_refused', outdated);

@@ -78,7 +78,9 @@ describe('confirmationFor, 2026-07-28', () => {
     const local = { ...question, record: undefined };
     const first = await ask(request(), local);
     expect(first.state).toMatch(/^mac:/);
-    expect((await ask(request({ inputResponses: yes, requestState: String(first.state) }), local)).answer).toBe('accept');
     expect((await ask(request({ inputResponses: yes, requestState: String(first.state) }), { ...local, command: 'touch /tmp/y' })).answer).toBe('asked');
+    expect((await ask(request({ inputResponses: yes, requestState: String(first.state) }), local)).answer).toBe('accept');
+    // Answered once: the same state again is a replay.
+    expect((await ask(request({ inputResponses: yes, requestState: String(first.state) }), local)).answer).toBe('asked');
   });
 });
