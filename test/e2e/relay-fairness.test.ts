@@ -119,14 +119,17 @@ describe("a host's SSH channels", () => {
     const [, otto] = sessions;
     if (!otto) throw new Error('sessions not set up');
     const marker = `share-${process.pid}`;
+    // About 3 s, written as no other test writes it: every test's sshd logs in as the same user, and
+    // a `sleep 3` of a file running beside this one would be counted as one of this user's.
+    const seconds = `3.${String(process.pid).padStart(8, '0')}`;
     // More long commands than the host's whole pool (4 connections × 8 channels): without a share
     // they would take every channel and queue ahead of everyone else.
-    const hog = Array.from({ length: 40 }, () => call(otto, 'ssh_exec_command', { command: `sleep 3; echo ${marker}`, timeout: 60 }));
+    const hog = Array.from({ length: 40 }, () => call(otto, 'ssh_exec_command', { command: `sleep ${seconds}; echo ${marker}`, timeout: 60 }));
     // The sleeps themselves, not the shells whose command lines mention them.
     const running = (): number =>
-      remoteProcesses('sleep 3', stack.sshd.user).filter((pid) => {
+      remoteProcesses(`sleep ${seconds}`, stack.sshd.user).filter((pid) => {
         try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === 'sleep\u00003\u0000';
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === `sleep\u0000${seconds}\u0000`;
         } catch {
           return false;
         }
