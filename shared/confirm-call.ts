@@ -4,12 +4,12 @@
  * person at the client says yes. Only the tool layer can ask (it has the request's context), and
  * only the executor knows whether a command needs it, so the tool hands the executor a small
  * capability (ConfirmCall) in its request, the way the progress tap is handed: only when the client
- * declared form elicitation. On a 2025-era session it asks during the call and waits. On 2026-07-28
- * there is no session to ask on: a request without an answer to this very question answers
- * `asked` and keeps the question, which the tool returns as an input_required result; the client
- * asks its user and retries the call with the answer, which the capability then gives. An executor without one falls
- * back to what the mode offers (the Worker: the pending approval the requester confirms on
- * /approvals/mine; stdio: the config's confirm_fallback).
+ * declared form elicitation. On a 2025-era session it asks during the call and waits. On
+ * 2026-07-28 there is no session to ask on: a request without an answer to this very question
+ * answers `asked` and keeps the question, which the tool returns as an input_required result; the
+ * client asks its user and retries the call with the answer, which the capability then gives. An
+ * executor without one falls back to what the mode offers (the Worker: the pending approval the
+ * requester confirms on /approvals/mine; stdio: the config's confirm_fallback).
  *
  * The question shows the exact command through visibleText, so control characters and
  * bidirectional overrides cannot make it look like another command.

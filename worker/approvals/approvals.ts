@@ -98,8 +98,10 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** Use an approval for the call about to run: refused (with the reason) unless every part matches. */
-/** Use an approval once, for the call `binding` describes; the record as used (its rule, approvers and whether it was the requester's own). */
+/**
+ * Use an approval for the call about to run: refused (with the reason) unless every part matches.
+ * Answers the record as used (its rule, approvers and whether it was the requester's own).
+ */
 export async function consumeApproval(env: Env, id: string, binding: ApprovalBinding): Promise<Outcome<ApprovalRecord>> {
   return approvalDesk(env).consume(id, binding);
 }

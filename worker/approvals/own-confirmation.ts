@@ -2,8 +2,8 @@
  * A `confirm` rule's hold when the requester can be asked (a client that declared elicitation;
  * shared/confirm-call.ts): during the call on a 2025-era session, or, on 2026-07-28, by an
  * input_required result and the client's retry, which finds the same pending record (the desk
- * gives a repeated call its requester's pending record for exactly that call). The record is opened as for any
- * hold (self: true), so the desk audits the request, the decision and the use as usual; the
+ * gives a repeated call its requester's pending record for exactly that call). The record is
+ * opened as for any hold (self: true), so the desk audits the request, the decision and the use as usual; the
  * question names the host, the exact command, its class and the rule. Yes: the requester decides
  * their own record, it is used at once, and the call runs. No (decline or cancel): the record is
  * rejected by the requester and nothing ran. No answer (the client failed or timed out): the

@@ -161,11 +161,16 @@ export async function holdForPerson<T>(
     approvalId = hold.id;
     held.details.onWaiting?.(null);
   }
-  // The caller's standing, grant and role, and the rules, are read again: what was true when the
-  // call came in may not be now. A refusal is recorded by the gate itself.
-  const fresh = await held.regate();
-  if (!fresh.outcome.ok) return fresh.outcome;
-  const outdated = approvalOutdated(approved, fresh.outcome.value);
+  // A call that waited here asks the gate again: the caller's standing, grant and role, and the
+  // rules, may have changed meanwhile (a refusal is recorded by the gate itself). One carried on
+  // was gated as this request came in, a moment ago.
+  let now: CallGate = gate;
+  if (held.details.approvalId === undefined) {
+    const fresh = await held.regate();
+    if (!fresh.outcome.ok) return fresh.outcome;
+    now = fresh.outcome.value;
+  }
+  const outdated = approvalOutdated(approved, now);
   if (outdated !== null) {
     recordNotRun(held, 'approval_refused');
     return failure('approval_refused', outdated);
