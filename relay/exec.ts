@@ -247,18 +247,18 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
     : wrapCommand(op.command, runId, op.timeoutMs, DEFAULT_STOP, op.pty ? 'terminal' : 'empty', sudo);
   // A plain run (no terminal, no sudo, on the host itself) may go to a ready shell, when it is short
   // enough to read quickly there (a shell reads its input a byte at a time).
-  const readyInput = op.pty || sudo || ctid ? undefined : readyShellInput(op.command, runId, op.timeoutMs);
-  const opened = await pool.exec(
-    command,
-    stopSignal,
-    op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {},
-    readyInput !== undefined && Buffer.byteLength(readyInput) <= READY_INPUT_MAX_BYTES ? readyInput : undefined,
-  );
+  const ready =
+    op.pty || sudo || ctid || Buffer.byteLength(readyShellInput(op.command, runId, op.timeoutMs)) > READY_INPUT_MAX_BYTES
+      ? undefined
+      : { command: op.command, runId, timeoutMs: op.timeoutMs };
+  const opened = await pool.exec(command, stopSignal, op.pty && !ctid ? { pty: ptyOptions(op.pty) } : {}, ready);
   if (!opened.ok) {
     if (deadline.aborted) return pool.whyNoChannel(op.timeoutMs);
     return opened;
   }
   const { channel, exit, lease } = opened.value;
+  // A ready shell may mark the run with its own id (its watchdog was waiting under it): stops look for that one.
+  const markedAs = opened.value.runId ?? runId;
   // Data on the channel, read by the wrapper's password reader only (relay/sudo.ts); never a word of a command.
   if (sudoPassword !== undefined) channel.write(`${sudoPassword}\n`);
   const stdout = new StreamCapture(op.maxChars, (text) => onOutput('stdout', text));
@@ -289,7 +289,7 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
     if (ctid) return (identity) => ({ command: containerStopCommand(ctid, identity, runId) });
     if (sudo && sudoFilter?.started)
       return (identity) => ({ command: sudoStopCommand(identity, runId, sudo), ...(sudoPassword !== undefined ? { stdin: `${sudoPassword}\n` } : {}) });
-    return (identity) => ({ command: stopCommand(identity, runId) });
+    return (identity) => ({ command: stopCommand(identity, markedAs) });
   };
   let stopping: 'timeout' | 'cancel' | null = null;
   let stopConfirmed = true;

@@ -172,14 +172,20 @@ export function sudoStopCommand(identity: RunIdentity, runId: string, sudo: Sudo
  * output pipe ($2), the seconds to wait ($3) and the run id ($4). It is in the run's process group,
  * so the relay's stop ends it with the rest; it ignores HUP (the relay's connection dropping). It
  * ends when its parent has ended and nothing carries the run's marker any more, and otherwise stops
- * the run at the deadline, ignoring TERM from then on (it signals its own group). The same text for
- * every run (nothing of the run is in it), so a ready shell (readyShellCommand) can hold it.
+ * the run at the deadline, ignoring TERM from then on (it signals its own group).
  */
 function watchdogScript(settings: StopSettings): string {
   return (
     `trap '' HUP INT; ` +
     // The id is 16 hex digits from the relay; anything else means a broken start: do nothing.
     `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; ` +
+    watchdogCountdown(settings)
+  );
+}
+
+/** The watchdog's count from the run's start to its deadline, and the stop at the deadline (watchdogScript's arguments). */
+function watchdogCountdown(settings: StopSettings): string {
+  return (
     `g=$1; r="MRE_RUN=$4"; jd=; o=$2; [ -n "$o" ] || { ${inodeOf('$g', 'o')}}; me=$$; ` +
     SCAN_FUNCTIONS +
     // Once the leader is gone, stay only while something of the run still carries its marker (every
@@ -192,6 +198,25 @@ function watchdogScript(settings: StopSettings): string {
     `w=0; while [ "$w" -lt "$3" ]; do sleep 1; w=$((w+1)); if ! kill -0 "$g" 2>/dev/null; then marked; [ -n "$m" ] || exit 0; fi; done; ` +
     `trap '' TERM; ` +
     stopBody(settings, false)
+  );
+}
+
+/**
+ * A ready shell's watchdog (readyShellCommand), started with the shell, ahead of its run, with the
+ * same arguments as watchdogScript. Once it listens for USR1 it prints its PID and lets go of the
+ * shell's output (the shell reads that PID, so it cannot signal before the trap is set). Then it
+ * counts nothing until USR1 (the run has started: count down as watchdogScript does), and ends when
+ * the shell ends without a run, or on TERM while it waits (the shell's run needs other seconds).
+ * Its wait is a `sleep 5` at a time: a signal ends `wait` at once, and an idle shell costs one
+ * process start every 5 s.
+ */
+function armedWatchdogScript(settings: StopSettings): string {
+  return (
+    `trap '' HUP INT; mre_p=; mre_go=; trap 'mre_go=1' USR1; trap 'kill "$mre_p" 2>/dev/null; exit 0' TERM; ` +
+    `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; echo "$$"; exec >/dev/null 2>&1; ` +
+    `while [ -z "$mre_go" ]; do sleep 5 & mre_p=$!; wait "$mre_p"; kill "$mre_p" 2>/dev/null; [ -n "$mre_go" ] || kill -0 "$1" 2>/dev/null || exit 0; done; ` +
+    `trap - TERM; ` +
+    watchdogCountdown(settings)
   );
 }
 
@@ -249,27 +274,57 @@ function markedStart(settings: StopSettings, seconds: string, runId: string): st
 export const READY_PING = '?\n';
 export const READY_ACK = '\x1ek';
 
+/** What a ready shell's watchdog was started for: the run id it looks for and the seconds it gives the run. */
+export interface ReadyWatch {
+  runId: string;
+  seconds: number;
+}
+
+/** A watch for the next ready shell, whose run is expected to have `timeoutMs` (the pool guesses from the last run). */
+export function readyWatchFor(timeoutMs: number): ReadyWatch {
+  return { runId: newRunId(), seconds: watchdogSeconds(timeoutMs) };
+}
+
+/** Whether a run with `timeoutMs` can use the watchdog a ready shell started for `watch` (under the watch's run id). */
+export function watchFits(watch: ReadyWatch, timeoutMs: number): boolean {
+  return watch.seconds === watchdogSeconds(timeoutMs);
+}
+
 /**
  * A ready shell: a login shell started ahead of its command on a channel of its own, so that a
  * command costs no channel open and no shell start (two round trips to the host and a process
- * start). It waits for the relay's ping and answers it, so the relay knows the connection is alive
- * before it sends anything (a connection that went silent is found without a command on it); then
- * it reads the run (readyShellInput) from stdin and runs it exactly as wrapCommand does, for a run
- * without a terminal or sudo. Its end of input before a whole run is read runs nothing.
+ * start). It starts its watchdog at once (armedWatchdogScript, for `watch`), not as a child: the
+ * run is evaluated in the shell itself, where a bare `wait` must wait for the run's own children
+ * only. So a run that fits the watch starts no process before the command's own. It waits for the
+ * relay's ping and answers it, so the relay knows the connection is alive before it sends anything
+ * (a connection that went silent is found without a command on it); then it reads the run
+ * (readyShellInput) from stdin and runs it exactly as wrapCommand does, for a run without a
+ * terminal or sudo. A run sent with another run id or seconds than the watch's gets a watchdog of
+ * its own, as wrapCommand starts one, and a subshell. Its end of input before a whole run is read
+ * runs nothing, and ends the watchdog.
  */
-export function readyShellCommand(settings: StopSettings = DEFAULT_STOP): string {
+export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DEFAULT_STOP): string {
+  const runId = checkRunId(watch.runId);
+  if (!Number.isInteger(watch.seconds) || watch.seconds < 1) throw new Error('a watch has a whole number of seconds');
+  const end = `{ kill "$mre_w" 2>/dev/null; exit 0; }`;
   return (
     // The output pipe is known before the run: read it while waiting, not after the ping.
     inodeOf('$$', 'mre_o') +
-    `IFS= read -r mre_l || exit 0; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
-    `IFS=' ' read -r mre_r mre_s || exit 0; ` +
-    `case "$mre_r" in *[!0-9a-f]*|'') exit 0;; esac; case "$mre_s" in *[!0-9]*|'') exit 0;; esac; ` +
+    `mre_w=$(sh -c ${quoteShellWord(armedWatchdogScript(settings))} mre-watchdog "$$" "$mre_o" ${watch.seconds} ${runId} </dev/null &); ` +
+    `case "$mre_w" in *[!0-9]*|'') mre_w=;; esac; ` +
+    `IFS= read -r mre_l || ${end}; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
+    `IFS=' ' read -r mre_r mre_s || ${end}; ` +
+    `case "$mre_r" in *[!0-9a-f]*|'') ${end};; esac; case "$mre_s" in *[!0-9]*|'') ${end};; esac; ` +
     // The command's lines each come after a "." (so none is empty), and an empty line ends them.
     `mre_c=; mre_n=; mre_ok=; while IFS= read -r mre_l; do [ -z "$mre_l" ] && { mre_ok=1; break; }; ` +
-    `mre_c="$mre_c$mre_n\${mre_l#.}"; mre_n='\n'; done; [ -n "$mre_ok" ] || exit 0; ` +
-    markedStart(settings, '"$mre_s"', '"$mre_r"') +
-    // The command's text is exactly what was sent; it is the only thing the subshell evaluates after unsetting these.
-    `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s; eval "unset mre_c\n$mre_c" ) </dev/null`
+    `mre_c="$mre_c$mre_n\${mre_l#.}"; mre_n='\n'; done; [ -n "$mre_ok" ] || ${end}; ` +
+    // Another watch than this run's: its own watchdog, and the run in a subshell (which a `wait` in it needs then).
+    `if [ -z "$mre_w" ] || [ "$mre_r $mre_s" != "${runId} ${watch.seconds}" ] || ! kill -USR1 "$mre_w" 2>/dev/null; then ` +
+    `kill "$mre_w" 2>/dev/null; ${markedStart(settings, '"$mre_s"', '"$mre_r"')}` +
+    `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c" ) </dev/null; exit; fi; ` +
+    `printf '${MARKER_FORMAT}' "$$" "$mre_o"; MRE_RUN=$mre_r; export MRE_RUN; exec </dev/null; ` +
+    // The command's text is exactly what was sent; it is the only thing evaluated after unsetting these.
+    `unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c"`
   );
 }
 

@@ -50,7 +50,7 @@ import type { RelayOperations } from './operations.ts';
 import type { ConfirmRule } from './config.ts';
 import { confirmLocally, type LocalConfirmRequest } from './local-confirm.ts';
 import type { ConfirmCall } from '../shared/confirm-call.ts';
-import type { HostPool } from './ssh-pool.ts';
+import type { HostChannels } from './ssh-pool.ts';
 import { formatCount } from '../shared/format-count.ts';
 
 /** What ImageKit transfers need in the stdio mode. */
@@ -389,13 +389,14 @@ export class LocalExecutor implements ToolExecutor {
     return downloaded.ok ? success({ ...downloaded.value, host: target.value.host }) : downloaded;
   }
 
-  private pool(requested: string | undefined): Outcome<{ host: string; pool: HostPool }> {
+  /** The host's pool as stdio mode's one user uses it (no caller). */
+  private pool(requested: string | undefined): Outcome<{ host: string; pool: HostChannels }> {
     const host = selectHost(
       this.operations.inventory().map((entry) => entry.name),
       requested,
     );
     if (!host.ok) return host;
     const pool = this.operations.pool(host.value);
-    return pool ? success({ host: host.value, pool }) : failure('host_not_configured', `Host "${host.value}" is not configured.`);
+    return pool ? success({ host: host.value, pool: pool.forCaller(undefined) }) : failure('host_not_configured', `Host "${host.value}" is not configured.`);
   }
 }

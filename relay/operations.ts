@@ -69,7 +69,7 @@ export class RelayOperations {
         this.unfinished.remove(entry.host, entry.path);
         continue;
       }
-      if (await deleteLeftover(pool, entry.path, AbortSignal.timeout(SWEEP_TIMEOUT_MS))) {
+      if (await deleteLeftover(pool.forCaller(undefined), entry.path, AbortSignal.timeout(SWEEP_TIMEOUT_MS))) {
         this.unfinished.remove(entry.host, entry.path);
         log('info', 'deleted the temporary file of an unfinished write', { host: entry.host });
       }

@@ -23,9 +23,10 @@ import { log, notice } from './log.ts';
 import { connectError, HOST_FINGERPRINTS_COMMAND, hostKeyError, isChannelOpenFailure, trustRefusedKey } from './ssh-errors.ts';
 import { JumpConnections, type ConnectAttempt } from './jump-connections.ts';
 import { certificateForConnect, certificateLogin, certificateLoginError } from './ssh-certificate.ts';
-import { readyShellCommand } from './host-stop.ts';
+import { readyShellCommand, readyShellInput, readyWatchFor, watchFits, type ReadyWatch } from './host-stop.ts';
 import { pingReadyShell } from './ready-shell-ping.ts';
 import { unlessAborted } from '../shared/unless-aborted.ts';
+import { DEFAULT_TIMEOUT_SECONDS } from '../shared/limits.ts';
 
 /** ssh2's host key algorithms, most preferred first; reordered per host to favour known key types. */
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
@@ -87,19 +88,30 @@ export interface HostChannels {
   readonly host: HostConfig;
   acquire(signal: AbortSignal): Promise<Outcome<Lease>>;
   /**
-   * `options` asks for a pseudo-terminal (ssh2's exec options); none by default. `readyInput`: the
-   * same run as a ready shell reads it (host-stop.ts readyShellInput), for a wrapped run with no
-   * terminal: the pool writes it to a ready shell when it has one, and runs `command` otherwise.
+   * `options` asks for a pseudo-terminal (ssh2's exec options); none by default. `ready`: the same
+   * run for a ready shell, for a wrapped run with no terminal: the pool writes it to a ready shell
+   * when it has one, and runs `command` otherwise. The answer's `runId` is the id the run is marked
+   * with on the host: a ready shell's own, when its watchdog fits the run, or else `ready.runId`.
    */
-  exec(
-    command: string,
-    signal: AbortSignal,
-    options?: ExecOptions,
-    readyInput?: string,
-  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>>;
+  exec(command: string, signal: AbortSignal, options?: ExecOptions, ready?: ReadyRun): Promise<Outcome<OpenedRun>>;
   sftp(signal: AbortSignal): Promise<Outcome<{ sftp: SFTPWrapper; end(): void }>>;
   execNow(client: Client, command: string, signal: AbortSignal): Promise<Outcome<{ channel: ClientChannel; exit: ChannelExit }>>;
   whyNoChannel(timeoutMs: number): Outcome<never>;
+}
+
+/** A run as a ready shell can take it: the command (run as host-stop.ts readyShellInput sends it), its run id and its timeout. */
+export interface ReadyRun {
+  command: string;
+  runId: string;
+  timeoutMs: number;
+}
+
+/** A channel running a command; `runId` is the run's marker on the host when it went through `ready`. */
+export interface OpenedRun {
+  channel: ClientChannel;
+  lease: Lease;
+  exit: ChannelExit;
+  runId?: string;
 }
 
 /** Filled in by the channel's 'exit' event, which may fire before the caller gets the channel. */
@@ -132,6 +144,8 @@ interface ReadyShell {
   lease: ClaimableLease;
   idle: ReturnType<typeof setTimeout>;
   connection: Connection;
+  /** The run id and seconds its watchdog was started for. */
+  watch: ReadyWatch;
 }
 
 let nextConnectionId = 1;
@@ -315,6 +329,8 @@ export class HostPool {
   /** A ready shell being started: a run that finds none ready waits for this one rather than open its own (which would take longer). */
   private readyOpening: Promise<void> | null = null;
   private wantsReady = false;
+  /** The timeout of the last run that asked for a ready shell: the next one's watchdog is started for it. */
+  private readyTimeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
   /** No ready shell before this time (Date.now()): one misbehaved or was lost. */
   private readyOffUntil = 0;
 
@@ -334,14 +350,14 @@ export class HostPool {
 
   /**
    * This pool as one caller uses it: their work counts against their share. Always this wrapper,
-   * also with no caller (stdio mode): the pool's own `exec` takes the caller before `readyInput`,
+   * also with no caller (stdio mode): the pool's own `exec` takes the caller before `ready`,
    * and TypeScript would let the pool pass for a HostChannels with the run's text as its caller.
    */
   forCaller(caller: string | undefined): HostChannels {
     return {
       host: this.host,
       acquire: (signal) => this.acquire(signal, caller),
-      exec: (command, signal, options, readyInput) => this.exec(command, signal, options, caller, readyInput),
+      exec: (command, signal, options, ready) => this.exec(command, signal, options, caller, ready),
       sftp: (signal) => this.sftp(signal, caller),
       execNow: (client, command, signal) => this.execNow(client, command, signal),
       whyNoChannel: (timeoutMs) => this.whyNoChannel(timeoutMs, caller),
@@ -376,16 +392,12 @@ export class HostPool {
    * released when the channel closes. Waiting for a slot and for the channel both end when
    * `signal` aborts.
    */
-  async exec(
-    command: string,
-    signal: AbortSignal,
-    options?: ExecOptions,
-    caller?: string,
-    readyInput?: string,
-  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }>> {
-    if (readyInput !== undefined && !options?.pty && this.host.readyShell) {
+  async exec(command: string, signal: AbortSignal, options?: ExecOptions, caller?: string, ready?: ReadyRun): Promise<Outcome<OpenedRun>> {
+    if (ready !== undefined && !options?.pty && this.host.readyShell) {
       this.wantsReady = true;
-      const onReady = await this.runOnReadyShell(readyInput, signal, caller);
+      // The next ready shell's watchdog is started for this run's timeout: runs tend to repeat theirs.
+      this.readyTimeoutMs = ready.timeoutMs;
+      const onReady = await this.runOnReadyShell(ready, signal, caller);
       if (onReady !== null) return onReady;
     }
     for (let attempt = 0; ; attempt += 1) {
@@ -422,11 +434,7 @@ export class HostPool {
    * (or it did not answer): the run then opens a channel of its own, as it would have anyway. A
    * caller never passes others waiting in the queue, nor goes over their share, this way.
    */
-  private async runOnReadyShell(
-    input: string,
-    signal: AbortSignal,
-    caller: string | undefined,
-  ): Promise<Outcome<{ channel: ClientChannel; lease: Lease; exit: ChannelExit }> | null> {
+  private async runOnReadyShell(ready: ReadyRun, signal: AbortSignal, caller: string | undefined): Promise<Outcome<OpenedRun> | null> {
     if (!this.ready && this.readyOpening) await unlessAborted(this.readyOpening, signal);
     const shell = this.ready;
     if (!shell || signal.aborted || this.waiters.length > 0 || !this.withinShare(caller)) return null;
@@ -438,9 +446,12 @@ export class HostPool {
     // A shell that will not run this command is not the caller's: it no longer counts against their share.
     if (answer !== 'answered') shell.lease.claim(undefined);
     switch (answer) {
-      case 'answered':
-        shell.channel.write(input);
-        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit });
+      case 'answered': {
+        // Under the shell's own run id its waiting watchdog takes the run; under the caller's it starts one.
+        const runId = watchFits(shell.watch, ready.timeoutMs) ? shell.watch.runId : ready.runId;
+        shell.channel.write(readyShellInput(ready.command, runId, ready.timeoutMs));
+        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit, runId });
+      }
       case 'cancelled':
         this.retireReady(shell);
         return failure('cancelled', 'Stopped while the SSH channel was opening.');
@@ -490,7 +501,8 @@ export class HostPool {
     const connection = this.connections.find((c) => c.state === 'ready' && c.active < this.perConnection);
     if (!connection) return;
     const lease = this.lease(connection, undefined);
-    this.readyOpening = openExecChannel(lease.client, readyShellCommand(), new AbortController().signal, () =>
+    const watch = readyWatchFor(this.readyTimeoutMs);
+    this.readyOpening = openExecChannel(lease.client, readyShellCommand(watch), new AbortController().signal, () =>
       lease.abandon('it did not answer a channel request'),
     ).then((opened) => {
       this.readyOpening = null;
@@ -507,6 +519,7 @@ export class HostPool {
         connection,
         idle: setTimeout(() => this.retireReady(shell, false), READY_IDLE_MS),
         early: () => this.readyPrinted(shell),
+        watch,
       };
       shell.idle.unref();
       // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.

@@ -12,7 +12,7 @@ import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
 import type { RelayOperations } from '../../relay/operations.ts';
 import { runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
 import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
-import { childrenOf, startSshd, type TestSshd } from '../harness/sshd.ts';
+import { childrenOf, remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
 import { waitFor } from '../harness/wait.ts';
 
 let sshd: TestSshd;
@@ -70,6 +70,23 @@ describe('ready shells', () => {
     expect(result.timedOut).toBe(true);
     expect(result.stopConfirmed).toBe(true);
     expect(childrenOf(waiting as number)).toEqual([]);
+  });
+
+  it("stop a run that fits their waiting watchdog by that watchdog's run id: a setsid child that let go of the output is found by it", async () => {
+    const marker = `1014.${process.pid}`;
+    // The ready shell after this run has a watchdog waiting for runs of 1.5 s, under its own run id.
+    await run('true', { timeoutMs: 1_500 });
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [waiting] = waitingShells();
+    try {
+      const result = await run(`setsid sleep ${marker} </dev/null >/dev/null 2>&1 & echo $$; sleep 30`, { timeoutMs: 1_500 });
+      expect(result.stdout).toBe(`${waiting}\n`);
+      expect(result.timedOut).toBe(true);
+      expect(result.stopConfirmed).toBe(true);
+      expect(remoteProcesses(`sleep ${marker}`, sshd.user)).toEqual([]);
+    } finally {
+      for (const pid of remoteProcesses(`sleep ${marker}`, sshd.user)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('give their slot to a run that cannot use them (here a terminal run) instead of keeping it waiting', async () => {

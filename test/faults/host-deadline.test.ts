@@ -53,16 +53,26 @@ afterAll(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Wait up to 5 s for `value()` to be `expected` (a watchdog that is replaced ends a moment after the new one starts). */
+async function waitForValue(value: () => number, expected: number): Promise<void> {
+  const until = Date.now() + 5_000;
+  while (value() !== expected && Date.now() < until) await sleep(50);
+}
+
 describe('the host-side deadline', () => {
   it.each([
-    ['on a channel of its own', false],
-    ['on a ready shell', true],
-  ])('stops a command (and its setsid child) %s within 10 s of its 5 s timeout after the relay is killed', async (_, onReadyShell) => {
+    ['on a channel of its own', false, undefined],
+    // Its watchdog was started with the shell, for the 5 s of the run before it.
+    ['on a ready shell whose watchdog waited for it', true, 5],
+    // The run before had the default timeout: this run starts a watchdog of its own.
+    ['on a ready shell whose watchdog was for other runs', true, undefined],
+  ])('stops a command (and its setsid child) %s within 10 s of its 5 s timeout after the relay is killed', async (_, onReadyShell, timeoutBefore) => {
     const session = await connectStdio(stdioEnv(sshd, { SSH_READY_SHELL: String(onReadyShell) }));
     const pid = session.transport.pid;
     if (pid === null) throw new Error('the stdio server has no PID');
     // A first command leaves a ready shell behind it (when they are on), which the next one takes.
-    if (onReadyShell) await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true' } });
+    if (onReadyShell)
+      await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true', ...(timeoutBefore ? { timeout: timeoutBefore } : {}) } });
     const calledAt = Date.now();
     // The seconds in a variable: only the two sleeps' command lines then read "sleep 1000.5".
     const pending = session.client
@@ -72,7 +82,11 @@ describe('the host-side deadline', () => {
     while (remoteProcesses('sleep 1000.5', sshd.user).length < 2 && Date.now() < until) await sleep(50);
     expect(remoteProcesses('sleep 1000.5', sshd.user)).toHaveLength(2);
     const pgid = groupOf('sleep 1000.5');
+    // One watchdog, for this run's id and 5 + 2 s (the one that waited for other runs is gone).
+    await waitForValue(() => watchdogsOf(pgid).length, 1);
     expect(watchdogsOf(pgid)).toHaveLength(1);
+    const [watchdog] = watchdogsOf(pgid);
+    expect(commandLine(watchdog as number)).toMatch(/ mre-watchdog [0-9]+ [0-9]* 7 [0-9a-f]{16} ?$/);
     // The login shell (the group's leader) is a ready shell exactly when they are on.
     expect(commandLine(pgid).includes('IFS= read -r mre_l')).toBe(onReadyShell);
     process.kill(pid, 'SIGKILL');

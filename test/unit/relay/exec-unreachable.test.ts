@@ -47,7 +47,7 @@ describe('a command for a host that does not answer', () => {
     const pool = new HostPool(host(30_000), { files: [], recordFile: '/dev/null' });
     try {
       const result = await runExec(
-        pool,
+        pool.forCaller(undefined),
         { op: 'exec', host: 'silent', command: 'true', timeoutMs: 1_000, maxChars: 100 },
         () => undefined,
         new AbortController().signal,
@@ -66,7 +66,7 @@ describe('a command for a host that does not answer', () => {
     const pool = new HostPool(host(500), { files: [], recordFile: '/dev/null' });
     try {
       const result = await runExec(
-        pool,
+        pool.forCaller(undefined),
         { op: 'exec', host: 'silent', command: 'true', timeoutMs: 3_000, maxChars: 100 },
         () => undefined,
         new AbortController().signal,

@@ -1,17 +1,32 @@
 /**
  * A ready shell (host-stop.ts readyShellCommand) under dash and bash, as a login shell started
  * ahead of its run: it answers the ping, then runs exactly the command it is sent, as wrapCommand
- * would; a run cut short or malformed runs nothing. And the relay's side of the ping
- * (ready-shell-ping.ts) against a channel that answers, prints something else, closes or is silent.
+ * would, both under the run id its waiting watchdog was started for and under another (a watchdog
+ * of the run's own); a run cut short or malformed runs nothing. Its waiting watchdog counts only
+ * from the run's start, is no child of the shell, and ends with a shell that got no run. And the
+ * relay's side of the ping (ready-shell-ping.ts) against a channel that answers, prints something
+ * else, closes or is silent.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientChannel } from 'ssh2';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MARKER, MARKER_END, newRunId, parseMarker, READY_ACK, READY_PING, readyShellCommand, readyShellInput, wrapCommand } from '../../../relay/host-stop.ts';
+import {
+  MARKER,
+  MARKER_END,
+  newRunId,
+  parseMarker,
+  READY_ACK,
+  READY_PING,
+  readyShellCommand,
+  readyShellInput,
+  readyWatchFor,
+  wrapCommand,
+  type ReadyWatch,
+} from '../../../relay/host-stop.ts';
 import { pingReadyShell } from '../../../relay/ready-shell-ping.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mre-ready-'));
@@ -24,9 +39,16 @@ interface Ran {
 }
 
 /** Start `script` under `shell` as sshd would (its own session), write `input` in the given pieces, read everything. */
-function runWithInput(shell: string, script: string, pieces: string[], endInput = true): Promise<Ran & { answeredBeforeRun: boolean }> {
+function runWithInput(
+  shell: string,
+  script: string,
+  pieces: string[],
+  endInput = true,
+  started: (child: ChildProcess) => void = () => undefined,
+): Promise<Ran & { answeredBeforeRun: boolean }> {
   return new Promise((resolve) => {
     const child = spawn('setsid', [shell, '-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started(child);
     let stdout = '';
     let stderr = '';
     let answeredBeforeRun = false;
@@ -71,7 +93,7 @@ function runWrapped(shell: string, command: string): Promise<Ran> {
 }
 
 function withoutLineNumbers(text: string): string {
-  return text.replace(/^(dash: )\d+:/gm, '$1N:').replace(/^(bash: line )\d+:/gm, '$1N:');
+  return text.replace(/^(dash: )\d+:/gm, '$1N:').replace(/^(bash: (?:eval: )?line )\d+:/gm, '$1N:');
 }
 
 const COMMANDS = [
@@ -85,33 +107,137 @@ const COMMANDS = [
   'exit 7',
   'echo out; echo err >&2; false',
   'echo "no newline at the end"\n',
+  // A syntax error ends the run as it ends a fresh one.
+  'echo before\nif then fi',
+];
+
+/** The processes whose command line has `text`, with their parent and arguments. */
+function processesWith(text: string): Array<{ pid: number; ppid: number; argv: string[] }> {
+  const found: Array<{ pid: number; ppid: number; argv: string[] }> = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (!argv.join(' ').includes(text)) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      found.push({ pid: Number(name), ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), argv });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** The watchdogs guarding the run whose group leader (the login shell) is `pgid`. */
+const watchdogsOf = (pgid: number): Array<{ pid: number; ppid: number; argv: string[] }> =>
+  processesWith('mre-watchdog').filter((process) => process.argv[3] === 'mre-watchdog' && process.argv[4] === String(pgid));
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(check: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check() && Date.now() < until) await sleep(50);
+}
+
+/** A watch for runs of 30 s, and the run id each path sends: the watch's own, or another (a watchdog of the run's own). */
+const PATHS: Array<[string, (watch: ReadyWatch) => string]> = [
+  ['under the run id its watchdog waits with', (watch) => watch.runId],
+  ['under another run id', () => newRunId()],
 ];
 
 describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
-  it.each(COMMANDS.map((command) => [JSON.stringify(command).slice(0, 60), command]))('runs %s exactly as a fresh wrapped channel does', async (_, command) => {
-    const runId = newRunId();
-    const ready = await runWithInput(shell, readyShellCommand(), [READY_PING, readyShellInput(command, runId, 30_000)]);
-    const fresh = await runWrapped(shell, command);
-    expect(ready.answeredBeforeRun).toBe(true);
-    const { text, pgid } = runOutput(ready.stdout);
-    expect(pgid).toBeGreaterThan(1);
-    expect(text).toBe(fresh.stdout);
-    // Error messages may give another line number: the shells count the lines of their whole script.
-    expect(withoutLineNumbers(ready.stderr)).toBe(withoutLineNumbers(fresh.stderr));
-    expect(ready.code).toBe(fresh.code);
+  describe.each(PATHS)('%s', (_path, runIdFor) => {
+    it.each(COMMANDS.map((command) => [JSON.stringify(command).slice(0, 60), command]))(
+      'runs %s exactly as a fresh wrapped channel does',
+      async (_, command) => {
+        const watch = readyWatchFor(30_000);
+        const ready = await runWithInput(shell, readyShellCommand(watch), [READY_PING, readyShellInput(command, runIdFor(watch), 30_000)]);
+        const fresh = await runWrapped(shell, command);
+        expect(ready.answeredBeforeRun).toBe(true);
+        const { text, pgid } = runOutput(ready.stdout);
+        expect(pgid).toBeGreaterThan(1);
+        expect(text).toBe(fresh.stdout);
+        // Error messages may give another line number: the shells count the lines of their whole script.
+        expect(withoutLineNumbers(ready.stderr)).toBe(withoutLineNumbers(fresh.stderr));
+        expect(ready.code).toBe(fresh.code);
+      },
+    );
+
+    it('marks the run with the run id it was sent, and a bare `wait` in it waits for its own children only', async () => {
+      const watch = readyWatchFor(30_000);
+      const runId = runIdFor(watch);
+      const started = Date.now();
+      const ready = await runWithInput(shell, readyShellCommand(watch), [READY_PING, readyShellInput('sleep 0.2 & wait; echo "$MRE_RUN"', runId, 30_000)]);
+      expect(runOutput(ready.stdout).text).toBe(`${runId}\n`);
+      // A watchdog the shell waited for would hold the run until its deadline (32 s).
+      expect(Date.now() - started).toBeLessThan(10_000);
+    }, 20_000);
   });
 
-  it('marks the run with the run id it was sent', async () => {
-    const runId = newRunId();
-    const ready = await runWithInput(shell, readyShellCommand(), [READY_PING, readyShellInput('echo "$MRE_RUN"', runId, 30_000)]);
-    expect(runOutput(ready.stdout).text).toBe(`${runId}\n`);
+  it("starts its watchdog ahead of the run, for the watch's run id and seconds, as no child of its own; another run's seconds get a watchdog of their own", async () => {
+    const watch = readyWatchFor(30_000);
+    let child: ChildProcess | undefined;
+    const ready = runWithInput(shell, readyShellCommand(watch), [READY_PING], false, (started) => (child = started));
+    const pgid = (child as ChildProcess).pid as number;
+    try {
+      await waitUntil(() => watchdogsOf(pgid).length === 1, 5_000);
+      const [waiting] = watchdogsOf(pgid);
+      expect(waiting?.argv.slice(5, 8)).toEqual([expect.stringMatching(/^[0-9]+$/), String(watch.seconds), watch.runId]);
+      expect(waiting?.ppid).not.toBe(pgid);
+      // A run of 5 s under another id: the waiting watchdog ends, one for 7 s (5 + slack) takes over.
+      const runId = newRunId();
+      child?.stdin?.write(readyShellInput('sleep 30', runId, 5_000));
+      await waitUntil(() => watchdogsOf(pgid).some((process) => process.pid !== waiting?.pid), 5_000);
+      await waitUntil(() => watchdogsOf(pgid).length === 1, 5_000);
+      expect(watchdogsOf(pgid).map((process) => process.argv.slice(6, 8))).toEqual([['7', runId]]);
+    } finally {
+      process.kill(-pgid, 'SIGKILL');
+      child?.stdin?.end();
+      await ready;
+    }
   });
+
+  it('ends its waiting watchdog when its input ends with no run', async () => {
+    const watch = readyWatchFor(30_000);
+    let child: ChildProcess | undefined;
+    const ready = runWithInput(shell, readyShellCommand(watch), [READY_PING], false, (started) => (child = started));
+    const pgid = (child as ChildProcess).pid as number;
+    await waitUntil(() => watchdogsOf(pgid).length === 1, 5_000);
+    expect(watchdogsOf(pgid)).toHaveLength(1);
+    child?.stdin?.end();
+    expect((await ready).code).toBe(0);
+    await waitUntil(() => watchdogsOf(pgid).length === 0, 3_000);
+    expect(watchdogsOf(pgid)).toEqual([]);
+  });
+
+  it('counts the deadline from the run, not from the shell: a run after a long wait still gets its seconds, then is stopped with nobody to stop it', async () => {
+    // 1 s runs: the watchdog gives 3 s. The shell waits 4 s for its run first.
+    const watch = readyWatchFor(1_000);
+    const marker = `1013.${process.pid}${shell === 'dash' ? 1 : 2}`;
+    let child: ChildProcess | undefined;
+    const ready = runWithInput(shell, readyShellCommand(watch), [READY_PING], false, (started) => (child = started));
+    const pgid = (child as ChildProcess).pid as number;
+    try {
+      await sleep(4_000);
+      child?.stdin?.write(readyShellInput(`setsid sleep ${marker} >/dev/null 2>&1 & sleep ${marker}`, watch.runId, 1_000));
+      await waitUntil(() => processesWith(`sleep ${marker}`).length === 2, 5_000);
+      expect(processesWith(`sleep ${marker}`)).toHaveLength(2);
+      await sleep(1_000);
+      expect(processesWith(`sleep ${marker}`)).toHaveLength(2);
+      await waitUntil(() => processesWith(`sleep ${marker}`).length === 0, 8_000);
+      expect(processesWith(`sleep ${marker}`)).toEqual([]);
+    } finally {
+      for (const { pid } of processesWith(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+      child?.stdin?.end();
+      await ready;
+    }
+  }, 30_000);
 
   it('runs nothing when its input ends before the whole run was read', async () => {
     const file = join(scratch, `cut-${shell}`);
     const whole = readyShellInput(`touch ${file}`, newRunId(), 30_000);
     // Everything but the empty line that ends the command.
-    const ready = await runWithInput(shell, readyShellCommand(), [READY_PING, whole.slice(0, -1)]);
+    const ready = await runWithInput(shell, readyShellCommand(readyWatchFor(30_000)), [READY_PING, whole.slice(0, -1)]);
     expect(ready.code).toBe(0);
     expect(runOutput(ready.stdout).text).toBe('');
     expect(existsSync(file)).toBe(false);
@@ -122,7 +248,7 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     const command = `.touch ${file}\n\n`;
     for (const head of ['', `x;touch${file} 5\n`, `${newRunId()} 5;touch\n`, `${newRunId()}\n`]) {
       const pieces = head === '' ? [] : [READY_PING, head + command];
-      const ready = await runWithInput(shell, readyShellCommand(), pieces);
+      const ready = await runWithInput(shell, readyShellCommand(readyWatchFor(30_000)), pieces);
       expect(ready.code).toBe(0);
       expect(existsSync(file)).toBe(false);
     }
