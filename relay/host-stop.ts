@@ -205,17 +205,17 @@ function watchdogCountdown(settings: StopSettings): string {
  * A ready shell's watchdog (readyShellCommand), started with the shell, ahead of its run, with the
  * same arguments as watchdogScript. Once it listens for USR1 it prints its PID and lets go of the
  * shell's output (the shell reads that PID, so it cannot signal before the trap is set). Then it
- * counts nothing until USR1 (the run has started: count down as watchdogScript does), and ends when
- * the shell ends without a run, or on TERM while it waits (the shell's run needs other seconds).
- * Its wait is a `sleep 5` at a time: a signal ends `wait` at once, and an idle shell costs one
- * process start every 5 s.
+ * counts nothing until USR1 (the run has started), and ends when the shell ends without a run (or
+ * on the shell's TERM: its run needs other seconds, or none came). It ticks with a foreground
+ * `sleep 1`, whose end a trapped signal waits for: USR1 wakes nothing while the run starts (a
+ * process start beside every command cost about 1 ms of it), and the count begins at the next
+ * tick, so the deadline falls up to a second later than a fresh channel's watchdog's.
  */
 function armedWatchdogScript(settings: StopSettings): string {
   return (
-    `trap '' HUP INT; mre_p=; mre_go=; trap 'mre_go=1' USR1; trap 'kill "$mre_p" 2>/dev/null; exit 0' TERM; ` +
+    `trap '' HUP INT; mre_go=; trap 'mre_go=1' USR1; ` +
     `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; echo "$$"; exec >/dev/null 2>&1; ` +
-    `while [ -z "$mre_go" ]; do sleep 5 & mre_p=$!; wait "$mre_p"; kill "$mre_p" 2>/dev/null; [ -n "$mre_go" ] || kill -0 "$1" 2>/dev/null || exit 0; done; ` +
-    `trap - TERM; ` +
+    `while [ -z "$mre_go" ]; do sleep 1; kill -0 "$1" 2>/dev/null || exit 0; done; ` +
     watchdogCountdown(settings)
   );
 }
