@@ -215,7 +215,8 @@ function armedWatchdogScript(settings: StopSettings): string {
   return (
     `trap '' HUP INT; mre_go=; trap 'mre_go=1' USR1; ` +
     `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; echo "$$"; exec >/dev/null 2>&1; ` +
-    `while [ -z "$mre_go" ]; do sleep 1; kill -0 "$1" 2>/dev/null || exit 0; done; ` +
+    // Armed during the tick, it counts even if the shell has ended since: what the run left behind may still carry the marker.
+    `while [ -z "$mre_go" ]; do sleep 1; kill -0 "$1" 2>/dev/null || [ -n "$mre_go" ] || exit 0; done; ` +
     watchdogCountdown(settings)
   );
 }

@@ -6,7 +6,8 @@ import { bashParser } from './parser.ts';
 /**
  * Commands are classified again and again with the same text (an assistant checking the same
  * service, a retry after an approval): the answer depends on the text alone, so this isolate keeps
- * the latest ones, least recently used out first. Bounded in count and text length (at most 1 MB of text).
+ * the latest ones, least recently used out first. Bounded in count and text length (about 2 MB of
+ * text at most, as strings hold it).
  */
 const KEPT_COMMANDS = 512;
 const KEPT_TEXT_CHARS = 2_000;

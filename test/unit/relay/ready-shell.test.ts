@@ -210,6 +210,25 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     expect(watchdogsOf(pgid)).toEqual([]);
   });
 
+  it('stops, at the deadline and with nobody to stop it, a marked child the run left behind when the shell ended at once', async () => {
+    const watch = readyWatchFor(1_000);
+    const marker = `1015.${process.pid}${shell === 'dash' ? 1 : 2}`;
+    try {
+      // The shell ends within the watchdog's tick that armed it: the watchdog must count all the same.
+      const ready = await runWithInput(shell, readyShellCommand(watch), [
+        READY_PING,
+        readyShellInput(`setsid sleep ${marker} >/dev/null 2>&1 &`, watch.runId, 1_000),
+      ]);
+      expect(ready.code).toBe(0);
+      await waitUntil(() => processesWith(`sleep ${marker}`).length === 1, 5_000);
+      expect(processesWith(`sleep ${marker}`)).toHaveLength(1);
+      await waitUntil(() => processesWith(`sleep ${marker}`).length === 0, 10_000);
+      expect(processesWith(`sleep ${marker}`)).toEqual([]);
+    } finally {
+      for (const { pid } of processesWith(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+    }
+  }, 30_000);
+
   it('counts the deadline from the run, not from the shell: a run after a long wait still gets its seconds, then is stopped with nobody to stop it', async () => {
     // 1 s runs: the watchdog gives 3 s. The shell waits 4 s for its run first.
     const watch = readyWatchFor(1_000);
