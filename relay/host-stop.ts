@@ -79,12 +79,12 @@ export function checkRunId(runId: string): string {
 }
 
 /**
- * Shell that sets `variable` to the inode of process `pid`'s fd 1 (the run's output pipe), read from
- * /proc/PID/fdinfo/1 with builtins only (empty where /proc or the field is missing). No fork: a
+ * Shell that sets `variable` to the inode of process `pid`'s fd `fd` (1: the run's output pipe), read
+ * from /proc/PID/fdinfo/FD with builtins only (empty where /proc or the field is missing). No fork: a
  * readlink before every command cost ~1.5 ms of each call.
  */
-function inodeOf(pid: string, variable: string): string {
-  return `${variable}=; [ -r "/proc/${pid}/fdinfo/1" ] && while read -r mre_k mre_v; do [ "$mre_k" = ino: ] && ${variable}=$mre_v; done <"/proc/${pid}/fdinfo/1"; `;
+function inodeOf(pid: string, variable: string, fd = 1): string {
+  return `${variable}=; [ -r "/proc/${pid}/fdinfo/${fd}" ] && while read -r mre_k mre_v; do [ "$mre_k" = ino: ] && ${variable}=$mre_v; done <"/proc/${pid}/fdinfo/${fd}"; `;
 }
 
 /**
@@ -210,13 +210,22 @@ function watchdogCountdown(settings: StopSettings): string {
  * `sleep 1`, whose end a trapped signal waits for: USR1 wakes nothing while the run starts (a
  * process start beside every command cost about 1 ms of it), and the count begins at the next
  * tick, so the deadline falls up to a second later than a fresh channel's watchdog's.
+ *
+ * USR1 counts only once the shell's stdin is no longer the channel (the shell lets go of it before
+ * it signals): any process of the SSH user can send USR1, and a stray one (`kill -USR1 -1`) must
+ * not start a deadline for a run that has not come, which would stop it early, or stop the idle shell.
+ * Where fdinfo has no inode (old kernels) USR1 is taken as it comes.
  */
 function armedWatchdogScript(settings: StopSettings): string {
   return (
     `trap '' HUP INT; mre_go=; trap 'mre_go=1' USR1; ` +
     `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; echo "$$"; exec >/dev/null 2>&1; ` +
+    inodeOf('$1', 'mre_i', 0) +
+    `while :; do sleep 1; ` +
+    // A USR1 while the shell still reads the channel was not the shell's: forget it.
+    `if [ -n "$mre_go" ] && [ -n "$mre_i" ]; then ${inodeOf('$1', 'mre_j', 0)}[ "$mre_j" = "$mre_i" ] && mre_go=; fi; ` +
     // Armed during the tick, it counts even if the shell has ended since: what the run left behind may still carry the marker.
-    `while [ -z "$mre_go" ]; do sleep 1; kill -0 "$1" 2>/dev/null || [ -n "$mre_go" ] || exit 0; done; ` +
+    `[ -n "$mre_go" ] && break; kill -0 "$1" 2>/dev/null || exit 0; done; ` +
     watchdogCountdown(settings)
   );
 }
@@ -319,11 +328,13 @@ export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DE
     // The command's lines each come after a "." (so none is empty), and an empty line ends them.
     `mre_c=; mre_n=; mre_ok=; while IFS= read -r mre_l; do [ -z "$mre_l" ] && { mre_ok=1; break; }; ` +
     `mre_c="$mre_c$mre_n\${mre_l#.}"; mre_n='\n'; done; [ -n "$mre_ok" ] || ${end}; ` +
+    // The whole run is read: the channel's input is no longer the shell's (nor the run's), which the watchdog checks.
+    `exec </dev/null; ` +
     // Another watch than this run's: its own watchdog, and the run in a subshell (which a `wait` in it needs then).
     `if [ -z "$mre_w" ] || [ "$mre_r $mre_s" != "${runId} ${watch.seconds}" ] || ! kill -USR1 "$mre_w" 2>/dev/null; then ` +
     `kill "$mre_w" 2>/dev/null; ${markedStart(settings, '"$mre_s"', '"$mre_r"')}` +
-    `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c" ) </dev/null; exit; fi; ` +
-    `printf '${MARKER_FORMAT}' "$$" "$mre_o"; MRE_RUN=$mre_r; export MRE_RUN; exec </dev/null; ` +
+    `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c" ); exit; fi; ` +
+    `printf '${MARKER_FORMAT}' "$$" "$mre_o"; MRE_RUN=$mre_r; export MRE_RUN; ` +
     // The command's text is exactly what was sent; it is the only thing evaluated after unsetting these.
     `unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c"`
   );

@@ -210,6 +210,34 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     expect(watchdogsOf(pgid)).toEqual([]);
   });
 
+  it('takes no stray USR1 for its run: a watchdog signalled while the shell waits does not count, and the run after it gets its seconds', async () => {
+    // 1 s runs: the watchdog gives 3 s. A stray USR1 now, then 5 s of waiting: counted, it would have stopped the waiting shell.
+    const watch = readyWatchFor(1_000);
+    let child: ChildProcess | undefined;
+    let ended = false;
+    const ready = runWithInput(shell, readyShellCommand(watch), [READY_PING], false, (started) => {
+      child = started;
+      started.once('exit', () => (ended = true));
+    });
+    const pgid = (child as ChildProcess).pid as number;
+    try {
+      await waitUntil(() => watchdogsOf(pgid).length === 1, 5_000);
+      const [waiting] = watchdogsOf(pgid);
+      process.kill(waiting?.pid as number, 'SIGUSR1');
+      await sleep(5_000);
+      expect(ended).toBe(false);
+      expect(watchdogsOf(pgid).map((process) => process.pid)).toEqual([waiting?.pid]);
+      child?.stdin?.write(readyShellInput('echo still here', watch.runId, 1_000));
+      child?.stdin?.end();
+      const ran = await ready;
+      expect(runOutput(ran.stdout).text).toBe('still here\n');
+      expect(ran.code).toBe(0);
+    } finally {
+      if (!ended) process.kill(-pgid, 'SIGKILL');
+      await ready;
+    }
+  }, 30_000);
+
   it('stops, at the deadline and with nobody to stop it, a marked child the run left behind when the shell ended at once', async () => {
     const watch = readyWatchFor(1_000);
     const marker = `1015.${process.pid}${shell === 'dash' ? 1 : 2}`;
