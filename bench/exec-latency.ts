@@ -45,6 +45,13 @@ const CALLS = Number(process.env.CALLS ?? 300);
  * than the absolute figures. Still, run it more than once before believing a change.
  */
 const WARM_UP = Number(process.env.WARM_UP ?? 20);
+/**
+ * The floor is also timed alone, in windows spread across the interleaved run (one before each of
+ * BLOCKS blocks of rounds), not in one stretch before it: the machine's speed drifts over a run,
+ * and one stretch made the same code's ratios swing by 2× from run to run (its median moved
+ * between 2.1 and 4.3 ms while the interleaved one stayed within 3.9 to 5.7 ms).
+ */
+const BLOCKS = 5;
 
 /** The relay's log since `mark`, or all it kept when more was printed since (the kept part is all after the mark then). */
 function relayLogSince(mark: number): string {
@@ -117,7 +124,6 @@ try {
   // The floor alone as well: interleaved, it can share the tail of the Worker's work after a call
   // (the audit row's completion), which would flatter the ratios. They are taken against the lower.
   for (let index = 0; index < WARM_UP; index += 1) await execTrue(open);
-  const floorAlone = summarize(await timeSequential(CALLS, () => execTrue(open)));
   const healthz = `${stack.worker.url}/healthz`;
   const actions = {
     floor: () => execTrue(open),
@@ -134,7 +140,18 @@ try {
   };
   await timeInterleaved(WARM_UP, actions);
   const relayMark = stack.relay.process.mark();
-  const samples = await timeInterleaved(CALLS, actions);
+  const perBlock = Math.ceil(CALLS / BLOCKS);
+  const aloneSamples: number[] = [];
+  const windowMedians: number[] = [];
+  const samples = Object.fromEntries(Object.keys(actions).map((key) => [key, [] as number[]])) as Record<keyof typeof actions, number[]>;
+  for (let block = 0; block < BLOCKS; block += 1) {
+    const window = await timeSequential(perBlock, () => execTrue(open));
+    aloneSamples.push(...window);
+    windowMedians.push(summarize(window).median);
+    const taken = await timeInterleaved(perBlock, actions, 0x6d7265 + block);
+    for (const key of Object.keys(taken) as Array<keyof typeof actions>) samples[key].push(...taken[key]);
+  }
+  const floorAlone = summarize(aloneSamples);
   const relayShare = relayTimes(relayLogSince(relayMark));
   open.end();
   await otherClient?.close();
@@ -184,7 +201,8 @@ try {
   const lines = [
     `mcp-remote-exec foundation benchmark: ${CALLS} calls each, loopback sshd, Node ${process.version}; (a), (f), (c) and (d) of both eras interleaved call by call`,
     '',
-    row('(a) raw ssh2 exec `true`, open connection (floor), timed alone', floorAlone),
+    row(`(a) raw ssh2 exec \`true\`, open connection (floor), timed alone in ${BLOCKS} windows`, floorAlone),
+    `    the windows' medians, in order: ${windowMedians.map((median) => median.toFixed(2)).join(', ')} ms`,
     row('    the same, interleaved with the calls below', floorInterleaved),
     row('(b) fresh ssh2 connection per call', fresh),
     row('(f) bare HTTP round trip to the local Worker (/healthz)', platform),

@@ -28,11 +28,16 @@ export async function timeSequential(count: number, action: () => Promise<unknow
  * the machine was doing, instead of each getting its own stretch of a noisy run. Each round runs
  * them in a new order (shuffled, from a fixed seed, so runs are alike), so that work a call leaves
  * behind it (an audit batch sent after the answer) is not always paid by the same neighbour.
+ * `seed` varies the orders between calls.
  */
-export async function timeInterleaved<K extends string>(count: number, actions: Record<K, () => Promise<unknown>>): Promise<Record<K, number[]>> {
+export async function timeInterleaved<K extends string>(
+  count: number,
+  actions: Record<K, () => Promise<unknown>>,
+  seed = 0x6d7265,
+): Promise<Record<K, number[]>> {
   const keys = Object.keys(actions) as K[];
   const samples = Object.fromEntries(keys.map((key) => [key, [] as number[]])) as Record<K, number[]>;
-  const random = seededRandom(0x6d7265);
+  const random = seededRandom(seed);
   for (let index = 0; index < count; index += 1) {
     for (const key of shuffled(keys, random)) {
       const started = performance.now();
