@@ -92,6 +92,10 @@ const JOB_FUNCTIONS =
   `if [ -L "$b" ]; then echo "mre-job refused symlink"; exit 0; fi; ` +
   `if [ -d "$b" ] && [ ! -O "$b" ]; then echo "mre-job refused owner"; exit 0; fi; }; ` +
   `alive() { g=; gs=; [ -r "$1/pid" ] && read -r g gs <"$1/pid"; [ -n "$g" ] || return 1; st "$g" || return 1; set -- $s; [ "$1" != Z ] && [ "\${20}" = "$gs" ]; }; ` +
+  // A start does not wait for its runner's pid: a job without one counts as running for
+  // START_GRACE_MS after its meta's start time (as its status says), for every script that asks.
+  `starting() { [ -e "$1/pid" ] && return 1; sm=; [ -r "$1/meta" ] && read -r sx1 sx2 sx3 sm <"$1/meta"; case "$sm" in ''|*[!0-9]*) return 1;; esac; now; [ $((t - sm)) -lt ${START_GRACE_MS} ]; }; ` +
+  `running() { alive "$1" || starting "$1"; }; ` +
   `ours() { [ -n "$g" ] || return 1; st "$g" || return 0; set -- $s; [ "\${20}" = "$gs" ]; }; ` +
   `size() { sz=$(wc -c <"$1/$2" 2>/dev/null) || sz=0; sz=$((sz + 0)); dr=0; [ -r "$1/drop.$2" ] && read -r dr <"$1/drop.$2"; case "$dr" in ''|*[!0-9]*) dr=0;; esac; }; ` +
   `report() { [ -d "$1" ] || { echo "mre-job absent"; return 0; }; echo "mre-job present"; ` +
@@ -151,15 +155,18 @@ function watchdogScript(stop: StopSettings): string {
 
 /**
  * The runner: args DIR RUNID DEADLINE_S STEP_S KEEP. Leader of a new session (setsid). Records its
- * PID and start time, starts the watchdog (before the marker is exported, so the watchdog carries
- * none), runs the command under the login shell with the marker, stdin /dev/null and the output
- * appended to the job's files, then writes `status` (tmp + mv).
+ * PID and start time (and stops there if a cancel came first), starts the watchdog (before the
+ * marker is exported, so the watchdog carries none), runs the command under the login shell with
+ * the marker, stdin /dev/null and the output appended to the job's files, then writes `status`
+ * (tmp + mv). Exported for tests, which start one by hand.
  */
-function runnerScript(stop: StopSettings): string {
+export function runnerScript(stop: StopSettings = DEFAULT_STOP): string {
   return (
     `d=$1; rid=$2; dl=$3; step=$4; keep=$5; unset MRE_RUN; ` +
     JOB_FUNCTIONS +
     `st $$ || exit 1; set -- $s; gs=\${20}; printf '%s %s\\n' "$$" "$gs" >"$d/pid.tmp" && mv -f "$d/pid.tmp" "$d/pid" || exit 1; ` +
+    // A cancel that came before the pid found nothing to stop: it left its record, and nothing runs.
+    `[ -f "$d/stopped" ] && exit 0; ` +
     `setsid sh -c ${quoteShellWord(watchdogScript(stop))} mre-job-watchdog "$d" "$$" "$gs" "$rid" "$dl" "$step" "$keep" </dev/null >/dev/null 2>&1 & ` +
     `sh_=\${SHELL:-/bin/sh}; [ -x "$sh_" ] || sh_=/bin/sh; ` +
     `MRE_RUN=$rid; export MRE_RUN; "$sh_" -c "$(cat "$d/cmd")" </dev/null >>"$d/out" 2>>"$d/err"; rc=$?; ` +
@@ -195,10 +202,8 @@ function startScript(timings: JobTimings): string {
     `base "$1"; command -v setsid >/dev/null 2>&1 || { echo "mre-job refused nosetsid"; exit 0; }; ` +
     `[ -d "$b" ] || mkdir -p -m 700 "$b" 2>/dev/null; [ -d "$b" ] && [ ! -L "$b" ] || { echo "mre-job refused nodir"; exit 0; }; ` +
     `[ -O "$b" ] || { echo "mre-job refused owner"; exit 0; }; chmod 700 "$b" 2>/dev/null; ` +
-    // A job counts while it runs, and while its runner has not yet written its pid (a start does
-    // not wait for it): within START_GRACE_MS of the start its meta records, as the report says.
-    `starting() { [ -e "$1/pid" ] && return 1; sm=; [ -r "$1/meta" ] && read -r sx1 sx2 sx3 sm <"$1/meta"; case "$sm" in ''|*[!0-9]*) return 1;; esac; [ $((t - sm)) -lt ${START_GRACE_MS} ]; }; now; ` +
-    `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; alive "$j" || starting "$j" || continue; n=$((n + 1)); ` +
+    // A job counts while it runs, and while its runner has not yet written its pid (starting).
+    `n=0; mine=0; for j in "$b"/*; do [ -d "$j" ] || continue; [ -f "$j/status" ] && continue; running "$j" || continue; n=$((n + 1)); ` +
     `jo=; [ -r "$j/owner" ] && read -r jo <"$j/owner"; [ "$jo" = "$own" ] && mine=$((mine + 1)); done; ` +
     `[ "$n" -ge "$max" ] && { echo "mre-job limit $n"; exit 0; }; ` +
     `[ "$own" != - ] && [ "$mine" -ge "$share" ] && { echo "mre-job share $mine"; exit 0; }; ` +
@@ -240,7 +245,7 @@ export function pageJobArgs(jobsDir: string, jobId: string, stream: 'stdout' | '
   const script =
     `${JOB_FUNCTIONS}base "$1"; d=$b/$2; x=$3; off=$4; len=$5; [ -d "$d" ] || { echo "mre-job absent"; exit 0; }; ` +
     // Ended is decided before the size is read: a job that ends in between is not called complete early.
-    `e=0; [ -f "$d/status" ] && e=1; [ "$e" = 1 ] || alive "$d" || e=1; size "$d" "$x"; printf 'mre-page %s %s %s\\n' "$sz" "$dr" "$e"; ` +
+    `e=0; [ -f "$d/status" ] && e=1; [ "$e" = 1 ] || running "$d" || e=1; size "$d" "$x"; printf 'mre-page %s %s %s\\n' "$sz" "$dr" "$e"; ` +
     `[ "$off" -ge "$dr" ] && [ "$off" -lt "$sz" ] || exit 0; n=$((sz - off)); [ "$n" -gt "$len" ] && n=$len; ` +
     `tail -c +$((off + 1)) "$d/$x" | head -c "$n"`;
   return [
@@ -266,8 +271,10 @@ export function cancelJobArgs(jobsDir: string, jobId: string, stop: StopSettings
     `${JOB_FUNCTIONS}base "$1"; d=$b/$2; ` +
     `if [ -d "$d" ] && [ ! -f "$d/status" ]; then rid=; read -r rid rest <"$d/meta"; case "$rid" in *[!0-9a-f]*|'') rid=0000000000000000;; esac; ` +
     `r="MRE_RUN=$rid"; o=; jd=$d; me=$$; ` +
-    `if alive "$d" && [ ! -f "$d/stopped" ]; then now; printf 'cancel %s\\n' "$t" >"$d/stopped.tmp" && mv -f "$d/stopped.tmp" "$d/stopped"; fi; ` +
-    `ours || g=; ( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; mv -f "$d/left.tmp" "$d/left"; ` +
+    `if running "$d" && [ ! -f "$d/stopped" ]; then now; printf 'cancel %s\\n' "$t" >"$d/stopped.tmp" && mv -f "$d/stopped.tmp" "$d/stopped"; fi; ` +
+    // The pid is read again after the record: a runner that wrote it before then is stopped by its
+    // group; one that writes it after finds the record and runs nothing (runnerScript).
+    `alive "$d"; ours || g=; ( ${stopBody(stop, true)} ) >"$d/left.tmp" 2>/dev/null; mv -f "$d/left.tmp" "$d/left"; ` +
     // Ended, but what it started still runs (stray): stop that too. The group is the runner's, gone
     // now, so only the marker and the output files find them; the state stays the command's own end.
     `elif [ -f "$d/stray" ]; then rid=; read -r rid rest <"$d/meta"; case "$rid" in *[!0-9a-f]*|'') rid=0000000000000000;; esac; ` +
@@ -279,7 +286,7 @@ export function cancelJobArgs(jobsDir: string, jobId: string, stop: StopSettings
 export function cleanupJobArgs(jobsDir: string, jobId: string): string[] {
   const script =
     `${JOB_FUNCTIONS}base "$1"; d=$b/$2; [ -d "$d" ] || { echo "mre-cleanup absent"; exit 0; }; ` +
-    `if [ ! -f "$d/status" ] && alive "$d"; then echo "mre-cleanup running"; exit 0; fi; ` +
+    `if [ ! -f "$d/status" ] && running "$d"; then echo "mre-cleanup running"; exit 0; fi; ` +
     `rm -rf -- "$d" && echo "mre-cleanup removed" || echo "mre-cleanup failed"`;
   return ['sh', '-c', script, 'mre-job-cleanup', checkJobsDir(jobsDir), checkJobId(jobId)];
 }
