@@ -94,7 +94,11 @@ const JOB_FUNCTIONS =
   `alive() { g=; gs=; [ -r "$1/pid" ] && read -r g gs <"$1/pid"; [ -n "$g" ] || return 1; st "$g" || return 1; set -- $s; [ "$1" != Z ] && [ "\${20}" = "$gs" ]; }; ` +
   // A start does not wait for its runner's pid: a job without one counts as running for
   // START_GRACE_MS after its meta's start time (as its status says), for every script that asks.
-  `starting() { [ -e "$1/pid" ] && return 1; sm=; [ -r "$1/meta" ] && read -r sx1 sx2 sx3 sm <"$1/meta"; case "$sm" in ''|*[!0-9]*) return 1;; esac; now; [ $((t - sm)) -lt ${START_GRACE_MS} ]; }; ` +
+  // late: that time has passed (or the meta cannot say); a runner that comes up then runs nothing.
+  `late() { sm=; [ -r "$1/meta" ] && read -r sx1 sx2 sx3 sm <"$1/meta"; case "$sm" in ''|*[!0-9]*) return 0;; esac; now; [ $((t - sm)) -ge ${START_GRACE_MS} ]; }; ` +
+  // pending: its runner may still come up; starting: and will run the command (no cancel came first).
+  `pending() { [ -e "$1/pid" ] && return 1; ! late "$1"; }; ` +
+  `starting() { pending "$1" && [ ! -f "$1/stopped" ]; }; ` +
   `running() { alive "$1" || starting "$1"; }; ` +
   `ours() { [ -n "$g" ] || return 1; st "$g" || return 0; set -- $s; [ "\${20}" = "$gs" ]; }; ` +
   `size() { sz=$(wc -c <"$1/$2" 2>/dev/null) || sz=0; sz=$((sz + 0)); dr=0; [ -r "$1/drop.$2" ] && read -r dr <"$1/drop.$2"; case "$dr" in ''|*[!0-9]*) dr=0;; esac; }; ` +
@@ -155,7 +159,7 @@ function watchdogScript(stop: StopSettings): string {
 
 /**
  * The runner: args DIR RUNID DEADLINE_S STEP_S KEEP. Leader of a new session (setsid). Records its
- * PID and start time (and stops there if a cancel came first), starts the watchdog (before the
+ * PID and start time (and stops there if a cancel came first, or the start grace is over), starts the watchdog (before the
  * marker is exported, so the watchdog carries none), runs the command under the login shell with
  * the marker, stdin /dev/null and the output appended to the job's files, then writes `status`
  * (tmp + mv). Exported for tests, which start one by hand.
@@ -166,7 +170,8 @@ export function runnerScript(stop: StopSettings = DEFAULT_STOP): string {
     JOB_FUNCTIONS +
     `st $$ || exit 1; set -- $s; gs=\${20}; printf '%s %s\\n' "$$" "$gs" >"$d/pid.tmp" && mv -f "$d/pid.tmp" "$d/pid" || exit 1; ` +
     // A cancel that came before the pid found nothing to stop: it left its record, and nothing runs.
-    `[ -f "$d/stopped" ] && exit 0; ` +
+    // Nor after the start grace: the job reads as lost by then, for good.
+    `[ -f "$d/stopped" ] && exit 0; late "$d" && exit 0; ` +
     `setsid sh -c ${quoteShellWord(watchdogScript(stop))} mre-job-watchdog "$d" "$$" "$gs" "$rid" "$dl" "$step" "$keep" </dev/null >/dev/null 2>&1 & ` +
     `sh_=\${SHELL:-/bin/sh}; [ -x "$sh_" ] || sh_=/bin/sh; ` +
     `MRE_RUN=$rid; export MRE_RUN; "$sh_" -c "$(cat "$d/cmd")" </dev/null >>"$d/out" 2>>"$d/err"; rc=$?; ` +
@@ -286,7 +291,8 @@ export function cancelJobArgs(jobsDir: string, jobId: string, stop: StopSettings
 export function cleanupJobArgs(jobsDir: string, jobId: string): string[] {
   const script =
     `${JOB_FUNCTIONS}base "$1"; d=$b/$2; [ -d "$d" ] || { echo "mre-cleanup absent"; exit 0; }; ` +
-    `if [ ! -f "$d/status" ] && running "$d"; then echo "mre-cleanup running"; exit 0; fi; ` +
+    // Kept while a runner may still come up, even cancelled: it must find the whole directory (its stop record).
+    `if [ ! -f "$d/status" ] && { alive "$d" || pending "$d"; }; then echo "mre-cleanup running"; exit 0; fi; ` +
     `rm -rf -- "$d" && echo "mre-cleanup removed" || echo "mre-cleanup failed"`;
   return ['sh', '-c', script, 'mre-job-cleanup', checkJobsDir(jobsDir), checkJobId(jobId)];
 }

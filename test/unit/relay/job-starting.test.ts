@@ -2,7 +2,9 @@
  * A job whose runner has not written its pid yet (a start does not wait for it) is running for
  * every job script, as its status says, run by the real /bin/sh against a job directory on disk:
  * a cleanup keeps its directory, a page does not call its output complete, and a cancel records
- * its stop, after which a runner that comes up runs nothing. Before, only the start's count knew:
+ * its stop, after which a runner that comes up runs nothing (nor one that comes up after the grace,
+ * when the job already reads as lost). A cancelled one is ended for a page and the count, but a
+ * cleanup keeps it while its runner may still come up. Before, only the start's count knew:
  * a cleanup right after a start deleted a running job's directory (CI caught it once).
  */
 import { spawnSync } from 'node:child_process';
@@ -10,7 +12,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cancelJobArgs, cleanupJobArgs, pageJobArgs, parsePage, runnerScript, START_GRACE_MS } from '../../../relay/host-jobs.ts';
+import {
+  cancelJobArgs,
+  cleanupJobArgs,
+  pageJobArgs,
+  parsePage,
+  parseStartRefusal,
+  runnerScript,
+  START_GRACE_MS,
+  startJobArgs,
+} from '../../../relay/host-jobs.ts';
 import { newRunId } from '../../../relay/host-stop.ts';
 import { newJobId } from '../../../shared/jobs.ts';
 
@@ -65,6 +76,34 @@ describe('a job whose runner has not written its pid yet', () => {
     const runner = spawnSync('setsid', ['sh', '-c', runnerScript(), 'mre-job', job.dir, job.runId, String(deadline), '5', '1024'], { timeout: 20_000 });
     expect(runner.status).toBe(0);
     expect(existsSync(join(job.dir, 'pid'))).toBe(true);
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(join(job.dir, 'status'))).toBe(false);
+  });
+
+  it('once cancelled, is ended for a page and not counted by a start, yet kept by a cleanup while its runner may still come up', () => {
+    const job = startingJob(Date.now());
+    run(cancelJobArgs(job.base, job.jobId));
+    expect(parsePage(run(pageJobArgs(job.base, job.jobId, 'stdout', 0, 1024)), 1024)).toMatchObject({ ended: true });
+    const [command, ...args] = startJobArgs({
+      jobsDir: job.base,
+      jobId: newJobId(),
+      runId: newRunId(),
+      timeoutMs: 60_000,
+      keepBytes: 1024,
+      maxJobs: 1,
+      command: 'true',
+    });
+    expect(parseStartRefusal(spawnSync(command as string, args, { timeout: 20_000 }).stdout)).toBeNull();
+    expect(run(cleanupJobArgs(job.base, job.jobId)).toString()).toBe('mre-cleanup running\n');
+  });
+
+  it('runs nothing when its runner comes up after the start grace (the job reads as lost by then, for good)', () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'mre-jobstarting-ran-')), 'ran');
+    dirs.push(join(marker, '..'));
+    const job = startingJob(Date.now() - START_GRACE_MS - 5_000, `touch ${marker}`);
+    const deadline = Math.floor(Date.now() / 1000) + 60;
+    const runner = spawnSync('setsid', ['sh', '-c', runnerScript(), 'mre-job', job.dir, job.runId, String(deadline), '5', '1024'], { timeout: 20_000 });
+    expect(runner.status).toBe(0);
     expect(existsSync(marker)).toBe(false);
     expect(existsSync(join(job.dir, 'status'))).toBe(false);
   });
