@@ -53,13 +53,6 @@ const CHANNEL_RETRY_LIMIT = 40;
 const READY_IDLE_MS = 60_000;
 /** A ready shell that ended by itself or printed something else means they do not work on this host: none for this long. */
 const READY_OFF_MS = 10 * 60_000;
-/**
- * The next ready shell is started this long after a channel frees, not at once: the channel's close
- * is what completes a run, and its answer should leave and be taken up before the host forks a new
- * session (where the relay, the host or the caller share CPU, the start slowed the answer by about
- * 1 ms in the full local stack). A run that asks for a ready shell meanwhile starts it at once.
- */
-const READY_REFILL_DELAY_MS = 5;
 /** A ready shell lost with its connection: a new one waits this long. */
 const READY_RETRY_MS = 5_000;
 /** After a failed connection attempt, wait this long before opening another while others work. */
@@ -335,8 +328,6 @@ export class HostPool {
   private ready: ReadyShell | null = null;
   /** A ready shell being started: a run that finds none ready waits for this one rather than open its own (which would take longer). */
   private readyOpening: Promise<void> | null = null;
-  /** A ready shell about to be started (READY_REFILL_DELAY_MS after a channel freed). */
-  private refillTimer: ReturnType<typeof setTimeout> | null = null;
   private wantsReady = false;
   /** The timeout of the last run that asked for a ready shell: the next one's watchdog is started for it. */
   private readyTimeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
@@ -444,8 +435,6 @@ export class HostPool {
    * caller never passes others waiting in the queue, nor goes over their share, this way.
    */
   private async runOnReadyShell(ready: ReadyRun, signal: AbortSignal, caller: string | undefined): Promise<Outcome<OpenedRun> | null> {
-    // One about to be started is started now, for this run to wait for.
-    if (!this.ready && !this.readyOpening && this.refillTimer) this.refillNow();
     if (!this.ready && this.readyOpening) await unlessAborted(this.readyOpening, signal);
     const shell = this.ready;
     if (!shell || signal.aborted || this.waiters.length > 0 || !this.withinShare(caller)) return null;
@@ -504,19 +493,6 @@ export class HostPool {
     const lost = shell.connection.state === 'closed';
     this.readyOffUntil = Date.now() + (lost ? READY_RETRY_MS : READY_OFF_MS);
     if (!lost) log('info', 'ready shells are off for this host: a shell ended before its run', { host: this.host.name, exitCode: shell.exit.code });
-  }
-
-  /** Start a ready shell a moment from now (READY_REFILL_DELAY_MS), once the run that freed a channel has answered. */
-  private scheduleRefill(): void {
-    if (this.refillTimer || this.ready || this.readyOpening || !this.wantsReady || this.closed) return;
-    this.refillTimer = setTimeout(() => this.refillNow(), READY_REFILL_DELAY_MS);
-    this.refillTimer.unref();
-  }
-
-  private refillNow(): void {
-    if (this.refillTimer) clearTimeout(this.refillTimer);
-    this.refillTimer = null;
-    this.refillReady();
   }
 
   /** Start a ready shell when runs want one and a slot is free that nobody is waiting for. */
@@ -670,7 +646,6 @@ export class HostPool {
   close(): void {
     this.closed = true;
     if (this.reopenTimer) clearTimeout(this.reopenTimer);
-    if (this.refillTimer) clearTimeout(this.refillTimer);
     if (this.ready) this.retireReady(this.ready);
     for (const waiter of this.waiters.splice(0)) waiter.resolve(failure('relay_shutting_down', 'The relay is shutting down.'));
     for (const connection of this.connections.splice(0)) this.end(connection);
@@ -701,7 +676,7 @@ export class HostPool {
       if (waiter) waiter.resolve(success(this.lease(connection, waiter.caller)));
     }
     const wanting = this.waiters.filter((waiter) => this.eligible(waiter)).length;
-    if (wanting === 0) this.scheduleRefill();
+    if (wanting === 0) this.refillReady();
     if (wanting === 0 || this.closed) return;
     const connecting = this.connections.filter((c) => c.state === 'connecting').length;
     if (wanting <= connecting * this.perConnection || this.connections.length >= this.host.maxConnections) return;

@@ -105,15 +105,6 @@ describe('ready shells', () => {
     expect((await long).exitCode).toBe(0);
   });
 
-  it('serve a run that comes right after another: the next ready shell, due a moment after the answer, is started for it at once', async () => {
-    await run('true');
-    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
-    const loginShell = "tr '\\0' ' ' </proc/$$/cmdline";
-    // The first takes the waiting shell; the second comes before the next one is due, and takes it.
-    expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
-    expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
-  });
-
   it('serve runs with no caller too (stdio mode), back to back', async () => {
     await run('true', {}, null);
     await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
