@@ -105,6 +105,15 @@ describe('ready shells', () => {
     expect((await long).exitCode).toBe(0);
   });
 
+  it('serve a run that comes right after another: it waits for the ready shell being started rather than open a channel of its own', async () => {
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const loginShell = "tr '\\0' ' ' </proc/$$/cmdline";
+    // The first takes the waiting shell; the second comes while the next one is being started, and takes it.
+    expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
+    expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
+  });
+
   it('serve runs with no caller too (stdio mode), back to back', async () => {
     await run('true', {}, null);
     await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
