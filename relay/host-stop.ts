@@ -84,6 +84,7 @@ export function checkRunId(runId: string): string {
  * readlink before every command cost ~1.5 ms of each call.
  */
 function inodeOf(pid: string, variable: string, fd = 1): string {
+  // Not a shell's own fd 0: the loop reads with fdinfo as its stdin, which fdinfo/0 would then describe.
   return `${variable}=; [ -r "/proc/${pid}/fdinfo/${fd}" ] && while read -r mre_k mre_v; do [ "$mre_k" = ino: ] && ${variable}=$mre_v; done <"/proc/${pid}/fdinfo/${fd}"; `;
 }
 
@@ -203,29 +204,22 @@ function watchdogCountdown(settings: StopSettings): string {
 
 /**
  * A ready shell's watchdog (readyShellCommand), started with the shell, ahead of its run, with the
- * same arguments as watchdogScript. Once it listens for USR1 it prints its PID and lets go of the
- * shell's output (the shell reads that PID, so it cannot signal before the trap is set). Then it
- * counts nothing until USR1 (the run has started), and ends when the shell ends without a run (or
- * on the shell's TERM: its run needs other seconds, or none came). It ticks with a foreground
- * `sleep 1`, whose end a trapped signal waits for: USR1 wakes nothing while the run starts (a
- * process start beside every command cost about 1 ms of it), and the count begins at the next
- * tick, so the deadline falls up to a second later than a fresh channel's watchdog's.
- *
- * USR1 counts only once the shell's stdin is no longer the channel (the shell lets go of it before
- * it signals): any process of the SSH user can send USR1, and a stray one (`kill -USR1 -1`) must
- * not start a deadline for a run that has not come, which would stop it early, or stop the idle shell.
- * Where fdinfo has no inode (old kernels) USR1 is taken as it comes.
+ * arguments of watchdogScript. It counts nothing while the shell's stdin is still the channel: the
+ * shell swaps it for /dev/null once it has read its whole run (or ends), and from the next
+ * one-second tick the watchdog counts down as watchdogScript does. So nothing signals it and
+ * nothing waits for it: the command starts no process before its own, and the shell does not wait
+ * for this one to start. The deadline falls up to a second later than a fresh channel's
+ * watchdog's. /dev/null is known by its inode, read off the watchdog's own stdout. It ends when the
+ * shell ends without a run (nothing marked), or on the shell's TERM (its run needs other seconds,
+ * or none came), and ignores USR1 and USR2, which a command may send its whole group.
  */
 function armedWatchdogScript(settings: StopSettings): string {
   return (
-    `trap '' HUP INT; mre_go=; trap 'mre_go=1' USR1; ` +
-    `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; echo "$$"; exec >/dev/null 2>&1; ` +
-    inodeOf('$1', 'mre_i', 0) +
-    `while :; do sleep 1; ` +
-    // A USR1 while the shell still reads the channel was not the shell's: forget it.
-    `if [ -n "$mre_go" ] && [ -n "$mre_i" ]; then ${inodeOf('$1', 'mre_j', 0)}[ "$mre_j" = "$mre_i" ] && mre_go=; fi; ` +
-    // Armed during the tick, it counts even if the shell has ended since: what the run left behind may still carry the marker.
-    `[ -n "$mre_go" ] && break; kill -0 "$1" 2>/dev/null || exit 0; done; ` +
+    `trap '' HUP INT USR1 USR2; ` +
+    `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; ` +
+    // Its stdout is /dev/null (the shell starts it so); with no inode to compare, it could not tell, and the run starts its own.
+    `${inodeOf('$$', 'mre_z')}[ -n "$mre_z" ] || exit 0; ` +
+    `while :; do sleep 1; ${inodeOf('$1', 'mre_j', 0)}[ "$mre_j" = "$mre_z" ] && break; kill -0 "$1" 2>/dev/null || break; done; ` +
     watchdogCountdown(settings)
   );
 }
@@ -303,9 +297,10 @@ export function watchFits(watch: ReadyWatch, timeoutMs: number): boolean {
 /**
  * A ready shell: a login shell started ahead of its command on a channel of its own, so that a
  * command costs no channel open and no shell start (two round trips to the host and a process
- * start). It starts its watchdog at once (armedWatchdogScript, for `watch`), not as a child: the
+ * start). It starts its watchdog at once (armedWatchdogScript, for `watch`), not as a child (the
  * run is evaluated in the shell itself, where a bare `wait` must wait for the run's own children
- * only. So a run that fits the watch starts no process before the command's own. It waits for the
+ * only), and without waiting for it to come up. So a run that fits the watch starts no process
+ * before the command's own. It waits for the
  * relay's ping and answers it, so the relay knows the connection is alive before it sends anything
  * (a connection that went silent is found without a command on it); then it reads the run
  * (readyShellInput) from stdin and runs it exactly as wrapCommand does, for a run without a
@@ -320,7 +315,8 @@ export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DE
   return (
     // The output pipe is known before the run: read it while waiting, not after the ping.
     inodeOf('$$', 'mre_o') +
-    `mre_w=$(sh -c ${quoteShellWord(armedWatchdogScript(settings))} mre-watchdog "$$" "$mre_o" ${watch.seconds} ${runId} </dev/null &); ` +
+    // Where /proc does not give inodes, the watchdog could not see the run start: the run starts its own.
+    `mre_w=; [ -n "$mre_o" ] && mre_w=$(sh -c ${quoteShellWord(armedWatchdogScript(settings))} mre-watchdog "$$" "$mre_o" ${watch.seconds} ${runId} </dev/null >/dev/null 2>&1 & echo "$!"); ` +
     `case "$mre_w" in *[!0-9]*|'') mre_w=;; esac; ` +
     `IFS= read -r mre_l || ${end}; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
     `IFS=' ' read -r mre_r mre_s || ${end}; ` +
@@ -328,10 +324,10 @@ export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DE
     // The command's lines each come after a "." (so none is empty), and an empty line ends them.
     `mre_c=; mre_n=; mre_ok=; while IFS= read -r mre_l; do [ -z "$mre_l" ] && { mre_ok=1; break; }; ` +
     `mre_c="$mre_c$mre_n\${mre_l#.}"; mre_n='\n'; done; [ -n "$mre_ok" ] || ${end}; ` +
-    // The whole run is read: the channel's input is no longer the shell's (nor the run's), which the watchdog checks.
+    // The whole run is read: the channel's input is no longer the shell's (nor the run's), which the watchdog watches for.
     `exec </dev/null; ` +
-    // Another watch than this run's: its own watchdog, and the run in a subshell (which a `wait` in it needs then).
-    `if [ -z "$mre_w" ] || [ "$mre_r $mre_s" != "${runId} ${watch.seconds}" ] || ! kill -USR1 "$mre_w" 2>/dev/null; then ` +
+    // Another watch than this run's, or its watchdog gone: a watchdog of its own, and the run in a subshell (which a `wait` in it needs then).
+    `if [ -z "$mre_w" ] || [ "$mre_r $mre_s" != "${runId} ${watch.seconds}" ] || ! kill -0 "$mre_w" 2>/dev/null; then ` +
     `kill "$mre_w" 2>/dev/null; ${markedStart(settings, '"$mre_s"', '"$mre_r"')}` +
     `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c" ); exit; fi; ` +
     `printf '${MARKER_FORMAT}' "$$" "$mre_o"; MRE_RUN=$mre_r; export MRE_RUN; ` +
