@@ -204,22 +204,20 @@ function watchdogCountdown(settings: StopSettings): string {
 
 /**
  * A ready shell's watchdog (readyShellCommand), started with the shell, ahead of its run, with the
- * arguments of watchdogScript. It counts nothing while the shell's stdin is still the channel: the
- * shell swaps it for /dev/null once it has read its whole run (or ends), and from the next
- * one-second tick the watchdog counts down as watchdogScript does. So nothing signals it and
- * nothing waits for it: the command starts no process before its own, and the shell does not wait
- * for this one to start. The deadline falls up to a second later than a fresh channel's
- * watchdog's. /dev/null is known by its inode, read off the watchdog's own stdout. It ends when the
- * shell ends without a run (nothing marked), or on the shell's TERM (its run needs other seconds,
- * or none came), and ignores USR1 and USR2, which a command may send its whole group.
+ * arguments of watchdogScript and a fifth: the inode of the shell's stdin, the channel. It counts
+ * nothing while that is still the shell's stdin: the shell swaps it for /dev/null once it has read
+ * its whole run (and the command may swap it again, or the shell end), and from the next one-second
+ * tick the watchdog counts down as watchdogScript does. So nothing signals it and nothing waits for
+ * it: the command starts no process before its own, and the shell does not wait for this one to
+ * start. The deadline falls up to a second later than a fresh channel's watchdog's. It ends when the
+ * shell ends without a run (nothing marked), or on the shell's TERM (its run needs other seconds, or
+ * none came), and ignores USR1 and USR2, which a command may send its whole group.
  */
 function armedWatchdogScript(settings: StopSettings): string {
   return (
     `trap '' HUP INT USR1 USR2; ` +
-    `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; ` +
-    // Its stdout is /dev/null (the shell starts it so); with no inode to compare, it could not tell, and the run starts its own.
-    `${inodeOf('$$', 'mre_z')}[ -n "$mre_z" ] || exit 0; ` +
-    `while :; do sleep 1; ${inodeOf('$1', 'mre_j', 0)}[ "$mre_j" = "$mre_z" ] && break; kill -0 "$1" 2>/dev/null || break; done; ` +
+    `case "$4" in *[!0-9a-f]*|'') exit 0;; esac; case "$5" in *[!0-9]*|'') exit 0;; esac; ` +
+    `while :; do sleep 1; ${inodeOf('$1', 'mre_j', 0)}[ "$mre_j" = "$5" ] || break; done; ` +
     watchdogCountdown(settings)
   );
 }
@@ -315,8 +313,10 @@ export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DE
   return (
     // The output pipe is known before the run: read it while waiting, not after the ping.
     inodeOf('$$', 'mre_o') +
+    // The channel's inode, read through a copy of fd 0 (inodeOf's loop reads fdinfo on its own fd 0).
+    `exec 8<&0; ${inodeOf('$$', 'mre_i', 8)}exec 8<&-; ` +
     // Where /proc does not give inodes, the watchdog could not see the run start: the run starts its own.
-    `mre_w=; [ -n "$mre_o" ] && mre_w=$(sh -c ${quoteShellWord(armedWatchdogScript(settings))} mre-watchdog "$$" "$mre_o" ${watch.seconds} ${runId} </dev/null >/dev/null 2>&1 & echo "$!"); ` +
+    `mre_w=; [ -n "$mre_o" ] && [ -n "$mre_i" ] && mre_w=$(sh -c ${quoteShellWord(armedWatchdogScript(settings))} mre-watchdog "$$" "$mre_o" ${watch.seconds} ${runId} "$mre_i" </dev/null >/dev/null 2>&1 & echo "$!"); ` +
     `case "$mre_w" in *[!0-9]*|'') mre_w=;; esac; ` +
     `IFS= read -r mre_l || ${end}; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
     `IFS=' ' read -r mre_r mre_s || ${end}; ` +
@@ -329,10 +329,10 @@ export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DE
     // Another watch than this run's, or its watchdog gone: a watchdog of its own, and the run in a subshell (which a `wait` in it needs then).
     `if [ -z "$mre_w" ] || [ "$mre_r $mre_s" != "${runId} ${watch.seconds}" ] || ! kill -0 "$mre_w" 2>/dev/null; then ` +
     `kill "$mre_w" 2>/dev/null; ${markedStart(settings, '"$mre_s"', '"$mre_r"')}` +
-    `( unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c" ); exit; fi; ` +
+    `( unset mre_o mre_i mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c" ); exit; fi; ` +
     `printf '${MARKER_FORMAT}' "$$" "$mre_o"; MRE_RUN=$mre_r; export MRE_RUN; ` +
     // The command's text is exactly what was sent; it is the only thing evaluated after unsetting these.
-    `unset mre_o mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c"`
+    `unset mre_o mre_i mre_k mre_v mre_l mre_n mre_ok mre_r mre_s mre_w; eval "unset mre_c\n$mre_c"`
   );
 }
 

@@ -86,7 +86,7 @@ describe('the host-side deadline', () => {
     await waitForValue(() => watchdogsOf(pgid).length, 1);
     expect(watchdogsOf(pgid)).toHaveLength(1);
     const [watchdog] = watchdogsOf(pgid);
-    expect(commandLine(watchdog as number)).toMatch(/ mre-watchdog [0-9]+ [0-9]* 7 [0-9a-f]{16} ?$/);
+    expect(commandLine(watchdog as number)).toMatch(/ mre-watchdog [0-9]+ [0-9]* 7 [0-9a-f]{16}( [0-9]+)? ?$/);
     // The login shell (the group's leader) is a ready shell exactly when they are on.
     expect(commandLine(pgid).includes('IFS= read -r mre_l')).toBe(onReadyShell);
     process.kill(pid, 'SIGKILL');

@@ -210,6 +210,25 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     expect(watchdogsOf(pgid)).toEqual([]);
   });
 
+  it('stops, at the deadline and with nobody to stop it, a run that gave the shell another stdin of its own', async () => {
+    const watch = readyWatchFor(1_000);
+    const marker = `1016.${process.pid}${shell === 'dash' ? 1 : 2}`;
+    let child: ChildProcess | undefined;
+    const ready = runWithInput(shell, readyShellCommand(watch), [READY_PING], false, (started) => (child = started));
+    try {
+      // The command swaps the shell's stdin at once, before the watchdog's next tick could see /dev/null there.
+      child?.stdin?.write(readyShellInput(`exec </proc/version; sleep ${marker}`, watch.runId, 1_000));
+      await waitUntil(() => processesWith(`sleep ${marker}`).length === 1, 5_000);
+      expect(processesWith(`sleep ${marker}`)).toHaveLength(1);
+      await waitUntil(() => processesWith(`sleep ${marker}`).length === 0, 10_000);
+      expect(processesWith(`sleep ${marker}`)).toEqual([]);
+    } finally {
+      for (const { pid } of processesWith(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+      child?.stdin?.end();
+      await ready;
+    }
+  }, 30_000);
+
   it('takes no stray USR1 for its run: a watchdog signalled while the shell waits does not count, and the run after it gets its seconds', async () => {
     // 1 s runs: the watchdog gives 3 s. A stray USR1 now, then 5 s of waiting: counted, it would have stopped the waiting shell.
     const watch = readyWatchFor(1_000);
