@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseStartRefusal, START_GRACE_MS, startJobArgs } from '../../../relay/host-jobs.ts';
+import { START_GRACE_MS } from '../../../relay/host-jobs.ts';
+import { startWithLimitOfOne } from '../../harness/job-start.ts';
 import { newRunId } from '../../../relay/host-stop.ts';
 import { newJobId } from '../../../shared/jobs.ts';
 
@@ -32,33 +33,17 @@ function startedWithoutPid(base: string, startedAtMs: number): void {
   writeFileSync(join(dir, 'meta'), `${newRunId()} 60000 1024 ${startedAtMs}\n`);
 }
 
-/** Run a start with a limit of one job; the command is `true`, so a job let through ends at once. */
-function start(base: string): ReturnType<typeof parseStartRefusal> {
-  const [command, ...args] = startJobArgs({
-    jobsDir: base,
-    jobId: newJobId(),
-    runId: newRunId(),
-    timeoutMs: 60_000,
-    keepBytes: 1024,
-    maxJobs: 1,
-    command: 'true',
-  });
-  const ran = spawnSync(command as string, args, { timeout: 10_000 });
-  expect(ran.status).toBe(0);
-  return parseStartRefusal(ran.stdout);
-}
-
 describe("a start's count of the jobs running on the host", () => {
   it('counts a job whose runner has not written its pid yet', () => {
     const base = jobsDir();
     startedWithoutPid(base, Date.now());
-    expect(start(base)).toEqual({ kind: 'limit', running: 1 });
+    expect(startWithLimitOfOne(base)).toEqual({ kind: 'limit', running: 1 });
   });
 
   it('stops counting such a job once the start grace is over (it reads as lost)', () => {
     const base = jobsDir();
     startedWithoutPid(base, Date.now() - START_GRACE_MS - 5_000);
-    expect(start(base)).toBeNull();
+    expect(startWithLimitOfOne(base)).toBeNull();
   });
 
   it('does not count a job whose meta is unreadable or made up', () => {
@@ -66,6 +51,6 @@ describe("a start's count of the jobs running on the host", () => {
     const dir = join(base, newJobId());
     mkdirSync(dir, { mode: 0o700 });
     writeFileSync(join(dir, 'meta'), 'x y z $(touch /tmp/never)\n');
-    expect(start(base)).toBeNull();
+    expect(startWithLimitOfOne(base)).toBeNull();
   });
 });

@@ -12,16 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  cancelJobArgs,
-  cleanupJobArgs,
-  pageJobArgs,
-  parsePage,
-  parseStartRefusal,
-  runnerScript,
-  START_GRACE_MS,
-  startJobArgs,
-} from '../../../relay/host-jobs.ts';
+import { cancelJobArgs, cleanupJobArgs, pageJobArgs, parsePage, runnerScript, START_GRACE_MS } from '../../../relay/host-jobs.ts';
+import { startWithLimitOfOne } from '../../harness/job-start.ts';
 import { newRunId } from '../../../relay/host-stop.ts';
 import { newJobId } from '../../../shared/jobs.ts';
 
@@ -84,16 +76,7 @@ describe('a job whose runner has not written its pid yet', () => {
     const job = startingJob(Date.now());
     run(cancelJobArgs(job.base, job.jobId));
     expect(parsePage(run(pageJobArgs(job.base, job.jobId, 'stdout', 0, 1024)), 1024)).toMatchObject({ ended: true });
-    const [command, ...args] = startJobArgs({
-      jobsDir: job.base,
-      jobId: newJobId(),
-      runId: newRunId(),
-      timeoutMs: 60_000,
-      keepBytes: 1024,
-      maxJobs: 1,
-      command: 'true',
-    });
-    expect(parseStartRefusal(spawnSync(command as string, args, { timeout: 20_000 }).stdout)).toBeNull();
+    expect(startWithLimitOfOne(job.base)).toBeNull();
     expect(run(cleanupJobArgs(job.base, job.jobId)).toString()).toBe('mre-cleanup running\n');
   });
 

@@ -139,6 +139,20 @@ async function waitUntil(check: () => boolean, ms: number): Promise<void> {
   while (!check() && Date.now() < until) await sleep(50);
 }
 
+/** The processes running `sleep MARKER` (a duration no other test writes). */
+const sleeping = (marker: string): number[] => processesWith(`sleep ${marker}`).map((process) => process.pid);
+
+/** Waits up to `ms` for the host to have stopped every `sleep MARKER`, and says none is left. */
+async function expectStopped(marker: string, ms: number): Promise<void> {
+  await waitUntil(() => sleeping(marker).length === 0, ms);
+  expect(sleeping(marker)).toEqual([]);
+}
+
+/** What a test left running, by PID. */
+function killSleeping(marker: string): void {
+  for (const pid of sleeping(marker)) process.kill(pid, 'SIGKILL');
+}
+
 /** A watch for runs of 30 s, and the run id each path sends: the watch's own, or another (a watchdog of the run's own). */
 const PATHS: Array<[string, (watch: ReadyWatch) => string]> = [
   ['under the run id its watchdog waits with', (watch) => watch.runId],
@@ -218,12 +232,11 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     try {
       // The command swaps the shell's stdin at once, before the watchdog's next tick could see /dev/null there.
       child?.stdin?.write(readyShellInput(`exec </proc/version; sleep ${marker}`, watch.runId, 1_000));
-      await waitUntil(() => processesWith(`sleep ${marker}`).length === 1, 5_000);
-      expect(processesWith(`sleep ${marker}`)).toHaveLength(1);
-      await waitUntil(() => processesWith(`sleep ${marker}`).length === 0, 10_000);
-      expect(processesWith(`sleep ${marker}`)).toEqual([]);
+      await waitUntil(() => sleeping(marker).length === 1, 5_000);
+      expect(sleeping(marker)).toHaveLength(1);
+      await expectStopped(marker, 10_000);
     } finally {
-      for (const { pid } of processesWith(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+      killSleeping(marker);
       child?.stdin?.end();
       await ready;
     }
@@ -267,12 +280,11 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
         readyShellInput(`setsid sleep ${marker} >/dev/null 2>&1 &`, watch.runId, 1_000),
       ]);
       expect(ready.code).toBe(0);
-      await waitUntil(() => processesWith(`sleep ${marker}`).length === 1, 5_000);
-      expect(processesWith(`sleep ${marker}`)).toHaveLength(1);
-      await waitUntil(() => processesWith(`sleep ${marker}`).length === 0, 10_000);
-      expect(processesWith(`sleep ${marker}`)).toEqual([]);
+      await waitUntil(() => sleeping(marker).length === 1, 5_000);
+      expect(sleeping(marker)).toHaveLength(1);
+      await expectStopped(marker, 10_000);
     } finally {
-      for (const { pid } of processesWith(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+      killSleeping(marker);
     }
   }, 30_000);
 
@@ -286,14 +298,13 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     try {
       await sleep(4_000);
       child?.stdin?.write(readyShellInput(`setsid sleep ${marker} >/dev/null 2>&1 & sleep ${marker}`, watch.runId, 1_000));
-      await waitUntil(() => processesWith(`sleep ${marker}`).length === 2, 5_000);
-      expect(processesWith(`sleep ${marker}`)).toHaveLength(2);
+      await waitUntil(() => sleeping(marker).length === 2, 5_000);
+      expect(sleeping(marker)).toHaveLength(2);
       await sleep(1_000);
-      expect(processesWith(`sleep ${marker}`)).toHaveLength(2);
-      await waitUntil(() => processesWith(`sleep ${marker}`).length === 0, 8_000);
-      expect(processesWith(`sleep ${marker}`)).toEqual([]);
+      expect(sleeping(marker)).toHaveLength(2);
+      await expectStopped(marker, 8_000);
     } finally {
-      for (const { pid } of processesWith(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+      killSleeping(marker);
       child?.stdin?.end();
       await ready;
     }
