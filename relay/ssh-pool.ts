@@ -350,8 +350,8 @@ export class HostPool {
 
   /**
    * This pool as one caller uses it: their work counts against their share. Always this wrapper,
-   * also with no caller (stdio mode): the pool's own `exec` takes the caller before `ready`,
-   * and TypeScript would let the pool pass for a HostChannels with the run's text as its caller.
+   * also with no caller (stdio mode): the pool's own `exec` takes the caller before `ready`, so the
+   * pool itself is not a HostChannels (TypeScript refuses it since `ready` is an object).
    */
   forCaller(caller: string | undefined): HostChannels {
     return {
