@@ -41,3 +41,15 @@ export function treeCpuMs(root: number): number {
   }
   return total;
 }
+
+/**
+ * Milliseconds of CPU the whole machine has spent so far (every process and the kernel's own
+ * work, from /proc/stat). On the loopback bench the hosts' processes run here too, so this is
+ * where a command's cost on its host shows: the processes it starts, and the watchdog's reads.
+ */
+export function machineCpuMs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  // user, nice, system, (idle, iowait not counted), irq, softirq, steal
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return ((user + nice + system + irq + softirq + steal) * 1000) / TICKS_PER_SECOND;
+}
