@@ -25,6 +25,10 @@
  * (c) and (d) are measured for both client eras: MCP_CLIENT_ERA's (default 2025-11-25) first, then
  * the other one (OTHER_ERA=0 skips it).
  *
+ * The local Worker's Durable Object state lives in RAM where the machine has it
+ * (test/harness/worker.ts localStateRoot): on disk, workerd's local SQLite syncs each commit, which
+ * on this VM put about 1 ms of the local stand's own cost into every audited call.
+ *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';

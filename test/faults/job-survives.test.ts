@@ -6,7 +6,6 @@
  * exactly once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +15,7 @@ import { startRelay, type TestRelay } from '../harness/relay.ts';
 import { remoteProcesses } from '../harness/sshd.ts';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { sleep } from '../harness/wait.ts';
-import { startWorker, type TestWorker } from '../harness/worker.ts';
+import { localStateRoot, startWorker, type TestWorker } from '../harness/worker.ts';
 
 const JOB = 'for i in $(seq 1 600); do echo line $i; sleep 0.1; done';
 const EXPECTED = Array.from({ length: 600 }, (_, index) => `line ${index + 1}\n`).join('');
@@ -25,7 +24,7 @@ let stack: Stack;
 let worker: TestWorker | undefined;
 let relay: TestRelay | undefined;
 let client: ConnectedClient | undefined;
-const stateDir = mkdtempSync(join(tmpdir(), 'mre-job-faults-'));
+const stateDir = mkdtempSync(join(localStateRoot(), 'mre-job-faults-'));
 
 beforeAll(async () => {
   stack = await startStack({ worker: { stateDir } });

@@ -5,13 +5,12 @@
  * started with its outcome unknown.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
 import { remoteProcesses } from '../harness/sshd.ts';
 import { startStack, type Stack } from '../harness/stack.ts';
-import { startWorker, type TestWorker } from '../harness/worker.ts';
+import { localStateRoot, startWorker, type TestWorker } from '../harness/worker.ts';
 import { waitFor } from '../harness/wait.ts';
 
 /** The client's own patience: the call must end long before this. */
@@ -19,7 +18,7 @@ const CLIENT_TIMEOUT_MS = 120_000;
 
 let stack: Stack;
 let restarted: TestWorker | undefined;
-const stateDir = mkdtempSync(join(tmpdir(), 'mre-faults-state-'));
+const stateDir = mkdtempSync(join(localStateRoot(), 'mre-faults-state-'));
 
 beforeAll(async () => {
   stack = await startStack({ worker: { stateDir } });

@@ -3,7 +3,7 @@
  * state, a fresh admin password and relay token. Secrets reach wrangler through an env file in
  * the temp dir, never on the command line.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -62,8 +62,27 @@ export function randomSecret(bytes = 24): string {
 const START_ATTEMPTS = 4;
 const PORT_TAKEN = /Address already in use|EADDRINUSE/;
 
+/** statfs's f_type of a tmpfs (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Where a local Worker keeps its files and Durable Object state: in RAM (/dev/shm) where the
+ * machine has it. workerd's local SQLite syncs each commit to disk, and every Durable Object shares
+ * one thread locally, so on a disk-backed /tmp each write (a tool call's audit row, for one) held
+ * up every other request for about a millisecond: a cost of the local stand, not of the code or of
+ * production storage. The state is thrown away after each run anyway.
+ */
+export function localStateRoot(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return statfsSync('/dev/shm').type === TMPFS_MAGIC ? '/dev/shm' : tmpdir();
+  } catch {
+    return tmpdir();
+  }
+}
+
 export async function startWorker(options: WorkerOptions = {}): Promise<TestWorker> {
-  const dir = mkdtempSync(join(tmpdir(), 'mre-worker-'));
+  const dir = mkdtempSync(join(localStateRoot(), 'mre-worker-'));
   try {
     for (let attempt = 1; ; attempt += 1) {
       const started = await startWrangler(dir, options);
