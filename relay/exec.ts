@@ -31,7 +31,7 @@ import {
   TERM_SENT,
   type RunIdentity,
 } from './host-stop.ts';
-import type { HostChannels } from './ssh-pool.ts';
+import { CHANNEL_OPEN_TIMEOUT_MS, type HostChannels } from './ssh-pool.ts';
 import { SudoStderrFilter, sudoRefused, type SudoMode } from './sudo.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
@@ -306,6 +306,13 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   stdout.finish();
   stderr.finish();
 
+  // A run written to a ready shell unpinged that the host never showed: the pool stopped the shell.
+  if (opened.value.unstarted?.() && marker.identity === null) {
+    return failure(
+      'host_unreachable',
+      `Host "${pool.host.name}" did not show the command starting within ${CHANNEL_OPEN_TIMEOUT_MS / 1000} s (its shell or connection stopped answering), so the relay stopped that shell: the command most likely did not run, but check the host if it matters.`,
+    );
+  }
   if (stopping === null && !exit.exited) {
     return failure('host_unreachable', `The connection to host "${pool.host.name}" was lost while the command was running; whether it finished is unknown.`);
   }

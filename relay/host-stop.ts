@@ -298,9 +298,10 @@ export function watchFits(watch: ReadyWatch, timeoutMs: number): boolean {
  * start). It starts its watchdog at once (armedWatchdogScript, for `watch`), not as a child (the
  * run is evaluated in the shell itself, where a bare `wait` must wait for the run's own children
  * only), and without waiting for it to come up. So a run that fits the watch starts no process
- * before the command's own. It waits for the
- * relay's ping and answers it, so the relay knows the connection is alive before it sends anything
- * (a connection that went silent is found without a command on it); then it reads the run
+ * before the command's own. It answers every ping the relay sends before the run (one as it
+ * starts, and another before a run that comes after the shell has waited a while), so the relay
+ * knows the connection is alive before it sends anything (a connection that went silent is found
+ * without a command on it); then it reads the run
  * (readyShellInput) from stdin and runs it exactly as wrapCommand does, for a run without a
  * terminal or sudo. A run sent with another run id or seconds than the watch's gets a watchdog of
  * its own, as wrapCommand starts one, and a subshell. Its end of input before a whole run is read
@@ -318,8 +319,9 @@ export function readyShellCommand(watch: ReadyWatch, settings: StopSettings = DE
     // Where /proc does not give inodes, the watchdog could not see the run start: the run starts its own.
     `mre_w=; [ -n "$mre_o" ] && [ -n "$mre_i" ] && mre_w=$(sh -c ${quoteShellWord(armedWatchdogScript(settings))} mre-watchdog "$$" "$mre_o" ${watch.seconds} ${runId} "$mre_i" </dev/null >/dev/null 2>&1 & echo "$!"); ` +
     `case "$mre_w" in *[!0-9]*|'') mre_w=;; esac; ` +
-    `IFS= read -r mre_l || ${end}; printf '${READY_ACK.replace('\x1e', '\\036')}'; ` +
-    `IFS=' ' read -r mre_r mre_s || ${end}; ` +
+    // Each ping line is answered, as many as come; the first other line is the run's id and seconds.
+    `mre_l=; while IFS= read -r mre_l && [ "$mre_l" = '${READY_PING.trimEnd()}' ]; do printf '${READY_ACK.replace('\x1e', '\\036')}'; mre_l=; done; ` +
+    `mre_r=\${mre_l%% *}; mre_s=\${mre_l#"$mre_r"}; mre_s=\${mre_s# }; ` +
     `case "$mre_r" in *[!0-9a-f]*|'') ${end};; esac; case "$mre_s" in *[!0-9]*|'') ${end};; esac; ` +
     // The command's lines each come after a "." (so none is empty), and an empty line ends them.
     `mre_c=; mre_n=; mre_ok=; while IFS= read -r mre_l; do [ -z "$mre_l" ] && { mre_ok=1; break; }; ` +

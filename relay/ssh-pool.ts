@@ -51,6 +51,14 @@ const CHANNEL_RETRY_DELAY_MS = 15;
 const CHANNEL_RETRY_LIMIT = 40;
 /** A ready shell nobody used for this long is closed (and not replaced until the next run asks for one). */
 const READY_IDLE_MS = 60_000;
+/**
+ * A run this soon after its ready shell answered a ping is written without pinging it again:
+ * `freshMs` (a second; tests change it). The shell and its connection answered just now, and the
+ * second round trip to the host was about a third of what a run cost the relay in the full stack.
+ * A run that comes later pings first, so that a shell or connection that went silent while it
+ * waited is found before a command is on it, and the run goes to a fresh channel instead.
+ */
+export const READY_TIMINGS = { freshMs: 1_000 };
 /** A ready shell that ended by itself or printed something else means they do not work on this host: none for this long. */
 const READY_OFF_MS = 10 * 60_000;
 /** A ready shell lost with its connection: a new one waits this long. */
@@ -106,12 +114,17 @@ export interface ReadyRun {
   timeoutMs: number;
 }
 
-/** A channel running a command; `runId` is the run's marker on the host when it went through `ready`. */
+/**
+ * A channel running a command; `runId` is the run's marker on the host when it went through `ready`.
+ * `unstarted`, for a run written to a ready shell with no ping of its own: true once the pool gave
+ * up on it, the host having shown nothing of it in time (HostPool.expectRunShown).
+ */
 export interface OpenedRun {
   channel: ClientChannel;
   lease: Lease;
   exit: ChannelExit;
   runId?: string;
+  unstarted?: () => boolean;
 }
 
 /** Filled in by the channel's 'exit' event, which may fire before the caller gets the channel. */
@@ -138,8 +151,10 @@ interface ClaimableLease extends Lease {
 /** A login shell started ahead of its run on a channel of its own (host-stop.ts readyShellCommand). */
 interface ReadyShell {
   channel: ClientChannel;
-  /** Listens while it waits: a shell that prints before its ping is one whose startup prints. */
+  /** Listens while it waits: a shell that prints between pings is one whose startup prints. */
   early: () => void;
+  /** When (performance.now()) it last answered a ping. */
+  answeredAt: number;
   exit: ChannelExit;
   lease: ClaimableLease;
   idle: ReturnType<typeof setTimeout>;
@@ -442,7 +457,8 @@ export class HostPool {
     clearTimeout(shell.idle);
     shell.channel.off('data', shell.early);
     shell.lease.claim(caller);
-    const answer = await pingReadyShell(shell.channel, CHANNEL_OPEN_TIMEOUT_MS, signal);
+    const fresh = performance.now() - shell.answeredAt <= READY_TIMINGS.freshMs;
+    const answer = fresh ? 'answered' : await pingReadyShell(shell.channel, CHANNEL_OPEN_TIMEOUT_MS, signal);
     // A shell that will not run this command is not the caller's: it no longer counts against their share.
     if (answer !== 'answered') shell.lease.claim(undefined);
     switch (answer) {
@@ -450,7 +466,8 @@ export class HostPool {
         // Under the shell's own run id its waiting watchdog takes the run; under the caller's it starts one.
         const runId = watchFits(shell.watch, ready.timeoutMs) ? shell.watch.runId : ready.runId;
         shell.channel.write(readyShellInput(ready.command, runId, ready.timeoutMs));
-        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit, runId });
+        const unstarted = fresh ? this.expectRunShown(shell) : undefined;
+        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit, runId, ...(unstarted ? { unstarted } : {}) });
       }
       case 'cancelled':
         this.retireReady(shell);
@@ -465,6 +482,41 @@ export class HostPool {
         this.readyEnded(shell);
         return null;
     }
+  }
+
+  /**
+   * A run written to a ready shell with no ping of its own (it answered one within freshMs): the host
+   * shows it read the run (its marker comes first) as fast as it would answer a ping. If nothing at
+   * all comes within CHANNEL_OPEN_TIMEOUT_MS, the shell or its connection went silent since. The
+   * shell is killed (a stopped process too), so the run cannot start later, and the connection is
+   * dropped when nothing else runs on it (as for an unanswered ping); the returned probe then says
+   * so, and the run ends now as not started instead of waiting out its timeout. Listeners are added
+   * in the turn the caller adds its own, so no output can slip past them.
+   */
+  private expectRunShown(shell: ReadyShell): () => boolean {
+    const { channel } = shell;
+    let gaveUp = false;
+    const shown = (): void => {
+      clearTimeout(timer);
+      channel.off('data', shown);
+      channel.stderr.off('data', shown);
+      channel.off('close', shown);
+    };
+    const timer = setTimeout(() => {
+      shown();
+      gaveUp = true;
+      log('warn', 'a ready shell showed nothing of its run in time; it was stopped', { host: this.host.name, connection: shell.connection.id });
+      try {
+        channel.signal('KILL');
+      } catch {
+        // The channel is already going.
+      }
+      if (shell.connection.active <= 1) shell.lease.abandon('a ready shell showed nothing of its run in time');
+    }, CHANNEL_OPEN_TIMEOUT_MS);
+    channel.on('data', shown);
+    channel.stderr.on('data', shown);
+    channel.once('close', shown);
+    return () => gaveUp;
   }
 
   /** A ready shell printed before its run (a login that prints, or a shell that cannot run readyShellCommand). */
@@ -504,9 +556,9 @@ export class HostPool {
     const watch = readyWatchFor(this.readyTimeoutMs);
     this.readyOpening = openExecChannel(lease.client, readyShellCommand(watch), new AbortController().signal, () =>
       lease.abandon('it did not answer a channel request'),
-    ).then((opened) => {
-      this.readyOpening = null;
+    ).then(async (opened) => {
       if (!opened.ok) {
+        this.readyOpening = null;
         this.readyOffUntil = Date.now() + READY_RETRY_MS;
         lease.release();
         return;
@@ -519,11 +571,10 @@ export class HostPool {
         connection,
         idle: setTimeout(() => this.retireReady(shell, false), READY_IDLE_MS),
         early: () => this.readyPrinted(shell),
+        answeredAt: 0,
         watch,
       };
       shell.idle.unref();
-      // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.
-      channel.on('data', shell.early);
       channel.once('close', () => {
         clearTimeout(shell.idle);
         if (this.ready === shell) {
@@ -532,6 +583,18 @@ export class HostPool {
         }
         lease.release();
       });
+      // Its first ping as it starts, off any run's path: a run soon after needs none of its own.
+      const answer = await pingReadyShell(channel, CHANNEL_OPEN_TIMEOUT_MS, new AbortController().signal);
+      this.readyOpening = null;
+      if (answer !== 'answered') {
+        if (answer === 'odd') this.readyPrinted(shell);
+        else if (answer === 'silent') this.readyUnanswered(shell);
+        else this.readyEnded(shell);
+        return;
+      }
+      shell.answeredAt = performance.now();
+      // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.
+      channel.on('data', shell.early);
       if (this.closed || this.waiters.length > 0) this.retireReady(shell);
       else this.ready = shell;
     });

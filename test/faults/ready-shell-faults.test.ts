@@ -1,8 +1,12 @@
 /**
- * A ready shell (relay/ssh-pool.ts) that does not answer its ping while its connection is alive: a
- * login that starts slowly, or a host too loaded to schedule it (here the shell is stopped with
- * SIGSTOP). The run goes to a fresh channel and runs once; the commands already running on that
- * connection are not cut; and the host's ready shells stay off, so later runs do not wait on a ping again.
+ * A ready shell (relay/ssh-pool.ts) that stops answering while its connection is alive: a login
+ * that starts slowly, or a host too loaded to schedule it (here the shell is stopped with SIGSTOP).
+ * - Pinged before its run (it waited longer than READY_TIMINGS.freshMs): the run goes to a fresh
+ *   channel and runs once; the commands already running on that connection are not cut; and the
+ *   host's ready shells stay off, so later runs do not wait on a ping again.
+ * - Written its run with no ping (it answered one moments before): the run ends within the channel
+ *   open bound, saying the host did not show it starting; the shell is stopped, so it runs nothing
+ *   even when let go on; and the commands beside it are not cut.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
 import type { RelayOperations } from '../../relay/operations.ts';
+import { CHANNEL_OPEN_TIMEOUT_MS, READY_TIMINGS } from '../../relay/ssh-pool.ts';
 import { runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
 import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
 import { commandLine, processesUnder, startSshd, type TestSshd } from '../harness/sshd.ts';
@@ -28,12 +33,15 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), 'mre-ready-faults-'));
   ops = sshdOperations(
     sshd,
-    ['h', 'h2'].map((name) => sshdHostConfig(sshd, name, { maxSessions: 4, maxConnections: 2 })),
+    ['h', 'h2', 'h3'].map((name) => sshdHostConfig(sshd, name, { maxSessions: 4, maxConnections: 2 })),
     stateDir,
   );
 });
 
+const freshMs = READY_TIMINGS.freshMs;
+
 afterEach(() => {
+  READY_TIMINGS.freshMs = freshMs;
   for (const pid of frozen.splice(0)) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -76,6 +84,8 @@ function alive(pid: number): boolean {
 
 describe('a ready shell that does not answer its ping on a live connection', () => {
   it('sends the run to a fresh channel, once, without cutting the commands beside it, and turns ready shells off', async () => {
+    // Every run pings its shell first here, however soon it comes.
+    READY_TIMINGS.freshMs = 0;
     // Written by the SSH user (another account than this test's): a file of its own in /tmp.
     const ranFile = join(tmpdir(), `mre-ready-ran-${process.pid}-${Date.now()}`);
     cleanups.push(() => rmSync(ranFile, { force: true }));
@@ -104,6 +114,7 @@ describe('a ready shell that does not answer its ping on a live connection', () 
   });
 
   it('does not count an unanswered shell on a frozen connection against the caller, whose run goes to a new connection', async () => {
+    READY_TIMINGS.freshMs = 0;
     await run('true', {}, 'user-1', 'h2');
     await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
     // With the shell, the caller holds their whole share (2) on that connection.
@@ -120,5 +131,35 @@ describe('a ready shell that does not answer its ping on a live connection', () 
     expect(next.stdout).toBe('next-done\n');
     expect(next.exitCode).toBe(0);
     void beside;
+  });
+});
+
+describe('a ready shell that stops right after it answered, with a run written to it unpinged', () => {
+  it('ends the run within the channel open bound as not seen starting, stops the shell so it never runs it, and cuts nothing beside it', async () => {
+    // However long this machine takes between the shell's answer and the run, the run is written unpinged.
+    READY_TIMINGS.freshMs = 60_000;
+    const ranFile = join(tmpdir(), `mre-ready-unpinged-${process.pid}-${Date.now()}`);
+    cleanups.push(() => rmSync(ranFile, { force: true }));
+    await run('true', {}, 'user-1', 'h3');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const [shell] = waitingShells();
+    if (shell === undefined) throw new Error('no ready shell');
+    const beside = run('sleep 8; echo beside-done', { pty: { rows: 24, cols: 80 } }, 'user-1', 'h3').catch((error: unknown) => String(error));
+    await waitFor(() => underSshd().some((pid) => commandLine(pid).includes('sleep 8')), 10_000, 'the terminal run beside the shell');
+    process.kill(shell, 'SIGSTOP');
+    stopped.push(shell);
+    const started = Date.now();
+    const next = await run(`echo ran >>${ranFile}; echo next-done`, {}, 'user-1', 'h3').then(
+      (result) => JSON.stringify(result),
+      (error: unknown) => String(error),
+    );
+    expect(next).toContain('did not show the command starting');
+    expect(Date.now() - started).toBeLessThan(CHANNEL_OPEN_TIMEOUT_MS + 5_000);
+    const besideResult = await beside;
+    expect(besideResult).toMatchObject({ exitCode: 0, stdout: expect.stringContaining('beside-done') as unknown });
+    // Killed while stopped (KILL needs no CONT): gone without having run anything.
+    await waitFor(() => !alive(shell), 10_000, 'the stopped shell to end');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(() => readFileSync(ranFile, 'utf8')).toThrow();
   });
 });

@@ -28,6 +28,7 @@ import {
   type ReadyWatch,
 } from '../../../relay/host-stop.ts';
 import { pingReadyShell } from '../../../relay/ready-shell-ping.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'mre-ready-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -373,5 +374,28 @@ describe('the relay pinging a ready shell', () => {
     const cancelled = ping(new FakeChannel(), 1_000, controller.signal);
     controller.abort();
     expect(await cancelled).toBe('cancelled');
+  });
+});
+
+describe.each(['dash', 'bash'])('a ready shell under %s, pinged more than once', (shell) => {
+  it('answers every ping before its run (one as it starts, another after a wait), then runs the run', async () => {
+    const watch = readyWatchFor(30_000);
+    const child = spawn('setsid', [shell, '-c', readyShellCommand(watch)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const answers = (count: number): Promise<boolean> =>
+      waitFor(() => stdout === READY_ACK.repeat(count), 5_000, `answer ${count}`).then(
+        () => true,
+        () => false,
+      );
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('latin1')));
+    child.stdin.write(READY_PING);
+    expect(await answers(1)).toBe(true);
+    child.stdin.write(READY_PING);
+    expect(await answers(2)).toBe(true);
+    child.stdin.end(readyShellInput('echo ran "$MRE_RUN"', watch.runId, 30_000));
+    expect(await closed).toBe(0);
+    expect(stdout.startsWith(READY_ACK.repeat(2))).toBe(true);
+    expect(runOutput(stdout.slice(READY_ACK.length)).text).toBe(`ran ${watch.runId}\n`);
   });
 });
