@@ -31,7 +31,7 @@ import {
   TERM_SENT,
   type RunIdentity,
 } from './host-stop.ts';
-import { CHANNEL_OPEN_TIMEOUT_MS, type HostChannels } from './ssh-pool.ts';
+import { CHANNEL_OPEN_TIMEOUT_MS, type ChannelExit, type HostChannels } from './ssh-pool.ts';
 import { SudoStderrFilter, sudoRefused, type SudoMode } from './sudo.ts';
 
 export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
@@ -233,6 +233,59 @@ function ptyOptions(size: { rows: number; cols: number }): PseudoTtyOptions {
   return { term: 'dumb', rows: size.rows, cols: size.cols, modes: { ONLCR: 0 } };
 }
 
+/**
+ * The bound on a run written to a ready shell unpinged (ssh-pool.ts OpenedRun.unpinged): anything
+ * from the host within CHANNEL_OPEN_TIMEOUT_MS shows it read the run; nothing means the pool gives
+ * up on the shell (KILL, and the connection dropped when nothing else runs on it).
+ */
+class ShownWatch {
+  given = false;
+  readonly gaveUp: Promise<void>;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(unpinged: { giveUp(): void }) {
+    this.gaveUp = new Promise((resolve) => {
+      this.timer = setTimeout(() => {
+        this.given = true;
+        unpinged.giveUp();
+        resolve();
+      }, CHANNEL_OPEN_TIMEOUT_MS);
+    });
+  }
+
+  seen(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** How long a shell sent KILL gets to close its channel before the relay closes it and reports anyway. */
+const CLOSE_AFTER_GIVE_UP_MS = 2_000;
+
+/**
+ * The answer for a run the host showed nothing of in time. It did not run only when that is known:
+ * the channel closed with the shell killed and no marker (the shell prints it before it runs
+ * anything, and sshd forwards output before the exit). Otherwise (the KILL not honoured, the
+ * connection silent, or the marker late) whether it ran is unknown, and the answer says so.
+ */
+async function notShownStarting(
+  host: string,
+  channel: ClientChannel,
+  closed: Promise<void>,
+  exit: ChannelExit,
+  markerCame: boolean,
+): Promise<Outcome<ExecResultFrame>> {
+  const closedInTime = await Promise.race([
+    closed.then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), CLOSE_AFTER_GIVE_UP_MS).unref()),
+  ]);
+  if (!closedInTime) channel.close();
+  const waited = `Host "${host}" showed nothing of the command within ${CHANNEL_OPEN_TIMEOUT_MS / 1000} s (its shell or connection stopped answering)`;
+  if (closedInTime && !markerCame && exit.exited && exit.signal === 'KILL') {
+    return failure('host_unreachable', `${waited}, so the relay killed the shell before it started the command: it did not run.`);
+  }
+  return failure('host_unreachable', `${waited}, so the relay stopped waiting and killed the shell where it could: whether the command ran is unknown.`);
+}
+
 export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: OutputSink, signal: AbortSignal): Promise<Outcome<ExecResultFrame>> {
   const started = performance.now();
   const deadline = AbortSignal.timeout(op.timeoutMs);
@@ -265,8 +318,16 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   const stderr = new StreamCapture(op.maxChars, (text) => onOutput('stderr', text));
   const marker = new MarkerFilter((chunk) => stdout.push(chunk));
   const sudoFilter = sudo ? new SudoStderrFilter((chunk) => stderr.push(chunk)) : null;
-  channel.on('data', (chunk: Buffer) => marker.push(chunk));
-  channel.stderr.on('data', (chunk: Buffer) => (sudoFilter ? sudoFilter.push(chunk) : stderr.push(chunk)));
+  const shown = opened.value.unpinged ? new ShownWatch(opened.value.unpinged) : null;
+  channel.on('data', (chunk: Buffer) => {
+    shown?.seen();
+    marker.push(chunk);
+  });
+  channel.stderr.on('data', (chunk: Buffer) => {
+    shown?.seen();
+    if (sudoFilter) sudoFilter.push(chunk);
+    else stderr.push(chunk);
+  });
   // stdin stays open (the wrapper gives the command /dev/null, or with a pty the terminal, to which
   // nothing is written): ssh2 drops signal requests on a channel whose input has been ended. With a
   // pty, sshd sends stderr through the terminal too: it arrives merged into stdout.
@@ -275,6 +336,7 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   const closed = new Promise<void>((resolve) =>
     channel.once('close', () => {
       channelClosed = true;
+      shown?.seen();
       resolve();
     }),
   );
@@ -282,7 +344,8 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
     if (stopSignal.aborted) resolve();
     else stopSignal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await Promise.race([closed, stopRequested]);
+  await Promise.race([closed, stopRequested, ...(shown ? [shown.gaveUp] : [])]);
+  if (shown?.given) return notShownStarting(pool.host.name, channel, closed, exit, marker.identity !== null);
   // Once root's shell has started (its marker came), only root can stop what it runs: the stop goes
   // through sudo as the run did. Before that, the SSH user's stop reaches sudo itself (same real uid).
   const stopFor = (): ((identity: RunIdentity) => StopCommand) => {
@@ -306,13 +369,6 @@ export async function runExec(pool: HostChannels, op: ExecOperation, onOutput: O
   stdout.finish();
   stderr.finish();
 
-  // A run written to a ready shell unpinged that the host never showed: the pool stopped the shell.
-  if (opened.value.unstarted?.() && marker.identity === null) {
-    return failure(
-      'host_unreachable',
-      `Host "${pool.host.name}" did not show the command starting within ${CHANNEL_OPEN_TIMEOUT_MS / 1000} s (its shell or connection stopped answering), so the relay stopped that shell: the command most likely did not run, but check the host if it matters.`,
-    );
-  }
   if (stopping === null && !exit.exited) {
     return failure('host_unreachable', `The connection to host "${pool.host.name}" was lost while the command was running; whether it finished is unknown.`);
   }

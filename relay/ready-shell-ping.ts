@@ -17,7 +17,11 @@ import { READY_ACK, READY_PING } from './host-stop.ts';
  */
 export type PingAnswer = 'answered' | 'silent' | 'closed' | 'odd' | 'cancelled';
 
-export function pingReadyShell(channel: ClientChannel, timeoutMs: number, signal: AbortSignal): Promise<PingAnswer> {
+/** Pings sent, for tests that check which runs were pinged. */
+export const readyPings = { sent: 0 };
+
+/** `onAnswered` runs as the answer is read, before anything else the channel delivers in the same read. */
+export function pingReadyShell(channel: ClientChannel, timeoutMs: number, signal: AbortSignal, onAnswered?: () => void): Promise<PingAnswer> {
   return new Promise((resolve) => {
     let received = '';
     const done = (answer: PingAnswer): void => {
@@ -25,6 +29,7 @@ export function pingReadyShell(channel: ClientChannel, timeoutMs: number, signal
       channel.off('data', onData);
       channel.off('close', onClose);
       signal.removeEventListener('abort', onAbort);
+      if (answer === 'answered') onAnswered?.();
       resolve(answer);
     };
     // The shell prints nothing more until its run is written, and the caller reads the channel in
@@ -45,6 +50,7 @@ export function pingReadyShell(channel: ClientChannel, timeoutMs: number, signal
     channel.on('data', onData);
     channel.once('close', onClose);
     try {
+      readyPings.sent += 1;
       channel.write(READY_PING);
     } catch {
       done('closed');

@@ -116,15 +116,17 @@ export interface ReadyRun {
 
 /**
  * A channel running a command; `runId` is the run's marker on the host when it went through `ready`.
- * `unstarted`, for a run written to a ready shell with no ping of its own: true once the pool gave
- * up on it, the host having shown nothing of it in time (HostPool.expectRunShown).
+ * `unpinged`: the run was written to a ready shell that answered a ping moments before, with no ping
+ * of its own. The host shows it read the run (its marker comes first) as fast as it would answer a
+ * ping, so the caller gives it CHANNEL_OPEN_TIMEOUT_MS to show anything, and otherwise calls
+ * `giveUp` (the shell or its connection went silent since: HostPool.giveUpUnpinged).
  */
 export interface OpenedRun {
   channel: ClientChannel;
   lease: Lease;
   exit: ChannelExit;
   runId?: string;
-  unstarted?: () => boolean;
+  unpinged?: { giveUp(): void };
 }
 
 /** Filled in by the channel's 'exit' event, which may fire before the caller gets the channel. */
@@ -153,8 +155,9 @@ interface ReadyShell {
   channel: ClientChannel;
   /** Listens while it waits: a shell that prints between pings is one whose startup prints. */
   early: () => void;
-  /** When (performance.now()) it last answered a ping. */
+  /** When it last answered a ping: performance.now(), and Date.now() (which goes on while the machine sleeps). */
   answeredAt: number;
+  answeredWall: number;
   exit: ChannelExit;
   lease: ClaimableLease;
   idle: ReturnType<typeof setTimeout>;
@@ -457,7 +460,8 @@ export class HostPool {
     clearTimeout(shell.idle);
     shell.channel.off('data', shell.early);
     shell.lease.claim(caller);
-    const fresh = performance.now() - shell.answeredAt <= READY_TIMINGS.freshMs;
+    // Both clocks: the monotonic one stops while the machine sleeps, and a connection may not survive that.
+    const fresh = performance.now() - shell.answeredAt <= READY_TIMINGS.freshMs && Date.now() - shell.answeredWall <= READY_TIMINGS.freshMs;
     const answer = fresh ? 'answered' : await pingReadyShell(shell.channel, CHANNEL_OPEN_TIMEOUT_MS, signal);
     // A shell that will not run this command is not the caller's: it no longer counts against their share.
     if (answer !== 'answered') shell.lease.claim(undefined);
@@ -466,8 +470,8 @@ export class HostPool {
         // Under the shell's own run id its waiting watchdog takes the run; under the caller's it starts one.
         const runId = watchFits(shell.watch, ready.timeoutMs) ? shell.watch.runId : ready.runId;
         shell.channel.write(readyShellInput(ready.command, runId, ready.timeoutMs));
-        const unstarted = fresh ? this.expectRunShown(shell) : undefined;
-        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit, runId, ...(unstarted ? { unstarted } : {}) });
+        const unpinged = fresh ? { giveUp: () => this.giveUpUnpinged(shell) } : undefined;
+        return success({ channel: shell.channel, lease: shell.lease, exit: shell.exit, runId, ...(unpinged ? { unpinged } : {}) });
       }
       case 'cancelled':
         this.retireReady(shell);
@@ -485,38 +489,23 @@ export class HostPool {
   }
 
   /**
-   * A run written to a ready shell with no ping of its own (it answered one within freshMs): the host
-   * shows it read the run (its marker comes first) as fast as it would answer a ping. If nothing at
-   * all comes within CHANNEL_OPEN_TIMEOUT_MS, the shell or its connection went silent since. The
-   * shell is killed (a stopped process too), so the run cannot start later, and the connection is
-   * dropped when nothing else runs on it (as for an unanswered ping); the returned probe then says
-   * so, and the run ends now as not started instead of waiting out its timeout. Listeners are added
-   * in the turn the caller adds its own, so no output can slip past them.
+   * An unpinged run whose host showed nothing in time: its shell or connection went silent since it
+   * answered. The shell is sent KILL (which ends a stopped process too, so the run cannot start
+   * later), the connection is dropped when nothing else runs on it (as for an unanswered ping), and
+   * ready shells go off for this host, so the next runs are pinged or open their own channels.
    */
-  private expectRunShown(shell: ReadyShell): () => boolean {
-    const { channel } = shell;
-    let gaveUp = false;
-    const shown = (): void => {
-      clearTimeout(timer);
-      channel.off('data', shown);
-      channel.stderr.off('data', shown);
-      channel.off('close', shown);
-    };
-    const timer = setTimeout(() => {
-      shown();
-      gaveUp = true;
-      log('warn', 'a ready shell showed nothing of its run in time; it was stopped', { host: this.host.name, connection: shell.connection.id });
-      try {
-        channel.signal('KILL');
-      } catch {
-        // The channel is already going.
-      }
-      if (shell.connection.active <= 1) shell.lease.abandon('a ready shell showed nothing of its run in time');
-    }, CHANNEL_OPEN_TIMEOUT_MS);
-    channel.on('data', shown);
-    channel.stderr.on('data', shown);
-    channel.once('close', shown);
-    return () => gaveUp;
+  private giveUpUnpinged(shell: ReadyShell): void {
+    this.readyOffUntil = Date.now() + READY_OFF_MS;
+    log('warn', 'a ready shell showed nothing of its run in time: it was sent KILL, and ready shells are off for this host', {
+      host: this.host.name,
+      connection: shell.connection.id,
+    });
+    try {
+      shell.channel.signal('KILL');
+    } catch {
+      // The channel is already going.
+    }
+    if (shell.connection.active <= 1) shell.lease.abandon('a ready shell showed nothing of its run in time');
   }
 
   /** A ready shell printed before its run (a login that prints, or a shell that cannot run readyShellCommand). */
@@ -572,6 +561,7 @@ export class HostPool {
         idle: setTimeout(() => this.retireReady(shell, false), READY_IDLE_MS),
         early: () => this.readyPrinted(shell),
         answeredAt: 0,
+        answeredWall: 0,
         watch,
       };
       shell.idle.unref();
@@ -583,8 +573,14 @@ export class HostPool {
         }
         lease.release();
       });
-      // Its first ping as it starts, off any run's path: a run soon after needs none of its own.
-      const answer = await pingReadyShell(channel, CHANNEL_OPEN_TIMEOUT_MS, new AbortController().signal);
+      // Its first ping as it starts, off any run's path: a run soon after needs none of its own. From
+      // its answer on (in the same turn: nothing it prints next can go unread), a shell that prints
+      // is one whose startup prints, and its end is seen when it comes.
+      const answer = await pingReadyShell(channel, CHANNEL_OPEN_TIMEOUT_MS, new AbortController().signal, () => {
+        shell.answeredAt = performance.now();
+        shell.answeredWall = Date.now();
+        channel.on('data', shell.early);
+      });
       this.readyOpening = null;
       if (answer !== 'answered') {
         if (answer === 'odd') this.readyPrinted(shell);
@@ -592,9 +588,6 @@ export class HostPool {
         else this.readyEnded(shell);
         return;
       }
-      shell.answeredAt = performance.now();
-      // Read while it waits (it prints nothing until pinged), so its end is seen when it comes.
-      channel.on('data', shell.early);
       if (this.closed || this.waiters.length > 0) this.retireReady(shell);
       else this.ready = shell;
     });

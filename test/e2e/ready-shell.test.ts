@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
 import type { RelayOperations } from '../../relay/operations.ts';
+import { readyPings } from '../../relay/ready-shell-ping.ts';
+import { READY_TIMINGS } from '../../relay/ssh-pool.ts';
 import { runExec, waitingShells as waitingShellsUnder } from '../harness/ready-shells.ts';
 import { sshdHostConfig, sshdOperations } from '../harness/relay.ts';
 import { childrenOf, remoteProcesses, startSshd, type TestSshd } from '../harness/sshd.ts';
@@ -112,6 +114,29 @@ describe('ready shells', () => {
     // The first takes the waiting shell; the second comes while the next one is being started, and takes it.
     expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
     expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
+  });
+
+  it('are pinged as they start, and a run within a second of that answer is written with no ping of its own; a later one is pinged first', async () => {
+    await run('true');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    const loginShell = "tr '\\0' ' ' </proc/$$/cmdline";
+    // Back to back: each run takes the shell the one before it left, answered moments ago.
+    const before = readyPings.sent;
+    for (let index = 0; index < 3; index += 1) expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'the next ready shell');
+    // One ping per shell, as each started (the three runs' own shells' next ones): none before a run.
+    expect(readyPings.sent - before).toBe(3);
+    const freshMs = READY_TIMINGS.freshMs;
+    READY_TIMINGS.freshMs = 0;
+    try {
+      const staleBefore = readyPings.sent;
+      for (let index = 0; index < 2; index += 1) expect((await run(loginShell)).stdout).toContain('IFS= read -r mre_l');
+      await waitFor(() => waitingShells().length === 1, 10_000, 'the next ready shell');
+      // Each run pinged its shell first, and each next shell was pinged as it started.
+      expect(readyPings.sent - staleBefore).toBe(4);
+    } finally {
+      READY_TIMINGS.freshMs = freshMs;
+    }
   });
 
   it('serve runs with no caller too (stdio mode), back to back', async () => {

@@ -33,7 +33,7 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), 'mre-ready-faults-'));
   ops = sshdOperations(
     sshd,
-    ['h', 'h2', 'h3'].map((name) => sshdHostConfig(sshd, name, { maxSessions: 4, maxConnections: 2 })),
+    ['h', 'h2', 'h3', 'h4'].map((name) => sshdHostConfig(sshd, name, { maxSessions: 4, maxConnections: 2 })),
     stateDir,
   );
 });
@@ -134,8 +134,8 @@ describe('a ready shell that does not answer its ping on a live connection', () 
   });
 });
 
-describe('a ready shell that stops right after it answered, with a run written to it unpinged', () => {
-  it('ends the run within the channel open bound as not seen starting, stops the shell so it never runs it, and cuts nothing beside it', async () => {
+describe('a ready shell that went silent right after it answered, with a run written to it unpinged', () => {
+  it('stopped (the connection alive): the run ends within the bound as not run, the shell is killed so it never runs it, and nothing beside it is cut', async () => {
     // However long this machine takes between the shell's answer and the run, the run is written unpinged.
     READY_TIMINGS.freshMs = 60_000;
     const ranFile = join(tmpdir(), `mre-ready-unpinged-${process.pid}-${Date.now()}`);
@@ -144,8 +144,15 @@ describe('a ready shell that stops right after it answered, with a run written t
     await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
     const [shell] = waitingShells();
     if (shell === undefined) throw new Error('no ready shell');
-    const beside = run('sleep 8; echo beside-done', { pty: { rows: 24, cols: 80 } }, 'user-1', 'h3').catch((error: unknown) => String(error));
-    await waitFor(() => underSshd().some((pid) => commandLine(pid).includes('sleep 8')), 10_000, 'the terminal run beside the shell');
+    let besideDone = false;
+    const beside = run('sleep 15; echo beside-done', { pty: { rows: 24, cols: 80 } }, 'user-1', 'h3').then(
+      (result) => {
+        besideDone = true;
+        return result;
+      },
+      (error: unknown) => String(error),
+    );
+    await waitFor(() => underSshd().some((pid) => commandLine(pid).includes('sleep 15')), 10_000, 'the terminal run beside the shell');
     process.kill(shell, 'SIGSTOP');
     stopped.push(shell);
     const started = Date.now();
@@ -153,13 +160,38 @@ describe('a ready shell that stops right after it answered, with a run written t
       (result) => JSON.stringify(result),
       (error: unknown) => String(error),
     );
-    expect(next).toContain('did not show the command starting');
-    expect(Date.now() - started).toBeLessThan(CHANNEL_OPEN_TIMEOUT_MS + 5_000);
-    const besideResult = await beside;
-    expect(besideResult).toMatchObject({ exitCode: 0, stdout: expect.stringContaining('beside-done') as unknown });
+    expect(next).toContain('killed the shell before it started the command: it did not run');
+    expect(Date.now() - started).toBeLessThan(CHANNEL_OPEN_TIMEOUT_MS + 4_000);
+    // The command beside it on the same connection was still running, and goes on to its end.
+    expect(besideDone).toBe(false);
+    expect(await beside).toMatchObject({ exitCode: 0, stdout: expect.stringContaining('beside-done') as unknown });
     // Killed while stopped (KILL needs no CONT): gone without having run anything.
     await waitFor(() => !alive(shell), 10_000, 'the stopped shell to end');
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(() => readFileSync(ranFile, 'utf8')).toThrow();
-  });
+  }, 40_000);
+
+  it('frozen with its connection (nothing else on it): the run ends within the bound as unknown, the connection is dropped, and the next run goes to a new one', async () => {
+    READY_TIMINGS.freshMs = 60_000;
+    await run('true', {}, 'user-1', 'h4');
+    await waitFor(() => waitingShells().length === 1, 10_000, 'a ready shell');
+    // Freeze the connection (sshd's processes and the shell): TCP stays open, nothing answers.
+    for (const pid of underSshd()) {
+      process.kill(pid, 'SIGSTOP');
+      frozen.push(pid);
+    }
+    const started = Date.now();
+    const next = await run('echo next-done', {}, 'user-1', 'h4').then(
+      (result) => JSON.stringify(result),
+      (error: unknown) => String(error),
+    );
+    expect(next).toContain('whether the command ran is unknown');
+    expect(Date.now() - started).toBeLessThan(CHANNEL_OPEN_TIMEOUT_MS + 4_000);
+    // Ready shells are off for this host now: the next runs open channels of their own, on a new connection.
+    for (const label of ['after', 'again']) {
+      const after = await run(`echo ${label}; tr '\\0' ' ' </proc/$$/cmdline`, {}, 'user-1', 'h4');
+      expect(after.stdout).toContain(label);
+      expect(after.stdout).not.toContain('mre_l');
+    }
+  }, 40_000);
 });
