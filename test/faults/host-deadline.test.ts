@@ -55,8 +55,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** Wait up to 5 s for `value()` to be `expected` (a watchdog that is replaced ends a moment after the new one starts). */
 async function waitForValue(value: () => number, expected: number): Promise<void> {
-  const until = Date.now() + 5_000;
-  while (value() !== expected && Date.now() < until) await sleep(50);
+  const until = performance.now() + 5_000;
+  while (value() !== expected && performance.now() < until) await sleep(50);
 }
 
 describe('the host-side deadline', () => {
@@ -73,13 +73,13 @@ describe('the host-side deadline', () => {
     // A first command leaves a ready shell behind it (when they are on), which the next one takes.
     if (onReadyShell)
       await session.client.callTool({ name: 'ssh_exec_command', arguments: { command: 'true', ...(timeoutBefore ? { timeout: timeoutBefore } : {}) } });
-    const calledAt = Date.now();
+    const calledAt = performance.now();
     // The seconds in a variable: only the two sleeps' command lines then read "sleep 1000.5".
     const pending = session.client
       .callTool({ name: 'ssh_exec_command', arguments: { command: 's=1000.5; setsid sleep $s & sleep $s', timeout: 5 } })
       .catch(() => undefined);
-    const until = Date.now() + 10_000;
-    while (remoteProcesses('sleep 1000.5', sshd.user).length < 2 && Date.now() < until) await sleep(50);
+    const until = performance.now() + 10_000;
+    while (remoteProcesses('sleep 1000.5', sshd.user).length < 2 && performance.now() < until) await sleep(50);
     expect(remoteProcesses('sleep 1000.5', sshd.user)).toHaveLength(2);
     const pgid = groupOf('sleep 1000.5');
     // One watchdog, for this run's id and 5 + 2 s (the one that waited for other runs is gone).
@@ -93,26 +93,26 @@ describe('the host-side deadline', () => {
     await pending;
     await session.close().catch(() => undefined);
     // The relay is dead: nothing but the host can stop the command now.
-    while (remoteProcesses('sleep 1000.5', sshd.user).length > 0 && Date.now() < calledAt + 15_000) await sleep(200);
+    while (remoteProcesses('sleep 1000.5', sshd.user).length > 0 && performance.now() < calledAt + 15_000) await sleep(200);
     expect(remoteProcesses('sleep 1000.5', sshd.user)).toEqual([]);
     // The watchdog does not outlive what it guards.
-    while (watchdogsOf(pgid).length > 0 && Date.now() < calledAt + 17_000) await sleep(200);
+    while (watchdogsOf(pgid).length > 0 && performance.now() < calledAt + 17_000) await sleep(200);
     expect(watchdogsOf(pgid)).toEqual([]);
   });
 
   it('stops a command within 10 s of its 5 s timeout after the relay daemon is killed (full stack)', async () => {
-    const calledAt = Date.now();
+    const calledAt = performance.now();
     const pending = stack.call('ssh_exec_command', { command: 's=1000.6; setsid sleep $s & sleep $s', timeout: 5 }).catch(() => undefined);
-    const until = Date.now() + 10_000;
-    while (remoteProcesses('sleep 1000.6', sshd.user).length < 2 && Date.now() < until) await sleep(50);
+    const until = performance.now() + 10_000;
+    while (remoteProcesses('sleep 1000.6', sshd.user).length < 2 && performance.now() < until) await sleep(50);
     expect(remoteProcesses('sleep 1000.6', sshd.user)).toHaveLength(2);
     const pgid = groupOf('sleep 1000.6');
     expect(watchdogsOf(pgid)).toHaveLength(1);
     stack.relay.process.signal('SIGKILL');
     await pending;
-    while (remoteProcesses('sleep 1000.6', sshd.user).length > 0 && Date.now() < calledAt + 15_000) await sleep(200);
+    while (remoteProcesses('sleep 1000.6', sshd.user).length > 0 && performance.now() < calledAt + 15_000) await sleep(200);
     expect(remoteProcesses('sleep 1000.6', sshd.user)).toEqual([]);
-    while (watchdogsOf(pgid).length > 0 && Date.now() < calledAt + 17_000) await sleep(200);
+    while (watchdogsOf(pgid).length > 0 && performance.now() < calledAt + 17_000) await sleep(200);
     expect(watchdogsOf(pgid)).toEqual([]);
   });
 });

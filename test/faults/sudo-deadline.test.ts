@@ -63,13 +63,13 @@ describe('the host-side deadline under sudo', () => {
     const session = await connectStdio(stdioEnv(sshd, { SSH_SUDO_PASSWORD: TEST_PASSWORD }));
     const pid = session.transport.pid;
     if (pid === null) throw new Error('the stdio server has no PID');
-    const calledAt = Date.now();
+    const calledAt = performance.now();
     // The seconds in a variable: only the two sleeps' command lines then read "sleep 1000.7".
     const pending = session.client
       .callTool({ name: 'ssh_exec_command', arguments: { command: 's=1000.7; setsid sleep $s & sleep $s', timeout: 5, sudo: true } })
       .catch(() => undefined);
-    const until = Date.now() + 10_000;
-    while (processesRunning('sleep 1000.7', 'root').length < 2 && Date.now() < until) await sleep(50);
+    const until = performance.now() + 10_000;
+    while (processesRunning('sleep 1000.7', 'root').length < 2 && performance.now() < until) await sleep(50);
     expect(processesRunning('sleep 1000.7', 'root')).toHaveLength(2);
     watchdogs = rootWatchdogs().filter((watchdog) => !before.has(watchdog));
     expect(watchdogs).toHaveLength(1);
@@ -77,11 +77,11 @@ describe('the host-side deadline under sudo', () => {
     await pending;
     await session.close().catch(() => undefined);
     // The relay is dead: nothing but the host can stop the command now, and only as root.
-    while (processesRunning('sleep 1000.7', 'root').length > 0 && Date.now() < calledAt + 15_000) await sleep(200);
+    while (processesRunning('sleep 1000.7', 'root').length > 0 && performance.now() < calledAt + 15_000) await sleep(200);
     expect(processesRunning('sleep 1000.7', 'root')).toEqual([]);
     // The root watchdog does not outlive what it guards.
     const alive = (): number[] => watchdogs.filter((watchdog) => rootWatchdogs().includes(watchdog));
-    while (alive().length > 0 && Date.now() < calledAt + 17_000) await sleep(200);
+    while (alive().length > 0 && performance.now() < calledAt + 17_000) await sleep(200);
     expect(alive()).toEqual([]);
   });
 });

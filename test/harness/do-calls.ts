@@ -37,10 +37,10 @@ export function loggedDoCalls(worker: TestWorker, mark: number, tool: string): n
 
 /** Wait (up to 10 s) until `count` lines for `tool` have been logged since `mark`; whatever is there then. */
 export async function waitForDoCalls(worker: TestWorker, mark: number, tool: string, count: number): Promise<number[]> {
-  const deadline = Date.now() + 10_000;
+  const deadline = performance.now() + 10_000;
   for (;;) {
     const counts = loggedDoCalls(worker, mark, tool);
-    if (counts.length >= count || Date.now() > deadline) return counts;
+    if (counts.length >= count || performance.now() > deadline) return counts;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -275,7 +275,7 @@ export function installFakeProxmox(sshd?: TestSshd): FakeProxmox {
  */
 export async function leftoverPctTempDirs(withinMs = 10_000): Promise<string[]> {
   const list = (): string[] => readdirSync('/tmp').filter((name) => name.startsWith('mre-pct.'));
-  const until = Date.now() + withinMs;
-  while (list().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+  const until = performance.now() + withinMs;
+  while (list().length > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
   return list();
 }

@@ -245,7 +245,7 @@ function ownsListener(pid: number, port: number): boolean {
  */
 async function waitForBanner(port: number, deadline: number, exited: () => boolean, pid: number, probe = true): Promise<void> {
   let lastError = 'no attempt made';
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     if (exited()) throw new Error(`sshd exited before accepting connections (${lastError})`);
     // If another process grabbed the port between freePort() and sshd's bind,
     // a banner could come from *that* listener (e.g. a parallel test's sshd),
@@ -256,7 +256,7 @@ async function waitForBanner(port: number, deadline: number, exited: () => boole
       continue;
     }
     if (!probe) return;
-    const remaining = deadline - Date.now();
+    const remaining = deadline - performance.now();
     const result = await new Promise<string | null>((resolve) => {
       let data = '';
       const sock = createConnection({ host: '127.0.0.1', port });
@@ -449,7 +449,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       installExitHook();
 
       const ready = await Promise.race([
-        waitForBanner(port, Date.now() + READY_TIMEOUT_MS, () => exited, child.pid ?? -1, options.netns === undefined).then(
+        waitForBanner(port, performance.now() + READY_TIMEOUT_MS, () => exited, child.pid ?? -1, options.netns === undefined).then(
           () => null,
           (err: Error) => err.message,
         ),
@@ -554,9 +554,9 @@ export function remoteProcesses(pattern: string, user: string): number[] {
  * job's own timeout may thin them out a moment after.
  */
 export async function waitForProcesses(pattern: string, user: string, count: number, timeoutMs: number): Promise<number[]> {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   let seen = remoteProcesses(pattern, user);
-  while (seen.length < count && Date.now() < end) {
+  while (seen.length < count && performance.now() < end) {
     await sleep(50);
     seen = remoteProcesses(pattern, user);
   }
@@ -565,9 +565,9 @@ export async function waitForProcesses(pattern: string, user: string, count: num
 
 /** `user`'s processes matching `pattern` once none are left, or those left at the deadline. */
 export async function waitForNoProcesses(pattern: string, user: string, timeoutMs: number): Promise<number[]> {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   let seen = remoteProcesses(pattern, user);
-  while (seen.length > 0 && Date.now() < end) {
+  while (seen.length > 0 && performance.now() < end) {
     await sleep(100);
     seen = remoteProcesses(pattern, user);
   }

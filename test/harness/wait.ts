@@ -1,11 +1,15 @@
-/** Small waiting helpers for tests: bounded polling, and whether a process still exists. */
+/**
+ * Small waiting helpers for tests: bounded polling, and whether a process still exists. Deadlines
+ * are on the monotonic clock: this VM's wall clock can be stepped while a test runs, and a
+ * Date.now() deadline then ended a 10 s wait after 22 ms (a ready-shell unit test, twice).
+ */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Poll `check` every 25 ms until it holds; throw after `ms`, naming what was awaited. */
 export async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(25);
   }
 }

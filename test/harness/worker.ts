@@ -159,9 +159,9 @@ async function startWrangler(dir: string, options: WorkerOptions): Promise<TestW
 }
 
 async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
+  const until = performance.now() + timeoutMs;
   let lastError = '';
-  while (Date.now() < until) {
+  while (performance.now() < until) {
     try {
       const response = await fetch(url);
       if (response.ok) return;

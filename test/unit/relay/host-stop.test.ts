@@ -110,11 +110,11 @@ for (const shell of ['dash', 'bash']) {
       });
       await shellExited;
       try {
-        const appeared = Date.now() + 5_000;
-        while (pidsRunning(`sleep ${seconds}`).length === 0 && Date.now() < appeared) await new Promise((resolve) => setTimeout(resolve, 50));
+        const appeared = performance.now() + 5_000;
+        while (pidsRunning(`sleep ${seconds}`).length === 0 && performance.now() < appeared) await new Promise((resolve) => setTimeout(resolve, 50));
         expect(pidsRunning(`sleep ${seconds}`)).toHaveLength(1);
-        const until = Date.now() + 10_000;
-        while (pidsRunning(`sleep ${seconds}`).length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+        const until = performance.now() + 10_000;
+        while (pidsRunning(`sleep ${seconds}`).length > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
         expect(pidsRunning(`sleep ${seconds}`)).toEqual([]);
       } finally {
         for (const pid of pidsRunning(`sleep ${seconds}`)) process.kill(pid, 'SIGKILL');
@@ -128,8 +128,8 @@ for (const shell of ['dash', 'bash']) {
       const identity = parseMarker(result.stdout.slice(MARKER.length, result.stdout.indexOf(MARKER_END)));
       if (!identity) throw new Error('no marker');
       // The command ended normally; its detached child runs on (a daemon is allowed to).
-      const until = Date.now() + 5_000;
-      while (pidsRunning(`sleep ${seconds}`).length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+      const until = performance.now() + 5_000;
+      while (pidsRunning(`sleep ${seconds}`).length === 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(pidsRunning(`sleep ${seconds}`)).toHaveLength(1);
       const stop = spawnSync(shell, ['-c', stopCommand(identity, runId)], { encoding: 'utf8', timeout: 20_000 });
       expect(stop.status).toBe(0);
@@ -152,8 +152,8 @@ for (const shell of ['dash', 'bash']) {
         const started = await startDetached(shell, wrapCommand(`setsid env -i sleep ${seconds} &`, runId, 60_000));
         const identity = parseMarker(started.stdout.slice(MARKER.length, started.stdout.indexOf(MARKER_END)));
         if (!identity?.output) throw new Error(`no marker with an output pipe: ${JSON.stringify(started.stdout)}`);
-        const until = Date.now() + 5_000;
-        while (pidsRunning(`sleep ${seconds}`).length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+        const until = performance.now() + 5_000;
+        while (pidsRunning(`sleep ${seconds}`).length === 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
         expect(pidsRunning(`sleep ${seconds}`)).toHaveLength(1);
         const stop = spawnSync(shell, ['-c', stopCommand(identity, runId)], { cwd: home, encoding: 'utf8', timeout: 20_000 });
         expect(stop.status).toBe(0);

@@ -136,8 +136,8 @@ const watchdogsOf = (pgid: number): Array<{ pid: number; ppid: number; argv: str
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitUntil(check: () => boolean, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check() && Date.now() < until) await sleep(50);
+  const until = performance.now() + ms;
+  while (!check() && performance.now() < until) await sleep(50);
 }
 
 /** The processes running `sleep MARKER` (a duration no other test writes). */
@@ -181,11 +181,11 @@ describe.each(['dash', 'bash'])('a ready shell under %s', (shell) => {
     it('marks the run with the run id it was sent, and a bare `wait` in it waits for its own children only', async () => {
       const watch = readyWatchFor(30_000);
       const runId = runIdFor(watch);
-      const started = Date.now();
+      const started = performance.now();
       const ready = await runWithInput(shell, readyShellCommand(watch), [READY_PING, readyShellInput('sleep 0.2 & wait; echo "$MRE_RUN"', runId, 30_000)]);
       expect(runOutput(ready.stdout).text).toBe(`${runId}\n`);
       // A watchdog the shell waited for would hold the run until its deadline (32 s).
-      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(performance.now() - started).toBeLessThan(10_000);
     }, 20_000);
   });
 
