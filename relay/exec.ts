@@ -188,6 +188,11 @@ async function runStopScript(pool: HostChannels, client: Client, stop: StopComma
   return { swept: finished && killer.value.exit.code === 0, left: parseLeft(report) };
 }
 
+/** Whether the channel closed (`closed` settled) within `ms`. */
+function closedWithin(closed: Promise<void>, ms: number): Promise<boolean> {
+  return Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
+}
+
 /**
  * Stop a running command: TERM to its process group through the channel, and the stop script on
  * a second channel (group, marker and output-pipe holders, TERM then KILL, and a report of what is
@@ -201,8 +206,6 @@ async function stopRun(
   closed: Promise<void>,
   command: ((identity: RunIdentity) => StopCommand) | null,
 ): Promise<Stopped> {
-  const waitClosed = (ms: number): Promise<boolean> =>
-    Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref())]);
   // Where the wrapper could not name the run's output pipe (a kernel whose fdinfo has no inode), the
   // stop script reads it off the login shell, which the channel's TERM would kill first: then the
   // channel's TERM waits until the script has sent its own (or could not start). It is the lever
@@ -215,10 +218,10 @@ async function stopRun(
   if (!identity || !command || identity.output !== null) termSent();
   await Promise.race([scriptTermSent, new Promise<void>((resolve) => setTimeout(resolve, SCRIPT_TERM_WAIT_MS).unref())]);
   channel.signal('TERM');
-  let confirmed = await waitClosed(KILL_GRACE_MS + 500);
+  let confirmed = await closedWithin(closed, KILL_GRACE_MS + 500);
   if (!confirmed) {
     channel.signal('KILL');
-    confirmed = await waitClosed(CLOSE_AFTER_KILL_MS);
+    confirmed = await closedWithin(closed, CLOSE_AFTER_KILL_MS);
   }
   const { swept, left } = await sweep;
   return { confirmed, left, swept };
@@ -274,10 +277,7 @@ async function notShownStarting(
   exit: ChannelExit,
   markerCame: boolean,
 ): Promise<Outcome<ExecResultFrame>> {
-  const closedInTime = await Promise.race([
-    closed.then(() => true),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), CLOSE_AFTER_GIVE_UP_MS).unref()),
-  ]);
+  const closedInTime = await closedWithin(closed, CLOSE_AFTER_GIVE_UP_MS);
   if (!closedInTime) channel.close();
   const waited = `Host "${host}" showed nothing of the command within ${CHANNEL_OPEN_TIMEOUT_MS / 1000} s (its shell or connection stopped answering)`;
   if (closedInTime && !markerCame && exit.exited && exit.signal === 'KILL') {
