@@ -5,12 +5,23 @@
  */
 import type { ExecOperation, ExecResultFrame } from '../../shared/protocol.ts';
 import type { RelayOperations } from '../../relay/operations.ts';
-import { childrenOf, commandLine, processesUnder, type TestSshd } from './sshd.ts';
+import { childrenOf, commandLine, processesUnder, processIds, type TestSshd } from './sshd.ts';
 
-/** The ready shells under `sshd` that wait for a run: started as ready shells, with no child yet (a running one has its run's). */
+/**
+ * The ready shells under `sshd` that wait for a run: started as ready shells, with no child yet (a
+ * running one has its run's), and not a fork of one (the `$()` that starts a shell's watchdog has
+ * its command line and, for a moment, no child either, while the shell itself has it as a child).
+ */
 export function waitingShells(sshd: TestSshd): number[] {
-  return processesUnder(sshd).filter((pid) => commandLine(pid).includes('IFS= read -r mre_l') && childrenOf(pid).length === 0);
+  const isReadyShell = (pid: number): boolean => commandLine(pid).includes(READY_SHELL_TEXT);
+  return processesUnder(sshd).filter((pid) => {
+    const parent = processIds(pid)?.ppid;
+    return isReadyShell(pid) && childrenOf(pid).length === 0 && (parent === undefined || !isReadyShell(parent));
+  });
 }
+
+/** Text of every ready shell's command line (host-stop.ts readyShellCommand). */
+const READY_SHELL_TEXT = 'IFS= read -r mre_l';
 
 /** One exec on `host` as `caller` (null: none, as in stdio mode), with what it printed on stdout. */
 export async function runExec(
