@@ -5,7 +5,7 @@
  * Prints the functions with the most self time and the project's functions with the most total
  * time, per call. Not a pass/fail test; a tool for deciding what to cut.
  *
- * Run: node bench/cpu-profile.ts   (TOOL=relay_ping|ssh_exec_command, CALLS=300, MCP_CLIENT_ERA=…,
+ * Run: node bench/cpu-profile.ts   (TOOL=relay_ping|ssh_exec_command|healthz, CALLS=300, MCP_CLIENT_ERA=…,
  * PROFILE_OUT=file.cpuprofile to keep the raw profile for Chrome DevTools)
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -94,6 +94,7 @@ function summarise(profile: Profile, calls: number): string {
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   const self = new Map<string, number>();
+  const byModule = new Map<string, number>();
   const total = new Map<string, number>();
   let all = 0;
   profile.samples.forEach((sample, index) => {
@@ -102,6 +103,8 @@ function summarise(profile: Profile, calls: number): string {
     if (!node || node.callFrame.functionName === '(idle)' || node.callFrame.functionName === '(program)') return;
     all += delta;
     self.set(label(node), (self.get(label(node)) ?? 0) + delta);
+    const module = label(node).replace(/^\S+ /, '').replace(/:\d+$/, '');
+    byModule.set(module, (byModule.get(module) ?? 0) + delta);
     const seen = new Set<string>();
     for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
       const ancestor = byId.get(id);
@@ -121,6 +124,9 @@ function summarise(profile: Profile, calls: number): string {
   return [
     `busy CPU: ${(all / calls).toFixed(2)} ms per call (${calls} calls)`,
     '',
+    "self time by module (native: the runtime's own functions):",
+    ...top(byModule, 25),
+    '',
     'self time:',
     ...top(self, 40),
     '',
@@ -135,7 +141,15 @@ function summarise(profile: Profile, calls: number): string {
 const stack = await startStack({ workerVars: { MCP_REMOTE_EXEC_TEST_TOOLS: process.env.COUNTING === '0' ? 'false' : 'true' } });
 try {
   const client = await connectMcpClient(stack.worker.mcpUrl, { username: stack.worker.adminUser, password: stack.worker.adminPassword }, { era: defaultEra() });
+  const healthz = `${stack.worker.url}/healthz`;
   const call = async (): Promise<void> => {
+    // TOOL=healthz profiles the bench's platform floor (f): the same CPU a request costs before any tool.
+    if (TOOL === 'healthz') {
+      const response = await fetch(healthz);
+      await response.arrayBuffer();
+      if (!response.ok) throw new Error(`/healthz answered ${response.status}`);
+      return;
+    }
     const result = await client.client.callTool({ name: TOOL, arguments: ARGS });
     if (result.isError) throw new Error(`${TOOL} failed: ${JSON.stringify(result.content)}`);
   };

@@ -27,7 +27,11 @@
  *
  * The local Worker's Durable Object state lives in RAM where the machine has it
  * (test/harness/worker.ts localStateRoot): on disk, workerd's local SQLite syncs each commit, which
- * on this VM put about 1 ms of the local stand's own cost into every audited call.
+ * on this VM put about 1 ms of the local stand's own cost into every audited call. And wrangler dev
+ * runs without its local trace collector (scripts/wrangler-dev-env.ts), a tail Worker on the same
+ * thread that ran on every request, Durable Object call and WebSocket message: it charged a
+ * relay_ping several invocations' worth of tracing against /healthz's one, and halved workerd's CPU
+ * per relay_ping when it went.
  *
  * Run: npm run bench   (CALLS=300 by default; needs root for the test sshd, like the e2e tests)
  */

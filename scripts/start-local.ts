@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadEnvironment } from '../relay/config.ts';
 import { risksAccepted, RISK_NOTICE } from '../relay/risk.ts';
 import { ensureLocalSecrets } from './local-secrets.ts';
+import { wranglerDevEnv } from './wrangler-dev-env.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const require = createRequire(import.meta.url);
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
       cwd: root,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_SEND_ERROR_REPORTS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+      env: wranglerDevEnv(),
     },
   );
   children.push(worker);

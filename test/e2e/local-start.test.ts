@@ -72,6 +72,32 @@ describe('npm start (local mode)', () => {
     }
   });
 
+  it("serves no storage explorer on the Worker's port, even when the environment asks wrangler for one", async () => {
+    // wrangler dev's local explorer runs SQL in any Durable Object for whoever reaches the port:
+    // the team directory, with its users and policy, would be open to every process on the machine.
+    const local = startLocal({ I_ACCEPT_RISKS: '', X_LOCAL_EXPLORER: 'true', X_LOCAL_OBSERVABILITY: 'true' });
+    try {
+      await local.waitFor(/The relay was NOT started\./, 120_000);
+      const explorer = `http://127.0.0.1:${port}/cdn-cgi/local/explorer`;
+      const namespaces = await fetch(`${explorer}/api/workers/durable_objects/namespaces`);
+      const listed = await namespaces.text();
+      expect(namespaces.status).toBe(404);
+      expect(listed).not.toContain('TeamDirectory');
+      const query = await fetch(`${explorer}/api/workers/durable_objects/namespaces/mcp-remote-exec-TeamDirectory/query`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ durable_object_name: 'team', queries: [{ sql: "SELECT name FROM sqlite_master WHERE type = 'table'" }] }),
+      });
+      const answered = await query.text();
+      expect(query.status).toBe(404);
+      expect(answered).not.toContain('rows');
+      const page = await fetch(explorer);
+      expect(await page.text()).not.toContain('Local Explorer');
+    } finally {
+      await local.stop();
+    }
+  });
+
   it('runs the Worker but not the relay until the risks are accepted', async () => {
     const local = startLocal({ I_ACCEPT_RISKS: '' });
     try {

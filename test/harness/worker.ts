@@ -7,6 +7,7 @@ import { accessSync, chmodSync, constants, mkdtempSync, rmSync, statfsSync, writ
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { wranglerDevEnv } from '../../scripts/wrangler-dev-env.ts';
 import { hashPassword, sha256Hex } from '../../worker/auth/password-hash.ts';
 import { freePort } from './ports.ts';
 import { startManaged, type Managed } from './processes.ts';
@@ -40,10 +41,7 @@ export interface WorkerOptions {
 
 export function offlineWranglerEnv(): NodeJS.ProcessEnv {
   return {
-    ...process.env,
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_SEND_ERROR_REPORTS: 'false',
-    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    ...wranglerDevEnv(),
     // The banner asks the npm registry for wrangler's latest version: tests reach loopback only.
     WRANGLER_HIDE_BANNER: 'true',
     NO_COLOR: '1',
