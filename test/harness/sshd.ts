@@ -563,13 +563,39 @@ export async function waitForProcesses(pattern: string, user: string, count: num
   return seen;
 }
 
-/** `user`'s processes matching `pattern` once none are left, or those left at the deadline. */
+/** A process's start time (clock ticks since boot), or null once it is gone or a zombie. */
+function liveSince(pid: number): string | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const after = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
+    return after[0] === 'Z' ? null : (after[19] ?? null);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `user`'s processes matching `pattern` once none are left, or those left at the deadline. A
+ * process seen once is followed by its PID (and start time, against reuse) until it ends, not by its
+ * command line: that reads empty for a moment while the process execs (a shell that runs its last
+ * command in its own place, setsid handing over to its command), and a look in that moment must not
+ * count as "none left".
+ */
 export async function waitForNoProcesses(pattern: string, user: string, timeoutMs: number): Promise<number[]> {
   const end = performance.now() + timeoutMs;
-  let seen = remoteProcesses(pattern, user);
+  const followed = new Map<number, string>();
+  const left = (): number[] => {
+    for (const pid of remoteProcesses(pattern, user)) {
+      const since = liveSince(pid);
+      if (since !== null && !followed.has(pid)) followed.set(pid, since);
+    }
+    for (const [pid, since] of followed) if (liveSince(pid) !== since) followed.delete(pid);
+    return [...followed.keys()];
+  };
+  let seen = left();
   while (seen.length > 0 && performance.now() < end) {
     await sleep(100);
-    seen = remoteProcesses(pattern, user);
+    seen = left();
   }
   return seen;
 }

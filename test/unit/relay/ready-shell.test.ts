@@ -140,8 +140,16 @@ async function waitUntil(check: () => boolean, ms: number): Promise<void> {
   while (!check() && performance.now() < until) await sleep(50);
 }
 
-/** The processes running `sleep MARKER` (a duration no other test writes). */
-const sleeping = (marker: string): number[] => processesWith(`sleep ${marker}`).map((process) => process.pid);
+/**
+ * The processes running `sleep MARKER` (a duration no other test writes): sleep itself, once its
+ * exec is done. A process on its way there (`setsid sleep MARKER`) is not counted: while it execs,
+ * its command line reads empty for a moment, and a "none left" look in that moment passed a wait
+ * for the watchdog at once (CI: the run's sleep still there 44 ms into a 10 s wait).
+ */
+const sleeping = (marker: string): number[] =>
+  processesWith(`sleep ${marker}`)
+    .filter((process) => process.argv[0] === 'sleep' && process.argv[1] === marker)
+    .map((process) => process.pid);
 
 /** Waits up to `ms` for the host to have stopped every `sleep MARKER`, and says none is left. */
 async function expectStopped(marker: string, ms: number): Promise<void> {
