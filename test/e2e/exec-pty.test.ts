@@ -5,7 +5,7 @@
  */
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { remoteProcesses } from '../harness/sshd.ts';
+import { remoteProcesses, waitForNoProcesses } from '../harness/sshd.ts';
 import { startStack, textOf, type Stack } from '../harness/stack.ts';
 import { connectStdio, stdioEnv, type StdioSession } from '../harness/stdio.ts';
 
@@ -44,12 +44,7 @@ async function stdioCall(args: Record<string, unknown>, signal?: AbortSignal): P
 
 /** Poll (bounded) until no process of the test user carries `pattern`. */
 async function gone(pattern: string, withinMs = 6000): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until) {
-    if (remoteProcesses(pattern, stack.sshd.user).length === 0) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return remoteProcesses(pattern, stack.sshd.user).length === 0;
+  return (await waitForNoProcesses(pattern, stack.sshd.user, withinMs)).length === 0;
 }
 
 async function appeared(pattern: string, withinMs = 10_000): Promise<void> {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive, sleep, waitFor } from '../harness/wait.ts';
 import { Client } from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
-import { processIds, remoteProcesses, requireSshd, startSshd } from '../harness/sshd.ts';
+import { processIds, remoteProcesses, requireSshd, startSshd, waitForNoProcesses } from '../harness/sshd.ts';
 import type { TestSshd } from '../harness/sshd.ts';
 
 const STEP_MS = 5_000;
@@ -234,7 +234,7 @@ describe('sshd test fixture', () => {
         expect(ids).toMatchObject({ pgid: pid, sid: pid });
 
         process.kill(pid, 'SIGKILL');
-        await waitFor(() => remoteProcesses('sleep 37.5', sshd.user).length === 0, STEP_MS, 'sleep 37.5 to disappear');
+        expect(await waitForNoProcesses('sleep 37.5', sshd.user, STEP_MS), 'sleep 37.5 to disappear').toEqual([]);
         await withTimeout(closed, STEP_MS, 'channel close after kill');
       } finally {
         // If an assertion failed first, don't leave the sleep behind for later tests.

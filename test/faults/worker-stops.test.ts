@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminApi } from '../harness/admin-api.ts';
-import { remoteProcesses } from '../harness/sshd.ts';
+import { remoteProcesses, waitForNoProcesses } from '../harness/sshd.ts';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { localStateRoot, startWorker, type TestWorker } from '../harness/worker.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -63,7 +63,7 @@ describe('the Worker stops during a call', () => {
     await call;
 
     // Nobody can learn this command's outcome any more: the relay stops it rather than leave it running.
-    await waitFor(() => remoteProcesses('sleep 97', stack.sshd.user).length === 0, 15_000, 'the command outlived the Worker');
+    expect(await waitForNoProcesses('sleep 97', stack.sshd.user, 15_000), 'the command outlived the Worker').toEqual([]);
 
     restarted = await startWorker({ stateDir });
     const after = await adminApi(restarted).get('audit?tool=ssh_exec_command');
