@@ -89,6 +89,11 @@ function label(node: z.infer<typeof profileNode>): string {
   return `${node.callFrame.functionName || '(anonymous)'} ${file}:${line + 1}`;
 }
 
+/** The file part of a label (function names may hold spaces: `(garbage collector)`, `get name`). */
+function fileOf(name: string): string {
+  return name.slice(name.lastIndexOf(' ') + 1).replace(/:\d+$/, '');
+}
+
 function summarise(profile: Profile, calls: number): string {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
@@ -103,7 +108,7 @@ function summarise(profile: Profile, calls: number): string {
     if (!node || node.callFrame.functionName === '(idle)' || node.callFrame.functionName === '(program)') return;
     all += delta;
     self.set(label(node), (self.get(label(node)) ?? 0) + delta);
-    const module = label(node).replace(/^\S+ /, '').replace(/:\d+$/, '');
+    const module = fileOf(label(node));
     byModule.set(module, (byModule.get(module) ?? 0) + delta);
     const seen = new Set<string>();
     for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
@@ -131,10 +136,10 @@ function summarise(profile: Profile, calls: number): string {
     ...top(self, 40),
     '',
     'total time, project code:',
-    ...top(total, 60, (name) => /^\S+ (worker|shared)\//.test(name)),
+    ...top(total, 60, (name) => /^(worker|shared)\//.test(fileOf(name))),
     '',
     'total time, dependencies:',
-    ...top(total, 40, (name) => /^\S+ nm\//.test(name)),
+    ...top(total, 40, (name) => fileOf(name).startsWith('nm/')),
   ].join('\n');
 }
 

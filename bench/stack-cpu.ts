@@ -70,7 +70,7 @@ try {
     const after = processCpu();
     console.log(`${name}: ${(wall / CALLS).toFixed(2)} ms wall, ${(machine / CALLS).toFixed(2)} ms of machine CPU per call`);
     const used = [...after]
-      .map(([key, ms]) => [key, ms - (before.get(key) ?? ms)] as const)
+      .map(([key, ms]) => [key, ms - (before.get(key) ?? 0)] as const)
       .filter(([, ms]) => ms > 0)
       .sort((a, b) => b[1] - a[1])
       .slice(0, 6);

@@ -10,7 +10,7 @@
  *   around every check the Worker makes.
  * - Local observability (X_LOCAL_OBSERVABILITY): a trace collector, a streaming tail Worker in the
  *   same workerd, attached to every invocation: each request, Durable Object call, WebSocket message
- *   and alarm. It serves the explorer's traces view, and it is the explorer's to switch off with it.
+ *   and alarm. It feeds the explorer's traces view, but has a switch of its own, so both are forced.
  *   On the one thread that runs the Worker and all its Durable Objects locally it cost as much CPU
  *   as the Worker itself: workerd's CPU per relay_ping went from 11.1 to 6.1 ms without it on the
  *   bench VM. Deployed Workers have nothing like it on their path.

@@ -75,7 +75,7 @@ describe('npm start (local mode)', () => {
   it("serves no storage explorer on the Worker's port, even when the environment asks wrangler for one", async () => {
     // wrangler dev's local explorer runs SQL in any Durable Object for whoever reaches the port:
     // the team directory, with its users and policy, would be open to every process on the machine.
-    const local = startLocal({ I_ACCEPT_RISKS: '', X_LOCAL_EXPLORER: 'true', X_LOCAL_OBSERVABILITY: 'true' });
+    const local = startLocal({ I_ACCEPT_RISKS: '', X_LOCAL_EXPLORER: 'true' });
     try {
       await local.waitFor(/The relay was NOT started\./, 120_000);
       const explorer = `http://127.0.0.1:${port}/cdn-cgi/local/explorer`;

@@ -578,8 +578,9 @@ function liveSince(pid: number): string | null {
  * `user`'s processes matching `pattern` once none are left, or those left at the deadline. A
  * process seen once is followed by its PID (and start time, against reuse) until it ends, not by its
  * command line: that reads empty for a moment while the process execs (a shell that runs its last
- * command in its own place, setsid handing over to its command), and a look in that moment must not
- * count as "none left".
+ * command in its own place, setsid handing over to its command), and a later look in that moment must
+ * not count as "none left". Only what some look saw is followed: call it once the processes were seen
+ * running (as every caller does after starting them), not while they may all be mid-exec.
  */
 export async function waitForNoProcesses(pattern: string, user: string, timeoutMs: number): Promise<number[]> {
   const end = performance.now() + timeoutMs;

@@ -159,7 +159,14 @@ async function expectStopped(marker: string, ms: number): Promise<void> {
 
 /** What a test left running, by PID. */
 function killSleeping(marker: string): void {
-  for (const pid of sleeping(marker)) process.kill(pid, 'SIGKILL');
+  // Every stage, a sleep still on its way to exec included.
+  for (const { pid } of processesWith(`sleep ${marker}`)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // ended meanwhile
+    }
+  }
 }
 
 /** A watch for runs of 30 s, and the run id each path sends: the watch's own, or another (a watchdog of the run's own). */
