@@ -7,7 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
-function stat(pid: number): { ppid: number; cpuMs: number } | null {
+/** A process's parent and the CPU it has used so far (user + system), or null once it is gone. */
+export function processStat(pid: number): { ppid: number; cpuMs: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces) start at "state".
@@ -27,7 +28,7 @@ export function treeCpuMs(root: number): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    const info = stat(pid);
+    const info = processStat(pid);
     if (!info) continue;
     cpu.set(pid, info.cpuMs);
     children.set(info.ppid, [...(children.get(info.ppid) ?? []), pid]);

@@ -12,25 +12,24 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { connectMcpClient, defaultEra } from '../test/harness/mcp-client.ts';
 import { startStack } from '../test/harness/stack.ts';
-import { machineCpuMs } from './process-cpu.ts';
+import { PROJECT_ROOT } from '../test/harness/worker.ts';
+import { machineCpuMs, processStat } from './process-cpu.ts';
 
 const CALLS = Number(process.env.CALLS ?? 400);
-const TICK_MS = 10;
-
 /** CPU so far (ms) of every process, keyed by pid and a short name from its command line. */
 function processCpu(): Map<string, number> {
   const cpu = new Map<string, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const stat = processStat(Number(entry));
+      if (!stat) continue;
       const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const name = command
         .slice(0, 3)
-        .map((part) => part.replace(/^.*node_modules\//, '').replace(/^\/work\/[^/]+\//, ''))
+        .map((part) => part.replace(/^.*node_modules\//, '').replace(`${PROJECT_ROOT}/`, ''))
         .join(' ');
-      cpu.set(`${entry} ${name}`, (Number(fields[11]) + Number(fields[12])) * TICK_MS);
+      cpu.set(`${entry} ${name}`, stat.cpuMs);
     } catch {
       // The process ended between the listing and the read.
     }

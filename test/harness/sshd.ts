@@ -298,19 +298,25 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+/**
+ * The fields of /proc/PID/stat from the state on (field 3 is index 0), or undefined once the process
+ * is gone: the command name (field 2) may hold spaces and parentheses, the fields after its last ')' are fixed.
+ */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 /** PIDs whose parent is `ppid` (from /proc/PID/stat): for the listening sshd, one per SSH connection. */
 export function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // comm (field 2) may contain spaces and parens; fields after the last ')' are fixed.
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[1]) === ppid) out.push(Number(name));
-    } catch {
-      // The process exited while we were scanning.
-    }
+    // A process that exited while we were scanning has no fields.
+    if (/^\d+$/.test(name) && Number(statFields(Number(name))?.[1]) === ppid) out.push(Number(name));
   }
   return out;
 }
@@ -565,13 +571,8 @@ export async function waitForProcesses(pattern: string, user: string, count: num
 
 /** A process's start time (clock ticks since boot), or null once it is gone or a zombie. */
 function liveSince(pid: number): string | null {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const after = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
-    return after[0] === 'Z' ? null : (after[19] ?? null);
-  } catch {
-    return null;
-  }
+  const fields = statFields(pid);
+  return !fields || fields[0] === 'Z' ? null : (fields[19] ?? null);
 }
 
 /**
@@ -624,13 +625,8 @@ export function commandLine(pid: number): string {
 
 /** Process group and session of `pid`, from /proc (for tests about signal delivery). */
 export function processIds(pid: number): { ppid: number; pgid: number; sid: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(rest[1]), pgid: Number(rest[2]), sid: Number(rest[3]) };
-  } catch {
-    return undefined;
-  }
+  const rest = statFields(pid);
+  return rest && { ppid: Number(rest[1]), pgid: Number(rest[2]), sid: Number(rest[3]) };
 }
 
 /** The user's processes whose command line is exactly `command` (not a shell whose script mentions it). */

@@ -1,7 +1,8 @@
 /**
  * Small waiting helpers for tests: bounded polling, and whether a process still exists. Deadlines
- * are on the monotonic clock: this VM's wall clock can be stepped while a test runs, and a
- * Date.now() deadline then ended a 10 s wait after 22 ms (a ready-shell unit test, twice).
+ * are on the monotonic clock, which no adjustment of the wall clock can shorten or stretch. (The
+ * ready-shell failure first blamed on a clock step was a process read mid-exec: see
+ * sshd.ts waitForNoProcesses.)
  */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
